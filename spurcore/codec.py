@@ -1,0 +1,122 @@
+"""msgpack codec for ops: ``[type, version, field1, field2, ...]``.
+
+Invariants:
+- Fields are written positionally in the attrs field order of the op class. Nested
+  ``JobSpec`` values are written the same way, as a nested array.
+- Decoding an unknown type, or a version newer than this code knows, raises
+  ``CodecError`` naming both; nothing is guessed.
+- Older versions are upcast here and only here (``_UPCASTERS``), so the reducer only ever
+  sees the current shape of every op.
+- A batch (one replicated log entry) is a msgpack array of encoded ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import msgpack
+
+from spurcore.ops import ALL_OPS, JobSpec, JobSubmitted, Op
+
+
+class CodecError(ValueError):
+    """A record that this code cannot decode; the message names type and version."""
+
+
+_BY_TYPE: dict[int, type] = {}
+for _cls in ALL_OPS:
+    if _cls.TYPE in _BY_TYPE:  # pragma: no cover - guarded at import time
+        raise RuntimeError(f"op type number {_cls.TYPE} used twice")
+    _BY_TYPE[_cls.TYPE] = _cls
+
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in attrs.fields(cls)) for cls in (*ALL_OPS, JobSpec)
+}
+_SPEC_FIELDS = _FIELDS[JobSpec]
+
+# (type, from_version) -> function taking the field list of that version and returning the
+# field list of the next version. Empty today: every op is at version 1.
+_UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, JobSpec):
+        return [_plain(getattr(value, f)) for f in _SPEC_FIELDS]
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def op_to_list(op: Op) -> list[Any]:
+    cls = type(op)
+    return [cls.TYPE, cls.VERSION, *(_plain(getattr(op, f)) for f in _FIELDS[cls])]
+
+
+def encode_op(op: Op) -> bytes:
+    return msgpack.packb(op_to_list(op), use_bin_type=True)
+
+
+def _spec_from(value: Any) -> JobSpec:
+    if not isinstance(value, (list, tuple)) or len(value) != len(_SPEC_FIELDS):
+        raise CodecError(f"malformed JobSpec: expected {len(_SPEC_FIELDS)} fields")
+    fields = dict(zip(_SPEC_FIELDS, value, strict=True))
+    fields["argv"] = tuple(fields["argv"])
+    fields["env"] = dict(fields["env"])
+    return JobSpec(**fields)
+
+
+def op_from_list(record: Any) -> Op:
+    if not isinstance(record, (list, tuple)) or len(record) < 2:
+        raise CodecError("malformed op record: expected [type, version, ...]")
+    type_no, version = record[0], record[1]
+    cls = _BY_TYPE.get(type_no)
+    if cls is None:
+        raise CodecError(f"unknown op type {type_no!r} (version {version!r})")
+    values = list(record[2:])
+    if version > cls.VERSION:
+        raise CodecError(
+            f"op {cls.__name__} (type {type_no}) has version {version}, newer than the "
+            f"supported version {cls.VERSION}"
+        )
+    while version < cls.VERSION:
+        upcast = _UPCASTERS.get((type_no, version))
+        if upcast is None:
+            raise CodecError(f"no upcaster for op {cls.__name__} (type {type_no}) version {version}")
+        values = upcast(values)
+        version += 1
+    names = _FIELDS[cls]
+    if len(values) != len(names):
+        raise CodecError(
+            f"op {cls.__name__} (type {type_no}) version {version}: expected {len(names)} "
+            f"fields, got {len(values)}"
+        )
+    if cls is JobSubmitted:
+        values[1] = _spec_from(values[1])
+    try:
+        return cls(*[tuple(v) if isinstance(v, list) else v for v in values])
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"op {cls.__name__} (type {type_no}): {exc}") from exc
+
+
+def decode_op(data: bytes) -> Op:
+    try:
+        record = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated exception types
+        raise CodecError(f"undecodable op bytes: {exc}") from exc
+    return op_from_list(record)
+
+
+def encode_batch(ops: Iterable[Op]) -> bytes:
+    return msgpack.packb([op_to_list(op) for op in ops], use_bin_type=True)
+
+
+def decode_batch(data: bytes) -> list[Op]:
+    try:
+        records = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False)
+    except Exception as exc:
+        raise CodecError(f"undecodable batch bytes: {exc}") from exc
+    if not isinstance(records, list):
+        raise CodecError("malformed batch: expected an array of ops")
+    return [op_from_list(r) for r in records]

@@ -1,0 +1,299 @@
+"""The operation vocabulary: every change of cluster state is one of these records.
+
+Invariants:
+- Ops are frozen, slotted attrs classes named in the past tense.
+- Each op carries every input its effect depends on (times as ``at``, ids, the user, the
+  requester). ``apply`` reads nothing else.
+- ``TYPE`` numbers are never reused and never renumbered; ``VERSION`` is the schema
+  version of the op's fields. Changing a field list means a new VERSION and an upcaster in
+  ``spurcore.codec`` (the only place that knows about old versions).
+- Field order is the wire order (the codec writes fields positionally). Golden bytes in
+  ``tests/golden/ops.msgpack.hex`` pin it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import ClassVar
+
+import attrs
+
+
+class ActionKind(IntEnum):
+    """What an agent is asked to do to a job. Wire values are never reused."""
+
+    KILL = 1  # Slurm's terminate: SIGCONT, SIGTERM, KillWait, SIGKILL
+    STOP = 2  # scontrol suspend: SIGTSTP, grace, SIGSTOP
+    CONT = 3  # scontrol resume: SIGCONT
+    SIGNAL = 4  # scancel -s N (STOP/CONT by signal keep the CPUs, unlike suspend)
+
+
+class SignalTarget(IntEnum):
+    """Slurm's recipients of ``scancel -s``."""
+
+    STEPS = 0  # default: every step but not the batch shell
+    BATCH = 1  # --batch: only the batch shell
+    FULL = 2  # --full: the batch shell's whole process group, plus the steps
+
+
+class HoldKind(IntEnum):
+    NONE = 0
+    USER = 1  # JobHeldUser
+    ADMIN = 2  # JobHeldAdmin
+
+
+@attrs.frozen(slots=True)
+class JobSpec:
+    """Everything the submitter asked for. Stored verbatim in the job record."""
+
+    name: str
+    user: str
+    uid: int
+    gid: int
+    script: str | None  # None: an allocation for srun, no batch script
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+    nodes: int = 1
+    ntasks: int = 1
+    cpus_per_task: int = 1
+    mem_mb: int = 0  # per node; 0 = no explicit request
+    time_limit: int | None = None  # seconds; None = UNLIMITED
+    stdout: str = ""  # pattern (%j %x %u %N %%); "" = slurm-%j.out in cwd
+    stderr: str = ""  # "" = same as stdout
+    stdin: str = "/dev/null"
+    hold: bool = False
+    dependency: str = ""
+    partition: str = "debug"
+    account: str = ""
+    command: str = ""  # the script path, or "(null)"
+    submit_line: str = ""
+    alloc_node: str = ""
+    alloc_sid: int = 0
+
+
+@attrs.frozen(slots=True)
+class NodeRegistered:
+    TYPE: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 1
+    name: str
+    cpus: int
+    mem_mb: int
+    address: str
+    at: float
+
+
+@attrs.frozen(slots=True)
+class NodeDown:
+    TYPE: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 1
+    name: str
+    reason: str
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobSubmitted:
+    """A new job; the reducer allocates its id. ``request_id`` makes retries idempotent."""
+
+    TYPE: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 1
+    request_id: str
+    spec: JobSpec
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobStart:
+    """The scheduler's decision: run ``job_id`` on ``nodes`` (first one is the batch host)."""
+
+    TYPE: ClassVar[int] = 4
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    nodes: tuple[str, ...]
+    cpus_per_node: int
+    mem_per_node: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobLaunched:
+    """An agent's ACK of a start: the start intent for ``node`` is cleared."""
+
+    TYPE: ClassVar[int] = 5
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    node: str
+    at: float
+
+
+@attrs.frozen(slots=True)
+class StepCreated:
+    """``srun`` inside an allocation asked for a step; the reducer allocates the step id."""
+
+    TYPE: ClassVar[int] = 6
+    VERSION: ClassVar[int] = 1
+    request_id: str
+    job_id: int
+    name: str
+    argv: tuple[str, ...]
+    ntasks: int
+    node: str
+    uid: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobStepComplete:
+    TYPE: ClassVar[int] = 7
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    step_id: int
+    node: str
+    exit_code: int
+    signal: int
+    oom: bool
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobNodeComplete:
+    """The batch script (or, for an srun-created job, its only step) ended on ``node``."""
+
+    TYPE: ClassVar[int] = 8
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    node: str
+    exit_code: int
+    signal: int
+    oom: bool
+    at: float
+
+
+@attrs.frozen(slots=True)
+class ActionRequested:
+    """An intent for the agents: committed before anything is sent, cleared only by ACKs.
+
+    ``step_id`` is -1 for the whole job. The reducer allocates the action id.
+    """
+
+    TYPE: ClassVar[int] = 9
+    VERSION: ClassVar[int] = 1
+    request_id: str
+    job_id: int
+    step_id: int
+    kind: int  # ActionKind
+    signal: int
+    target: int  # SignalTarget
+    uid: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class ActionAcked:
+    TYPE: ClassVar[int] = 10
+    VERSION: ClassVar[int] = 1
+    action_id: int
+    node: str
+    status: int  # 0 = done
+    errno: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobCancelled:
+    """scancel of a job; for a pending job this is the whole story (no agent involved)."""
+
+    TYPE: ClassVar[int] = 11
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    uid: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobTimeLimitReached:
+    TYPE: ClassVar[int] = 12
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobHeld:
+    TYPE: ClassVar[int] = 13
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    uid: int
+    admin: bool
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobReleased:
+    TYPE: ClassVar[int] = 14
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    uid: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobsPurged:
+    """Terminal jobs leave the hot state (after MinJobAge); history stays in the WAL."""
+
+    TYPE: ClassVar[int] = 15
+    VERSION: ClassVar[int] = 1
+    job_ids: tuple[int, ...]
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobRequeued:
+    """scontrol requeue: a running job is terminated and goes back to PENDING."""
+
+    TYPE: ClassVar[int] = 16
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    uid: int
+    hold: bool
+    at: float
+
+
+Op = (
+    NodeRegistered
+    | NodeDown
+    | JobSubmitted
+    | JobStart
+    | JobLaunched
+    | StepCreated
+    | JobStepComplete
+    | JobNodeComplete
+    | ActionRequested
+    | ActionAcked
+    | JobCancelled
+    | JobTimeLimitReached
+    | JobHeld
+    | JobReleased
+    | JobsPurged
+    | JobRequeued
+)
+
+ALL_OPS: tuple[type, ...] = (
+    NodeRegistered,
+    NodeDown,
+    JobSubmitted,
+    JobStart,
+    JobLaunched,
+    StepCreated,
+    JobStepComplete,
+    JobNodeComplete,
+    ActionRequested,
+    ActionAcked,
+    JobCancelled,
+    JobTimeLimitReached,
+    JobHeld,
+    JobReleased,
+    JobsPurged,
+    JobRequeued,
+)

@@ -1,0 +1,631 @@
+"""``apply(state, op)``: the one place where cluster state changes.
+
+Invariants (DESIGN.md 1, 2):
+- Deterministic: no clock, random, I/O or config reads. Times come from ``op.at``; job,
+  step and action ids are allocated here from counters in the state, so every replica
+  that applies the same log allocates the same ids.
+- Never raises for a well-typed op: an op that is invalid in the current state returns a
+  ``Rejected`` (counted in ``state.rejected``) and leaves the rest of the state unchanged.
+  Duplicate reports (``JobNodeComplete``, ``JobStepComplete``, ``ActionAcked``,
+  ``JobLaunched``) are no-ops that return ``None``.
+- Job base states move only along ``TRANSITIONS``.
+- Intents: ``ActionRequested`` (and cancels, time limits, node failures, which request a
+  KILL on the job's nodes) create an ``ActionRecord`` whose pending nodes are cleared only
+  by ``ActionAcked``. ``JobStart`` records a start intent per node, cleared only by
+  ``JobLaunched``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import attrs
+
+from spurcore import exitcodes
+from spurcore.model import BATCH_STEP, ActionRecord, ClusterState, Job, JobState, Node, Step
+from spurcore.ops import (
+    ActionAcked,
+    ActionKind,
+    ActionRequested,
+    HoldKind,
+    JobCancelled,
+    JobHeld,
+    JobLaunched,
+    JobNodeComplete,
+    JobReleased,
+    JobRequeued,
+    JobsPurged,
+    JobStart,
+    JobStepComplete,
+    JobSubmitted,
+    JobTimeLimitReached,
+    NodeDown,
+    NodeRegistered,
+    Op,
+    SignalTarget,
+    StepCreated,
+)
+from spurcore.scheduler import DependencyError, could_ever_fit, parse_dependency, pending_reason
+
+SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
+REQUEUE_DELAY = 121  # Slurm: BeginTime = now + cred_expire (120 s) + 1
+
+
+@attrs.frozen(slots=True)
+class Rejected:
+    """A deterministic refusal; ``message`` is Slurm's wording where Slurm has one."""
+
+    code: str
+    message: str
+
+
+INVALID_JOB = Rejected("invalid_job_id", "Invalid job id specified")
+ALREADY_DONE = Rejected("already_done", "Job/step already completing or completed")
+JOB_PENDING = Rejected("job_pending", "Job is pending execution")
+NOT_SUSPENDED = Rejected("not_suspended", "Job is not suspended")
+NO_UPDATE = Rejected("transition_state_no_update", "Job can not be altered now, try again later")
+
+
+class Event(str, Enum):
+    START = "start"
+    CANCEL = "cancel"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    TIMEOUT = "timeout"
+    NODE_FAIL = "node_fail"
+    COMPLETE = "complete"  # the batch script ended; target decided by its exit status
+    REQUEUE = "requeue"
+
+
+_BY_STATUS = None  # marker: the target state is decided by exitcodes.final_state
+
+_S = JobState
+TRANSITIONS: dict[JobState, dict[Event, JobState | None]] = {
+    _S.PENDING: {Event.START: _S.RUNNING, Event.CANCEL: _S.CANCELLED},
+    _S.RUNNING: {
+        Event.SUSPEND: _S.SUSPENDED,
+        Event.CANCEL: _S.CANCELLED,
+        Event.TIMEOUT: _S.TIMEOUT,
+        Event.NODE_FAIL: _S.NODE_FAIL,
+        Event.COMPLETE: _BY_STATUS,
+        Event.REQUEUE: _S.PENDING,
+    },
+    _S.SUSPENDED: {
+        Event.RESUME: _S.RUNNING,
+        Event.CANCEL: _S.CANCELLED,
+        Event.NODE_FAIL: _S.NODE_FAIL,
+        Event.COMPLETE: _BY_STATUS,
+        Event.REQUEUE: _S.PENDING,
+    },
+    # Terminal states: the late batch status of a killed job only updates its ExitCode,
+    # and a finished batch job may be requeued (scontrol requeue).
+    _S.CANCELLED: {Event.REQUEUE: _S.PENDING},
+    _S.TIMEOUT: {Event.REQUEUE: _S.PENDING},
+    _S.NODE_FAIL: {Event.REQUEUE: _S.PENDING},
+    _S.COMPLETED: {Event.REQUEUE: _S.PENDING},
+    _S.FAILED: {Event.REQUEUE: _S.PENDING},
+    _S.OUT_OF_MEMORY: {Event.REQUEUE: _S.PENDING},
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, state: JobState, event: Event) -> None:
+        super().__init__(f"{event.value} is not allowed in state {state.value}")
+        self.state = state
+        self.event = event
+
+
+def check_transition(state: JobState, event: Event) -> JobState | None:
+    """The target of ``event`` from ``state``; raises InvalidTransition (changing nothing)."""
+    targets = TRANSITIONS[state]
+    if event not in targets:
+        raise InvalidTransition(state, event)
+    return targets[event]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _reject(state: ClusterState, rejection: Rejected) -> Rejected:
+    state.rejected += 1
+    return rejection
+
+
+def _new_action(
+    state: ClusterState, job: Job, step_id: int, kind: ActionKind, nodes: set[str], op_at: float,
+    uid: int, signal: int = 0, target: SignalTarget = SignalTarget.STEPS,
+) -> int:
+    action_id = state.next_action_id
+    state.next_action_id += 1
+    if nodes:
+        state.actions[action_id] = ActionRecord(
+            action_id, job.job_id, step_id, int(kind), signal, int(target), uid, op_at, set(nodes)
+        )
+    return action_id
+
+
+def _acquire(state: ClusterState, job: Job) -> None:
+    for name in job.nodes:
+        node = state.nodes.get(name)
+        if node is not None:
+            node.alloc_cpus += job.cpus_per_node
+            node.alloc_mem += job.mem_per_node
+            node.jobs.add(job.job_id)
+    job.allocated = True
+
+
+def _release(state: ClusterState, job: Job) -> None:
+    if not job.allocated:
+        return
+    for name in job.nodes:
+        node = state.nodes.get(name)
+        if node is not None:
+            node.alloc_cpus = max(0, node.alloc_cpus - job.cpus_per_node)
+            node.alloc_mem = max(0, node.alloc_mem - job.mem_per_node)
+    job.allocated = False
+
+
+def _drop_launch_intents(state: ClusterState, job: Job) -> None:
+    job.unlaunched.clear()
+    state.unlaunched.pop(job.job_id, None)
+
+
+def _maybe_finish(state: ClusterState, job: Job) -> None:
+    """Leave COMPLETING once no node still runs anything of the job."""
+    if not job.completing or job.undone:
+        return
+    job.completing = False
+    _release(state, job)
+    for name in job.nodes:
+        node = state.nodes.get(name)
+        if node is not None:
+            node.jobs.discard(job.job_id)
+    if job.state is JobState.PENDING:  # a requeued job is ready to be scheduled again
+        job.nodes = ()
+        state.pending[job.job_id] = None
+
+
+def _end_running(state: ClusterState, job: Job, new_state: JobState, at: float, uid: int) -> None:
+    """A running or suspended job is ended by the controller: terminate it everywhere."""
+    if job.state is JobState.SUSPENDED:
+        job.end_time = job.suspend_time or at
+        job.suspended_secs += at - job.suspend_time
+    else:
+        job.end_time = at
+    job.state = new_state
+    job.stopped = False
+    job.completing = True
+    _drop_launch_intents(state, job)
+    live = {n for n in job.undone if state.nodes.get(n) is not None and state.nodes[n].up}
+    job.undone = live
+    _new_action(state, job, -1, ActionKind.KILL, set(job.nodes), at, uid)
+    _maybe_finish(state, job)
+
+
+def _close_step(step: Step, raw: int | None, state_name: str, at: float) -> None:
+    step.state = state_name
+    step.exit_status = raw
+    step.end_time = at
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+def _node_registered(state: ClusterState, op: NodeRegistered) -> Any:
+    node = state.nodes.get(op.name)
+    if node is None:
+        state.nodes[op.name] = Node(op.name, op.cpus, op.mem_mb, op.address, registered_at=op.at)
+        return None
+    node.cpus, node.mem_mb, node.address = op.cpus, op.mem_mb, op.address
+    node.up, node.reason, node.registered_at = True, "", op.at
+    return None
+
+
+def _node_down(state: ClusterState, op: NodeDown) -> Any:
+    node = state.nodes.get(op.name)
+    if node is None:
+        return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {op.name}"))
+    if not node.up:
+        return None
+    node.up, node.reason, node.down_at = False, op.reason, op.at
+    for job_id in sorted(node.jobs):
+        job = state.jobs.get(job_id)
+        if job is None:
+            continue
+        job.unlaunched.discard(op.name)
+        if not job.unlaunched:
+            state.unlaunched.pop(job_id, None)
+        if job.state in (JobState.RUNNING, JobState.SUSPENDED):
+            check_transition(job.state, Event.NODE_FAIL)
+            job.reason, job.state_desc, job.failed_node = "NodeDown", "", op.name
+            job.exit_status = 1  # Slurm sets exit_code=1 raw: shown 0:1
+            for step in job.steps.values():
+                if step.state == "RUNNING" and op.name in step.nodes:
+                    _close_step(step, None, "NODE_FAIL", op.at)
+            job.undone.discard(op.name)
+            _end_running(state, job, JobState.NODE_FAIL, op.at, 0)
+        else:
+            job.undone.discard(op.name)
+            _maybe_finish(state, job)
+    return None
+
+
+def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
+    known = state.requests.get(op.request_id) if op.request_id else None
+    if known is not None:
+        return known[1]
+    spec = op.spec
+    if spec.nodes < 1 or spec.ntasks < 1 or spec.cpus_per_task < 1 or spec.ntasks < spec.nodes:
+        return _reject(state, Rejected("bad_request", "Invalid node count or task count specification"))
+    if spec.dependency:
+        try:
+            _, items = parse_dependency(spec.dependency)
+        except DependencyError:
+            return _reject(state, Rejected("dependency", "Job dependency problem"))
+        if any(dep_id >= state.next_job_id for _, dep_id in items):
+            return _reject(state, Rejected("dependency", "Job dependency problem"))
+    job_id = state.next_job_id
+    job = Job(job_id, spec, op.at, eligible_time=op.at)
+    if not could_ever_fit(state, job):
+        return _reject(
+            state, Rejected("node_config", "Requested node configuration is not available")
+        )
+    state.next_job_id += 1
+    if spec.hold:
+        job.hold = HoldKind.USER
+    state.jobs[job_id] = job
+    state.pending[job_id] = None
+    if op.request_id:
+        state.requests[op.request_id] = (job_id, job_id)
+    return job_id
+
+
+def _job_start(state: ClusterState, op: JobStart) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.state is not JobState.PENDING or job.completing or job.hold:
+        return _reject(state, Rejected("not_pending", "Job is no longer pending execution"))
+    if len(op.nodes) != job.spec.nodes or len(set(op.nodes)) != len(op.nodes):
+        return _reject(state, Rejected("bad_allocation", "Requested node configuration is not available"))
+    for name in op.nodes:
+        node = state.nodes.get(name)
+        if (
+            node is None
+            or not node.up
+            or node.cpus - node.alloc_cpus < op.cpus_per_node
+            or node.mem_mb - node.alloc_mem < op.mem_per_node
+        ):
+            return _reject(state, Rejected("resources", f"Resources not available on {name}"))
+    check_transition(job.state, Event.START)
+    job.state = JobState.RUNNING
+    job.reason, job.state_desc = "None", ""
+    job.start_time = op.at
+    job.nodes = op.nodes
+    job.cpus_per_node, job.mem_per_node = op.cpus_per_node, op.mem_per_node
+    job.unlaunched = set(op.nodes)
+    job.undone = set(op.nodes)
+    job.node_reported = False
+    job.exit_status = None
+    _acquire(state, job)
+    del state.pending[job.job_id]
+    state.unlaunched[job.job_id] = None
+    if job.spec.script is not None:
+        job.steps[BATCH_STEP] = Step(
+            job.job_id, BATCH_STEP, "batch", (), 1, (op.nodes[0],), "RUNNING", op.at, uid=job.spec.uid
+        )
+    return None
+
+
+def _job_launched(state: ClusterState, op: JobLaunched) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if op.node not in job.unlaunched:
+        return None  # duplicate ACK, or the intent was dropped by a cancel
+    job.unlaunched.discard(op.node)
+    if not job.unlaunched:
+        state.unlaunched.pop(job.job_id, None)
+    return None
+
+
+def _step_created(state: ClusterState, op: StepCreated) -> Any:
+    known = state.requests.get(op.request_id) if op.request_id else None
+    if known is not None:
+        return known[1]
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.state is JobState.PENDING:
+        return _reject(state, JOB_PENDING)
+    if job.state is not JobState.RUNNING or job.completing:
+        return _reject(state, ALREADY_DONE)
+    node = op.node or job.batch_host
+    if node not in job.nodes:
+        return _reject(state, Rejected("bad_node", f"Node {node} is not part of job {job.job_id}"))
+    step_id = job.next_step_id
+    job.next_step_id += 1
+    job.steps[step_id] = Step(job.job_id, step_id, op.name, op.argv, op.ntasks, (node,), "RUNNING", op.at, uid=op.uid)
+    if op.request_id:
+        state.requests[op.request_id] = (job.job_id, step_id)
+    return step_id
+
+
+def _job_step_complete(state: ClusterState, op: JobStepComplete) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    step = job.steps.get(op.step_id)
+    if step is None:
+        return _reject(state, Rejected("invalid_step", f"Job step {op.job_id}.{op.step_id} not found"))
+    if step.state != "RUNNING":
+        return None  # duplicate report
+    raw = exitcodes.SIG_OOM if op.oom else exitcodes.raw_status(op.exit_code, op.signal)
+    _close_step(step, raw, exitcodes.step_state(raw, op.oom), op.at)
+    job.derived_ec = exitcodes.derive(job.derived_ec, raw, op.oom)
+    return None
+
+
+def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if op.node != job.batch_host:
+        return _reject(state, Rejected("bad_node", f"Node {op.node} is not the batch host of job {job.job_id}"))
+    if job.node_reported:
+        return None  # duplicate report
+    job.node_reported = True
+    raw = exitcodes.SIG_OOM if op.oom else exitcodes.raw_status(op.exit_code, op.signal)
+    batch = job.steps.get(BATCH_STEP)
+    if batch is not None and batch.state == "RUNNING":
+        _close_step(batch, raw, exitcodes.step_state(raw, op.oom), op.at)
+    job.unlaunched.discard(op.node)
+    if not job.unlaunched:
+        state.unlaunched.pop(job.job_id, None)
+    if job.state in (JobState.RUNNING, JobState.SUSPENDED):
+        check_transition(job.state, Event.COMPLETE)
+        name, reason, desc = exitcodes.final_state(raw, op.oom)
+        if job.state is JobState.SUSPENDED:
+            job.suspended_secs += op.at - job.suspend_time
+        job.state, job.reason, job.state_desc = JobState(name), reason, desc
+        job.exit_status = raw
+        job.end_time = op.at
+        job.stopped = False
+        job.undone.discard(op.node)
+        job.completing = True
+        if job.undone:  # other nodes of the job: terminate whatever still runs there
+            _new_action(state, job, -1, ActionKind.KILL, set(job.undone), op.at, 0)
+        _drop_launch_intents(state, job)
+        _maybe_finish(state, job)
+        return None
+    if job.terminal:
+        # Already ended by the controller (cancel, time limit, node failure): Slurm only
+        # fills in the shell's status, typically 0:15.
+        if not job.exit_status:
+            job.exit_status = raw
+        job.undone.discard(op.node)
+        _maybe_finish(state, job)
+        return None
+    return _reject(state, JOB_PENDING)
+
+
+def _cancel_pending(state: ClusterState, job: Job, uid: int, at: float) -> None:
+    check_transition(job.state, Event.CANCEL)
+    job.reason = pending_reason(state, job.job_id, at)
+    job.state = JobState.CANCELLED
+    job.start_time = job.end_time = at
+    job.exit_status = 0
+    job.requid = uid
+    state.pending.pop(job.job_id, None)
+
+
+def _cancel(state: ClusterState, job: Job, uid: int, at: float) -> Any:
+    if job.state is JobState.PENDING and not job.completing:
+        _cancel_pending(state, job, uid, at)
+        return 0
+    if job.state in (JobState.RUNNING, JobState.SUSPENDED):
+        check_transition(job.state, Event.CANCEL)
+        job.requid = uid
+        _end_running(state, job, JobState.CANCELLED, at, uid)
+        return state.next_action_id - 1
+    return _reject(state, ALREADY_DONE)
+
+
+def _action_requested(state: ClusterState, op: ActionRequested) -> Any:
+    known = state.requests.get(op.request_id) if op.request_id else None
+    if known is not None:
+        return known[1]
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    kind = ActionKind(op.kind)
+    result: Any
+    if op.step_id >= 0:
+        step = job.steps.get(op.step_id)
+        if step is None:
+            return _reject(state, Rejected("invalid_step", f"Job step {op.job_id}.{op.step_id} not found"))
+        if step.state != "RUNNING" or job.terminal:
+            return _reject(state, ALREADY_DONE)
+        if kind not in (ActionKind.KILL, ActionKind.SIGNAL):
+            return _reject(state, NO_UPDATE)
+        result = _new_action(
+            state, job, op.step_id, kind, set(step.nodes), op.at, op.uid, op.signal, SignalTarget(op.target)
+        )
+    elif kind is ActionKind.KILL or (
+        kind is ActionKind.SIGNAL and op.signal == SIGKILL and op.target == SignalTarget.STEPS
+    ):
+        result = _cancel(state, job, op.uid, op.at)
+    elif job.terminal or job.completing:
+        return _reject(state, ALREADY_DONE)
+    elif job.state is JobState.PENDING:
+        return _reject(state, JOB_PENDING if kind is not ActionKind.SIGNAL else NO_UPDATE)
+    elif kind is ActionKind.SIGNAL:
+        if job.state is JobState.SUSPENDED:
+            return _reject(state, NO_UPDATE)
+        if op.signal == SIGSTOP:
+            job.stopped = True
+        elif op.signal == SIGCONT:
+            job.stopped = False
+        result = _new_action(
+            state, job, -1, kind, set(job.nodes), op.at, op.uid, op.signal, SignalTarget(op.target)
+        )
+    elif kind is ActionKind.STOP:
+        if job.state is not JobState.RUNNING:
+            return _reject(state, Rejected("already_suspended", "Job already suspended"))
+        check_transition(job.state, Event.SUSPEND)
+        job.state = JobState.SUSPENDED
+        job.suspend_time = op.at
+        _release(state, job)
+        result = _new_action(state, job, -1, kind, set(job.nodes), op.at, op.uid)
+    else:  # CONT
+        if job.state is not JobState.SUSPENDED:
+            return _reject(state, NOT_SUSPENDED)
+        check_transition(job.state, Event.RESUME)
+        job.state = JobState.RUNNING
+        job.suspended_secs += op.at - job.suspend_time
+        job.suspend_time = 0.0
+        _acquire(state, job)
+        result = _new_action(state, job, -1, kind, set(job.nodes), op.at, op.uid)
+    if op.request_id and not isinstance(result, Rejected):
+        state.requests[op.request_id] = (job.job_id, result)
+    return result
+
+
+def _action_acked(state: ClusterState, op: ActionAcked) -> Any:
+    record = state.actions.get(op.action_id)
+    if record is None:
+        if 0 < op.action_id < state.next_action_id:
+            return None  # every node already ACKed: a duplicate
+        return _reject(state, Rejected("invalid_action", f"Unknown action id {op.action_id}"))
+    if op.node not in record.pending:
+        return None
+    record.pending.discard(op.node)
+    record.acks[op.node] = (op.status, op.errno)
+    if not record.pending:
+        del state.actions[op.action_id]
+    job = state.jobs.get(record.job_id)
+    if job is not None and record.kind == ActionKind.KILL and record.step_id < 0 and job.completing:
+        # The agent ACKs a terminate only once nothing of the job runs on that node.
+        job.undone.discard(op.node)
+        _maybe_finish(state, job)
+    return None
+
+
+def _job_cancelled(state: ClusterState, op: JobCancelled) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    return _cancel(state, job, op.uid, op.at)
+
+
+def _job_time_limit(state: ClusterState, op: JobTimeLimitReached) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.state is not JobState.RUNNING or job.completing:
+        return _reject(state, ALREADY_DONE)
+    check_transition(job.state, Event.TIMEOUT)
+    job.reason, job.state_desc = "TimeLimit", ""
+    _end_running(state, job, JobState.TIMEOUT, op.at, 0)
+    return None
+
+
+def _job_held(state: ClusterState, op: JobHeld) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.terminal:
+        return _reject(state, ALREADY_DONE)
+    job.hold = HoldKind.ADMIN if op.admin else HoldKind.USER
+    return None
+
+
+def _job_released(state: ClusterState, op: JobReleased) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.terminal:
+        return _reject(state, ALREADY_DONE)
+    job.hold = HoldKind.NONE
+    return None
+
+
+def _jobs_purged(state: ClusterState, op: JobsPurged) -> Any:
+    purged = 0
+    for job_id in op.job_ids:
+        job = state.jobs.get(job_id)
+        if job is None or not job.terminal or job.completing:
+            continue
+        del state.jobs[job_id]
+        purged += 1
+    if purged:
+        gone = set(op.job_ids)
+        for key in [k for k, v in state.requests.items() if v[0] in gone and v[0] not in state.jobs]:
+            del state.requests[key]
+    return purged
+
+
+def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.spec.script is None:
+        return _reject(state, Rejected("batch_only", "Only batch jobs are accepted or processed"))
+    if job.state is JobState.PENDING or job.completing:
+        return _reject(state, Rejected("not_running", "Job is pending execution"))
+    check_transition(job.state, Event.REQUEUE)
+    was_running = job.state in (JobState.RUNNING, JobState.SUSPENDED)
+    if was_running:
+        _end_running(state, job, JobState.CANCELLED, op.at, op.uid)
+    job.state = JobState.PENDING
+    job.restarts += 1
+    job.submit_time = op.at
+    job.eligible_time = op.at + REQUEUE_DELAY
+    job.reason, job.state_desc, job.failed_node = "BeginTime", "", ""
+    job.requid = -1
+    job.exit_status = None
+    job.derived_ec = 0
+    job.start_time = job.end_time = 0.0
+    job.suspended_secs = 0.0
+    job.steps = {}
+    job.next_step_id = 0
+    job.hold = HoldKind.USER if op.hold else job.hold
+    if job.completing:
+        return None  # back in the queue once every node has ACKed the terminate
+    job.nodes = ()
+    state.pending[job.job_id] = None
+    return None
+
+
+_HANDLERS: dict[type, Callable[[ClusterState, Any], Any]] = {
+    NodeRegistered: _node_registered,
+    NodeDown: _node_down,
+    JobSubmitted: _job_submitted,
+    JobStart: _job_start,
+    JobLaunched: _job_launched,
+    StepCreated: _step_created,
+    JobStepComplete: _job_step_complete,
+    JobNodeComplete: _job_node_complete,
+    ActionRequested: _action_requested,
+    ActionAcked: _action_acked,
+    JobCancelled: _job_cancelled,
+    JobTimeLimitReached: _job_time_limit,
+    JobHeld: _job_held,
+    JobReleased: _job_released,
+    JobsPurged: _jobs_purged,
+    JobRequeued: _job_requeued,
+}
+
+
+def apply(state: ClusterState, op: Op) -> Any:
+    """Fold ``op`` into ``state``; returns the op's result or a ``Rejected``."""
+    handler = _HANDLERS.get(type(op))
+    if handler is None:
+        return _reject(state, Rejected("unknown_op", f"unknown op {type(op).__name__}"))
+    try:
+        return handler(state, op)
+    except InvalidTransition as exc:
+        # Handlers check transitions before mutating, so nothing has changed.
+        return _reject(state, Rejected("invalid_transition", str(exc)))

@@ -1,0 +1,156 @@
+"""Job and node *info records*: the plain dicts that renderers, ``--json`` and the
+accounting projection share (like Slurm's job_info_msg / slurmdb records).
+
+Invariants:
+- Pure: state and an explicit ``now`` in, dicts of str/int/float/None/list out.
+- Raw wait statuses stay raw here (``exit_code``, ``derived_ec``); renderers format them.
+- The same schema comes from the hot state (``job_info``) and from the SQLite history, so
+  one renderer serves squeue, scontrol, sacct and time-travel queries.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from spurcore.hostlist import compress
+from spurcore.model import BATCH_STEP, ClusterState, Job, JobState, Step
+from spurcore.ops import HoldKind
+from spurcore.scheduler import dependency_status
+
+
+def expand_pattern(pattern: str, job_id: int, name: str, user: str, node: str) -> str:
+    """Slurm's filename patterns: %j %x %u %N %% (and %A as the job id)."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "%" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            sub = {"j": str(job_id), "A": str(job_id), "x": name, "u": user, "N": node, "%": "%"}.get(nxt)
+            if sub is not None:
+                out.append(sub)
+                i += 2
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def output_paths(job: Job) -> tuple[str, str, str]:
+    """(stdout, stderr, stdin) as absolute, expanded paths."""
+    spec = job.spec
+    node = job.batch_host
+    out_pat = spec.stdout or "slurm-%j.out"
+    err_pat = spec.stderr or out_pat
+    out = expand_pattern(out_pat, job.job_id, spec.name, spec.user, node)
+    err = expand_pattern(err_pat, job.job_id, spec.name, spec.user, node)
+    return os.path.join(spec.cwd, out), os.path.join(spec.cwd, err), spec.stdin or "/dev/null"
+
+
+def run_time(job: Job, now: float) -> float:
+    """RunTime: 0 while pending, frozen while suspended, end-or-now minus start otherwise."""
+    if not job.start_time:
+        return 0.0
+    if job.state is JobState.SUSPENDED:
+        return max(0.0, job.suspend_time - job.start_time - job.suspended_secs)
+    end = job.end_time or now
+    return max(0.0, end - job.start_time - job.suspended_secs)
+
+
+def step_info(step: Step, job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "step_id": step.step_id,
+        "name": step.name,
+        "state": step.state,
+        "exit_code": step.exit_status,
+        "start_time": step.start_time,
+        "end_time": step.end_time,
+        "nodes": compress(step.nodes),
+        "node_count": len(step.nodes),
+        "ntasks": step.ntasks,
+        "cpus": job.cpus_per_node if step.step_id == BATCH_STEP else step.ntasks * job.spec.cpus_per_task,
+        "argv": list(step.argv),
+        "uid": step.uid,
+    }
+
+
+def job_info(job: Job, state: ClusterState, now: float, reason: str | None = None) -> dict[str, Any]:
+    """The record of one job. ``reason`` is the derived reason for a pending job."""
+    spec = job.spec
+    stdout, stderr, stdin = output_paths(job)
+    pending = job.state is JobState.PENDING and not job.completing
+    if pending:
+        shown_reason = reason or ("JobHeldUser" if job.hold == HoldKind.USER else "None")
+        if job.hold == HoldKind.ADMIN:
+            shown_reason = "JobHeldAdmin"
+    else:
+        shown_reason = job.state_desc or job.reason
+    _, dep_text = dependency_status(state, job)
+    time_limit = spec.time_limit
+    end_time = job.end_time
+    if not end_time and job.start_time and time_limit is not None and job.state is JobState.RUNNING:
+        end_time = job.start_time + job.suspended_secs + time_limit  # the expected end
+    return {
+        "job_id": job.job_id,
+        "name": spec.name,
+        "user": spec.user,
+        "uid": spec.uid,
+        "gid": spec.gid,
+        "state": job.display_state,
+        "base_state": job.state.value,
+        "reason": shown_reason,
+        "exit_code": job.exit_status,
+        "derived_ec": job.derived_ec,
+        "priority": 0 if job.hold else 1,
+        "hold": job.hold,
+        "submit_time": job.submit_time,
+        "eligible_time": job.eligible_time,
+        "start_time": job.start_time,
+        "end_time": end_time,
+        "suspend_time": job.suspend_time,
+        "run_time": run_time(job, now),
+        "time_limit": time_limit,
+        "partition": spec.partition,
+        "account": spec.account,
+        "nodes": compress(job.nodes),
+        "node_count": len(job.nodes) if job.nodes else spec.nodes,
+        "num_cpus": job.ncpus,
+        "num_tasks": spec.ntasks,
+        "cpus_per_task": spec.cpus_per_task,
+        "mem_mb": spec.mem_mb,
+        "dependency": dep_text,
+        "batch_flag": 1 if spec.script is not None else 0,
+        "batch_host": job.batch_host,
+        "restarts": job.restarts,
+        "requid": job.requid,
+        "failed_node": job.failed_node,
+        "command": spec.command or "(null)",
+        "submit_line": spec.submit_line,
+        "work_dir": spec.cwd,
+        "stdout": stdout if spec.script is not None else "",
+        "stderr": stderr if spec.script is not None else "",
+        "stdin": stdin if spec.script is not None else "",
+        "alloc_node": spec.alloc_node,
+        "alloc_sid": spec.alloc_sid,
+        "steps": [step_info(s, job) for s in job.steps.values()],
+    }
+
+
+def node_info(state: ClusterState, name: str) -> dict[str, Any]:
+    node = state.nodes[name]
+    return {
+        "name": node.name,
+        "state": node.display_state,
+        "cpus": node.cpus,
+        "alloc_cpus": node.alloc_cpus,
+        "mem_mb": node.mem_mb,
+        "alloc_mem": node.alloc_mem,
+        "address": node.address,
+        "reason": node.reason,
+        "registered_at": node.registered_at,
+        "down_at": node.down_at,
+        "jobs": sorted(node.jobs),
+        "partition": "debug",
+    }
