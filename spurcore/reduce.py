@@ -18,7 +18,7 @@ Invariants (DESIGN.md 1, 2):
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import attrs
@@ -68,7 +68,7 @@ NOT_SUSPENDED = Rejected("not_suspended", "Job is not suspended")
 NO_UPDATE = Rejected("transition_state_no_update", "Job can not be altered now, try again later")
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     START = "start"
     CANCEL = "cancel"
     SUSPEND = "suspend"

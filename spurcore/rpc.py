@@ -576,6 +576,8 @@ class RpcConnection:
             raise RpcTimeout(f"no reply to {method!r} within {timeout} s") from None
         finally:
             self._pending.pop(msgid, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # mark as retrieved when we left early (e.g. drain failed)
 
     def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         """Send a notification (no reply).  ConnectionFailed if the connection is closed."""
@@ -790,20 +792,30 @@ class Dispatcher:
 
 def _connection_callback(handler: Handler | None, on_notification: NotificationCallback | None,
                          on_connect: ConnectCallback | None, max_frame: int) -> Any:
-    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # A plain function, not a coroutine: asyncio would wrap a coroutine in a task whose
+    # cancellation at shutdown it reports as an error.  ``live`` keeps the connections
+    # (and so their reader tasks) strongly referenced while they are open.
+    live: set[RpcConnection] = set()
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             conn = RpcConnection(reader, writer, handler, on_notification, max_frame=max_frame)
         except Exception:
             _log().exception("rpc: cannot set up connection")
             writer.close()
             return
+        live.add(conn)
         if on_connect is not None:
             try:
                 on_connect(conn)
             except Exception:
                 _log().exception("rpc: on_connect failed for %r", conn.peer)
         conn.start()
-        await conn.closed()
+        task = conn._reader_task
+        if task is not None:
+            task.add_done_callback(lambda _t: live.discard(conn))
+        else:
+            live.discard(conn)
 
     return connected
 

@@ -150,8 +150,8 @@ def _lookup_name(name: str) -> int | None:
         return _ALIASES[upper]
     for base, sign, origin in (("RTMIN", "+", SIGRTMIN), ("RTMAX", "-", SIGRTMAX)):
         prefix = base + sign
-        if upper.startswith(prefix) and upper[len(prefix):].isdigit():
-            off = int(upper[len(prefix):])
+        if upper.startswith(prefix) and upper[len(prefix) :].isdigit():
+            off = int(upper[len(prefix) :])
             num = origin + off if sign == "+" else origin - off
             if SIGRTMIN <= num <= SIGRTMAX:
                 return num

@@ -154,3 +154,23 @@ def node_info(state: ClusterState, name: str) -> dict[str, Any]:
         "jobs": sorted(node.jobs),
         "partition": "debug",
     }
+
+
+def launch_info(job: Job, state: ClusterState, now: float) -> dict[str, Any]:
+    """What an agent needs to start ``job``: its info record plus script, env and identity."""
+    info = job_info(job, state, now)
+    spec = job.spec
+    info.update(
+        {
+            "script": spec.script,
+            "argv": list(spec.argv),
+            "env": dict(spec.env),
+            "cwd": spec.cwd,
+            "uid": spec.uid,
+            "gid": spec.gid,
+            "node_list": list(job.nodes),
+            "cpus_per_node": job.cpus_per_node,
+            "mem_per_node": job.mem_per_node,
+        }
+    )
+    return info

@@ -269,15 +269,15 @@ def test_server_calls_client(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- malformed input
 
 
-async def raw_exchange(path: str, data: bytes) -> list[Any]:
-    """Send raw bytes, collect the replies until EOF or 0.5 s of silence."""
+async def raw_exchange(path: str, data: bytes, silence: float = 0.5) -> list[Any]:
+    """Send raw bytes, collect the replies until EOF or `silence` seconds without data."""
     reader, writer = await asyncio.open_unix_connection(path)
     writer.write(data)
     await writer.drain()
     replies: list[Any] = []
     try:
         while True:
-            body = await asyncio.wait_for(rpc.read_frame(reader), 0.5)
+            body = await asyncio.wait_for(rpc.read_frame(reader), silence)
             if body is None:
                 replies.append("EOF")
                 break
@@ -344,7 +344,7 @@ def test_malformed_recoverable(tmp_path: Path, message: list[Any], text: str) ->
     async def main() -> None:
         async with await serve_unix(path, make_dispatcher()):
             good = encode_frame([0, 99, "echo", {"after": 1}])
-            replies = await raw_exchange(path, encode_frame(message) + good)
+            replies = await raw_exchange(path, encode_frame(message) + good, silence=0.2)
             assert replies[0][:2] == [1, message[1]]
             assert replies[0][2]["code"] == "bad_request" and text in replies[0][2]["message"]
             # the same connection still works

@@ -1,0 +1,295 @@
+"""Process helpers for the node agent and the job supervisor (Linux /proc based).
+
+Invariants:
+- Nothing here raises for a process that vanished while it was being looked at: a pid
+  that is gone is simply absent from the answer (races with exiting processes are normal).
+- ``start_supervisor`` never leaves a zombie in the caller: the supervisor is started
+  through a short-lived intermediate (``python -m spurd.supervisor --detach``) that forks
+  the real supervisor into its own session and exits at once; the caller reaps only the
+  intermediate. The caller must not be a child subreaper, or it inherits the supervisor.
+- ``supervisor.pid`` existing in a rundir means the supervisor's control socket is
+  accepting and the job has been forked (or ``status.json`` already says why it was not).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+SPEC_FILE = "spec.json"
+PID_FILE = "supervisor.pid"
+STATUS_FILE = "status.json"
+CTL_SOCK = "ctl.sock"
+LOG_FILE = "supervisor.log"
+
+_SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1
+
+
+class SupervisorStartError(RuntimeError):
+    """The supervisor did not come up (its log is in ``rundir/supervisor.log``)."""
+
+
+# ---------------------------------------------------------------------------- /proc
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat from the state on (index 0 = state, 1 = ppid, 2 = pgrp)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may contain spaces and parentheses: the state follows the LAST ')'.
+    end = data.rfind(b")")
+    if end < 0:
+        return None
+    return data[end + 2 :].decode("ascii", "replace").split()
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of /proc/<pid>/stat ("R", "S", "T", "Z", ...), None if gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def proc_ppid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def proc_pgid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[2]) if fields else None
+
+
+def _children_file_supported() -> bool:
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+_HAS_CHILDREN_FILE: bool | None = None
+
+
+def children(pid: int) -> set[int]:
+    """Direct children of ``pid`` (all threads), zombies included."""
+    global _HAS_CHILDREN_FILE
+    if _HAS_CHILDREN_FILE is None:
+        _HAS_CHILDREN_FILE = _children_file_supported()
+    if not _HAS_CHILDREN_FILE:
+        return _children_by_scan().get(pid, set())
+    out: set[int] = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.update(int(x) for x in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def _children_by_scan() -> dict[int, set[int]]:
+    """ppid -> children from a scan of /proc (kernels without CONFIG_PROC_CHILDREN)."""
+    tree: dict[int, set[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        ppid = proc_ppid(int(name))
+        if ppid is not None:
+            tree.setdefault(ppid, set()).add(int(name))
+    return tree
+
+
+def descendants(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (children, their children, ...), zombies included."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children(todo.pop()):
+            if child not in out and child != pid:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    state = proc_state(pid)
+    return state is not None and state != "Z"
+
+
+def signal_all(pids: Iterable[int], sig: int) -> int:
+    """Send ``sig`` to each pid; returns how many deliveries succeeded (ESRCH is ignored)."""
+    sent = 0
+    me = os.getpid()
+    for pid in pids:
+        if pid <= 0 or pid == me:
+            continue
+        try:
+            os.kill(pid, sig)
+            sent += 1
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            pass
+    return sent
+
+
+def decode_wait_status(raw: int) -> tuple[int, int]:
+    """``(exit_code, signal)`` of a raw wait status: (WEXITSTATUS, 0) or (0, WTERMSIG)."""
+    if os.WIFSIGNALED(raw):
+        return 0, os.WTERMSIG(raw)
+    if os.WIFEXITED(raw):
+        return os.WEXITSTATUS(raw), 0
+    return 0, 0  # stopped/continued: not a final status
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a tmp file and rename (fsync file and dir if durable)."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    if durable:
+        dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def read_status(rundir: str | os.PathLike[str]) -> dict | None:
+    """The supervisor's final ``status.json``, None while the job runs."""
+    try:
+        with open(os.path.join(rundir, STATUS_FILE), "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def read_supervisor_pid(rundir: str | os.PathLike[str]) -> int | None:
+    try:
+        with open(os.path.join(rundir, PID_FILE), "rb") as f:
+            return int(f.read().strip() or 0) or None
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------- agent side
+
+
+def start_supervisor(
+    rundir: str | os.PathLike[str],
+    python: str = sys.executable,
+    pass_fds: Iterable[int] = (),
+    *,
+    stdio: tuple[int, int, int] | None = None,
+    timeout: float = 10.0,
+) -> int:
+    """Start ``python -m spurd.supervisor rundir`` detached and return the supervisor's pid.
+
+    ``stdio``: fds that become the supervisor's 0, 1, 2 (for a spec with
+    ``inherit_stdio``); otherwise stdin is /dev/null and stdout/stderr go to
+    ``rundir/supervisor.log``. ``pass_fds`` are further fds kept open in the supervisor.
+    Returns once ``supervisor.pid`` exists; raises SupervisorStartError after ``timeout``.
+    """
+    rundir = os.path.abspath(os.fspath(rundir))
+    env = dict(os.environ)
+    # The supervisor must import this package whatever the caller's cwd/sys.path.
+    pkg_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
+    log_fd = os.open(os.path.join(rundir, LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        if stdio is not None:
+            std_in, std_out, std_err = stdio
+        else:
+            std_in, std_out, std_err = subprocess.DEVNULL, log_fd, log_fd
+        inter = subprocess.Popen(
+            [python, "-m", "spurd.supervisor", "--detach", rundir],
+            stdin=std_in,
+            stdout=std_out,
+            stderr=std_err,
+            pass_fds=tuple(pass_fds),
+            cwd="/",
+            env=env,
+            start_new_session=True,
+        )
+    finally:
+        os.close(log_fd)
+    deadline = time.monotonic() + timeout
+    try:
+        rc = inter.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        inter.kill()
+        inter.wait()
+        raise SupervisorStartError(f"supervisor launcher for {rundir} hung") from None
+    if rc != 0:
+        raise SupervisorStartError(f"supervisor launcher for {rundir} exited with {rc}")
+    delay = 0.002
+    while True:
+        pid = read_supervisor_pid(rundir)
+        if pid is not None:
+            return pid
+        if time.monotonic() >= deadline:
+            raise SupervisorStartError(f"no {PID_FILE} in {rundir} after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _connect(sock: socket.socket, rundir: str) -> None:
+    path = os.path.join(rundir, CTL_SOCK)
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        sock.connect(path)
+        return
+    # sun_path is short: reach the socket through an O_PATH fd of its directory.
+    dfd = os.open(rundir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{dfd}/{CTL_SOCK}")
+    finally:
+        os.close(dfd)
+
+
+def send_control(rundir: str | os.PathLike[str], msg: dict, timeout: float = 5.0) -> dict:
+    """Send one JSON request to the supervisor of ``rundir`` and return its JSON reply.
+
+    Raises OSError (FileNotFoundError/ConnectionRefusedError) when no supervisor listens
+    and TimeoutError when it does not answer within ``timeout``.
+    """
+    rundir = os.path.abspath(os.fspath(rundir))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        _connect(sock, rundir)
+        sock.sendall(json.dumps(msg).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError(errno.ECONNRESET, "supervisor closed the connection")
+            buf += chunk
+    return json.loads(buf.split(b"\n", 1)[0])
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal ``pid`` and everything below it (best effort; for cleanup paths and tests)."""
+    signal_all(descendants(pid) | {pid}, sig)
