@@ -1,0 +1,192 @@
+"""Accounting: a projection of the WAL into SQLite, and time travel by replay.
+
+Invariants:
+- The projection is derived data. It folds the WAL (archived segments first) through the
+  same reducer into a shadow state and upserts the info record of every job an op touched;
+  a job about to be purged is written just before the purge is applied. So ``sacct`` sees
+  every job and step that ever existed, long after the hot state forgot them.
+- It is rebuilt from the WAL whenever the controller starts (in the background) and caught
+  up on demand before a query answers; dropping the database file loses nothing.
+- Requeued runs keep separate rows: the key is (job id, restarts).
+- ``job_at`` replays the log up to a moment and shows the job as it was then.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from spurcore.codec import CodecError, decode_batch
+from spurcore.model import ClusterState
+from spurcore.ops import JobsPurged, JobSubmitted, NodeDown, Op
+from spurcore.reduce import apply
+from spurcore.views import job_info
+
+if TYPE_CHECKING:
+    from spurctld.service import Controller
+    from spurctld.wal import Wal
+
+log = logging.getLogger("spurctld.accounting")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER NOT NULL,
+    restarts INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    state TEXT NOT NULL,
+    submit_time REAL NOT NULL,
+    start_time REAL NOT NULL,
+    end_time REAL NOT NULL,
+    info BLOB NOT NULL,
+    PRIMARY KEY (job_id, restarts)
+);
+CREATE INDEX IF NOT EXISTS jobs_end ON jobs (end_time);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def _touched(state: ClusterState, op: Op, result: Any) -> Iterable[int]:
+    if isinstance(op, JobSubmitted):
+        return (result,) if isinstance(result, int) else ()
+    if isinstance(op, NodeDown):
+        node = state.nodes.get(op.name)
+        return sorted(node.jobs) if node else ()
+    if isinstance(op, JobsPurged):
+        return ()
+    job_id = getattr(op, "job_id", None)
+    if job_id is not None:
+        return (job_id,)
+    action_id = getattr(op, "action_id", None)
+    if action_id is not None:  # an ACK may finish a job; its job is in the action table
+        return ()
+    return ()
+
+
+class Projector:
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        self.lock = threading.Lock()
+        self.index = 0
+        self.state = ClusterState()
+        if os.path.exists(db_path):
+            os.unlink(db_path)  # derived data: always rebuilt from the WAL
+        self.db = sqlite3.connect(db_path, check_same_thread=False)
+        self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA synchronous=OFF")
+
+    def _upsert(self, job_ids: Iterable[int], now: float) -> None:
+        rows = []
+        for job_id in job_ids:
+            job = self.state.jobs.get(job_id)
+            if job is None:
+                continue
+            info = job_info(job, self.state, now)
+            rows.append((
+                job_id, job.restarts, job.spec.uid, job.spec.user, info["state"], job.submit_time,
+                job.start_time, job.end_time, msgpack.packb(info, use_bin_type=True),
+            ))
+        if rows:
+            self.db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?)", rows)
+
+    def catch_up(self, wal: Wal) -> int:
+        """Fold WAL records after ``self.index`` (only durable ones)."""
+        with self.lock:
+            limit = wal.durable_index
+            count = 0
+            for index, blob in wal.iter_records(self.index + 1):
+                if index > limit:
+                    break
+                try:
+                    ops = decode_batch(blob)
+                except CodecError:
+                    self.index = index
+                    continue
+                touched: set[int] = set()
+                last_at = 0.0
+                for op in ops:
+                    last_at = getattr(op, "at", last_at)
+                    if isinstance(op, JobsPurged):
+                        self._upsert(touched | set(op.job_ids), op.at)
+                        touched.clear()
+                    # ACKs can end a job (COMPLETING -> final): remember the job first
+                    action = getattr(op, "action_id", None)
+                    if action is not None and action in self.state.actions:
+                        touched.add(self.state.actions[action].job_id)
+                    result = apply(self.state, op)
+                    touched.update(_touched(self.state, op, result))
+                self._upsert(touched, last_at)
+                self.index = index
+                count += 1
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('index', ?)", (self.index,))
+            self.db.commit()
+            return count
+
+    def query(self, job_ids: set[int], start: float | None, end: float | None) -> list[dict[str, Any]]:
+        with self.lock:
+            if job_ids:
+                marks = ",".join("?" * len(job_ids))
+                cur = self.db.execute(
+                    f"SELECT info FROM jobs WHERE job_id IN ({marks}) ORDER BY job_id, restarts", sorted(job_ids)
+                )
+            else:
+                cur = self.db.execute("SELECT info FROM jobs ORDER BY job_id, restarts")
+            rows = [msgpack.unpackb(r[0], raw=False) for r in cur]
+        out = []
+        for info in rows:
+            if start is not None or end is not None:
+                # A job belongs to [start, end] when it was eligible or running in the window.
+                began = info["start_time"] or info["submit_time"]
+                ended = info["end_time"] or time.time()
+                if end is not None and began > end:
+                    continue
+                if start is not None and ended < start and info["state"] not in ("PENDING", "RUNNING"):
+                    continue
+            out.append(info)
+        return out
+
+
+def _projector(controller: Controller) -> Projector:
+    proj = getattr(controller, "_projector", None)
+    if proj is None:
+        assert controller.replica is not None
+        proj = Projector(os.path.join(controller.replica.dir, "accounting.sqlite"))
+        controller._projector = proj  # type: ignore[attr-defined]
+    return proj
+
+
+def history(controller: Controller, params: dict[str, Any]) -> list[dict[str, Any]]:
+    assert controller.replica is not None
+    proj = _projector(controller)
+    proj.catch_up(controller.replica.wal)
+    job_ids = {int(j) for j in params.get("job_ids") or ()}
+    start = params.get("start")
+    end = params.get("end")
+    return proj.query(job_ids, None if start is None else float(start), None if end is None else float(end))
+
+
+def job_at(controller: Controller, job_id: int, at: float) -> dict[str, Any] | None:
+    """The job as it was at ``at``: replay every durable op stamped at or before it."""
+    assert controller.replica is not None
+    wal = controller.replica.wal
+    state = ClusterState()
+    limit = wal.durable_index
+    for index, blob in wal.iter_records(1):
+        if index > limit:
+            break
+        try:
+            ops = decode_batch(blob)
+        except CodecError:
+            continue
+        for op in ops:
+            if getattr(op, "at", 0.0) <= at:
+                apply(state, op)
+    job = state.jobs.get(job_id)
+    return None if job is None else job_info(job, state, at)

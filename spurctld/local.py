@@ -1,0 +1,277 @@
+"""Run a whole cluster on one machine: replicas and agents as subprocesses on loopback.
+
+Used by ``spur local``, by this project's tests and by other projects' test suites
+(``spurcli.pytest_plugin``). Every daemon's pid is recorded in ``DIR/pids/``; stopping
+kills exactly those pids, never anything found by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spurcore.client import Client
+from spurcore.config import Config, load
+from spurcore.rpc import ConnectionFailed, RpcError, SyncClient
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def write_config(
+    directory: str | os.PathLike[str], *, replicas: int = 1, nodes: int = 1, cpus: int = 2,
+    kill_wait: float = 2.0, node_timeout: float = 10.0, min_job_age: float = 300.0,
+    extra: str = "",
+) -> Path:
+    """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster."""
+    d = Path(directory).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    secret = d / "secret"
+    if not secret.exists():
+        secret.write_text(secrets.token_hex(32) + "\n")
+        secret.chmod(0o600)
+    ports = free_ports(replicas)
+    lines = [
+        "[cluster]",
+        'name = "local"',
+        f'state_dir = "{d / "state"}"',
+        f'secret_file = "{secret}"',
+        f"kill_wait = {kill_wait}",
+        "suspend_grace = 0.5",
+        f"min_job_age = {min_job_age}",
+        f"node_timeout = {node_timeout}",
+        "heartbeat_interval = 1",
+        "",
+        "[local]",
+        f"nodes = {nodes}",
+        f"cpus = {cpus}",
+        "",
+    ]
+    # Unix socket paths are limited to 108 bytes; keep them short.
+    run = d / "run"
+    run.mkdir(exist_ok=True)
+    for i in range(replicas):
+        lines += [
+            "[[replica]]",
+            f"id = {i + 1}",
+            f'raft = "127.0.0.1:{ports[i]}"',
+            f'socket = "{run / f"ctld-{i + 1}.sock"}"',
+            "",
+        ]
+    path = d / "spur.toml"
+    path.write_text("\n".join(lines) + extra)
+    return path
+
+
+def _wait(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class LocalCluster:
+    """Handle on a loopback cluster rooted at ``directory`` (its spur.toml must exist)."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, python: str = sys.executable) -> None:
+        self.dir = Path(directory).resolve()
+        self.config_path = self.dir / "spur.toml"
+        self.config: Config = load(self.config_path)
+        self.python = python
+        self.pid_dir = self.dir / "pids"
+        self.log_dir = self.dir / "logs"
+        self.pid_dir.mkdir(exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    # --- environment -------------------------------------------------------------------
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["SPUR_CONF"] = str(self.config_path)
+        bindir = os.path.dirname(self.python)
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+        return env
+
+    def client(self, **kwargs: Any) -> Client:
+        return Client(self.config, **kwargs)
+
+    # --- daemons -----------------------------------------------------------------------
+
+    def _pid_file(self, name: str) -> Path:
+        return self.pid_dir / f"{name}.pid"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _spawn(self, name: str, args: list[str]) -> int:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            [self.python, *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=self.env, cwd=str(self.dir),
+        )
+        log.close()
+        self.procs[name] = proc
+        self._pid_file(name).write_text(str(proc.pid))
+        return proc.pid
+
+    def start_replica(self, rid: int) -> int:
+        return self._spawn(f"ctld-{rid}", ["-m", "spurctld.main", "--config", str(self.config_path), "--id", str(rid)])
+
+    def node_names(self) -> list[str]:
+        import tomllib
+
+        raw = tomllib.loads(self.config_path.read_text())
+        n = int(raw.get("local", {}).get("nodes", 1))
+        return [f"node{i + 1}" for i in range(n)]
+
+    def node_cpus(self) -> int:
+        import tomllib
+
+        raw = tomllib.loads(self.config_path.read_text())
+        return int(raw.get("local", {}).get("cpus", 2))
+
+    def start_agent(self, name: str, cpus: int | None = None) -> int:
+        cpus = self.node_cpus() if cpus is None else cpus
+        sock = self.dir / "run" / f"{name}.sock"
+        return self._spawn(
+            name,
+            ["-m", "spurd.main", "--config", str(self.config_path), "--name", name, "--cpus", str(cpus),
+             "--mem", "4096", "--socket", str(sock)],
+        )
+
+    def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+        pid = self.pid(name)
+        if pid is None:
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        proc = self.procs.get(name)
+        if proc is not None:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        else:
+            _wait(lambda: not _alive(pid), 15, f"{name} (pid {pid}) to exit")
+
+    def up(self, timeout: float = 30.0) -> None:
+        """Start whatever is not running yet, then wait for a leader and idle nodes."""
+        for r in self.config.replicas:
+            if self.pid(f"ctld-{r.id}") is None:
+                self.start_replica(r.id)
+        self.wait_leader(timeout)
+        for name in self.node_names():
+            if self.pid(name) is None:
+                self.start_agent(name)
+        self.wait_nodes(self.node_names(), timeout)
+
+    def down(self) -> None:
+        for name in self.node_names():
+            self.kill(name)
+        for r in self.config.replicas:
+            self.kill(f"ctld-{r.id}")
+
+    # --- status ------------------------------------------------------------------------
+
+    def ping(self, rid: int, timeout: float = 1.0) -> dict[str, Any] | None:
+        sock = self.config.replica(rid).socket
+        try:
+            with SyncClient.unix(sock, timeout=timeout) as c:
+                return c.call("ping", {})
+        except (RpcError, ConnectionFailed, OSError):
+            return None
+
+    def leader(self) -> int | None:
+        for r in self.config.replicas:
+            info = self.ping(r.id)
+            if info and info.get("ready"):
+                return r.id
+        return None
+
+    def wait_leader(self, timeout: float = 30.0) -> int:
+        return _wait(self.leader, timeout, "a leader")
+
+    def wait_nodes(self, names: list[str], timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            try:
+                with self.client(retry_for=1.0) as c:
+                    nodes = {n["name"]: n for n in c.call("nodes")["nodes"]}
+            except RpcError:
+                return False
+            return all(n in nodes and nodes[n]["state"] != "DOWN" for n in names)
+
+        _wait(ready, timeout, f"nodes {names} to register", interval=0.05)
+
+    def status(self) -> list[dict[str, Any]]:
+        rows = []
+        for r in self.config.replicas:
+            name = f"ctld-{r.id}"
+            info = self.ping(r.id) if self.pid(name) else None
+            role = "down" if self.pid(name) is None else ("leader" if info and info.get("leader") else "follower")
+            rows.append({"name": name, "pid": self.pid(name), "address": r.raft, "socket": r.socket, "role": role})
+        for name in self.node_names():
+            rows.append({
+                "name": name, "pid": self.pid(name), "address": str(self.dir / "run" / f"{name}.sock"),
+                "role": "agent" if self.pid(name) else "down",
+            })
+        return rows
+
+    def digests(self) -> dict[int, tuple[str, int]]:
+        out = {}
+        for r in self.config.replicas:
+            try:
+                with SyncClient.unix(r.socket, timeout=5) as c:
+                    d = c.call("digest", {})
+                out[r.id] = (d["digest"], d["applied_index"])
+            except (RpcError, OSError):
+                pass
+        return out
+
+    def write_status(self) -> None:
+        (self.dir / "status.json").write_text(json.dumps(self.status(), indent=2))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,266 @@
+"""One pysyncobj replica around the spurcore reducer, with our own durable WAL and snapshots.
+
+Invariants (DESIGN.md 3a; reference/pysyncobj-notes.md):
+- Exactly one ``@replicated`` method, ``apply_batch(blob)``, taking an encoded batch of ops,
+  so pysyncobj's method ids never change. It never raises: undecodable input and invalid
+  ops become ``Rejected`` results, identically on every replica.
+- Every applied entry is appended to the WAL (raft index + the batch bytes) inside apply;
+  the WAL is fsynced once per tick, and a client's write is answered only once its index is
+  durable (``propose``'s callback fires after the fsync).
+- Restart = newest snapshot + WAL tail, loaded before pysyncobj starts. pysyncobj then
+  re-applies its journal; entries at or below ``applied_index`` are skipped, so nothing is
+  applied twice and nothing is written to the WAL twice.
+- pysyncobj's dump file holds our msgpack snapshot (custom serializer), never pickle. A
+  corrupt snapshot or dump refuses to start (``SnapshotCorrupt``), never loads half-way.
+- ``state_lock`` guards the state: the tick thread applies under it; readers in other
+  threads take it briefly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+
+from spurcore.codec import CodecError, decode_batch
+from spurcore.config import Config
+from spurcore.model import ClusterState
+from spurcore.reduce import Rejected, apply
+from spurcore.snapshot import decode_state, encode_state
+from spurctld.wal import (
+    SnapshotCorrupt,
+    Wal,
+    load_latest_snapshot,
+    read_snapshot_file,
+    write_snapshot,
+    write_snapshot_file,
+)
+
+log = logging.getLogger("spurctld.replica")
+
+Done = Callable[[list[Any] | None, str | None], None]
+
+FAIL_NAMES = {
+    FAIL_REASON.QUEUE_FULL: "queue_full",
+    FAIL_REASON.MISSING_LEADER: "no_leader",
+    FAIL_REASON.DISCARDED: "leader_changed",
+    FAIL_REASON.NOT_LEADER: "no_leader",
+    FAIL_REASON.LEADER_CHANGED: "leader_changed",
+    FAIL_REASON.REQUEST_DENIED: "no_leader",
+}
+if hasattr(FAIL_REASON, "UNKNOWN_OUTCOME"):
+    FAIL_NAMES[FAIL_REASON.UNKNOWN_OUTCOME] = "unknown_outcome"
+
+
+def _snapshot_payload(applied_index: int, state_bytes: bytes, raft: Any) -> bytes:
+    return msgpack.packb([applied_index, state_bytes, raft], use_bin_type=True)
+
+
+def _parse_payload(payload: bytes, where: str) -> tuple[int, bytes, Any]:
+    try:
+        applied_index, state_bytes, raft = msgpack.unpackb(payload, raw=False)
+        return int(applied_index), state_bytes, raft
+    except Exception as exc:
+        raise SnapshotCorrupt(f"{where}: malformed snapshot payload: {exc}") from exc
+
+
+class Replica(SyncObj):
+    def __init__(self, config: Config, rid: int, *, on_applied: Callable[[], None] | None = None) -> None:
+        me = config.replica(rid)
+        self.config = config
+        self.rid = rid
+        self.dir = config.replica_dir(rid)
+        os.makedirs(self.dir, exist_ok=True)
+        self.state_lock = threading.RLock()
+        self.state = ClusterState()
+        self.applied_index = 0
+        self.on_applied = on_applied
+        self._durable_waiters: list[tuple[int, Done, list[Any]]] = []
+        self._waiters_lock = threading.Lock()
+        self.wal = Wal(os.path.join(self.dir, "wal"))
+        self.dump_file = os.path.join(self.dir, "raft.dump")
+        t0 = time.monotonic()
+        self._load_local()
+        log.info(
+            "replica %d: state loaded at index %d (%d jobs) in %.3f s",
+            rid, self.applied_index, len(self.state.jobs), time.monotonic() - t0,
+        )
+        conf = SyncObjConf(
+            password=config.read_secret(),
+            journalFile=os.path.join(self.dir, "raft.journal"),
+            fullDumpFile=self.dump_file,
+            serializer=self._serialize_dump,
+            deserializer=self._deserialize_dump,
+            appendEntriesUseBatch=False,
+            autoTickPeriod=0.01,
+            appendEntriesPeriod=min(0.05, config.raft_min_timeout / 4),
+            raftMinTimeout=config.raft_min_timeout,
+            raftMaxTimeout=config.raft_max_timeout,
+            connectionTimeout=max(config.raft_max_timeout, 0.5),
+            connectionRetryTime=0.3,
+            leaderFallbackTimeout=config.leader_fallback_timeout,
+            logCompactionMinEntries=config.compaction_entries,
+            logCompactionMinTime=3600 * 24 * 365,
+            logCompactionSplit=False,
+            commandsWaitLeader=True,
+            dynamicMembershipChange=False,
+            bindRetryTime=0.2,
+        )
+        others = [r.raft for r in config.replicas if r.id != rid]
+        super().__init__(me.raft, others, conf)
+        self.addOnTickCallback(self._on_tick)
+
+    # --- restart -------------------------------------------------------------------------
+
+    def _load_local(self) -> None:
+        best: tuple[int, bytes] | None = None
+        snap = load_latest_snapshot(self.dir)  # raises SnapshotCorrupt: refuse to start
+        if snap is not None:
+            _, payload = snap
+            best = _parse_payload(payload, "snapshot")[:2]
+        if os.path.exists(self.dump_file):
+            _, payload = read_snapshot_file(self.dump_file)  # raises SnapshotCorrupt
+            applied, state_bytes, _ = _parse_payload(payload, self.dump_file)
+            if best is None or applied > best[0]:
+                best = (applied, state_bytes)
+        if best is not None:
+            self.applied_index = best[0]
+            self.state = decode_state(best[1])
+        replayed = 0
+        for index, blob in self.wal.iter_records(self.applied_index + 1):
+            self._apply_blob(blob)
+            self.applied_index = index
+            replayed += 1
+        if replayed:
+            log.info("replica %d: replayed %d WAL entries", self.rid, replayed)
+
+    def _serialize_dump(self, filename: str, raft_data: Any) -> None:
+        """pysyncobj's snapshot hook (tick thread): our state, never pickle."""
+        last, prev, cluster = raft_data
+        raft = [list(last), list(prev), sorted(getattr(n, "id", str(n)) for n in cluster)]
+        with self.state_lock:
+            index = self.applied_index
+            payload = _snapshot_payload(index, encode_state(self.state), raft)
+        write_snapshot_file(filename, index, payload)
+        write_snapshot(self.dir, index, payload)
+        moved = self.wal.archive_before(index)
+        log.info("replica %d: snapshot at index %d (%d bytes), %d WAL segments archived",
+                 self.rid, index, len(payload), moved)
+
+    def _deserialize_dump(self, filename: str) -> tuple[Any, Any, Any]:
+        """Called at start-up and when a leader installs its snapshot on this follower."""
+        _, payload = read_snapshot_file(filename)
+        applied, state_bytes, raft = _parse_payload(payload, filename)
+        with self.state_lock:
+            if applied > self.applied_index:
+                self.state = decode_state(state_bytes)
+                self.applied_index = applied
+                write_snapshot(self.dir, applied, payload)
+                log.info("replica %d: installed snapshot at index %d", self.rid, applied)
+        last, prev, cluster = raft
+        return tuple(last), tuple(prev), set(cluster)
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def _apply_blob(self, blob: bytes) -> list[Any]:
+        try:
+            ops = decode_batch(blob)
+        except CodecError as exc:
+            self.state.rejected += 1
+            return [Rejected("bad_op", str(exc))]
+        results = []
+        for op in ops:
+            try:
+                results.append(apply(self.state, op))
+            except Exception as exc:  # a reducer bug: deterministic on every replica
+                log.exception("reducer raised on %r", op)
+                results.append(Rejected("internal", f"{type(exc).__name__}: {exc}"))
+        return results
+
+    @replicated
+    def apply_batch(self, blob: bytes) -> Any:
+        index = self.raftLastApplied + 1
+        try:
+            with self.state_lock:
+                if index <= self.applied_index:
+                    return (index, None)  # already in our state (WAL tail or snapshot)
+                results = self._apply_blob(blob)
+                self.applied_index = index
+                try:
+                    self.wal.append(index, blob)
+                except Exception:
+                    log.exception("WAL append failed at index %d", index)
+            if self.on_applied is not None:
+                self.on_applied()
+            return (index, results)
+        except Exception:  # never block the log
+            log.exception("apply_batch failed at index %d", index)
+            return (index, None)
+
+    def _on_tick(self) -> None:
+        if not self._durable_waiters:
+            self.wal.sync()
+            return
+        try:
+            durable = self.wal.sync()
+        except Exception:
+            log.exception("WAL sync failed")
+            return
+        with self._waiters_lock:
+            ready = [w for w in self._durable_waiters if w[0] <= durable]
+            self._durable_waiters = [w for w in self._durable_waiters if w[0] > durable]
+        for _, done, results in ready:
+            done(results, None)
+
+    def propose(self, blob: bytes, done: Done) -> None:
+        """Replicate ``blob``; ``done(results, None)`` once applied here and durable in our WAL,
+        or ``done(None, error_code)``. Called from any thread; ``done`` runs in the tick thread."""
+
+        def callback(res: Any, err: int) -> None:
+            if err != FAIL_REASON.SUCCESS:
+                done(None, FAIL_NAMES.get(err, "leader_changed"))
+                return
+            index, results = res
+            if results is None:
+                done(None, "unknown_outcome")
+                return
+            with self._waiters_lock:
+                self._durable_waiters.append((index, done, results))
+
+        self.apply_batch(blob, callback=callback)
+
+    # --- status --------------------------------------------------------------------------
+
+    @property
+    def term(self) -> int:
+        return self._getTerm()
+
+    def leader_address(self) -> str | None:
+        leader = self._getLeader()
+        return None if leader is None else getattr(leader, "id", str(leader))
+
+    def leader_ready(self) -> bool:
+        """Leader, and every entry of earlier terms is applied here (our no-op is applied)."""
+        if not self._isLeader():
+            return False
+        noop = getattr(self, "_SyncObj__noopIDx", None)
+        return noop is not None and self.raftLastApplied >= noop
+
+    def digest(self) -> tuple[str, int]:
+        from spurcore.snapshot import digest
+
+        with self.state_lock:
+            return digest(self.state), self.applied_index
+
+    def close(self) -> None:
+        try:
+            self.destroy_synchronous()
+        except Exception:
+            self.destroy()
+        self.wal.close()

@@ -1,0 +1,714 @@
+"""The controller process: RPC service, group commit, and the leader's duties.
+
+The order of work on the leader (etcd's "Ready" contract, in one place):
+  1. read state (under the lock, briefly) and ask spurcore what to do: ``schedule``,
+     time limits, node liveness, purges, ``pending_starts`` / ``pending_actions``;
+  2. propose the resulting ops and wait until they are committed and durable;
+  3. only then send to agents what state says they must still be told.
+Nothing in step 3 is remembered across a failover except what state holds: the new
+leader recomputes its to-do list from state and re-sends (agents are idempotent).
+
+Leader duties run only while this replica is the leader *and* has applied every entry of
+earlier terms; they are fenced by the term in which they were decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pwd
+import threading
+import time
+from typing import Any
+
+import attrs
+
+from spurcore import rpc
+from spurcore.codec import encode_batch
+from spurcore.config import Config
+from spurcore.intents import pending_actions, pending_starts
+from spurcore.model import COMPACT, JobState
+from spurcore.ops import (
+    ActionAcked,
+    ActionKind,
+    ActionRequested,
+    JobHeld,
+    JobLaunched,
+    JobNodeComplete,
+    JobReleased,
+    JobRequeued,
+    JobSpec,
+    JobsPurged,
+    JobStepComplete,
+    JobSubmitted,
+    JobTimeLimitReached,
+    NodeDown,
+    NodeRegistered,
+    Op,
+    SignalTarget,
+    StepCreated,
+)
+from spurcore.reduce import Rejected
+from spurcore.rpc import RpcError
+from spurcore.scheduler import pending_reasons, schedule
+from spurcore.views import job_info, launch_info, node_info
+from spurctld.replica import Replica
+
+log = logging.getLogger("spurctld")
+
+ACCESS_DENIED = RpcError("access_denied", "Access/permission denied")
+INVALID_JOB = RpcError("invalid_job_id", "Invalid job id specified")
+RESEND_AFTER = 5.0
+MAX_BATCH = 4000
+SPEC_FIELDS = {f.name for f in attrs.fields(JobSpec)}
+
+
+@attrs.frozen
+class Identity:
+    user: str
+    uid: int
+    role: str  # admin, operator, user, viewer, node
+
+    @property
+    def privileged(self) -> bool:
+        return self.role in ("admin", "operator")
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class Controller:
+    """One replica's process: the pysyncobj replica plus its asyncio RPC service."""
+
+    def __init__(self, config: Config, rid: int) -> None:
+        self.config = config
+        self.rid = rid
+        self.me = config.replica(rid)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.replica: Replica | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._servers: list[asyncio.AbstractServer] = []
+        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+        # leader memory: rebuilt from state whenever this replica becomes leader
+        self.agents: dict[str, rpc.RpcConnection] = {}
+        self._lead_term = -1
+        self._sent: dict[tuple[str, int, str], float] = {}
+        self._last_seen: dict[str, float] = {}
+        self._inflight: set[tuple[str, Any]] = set()
+        self._leader_conn: rpc.RpcConnection | None = None
+        self._leader_conn_for: str | None = None
+        self._admin_uids = {0, os.getuid()}
+        self._ready = threading.Event()
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.replica = Replica(self.config, self.rid, on_applied=self._on_applied)
+        handler = rpc.Dispatcher(self._methods())
+        if self.me.socket:
+            os.makedirs(os.path.dirname(self.me.socket), exist_ok=True)
+            self._servers.append(await rpc.serve_unix(self.me.socket, handler, on_connect=self._on_connect))
+        if self.me.rpc and self.config.tls_cert:
+            host, _, port = self.me.rpc.rpartition(":")
+            ctx = rpc.server_ssl_context(self.config.tls_cert, self.config.tls_key, self.config.tls_ca)
+            self._servers.append(await rpc.serve_tcp(host, int(port), handler, ctx, on_connect=self._on_connect))
+        self._tasks = [asyncio.create_task(self._leader_loop())]
+        self._ready.set()
+        log.info("spurctld %d serving (raft %s, socket %s, rpc %s)", self.rid, self.me.raft, self.me.socket, self.me.rpc)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in getattr(self, "_tasks", []):
+            task.cancel()
+        for server in self._servers:
+            server.close()
+        for conn in list(self.agents.values()):
+            conn.close()
+        if self._leader_conn is not None:
+            self._leader_conn.close()
+        if self.replica is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.replica.close)
+        if self.me.socket and os.path.exists(self.me.socket):
+            try:
+                os.unlink(self.me.socket)
+            except OSError:
+                pass
+
+    def _on_applied(self) -> None:  # tick thread
+        loop, wake = self.loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    def _on_connect(self, conn: rpc.RpcConnection) -> None:
+        async def forget() -> None:
+            await conn.closed()
+            name = conn.data.get("node")
+            if name and self.agents.get(name) is conn:
+                del self.agents[name]
+
+        asyncio.ensure_future(forget())
+
+    # --- group commit --------------------------------------------------------------------
+
+    def propose(self, op: Op) -> asyncio.Future[Any]:
+        """Queue ``op`` for the next replicated entry; the future gets its result."""
+        assert self.loop is not None
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self._queue.append((op, fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        assert self.replica is not None and self.loop is not None
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            futures = [f for _, f in batch]
+            if self.replica.leader_address() is None:
+                for f in futures:
+                    if not f.done():
+                        f.set_exception(RpcError("no_leader", "no leader"))
+                continue
+
+            def done(
+                results: list[Any] | None, err: str | None, futures: list = futures, loop: Any = self.loop
+            ) -> None:
+                loop.call_soon_threadsafe(self._resolve, futures, results, err)
+
+            self.replica.propose(encode_batch(op for op, _ in batch), done)
+
+    @staticmethod
+    def _resolve(futures: list[asyncio.Future[Any]], results: list[Any] | None, err: str | None) -> None:
+        for i, fut in enumerate(futures):
+            if fut.done():
+                continue
+            if err is not None or results is None:
+                fut.set_exception(RpcError(err or "unknown_outcome", err or "unknown outcome"))
+            else:
+                fut.set_result(results[i])
+
+    async def commit(self, op: Op, timeout: float = 5.0) -> Any:
+        """Propose and wait; a ``Rejected`` result becomes an RpcError with Slurm's words."""
+        try:
+            result = await asyncio.wait_for(self.propose(op), timeout)
+        except TimeoutError:
+            raise RpcError("timeout", "timed out waiting for the log to commit") from None
+        if isinstance(result, Rejected):
+            raise RpcError(result.code, result.message)
+        return result
+
+    # --- identity --------------------------------------------------------------------------
+
+    def identity(self, conn: rpc.RpcConnection) -> Identity:
+        peer = conn.peer or {}
+        if peer.get("transport") == "unix":
+            uid = int(peer.get("uid", -1))
+            if uid in self._admin_uids:
+                role = "admin"
+            elif uid in self.config.operators:
+                role = "operator"
+            else:
+                role = "user"
+            return Identity(_user_name(uid), uid, role)
+        cn, ou = peer.get("cn"), peer.get("ou")
+        if not cn:
+            raise ACCESS_DENIED
+        try:
+            uid = pwd.getpwnam(cn).pw_uid
+        except KeyError:
+            uid = -1
+        role = ou if ou in ("admin", "operator", "user", "viewer", "node") else "viewer"
+        return Identity(cn, uid, role)
+
+    def _writer(self, conn: rpc.RpcConnection) -> Identity:
+        ident = self.identity(conn)
+        if ident.role == "viewer":
+            raise ACCESS_DENIED
+        return ident
+
+    def _job_owner_check(self, ident: Identity, job_id: int) -> Any:
+        assert self.replica is not None
+        with self.replica.state_lock:
+            job = self.replica.state.jobs.get(job_id)
+        if job is None:
+            raise INVALID_JOB
+        if not ident.privileged and ident.role != "node" and job.spec.uid != ident.uid:
+            raise ACCESS_DENIED
+        return job
+
+    # --- methods -------------------------------------------------------------------------
+
+    def _methods(self) -> dict[str, Any]:
+        return {
+            "ping": self.m_ping,
+            "submit": self.m_submit,
+            "signal": self.m_signal,
+            "hold": self.m_hold,
+            "release": self.m_release,
+            "requeue": self.m_requeue,
+            "jobs": self.m_jobs,
+            "nodes": self.m_nodes,
+            "step_create": self.m_step_create,
+            "job_complete": self.m_job_complete,
+            "history": self.m_history,
+            "job_at": self.m_job_at,
+            "digest": self.m_digest,
+            "node_register": self.m_node_register,
+            "heartbeat": self.m_heartbeat,
+            "report": self.m_report,
+            "launched": self.m_launched,
+            "ack": self.m_ack,
+        }
+
+    def _endpoint_of(self, raft_addr: str | None) -> str:
+        for r in self.config.replicas:
+            if r.raft == raft_addr:
+                return r.endpoint
+        return ""
+
+    async def m_ping(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.replica is not None
+        leader = self.replica.leader_address()
+        return {
+            "id": self.rid,
+            "leader": self.replica._isLeader(),
+            "ready": self.replica.leader_ready(),
+            "term": self.replica.term,
+            "leader_endpoint": self._endpoint_of(leader),
+            "applied_index": self.replica.applied_index,
+            "pid": os.getpid(),
+        }
+
+    async def m_digest(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.replica is not None
+        digest, index = await asyncio.get_running_loop().run_in_executor(None, self.replica.digest)
+        return {"digest": digest, "applied_index": index}
+
+    def _spec_from(self, ident: Identity, raw: Any) -> JobSpec:
+        if not isinstance(raw, dict):
+            raise RpcError("bad_request", "Invalid job specification")
+        fields = {k: v for k, v in raw.items() if k in SPEC_FIELDS}
+        if not ident.privileged or "uid" not in fields:
+            fields["uid"] = ident.uid
+            fields["user"] = ident.user
+            if not ident.privileged or "gid" not in fields:
+                try:
+                    fields["gid"] = pwd.getpwuid(ident.uid).pw_gid
+                except KeyError:
+                    fields["gid"] = ident.uid
+        fields.setdefault("name", "sbatch")
+        fields.setdefault("script", None)
+        fields.setdefault("argv", ())
+        fields.setdefault("env", {})
+        fields.setdefault("cwd", "/")
+        fields["argv"] = tuple(str(a) for a in fields["argv"])
+        try:
+            spec = JobSpec(**fields)
+        except TypeError as exc:
+            raise RpcError("bad_request", f"Invalid job specification: {exc}") from None
+        int_fields = ("uid", "gid", "nodes", "ntasks", "cpus_per_task", "mem_mb", "alloc_sid")
+        if not all(isinstance(getattr(spec, f), int) for f in int_fields) or not isinstance(spec.env, dict):
+            raise RpcError("bad_request", "Invalid job specification")
+        return spec
+
+    async def m_submit(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ident = self._writer(conn)
+        spec = self._spec_from(ident, params.get("spec"))
+        job_id = await self.commit(JobSubmitted(str(params.get("request_id", "")), spec, time.time()))
+        return {"job_id": job_id}
+
+    async def m_signal(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ident = self._writer(conn)
+        job_id = int(params.get("job_id", 0))
+        kind = int(params.get("kind", ActionKind.KILL))
+        if kind not in {k.value for k in ActionKind}:
+            raise RpcError("bad_request", f"unknown action kind {kind}")
+        self._job_owner_check(ident, job_id)
+        if kind in (ActionKind.STOP, ActionKind.CONT) and not ident.privileged:
+            raise ACCESS_DENIED
+        target = int(params.get("target", SignalTarget.STEPS))
+        op = ActionRequested(
+            str(params.get("request_id", "")), job_id, int(params.get("step_id", -1)), kind,
+            int(params.get("signal", 0)), target, ident.uid, time.time(),
+        )
+        return {"action_id": await self.commit(op)}
+
+    async def m_hold(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ident = self._writer(conn)
+        job_id = int(params.get("job_id", 0))
+        self._job_owner_check(ident, job_id)
+        admin = ident.privileged and not params.get("user_hold", False)
+        await self.commit(JobHeld(job_id, ident.uid, admin, time.time()))
+        return {}
+
+    async def m_release(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ident = self._writer(conn)
+        job_id = int(params.get("job_id", 0))
+        job = self._job_owner_check(ident, job_id)
+        if job.hold == 2 and not ident.privileged:
+            raise ACCESS_DENIED
+        await self.commit(JobReleased(job_id, ident.uid, time.time()))
+        return {}
+
+    async def m_requeue(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ident = self._writer(conn)
+        job_id = int(params.get("job_id", 0))
+        self._job_owner_check(ident, job_id)
+        await self.commit(JobRequeued(job_id, ident.uid, bool(params.get("hold", False)), time.time()))
+        return {}
+
+    async def m_step_create(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ident = self._writer(conn)
+        job_id = int(params.get("job_id", 0))
+        self._job_owner_check(ident, job_id)
+        argv = tuple(str(a) for a in params.get("argv", ()))
+        op = StepCreated(
+            str(params.get("request_id", "")), job_id, str(params.get("name", argv[0] if argv else "")),
+            argv, int(params.get("ntasks", 1)), "", ident.uid, time.time(),
+        )
+        step_id = await self.commit(op)
+        assert self.replica is not None
+        with self.replica.state_lock:
+            job = self.replica.state.jobs[job_id]
+            step = job.steps.get(step_id)
+            node = step.nodes[0] if step else job.batch_host
+            agent = self.replica.state.nodes[node].address if node in self.replica.state.nodes else ""
+        return {"step_id": step_id, "node": node, "agent": agent}
+
+    async def m_job_complete(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        ident = self._writer(conn)
+        job_id = int(params.get("job_id", 0))
+        job = self._job_owner_check(ident, job_id)
+        op = JobNodeComplete(
+            job_id, job.batch_host, int(params.get("exit_code", 0)), int(params.get("signal", 0)), False, time.time()
+        )
+        await self.commit(op)
+        return {}
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def _forward_read(self, method: str, params: dict[str, Any]) -> Any:
+        """A follower answers reads through the leader, so reads see every acknowledged write."""
+        assert self.replica is not None
+        leader = self.replica.leader_address()
+        if leader is None:
+            raise RpcError("no_leader", "no leader")
+        endpoint = self._endpoint_of(leader)
+        if self._leader_conn is None or self._leader_conn.is_closed or self._leader_conn_for != endpoint:
+            if self._leader_conn is not None:
+                self._leader_conn.close()
+            try:
+                if endpoint.startswith("unix:"):
+                    self._leader_conn = await rpc.connect_unix(endpoint[5:], timeout=2.0)
+                else:
+                    host, _, port = endpoint[4:].rpartition(":")
+                    ctx = rpc.client_ssl_context(self.config.tls_cert, self.config.tls_key, self.config.tls_ca)
+                    self._leader_conn = await rpc.connect_tcp(host, int(port), ctx, timeout=2.0)
+            except RpcError:
+                raise RpcError("no_leader", "leader unreachable") from None
+            self._leader_conn_for = endpoint
+        params = dict(params)
+        params["_forwarded"] = True
+        try:
+            return await self._leader_conn.call(method, params, timeout=10.0)
+        except rpc.ConnectionFailed:
+            raise RpcError("no_leader", "leader unreachable") from None
+
+    def _read_local(self, params: dict[str, Any]) -> bool:
+        assert self.replica is not None
+        if self.replica.leader_ready():
+            return True
+        if params.get("_forwarded"):
+            raise RpcError("not_ready", "not the leader")
+        return False
+
+    async def m_jobs(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self.identity(conn)
+        if not self._read_local(params):
+            return await self._forward_read("jobs", params)
+        assert self.replica is not None
+        job_ids = {int(j) for j in params.get("job_ids") or ()}
+        users = {str(u) for u in params.get("users") or ()}
+        states = {str(s).upper() for s in params.get("states") or ()}
+        now = time.time()
+        with self.replica.state_lock:
+            state = self.replica.state
+            if job_ids:
+                jobs = [state.jobs[j] for j in sorted(job_ids) if j in state.jobs]
+            else:
+                jobs = list(state.jobs.values())
+            reasons = pending_reasons(state, now)
+            out = []
+            for job in jobs:
+                if users and job.spec.user not in users and str(job.spec.uid) not in users:
+                    continue
+                shown = job.display_state
+                if states and "ALL" not in states and shown not in states and COMPACT.get(shown) not in states:
+                    continue
+                out.append(job_info(job, state, now, reasons.get(job.job_id)))
+        return {"now": now, "jobs": out}
+
+    async def m_nodes(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self.identity(conn)
+        if not self._read_local(params):
+            return await self._forward_read("nodes", params)
+        assert self.replica is not None
+        with self.replica.state_lock:
+            nodes = [node_info(self.replica.state, n) for n in sorted(self.replica.state.nodes)]
+        return {"now": time.time(), "nodes": nodes}
+
+    async def m_history(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self.identity(conn)
+        from spurctld.accounting import history
+
+        assert self.replica is not None
+        jobs = await asyncio.get_running_loop().run_in_executor(None, history, self, params)
+        return {"jobs": jobs}
+
+    async def m_job_at(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self.identity(conn)
+        from spurctld.accounting import job_at
+
+        job = await asyncio.get_running_loop().run_in_executor(
+            None, job_at, self, int(params.get("job_id", 0)), float(params.get("at", 0))
+        )
+        if job is None:
+            raise INVALID_JOB
+        return {"job": job}
+
+    # --- agents --------------------------------------------------------------------------
+
+    def _agent(self, conn: rpc.RpcConnection) -> Identity:
+        ident = self.identity(conn)
+        if ident.role not in ("admin", "operator", "node"):
+            raise ACCESS_DENIED
+        assert self.replica is not None
+        if not self.replica._isLeader():
+            raise RpcError("not_leader", self._endpoint_of(self.replica.leader_address()))
+        return ident
+
+    async def m_node_register(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self._agent(conn)
+        assert self.replica is not None
+        name = str(params["name"])
+        cpus, mem = int(params.get("cpus", 1)), int(params.get("mem_mb", 0))
+        address = str(params.get("address", ""))
+        with self.replica.state_lock:
+            node = self.replica.state.nodes.get(name)
+            changed = node is None or not node.up or (node.cpus, node.mem_mb, node.address) != (cpus, mem, address)
+        if changed:
+            await self.commit(NodeRegistered(name, cpus, mem, address, time.time()))
+        old = self.agents.get(name)
+        if old is not None and old is not conn:
+            old.close()
+        conn.data["node"] = name
+        self.agents[name] = conn
+        self._last_seen[name] = time.monotonic()
+        # Reconciliation: jobs the agent runs that the controller has ended or forgotten.
+        with self.replica.state_lock:
+            state = self.replica.state
+            stale = []
+            for job_id in params.get("jobs") or ():
+                job = state.jobs.get(int(job_id))
+                if job is None or name not in job.nodes or (job.terminal and not job.completing):
+                    stale.append(int(job_id))
+        for job_id in stale:
+            conn.notify("kill", {"job_id": job_id})
+        for key in [k for k in self._sent if k[2] == name]:
+            del self._sent[key]
+        self._kick()
+        return {
+            "heartbeat_interval": self.config.heartbeat_interval,
+            "kill_wait": self.config.kill_wait,
+            "suspend_grace": self.config.suspend_grace,
+        }
+
+    async def m_heartbeat(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self._agent(conn)
+        self._last_seen[str(params.get("name", conn.data.get("node", "")))] = time.monotonic()
+        return {}
+
+    async def m_report(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self._agent(conn)
+        job_id = int(params["job_id"])
+        at = float(params.get("at") or time.time())
+        code, sig, oom = int(params.get("exit_code", 0)), int(params.get("signal", 0)), bool(params.get("oom"))
+        if params.get("kind") == "step":
+            op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at)
+        else:
+            op = JobNodeComplete(job_id, str(params["node"]), code, sig, oom, at)
+        result = await asyncio.wait_for(self.propose(op), 10.0)
+        if isinstance(result, Rejected):
+            log.info("report %s rejected: %s", params.get("report_id"), result.message)
+            return {"status": "rejected", "message": result.message}
+        return {"status": "committed"}
+
+    async def m_launched(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self._agent(conn)
+        await asyncio.wait_for(self.propose(JobLaunched(int(params["job_id"]), str(params["node"]), time.time())), 10.0)
+        return {}
+
+    async def m_ack(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        self._agent(conn)
+        op = ActionAcked(
+            int(params["action_id"]), str(params["node"]), int(params.get("status", 0)),
+            int(params.get("errno", 0)), time.time(),
+        )
+        await asyncio.wait_for(self.propose(op), 10.0)
+        return {}
+
+    # --- leader duties -------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _leader_loop(self) -> None:
+        assert self._wake is not None and self.replica is not None
+        last_purge = 0.0
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._wake.wait(), 0.25)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            replica = self.replica
+            if not replica.leader_ready():
+                if self._lead_term != -1:
+                    log.info("replica %d: no longer leading", self.rid)
+                    self._lead_term = -1
+                    for conn in list(self.agents.values()):
+                        conn.close()
+                    self.agents.clear()
+                continue
+            term = replica.term
+            if term != self._lead_term:
+                log.info("replica %d: leading in term %d", self.rid, term)
+                self._lead_term = term
+                self._sent.clear()
+                self._inflight.clear()
+                now_m = time.monotonic()
+                self._last_seen = {n: now_m for n in replica.state.nodes}
+            try:
+                ops = self._decide(time.time(), time.monotonic(), last_purge)
+                if any(isinstance(op, JobsPurged) for op, _ in ops):
+                    last_purge = time.monotonic()
+                for op, key in ops:
+                    self._propose_tracked(op, key, term)
+                self._dispatch(term)
+            except Exception:
+                log.exception("leader loop")
+
+    def _propose_tracked(self, op: Op, key: tuple[str, Any], term: int) -> None:
+        self._inflight.add(key)
+        fut = self.propose(op)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            self._inflight.discard(key)
+            if not f.cancelled() and f.exception() is None:
+                self._kick()
+
+        fut.add_done_callback(done)
+
+    def _decide(self, now: float, now_m: float, last_purge: float) -> list[tuple[Op, tuple[str, Any]]]:
+        assert self.replica is not None
+        ops: list[tuple[Op, tuple[str, Any]]] = []
+        with self.replica.state_lock:
+            state = self.replica.state
+            for start in schedule(state, now):
+                key = ("start", start.job_id)
+                if key not in self._inflight:
+                    ops.append((start, key))
+            seen_jobs: set[int] = set()
+            for node in state.nodes.values():
+                for job_id in node.jobs:
+                    if job_id in seen_jobs:
+                        continue
+                    seen_jobs.add(job_id)
+                    job = state.jobs.get(job_id)
+                    if (
+                        job is not None
+                        and job.state is JobState.RUNNING
+                        and not job.completing
+                        and job.spec.time_limit is not None
+                        and now >= job.start_time + job.suspended_secs + job.spec.time_limit
+                        and ("timeout", job_id) not in self._inflight
+                    ):
+                        ops.append((JobTimeLimitReached(job_id, now), ("timeout", job_id)))
+                if node.up and now_m - self._last_seen.get(node.name, now_m) > self.config.node_timeout:
+                    if ("down", node.name) not in self._inflight:
+                        ops.append((NodeDown(node.name, "Not responding", now), ("down", node.name)))
+            if now_m - last_purge > 1.0 and ("purge", 0) not in self._inflight:
+                old = [
+                    j.job_id
+                    for j in state.jobs.values()
+                    if j.terminal and not j.completing and j.end_time + self.config.min_job_age <= now
+                ][:10000]
+                if old:
+                    ops.append((JobsPurged(tuple(old), now), ("purge", 0)))
+        return ops
+
+    def _dispatch(self, term: int) -> None:
+        assert self.replica is not None
+        if not self.agents:
+            return
+        now_m = time.monotonic()
+        sends: list[tuple[rpc.RpcConnection, str, dict[str, Any]]] = []
+        with self.replica.state_lock:
+            state = self.replica.state
+            now = time.time()
+            for intent in pending_starts(state):
+                conn = self.agents.get(intent.node)
+                key = ("start", intent.job.job_id, intent.node)
+                if conn is None or now_m - self._sent.get(key, -1e9) < RESEND_AFTER:
+                    continue
+                self._sent[key] = now_m
+                sends.append((conn, "start", {"job": launch_info(intent.job, state, now), "node": intent.node}))
+            for intent in pending_actions(state):
+                conn = self.agents.get(intent.node)
+                key = ("action", intent.action.action_id, intent.node)
+                if conn is None or now_m - self._sent.get(key, -1e9) < RESEND_AFTER:
+                    continue
+                self._sent[key] = now_m
+                a = intent.action
+                sends.append((conn, "action", {
+                    "action_id": a.action_id, "job_id": a.job_id, "step_id": a.step_id, "kind": a.kind,
+                    "signal": a.signal, "target": a.target, "kill_wait": self.config.kill_wait,
+                    "suspend_grace": self.config.suspend_grace, "node": intent.node,
+                }))
+        if self.replica.term != term:
+            return  # fenced: decided in an earlier term
+        for conn, method, params in sends:
+            if not conn.is_closed:
+                conn.notify(method, params)
+        if len(self._sent) > 100000:
+            self._sent = {k: v for k, v in self._sent.items() if now_m - v < RESEND_AFTER}
+
+
+def run_in_thread(config: Config, rid: int) -> tuple[Controller, threading.Thread, asyncio.AbstractEventLoop]:
+    """Run one replica in-process on its own event loop thread (for embedding and tests)."""
+    loop = asyncio.new_event_loop()
+    controller = Controller(config, rid)
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(controller.start())
+        loop.run_forever()
+        loop.run_until_complete(controller.stop())
+        loop.close()
+
+    thread = threading.Thread(target=main, name=f"spurctld-{rid}", daemon=True)
+    thread.start()
+    controller._ready.wait(30)
+    return controller, thread, loop

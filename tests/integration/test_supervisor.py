@@ -1,0 +1,534 @@
+"""spurd.supervisor with real processes (Slurm's slurmstepd: DESIGN.md section 5,
+slurm-behaviour.md section 9).
+
+Every case that depends on process tracking runs without cgroups and, where writable,
+with the v1 (freezer + memory) and v2 hierarchies. Synchronisation is always a condition
+polled under a deadline, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import pwd
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from spurd import cgroups, procs
+from spurd.procs import read_status, send_control, start_supervisor
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc and prctl")
+
+IS_ROOT = os.geteuid() == 0
+CG_ROOT = f"spurtest-{os.getpid()}/node1"
+_job_ids = itertools.count(1000)
+T = TypeVar("T")
+
+
+def wait_for(cond: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _mode_available(mode: str) -> bool:
+    if mode == "none":
+        return True
+    try:
+        hier = cgroups.detect(mode)
+    except ValueError:
+        return False
+    if hier is None:
+        return False
+    cg = cgroups.JobCgroup(hier, cgroups.step_relpath(CG_ROOT, 0, "probe"))
+    try:
+        cg.create()
+    except OSError:
+        return False
+    cg.remove()
+    return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_cgroups() -> Iterator[None]:
+    yield
+    top = CG_ROOT.split("/")[0]
+    for mode in ("v1", "v2"):
+        hier = cgroups.detect(mode)
+        if hier is None:
+            continue
+        for base in {hier.track, hier.memory} - {None}:
+            assert base is not None
+            root = os.path.join(base, top)
+            for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
+
+
+@pytest.fixture(params=["none", "v1", "v2"])
+def cgmode(request: pytest.FixtureRequest) -> str:
+    if not _mode_available(request.param):
+        pytest.skip(f"no writable cgroup {request.param} hierarchy")
+    return str(request.param)
+
+
+@contextlib.contextmanager
+def hostile_parent_signals() -> Iterator[None]:
+    """Start supervisors the way a careless agent might: SIGINT ignored, SIGUSR1 blocked."""
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        signal.signal(signal.SIGINT, old_int)
+
+
+@dataclass
+class Job:
+    rundir: Path
+    sup_pid: int
+
+    def ctl(self, **msg: Any) -> dict[str, Any]:
+        return send_control(self.rundir, msg)
+
+    def status(self, timeout: float = 10.0) -> dict[str, Any]:
+        return wait_for(lambda: read_status(self.rundir), timeout, f"{self.rundir}/status.json")
+
+    def file(self, name: str) -> str:
+        path = self.rundir / name
+        return path.read_text() if path.exists() else ""
+
+    def pid_from(self, name: str) -> int:
+        return int(wait_for(lambda: self.file(name).strip(), what=name))
+
+    def cgroup_dirs(self) -> dict[str, Any]:
+        return json.loads(self.file("cgroup.json") or "{}")
+
+
+@pytest.fixture
+def launch(tmp_path: Path, cgmode: str) -> Iterator[Callable[..., Job]]:
+    jobs: list[Job] = []
+
+    def _launch(script: str | None = None, argv: list[str] | None = None, **overrides: Any) -> Job:
+        rundir = tmp_path / f"run{len(jobs)}"
+        rundir.mkdir()
+        if script is not None:
+            (rundir / "job.sh").write_text("#!/bin/bash\n" + script + "\n")
+            argv = ["/bin/bash", str(rundir / "job.sh")]
+        spec: dict[str, Any] = {
+            "job_id": next(_job_ids),
+            "step": "batch",
+            "argv": argv,
+            "cwd": str(rundir),
+            "env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(rundir), "FOO": "bar"},
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+            "stdin": "/dev/null",
+            "stdout": str(rundir / "out"),
+            "stderr": str(rundir / "err"),
+            "kill_wait": 30.0,
+            "suspend_grace": 0.2,
+            "mem_limit_mb": 0,
+            "cgroup_root": None if cgmode == "none" else CG_ROOT,
+            "cgroup_mode": cgmode,
+        }
+        spec.update(overrides)
+        (rundir / "spec.json").write_text(json.dumps(spec))
+        with hostile_parent_signals():
+            sup_pid = start_supervisor(rundir)
+        job = Job(rundir, sup_pid)
+        jobs.append(job)
+        return job
+
+    yield _launch
+    for job in jobs:
+        if read_status(job.rundir) is None:
+            with contextlib.suppress(OSError):
+                job.ctl(op="kill", kill_wait=0)
+            with contextlib.suppress(AssertionError):
+                job.status(timeout=5)
+        if procs.alive(job.sup_pid) and read_status(job.rundir) is None:
+            procs.kill_tree(job.sup_pid)
+    for job in jobs:
+        # Slurm removes the step cgroup when the step ends; so must we.
+        for d in (job.cgroup_dirs().get("track"), job.cgroup_dirs().get("memory")):
+            if d and read_status(job.rundir) is not None:
+                wait_for(lambda d=d: not os.path.exists(d), timeout=3, what=f"removal of {d}")
+
+
+def gone(pid: int) -> bool:
+    return procs.proc_state(pid) is None
+
+
+# ---------------------------------------------------------------------- exit status
+
+
+@pytest.mark.parametrize("code", [0, 13, 200, 137])
+def test_exit_code(launch: Callable[..., Job], code: int) -> None:
+    """status.json carries the pair (WEXITSTATUS, 0) and the raw status."""
+    job = launch(f"exit {code}")
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (code, 0)
+    assert st["wait_status"] == code << 8
+    assert st["oom"] is False
+    assert not (job.rundir / "ctl.sock").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["INT", "TERM", "SEGV", "KILL", "HUP", "PIPE", "USR1"],
+)
+def test_raised_signal(launch: Callable[..., Job], name: str) -> None:
+    """(0, sig) for a shell that signals itself. INT/HUP/PIPE are ignored by the supervisor
+    and its launcher, USR1 is blocked in the launcher: a job that inherited those would
+    survive its own kill (bash cannot reset signals ignored at entry), so this pins the
+    reset of dispositions and mask before exec."""
+    sig = signal.Signals[f"SIG{name}"]
+    job = launch(f"ulimit -c 0; kill -{name} $$; exit 0")
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (0, int(sig)), job.file("err")
+    assert st["wait_status"] & 0x7F == int(sig)
+
+
+# ---------------------------------------------------------------------- leftovers
+
+
+DAEMON = """( setsid bash -c 'trap "" TERM HUP; echo $$ > gc.pid; exec sleep 1000' & )"""
+
+
+def test_kill_reaps_setsid_grandchild(launch: Callable[..., Job], cgmode: str) -> None:
+    """A double-forked, setsid'd grandchild ignoring SIGTERM is adopted by the subreaper
+    and SIGKILLed when the main process ends (no orphan survives the step)."""
+    job = launch(f"{DAEMON}\nsleep 1000 &\necho $! > child.pid\nwait")
+    gc, child = job.pid_from("gc.pid"), job.pid_from("child.pid")
+    assert procs.alive(gc) and procs.alive(child)
+    wait_for(lambda: procs.proc_ppid(gc) == job.sup_pid, what="grandchild reparented to the supervisor")
+    assert procs.proc_pgid(gc) != procs.proc_pgid(child)  # escaped the job's process group
+    track = job.cgroup_dirs().get("track")
+    if cgmode != "none":
+        assert track is not None
+        members = {int(p) for p in Path(track, "cgroup.procs").read_text().split()}
+        assert {gc, child} <= members
+    t0 = time.monotonic()
+    assert job.ctl(op="kill", kill_wait=20) == {"ok": True}
+    st = job.status()
+    assert time.monotonic() - t0 < 5  # main died on SIGTERM: leftovers are not waited for
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGTERM)
+    assert gone(gc) and gone(child)
+    if track:
+        assert not os.path.exists(track)
+
+
+def test_exit_kills_daemonized_grandchild(launch: Callable[..., Job]) -> None:
+    """Slurm ends the batch step with the script: a daemon it left is killed."""
+    job = launch(f"{DAEMON}\nwhile [ ! -s gc.pid ]; do sleep 0.01; done\nexit 0")
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (0, 0)
+    gc = int(job.file("gc.pid"))
+    assert gone(gc)
+
+
+def test_kill_wait_then_sigkill(launch: Callable[..., Job]) -> None:
+    """Slurm's terminate: SIGCONT, SIGTERM, KillWait, SIGKILL. A TERM-trapping script is
+    SIGKILLed once KillWait (1 s) has passed."""
+    job = launch("trap 'echo got TERM' TERM\necho $$ > main.pid\nwhile :; do sleep 0.1; done")
+    job.pid_from("main.pid")
+    t0 = time.monotonic()
+    assert job.ctl(op="kill", kill_wait=1) == {"ok": True}
+    assert job.ctl(op="status")["killing"] is True  # the control loop still answers
+    st = job.status()
+    elapsed = time.monotonic() - t0
+    assert 0.9 <= elapsed <= 3.0
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGKILL)
+    assert "got TERM" in job.file("out")
+
+
+def test_supervisor_sigterm_terminates_job(launch: Callable[..., Job]) -> None:
+    """SIGTERM to the supervisor runs the terminate sequence (the job dies with it)."""
+    job = launch("echo $$ > main.pid\nsleep 1000")
+    main = job.pid_from("main.pid")
+    os.kill(job.sup_pid, signal.SIGTERM)
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGTERM)
+    assert gone(main)
+
+
+# ---------------------------------------------------------------------- suspend
+
+
+SUSPENDABLE = "sleep 1000 &\necho $! > bg.pid\necho $$ > main.pid\nwhile :; do sleep 0.05; done"
+
+
+def _states(job: Job) -> dict[int, str | None]:
+    return {p: procs.proc_state(p) for p in job.ctl(op="status")["pids"]}
+
+
+def test_suspend_resume(launch: Callable[..., Job]) -> None:
+    """scontrol suspend: SIGTSTP, grace, SIGSTOP; every process ends in state T (no freezer).
+    resume: SIGCONT, nothing stays stopped."""
+    job = launch(SUSPENDABLE)
+    main, bg = job.pid_from("main.pid"), job.pid_from("bg.pid")
+    assert job.ctl(op="suspend") == {"ok": True}
+    states = wait_for(
+        lambda: (s := _states(job)) and all(v == "T" for v in s.values()) and s, what="all processes in T"
+    )
+    assert {main, bg} <= set(states)
+    assert job.ctl(op="status")["suspended"] is True
+    assert job.ctl(op="resume") == {"ok": True}
+    wait_for(lambda: all(v != "T" for v in _states(job).values()), what="no process in T")
+    assert job.ctl(op="kill", kill_wait=5) == {"ok": True}
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGTERM)
+    assert gone(main) and gone(bg)
+
+
+def test_kill_suspended_is_immediate_sigkill(launch: Callable[..., Job]) -> None:
+    """Slurm: a suspended step that is cancelled is SIGKILLed at once (no SIGTERM grace)."""
+    job = launch("trap 'echo got TERM' TERM\n" + SUSPENDABLE)
+    job.pid_from("main.pid")
+    job.ctl(op="suspend")
+    wait_for(lambda: all(v == "T" for v in _states(job).values()), what="all processes in T")
+    t0 = time.monotonic()
+    job.ctl(op="kill", kill_wait=30)
+    st = job.status()
+    assert time.monotonic() - t0 < 5
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGKILL)
+    assert "got TERM" not in job.file("out")
+
+
+# ---------------------------------------------------------------------- agent death
+
+
+def test_job_survives_agent_sigkill(launch: Callable[..., Job], tmp_path: Path, cgmode: str) -> None:
+    """DESIGN 5: a restart of spurd neither kills the job nor loses its exit status."""
+    rundir = tmp_path / "agent-run"
+    rundir.mkdir()
+    spec = {
+        "job_id": next(_job_ids),
+        "step": 0,
+        "argv": ["/bin/bash", "-c", "echo $$ > main.pid; while [ ! -e go ]; do sleep 0.05; done; exit 7"],
+        "cwd": str(rundir),
+        "env": {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        "stdout": str(rundir / "out"),
+        "kill_wait": 5,
+        "cgroup_root": None if cgmode == "none" else CG_ROOT,
+        "cgroup_mode": cgmode,
+    }
+    (rundir / "spec.json").write_text(json.dumps(spec))
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom spurd.procs import start_supervisor\n"
+            "print(start_supervisor(sys.argv[1]), flush=True)\ntime.sleep(1000)",
+            str(rundir),
+        ],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert agent.stdout is not None
+        sup_pid = int(agent.stdout.readline())
+    finally:
+        agent.kill()
+        agent.wait()
+    job = Job(rundir, sup_pid)
+    try:
+        main = job.pid_from("main.pid")
+        st = job.ctl(op="status")
+        assert st["running"] is True and st["main_pid"] == main
+        assert procs.alive(sup_pid) and procs.alive(main)
+        assert read_status(rundir) is None
+        (rundir / "go").touch()
+        status = job.status()
+        assert (status["exit_code"], status["signal"]) == (7, 0)
+    finally:
+        if read_status(rundir) is None:
+            procs.kill_tree(sup_pid)
+
+
+# ---------------------------------------------------------------------- I/O, cwd, env, user
+
+
+def test_stdio_cwd_env(launch: Callable[..., Job], tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "in.txt").write_text("from-stdin\n")
+    job = launch(
+        argv=["/bin/bash", "-c", 'pwd; echo "FOO=$FOO"; cat; echo to-err >&2'],
+        cwd=str(work),
+        stdin=str(tmp_path / "in.txt"),
+    )
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (0, 0)
+    assert job.file("out").splitlines() == [str(work), "FOO=bar", "from-stdin"]
+    assert job.file("err") == "to-err\n"
+
+
+def test_stdout_stderr_same_file_appends(launch: Callable[..., Job], tmp_path: Path) -> None:
+    out = tmp_path / "joined.log"
+    out.write_text("before\n")
+    job = launch(argv=["/bin/sh", "-c", "echo one; echo two >&2"], stdout=str(out), stderr=str(out))
+    job.status()
+    assert out.read_text() == "before\none\ntwo\n"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to switch users")
+def test_runs_as_job_user(launch: Callable[..., Job]) -> None:
+    nobody = pwd.getpwnam("nobody")
+    shared = Path(tempfile.mkdtemp(prefix="spur-nobody-", dir="/tmp"))
+    try:
+        shared.chmod(0o777)
+        job = launch(
+            argv=["/bin/sh", "-c", "id -u; id -g; pwd"],
+            uid=nobody.pw_uid,
+            gid=nobody.pw_gid,
+            cwd=str(shared),
+            stdout=str(shared / "out"),
+            stderr=str(shared / "out"),
+        )
+        st = job.status()
+        out = (shared / "out").read_text().splitlines()
+        assert (st["exit_code"], st["signal"]) == (0, 0), out
+        assert out == [str(nobody.pw_uid), str(nobody.pw_gid), str(shared)]
+        assert (shared / "out").stat().st_uid == nobody.pw_uid  # opened as the user
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_exec_failure_and_path_lookup(launch: Callable[..., Job]) -> None:
+    job = launch(argv=["/nonexistent/prog", "x"])
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (127, 0)
+    assert "execve(): /nonexistent/prog: No such file or directory" in job.file("err")
+    job = launch(argv=["false"])  # found through the job's PATH
+    assert (job.status()["exit_code"], job.status()["signal"]) == (1, 0)
+
+
+def test_chdir_failure(launch: Callable[..., Job]) -> None:
+    job = launch(argv=["/bin/true"], cwd="/nonexistent/dir")
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (1, 0)
+    assert "couldn't chdir to `/nonexistent/dir': No such file or directory" in job.file("err")
+
+
+def test_bad_spec_reports_failure(tmp_path: Path) -> None:
+    (tmp_path / "spec.json").write_text(json.dumps({"job_id": 1}))
+    start_supervisor(tmp_path)
+    st = wait_for(lambda: read_status(tmp_path), what="status.json")
+    assert (st["exit_code"], st["signal"]) == (1, 0) and "argv" in st["error"]
+
+
+def test_inherit_stdio_sees_eof(tmp_path: Path) -> None:
+    """srun steps: the job writes to the agent's pipe, whose reader sees EOF at the end
+    (the supervisor keeps no copy of the job's stdio)."""
+    spec = {
+        "job_id": next(_job_ids),
+        "step": 0,
+        "argv": ["/bin/sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        "cwd": str(tmp_path),
+        "env": {"PATH": "/usr/bin:/bin"},
+        "inherit_stdio": True,
+        "cgroup_root": None,
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        start_supervisor(tmp_path, stdio=(null, w, w))
+    finally:
+        os.close(w)
+        os.close(null)
+    data = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([r], [], [], deadline - time.monotonic())
+        chunk = os.read(r, 4096) if ready else b""
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    assert data == b"hello\noops\n"
+    st = wait_for(lambda: read_status(tmp_path), what="status.json")
+    assert (st["exit_code"], st["signal"]) == (3, 0)
+
+
+def test_long_rundir_path(tmp_path: Path) -> None:
+    """ctl.sock works where rundir/ctl.sock is longer than sun_path (108 bytes)."""
+    rundir = tmp_path / ("d" * 60) / ("e" * 60)
+    rundir.mkdir(parents=True)
+    spec = {
+        "job_id": next(_job_ids),
+        "argv": ["/bin/sh", "-c", "sleep 1000"],
+        "cwd": str(rundir),
+        "env": {"PATH": "/usr/bin:/bin"},
+        "stdout": str(rundir / "out"),
+        "kill_wait": 5,
+    }
+    (rundir / "spec.json").write_text(json.dumps(spec))
+    start_supervisor(rundir)
+    job = Job(rundir, procs.read_supervisor_pid(rundir) or 0)
+    assert job.ctl(op="status")["running"] is True
+    assert job.ctl(op="bogus")["ok"] is False
+    assert job.ctl(op="kill") == {"ok": True}
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGTERM)
+
+
+# ---------------------------------------------------------------------- signal targets
+
+
+def test_signal_batch_vs_full(launch: Callable[..., Job]) -> None:
+    """scancel --batch reaches only the batch shell; --full the whole process group."""
+    job = launch(
+        "trap 'echo usr1 >> main.log' USR1\nsleep 1000 &\necho $! > bg.pid\necho $$ > main.pid\n"
+        "while :; do sleep 0.05; done"
+    )
+    job.pid_from("main.pid")
+    bg = job.pid_from("bg.pid")
+    assert job.ctl(op="signal", sig=int(signal.SIGUSR1), target="batch") == {"ok": True}
+    wait_for(lambda: job.file("main.log") == "usr1\n", what="trap in the batch shell")
+    assert procs.alive(bg)
+    assert job.ctl(op="signal", sig=int(signal.SIGUSR1), target="full") == {"ok": True}
+    wait_for(lambda: not procs.alive(bg), what="background child killed by USR1")
+    wait_for(lambda: job.file("main.log") == "usr1\nusr1\n", what="second trap")
+    assert job.ctl(op="signal", sig=99999, target="full")["ok"] is False
+    job.ctl(op="kill", kill_wait=5)
+    job.status()
+
+
+# ---------------------------------------------------------------------- OOM
+
+
+def test_oom_detected(launch: Callable[..., Job], cgmode: str) -> None:
+    """A cgroup OOM kill is reported as oom=true (Slurm: OUT_OF_MEMORY)."""
+    if cgmode == "none":
+        pytest.skip("OOM detection needs a memory cgroup")
+    hier = cgroups.detect(cgmode)
+    if hier is None or hier.memory is None:
+        pytest.skip("no memory controller")
+    job = launch(argv=[sys.executable, "-c", "x = b'a' * (512 << 20)"], mem_limit_mb=64)
+    st = job.status(timeout=20)
+    assert st["oom"] is True
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGKILL)
