@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -41,11 +42,15 @@ _SPEC_FIELDS = _FIELDS[JobSpec]
 _UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {}
 
 
+_spec_getter = attrgetter(*_SPEC_FIELDS)
+_ARGV = _SPEC_FIELDS.index("argv")
+_ENV = _SPEC_FIELDS.index("env")
+
+
 def _plain(value: Any) -> Any:
+    # msgpack writes tuples as arrays, so only the nested JobSpec needs converting.
     if isinstance(value, JobSpec):
-        return [_plain(getattr(value, f)) for f in _SPEC_FIELDS]
-    if isinstance(value, tuple):
-        return list(value)
+        return _spec_getter(value)
     return value
 
 
@@ -59,12 +64,12 @@ def encode_op(op: Op) -> bytes:
 
 
 def _spec_from(value: Any) -> JobSpec:
-    if not isinstance(value, (list, tuple)) or len(value) != len(_SPEC_FIELDS):
+    if not isinstance(value, list) or len(value) != len(_SPEC_FIELDS):
         raise CodecError(f"malformed JobSpec: expected {len(_SPEC_FIELDS)} fields")
-    fields = dict(zip(_SPEC_FIELDS, value, strict=True))
-    fields["argv"] = tuple(fields["argv"])
-    fields["env"] = dict(fields["env"])
-    return JobSpec(**fields)
+    value[_ARGV] = tuple(value[_ARGV])
+    if not isinstance(value[_ENV], dict):
+        raise CodecError("malformed JobSpec: env is not a map")
+    return JobSpec(*value)
 
 
 def op_from_list(record: Any) -> Op:
@@ -92,10 +97,10 @@ def op_from_list(record: Any) -> Op:
             f"op {cls.__name__} (type {type_no}) version {version}: expected {len(names)} "
             f"fields, got {len(values)}"
         )
-    if cls is JobSubmitted:
-        values[1] = _spec_from(values[1])
     try:
-        return cls(*[tuple(v) if isinstance(v, list) else v for v in values])
+        if cls is JobSubmitted:
+            values[1] = _spec_from(values[1])
+        return cls(*[tuple(v) if type(v) is list else v for v in values])
     except (TypeError, ValueError) as exc:
         raise CodecError(f"op {cls.__name__} (type {type_no}): {exc}") from exc
 

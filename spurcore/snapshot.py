@@ -9,7 +9,11 @@ Invariants:
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from operator import attrgetter
 from typing import Any
 
 import attrs
@@ -30,38 +34,63 @@ _JOB_FIELDS = tuple(f.name for f in attrs.fields(Job))
 _STEP_FIELDS = tuple(f.name for f in attrs.fields(Step))
 _NODE_FIELDS = tuple(f.name for f in attrs.fields(Node))
 _ACTION_FIELDS = tuple(f.name for f in attrs.fields(ActionRecord))
-
-
-def _enc(value: Any) -> Any:
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    if isinstance(value, JobState):
-        return value.value
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, dict):
-        return [[k, _enc(v)] for k, v in value.items()]
-    return value
-
-
-def _enc_step(step: Step) -> list[Any]:
-    return [_enc(getattr(step, f)) for f in _STEP_FIELDS]
+_job_get = attrgetter(*_JOB_FIELDS)
+_step_get = attrgetter(*_STEP_FIELDS)
+_node_get = attrgetter(*_NODE_FIELDS)
+_action_get = attrgetter(*_ACTION_FIELDS)
+_J = {name: i for i, name in enumerate(_JOB_FIELDS)}
+_JOB_SETS = (_J["unlaunched"], _J["undone"])
+_JOB_SPEC, _JOB_STATE, _JOB_STEPS, _JOB_NODES = _J["spec"], _J["state"], _J["steps"], _J["nodes"]
+_STEP_TUPLES = tuple(_STEP_FIELDS.index(f) for f in ("argv", "nodes"))
+_NODE_JOBS = _NODE_FIELDS.index("jobs")
+_ACTION_PENDING = _ACTION_FIELDS.index("pending")
+_ACTION_ACKS = _ACTION_FIELDS.index("acks")
 
 
 def _enc_job(job: Job) -> list[Any]:
-    out: list[Any] = []
-    for f in _JOB_FIELDS:
-        value = getattr(job, f)
-        if f == "spec":
-            out.append(_plain(value))
-        elif f == "steps":
-            out.append([_enc_step(s) for s in value.values()])
-        else:
-            out.append(_enc(value))
+    # Field by field in attrs order; only sets, the enum, the spec and steps need converting
+    # (msgpack writes tuples as arrays).
+    out = list(_job_get(job))
+    out[_JOB_SPEC] = _plain(job.spec)
+    out[_JOB_STATE] = job.state.value
+    for i in _JOB_SETS:
+        out[i] = sorted(out[i])
+    out[_JOB_STEPS] = [_step_get(step) for step in job.steps.values()]
     return out
 
 
+def _enc_node(node: Node) -> list[Any]:
+    out = list(_node_get(node))
+    out[_NODE_JOBS] = sorted(node.jobs)
+    return out
+
+
+def _enc_action(action: ActionRecord) -> list[Any]:
+    out = list(_action_get(action))
+    out[_ACTION_PENDING] = sorted(action.pending)
+    out[_ACTION_ACKS] = [[k, list(v)] for k, v in action.acks.items()]
+    return out
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Building or tearing down a large state creates millions of containers; the cyclic
+    collector would walk all of them again and again (it halves snapshot speed)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def encode_state(state: ClusterState) -> bytes:
+    with gc_paused():
+        return _encode_state(state)
+
+
+def _encode_state(state: ClusterState) -> bytes:
     body = [
         SNAPSHOT_MAGIC,
         SNAPSHOT_VERSION,
@@ -69,9 +98,9 @@ def encode_state(state: ClusterState) -> bytes:
         state.next_action_id,
         state.rejected,
         [_enc_job(j) for j in state.jobs.values()],
-        [[_enc(getattr(n, f)) for f in _NODE_FIELDS] for n in state.nodes.values()],
-        [[_enc(getattr(a, f)) for f in _ACTION_FIELDS] for a in state.actions.values()],
-        [[k, list(v)] for k, v in state.requests.items()],
+        [_enc_node(n) for n in state.nodes.values()],
+        [_enc_action(a) for a in state.actions.values()],
+        [[k, v] for k, v in state.requests.items()],
         list(state.pending),
         list(state.unlaunched),
     ]
@@ -79,37 +108,38 @@ def encode_state(state: ClusterState) -> bytes:
 
 
 def _dec_step(values: list[Any]) -> Step:
-    d = dict(zip(_STEP_FIELDS, values, strict=True))
-    d["argv"] = tuple(d["argv"])
-    d["nodes"] = tuple(d["nodes"])
-    return Step(**d)
+    for i in _STEP_TUPLES:
+        values[i] = tuple(values[i])
+    return Step(*values)
 
 
 def _dec_job(values: list[Any]) -> Job:
-    d = dict(zip(_JOB_FIELDS, values, strict=True))
-    d["spec"] = _spec_from(d["spec"])
-    d["state"] = JobState(d["state"])
-    d["nodes"] = tuple(d["nodes"])
-    d["unlaunched"] = set(d["unlaunched"])
-    d["undone"] = set(d["undone"])
-    d["steps"] = {s.step_id: s for s in map(_dec_step, d["steps"])}
-    return Job(**d)
+    values[_JOB_SPEC] = _spec_from(values[_JOB_SPEC])
+    values[_JOB_STATE] = JobState(values[_JOB_STATE])
+    values[_JOB_NODES] = tuple(values[_JOB_NODES])
+    for i in _JOB_SETS:
+        values[i] = set(values[i])
+    values[_JOB_STEPS] = {s.step_id: s for s in map(_dec_step, values[_JOB_STEPS])}
+    return Job(*values)
 
 
 def _dec_node(values: list[Any]) -> Node:
-    d = dict(zip(_NODE_FIELDS, values, strict=True))
-    d["jobs"] = set(d["jobs"])
-    return Node(**d)
+    values[_NODE_JOBS] = set(values[_NODE_JOBS])
+    return Node(*values)
 
 
 def _dec_action(values: list[Any]) -> ActionRecord:
-    d = dict(zip(_ACTION_FIELDS, values, strict=True))
-    d["pending"] = set(d["pending"])
-    d["acks"] = {k: tuple(v) for k, v in d["acks"]}
-    return ActionRecord(**d)
+    values[_ACTION_PENDING] = set(values[_ACTION_PENDING])
+    values[_ACTION_ACKS] = {k: tuple(v) for k, v in values[_ACTION_ACKS]}
+    return ActionRecord(*values)
 
 
 def decode_state(data: bytes) -> ClusterState:
+    with gc_paused():
+        return _decode_state(data)
+
+
+def _decode_state(data: bytes) -> ClusterState:
     try:
         body = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False)
     except Exception as exc:

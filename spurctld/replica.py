@@ -32,7 +32,7 @@ from spurcore.codec import CodecError, decode_batch
 from spurcore.config import Config
 from spurcore.model import ClusterState
 from spurcore.reduce import Rejected, apply
-from spurcore.snapshot import decode_state, encode_state
+from spurcore.snapshot import decode_state, encode_state, gc_paused
 from spurctld.wal import (
     SnapshotCorrupt,
     Wal,
@@ -86,7 +86,8 @@ class Replica(SyncObj):
         self.wal = Wal(os.path.join(self.dir, "wal"))
         self.dump_file = os.path.join(self.dir, "raft.dump")
         t0 = time.monotonic()
-        self._load_local()
+        with gc_paused():
+            self._load_local()
         log.info(
             "replica %d: state loaded at index %d (%d jobs) in %.3f s",
             rid, self.applied_index, len(self.state.jobs), time.monotonic() - t0,
@@ -114,6 +115,8 @@ class Replica(SyncObj):
         )
         others = [r.raft for r in config.replicas if r.id != rid]
         super().__init__(me.raft, others, conf)
+        if not others:  # a single replica has nobody to wait for: elect itself at once
+            self._SyncObj__raftElectionDeadline = 0
         self.addOnTickCallback(self._on_tick)
 
     # --- restart -------------------------------------------------------------------------

@@ -14,7 +14,9 @@ Invariants:
   hosts), else nothing.
 - ``detect()`` returns None where nothing is writable; any OSError from ``create()`` means
   "run without cgroups" to the caller. Mode switch: ``detect(mode)`` or ``$SPUR_CGROUP``
-  = ``auto`` (default) | ``none`` | ``v1`` | ``v2``.
+  = ``auto`` (default) | ``none`` | ``v1`` | ``v2``. ``$SPUR_CGROUP_BASE=root`` (or
+  ``detect(base="root")``) puts steps under each hierarchy's root instead, as Slurm does on
+  v1 hosts where systemd would otherwise own the agent's memory cgroup.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import time
 from dataclasses import dataclass
 
 CGROUP_ENV = "SPUR_CGROUP"
+CGROUP_BASE_ENV = "SPUR_CGROUP_BASE"
 MODES = ("auto", "none", "v1", "v2")
+BASES = ("self", "root")
 
 
 @dataclass(frozen=True)
@@ -150,15 +154,18 @@ def _v2_has_memory(base: str) -> bool:
         return False
 
 
-def detect(mode: str | None = None) -> Hierarchies | None:
+def detect(mode: str | None = None, base: str | None = None) -> Hierarchies | None:
     """Which writable hierarchies to use, or None to run without cgroups."""
     mode = (mode or os.environ.get(CGROUP_ENV) or "auto").strip().lower()
     if mode not in MODES:
         raise ValueError(f"cgroup mode must be one of {MODES}, not {mode!r}")
+    base = (base or os.environ.get(CGROUP_BASE_ENV) or "self").strip().lower()
+    if base not in BASES:
+        raise ValueError(f"cgroup base must be one of {BASES}, not {base!r}")
     if mode == "none":
         return None
     mounts = cgroup_mounts()
-    cgs = self_cgroups()
+    cgs = self_cgroups() if base == "self" else {}
     v1_freezer = _v1_base(mounts, cgs, "freezer")
     v1_memory = _v1_base(mounts, cgs, "memory")
     v2 = _v2_base(mounts, cgs)
@@ -363,7 +370,9 @@ class JobCgroup:
         name = "memory.oom_control" if self.hier.memory_version == 1 else "memory.events"
         try:
             fields = dict(
-                line.split(None, 1) for line in _read(os.path.join(self.memory_dir, name)).splitlines() if line
+                line.split(None, 1)
+                for line in _read(os.path.join(self.memory_dir, name)).splitlines()
+                if line
             )
         except (OSError, ValueError):
             return 0

@@ -24,6 +24,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+# One decoder for the whole code base: (WEXITSTATUS, 0) if exited, (0, WTERMSIG) if signalled.
+from spurcore.exitcodes import decode_wait_status as decode_wait_status
+
 SPEC_FILE = "spec.json"
 PID_FILE = "supervisor.pid"
 STATUS_FILE = "status.json"
@@ -145,15 +148,6 @@ def signal_all(pids: Iterable[int], sig: int) -> int:
     return sent
 
 
-def decode_wait_status(raw: int) -> tuple[int, int]:
-    """``(exit_code, signal)`` of a raw wait status: (WEXITSTATUS, 0) or (0, WTERMSIG)."""
-    if os.WIFSIGNALED(raw):
-        return 0, os.WTERMSIG(raw)
-    if os.WIFEXITED(raw):
-        return os.WEXITSTATUS(raw), 0
-    return 0, 0  # stopped/continued: not a final status
-
-
 # ---------------------------------------------------------------------------- files
 
 
@@ -219,7 +213,9 @@ def start_supervisor(
     # The supervisor must import this package whatever the caller's cwd/sys.path.
     pkg_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
-    log_fd = os.open(os.path.join(rundir, LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    log_fd = os.open(
+        os.path.join(rundir, LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+    )
     try:
         if stdio is not None:
             std_in, std_out, std_err = stdio

@@ -40,7 +40,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from spurd import procs
@@ -88,7 +88,6 @@ class Spec:
     cgroup_mode: str | None = None  # auto | none | v1 | v2; None: $SPUR_CGROUP or auto
     umask: int | None = None
     unkillable_timeout: float = 120.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -280,6 +279,7 @@ class Supervisor:
         if now >= self.next_sweep:
             if live:
                 self.log(f"killing processes left by the main process: {sorted(live)}")
+                self._kill_hard()
             self.next_sweep = now + SWEEP_INTERVAL
         return False
 
@@ -413,7 +413,8 @@ class Supervisor:
         return pid
 
     def _on_child_messages(self, fileobj: object) -> None:
-        fd = int(fileobj)  # type: ignore[call-overload]
+        assert isinstance(fileobj, int)
+        fd = fileobj
         try:
             chunk = os.read(fd, 4096)
         except InterruptedError:

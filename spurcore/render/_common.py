@@ -30,7 +30,9 @@ def print_str(value: str | None, width: int, right: bool, cut: bool) -> str:
     """
     if value is None:
         value = "" if (not right and 0 < width < 6) else NULL
-    if width <= 0:
+    if width < 0:  # "%s " (only reachable with an explicit negative -O size)
+        return value + " "
+    if width == 0:
         return value
     if right:
         text = value.rjust(width)

@@ -23,32 +23,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from spurd import cgroups, procs
 from spurd.procs import read_status, send_control, start_supervisor
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc and prctl")
 
 IS_ROOT = os.geteuid() == 0
 CG_ROOT = f"spurtest-{os.getpid()}/node1"
 _job_ids = itertools.count(1000)
-T = TypeVar("T")
-
-
-def wait_for(cond: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 def _mode_available(mode: str) -> bool:
@@ -532,3 +519,30 @@ def test_oom_detected(launch: Callable[..., Job], cgmode: str) -> None:
     st = job.status(timeout=20)
     assert st["oom"] is True
     assert (st["exit_code"], st["signal"]) == (0, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------- cgroup switch
+
+
+def test_cgroup_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$SPUR_CGROUP=none turns cgroups off; a spec's cgroup_mode wins over the env."""
+    monkeypatch.setenv(cgroups.CGROUP_ENV, "none")
+    assert cgroups.detect() is None
+    monkeypatch.setenv(cgroups.CGROUP_ENV, "bogus")
+    with pytest.raises(ValueError):
+        cgroups.detect()
+    assert cgroups.detect("none") is None
+    hier = cgroups.detect("v1", base="root")
+    if hier is not None:
+        assert hier.track_version == 1 and "freezer" in hier.track
+
+
+def test_cgroup_failure_falls_back(launch: Callable[..., Job], cgmode: str) -> None:
+    """A cgroup that cannot be created (bad cgroup_root) means a job without cgroups."""
+    if cgmode == "none":
+        pytest.skip("cgroup variant only")
+    job = launch("exit 3", cgroup_root="../escape")
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (3, 0)
+    assert job.cgroup_dirs() == {}
+    assert "running without" in job.file("supervisor.log")

@@ -1,0 +1,495 @@
+"""``sacct`` text: the field table, ``--format`` parsing, fixed-width and parsable output, and
+``--json``.
+
+Pure module: job info dicts (``spurcore.views.job_info`` or the history projection, same
+schema) in, text out.
+
+Sources (Slurm 25.11): src/sacct/sacct.c (field table), src/sacct/sacct.h (field lists),
+src/sacct/options.c (``--format`` parsing), src/sacct/print.c (values per job/step row),
+src/common/print_fields.c (column printers); reference/slurm-behaviour.md sections 1 and 5.
+
+Rules kept here:
+- Fixed width: header ``%*.*s `` (trailing space), a dashes line, values cut with the last
+  visible character replaced by ``+`` (strings only; numbers and durations are never cut,
+  dates are cut without a marker).  A NULL string prints blank.
+- ``-p``: ``|``-joined with a trailing ``|``; ``-P``: no trailing delimiter; no dashes line,
+  no truncation, NULL prints as the empty string.
+- ``--format`` names match case-insensitively as *prefixes*, in Slurm's table order
+  (``jobid`` -> JobID, ``state`` -> State); ``name%N`` sets the width (right-justified),
+  ``name%-N`` left-justified.
+- Job row then ``.batch``, ``.extern``, then numbered steps ascending; ``-X`` drops steps.
+- State: the base state (the database never stores COMPLETING/STOPPED), with ``" by <uid>"``
+  when CANCELLED and the requester is known.  Step rows show the step's state.
+- ExitCode: the job row shows the status the database row was written with.  A job ended by
+  the controller (CANCELLED, TIMEOUT) is written at that moment with 0, so it shows ``0:0``
+  even though scontrol later shows the shell's ``0:15``.  Step rows show the step status.
+- DerivedExitCode, Partition, User, UID, Group, GID, Timelimit, WorkDir, Reason: job rows
+  only (steps get an empty cell).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from spurcore.exitcodes import fmt_exit
+from spurcore.render._common import TERMINAL_STATES, base_state, step_id_text, step_sort_key, tres_string
+from spurcore.render.squeue import exit_code_json, json_meta
+from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_sacct, fmt_timestamp
+
+__all__ = [
+    "FIELDS",
+    "DEFAULT_FIELDS",
+    "BRIEF_FIELDS",
+    "LONG_FIELDS",
+    "Field",
+    "FormatError",
+    "parse_format",
+    "render",
+    "rows",
+    "to_json",
+]
+
+DEFAULT_FIELDS = "jobid,jobname,partition,account,alloccpus,state,exitcode"
+BRIEF_FIELDS = "jobid,state,exitcode"
+LONG_FIELDS = (
+    "jobid,jobidraw,jobname,partition,maxvmsize,maxvmsizenode,maxvmsizetask,avevmsize,maxrss,"
+    "maxrssnode,maxrsstask,averss,maxpages,maxpagesnode,maxpagestask,avepages,mincpu,mincpunode,"
+    "mincputask,avecpu,ntasks,alloccpus,elapsed,state,exitcode,avecpufreq,reqcpufreqmin,"
+    "reqcpufreqmax,reqcpufreqgov,reqmem,consumedenergy,maxdiskread,maxdiskreadnode,"
+    "maxdiskreadtask,avediskread,maxdiskwrite,maxdiskwritenode,maxdiskwritetask,avediskwrite,"
+    "reqtres,alloctres,tresusageinave,tresusageinmax,tresusageinmaxn,tresusageinmaxt,"
+    "tresusageinmin,tresusageinminn,tresusageinmint,tresusageintot,tresusageoutmax,"
+    "tresusageoutmaxn,tresusageoutmaxt,tresusageoutave,tresusageouttot"
+)
+
+# Slurm's table (sacct.c ``fields[]``, 25.11): width, name, printer kind, in this order (the
+# order matters: --format names are matched as prefixes, first match wins).
+_TABLE = (
+    "10 Account str|15 AdminComment str|10 AllocCPUS uint|10 AllocNodes str|10 AllocTRES str|"
+    "7 AssocID uint|10 AveCPU str|10 AveCPUFreq str|14 AveDiskRead str|14 AveDiskWrite str|"
+    "10 AvePages str|10 AveRSS str|10 AveVMSize str|16 BlockID str|10 Cluster str|"
+    "14 Comment str|19 Constraints str|14 ConsumedEnergy str|17 ConsumedEnergyRaw uint|"
+    "19 Container str|10 CPUTime secs|10 CPUTimeRAW uint|-21 DBIndex uint|"
+    "15 DerivedExitCode str|10 Elapsed secs|10 ElapsedRaw uint|19 Eligible date|19 End date|"
+    "8 ExitCode str|14 Extra str|8 FailedNode str|19 Flags str|6 GID uint|9 Group str|"
+    "-12 JobID str|-12 JobIDRaw str|10 JobName str|9 Layout str|10 Licenses str|"
+    "12 MaxDiskRead str|15 MaxDiskReadNode str|15 MaxDiskReadTask uint|12 MaxDiskWrite str|"
+    "16 MaxDiskWriteNode str|16 MaxDiskWriteTask uint|8 MaxPages str|12 MaxPagesNode str|"
+    "14 MaxPagesTask uint|10 MaxRSS str|10 MaxRSSNode str|10 MaxRSSTask uint|10 MaxVMSize str|"
+    "14 MaxVMSizeNode str|14 MaxVMSizeTask uint|12 McsLabel str|10 MinCPU str|"
+    "10 MinCPUNode str|10 MinCPUTask uint|10 NCPUS uint|8 NNodes uint|15 NodeList str|"
+    "8 NTasks uint|10 Partition str|10 Planned secs|10 PlannedCPU secs|13 PlannedCPURAW uint|"
+    "10 Priority uint|10 QOS str|6 QOSRAW uint|10 QOSREQ str|22 Reason str|10 ReqCPUFreq str|"
+    "13 ReqCPUFreqGov str|13 ReqCPUFreqMax str|13 ReqCPUFreqMin str|8 ReqCPUS uint|"
+    "10 ReqMem str|8 ReqNodes str|10 ReqTRES str|20 Reservation str|8 ReservationId uint|"
+    "20 ReqReservation str|8 Restarts uint|11 SegmentSize uint|14 SLUID str|19 Start date|"
+    "10 State str|20 StdErr str|20 StdIn str|20 StdOut str|19 Submit date|20 SubmitLine str|"
+    "10 Suspended secs|15 SystemComment str|10 SystemCPU str|10 Timelimit str|"
+    "10 TimelimitRaw str|10 TotalCPU str|14 TRESUsageInAve str|14 TRESUsageInMax str|"
+    "18 TRESUsageInMaxNode str|18 TRESUsageInMaxTask str|14 TRESUsageInMin str|"
+    "18 TRESUsageInMinNode str|18 TRESUsageInMinTask str|14 TRESUsageInTot str|"
+    "15 TRESUsageOutAve str|15 TRESUsageOutMax str|19 TRESUsageOutMaxNode str|"
+    "19 TRESUsageOutMaxTask str|15 TRESUsageOutMin str|19 TRESUsageOutMinNode str|"
+    "19 TRESUsageOutMinTask str|15 TRESUsageOutTot str|6 UID uint|9 User str|10 UserCPU str|"
+    "10 WCKey str|10 WCKeyID uint|20 WorkDir str"
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # Slurm's spelling, also the header
+    width: int  # negative: left-justified
+    kind: str  # str | uint | date | secs
+
+
+FIELDS: tuple[Field, ...] = tuple(
+    Field(parts[1], int(parts[0]), parts[2]) for parts in (e.split() for e in _TABLE.split("|"))
+)
+
+
+class FormatError(ValueError):
+    """An unknown ``--format`` name; the message is sacct's (``Invalid field requested: "x"``)."""
+
+
+def parse_format(text: str) -> list[tuple[Field, int, bool]]:
+    """``--format`` text -> ``[(field, width, left_justified), ...]``.
+
+    ``name`` (any case, any unambiguous-or-not prefix: the first table entry wins), ``name%N``
+    (right-justified, width N) and ``name%-N`` (left-justified).  ``all`` (or a prefix of it)
+    selects every field.  Whitespace around names is ignored.
+    """
+    out: list[tuple[Field, int, bool]] = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        newlen: int | None = None
+        if "%" in item:
+            item, _, num = item.partition("%")
+            newlen = _atoi(num)
+        low = item.lower()
+        if "all".startswith(low):
+            chosen: list[Field] = list(FIELDS)
+        else:
+            match = next((f for f in FIELDS if f.name.lower().startswith(low)), None)
+            if match is None:
+                raise FormatError(f'Invalid field requested: "{item}"')
+            chosen = [match]
+        for f in chosen:
+            width = f.width if newlen is None else newlen
+            out.append((f, abs(width), width < 0))
+    return out
+
+
+def _atoi(text: str) -> int:
+    text = text.strip()
+    sign = -1 if text.startswith("-") else 1
+    digits = ""
+    for ch in text.lstrip("+-"):
+        if not ch.isdigit():
+            break
+        digits += ch
+    return sign * int(digits) if digits else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# values
+
+_Value = Any  # str | int | float | None (None = NULL / NO_VAL: a blank cell)
+
+
+def _job_ran(job: dict[str, Any]) -> bool:
+    """The job got an allocation (so the database has its AllocTRES)."""
+    return bool(job.get("nodes"))
+
+
+def _job_cpus(job: dict[str, Any]) -> int:
+    return int(job.get("num_cpus") or 0) if _job_ran(job) else 0
+
+
+def _job_end(job: dict[str, Any]) -> float:
+    return float(job.get("end_time") or 0) if base_state(job) in TERMINAL_STATES else 0.0
+
+
+def _job_elapsed(job: dict[str, Any]) -> int:
+    return int(job.get("run_time") or 0)
+
+
+def _step_elapsed(step: dict[str, Any], now: float) -> int:
+    start = float(step.get("start_time") or 0)
+    if not start:
+        return 0
+    end = float(step.get("end_time") or 0) or now
+    return max(0, int(end) - int(start))
+
+
+def _job_state(job: dict[str, Any]) -> str:
+    state = base_state(job)
+    requid = job.get("requid")
+    if state == "CANCELLED" and requid is not None and int(requid) >= 0:
+        return f"CANCELLED by {int(requid)}"
+    return state
+
+
+def _job_exit(job: dict[str, Any]) -> str:
+    if base_state(job) in ("CANCELLED", "TIMEOUT"):
+        return "0:0"
+    raw = job.get("exit_code")
+    return fmt_exit(raw) if raw is not None else "0:0"
+
+
+def _job_reason(job: dict[str, Any]) -> str:
+    """sacct ``Reason`` is the last *pending* reason (``state_reason_prev_db``): ``None`` for a
+    job that started without waiting, the pending reason for one that never ran."""
+    if "reason_prev" in job:
+        return str(job["reason_prev"] or "None")
+    if _job_ran(job):
+        return "None"
+    return str(job.get("reason") or "None")
+
+
+def _s(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+_JobFn = Callable[[dict[str, Any], float], _Value]
+_StepFn = Callable[[dict[str, Any], dict[str, Any], float], _Value]
+
+_JOB: dict[str, _JobFn] = {
+    "Account": lambda j, n: _s(j.get("account")),
+    "AllocCPUS": lambda j, n: _job_cpus(j),
+    "NCPUS": lambda j, n: _job_cpus(j),
+    "AllocNodes": lambda j, n: str(int(j.get("node_count") or 0) if _job_ran(j) else 0),
+    "AllocTRES": lambda j, n: _s(
+        tres_string(_job_cpus(j), int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
+                    int(j.get("node_count") or 0), fmt_mem)
+        if _job_ran(j) else ""
+    ),
+    "Cluster": lambda j, n: _s(j.get("cluster")),
+    "Comment": lambda j, n: _s(j.get("comment")),
+    "CPUTime": lambda j, n: _job_elapsed(j) * _job_cpus(j),
+    "CPUTimeRAW": lambda j, n: _job_elapsed(j) * _job_cpus(j),
+    "DerivedExitCode": lambda j, n: fmt_exit(j.get("derived_ec") or 0),
+    "Elapsed": lambda j, n: _job_elapsed(j),
+    "ElapsedRaw": lambda j, n: _job_elapsed(j),
+    "Eligible": lambda j, n: j.get("eligible_time") or 0,
+    "End": lambda j, n: _job_end(j),
+    "ExitCode": lambda j, n: _job_exit(j),
+    "FailedNode": lambda j, n: _s(j.get("failed_node")),
+    "GID": lambda j, n: j.get("gid"),
+    "Group": lambda j, n: _s(j.get("group")) or _s(j.get("gid")),
+    "JobID": lambda j, n: str(j["job_id"]),
+    "JobIDRaw": lambda j, n: str(j["job_id"]),
+    "JobName": lambda j, n: _s(j.get("name")),
+    "NNodes": lambda j, n: int(j.get("node_count") or 0),
+    "NodeList": lambda j, n: _s(j.get("nodes")) or "None assigned",
+    "Partition": lambda j, n: _s(j.get("partition")),
+    "Priority": lambda j, n: int(j.get("priority") or 0),
+    "QOS": lambda j, n: _s(j.get("qos")) or "normal",
+    "QOSRAW": lambda j, n: 1,
+    "Reason": lambda j, n: _job_reason(j),
+    "ReqCPUS": lambda j, n: int(j.get("num_cpus") or 0),
+    "ReqMem": lambda j, n: fmt_mem(int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0)),
+    "ReqNodes": lambda j, n: str(int(j.get("node_count") or 0)),
+    "ReqTRES": lambda j, n: _s(
+        tres_string(int(j.get("num_cpus") or 0), int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
+                    int(j.get("node_count") or 0), fmt_mem)
+    ),
+    "Restarts": lambda j, n: int(j.get("restarts") or 0),
+    "Start": lambda j, n: j.get("start_time") or 0,
+    "State": lambda j, n: _job_state(j),
+    "StdErr": lambda j, n: _s(j.get("stderr")),
+    "StdIn": lambda j, n: _s(j.get("stdin")),
+    "StdOut": lambda j, n: _s(j.get("stdout")),
+    "Submit": lambda j, n: j.get("submit_time") or 0,
+    "SubmitLine": lambda j, n: _s(j.get("submit_line")),
+    "Suspended": lambda j, n: 0,
+    "Timelimit": lambda j, n: fmt_time_limit_sacct(j.get("time_limit")),
+    "TimelimitRaw": lambda j, n: (
+        "UNLIMITED" if j.get("time_limit") is None else str(int(j["time_limit"]) // 60)
+    ),
+    "UID": lambda j, n: j.get("uid"),
+    "User": lambda j, n: _s(j.get("user")) or _s(j.get("uid")),
+    "WorkDir": lambda j, n: _s(j.get("work_dir")),
+}
+
+
+def _step_jobid(s: dict[str, Any], j: dict[str, Any], _now: float = 0.0) -> str:
+    return f"{j['job_id']}.{step_id_text(s.get('step_id'))}"
+
+
+def _step_tres(s: dict[str, Any]) -> str:
+    cpus = int(s.get("cpus") or 0)
+    nodes = int(s.get("node_count") or 0)
+    return tres_string(cpus, 0, nodes, fmt_mem).replace(f",billing={cpus}", "")
+
+
+_STEP: dict[str, _StepFn] = {
+    "Account": lambda s, j, n: _s(j.get("account")),
+    "AllocCPUS": lambda s, j, n: int(s.get("cpus") or 0),
+    "NCPUS": lambda s, j, n: int(s.get("cpus") or 0),
+    "AllocNodes": lambda s, j, n: str(int(s.get("node_count") or 0)),
+    "AllocTRES": lambda s, j, n: _s(_step_tres(s)),
+    "CPUTime": lambda s, j, n: _step_elapsed(s, n) * int(s.get("cpus") or 0),
+    "CPUTimeRAW": lambda s, j, n: _step_elapsed(s, n) * int(s.get("cpus") or 0),
+    "DerivedExitCode": lambda s, j, n: "",
+    "Elapsed": lambda s, j, n: _step_elapsed(s, n),
+    "ElapsedRaw": lambda s, j, n: _step_elapsed(s, n),
+    "Eligible": lambda s, j, n: s.get("start_time") or 0,
+    "End": lambda s, j, n: s.get("end_time") or 0,
+    "ExitCode": lambda s, j, n: fmt_exit(s["exit_code"]) if s.get("exit_code") is not None else "0:0",
+    "JobID": _step_jobid,
+    "JobIDRaw": _step_jobid,
+    "JobName": lambda s, j, n: _s(s.get("name")),
+    "NNodes": lambda s, j, n: int(s.get("node_count") or 0),
+    "NodeList": lambda s, j, n: _s(s.get("nodes")),
+    "NTasks": lambda s, j, n: int(s.get("ntasks") or 0),
+    "ReqCPUS": lambda s, j, n: int(s.get("cpus") or 0),
+    "ReqMem": lambda s, j, n: "",
+    "ReqNodes": lambda s, j, n: str(int(s.get("node_count") or 0)),
+    "Start": lambda s, j, n: s.get("start_time") or 0,
+    "State": lambda s, j, n: str(s.get("state") or ""),
+    "Submit": lambda s, j, n: s.get("start_time") or 0,
+    "Suspended": lambda s, j, n: 0,
+    "Timelimit": lambda s, j, n: None,
+    "TimelimitRaw": lambda s, j, n: None,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# printing
+
+
+def _cell(f: Field, width: int, left: bool, value: _Value, parsable: bool) -> str:
+    """One value as print_fields.c prints it (without the delimiter / trailing space)."""
+    kind = f.kind
+    if kind == "date":
+        text = fmt_timestamp(value or 0)
+        if parsable:
+            return text
+        text = text[:width]
+        return text.ljust(width) if left else text.rjust(width)
+    if kind in ("uint", "secs"):
+        if value is None:
+            return "" if parsable else " " * width
+        text = fmt_duration_scontrol(int(value)) if kind == "secs" else str(int(value))
+        if parsable:
+            return text
+        return text.ljust(width) if left else text.rjust(width)
+    # str
+    if value is None:
+        return "" if parsable else " " * width
+    text = str(value)
+    if parsable:
+        return text
+    if len(text) > width:
+        text = text[: width - 1] + "+" if width > 0 else ""
+    return text.ljust(width) if left else text.rjust(width)
+
+
+def rows(jobs: Iterable[dict[str, Any]], *, allocations: bool = False) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """The rows sacct prints: ``(job, None)`` for a job row, ``(job, step)`` for step rows."""
+    out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    for job in jobs:
+        out.append((job, None))
+        if allocations:
+            continue
+        for step in sorted(job.get("steps") or (), key=lambda s: step_sort_key(s.get("step_id"))):
+            out.append((job, step))
+    return out
+
+
+def _value(f: Field, job: dict[str, Any], step: dict[str, Any] | None, now: float) -> _Value:
+    if step is None:
+        fn = _JOB.get(f.name)
+        return fn(job, now) if fn is not None else None
+    sfn = _STEP.get(f.name)
+    return sfn(step, job, now) if sfn is not None else None
+
+
+def render(
+    jobs: Iterable[dict[str, Any]],
+    fields: list[tuple[Field, int, bool]] | str | None = None,
+    *,
+    parsable: bool = False,
+    parsable2: bool = False,
+    noheader: bool = False,
+    allocations: bool = False,
+    delimiter: str = "|",
+    now: float = 0.0,
+) -> str:
+    """The sacct table.  ``fields`` is a ``parse_format`` result or format text (default
+    ``DEFAULT_FIELDS``); ``parsable`` is ``-p``, ``parsable2`` is ``-P``, ``noheader`` is
+    ``-n``, ``allocations`` is ``-X``; ``now`` is used for the elapsed time of running steps.
+    """
+    if fields is None:
+        fields = DEFAULT_FIELDS
+    if isinstance(fields, str):
+        fields = parse_format(fields)
+    pars = parsable or parsable2
+    out: list[str] = []
+
+    def line(cells: list[str]) -> str:
+        if pars:
+            return delimiter.join(cells) + (delimiter if not parsable2 else "") + "\n"
+        return "".join(c + " " for c in cells) + "\n"
+
+    if not noheader:
+        heads = []
+        for f, width, left in fields:
+            if pars:
+                heads.append(f.name)
+            else:
+                name = f.name[:width]
+                heads.append(name.ljust(width) if left else name.rjust(width))
+        out.append(line(heads))
+        if not pars:
+            out.append(line(["-" * width for _f, width, _l in fields]))
+    for job, step in rows(jobs, allocations=allocations):
+        out.append(line([_cell(f, w, left, _value(f, job, step, now), pars) for f, w, left in fields]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# --json
+
+
+def _limit_json(limit: int | None) -> dict[str, Any]:
+    if limit is None:
+        return {"set": False, "infinite": True, "number": 0}
+    return {"set": True, "infinite": False, "number": int(limit) // 60}
+
+
+def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[str, Any]:
+    raw = step.get("exit_code")
+    return {
+        "step": {"id": _step_jobid(step, job), "name": step.get("name") or ""},
+        "state": [str(step.get("state") or "")],
+        "exit_code": exit_code_json(raw if raw is not None else 0),
+        "nodes": {"count": int(step.get("node_count") or 0), "range": step.get("nodes") or ""},
+        "tasks": {"count": int(step.get("ntasks") or 0)},
+        "time": {
+            "elapsed": _step_elapsed(step, now),
+            "start": {"set": True, "infinite": False, "number": int(step.get("start_time") or 0)},
+            "end": {"set": True, "infinite": False, "number": int(step.get("end_time") or 0)},
+            "suspended": 0,
+        },
+        "tres": {"allocated": [{"type": "cpu", "name": "", "id": 1, "count": int(step.get("cpus") or 0)}]},
+    }
+
+
+def _job_json(job: dict[str, Any], now: float) -> dict[str, Any]:
+    requid = job.get("requid")
+    exit_text = _job_exit(job)
+    code, sig = (int(x) for x in exit_text.split(":"))
+    raw = sig if sig else code << 8
+    return {
+        "account": job.get("account") or "",
+        "allocation_nodes": int(job.get("node_count") or 0) if _job_ran(job) else 0,
+        "cluster": job.get("cluster") or "",
+        "derived_exit_code": exit_code_json(job.get("derived_ec") or 0),
+        "exit_code": exit_code_json(raw),
+        "failed_node": job.get("failed_node") or "",
+        "group": str(job.get("group") or job.get("gid", "")),
+        "job_id": job["job_id"],
+        "kill_request_user": str(requid) if requid is not None and int(requid) >= 0 else "",
+        "name": job.get("name") or "",
+        "nodes": job.get("nodes") or "None assigned",
+        "partition": job.get("partition") or "",
+        "priority": {"set": True, "infinite": False, "number": int(job.get("priority") or 0)},
+        "qos": job.get("qos") or "normal",
+        "required": {
+            "CPUs": int(job.get("num_cpus") or 0),
+            "memory_per_node": {"set": bool(job.get("mem_mb")), "infinite": False,
+                                "number": int(job.get("mem_mb") or 0)},
+        },
+        "restart_cnt": int(job.get("restarts") or 0),
+        "state": {"current": [base_state(job)], "reason": _job_reason(job)},
+        "steps": [_step_json(s, job, now) for _j, s in rows([job]) if s is not None],
+        "submit_line": job.get("submit_line") or "",
+        "time": {
+            "elapsed": _job_elapsed(job),
+            "eligible": int(job.get("eligible_time") or 0),
+            "end": int(_job_end(job)),
+            "limit": _limit_json(job.get("time_limit")),
+            "start": int(job.get("start_time") or 0),
+            "submission": int(job.get("submit_time") or 0),
+            "suspended": 0,
+        },
+        "user": job.get("user") or "",
+        "working_directory": job.get("work_dir") or "",
+    }
+
+
+def to_json(
+    jobs: Iterable[dict[str, Any]], *, now: float = 0.0, command: Iterable[str] = ("sacct", "--json")
+) -> dict[str, Any]:
+    """``sacct --json`` as a plain dict (``meta``, ``jobs``, ``errors``, ``warnings``)."""
+    return {
+        "jobs": [_job_json(j, now) for j in jobs],
+        "meta": json_meta(command, plugin="accounting_storage/spur"),
+        "errors": [],
+        "warnings": [],
+    }

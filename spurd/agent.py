@@ -1,0 +1,1108 @@
+"""The node agent: one connection to the leader, job starts, actions, reports, srun steps.
+
+Invariants:
+- The agent never owns a job's processes: every batch script and srun step runs under its
+  own supervisor (``spurd.supervisor``, detached into its own session), so the agent may be
+  stopped, crash or be ``kill -9``ed at any moment without touching a job. A restarted
+  agent re-adopts every live supervisor from the rundirs under ``<spool>/jobs/``.
+- Persist, then send (DESIGN.md 1.6): a completion report is in the durable spool
+  (``spurd.spool``) before it is sent, and leaves the spool only when the controller has
+  answered it. After every (re)connect the spool is flushed, in order, BEFORE any start
+  or action received on that connection is handled.
+- Idempotence (DESIGN.md 1.5): a start is keyed by (job id, requeue count) and a job
+  already known on this node (running or finished, as recorded in the spool) is never
+  started again; an action is keyed by its id and its ACK is stored durably
+  (``<spool>/actions/<id>.json``) before it is sent, so a repeat is answered with the
+  same ACK and nothing is done twice.
+- A KILL is ACKed only after every supervisor it involved has written its final status
+  and the resulting report has been answered by the controller, so the controller sees
+  JobNodeComplete / JobStepComplete before ActionAcked.
+- A supervisor that vanished without writing ``status.json`` (it was SIGKILLed; its job
+  died with it through PDEATHSIG=SIGKILL) is reported as killed by SIGKILL: ``(0, 9)``.
+  The agent writes that status into the rundir itself (``"synthetic": true``) so that a
+  restart reports the same thing.
+
+Rundir life cycle (``<spool>/jobs/<id>/batch`` or ``.../step_<n>``): ``spec.json`` written
+by the agent, ``supervisor.pid`` and finally ``status.json`` by the supervisor, then the
+``reported`` marker by the agent once the report is spooled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+from spurcore import rpc
+from spurcore.config import Config
+from spurcore.hostlist import compress
+from spurcore.ops import ActionKind, SignalTarget
+from spurcore.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
+from spurd import procs, stepserver
+from spurd.spool import ActionStore, ReportSpool, write_durable
+
+log = logging.getLogger("spurd")
+
+POLL_INTERVAL = 0.02  # status.json polling of live rundirs
+LIVENESS_INTERVAL = 0.5  # how often a live supervisor's pid is checked
+START_GRACE = 15.0  # a rundir may lack supervisor.pid this long while its supervisor starts
+BACKOFF_MIN = 0.05
+BACKOFF_MAX = 0.5
+RPC_TIMEOUT = 30.0
+JOB_WAIT = 10.0  # run_step may arrive before the job's start: wait this long for it
+JOB_DIR_TTL = 24 * 3600.0  # finished job directories are pruned after this
+ACK_TTL = 7 * 24 * 3600.0
+PRUNE_INTERVAL = 3600.0
+SYNTHETIC_KILL = (0, 9)  # status of a supervisor that died without writing one
+
+JOB_FILE = "job.json"
+SCRIPT_FILE = "script"
+ENDED_FILE = "ended"
+REPORTED_FILE = "reported"
+BATCH = "batch"
+
+LEADERSHIP_ERRORS = ("not_leader", "no_leader")
+
+
+# ---------------------------------------------------------------------------- pure helpers
+
+
+def report_id(node: str, job_id: int, step: str | int, restarts: int = 0) -> str:
+    """``node:job:step``; a requeued job's later runs add ``:r<restarts>`` so that their
+    reports are not taken for duplicates of the first run's."""
+    base = f"{node}:{job_id}:{step}"
+    return f"{base}:r{restarts}" if restarts else base
+
+
+def run_key(step: str | int) -> str:
+    return BATCH if step == BATCH else f"step_{int(step)}"
+
+
+def tasks_per_node(ntasks: int, nnodes: int) -> str:
+    """Slurm's SLURM_TASKS_PER_NODE: block distribution, compressed (``2(x3),1``)."""
+    nnodes = max(1, nnodes)
+    ntasks = max(ntasks, nnodes)
+    base, extra = divmod(ntasks, nnodes)
+    counts = [base + 1] * extra + [base] * (nnodes - extra)
+    return _repeat_compress(counts)
+
+
+def _repeat_compress(values: list[int]) -> str:
+    parts: list[str] = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j < len(values) and values[j] == values[i]:
+            j += 1
+        n = j - i
+        parts.append(f"{values[i]}(x{n})" if n > 1 else str(values[i]))
+        i = j
+    return ",".join(parts)
+
+
+def tools_dir(python: str = sys.executable) -> str:
+    """Where sbatch/srun live: the directory of the agent's interpreter (the venv's bin)."""
+    return os.path.dirname(python)
+
+
+def with_tools_path(env: dict[str, str], python: str = sys.executable) -> dict[str, str]:
+    bindir = tools_dir(python)
+    path = env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
+    if bindir and path.split(os.pathsep)[0] != bindir:
+        path = os.pathsep.join([bindir, path])
+    env["PATH"] = path
+    return env
+
+
+def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str, agent_socket: str,
+              python: str = sys.executable) -> dict[str, str]:
+    """The batch script's environment: the job's exported env plus Slurm's variables."""
+    env = {str(k): str(v) for k, v in (info.get("env") or {}).items()}
+    node_list = [str(n) for n in info.get("node_list") or [node]]
+    nnodes = len(node_list)
+    job_id = str(info["job_id"])
+    ntasks = int(info.get("num_tasks") or 1)
+    cpus = int(info.get("cpus_per_node") or 1)
+    cpus_per_task = int(info.get("cpus_per_task") or 1)
+    nodelist = str(info.get("nodes") or compress(node_list))
+    slurm = {
+        "SLURM_JOB_ID": job_id,
+        "SLURM_JOBID": job_id,
+        "SLURM_JOB_NAME": str(info.get("name") or ""),
+        "SLURM_JOB_NODELIST": nodelist,
+        "SLURM_NODELIST": nodelist,
+        "SLURM_NNODES": str(nnodes),
+        "SLURM_JOB_NUM_NODES": str(nnodes),
+        "SLURM_NTASKS": str(ntasks),
+        "SLURM_NPROCS": str(ntasks),
+        "SLURM_CPUS_ON_NODE": str(cpus),
+        "SLURM_JOB_CPUS_PER_NODE": _repeat_compress([cpus] * nnodes),
+        "SLURM_SUBMIT_DIR": str(info.get("work_dir") or info.get("cwd") or ""),
+        "SLURM_SUBMIT_HOST": str(info.get("alloc_node") or socket.gethostname()),
+        "SLURM_JOB_USER": str(info.get("user") or ""),
+        "SLURM_JOB_UID": str(info.get("uid", "")),
+        "SLURM_JOB_GID": str(info.get("gid", "")),
+        "SLURM_JOB_PARTITION": str(info.get("partition") or ""),
+        "SLURM_CLUSTER_NAME": cluster,
+        "SLURM_NODEID": "0",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURMD_NODENAME": node,
+        "SLURM_TASKS_PER_NODE": tasks_per_node(ntasks, nnodes),
+        "SLURM_GTIDS": "0",
+        "ENVIRONMENT": "BATCH",
+        "SPUR_CONF": config_path,
+        "SPURD_SOCKET": agent_socket,
+    }
+    if cpus_per_task > 1:
+        slurm["SLURM_CPUS_PER_TASK"] = str(cpus_per_task)
+    if info.get("account"):
+        slurm["SLURM_JOB_ACCOUNT"] = str(info["account"])
+    if int(info.get("mem_mb") or 0) > 0:
+        slurm["SLURM_MEM_PER_NODE"] = str(int(info["mem_mb"]))
+    env.update(slurm)
+    return with_tools_path(env, python)
+
+
+def script_argv(script_path: str, script: str, argv: list[str]) -> list[str]:
+    """Run a script with a shebang directly (its interpreter), anything else with bash."""
+    if script.startswith("#!"):
+        return [script_path, *argv]
+    return ["/bin/bash", script_path, *argv]
+
+
+def supervisor_alive(pid: int, rundir: str) -> bool:
+    """True if ``pid`` is a live (non-zombie) supervisor of ``rundir`` (pid reuse safe)."""
+    if pid <= 0 or not procs.alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"spurd.supervisor" in args and os.fsencode(os.path.abspath(rundir)) in args
+
+
+def find_supervisors(rundir: str) -> list[int]:
+    """Every live process whose command line is a supervisor of ``rundir``."""
+    out: list[int] = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and supervisor_alive(int(name), rundir):
+            out.append(int(name))
+    return out
+
+
+def failure_status(error: str, exit_code: int = 1, signal: int = 0) -> dict[str, Any]:
+    raw = (signal & 0x7F) if signal else ((exit_code & 0xFF) << 8)
+    return {
+        "wait_status": raw,
+        "exit_code": exit_code,
+        "signal": signal,
+        "oom": False,
+        "ended_at": time.time(),
+        "error": error,
+        "synthetic": True,
+    }
+
+
+def total_memory_mb(meminfo: str = "/proc/meminfo") -> int:
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass(eq=False)
+class Run:
+    """One supervised process tree: a job's batch script or one srun step on this node."""
+
+    job_id: int
+    step: str | int  # "batch" or the step id
+    rundir: str
+    restarts: int
+    done: asyncio.Future[dict[str, Any]]
+    pid: int | None = None
+    status: dict[str, Any] | None = None
+    since: float = field(default_factory=time.monotonic)
+    next_check: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not None
+
+
+@dataclass(eq=False)
+class JobRecord:
+    """What this node knows of a job (``<spool>/jobs/<id>/job.json`` plus its rundirs)."""
+
+    job_id: int
+    info: dict[str, Any]
+    node: str
+    directory: str
+    restarts: int = 0
+    runs: dict[str, Run] = field(default_factory=dict)
+    ended: bool = False  # the allocation is over on this node: no new steps
+
+    @property
+    def uid(self) -> int:
+        return int(self.info.get("uid", os.getuid()))
+
+    @property
+    def gid(self) -> int:
+        return int(self.info.get("gid", os.getgid()))
+
+    @property
+    def is_batch_host(self) -> bool:
+        nodes = self.info.get("node_list") or []
+        return bool(nodes) and nodes[0] == self.node and self.info.get("script") is not None
+
+    def live_runs(self) -> list[Run]:
+        return [r for r in self.runs.values() if not r.finished]
+
+
+# ---------------------------------------------------------------------------- agent
+
+
+class Agent:
+    def __init__(self, config: Config, name: str, *, cpus: int, mem_mb: int, spool_dir: str,
+                 socket_path: str, python: str = sys.executable, cgroup_root: str | None = None) -> None:
+        self.config = config
+        self.name = name
+        self.cpus = cpus
+        self.mem_mb = mem_mb
+        self.spool_dir = os.path.abspath(spool_dir)
+        self.socket_path = os.path.abspath(socket_path)
+        self.python = python
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        self.cgroup_root = cgroup_root if cgroup_root is not None else f"spurd_{safe}"
+        self.jobs_dir = os.path.join(self.spool_dir, "jobs")
+        self.heartbeat_interval = config.heartbeat_interval
+        self.kill_wait = config.kill_wait
+        self.suspend_grace = config.suspend_grace
+        self.is_root = os.geteuid() == 0
+        self.reports: ReportSpool
+        self.actions: ActionStore
+        self.jobs: dict[int, JobRecord] = {}
+        self.live: dict[str, Run] = {}  # rundir -> run whose supervisor has not ended
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._inflight_actions: set[int] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._conn: RpcConnection | None = None
+        self._ready = asyncio.Event()  # set while _conn is registered and its spool flushed
+        self._reports_changed = asyncio.Event()
+        self._delivered = asyncio.Condition()
+        self._stop = asyncio.Event()
+        self._lsock: socket.socket | None = None
+        self.registered_count = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`. Jobs keep running under their supervisors afterwards."""
+        os.makedirs(self.spool_dir, mode=0o755, exist_ok=True)
+        os.makedirs(self.jobs_dir, mode=0o755, exist_ok=True)
+        if self.is_root:
+            # The user's batch script lives below: it must be reachable (not readable).
+            for d in (self.spool_dir, self.jobs_dir):
+                with contextlib.suppress(OSError):
+                    os.chmod(d, 0o755)
+        self.reports = ReportSpool(os.path.join(self.spool_dir, "reports"))
+        self.actions = ActionStore(os.path.join(self.spool_dir, "actions"))
+        self.actions.prune(ACK_TTL)
+        self._recover()
+        self._prune_jobs()
+        self._lsock = stepserver.listen(self.socket_path)
+        log.info("agent %s: %d cpus, %d MB, spool %s, socket %s", self.name, self.cpus, self.mem_mb,
+                 self.spool_dir, self.socket_path)
+        background = [
+            asyncio.create_task(self._watch_loop(), name="watch"),
+            asyncio.create_task(self._accept_loop(self._lsock), name="steps"),
+            asyncio.create_task(self._connection_loop(), name="connection"),
+            asyncio.create_task(self._prune_loop(), name="prune"),
+        ]
+        try:
+            stop = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([stop, *background], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stop and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            log.info("agent %s shutting down (%d jobs keep running)", self.name,
+                     len({r.job_id for r in self.live.values()}))
+            conn = self._conn
+            if conn is not None:
+                conn.close("agent shutting down")
+            for task in [*background, *self._tasks]:
+                task.cancel()
+            await asyncio.gather(*background, *self._tasks, return_exceptions=True)
+            if self._lsock is not None:
+                self._lsock.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(self.socket_path)
+
+    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _lock(self, job_id: int) -> asyncio.Lock:
+        lock = self._locks.get(job_id)
+        if lock is None:
+            lock = self._locks[job_id] = asyncio.Lock()
+        return lock
+
+    # ------------------------------------------------------------------ connection
+
+    def _register_params(self) -> dict[str, Any]:
+        jobs = {r.job_id for r in self.live.values()}
+        jobs |= {j.job_id for j in self.jobs.values() if not j.ended}
+        return {
+            "name": self.name,
+            "cpus": self.cpus,
+            "mem_mb": self.mem_mb,
+            "address": f"unix:{self.socket_path}",
+            "jobs": sorted(jobs),
+        }
+
+    async def _open(self, endpoint: str, on_notification: Any) -> RpcConnection:
+        kind, _, where = endpoint.partition(":")
+        if kind == "unix":
+            return await rpc.connect_unix(where, None, on_notification, timeout=5.0)
+        if kind == "tcp":
+            host, _, port = where.rpartition(":")
+            ctx = None
+            if self.config.tls_ca:
+                cert = os.environ.get("SPUR_CERT") or self.config.tls_cert or None
+                key = os.environ.get("SPUR_KEY") or self.config.tls_key or None
+                ctx = rpc.client_ssl_context(cert, key, self.config.tls_ca)
+            return await rpc.connect_tcp(host.strip("[]"), int(port), ctx, None, on_notification, timeout=5.0)
+        raise ConnectionFailed(f"unsupported endpoint {endpoint!r}")
+
+    async def _connection_loop(self) -> None:
+        endpoints = [r.endpoint for r in self.config.replicas]
+        idx = 0
+        hint: str | None = None
+        redirects = 0
+        backoff = BACKOFF_MIN
+        while not self._stop.is_set():
+            if hint:
+                endpoint, hint = hint, None
+            else:
+                endpoint = endpoints[idx % len(endpoints)]
+                idx += 1
+            outcome, detail = await self._attempt(endpoint)
+            if outcome == "session":
+                idx, redirects, backoff = 0, 0, BACKOFF_MIN
+                await asyncio.sleep(BACKOFF_MIN)
+                continue
+            if outcome == "not_leader" and detail and detail != endpoint and redirects <= len(endpoints):
+                hint = detail
+                redirects += 1
+                continue
+            redirects = 0
+            if outcome == "no_leader" or idx % len(endpoints) == 0:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _attempt(self, endpoint: str) -> tuple[str, str]:
+        """Connect, register and serve one session. ("session"|"not_leader"|"no_leader"|"failed", detail)."""
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        try:
+            conn = await self._open(endpoint, lambda _c, method, params: queue.put_nowait((method, params)))
+        except (RpcError, OSError, ValueError) as e:
+            log.debug("cannot connect to %s: %s", endpoint, e)
+            return "failed", str(e)
+        try:
+            reply = await conn.call("node_register", self._register_params(), timeout=RPC_TIMEOUT)
+        except RpcError as e:
+            conn.close()
+            if e.code in LEADERSHIP_ERRORS:
+                log.debug("%s: %s %s", endpoint, e.code, e.message)
+                return e.code, e.message
+            log.warning("node_register at %s failed: %s", endpoint, e)
+            return "failed", str(e)
+        except BaseException:
+            conn.close()
+            raise
+        try:
+            await self._session(conn, endpoint, reply if isinstance(reply, dict) else {}, queue)
+        finally:
+            conn.close()
+        return "session", ""
+
+    async def _session(self, conn: RpcConnection, endpoint: str, reply: dict[str, Any],
+                       queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        self.heartbeat_interval = float(reply.get("heartbeat_interval") or self.config.heartbeat_interval)
+        if reply.get("kill_wait") is not None:
+            self.kill_wait = float(reply["kill_wait"])
+        if reply.get("suspend_grace") is not None:
+            self.suspend_grace = float(reply["suspend_grace"])
+        self.registered_count += 1
+        log.info("registered with the leader at %s (%d reports to resend)", endpoint, len(self.reports))
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            # Reports first: nothing received on this connection is acted on before the
+            # spool has been flushed (notifications wait in ``queue``).
+            if not await self._flush_reports(conn):
+                return
+            self._conn = conn
+            self._ready.set()
+            tasks = [
+                asyncio.create_task(self._report_sender(conn)),
+                asyncio.create_task(self._heartbeat(conn)),
+                asyncio.create_task(self._dispatch(queue)),
+                asyncio.create_task(conn.closed()),
+                asyncio.create_task(self._stop.wait()),
+            ]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._ready.clear()
+            if self._conn is conn:
+                self._conn = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info("connection to %s ended: %s", endpoint, conn.close_reason or "closing")
+
+    async def _heartbeat(self, conn: RpcConnection) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await conn.call("heartbeat", {"name": self.name}, timeout=max(5.0, 3 * self.heartbeat_interval))
+            except (ConnectionFailed, RpcTimeout) as e:
+                log.warning("heartbeat failed: %s", e)
+                return
+            except RpcError as e:
+                log.warning("heartbeat refused (%s): registering again", e)
+                return
+
+    async def _dispatch(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        while True:
+            method, params = await queue.get()
+            if method == "start":
+                self._spawn(self._on_start(params), f"start-{params.get('job', {}).get('job_id')}")
+            elif method == "action":
+                self._spawn(self._on_action(params), f"action-{params.get('action_id')}")
+            elif method == "kill":
+                self._spawn(self._on_kill(params), f"kill-{params.get('job_id')}")
+            else:
+                log.debug("ignoring notification %r", method)
+
+    async def _call_current(self, method: str, params: dict[str, Any]) -> Any:
+        """Call ``method`` on the current leader connection, retrying across reconnects."""
+        while not self._stop.is_set():
+            await self._ready.wait()
+            conn = self._conn
+            if conn is None:
+                await asyncio.sleep(BACKOFF_MIN)
+                continue
+            try:
+                return await conn.call(method, params, timeout=RPC_TIMEOUT)
+            except (ConnectionFailed, RpcTimeout) as e:
+                log.info("%s not answered (%s): retrying on the next connection", method, e)
+                conn.close()
+            except RpcError as e:
+                if e.code not in LEADERSHIP_ERRORS:
+                    log.warning("%s %s refused: %s", method, params, e)
+                    return None
+                conn.close()
+            while self._conn is conn and not self._stop.is_set():
+                await asyncio.sleep(BACKOFF_MIN)
+        return None
+
+    # ------------------------------------------------------------------ reports
+
+    async def _report_sender(self, conn: RpcConnection) -> None:
+        while True:
+            await self._reports_changed.wait()
+            self._reports_changed.clear()
+            if not await self._flush_reports(conn):
+                conn.close("report delivery failed")
+                return
+
+    async def _flush_reports(self, conn: RpcConnection) -> bool:
+        """Send every spooled report in order; False if the connection is no good."""
+        backoff = BACKOFF_MIN
+        while True:
+            pending = self.reports.list()
+            if not pending:
+                return True
+            for report in pending:
+                rid = report["report_id"]
+                try:
+                    await conn.call("report", report, timeout=RPC_TIMEOUT)
+                except (ConnectionFailed, RpcTimeout) as e:
+                    log.info("report %s not delivered: %s", rid, e)
+                    return False
+                except RpcError as e:
+                    if e.code in LEADERSHIP_ERRORS:
+                        return False
+                    log.warning("report %s refused (%s): retrying", rid, e)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    break
+                self.reports.delete(rid)
+                log.debug("report %s delivered", rid)
+                async with self._delivered:
+                    self._delivered.notify_all()
+
+    async def _wait_delivered(self, report_ids: list[str]) -> None:
+        async with self._delivered:
+            await self._delivered.wait_for(lambda: not any(rid in self.reports for rid in report_ids))
+
+    def _report_for(self, run: Run, status: dict[str, Any]) -> dict[str, Any]:
+        batch = run.step == BATCH
+        return {
+            "report_id": report_id(self.name, run.job_id, run.step, run.restarts),
+            "kind": "node" if batch else "step",
+            "job_id": run.job_id,
+            "step_id": BATCH if batch else int(run.step),
+            "node": self.name,
+            "exit_code": int(status.get("exit_code") or 0),
+            "signal": int(status.get("signal") or 0),
+            "oom": bool(status.get("oom")),
+            "at": float(status.get("ended_at") or time.time()),
+        }
+
+    def _spool_report(self, run: Run, status: dict[str, Any]) -> None:
+        """Persist the report of a finished run, then mark its rundir as reported."""
+        report = self._report_for(run, status)
+        if self.reports.put(report):
+            log.info("job %s step %s ended %d:%d%s", run.job_id, run.step, report["exit_code"],
+                     report["signal"], " (OOM)" if report["oom"] else "")
+        write_durable(os.path.join(run.rundir, REPORTED_FILE), report["report_id"].encode(), 0o644)
+        self._reports_changed.set()
+
+    # ------------------------------------------------------------------ watching supervisors
+
+    def _new_run(self, rec: JobRecord, step: str | int, rundir: str) -> Run:
+        run = Run(rec.job_id, step, rundir, rec.restarts, asyncio.get_running_loop().create_future())
+        rec.runs[run_key(step)] = run
+        return run
+
+    def _watch(self, run: Run) -> None:
+        run.since = time.monotonic()
+        run.next_check = run.since + LIVENESS_INTERVAL
+        self.live[run.rundir] = run
+
+    async def _watch_loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            for run in list(self.live.values()):
+                try:
+                    status = _read_status(run.rundir)
+                    if status is not None:
+                        self._run_ended(run, status)
+                    elif now >= run.next_check:
+                        run.next_check = now + LIVENESS_INTERVAL
+                        self._check_liveness(run, now)
+                except Exception:
+                    log.exception("watching %s failed", run.rundir)
+            await asyncio.sleep(POLL_INTERVAL)
+
+    def _check_liveness(self, run: Run, now: float) -> None:
+        if run.pid is None:
+            run.pid = procs.read_supervisor_pid(run.rundir)
+            if run.pid is not None or find_supervisors(run.rundir):
+                return
+            if now - run.since < START_GRACE:
+                return
+            status = failure_status("the supervisor never started")
+        elif supervisor_alive(run.pid, run.rundir):
+            return
+        else:
+            # It may have written its status just before exiting.
+            status = _read_status(run.rundir) or failure_status("the supervisor died", *SYNTHETIC_KILL)
+        if status.get("synthetic"):
+            log.error("job %s step %s: %s; reporting %d:%d", run.job_id, run.step, status["error"],
+                      status["exit_code"], status["signal"])
+            _kill_leftovers(run)
+            procs.write_atomic(os.path.join(run.rundir, procs.STATUS_FILE), json.dumps(status).encode())
+        self._run_ended(run, status)
+
+    def _run_ended(self, run: Run, status: dict[str, Any]) -> None:
+        if run.finished:
+            return
+        self._spool_report(run, status)
+        run.status = status
+        self.live.pop(run.rundir, None)
+        if not run.done.done():
+            run.done.set_result(status)
+        rec = self.jobs.get(run.job_id)
+        if rec is not None and run.step == BATCH:
+            # Slurm: the job is over when its batch script ends; its steps end with it.
+            self._mark_ended(rec)
+            for other in rec.live_runs():
+                self._spawn(self._control(other, {"op": "kill", "kill_wait": self.kill_wait}),
+                            f"kill-steps-{rec.job_id}")
+
+    def _mark_ended(self, rec: JobRecord) -> None:
+        if rec.ended:
+            return
+        rec.ended = True
+        with contextlib.suppress(OSError):
+            write_durable(os.path.join(rec.directory, ENDED_FILE), b"", 0o644)
+
+    async def _control(self, run: Run, msg: dict[str, Any]) -> dict[str, Any]:
+        """One control request to a run's supervisor ({"ok": False, "errno"} if unreachable)."""
+        if run.finished:
+            return {"ok": False, "errno": errno.ESRCH}
+        try:
+            return await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
+        except (OSError, ValueError) as e:
+            if run.finished or _read_status(run.rundir) is not None:
+                return {"ok": False, "errno": errno.ESRCH}
+            log.warning("control %s to %s failed: %s", msg.get("op"), run.rundir, e)
+            return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
+
+    # ------------------------------------------------------------------ restart / re-adoption
+
+    def _recover(self) -> None:
+        """Rebuild the job table from the spool and re-adopt every live supervisor."""
+        for name in sorted(os.listdir(self.jobs_dir), key=lambda n: (len(n), n)):
+            if not name.isdigit():
+                continue
+            directory = os.path.join(self.jobs_dir, name)
+            try:
+                with open(os.path.join(directory, JOB_FILE), "rb") as f:
+                    saved = json.loads(f.read())
+                rec = JobRecord(int(name), saved["info"], saved["node"], directory, int(saved.get("restarts", 0)))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                if not _has_rundirs(directory):
+                    log.warning("removing %s: interrupted start (%s)", directory, e)
+                    shutil.rmtree(directory, ignore_errors=True)
+                else:
+                    log.error("cannot read %s: %s; leaving it alone", directory, e)
+                continue
+            rec.ended = os.path.exists(os.path.join(directory, ENDED_FILE))
+            self.jobs[rec.job_id] = rec
+            if not self._recover_runs(rec):
+                log.warning("job %s: its start was interrupted; forgetting it so that it starts again",
+                            rec.job_id)
+                del self.jobs[rec.job_id]
+                shutil.rmtree(directory, ignore_errors=True)
+        adopted = sorted({r.job_id for r in self.live.values()})
+        if adopted:
+            log.info("re-adopted running jobs %s", adopted)
+
+    def _recover_runs(self, rec: JobRecord) -> bool:
+        """Re-adopt the rundirs of ``rec``; False if its batch script never started."""
+        has_batch = False
+        for sub in sorted(os.listdir(rec.directory)):
+            rundir = os.path.join(rec.directory, sub)
+            if sub == BATCH:
+                step: str | int = BATCH
+            elif sub.startswith("step_") and sub[5:].isdigit():
+                step = int(sub[5:])
+            else:
+                continue
+            if not os.path.isdir(rundir):
+                continue
+            status = _read_status(rundir)
+            pid = procs.read_supervisor_pid(rundir)
+            if status is None and pid is None and not find_supervisors(rundir):
+                if step == BATCH:
+                    shutil.rmtree(rundir, ignore_errors=True)
+                    continue  # never started: the leader will send the start again
+                status = failure_status("the agent stopped before the step started")
+                procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(status).encode())
+            has_batch = has_batch or step == BATCH
+            run = self._new_run(rec, step, rundir)
+            run.pid = pid
+            if status is not None:
+                run.status = status
+                run.done.set_result(status)
+                if not os.path.exists(os.path.join(rundir, REPORTED_FILE)):
+                    self._spool_report(run, status)
+                continue
+            self._watch(run)  # a dead supervisor is noticed (and reported) by the watcher
+            if pid is not None and not supervisor_alive(pid, rundir):
+                run.next_check = 0.0
+        return has_batch or not rec.is_batch_host
+
+    def _prune_jobs(self) -> None:
+        now = time.time()
+        for rec in list(self.jobs.values()):
+            if not rec.ended or rec.live_runs():
+                continue
+            if any(report_id(self.name, r.job_id, r.step, r.restarts) in self.reports for r in rec.runs.values()):
+                continue
+            try:
+                age = now - os.stat(os.path.join(rec.directory, ENDED_FILE)).st_mtime
+            except OSError:
+                continue
+            if age > JOB_DIR_TTL:
+                shutil.rmtree(rec.directory, ignore_errors=True)
+                self.jobs.pop(rec.job_id, None)
+                self._locks.pop(rec.job_id, None)
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL)
+            self._prune_jobs()
+            self.actions.prune(ACK_TTL)
+
+    # ------------------------------------------------------------------ starts
+
+    async def _on_start(self, params: dict[str, Any]) -> None:
+        info = params.get("job")
+        node = str(params.get("node") or self.name)
+        if not isinstance(info, dict) or "job_id" not in info:
+            log.error("malformed start notification: %r", params)
+            return
+        if node != self.name:
+            log.error("start of job %s for node %s received by %s: ignored", info["job_id"], node, self.name)
+            return
+        job_id = int(info["job_id"])
+        restarts = int(info.get("restarts") or 0)
+        async with self._lock(job_id):
+            rec = self.jobs.get(job_id)
+            if rec is not None and rec.restarts > restarts:
+                log.info("stale start of job %s (run %d, known run %d): ignored", job_id, restarts, rec.restarts)
+                return
+            if rec is not None and rec.restarts < restarts:
+                await self._retire(rec)
+                rec = None
+            if rec is None:
+                await self._launch(info, restarts)
+        await self._call_current("launched", {"job_id": job_id, "node": self.name})
+
+    async def _retire(self, rec: JobRecord) -> None:
+        """A requeued job starts again: end what is left of its previous run here."""
+        log.info("job %s was requeued: retiring run %d", rec.job_id, rec.restarts)
+        for run in rec.live_runs():
+            await self._control(run, {"op": "kill", "kill_wait": 0})
+        await asyncio.gather(*(asyncio.shield(r.done) for r in rec.runs.values()))
+        self.jobs.pop(rec.job_id, None)
+        await asyncio.to_thread(shutil.rmtree, rec.directory, True)
+
+    async def _launch(self, info: dict[str, Any], restarts: int) -> None:
+        job_id = int(info["job_id"])
+        directory = os.path.join(self.jobs_dir, str(job_id))
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        os.chmod(directory, 0o755)
+        rec = JobRecord(job_id, info, self.name, directory, restarts)
+        write_durable(os.path.join(directory, JOB_FILE),
+                      json.dumps({"info": info, "node": self.name, "restarts": restarts}).encode())
+        self.jobs[job_id] = rec
+        if not rec.is_batch_host:
+            log.info("job %s: allocation recorded", job_id)
+            return
+        script = str(info["script"])
+        script_path = os.path.join(directory, SCRIPT_FILE)
+        fd = os.open(script_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o700)
+        try:
+            os.write(fd, script.encode())
+            if self.is_root:
+                os.fchown(fd, rec.uid, rec.gid)
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+        spec = {
+            "job_id": job_id,
+            "step": BATCH,
+            "argv": script_argv(script_path, script, [str(a) for a in info.get("argv") or []]),
+            "cwd": str(info.get("cwd") or info.get("work_dir") or "/"),
+            "env": batch_env(info, self.name, cluster=self.config.name, config_path=self.config.path,
+                             agent_socket=self.socket_path, python=self.python),
+            "uid": rec.uid,
+            "gid": rec.gid,
+            "stdout": info.get("stdout") or None,
+            "stderr": info.get("stderr") or None,
+            "stdin": info.get("stdin") or "/dev/null",
+            "inherit_stdio": False,
+            "open_mode": "append" if restarts else "truncate",
+            "kill_wait": self.kill_wait,
+            "suspend_grace": self.suspend_grace,
+            "mem_limit_mb": int(info.get("mem_mb") or 0),
+            "cgroup_root": self.cgroup_root,
+        }
+        await self._start_run(rec, BATCH, spec)
+
+    async def _start_run(self, rec: JobRecord, step: str | int, spec: dict[str, Any],
+                         stdio: tuple[int, int, int] | None = None) -> Run:
+        rundir = os.path.join(rec.directory, run_key(step))
+        os.makedirs(rundir, mode=0o700, exist_ok=False)
+        write_durable(os.path.join(rundir, procs.SPEC_FILE), json.dumps(spec).encode())
+        run = self._new_run(rec, step, rundir)
+        try:
+            run.pid = await asyncio.to_thread(procs.start_supervisor, rundir, self.python, (), stdio=stdio)
+            log.info("job %s step %s started: supervisor %d", rec.job_id, step, run.pid)
+        except (procs.SupervisorStartError, OSError) as e:
+            if not find_supervisors(rundir) and _read_status(rundir) is None:
+                log.error("job %s step %s: cannot start the supervisor: %s", rec.job_id, step, e)
+                procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE),
+                                   json.dumps(failure_status(f"cannot start the supervisor: {e}")).encode())
+            # else: it is only slow; the watcher picks up its pid or its status.
+        self._watch(run)
+        return run
+
+    # ------------------------------------------------------------------ srun steps
+
+    async def _accept_loop(self, lsock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(lsock)
+            except OSError as e:
+                log.warning("accept on %s failed: %s", self.socket_path, e)
+                await asyncio.sleep(0.1)
+                continue
+            self._spawn(self._serve_step_client(client), "run_step")
+
+    async def _serve_step_client(self, client: socket.socket) -> None:
+        with client:
+            try:
+                request = await asyncio.to_thread(stepserver.recv_request, client)
+            except stepserver.StepProtocolError as e:
+                log.warning("bad run_step request: %s", e)
+                if e.code != "connection_failed":
+                    await asyncio.to_thread(stepserver.send_reply, client, e.msgid or 0,
+                                            {"code": e.code, "message": e.message}, None)
+                return
+            error: dict[str, str] | None = None
+            result: Any = None
+            try:
+                result = await self._run_step(request)
+            except RpcError as e:
+                error = e.to_wire()
+            except Exception as e:
+                log.exception("run_step failed")
+                error = {"code": "internal", "message": f"{type(e).__name__}: {e}"}
+            finally:
+                request.close_fds()
+            if not await asyncio.to_thread(stepserver.send_reply, client, request.msgid, error, result):
+                log.info("srun for step %s.%s left before the step ended", request.params.get("job_id"),
+                         request.params.get("step_id"))
+
+    async def _run_step(self, request: stepserver.StepRequest) -> dict[str, Any]:
+        if request.method != "run_step":
+            raise RpcError("unknown_method", f"unknown method: {request.method}")
+        params = request.params
+        try:
+            job_id = int(params["job_id"])
+            step_id = int(params["step_id"])
+            argv = [str(a) for a in params["argv"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise RpcError("bad_request", f"run_step needs job_id, step_id and argv: {e}") from None
+        if not argv or step_id < 0:
+            raise RpcError("bad_request", "run_step needs a non-empty argv and a step id >= 0")
+        if len(request.fds) != 3:
+            raise RpcError("bad_request", f"run_step needs 3 file descriptors (stdin, stdout, stderr), "
+                                          f"got {len(request.fds)}")
+        rec = await self._wait_for_job(job_id)
+        if rec is None:
+            raise RpcError("invalid_job", "Invalid job id specified")
+        if request.peer_uid not in (0, rec.uid, os.getuid()):
+            raise RpcError("permission_denied", "Access/permission denied")
+        async with self._lock(job_id):
+            rec = self.jobs.get(job_id)
+            if rec is None:
+                raise RpcError("invalid_job", "Invalid job id specified")
+            run = rec.runs.get(run_key(step_id))
+            if run is None:
+                if rec.ended:
+                    raise RpcError("already_done", "Job/step already completing or completed")
+                env = {str(k): str(v) for k, v in (params.get("env") or {}).items()}
+                for key, value in (("SLURM_JOB_ID", str(job_id)), ("SLURM_JOBID", str(job_id)),
+                                   ("SLURM_STEP_ID", str(step_id)), ("SLURM_STEPID", str(step_id)),
+                                   ("SLURMD_NODENAME", self.name), ("SPUR_CONF", self.config.path),
+                                   ("SPURD_SOCKET", self.socket_path)):
+                    env.setdefault(key, value)
+                spec = {
+                    "job_id": job_id,
+                    "step": step_id,
+                    "argv": argv,
+                    "cwd": str(params.get("cwd") or rec.info.get("cwd") or "/"),
+                    "env": env,
+                    "uid": rec.uid,
+                    "gid": rec.gid,
+                    "stdout": None,
+                    "stderr": None,
+                    "stdin": None,
+                    "inherit_stdio": True,
+                    "kill_wait": self.kill_wait,
+                    "suspend_grace": self.suspend_grace,
+                    "mem_limit_mb": int(rec.info.get("mem_mb") or 0),
+                    "cgroup_root": self.cgroup_root,
+                }
+                fds = request.fds
+                run = await self._start_run(rec, step_id, spec, stdio=(fds[0], fds[1], fds[2]))
+            request.close_fds()  # the supervisor has its own copies now
+        status = await asyncio.shield(run.done)
+        return {"exit_code": int(status.get("exit_code") or 0), "signal": int(status.get("signal") or 0),
+                "node": self.name}
+
+    async def _wait_for_job(self, job_id: int) -> JobRecord | None:
+        deadline = time.monotonic() + JOB_WAIT
+        while True:
+            rec = self.jobs.get(job_id)
+            if rec is not None or time.monotonic() >= deadline:
+                return rec
+            await asyncio.sleep(0.02)
+
+    # ------------------------------------------------------------------ actions
+
+    async def _on_action(self, params: dict[str, Any]) -> None:
+        try:
+            action_id = int(params["action_id"])
+        except (KeyError, TypeError, ValueError):
+            log.error("malformed action notification: %r", params)
+            return
+        ack = self.actions.get(action_id)
+        if ack is None:
+            if action_id in self._inflight_actions:
+                return  # still being carried out; that task sends the ACK
+            self._inflight_actions.add(action_id)
+            try:
+                try:
+                    status, err = await self._carry_out(params)
+                except Exception:
+                    log.exception("action %s failed", action_id)
+                    status, err = 1, errno.EIO
+                ack = {"action_id": action_id, "node": self.name, "status": status, "errno": err}
+                self.actions.put(action_id, ack)
+            finally:
+                self._inflight_actions.discard(action_id)
+        await self._call_current("ack", ack)
+
+    async def _carry_out(self, params: dict[str, Any]) -> tuple[int, int]:
+        kind = int(params.get("kind", 0))
+        job_id = int(params["job_id"])
+        step_id = int(params.get("step_id", -1))
+        kill_wait = params.get("kill_wait")
+        kill_wait = self.kill_wait if kill_wait is None else float(kill_wait)
+        rec = self.jobs.get(job_id)
+        log.info("action %s: kind %s job %s step %s", params.get("action_id"), kind, job_id, step_id)
+        if rec is None:
+            return 0, 0  # unknown here: nothing runs, so a KILL is done and anything else moot
+        if kind == ActionKind.KILL:
+            async with self._lock(job_id):
+                if step_id >= 0:
+                    runs = [r for r in (rec.runs.get(run_key(step_id)),) if r is not None]
+                else:
+                    self._mark_ended(rec)
+                    runs = list(rec.runs.values())
+                for run in runs:
+                    if not run.finished:
+                        await self._control(run, {"op": "kill", "kill_wait": kill_wait})
+            await asyncio.gather(*(asyncio.shield(r.done) for r in runs))
+            await self._wait_delivered([report_id(self.name, r.job_id, r.step, r.restarts) for r in runs])
+            return 0, 0
+        async with self._lock(job_id):
+            step_runs = [r for k, r in rec.runs.items() if k != BATCH and not r.finished]
+            batch = rec.runs.get(BATCH)
+            batch_runs = [batch] if batch is not None and not batch.finished else []
+            if kind in (ActionKind.STOP, ActionKind.CONT):
+                op = "suspend" if kind == ActionKind.STOP else "resume"
+                replies = [await self._control(r, {"op": op}) for r in batch_runs + step_runs]
+            elif kind == ActionKind.SIGNAL:
+                sig = int(params.get("signal") or 0)
+                target = int(params.get("target", SignalTarget.STEPS))
+                if step_id >= 0:
+                    targets = [(r, "full") for r in step_runs if r.step == step_id]
+                elif target == SignalTarget.BATCH:
+                    targets = [(r, "batch") for r in batch_runs]
+                elif target == SignalTarget.FULL:
+                    targets = [(r, "full") for r in batch_runs + step_runs]
+                else:
+                    targets = [(r, "full") for r in step_runs]
+                replies = [await self._control(r, {"op": "signal", "sig": sig, "target": t}) for r, t in targets]
+            else:
+                return 1, errno.EINVAL
+        for reply in replies:
+            err = int(reply.get("errno") or 0)
+            if not reply.get("ok") and err != errno.ESRCH:  # ESRCH: it ended meanwhile, nothing to do
+                return 1, err or errno.EIO
+        return 0, 0
+
+    async def _on_kill(self, params: dict[str, Any]) -> None:
+        try:
+            job_id = int(params["job_id"])
+        except (KeyError, TypeError, ValueError):
+            log.error("malformed kill notification: %r", params)
+            return
+        rec = self.jobs.get(job_id)
+        if rec is None:
+            return
+        log.info("job %s is unknown to the controller: killing it", job_id)
+        async with self._lock(job_id):
+            self._mark_ended(rec)
+            for run in rec.live_runs():
+                await self._control(run, {"op": "kill", "kill_wait": self.kill_wait})
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _read_status(rundir: str) -> dict[str, Any] | None:
+    try:
+        status = procs.read_status(rundir)
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def _has_rundirs(directory: str) -> bool:
+    try:
+        return any(os.path.isdir(os.path.join(directory, n)) for n in os.listdir(directory))
+    except OSError:
+        return False
+
+
+def _kill_leftovers(run: Run) -> None:
+    """Best effort after a supervisor died: SIGKILL what is left in the step's cgroup
+    (its path is in the ``cgroup.json`` the supervisor wrote)."""
+    try:
+        with open(os.path.join(run.rundir, "cgroup.json"), "rb") as f:
+            desc = json.loads(f.read())
+    except (OSError, ValueError):
+        return
+    dirs = [d for d in (desc.get("track"), desc.get("memory")) if isinstance(d, str) and d]
+    if not dirs:
+        return
+    track = dirs[0]
+    if desc.get("version") == 2:
+        with contextlib.suppress(OSError), open(os.path.join(track, "cgroup.kill"), "w") as f:
+            f.write("1")
+    for _ in range(20):
+        try:
+            with open(os.path.join(track, "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            break
+        if not pids:
+            break
+        procs.signal_all(pids, 9)
+        time.sleep(0.01)
+    for d in reversed(dirs):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)

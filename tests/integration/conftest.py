@@ -1,0 +1,47 @@
+"""Fixtures that start real replicas and agents on loopback, and always stop them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from spurctld.local import LocalCluster, write_config
+
+
+@pytest.fixture
+def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LocalCluster]]:
+    clusters: list[LocalCluster] = []
+
+    def make(replicas: int = 1, nodes: int = 0, start: bool = True, **kwargs: Any) -> LocalCluster:
+        d = tmp_path_factory.mktemp("cluster")
+        write_config(d, replicas=replicas, nodes=nodes, **kwargs)
+        cluster = LocalCluster(d)
+        clusters.append(cluster)
+        if start:
+            cluster.up()
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        try:
+            cluster.down()
+        except Exception:  # keep tearing the others down
+            pass
+        for name, proc in cluster.procs.items():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition", interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,448 @@
+"""The real ``spurd`` (a subprocess) against a fake leader that records every call.
+
+Pins docs/protocol.md's agent side: registration, starts answered by ``launched``,
+completion reports (Slurm's ``exit_code:signal``), KILL reported before its ACK,
+idempotent actions, re-adoption after ``kill -9`` of the agent, reports spooled while
+the leader is away, and the srun step socket with SCM_RIGHTS descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from spurcore import rpc
+from spurcore.rpc import RpcConnection
+
+pytestmark = pytest.mark.timeout(120)
+
+NODE = "n1"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+class FakeLeader:
+    """An asyncio RPC server in a background thread, playing the leader for one agent.
+
+    Like the real leader it re-pushes starts until ``launched`` and actions until ``ack``
+    after every registration."""
+
+    def __init__(self, path: str, follower_path: str) -> None:
+        self.path = path
+        self.follower_path = follower_path
+        self.follower_calls: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.pending_starts: dict[int, dict[str, Any]] = {}
+        self.pending_actions: dict[int, dict[str, Any]] = {}
+        self.conns: set[RpcConnection] = set()
+        self.agent: RpcConnection | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self.up()
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    # -- server side (event loop thread)
+
+    async def _handler(self, conn: RpcConnection, method: str, params: dict[str, Any]) -> Any:
+        with self.lock:
+            self.calls.append((method, dict(params)))
+        if method == "node_register":
+            self.agent = conn
+            self.loop.call_soon(self._push_pending, conn)
+            return {"heartbeat_interval": 0.5, "kill_wait": 2, "suspend_grace": 0.5}
+        if method == "report":
+            with self.lock:
+                dup = sum(1 for m, p in self.calls if m == "report" and p["report_id"] == params["report_id"]) > 1
+            return {"status": "duplicate" if dup else "committed"}
+        if method == "launched":
+            self.pending_starts.pop(int(params["job_id"]), None)
+        elif method == "ack":
+            self.pending_actions.pop(int(params["action_id"]), None)
+        return {}
+
+    def _push_pending(self, conn: RpcConnection) -> None:
+        for params in list(self.pending_starts.values()):
+            conn.notify("start", params)
+        for params in list(self.pending_actions.values()):
+            conn.notify("action", params)
+
+    async def _follower(self, conn: RpcConnection, method: str, params: dict[str, Any]) -> Any:
+        # A follower: it names the leader's endpoint, or (every other time) knows no leader.
+        self.follower_calls.append(method)
+        if len(self.follower_calls) % 2 == 0:
+            raise rpc.RpcError("no_leader", "no leader")
+        raise rpc.RpcError("not_leader", f"unix:{self.path}")
+
+    async def _up(self) -> None:
+        self.server = await rpc.serve_unix(self.path, self._handler, on_connect=self.conns.add)
+        if not os.path.exists(self.follower_path):
+            await rpc.serve_unix(self.follower_path, self._follower)
+
+    async def _down(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for conn in list(self.conns):
+            conn.close("leader going down")
+        self.conns.clear()
+        self.agent = None
+        await self.server.wait_closed()
+        self.server = None
+
+    async def _notify(self, method: str, params: dict[str, Any]) -> None:
+        if self.agent is not None and not self.agent.is_closed:
+            self.agent.notify(method, params)
+
+    # -- test side
+
+    def up(self) -> None:
+        self._run(self._up())
+
+    def down(self) -> None:
+        self._run(self._down())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.server is not None:
+                self.down()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def start_job(self, info: dict[str, Any], node: str = NODE) -> None:
+        params = {"job": info, "node": node}
+        self.pending_starts[int(info["job_id"])] = params
+        self._run(self._notify("start", params))
+
+    def resend_start(self, info: dict[str, Any], node: str = NODE) -> None:
+        self._run(self._notify("start", {"job": info, "node": node}))
+
+    def action(self, params: dict[str, Any]) -> None:
+        self.pending_actions[int(params["action_id"])] = params
+        self._run(self._notify("action", params))
+
+    def calls_of(self, method: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [p for m, p in self.calls if m == method]
+
+    def reports(self, rid: str) -> list[dict[str, Any]]:
+        return [p for p in self.calls_of("report") if p["report_id"] == rid]
+
+    def index_of(self, method: str, pred: Callable[[dict[str, Any]], bool]) -> int:
+        with self.lock:
+            return next(i for i, (m, p) in enumerate(self.calls) if m == method and pred(p))
+
+
+class Cluster:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.work = base / "work"
+        self.work.mkdir()
+        self.spool = base / "spool"
+        self.sock = str(base / "a.sock")
+        self.leader = FakeLeader(str(base / "l.sock"), str(base / "f.sock"))
+        self.config = base / "spur.toml"
+        self.config.write_text(
+            f'[cluster]\nname = "testc"\nstate_dir = "{base}/state"\nkill_wait = 2\nsuspend_grace = 0.5\n'
+            f'heartbeat_interval = 0.5\n\n[[replica]]\nid = 1\nraft = "127.0.0.1:1"\nsocket = "{base}/f.sock"\n'
+            f'\n[[replica]]\nid = 2\nraft = "127.0.0.1:2"\nsocket = "{base}/l.sock"\n'
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.next_job = 1
+
+    def start_agent(self) -> None:
+        log = open(self.base / "spurd.log", "ab")  # noqa: SIM115 - owned by the subprocess
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "spurd.main", "--config", str(self.config), "--name", NODE, "--cpus", "2",
+             "--mem", "1000", "--spool", str(self.spool), "--socket", self.sock],
+            cwd=REPO, stdout=log, stderr=log,
+        )
+        log.close()
+
+    def kill_agent(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(10)
+        self.proc = None
+
+    def job(self, script: str | None, **extra: Any) -> dict[str, Any]:
+        job_id = self.next_job
+        self.next_job += 1
+        out = str(self.work / f"slurm-{job_id}.out")
+        info = {
+            "job_id": job_id, "name": f"job{job_id}", "user": "tester", "uid": os.getuid(), "gid": os.getgid(),
+            "script": script, "argv": [], "env": {"PATH": "/usr/bin:/bin", "HOME": str(self.work)},
+            "cwd": str(self.work), "work_dir": str(self.work), "stdout": out if script else "",
+            "stderr": out if script else "", "stdin": "/dev/null" if script else "", "node_list": [NODE],
+            "nodes": NODE, "cpus_per_node": 1, "mem_per_node": 0, "mem_mb": 0, "time_limit": None,
+            "num_tasks": 1, "cpus_per_task": 1, "partition": "debug", "account": "", "restarts": 0,
+            "alloc_node": "login1", "submit_line": "sbatch x",
+        }
+        info.update(extra)
+        return info
+
+    def output(self, job_id: int) -> str:
+        path = self.work / f"slurm-{job_id}.out"
+        return path.read_text() if path.exists() else ""
+
+    def report(self, rid: str, timeout: float = 15.0) -> dict[str, Any]:
+        return wait_until(lambda: self.leader.reports(rid), timeout, f"report {rid}")[0]
+
+    def launched(self, job_id: int) -> int:
+        return len([p for p in self.leader.calls_of("launched") if p["job_id"] == job_id])
+
+    def cleanup(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(Exception):
+                self.kill_agent(signal.SIGTERM)
+        # Whatever still runs (a failed test) must not outlive the test.
+        for pidfile in self.spool.glob("jobs/*/*/supervisor.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        self.leader.close()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    base = Path(tempfile.mkdtemp(prefix="spt", dir="/tmp"))  # short: Unix socket paths
+    c = Cluster(base)
+    try:
+        c.start_agent()
+        yield c
+    finally:
+        c.cleanup()
+        log = base / "spurd.log"
+        if log.exists():  # shown by pytest only when something failed
+            sys.stderr.write(log.read_text(errors="replace"))
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_registers_with_the_leader(cluster: Cluster) -> None:
+    reg = wait_until(lambda: cluster.leader.calls_of("node_register"), what="node_register")[0]
+    # The first replica in the config is a follower: its not_leader names the leader.
+    assert cluster.leader.follower_calls == ["node_register"]
+    assert reg == {"name": NODE, "cpus": 2, "mem_mb": 1000, "address": f"unix:{cluster.sock}", "jobs": []}
+    wait_until(lambda: cluster.leader.calls_of("heartbeat"), what="a heartbeat")
+
+
+def test_batch_job_exit_code_and_environment(cluster: Cluster) -> None:
+    script = "#!/bin/bash\necho job=$SLURM_JOB_ID nodes=$SLURM_JOB_NODELIST host=$SLURMD_NODENAME\n" \
+             "echo conf=$SPUR_CONF sock=$SPURD_SOCKET\necho path=$PATH\necho tpn=$SLURM_TASKS_PER_NODE\nexit 3\n"
+    info = cluster.job(script)
+    cluster.leader.start_job(info)
+    report = cluster.report(f"{NODE}:{info['job_id']}:batch")
+    assert (report["kind"], report["job_id"], report["node"]) == ("node", info["job_id"], NODE)
+    assert (report["exit_code"], report["signal"], report["oom"]) == (3, 0, False)
+    assert cluster.launched(info["job_id"]) >= 1
+    out = cluster.output(info["job_id"])
+    assert f"job={info['job_id']} nodes={NODE} host={NODE}" in out
+    assert f"conf={cluster.config} sock={cluster.sock}" in out
+    assert f"path={os.path.dirname(sys.executable)}:/usr/bin:/bin" in out  # srun/sbatch first
+    assert "tpn=1" in out
+
+
+def test_script_without_shebang_runs_with_bash(cluster: Cluster) -> None:
+    info = cluster.job("echo bash=$BASH_VERSION\nexit 0\n")
+    cluster.leader.start_job(info)
+    report = cluster.report(f"{NODE}:{info['job_id']}:batch")
+    assert (report["exit_code"], report["signal"]) == (0, 0)
+    assert "bash=" in cluster.output(info["job_id"]) and "bash=\n" not in cluster.output(info["job_id"])
+
+
+def test_script_killed_by_a_signal(cluster: Cluster) -> None:
+    # Slurm: a script that dies of SIGSEGV shows 0:11.
+    info = cluster.job("#!/bin/bash\nulimit -c 0\nkill -SEGV $$\n")
+    cluster.leader.start_job(info)
+    report = cluster.report(f"{NODE}:{info['job_id']}:batch")
+    assert (report["exit_code"], report["signal"]) == (0, 11)
+
+
+def test_signal_action_to_the_batch_shell(cluster: Cluster) -> None:
+    ready = cluster.work / "sig-ready"
+    info = cluster.job(f"#!/bin/bash\ntrap 'exit 9' USR1\ntouch {ready}\nwhile true; do sleep 0.05; done\n")
+    cluster.leader.start_job(info)
+    wait_until(ready.exists, what="the script to be ready")
+    cluster.leader.action({"action_id": 50, "job_id": info["job_id"], "step_id": -1, "kind": 4,
+                           "signal": int(signal.SIGUSR1), "target": 1, "kill_wait": 2, "suspend_grace": 0.5})
+    ack = wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 50], what="ack")[0]
+    assert ack == {"action_id": 50, "node": NODE, "status": 0, "errno": 0}
+    report = cluster.report(f"{NODE}:{info['job_id']}:batch")
+    assert (report["exit_code"], report["signal"]) == (9, 0)
+
+
+def test_kill_action_reports_before_ack_and_is_idempotent(cluster: Cluster) -> None:
+    pids = cluster.work / "kill-pids"
+    info = cluster.job(f"#!/bin/bash\necho $$ > {pids}.tmp\nsleep 300 &\necho $! >> {pids}.tmp\n"
+                       f"mv {pids}.tmp {pids}\nwait\n")
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(pids.exists, what="the job's pids")
+    shell, child = (int(x) for x in pids.read_text().split())
+    assert pid_alive(shell) and pid_alive(child)
+    kill = {"action_id": 101, "job_id": job_id, "step_id": -1, "kind": 1, "signal": 0, "target": 0,
+            "kill_wait": 2, "suspend_grace": 0.5}
+    cluster.leader.action(kill)
+    ack = wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 101], what="ack")[0]
+    assert ack == {"action_id": 101, "node": NODE, "status": 0, "errno": 0}
+    rid = f"{NODE}:{job_id}:batch"
+    # Slurm: a cancelled batch shell ends with SIGTERM (0:15); JobNodeComplete precedes the ACK.
+    (report,) = cluster.leader.reports(rid)
+    assert (report["exit_code"], report["signal"]) == (0, 15)
+    assert cluster.leader.index_of("report", lambda p: p["report_id"] == rid) < \
+        cluster.leader.index_of("ack", lambda p: p["action_id"] == 101)
+    assert not pid_alive(shell) and not pid_alive(child)
+    # The same action again: the same ACK, nothing done twice.
+    cluster.leader.action(kill)
+    wait_until(lambda: len([a for a in cluster.leader.calls_of("ack") if a["action_id"] == 101]) == 2,
+               what="the repeated ack")
+    assert [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 101] == [ack, ack]
+    assert len(cluster.leader.reports(rid)) == 1
+    # A KILL of a job this node never ran is simply done.
+    cluster.leader.action({**kill, "action_id": 102, "job_id": 9999})
+    wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 102], what="ack 102")
+
+
+def test_agent_killed_and_restarted_loses_nothing(cluster: Cluster) -> None:
+    runs = cluster.work / "restart-runs"
+    info = cluster.job(f"#!/bin/bash\necho run >> {runs}\nsleep 2\nexit 7\n")
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched")
+    wait_until(runs.exists, what="the job to run")
+    registrations = len(cluster.leader.calls_of("node_register"))
+    cluster.kill_agent(signal.SIGKILL)
+    cluster.start_agent()
+    reg = wait_until(lambda: cluster.leader.calls_of("node_register")[registrations:], what="re-registration")[0]
+    rid = f"{NODE}:{job_id}:batch"
+    if not cluster.leader.reports(rid):  # still running when the agent came back
+        assert job_id in reg["jobs"]
+    # A re-sent start of a job the node knows is answered, not run again.
+    cluster.leader.resend_start(info)
+    wait_until(lambda: cluster.launched(job_id) >= 2, what="the second launched")
+    report = cluster.report(rid)
+    assert (report["exit_code"], report["signal"]) == (7, 0)
+    # Exactly once: wait for the spool to be empty, then count.
+    wait_until(lambda: not list((cluster.spool / "reports").glob("*.json")), what="an empty spool")
+    assert len(cluster.leader.reports(rid)) == 1
+    assert runs.read_text() == "run\n"
+
+
+def test_reports_spooled_while_the_leader_is_down(cluster: Cluster) -> None:
+    gate = cluster.work / "down-gate"
+    info = cluster.job(f"#!/bin/bash\nwhile [ ! -e {gate} ]; do sleep 0.02; done\nexit 5\n")
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched")
+    cluster.leader.down()
+    gate.touch()
+    wait_until(lambda: list((cluster.spool / "reports").glob("*.json")), what="the report in the spool")
+    rid = f"{NODE}:{job_id}:batch"
+    assert not cluster.leader.reports(rid)
+    wait_until(lambda: len(cluster.leader.follower_calls) >= 3, what="retries through the follower")
+    cluster.leader.up()
+    report = cluster.report(rid)
+    assert (report["exit_code"], report["signal"]) == (5, 0)
+    wait_until(lambda: not list((cluster.spool / "reports").glob("*.json")), what="an empty spool")
+    assert len(cluster.leader.reports(rid)) == 1
+
+
+def _send_run_step(path: str, params: dict[str, Any], fds: list[int]) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(15)
+    sock.connect(path)
+    body = msgpack.packb([0, 7, "run_step", params], use_bin_type=True)
+    frame = struct.pack(">I", len(body)) + body
+    assert socket.send_fds(sock, [frame], fds) == len(frame)
+    return sock
+
+
+def _read_reply(sock: socket.socket) -> list[Any]:
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+        chunk = sock.recv(65536)
+        assert chunk, "the agent closed the connection without a reply"
+        buf += chunk
+    return msgpack.unpackb(buf[4:], raw=False)
+
+
+def test_srun_step_through_the_agent_socket(cluster: Cluster) -> None:
+    info = cluster.job(None)  # an srun-created allocation: nothing runs until a step
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched")
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        params = {"job_id": job_id, "step_id": 0, "argv": ["/bin/bash", "-c", "echo hi; exit 4"],
+                  "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(cluster.work), "uid": os.getuid(),
+                  "gid": os.getgid()}
+        with _send_run_step(cluster.sock, params, [null, w, w]) as sock:
+            os.close(w)
+            w = -1
+            output = b""
+            while chunk := os.read(r, 65536):  # EOF: nobody but the step held the pipe
+                output += chunk
+            reply = _read_reply(sock)
+    finally:
+        for fd in (r, w, null):
+            if fd >= 0:
+                os.close(fd)
+    assert output == b"hi\n"
+    assert reply == [1, 7, None, {"exit_code": 4, "signal": 0, "node": NODE}]
+    report = cluster.report(f"{NODE}:{job_id}:0")
+    assert (report["kind"], report["step_id"], report["exit_code"], report["signal"]) == ("step", 0, 4, 0)
+
+
+def test_run_step_after_the_allocation_ended_is_refused(cluster: Cluster) -> None:
+    info = cluster.job(None)
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched")
+    cluster.leader.action({"action_id": 201, "job_id": job_id, "step_id": -1, "kind": 1, "signal": 0,
+                           "target": 0, "kill_wait": 2, "suspend_grace": 0.5})
+    wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 201], what="ack")
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        params = {"job_id": job_id, "step_id": 0, "argv": ["true"], "env": {}, "cwd": "/", "uid": 0, "gid": 0}
+        with _send_run_step(cluster.sock, params, [null, null, null]) as sock:
+            reply = _read_reply(sock)
+    finally:
+        os.close(null)
+    assert reply[0:2] == [1, 7] and reply[2]["code"] == "already_done" and reply[3] is None

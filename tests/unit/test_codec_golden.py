@@ -1,0 +1,86 @@
+"""Golden encoded bytes of every op: a format change cannot slip in unnoticed.
+
+If this fails because you changed an op on purpose, bump its VERSION, add an upcaster in
+spurcore/codec.py, and ADD a new golden line; never edit an existing one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from spurcore.codec import CodecError, decode_op, encode_op
+from spurcore.ops import (
+    ALL_OPS,
+    ActionAcked,
+    ActionRequested,
+    JobCancelled,
+    JobHeld,
+    JobLaunched,
+    JobNodeComplete,
+    JobReleased,
+    JobRequeued,
+    JobSpec,
+    JobsPurged,
+    JobStart,
+    JobStepComplete,
+    JobSubmitted,
+    JobTimeLimitReached,
+    NodeDown,
+    NodeRegistered,
+    StepCreated,
+)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ops.json"
+
+SPEC = JobSpec(
+    "job.sh", "alice", 1000, 100, "#!/bin/bash\nexit 3\n", ("a1",), {"HOME": "/home/alice"}, "/home/alice",
+    nodes=1, ntasks=2, cpus_per_task=1, mem_mb=100, time_limit=3600, stdout="out-%j", stderr="",
+    stdin="/dev/null", hold=False, dependency="afterok:1", partition="debug", account="acct",
+    command="/home/alice/job.sh", submit_line="sbatch job.sh", alloc_node="login1", alloc_sid=4242,
+)
+
+EXAMPLES = {
+    "NodeRegistered": NodeRegistered("node1", 2, 4096, "unix:/run/spurd.sock", 1700000000.5),
+    "NodeDown": NodeDown("node1", "Not responding", 1700000001.0),
+    "JobSubmitted": JobSubmitted("req-1", SPEC, 1700000002.0),
+    "JobStart": JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0),
+    "JobLaunched": JobLaunched(1, "node1", 1700000004.0),
+    "StepCreated": StepCreated("req-2", 1, "prog", ("prog", "x"), 1, "node1", 1000, 1700000005.0),
+    "JobStepComplete": JobStepComplete(1, 0, "node1", 7, 0, False, 1700000006.0),
+    "JobNodeComplete": JobNodeComplete(1, "node1", 0, 15, False, 1700000007.0),
+    "ActionRequested": ActionRequested("req-3", 1, -1, 4, 10, 1, 1000, 1700000008.0),
+    "ActionAcked": ActionAcked(1, "node1", 0, 0, 1700000009.0),
+    "JobCancelled": JobCancelled(2, 1000, 1700000010.0),
+    "JobTimeLimitReached": JobTimeLimitReached(1, 1700000011.0),
+    "JobHeld": JobHeld(2, 0, True, 1700000012.0),
+    "JobReleased": JobReleased(2, 0, 1700000013.0),
+    "JobsPurged": JobsPurged((1, 2), 1700000014.0),
+    "JobRequeued": JobRequeued(1, 0, False, 1700000015.0),
+}
+
+
+def test_every_op_has_a_golden_example():
+    assert set(EXAMPLES) == {cls.__name__ for cls in ALL_OPS}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_encoding_matches_golden_bytes(name):
+    golden = json.loads(GOLDEN.read_text())
+    op = EXAMPLES[name]
+    assert encode_op(op).hex() == golden[name], f"wire format of {name} changed"
+    assert decode_op(bytes.fromhex(golden[name])) == op
+
+
+def test_unknown_type_and_newer_version_are_refused_by_name():
+    with pytest.raises(CodecError, match="unknown op type 999 .version 1."):
+        decode_op(msgpack.packb([999, 1]))
+    with pytest.raises(CodecError, match="JobCancelled .type 11. has version 7, newer than the supported version 1"):
+        decode_op(msgpack.packb([11, 7, 1, 0, 1.0]))
+    with pytest.raises(CodecError):
+        decode_op(b"\xc1garbage")
+    with pytest.raises(CodecError, match="expected 3 fields"):
+        decode_op(msgpack.packb([11, 1, 1]))
