@@ -521,9 +521,13 @@ class Controller:
             delay = min(delay * 2, 0.5)
 
 
-def connect(*, retry_for: float = 10.0) -> Controller:
+#: How long a command keeps retrying an unreachable or leaderless cluster (seconds).
+RETRY_FOR = 10.0
+
+
+def connect(*, retry_for: float | None = None) -> Controller:
     """The controller client for this command (config from SPUR_CONF / ./spur.toml / /etc)."""
-    return Controller(load_config(), retry_for=retry_for)
+    return Controller(load_config(), retry_for=RETRY_FOR if retry_for is None else retry_for)
 
 
 def rpc_error_code(exc: BaseException) -> str | None:

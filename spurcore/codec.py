@@ -36,6 +36,11 @@ _FIELDS: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in attrs.fields(cls)) for cls in (*ALL_OPS, JobSpec)
 }
 _SPEC_FIELDS = _FIELDS[JobSpec]
+# Positions of tuple-typed fields: msgpack gives lists back, the frozen ops keep tuples.
+_TUPLE_FIELDS: dict[type, tuple[int, ...]] = {
+    cls: tuple(i for i, f in enumerate(attrs.fields(cls)) if str(f.type).startswith("tuple"))
+    for cls in ALL_OPS
+}
 
 # (type, from_version) -> function taking the field list of that version and returning the
 # field list of the next version. Empty today: every op is at version 1.
@@ -79,7 +84,7 @@ def op_from_list(record: Any) -> Op:
     cls = _BY_TYPE.get(type_no)
     if cls is None:
         raise CodecError(f"unknown op type {type_no!r} (version {version!r})")
-    values = list(record[2:])
+    values = record[2:] if type(record) is list else list(record[2:])
     if version > cls.VERSION:
         raise CodecError(
             f"op {cls.__name__} (type {type_no}) has version {version}, newer than the "
@@ -98,9 +103,11 @@ def op_from_list(record: Any) -> Op:
             f"fields, got {len(values)}"
         )
     try:
+        for i in _TUPLE_FIELDS[cls]:
+            values[i] = tuple(values[i])
         if cls is JobSubmitted:
             values[1] = _spec_from(values[1])
-        return cls(*[tuple(v) if type(v) is list else v for v in values])
+        return cls(*values)
     except (TypeError, ValueError) as exc:
         raise CodecError(f"op {cls.__name__} (type {type_no}): {exc}") from exc
 

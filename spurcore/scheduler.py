@@ -114,9 +114,13 @@ def could_ever_fit(state: ClusterState, job: Job) -> bool:
     """False when no set of registered nodes is big enough (Slurm rejects such a submit)."""
     if not state.nodes:
         return True
-    need = cpus_per_node(job)
-    big = [n for n in state.nodes.values() if n.cpus >= need and n.mem_mb >= job.spec.mem_mb]
-    return len(big) >= job.spec.nodes
+    need, mem, wanted = cpus_per_node(job), job.spec.mem_mb, job.spec.nodes
+    for node in state.nodes.values():
+        if node.cpus >= need and node.mem_mb >= mem:
+            wanted -= 1
+            if wanted == 0:
+                return True
+    return False
 
 
 def _walk(

@@ -72,6 +72,12 @@ def _enc_action(action: ActionRecord) -> list[Any]:
     return out
 
 
+def tune_gc() -> None:
+    """For processes that hold a large state (the controller, replays): the state is
+    millions of small long-lived objects, so collect the young generation less often."""
+    gc.set_threshold(50_000, 50, 100)
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Building or tearing down a large state creates millions of containers; the cyclic

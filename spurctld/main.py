@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import signal
 import sys
 
 from spurcore.config import ConfigError, load
+from spurcore.snapshot import tune_gc
 from spurctld.service import Controller
 from spurctld.wal import WalError
 
@@ -27,9 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, args.log_level.upper(), logging.INFO),
         format="%(asctime)s spurctld[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    # The state is millions of small long-lived objects: collect the young generation
-    # less often so that the cyclic collector does not dominate apply and snapshots.
-    gc.set_threshold(50_000, 50, 100)
+    tune_gc()
     try:
         config = load(args.config)
         config.replica(args.id)

@@ -11,8 +11,17 @@ NULL = "(null)"
 
 #: States that end a job (the base state names of ``spurcore.model.JobState``).
 TERMINAL_STATES = frozenset(
-    {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-     "BOOT_FAIL", "DEADLINE"}
+    {
+        "COMPLETED",
+        "CANCELLED",
+        "FAILED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+    }
 )
 #: Job state flags that are displayed instead of the base state.
 FLAG_STATES = frozenset({"COMPLETING", "STOPPED"})

@@ -30,8 +30,7 @@ Rules kept here:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from spurcore.exitcodes import fmt_exit
 from spurcore.render._common import TERMINAL_STATES, base_state, step_id_text, step_sort_key, tres_string
@@ -97,8 +96,7 @@ _TABLE = (
 )
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     name: str  # Slurm's spelling, also the header
     width: int  # negative: left-justified
     kind: str  # str | uint | date | secs
@@ -223,9 +221,14 @@ _JOB: dict[str, _JobFn] = {
     "NCPUS": lambda j, n: _job_cpus(j),
     "AllocNodes": lambda j, n: str(int(j.get("node_count") or 0) if _job_ran(j) else 0),
     "AllocTRES": lambda j, n: _s(
-        tres_string(_job_cpus(j), int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
-                    int(j.get("node_count") or 0), fmt_mem)
-        if _job_ran(j) else ""
+        tres_string(
+            _job_cpus(j),
+            int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
+            int(j.get("node_count") or 0),
+            fmt_mem,
+        )
+        if _job_ran(j)
+        else ""
     ),
     "Cluster": lambda j, n: _s(j.get("cluster")),
     "Comment": lambda j, n: _s(j.get("comment")),
@@ -254,8 +257,12 @@ _JOB: dict[str, _JobFn] = {
     "ReqMem": lambda j, n: fmt_mem(int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0)),
     "ReqNodes": lambda j, n: str(int(j.get("node_count") or 0)),
     "ReqTRES": lambda j, n: _s(
-        tres_string(int(j.get("num_cpus") or 0), int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
-                    int(j.get("node_count") or 0), fmt_mem)
+        tres_string(
+            int(j.get("num_cpus") or 0),
+            int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
+            int(j.get("node_count") or 0),
+            fmt_mem,
+        )
     ),
     "Restarts": lambda j, n: int(j.get("restarts") or 0),
     "Start": lambda j, n: j.get("start_time") or 0,
@@ -349,7 +356,9 @@ def _cell(f: Field, width: int, left: bool, value: _Value, parsable: bool) -> st
     return text.ljust(width) if left else text.rjust(width)
 
 
-def rows(jobs: Iterable[dict[str, Any]], *, allocations: bool = False) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+def rows(
+    jobs: Iterable[dict[str, Any]], *, allocations: bool = False
+) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     """The rows sacct prints: ``(job, None)`` for a job row, ``(job, step)`` for step rows."""
     out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
     for job in jobs:
@@ -462,8 +471,11 @@ def _job_json(job: dict[str, Any], now: float) -> dict[str, Any]:
         "qos": job.get("qos") or "normal",
         "required": {
             "CPUs": int(job.get("num_cpus") or 0),
-            "memory_per_node": {"set": bool(job.get("mem_mb")), "infinite": False,
-                                "number": int(job.get("mem_mb") or 0)},
+            "memory_per_node": {
+                "set": bool(job.get("mem_mb")),
+                "infinite": False,
+                "number": int(job.get("mem_mb") or 0),
+            },
         },
         "restart_cnt": int(job.get("restarts") or 0),
         "state": {"current": [base_state(job)], "reason": _job_reason(job)},

@@ -228,7 +228,9 @@ def show_node(node: dict[str, Any], *, oneliner: bool = False) -> str:
     out += f"BootTime=None SlurmdStartTime={slurmd_start}" + end
     out += f"LastBusyTime={_ts(last_busy)} ResumeAfterTime=None" + end
     out += f"CfgTRES={tres_string(cpus, mem, 0, fmt_mem)}" + end
-    alloc_tres = f"cpu={alloc_cpus}" + (f",mem={fmt_mem(alloc_mem)}" if alloc_mem else "") if alloc_cpus else ""
+    alloc_tres = (
+        f"cpu={alloc_cpus}" + (f",mem={fmt_mem(alloc_mem)}" if alloc_mem else "") if alloc_cpus else ""
+    )
     out += f"AllocTRES={alloc_tres}" + end
     out += "CurrentWatts=0 AveWatts=0"
     reason = str(node.get("reason") or "")

@@ -127,21 +127,36 @@ def render_partitions(
     out: list[str] = []
     if not noheader:
         out.append(
-            print_str("PARTITION", width, False, True) + " " + print_str("AVAIL", 5, True, True) + " "
-            + print_str("TIMELIMIT", 10, True, True) + " " + print_str("NODES", 6, True, True) + " "
-            + print_str("STATE", 6, True, True) + " " + "NODELIST" + "\n"
+            print_str("PARTITION", width, False, True)
+            + " "
+            + print_str("AVAIL", 5, True, True)
+            + " "
+            + print_str("TIMELIMIT", 10, True, True)
+            + " "
+            + print_str("NODES", 6, True, True)
+            + " "
+            + print_str("STATE", 6, True, True)
+            + " "
+            + "NODELIST"
+            + "\n"
         )
     rank = {p: i for i, p in enumerate(order)}
     ordered = sorted(groups.items(), key=lambda kv: (rank[kv[0][0]], -kv[1][0], kv[0][1]))
     for (part, text), (_value, names) in ordered:
         limit = limits.get(part)
         out.append(
-            print_str(_part_label(part, part == default_partition, width), width, False, True) + " "
-            + print_str("up", 5, True, True) + " "
-            + print_str("infinite" if limit is None else _secs(limit), 10, True, True) + " "
-            + print_str(str(len(names)), 6, True, True) + " "
-            + print_str(text, 6, True, True) + " "
-            + compress(names) + "\n"
+            print_str(_part_label(part, part == default_partition, width), width, False, True)
+            + " "
+            + print_str("up", 5, True, True)
+            + " "
+            + print_str("infinite" if limit is None else _secs(limit), 10, True, True)
+            + " "
+            + print_str(str(len(names)), 6, True, True)
+            + " "
+            + print_str(text, 6, True, True)
+            + " "
+            + compress(names)
+            + "\n"
         )
     return "".join(out)
 
@@ -162,16 +177,25 @@ def render_nodes(
     out: list[str] = []
     if not noheader:
         out.append(
-            print_str("NODELIST", node_width, False, False) + " " + print_str("NODES", 6, True, True) + " "
-            + print_str("PARTITION", part_width, True, True) + " " + print_str("STATE", 6, False, True)
+            print_str("NODELIST", node_width, False, False)
+            + " "
+            + print_str("NODES", 6, True, True)
+            + " "
+            + print_str("PARTITION", part_width, True, True)
+            + " "
+            + print_str("STATE", 6, False, True)
             + "\n"
         )
     for node, part in rows:
         out.append(
-            print_str(str(node["name"]), node_width, False, True) + " "
-            + print_str("1", 6, True, True) + " "
+            print_str(str(node["name"]), node_width, False, True)
+            + " "
+            + print_str("1", 6, True, True)
+            + " "
             + print_str(_part_label(part, part == default_partition, part_width), part_width, True, True)
-            + " " + print_str(state_compact(node), 6, False, True) + "\n"
+            + " "
+            + print_str(state_compact(node), 6, False, True)
+            + "\n"
         )
     return "".join(out)
 
@@ -187,7 +211,13 @@ def render(
 ) -> str:
     """``sinfo`` (``node_oriented`` is ``-N``)."""
     if node_oriented:
-        return render_nodes(nodes, noheader=noheader, default_partition=default_partition,
-                            partitions=partitions)
-    return render_partitions(nodes, noheader=noheader, default_partition=default_partition,
-                             partitions=partitions, time_limits=time_limits)
+        return render_nodes(
+            nodes, noheader=noheader, default_partition=default_partition, partitions=partitions
+        )
+    return render_partitions(
+        nodes,
+        noheader=noheader,
+        default_partition=default_partition,
+        partitions=partitions,
+        time_limits=time_limits,
+    )

@@ -19,11 +19,9 @@ Column rules (``_print_str``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from spurcore.exitcodes import fmt_exit
-from spurcore.model import COMPACT
 from spurcore.render._common import FLAG_STATES, base_state, print_str, step_id_text
 from spurcore.signals import sig_fullname
 from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_timestamp_squeue
@@ -67,16 +65,46 @@ LONG_FORMAT_LONG = (
 DEFAULT_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "STAGE_OUT", "COMPLETING"})
 
 _ALL_STATE_CODES: dict[str, str] = {
-    "PENDING": "PD", "RUNNING": "R", "SUSPENDED": "S", "COMPLETED": "CD", "CANCELLED": "CA",
-    "FAILED": "F", "TIMEOUT": "TO", "NODE_FAIL": "NF", "PREEMPTED": "PR", "BOOT_FAIL": "BF",
-    "DEADLINE": "DL", "OUT_OF_MEMORY": "OOM", "COMPLETING": "CG", "STAGE_OUT": "SO",
-    "CONFIGURING": "CF", "RESIZING": "RS", "REQUEUED": "RQ", "REQUEUE_FED": "RF",
-    "REQUEUE_HOLD": "RH", "SPECIAL_EXIT": "SE", "STOPPED": "ST", "REVOKED": "RV",
-    "RESV_DEL_HOLD": "RD", "SIGNALING": "SI",
+    "PENDING": "PD",
+    "RUNNING": "R",
+    "SUSPENDED": "S",
+    "COMPLETED": "CD",
+    "CANCELLED": "CA",
+    "FAILED": "F",
+    "TIMEOUT": "TO",
+    "NODE_FAIL": "NF",
+    "PREEMPTED": "PR",
+    "BOOT_FAIL": "BF",
+    "DEADLINE": "DL",
+    "OUT_OF_MEMORY": "OOM",
+    "COMPLETING": "CG",
+    "STAGE_OUT": "SO",
+    "CONFIGURING": "CF",
+    "RESIZING": "RS",
+    "REQUEUED": "RQ",
+    "REQUEUE_FED": "RF",
+    "REQUEUE_HOLD": "RH",
+    "SPECIAL_EXIT": "SE",
+    "STOPPED": "ST",
+    "REVOKED": "RV",
+    "RESV_DEL_HOLD": "RD",
+    "SIGNALING": "SI",
 }
 _FLAG_NAMES = frozenset(
-    {"COMPLETING", "STAGE_OUT", "CONFIGURING", "RESIZING", "REQUEUED", "REQUEUE_FED",
-     "REQUEUE_HOLD", "SPECIAL_EXIT", "STOPPED", "REVOKED", "RESV_DEL_HOLD", "SIGNALING"}
+    {
+        "COMPLETING",
+        "STAGE_OUT",
+        "CONFIGURING",
+        "RESIZING",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "SPECIAL_EXIT",
+        "STOPPED",
+        "REVOKED",
+        "RESV_DEL_HOLD",
+        "SIGNALING",
+    }
 )
 _RUNNING_LIKE = frozenset({"RUNNING", "SUSPENDED"})
 _REASON_STATES = frozenset({"PENDING", "TIMEOUT", "OUT_OF_MEMORY", "DEADLINE", "FAILED"})
@@ -86,8 +114,7 @@ _REASON_STATES = frozenset({"PENDING", "TIMEOUT", "OUT_OF_MEMORY", "DEADLINE", "
 # format parsing
 
 
-@dataclass(frozen=True)
-class FormatItem:
+class FormatItem(NamedTuple):
     """One printed item: a field (``key``), or verbatim text (``key`` None: prefix/invalid)."""
 
     key: str | None
@@ -96,10 +123,9 @@ class FormatItem:
     suffix: str = ""
 
 
-@dataclass
-class ParsedFormat:
+class ParsedFormat(NamedTuple):
     items: list[FormatItem]
-    errors: list[str] = field(default_factory=list)  # squeue's "Invalid ... specification" lines
+    errors: list[str]  # squeue's "Invalid ... specification" lines
 
 
 def _strtok(text: str, delim: str) -> list[str]:
@@ -114,7 +140,7 @@ def parse_format(fmt: str, *, steps: bool = False) -> ParsedFormat:
     """
     table = _STEP_LETTERS if steps else _JOB_LETTERS
     kind = "job step" if steps else "job"
-    out = ParsedFormat([])
+    out = ParsedFormat([], [])
     pos = fmt.find("%")
     if pos != 0:
         prefix = fmt if pos < 0 else fmt[:pos]
@@ -153,7 +179,7 @@ def parse_long_format(fmt: str, *, steps: bool = False) -> ParsedFormat:
     """``squeue -O`` (``parse_long_format``): ``name[:[.]size[suffix]]`` items, comma-separated."""
     table = _STEP_NAMES if steps else _JOB_NAMES
     kind = "job step" if steps else "job"
-    out = ParsedFormat([])
+    out = ParsedFormat([], [])
     for token in _strtok(fmt, ","):
         name, colon, spec = token.partition(":")
         suffix = ""
@@ -253,7 +279,7 @@ def _priority(info: dict[str, Any], _now: float) -> _Value:
 
 def _compact(info: dict[str, Any]) -> str:
     state = str(info.get("state") or "")
-    return COMPACT.get(state, _ALL_STATE_CODES.get(state, state))
+    return _ALL_STATE_CODES.get(state, state)
 
 
 def _plain(key: str) -> _JobFn:
@@ -324,13 +350,40 @@ _JOB_FIELDS: dict[str, tuple[str, _JobFn]] = {
 _UNCUT_HEADERS = frozenset({"NodeList", "ReasonList"})
 
 _JOB_LETTERS: dict[str, str] = {
-    "a": "Account", "A": "JobId", "B": "BatchHost", "C": "NumCPUs", "c": "MinCPUs",
-    "D": "NumNodes", "e": "EndTime", "E": "Dependency", "F": "ArrayJobId", "g": "GroupName",
-    "G": "GroupId", "i": "JobArrayId", "j": "Name", "k": "Comment", "K": "ArrayTaskId",
-    "l": "TimeLimit", "L": "TimeLeft", "M": "TimeUsed", "N": "NodeList", "o": "Command",
-    "p": "Priority", "P": "Partition", "q": "QOS", "Q": "PriorityLong", "r": "Reason",
-    "R": "ReasonList", "S": "StartTime", "t": "StateCompact", "T": "State", "u": "UserName",
-    "U": "UserId", "V": "SubmitTime", "y": "Nice", "Z": "WorkDir",
+    "a": "Account",
+    "A": "JobId",
+    "B": "BatchHost",
+    "C": "NumCPUs",
+    "c": "MinCPUs",
+    "D": "NumNodes",
+    "e": "EndTime",
+    "E": "Dependency",
+    "F": "ArrayJobId",
+    "g": "GroupName",
+    "G": "GroupId",
+    "i": "JobArrayId",
+    "j": "Name",
+    "k": "Comment",
+    "K": "ArrayTaskId",
+    "l": "TimeLimit",
+    "L": "TimeLeft",
+    "M": "TimeUsed",
+    "N": "NodeList",
+    "o": "Command",
+    "p": "Priority",
+    "P": "Partition",
+    "q": "QOS",
+    "Q": "PriorityLong",
+    "r": "Reason",
+    "R": "ReasonList",
+    "S": "StartTime",
+    "t": "StateCompact",
+    "T": "State",
+    "u": "UserName",
+    "U": "UserId",
+    "V": "SubmitTime",
+    "y": "Nice",
+    "Z": "WorkDir",
 }
 _JOB_NAMES: dict[str, str] = {name.lower(): name for name in _JOB_FIELDS}
 _JOB_NAMES["cpus-per-task"] = "CPUsPerTask"
@@ -420,14 +473,24 @@ _STEP_FIELDS: dict[str, tuple[str, _StepFn]] = {
     "UserName": ("USER", lambda s, j, _n: (_s(j.get("user")) or str(j.get("uid", 0)), True)),
 }
 _STEP_LETTERS: dict[str, str] = {
-    "A": "NumTasks", "i": "StepId", "j": "StepName", "l": "TimeLimit", "M": "TimeUsed",
-    "N": "Nodes", "P": "Partition", "S": "StartTime", "U": "UserId", "u": "UserName",
+    "A": "NumTasks",
+    "i": "StepId",
+    "j": "StepName",
+    "l": "TimeLimit",
+    "M": "TimeUsed",
+    "N": "Nodes",
+    "P": "Partition",
+    "S": "StartTime",
+    "U": "UserId",
+    "u": "UserName",
 }
 _STEP_NAMES: dict[str, str] = {name.lower(): name for name in _STEP_FIELDS}
 _STEP_HEADERS = {k: v[0] for k, v in _STEP_FIELDS.items()}
 
 
-def sort_steps(pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def sort_steps(
+    pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """squeue's step order ``P,i``: partition, job id, then step id as Slurm numbers them
     (numbered steps, then interactive, batch, extern: 0xfffffffa..0xfffffffc)."""
     special = {"interactive": 0xFFFFFFFA, "batch": 0xFFFFFFFB, "extern": 0xFFFFFFFC}
@@ -455,10 +518,7 @@ def render_steps(
     else:
         items = parse_format(fmt or STEPS_FORMAT, steps=True).items
     pairs = [
-        (step, job)
-        for job in infos
-        for step in job.get("steps") or ()
-        if step.get("state") == "RUNNING"
+        (step, job) for job in infos for step in job.get("steps") or () if step.get("state") == "RUNNING"
     ]
     out: list[str] = []
     if not noheader:
@@ -528,7 +588,9 @@ def job_shown(info: dict[str, Any], states: frozenset[str] | None = None) -> boo
     return base in states
 
 
-def filter_jobs(infos: Iterable[dict[str, Any]], states: frozenset[str] | None = None) -> list[dict[str, Any]]:
+def filter_jobs(
+    infos: Iterable[dict[str, Any]], states: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
     return [i for i in infos if job_shown(i, states)]
 
 
@@ -570,12 +632,19 @@ def exit_code_json(raw: int | None) -> dict[str, Any]:
 
 def json_meta(command: Iterable[str], plugin: str = "openapi/slurmctld") -> dict[str, Any]:
     return {
-        "plugin": {"type": plugin, "name": "", "data_parser": "data_parser/v0.0.44",
-                   "accounting_storage": ""},
+        "plugin": {
+            "type": plugin,
+            "name": "",
+            "data_parser": "data_parser/v0.0.44",
+            "accounting_storage": "",
+        },
         "client": {"source": "", "user": "", "group": ""},
         "command": list(command),
-        "slurm": {"version": {"major": "25", "micro": "0", "minor": "11"}, "release": "25.11.0",
-                  "cluster": "spur"},
+        "slurm": {
+            "version": {"major": "25", "micro": "0", "minor": "11"},
+            "release": "25.11.0",
+            "cluster": "spur",
+        },
     }
 
 
@@ -641,4 +710,3 @@ def to_json(
         "errors": [],
         "warnings": [],
     }
-

@@ -30,7 +30,7 @@ def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
             cluster.down()
         except Exception:  # keep tearing the others down
             pass
-        for name, proc in cluster.procs.items():
+        for proc in cluster.procs.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

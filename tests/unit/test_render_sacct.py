@@ -62,8 +62,16 @@ def started(script_name: str = "job.sh") -> tuple[ClusterState, int]:
     state = ClusterState(next_job_id=123)
     ok(state, NodeRegistered("node01", 4, 8000, "node01:6818", T0 - 60))
     spec = JobSpec(
-        name=script_name, user="alice", uid=1000, gid=1000, script="#!/bin/sh\n", argv=(script_name,),
-        env={}, cwd="/home/alice", time_limit=3600, account="acct1",
+        name=script_name,
+        user="alice",
+        uid=1000,
+        gid=1000,
+        script="#!/bin/sh\n",
+        argv=(script_name,),
+        env={},
+        cwd="/home/alice",
+        time_limit=3600,
+        account="acct1",
     )
     job_id = ok(state, JobSubmitted("r1", spec, T0))
     ok(state, JobStart(job_id, ("node01",), 1, 0, T0 + 1))
@@ -100,22 +108,73 @@ def test_test7_13_script_exit_33() -> None:
 def cancelled_example() -> dict[str, Any]:
     """Ref 5's ``sacct -j 1234`` example after scancel (batch, extern and one srun step)."""
     return {
-        "job_id": 1234, "name": "job.sh", "user": "alice", "uid": 1000, "gid": 1000,
-        "state": "CANCELLED", "base_state": "CANCELLED", "reason": "None", "exit_code": 15,
-        "derived_ec": 15, "priority": 1, "submit_time": T0, "eligible_time": T0,
-        "start_time": T0 + 1, "end_time": T0 + 61, "run_time": 60.0, "time_limit": None,
-        "partition": "debug", "account": "acct1", "nodes": "node01", "node_count": 1,
-        "num_cpus": 1, "num_tasks": 1, "cpus_per_task": 1, "mem_mb": 0, "requid": 1000,
-        "work_dir": "/home/alice", "steps": [
-            {"job_id": 1234, "step_id": 0, "name": "sleep", "state": "CANCELLED", "exit_code": 15,
-             "start_time": T0 + 2, "end_time": T0 + 61, "nodes": "node01", "node_count": 1,
-             "ntasks": 1, "cpus": 1},
-            {"job_id": 1234, "step_id": "extern", "name": "extern", "state": "COMPLETED", "exit_code": 0,
-             "start_time": T0 + 1, "end_time": T0 + 61, "nodes": "node01", "node_count": 1,
-             "ntasks": 1, "cpus": 1},
-            {"job_id": 1234, "step_id": "batch", "name": "batch", "state": "CANCELLED", "exit_code": 15,
-             "start_time": T0 + 1, "end_time": T0 + 61, "nodes": "node01", "node_count": 1,
-             "ntasks": 1, "cpus": 1},
+        "job_id": 1234,
+        "name": "job.sh",
+        "user": "alice",
+        "uid": 1000,
+        "gid": 1000,
+        "state": "CANCELLED",
+        "base_state": "CANCELLED",
+        "reason": "None",
+        "exit_code": 15,
+        "derived_ec": 15,
+        "priority": 1,
+        "submit_time": T0,
+        "eligible_time": T0,
+        "start_time": T0 + 1,
+        "end_time": T0 + 61,
+        "run_time": 60.0,
+        "time_limit": None,
+        "partition": "debug",
+        "account": "acct1",
+        "nodes": "node01",
+        "node_count": 1,
+        "num_cpus": 1,
+        "num_tasks": 1,
+        "cpus_per_task": 1,
+        "mem_mb": 0,
+        "requid": 1000,
+        "work_dir": "/home/alice",
+        "steps": [
+            {
+                "job_id": 1234,
+                "step_id": 0,
+                "name": "sleep",
+                "state": "CANCELLED",
+                "exit_code": 15,
+                "start_time": T0 + 2,
+                "end_time": T0 + 61,
+                "nodes": "node01",
+                "node_count": 1,
+                "ntasks": 1,
+                "cpus": 1,
+            },
+            {
+                "job_id": 1234,
+                "step_id": "extern",
+                "name": "extern",
+                "state": "COMPLETED",
+                "exit_code": 0,
+                "start_time": T0 + 1,
+                "end_time": T0 + 61,
+                "nodes": "node01",
+                "node_count": 1,
+                "ntasks": 1,
+                "cpus": 1,
+            },
+            {
+                "job_id": 1234,
+                "step_id": "batch",
+                "name": "batch",
+                "state": "CANCELLED",
+                "exit_code": 15,
+                "start_time": T0 + 1,
+                "end_time": T0 + 61,
+                "nodes": "node01",
+                "node_count": 1,
+                "ntasks": 1,
+                "cpus": 1,
+            },
         ],
     }
 
@@ -206,8 +265,18 @@ def test_dates_timelimit_nodelist() -> None:
     rows only; a pending job's NodeList is ``None assigned`` and its AllocCPUS 0."""
     state = ClusterState(next_job_id=7)
     ok(state, NodeRegistered("node01", 4, 8000, "node01:6818", T0 - 60))
-    spec = JobSpec(name="w", user="bob", uid=1001, gid=1001, script="#!/bin/sh\n", argv=("w",), env={},
-                   cwd="/tmp", time_limit=90061, ntasks=2)
+    spec = JobSpec(
+        name="w",
+        user="bob",
+        uid=1001,
+        gid=1001,
+        script="#!/bin/sh\n",
+        argv=("w",),
+        env={},
+        cwd="/tmp",
+        time_limit=90061,
+        ntasks=2,
+    )
     job_id = ok(state, JobSubmitted("r", spec, T0))
     info = job_info(state.jobs[job_id], state, T0 + 5)
     fields = "jobid,state,alloccpus,nnodes,nodelist,start,end,submit,timelimit,reason"
@@ -223,8 +292,17 @@ def test_cancelled_pending_job() -> None:
     end = cancel time; Reason keeps the pending reason."""
     state = ClusterState(next_job_id=9)
     ok(state, NodeRegistered("node01", 1, 8000, "node01:6818", T0 - 60))
-    spec = JobSpec(name="w", user="bob", uid=1001, gid=1001, script="#!/bin/sh\n", argv=("w",), env={},
-                   cwd="/tmp", hold=True)
+    spec = JobSpec(
+        name="w",
+        user="bob",
+        uid=1001,
+        gid=1001,
+        script="#!/bin/sh\n",
+        argv=("w",),
+        env={},
+        cwd="/tmp",
+        hold=True,
+    )
     job_id = ok(state, JobSubmitted("r", spec, T0))
     ok(state, JobCancelled(job_id, 1001, T0 + 30))
     info = job_info(state.jobs[job_id], state, T0 + 40)
@@ -271,7 +349,10 @@ def test_parse_format() -> None:
     JobID, not JobIDRaw; ``user`` -> User), ``%N`` right-justified, ``%-N`` left."""
     parsed = parse_format(" JobID , jobidraw%-20,STATE%12,user,exit")
     assert [(f.name, w, left) for f, w, left in parsed] == [
-        ("JobID", 12, True), ("JobIDRaw", 20, True), ("State", 12, False), ("User", 9, False),
+        ("JobID", 12, True),
+        ("JobIDRaw", 20, True),
+        ("State", 12, False),
+        ("User", 9, False),
         ("ExitCode", 8, False),
     ]
     with pytest.raises(FormatError, match='Invalid field requested: "bogus"'):

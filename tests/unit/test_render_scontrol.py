@@ -66,9 +66,21 @@ def ok(state: ClusterState, op: Any) -> Any:
 
 def spec(**kw: Any) -> JobSpec:
     base: dict[str, Any] = dict(
-        name="job.sh", user="alice", uid=1000, gid=1000, script="#!/bin/sh\n", argv=("job.sh",),
-        env={}, cwd="/home/alice", time_limit=3600, mem_mb=1000, account="acct1",
-        command="/home/alice/job.sh", submit_line="sbatch job.sh", alloc_node="login1", alloc_sid=4242,
+        name="job.sh",
+        user="alice",
+        uid=1000,
+        gid=1000,
+        script="#!/bin/sh\n",
+        argv=("job.sh",),
+        env={},
+        cwd="/home/alice",
+        time_limit=3600,
+        mem_mb=1000,
+        account="acct1",
+        command="/home/alice/job.sh",
+        submit_line="sbatch job.sh",
+        alloc_node="login1",
+        alloc_sid=4242,
     )
     base.update(kw)
     return JobSpec(**base)
@@ -268,7 +280,9 @@ def test_show_node_idle() -> None:
     state = cluster()
     text = show_node(node(state))
     check_golden("scontrol_show_node_idle.txt", text)
-    assert text.startswith("NodeName=node01 Arch=x86_64 CoresPerSocket=1 \n   CPUAlloc=0 CPUEfctv=4 CPUTot=4 ")
+    assert text.startswith(
+        "NodeName=node01 Arch=x86_64 CoresPerSocket=1 \n   CPUAlloc=0 CPUEfctv=4 CPUTot=4 "
+    )
     assert "\n   State=IDLE ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A\n" in text
     assert "\n   AllocTRES=\n   CurrentWatts=0 AveWatts=0\n\n" in text
 

@@ -56,17 +56,48 @@ T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()  # Thu 2025-05-01 12
 def job(**kw: Any) -> dict[str, Any]:
     """A job info record shaped like spurcore.views.job_info."""
     info: dict[str, Any] = {
-        "job_id": 1234, "name": "myjob.sh", "user": "alice", "uid": 1000, "gid": 1000,
-        "state": "RUNNING", "base_state": "RUNNING", "reason": "None", "exit_code": None,
-        "derived_ec": 0, "priority": 1, "hold": 0, "submit_time": T0, "eligible_time": T0,
-        "start_time": T0, "end_time": T0 + 7200, "suspend_time": 0.0, "run_time": 3723.0,
-        "time_limit": 7200, "partition": "debug", "account": "acct1", "nodes": "node01",
-        "node_count": 1, "num_cpus": 1, "num_tasks": 1, "cpus_per_task": 1, "mem_mb": 0,
-        "dependency": "", "batch_flag": 1, "batch_host": "node01", "restarts": 0, "requid": -1,
-        "failed_node": "", "command": "/home/alice/myjob.sh", "submit_line": "sbatch myjob.sh",
-        "work_dir": "/home/alice", "stdout": "/home/alice/slurm-1234.out",
-        "stderr": "/home/alice/slurm-1234.out", "stdin": "/dev/null", "alloc_node": "login1",
-        "alloc_sid": 1, "steps": [],
+        "job_id": 1234,
+        "name": "myjob.sh",
+        "user": "alice",
+        "uid": 1000,
+        "gid": 1000,
+        "state": "RUNNING",
+        "base_state": "RUNNING",
+        "reason": "None",
+        "exit_code": None,
+        "derived_ec": 0,
+        "priority": 1,
+        "hold": 0,
+        "submit_time": T0,
+        "eligible_time": T0,
+        "start_time": T0,
+        "end_time": T0 + 7200,
+        "suspend_time": 0.0,
+        "run_time": 3723.0,
+        "time_limit": 7200,
+        "partition": "debug",
+        "account": "acct1",
+        "nodes": "node01",
+        "node_count": 1,
+        "num_cpus": 1,
+        "num_tasks": 1,
+        "cpus_per_task": 1,
+        "mem_mb": 0,
+        "dependency": "",
+        "batch_flag": 1,
+        "batch_host": "node01",
+        "restarts": 0,
+        "requid": -1,
+        "failed_node": "",
+        "command": "/home/alice/myjob.sh",
+        "submit_line": "sbatch myjob.sh",
+        "work_dir": "/home/alice",
+        "stdout": "/home/alice/slurm-1234.out",
+        "stderr": "/home/alice/slurm-1234.out",
+        "stdin": "/dev/null",
+        "alloc_node": "login1",
+        "alloc_sid": 1,
+        "steps": [],
     }
     info.update(kw)
     return info
@@ -74,8 +105,18 @@ def job(**kw: Any) -> dict[str, Any]:
 
 def pending(**kw: Any) -> dict[str, Any]:
     base = dict(
-        job_id=1235, name="averylongname", user="bob", uid=1001, state="PENDING", base_state="PENDING",
-        reason="Resources", start_time=0.0, end_time=0.0, run_time=0.0, nodes="", node_count=2,
+        job_id=1235,
+        name="averylongname",
+        user="bob",
+        uid=1001,
+        state="PENDING",
+        base_state="PENDING",
+        reason="Resources",
+        start_time=0.0,
+        end_time=0.0,
+        run_time=0.0,
+        nodes="",
+        node_count=2,
         batch_host="",
     )
     base.update(kw)
@@ -141,8 +182,7 @@ def test_long_format_option() -> None:
     printed verbatim; -Ocomment:4 shows ``1234`` of ``12345``."""
     assert render_jobs([job()], Fmt="name:4", now=T0) == "NAME\nmyjo\n"
     assert render_jobs([job()], Fmt="jobid,name", now=T0) == (
-        "JOBID               NAME                \n"
-        "1234                myjob.sh            \n"
+        "JOBID               NAME                \n1234                myjob.sh            \n"
     )
     assert render_jobs([job()], Fmt="jobid:.6 |,username:.6", now=T0) == " JOBID |  USER\n  1234 | alice\n"
     assert render_jobs([job(comment="12345")], Fmt="comment:4", now=T0) == "COMM\n1234\n"
@@ -172,7 +212,9 @@ def test_reason_list_rules() -> None:
     timeout = job(state="TIMEOUT", base_state="TIMEOUT", reason="TimeLimit")
     stopped = job(state="STOPPED", base_state="RUNNING")
     rows = render_jobs([failed, completing, cancelled, timeout, stopped], fmt="%t %R", noheader=True, now=T0)
-    assert rows == "F (RaisedSignal:11(Segmentation fault))\nCG node01\nCA node01\nTO (TimeLimit)\nST node01\n"
+    assert (
+        rows == "F (RaisedSignal:11(Segmentation fault))\nCG node01\nCA node01\nTO (TimeLimit)\nST node01\n"
+    )
     assert render_jobs([failed], fmt="%r", noheader=True, now=T0) == "RaisedSignal:11(Segmentation fault)\n"
 
 
@@ -219,7 +261,9 @@ def test_parse_tokens() -> None:
     ``%y`` (Nice)."""
     items = parse_format("x%.18i %9P%%y").items
     assert [(i.key, i.width, i.right, i.suffix) for i in items] == [
-        (None, 0, False, "x"), ("JobArrayId", 18, True, " "), ("Partition", 9, False, ""),
+        (None, 0, False, "x"),
+        ("JobArrayId", 18, True, " "),
+        ("Partition", 9, False, ""),
         ("Nice", 0, False, ""),
     ]
 
@@ -281,8 +325,15 @@ def _state() -> tuple[ClusterState, int]:
     state = ClusterState(next_job_id=1234)
     assert apply(state, NodeRegistered("node01", 4, 8000, "node01:6818", T0 - 60)) is None
     spec = JobSpec(
-        name="myjob.sh", user="alice", uid=1000, gid=1000, script="#!/bin/sh\n", argv=("myjob.sh",),
-        env={}, cwd="/home/alice", time_limit=3600,
+        name="myjob.sh",
+        user="alice",
+        uid=1000,
+        gid=1000,
+        script="#!/bin/sh\n",
+        argv=("myjob.sh",),
+        env={},
+        cwd="/home/alice",
+        time_limit=3600,
     )
     job_id = apply(state, JobSubmitted("r1", spec, T0))
     assert job_id == 1234
@@ -340,3 +391,10 @@ def test_json() -> None:
     done = to_json([job(state="COMPLETING", base_state="CANCELLED", exit_code=15)])["jobs"][0]
     assert done["job_state"] == ["CANCELLED", "COMPLETING"]
     assert done["exit_code"]["status"] == ["SIGNALED"] and done["exit_code"]["signal"]["id"]["number"] == 15
+
+
+def test_null_strings() -> None:
+    """print.c passes NULL strings to printf: glibc prints ``(null)``, or nothing when a
+    precision under 6 applies (``%5a`` is ``%.5s``)."""
+    j = [job(account="")]
+    assert render_jobs(j, fmt="%a|%5a|%.8a|%.3a|", noheader=True, now=T0) == "(null)|     |  (null)|(nu|\n"
