@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -39,7 +40,8 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,8 +292,13 @@ class Agent:
         self.spool_dir = os.path.abspath(spool_dir)
         self.socket_path = os.path.abspath(socket_path)
         self.python = python
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        self.cgroup_root = cgroup_root if cgroup_root is not None else f"spurd_{safe}"
+        if cgroup_root is None:
+            # Unique per spool: agents sharing a host (a local cluster, parallel test runs)
+            # never share a job's cgroup, even with equal node names and job ids.
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+            digest = hashlib.sha1(self.spool_dir.encode()).hexdigest()[:8]
+            cgroup_root = f"spurd_{safe}_{digest}"
+        self.cgroup_root = cgroup_root
         self.jobs_dir = os.path.join(self.spool_dir, "jobs")
         self.heartbeat_interval = config.heartbeat_interval
         self.kill_wait = config.kill_wait
@@ -310,15 +317,32 @@ class Agent:
         self._delivered = asyncio.Condition()
         self._stop = asyncio.Event()
         self._lsock: socket.socket | None = None
+        # srun clients are served by blocking socket calls with timeouts: in their own
+        # threads, so that slow clients never starve supervisor starts and control calls.
+        self._step_io = ThreadPoolExecutor(max_workers=64, thread_name_prefix="spurd-srun")
         self.registered_count = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def stop(self) -> None:
-        self._stop.set()
+        """Ask :meth:`run` to return (callable from any thread or a signal handler)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stop.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._stop.set()
+        else:
+            loop.call_soon_threadsafe(self._stop.set)
 
     async def run(self) -> None:
         """Run until :meth:`stop`. Jobs keep running under their supervisors afterwards."""
+        self._loop = asyncio.get_running_loop()
         os.makedirs(self.spool_dir, mode=0o755, exist_ok=True)
         os.makedirs(self.jobs_dir, mode=0o755, exist_ok=True)
         if self.is_root:
@@ -359,6 +383,9 @@ class Agent:
                 self._lsock.close()
                 with contextlib.suppress(OSError):
                     os.unlink(self.socket_path)
+            self._step_io.shutdown(wait=False, cancel_futures=True)
+            if not self.live:
+                _remove_cgroup_root(self.cgroup_root)
 
     def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -482,7 +509,10 @@ class Agent:
                 asyncio.create_task(conn.closed()),
                 asyncio.create_task(self._stop.wait()),
             ]
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("session task failed", exc_info=task.exception())
         finally:
             self._ready.clear()
             if self._conn is conn:
@@ -508,11 +538,11 @@ class Agent:
         while True:
             method, params = await queue.get()
             if method == "start":
-                self._spawn(self._on_start(params), f"start-{params.get('job', {}).get('job_id')}")
+                self._spawn(self._on_start(params), "start")
             elif method == "action":
-                self._spawn(self._on_action(params), f"action-{params.get('action_id')}")
+                self._spawn(self._on_action(params), "action")
             elif method == "kill":
-                self._spawn(self._on_kill(params), f"kill-{params.get('job_id')}")
+                self._spawn(self._on_kill(params), "kill")
             else:
                 log.debug("ignoring notification %r", method)
 
@@ -816,18 +846,31 @@ class Agent:
         if not rec.is_batch_host:
             log.info("job %s: allocation recorded", job_id)
             return
+        try:
+            spec = self._batch_spec(rec)
+        except Exception as e:  # the job must end with a report, never hang in RUNNING
+            log.exception("job %s: cannot prepare the batch script", job_id)
+            self._failed_run(rec, BATCH, f"cannot prepare the batch script: {e}")
+            return
+        await self._start_run(rec, BATCH, spec)
+
+    def _batch_spec(self, rec: JobRecord) -> dict[str, Any]:
+        """Write the script (owned by the user, mode 0700) and return the batch spec.json."""
+        info = rec.info
         script = str(info["script"])
-        script_path = os.path.join(directory, SCRIPT_FILE)
+        script_path = os.path.join(rec.directory, SCRIPT_FILE)
         fd = os.open(script_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o700)
         try:
-            os.write(fd, script.encode())
+            view = memoryview(script.encode())
+            while view:
+                view = view[os.write(fd, view):]
             if self.is_root:
                 os.fchown(fd, rec.uid, rec.gid)
             os.fchmod(fd, 0o700)
         finally:
             os.close(fd)
-        spec = {
-            "job_id": job_id,
+        return {
+            "job_id": rec.job_id,
             "step": BATCH,
             "argv": script_argv(script_path, script, [str(a) for a in info.get("argv") or []]),
             "cwd": str(info.get("cwd") or info.get("work_dir") or "/"),
@@ -839,19 +882,31 @@ class Agent:
             "stderr": info.get("stderr") or None,
             "stdin": info.get("stdin") or "/dev/null",
             "inherit_stdio": False,
-            "open_mode": "append" if restarts else "truncate",
+            "open_mode": "append" if rec.restarts else "truncate",
             "kill_wait": self.kill_wait,
             "suspend_grace": self.suspend_grace,
             "mem_limit_mb": int(info.get("mem_mb") or 0),
             "cgroup_root": self.cgroup_root,
         }
-        await self._start_run(rec, BATCH, spec)
+
+    def _failed_run(self, rec: JobRecord, step: str | int, error: str) -> Run:
+        """A run that could not be started: it ends at once with exit code 1 (and is reported)."""
+        rundir = os.path.join(rec.directory, run_key(step))
+        os.makedirs(rundir, mode=0o700, exist_ok=True)
+        procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(failure_status(error)).encode())
+        run = self._new_run(rec, step, rundir)
+        self._watch(run)
+        return run
 
     async def _start_run(self, rec: JobRecord, step: str | int, spec: dict[str, Any],
                          stdio: tuple[int, int, int] | None = None) -> Run:
         rundir = os.path.join(rec.directory, run_key(step))
-        os.makedirs(rundir, mode=0o700, exist_ok=False)
-        write_durable(os.path.join(rundir, procs.SPEC_FILE), json.dumps(spec).encode())
+        try:
+            os.makedirs(rundir, mode=0o700, exist_ok=False)
+            write_durable(os.path.join(rundir, procs.SPEC_FILE), json.dumps(spec).encode())
+        except OSError as e:
+            log.error("job %s step %s: cannot create %s: %s", rec.job_id, step, rundir, e)
+            return self._failed_run(rec, step, f"cannot create the run directory: {e}")
         run = self._new_run(rec, step, rundir)
         try:
             run.pid = await asyncio.to_thread(procs.start_supervisor, rundir, self.python, (), stdio=stdio)
@@ -881,12 +936,12 @@ class Agent:
     async def _serve_step_client(self, client: socket.socket) -> None:
         with client:
             try:
-                request = await asyncio.to_thread(stepserver.recv_request, client)
+                request = await self._in_step_thread(stepserver.recv_request, client)
             except stepserver.StepProtocolError as e:
                 log.warning("bad run_step request: %s", e)
                 if e.code != "connection_failed":
-                    await asyncio.to_thread(stepserver.send_reply, client, e.msgid or 0,
-                                            {"code": e.code, "message": e.message}, None)
+                    await self._in_step_thread(stepserver.send_reply, client, e.msgid or 0,
+                                               {"code": e.code, "message": e.message}, None)
                 return
             error: dict[str, str] | None = None
             result: Any = None
@@ -899,9 +954,12 @@ class Agent:
                 error = {"code": "internal", "message": f"{type(e).__name__}: {e}"}
             finally:
                 request.close_fds()
-            if not await asyncio.to_thread(stepserver.send_reply, client, request.msgid, error, result):
+            if not await self._in_step_thread(stepserver.send_reply, client, request.msgid, error, result):
                 log.info("srun for step %s.%s left before the step ended", request.params.get("job_id"),
                          request.params.get("step_id"))
+
+    async def _in_step_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._step_io, fn, *args)
 
     async def _run_step(self, request: stepserver.StepRequest) -> dict[str, Any]:
         if request.method != "run_step":
@@ -1076,6 +1134,25 @@ def _has_rundirs(directory: str) -> bool:
         return any(os.path.isdir(os.path.join(directory, n)) for n in os.listdir(directory))
     except OSError:
         return False
+
+
+def _remove_cgroup_root(cgroup_root: str) -> None:
+    """rmdir the (empty) cgroup subtree of this agent's jobs; anything still in use stays."""
+    try:
+        from spurd.cgroups import detect
+
+        hier = detect()
+    except (OSError, ValueError):
+        return
+    if hier is None:
+        return
+    for base in {hier.track, hier.memory}:
+        if base is None:
+            continue
+        root = os.path.join(base, cgroup_root)
+        for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda t: -len(t[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
 
 
 def _kill_leftovers(run: Run) -> None:

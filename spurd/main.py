@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--spool", default=None, help="spool directory (default: <agent_dir>/<name>)")
     p.add_argument("--socket", default=None, help="local socket for srun (default: <spool>/spurd.sock)")
     p.add_argument("--cgroup-root", default=None,
-                   help="cgroup subtree for jobs, below the agent's own cgroup (default: spurd_<name>)")
+                   help="cgroup subtree for jobs, below the agent's own cgroup (default: spurd_<name>_<hash of the spool path>)")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     return p.parse_args(argv)
 

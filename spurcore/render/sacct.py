@@ -41,6 +41,8 @@ __all__ = [
     "FIELDS",
     "DEFAULT_FIELDS",
     "BRIEF_FIELDS",
+    "BRIEF",
+    "LONG",
     "LONG_FIELDS",
     "Field",
     "FormatError",
@@ -52,6 +54,7 @@ __all__ = [
 
 DEFAULT_FIELDS = "jobid,jobname,partition,account,alloccpus,state,exitcode"
 BRIEF_FIELDS = "jobid,state,exitcode"
+BRIEF = BRIEF_FIELDS
 LONG_FIELDS = (
     "jobid,jobidraw,jobname,partition,maxvmsize,maxvmsizenode,maxvmsizetask,avevmsize,maxrss,"
     "maxrssnode,maxrsstask,averss,maxpages,maxpagesnode,maxpagestask,avepages,mincpu,mincpunode,"
@@ -62,6 +65,7 @@ LONG_FIELDS = (
     "tresusageinmin,tresusageinminn,tresusageinmint,tresusageintot,tresusageoutmax,"
     "tresusageoutmaxn,tresusageoutmaxt,tresusageoutave,tresusageouttot"
 )
+LONG = LONG_FIELDS
 
 # Slurm's table (sacct.c ``fields[]``, 25.11): width, name, printer kind, in this order (the
 # order matters: --format names are matched as prefixes, first match wins).
@@ -287,6 +291,16 @@ def _step_jobid(s: dict[str, Any], j: dict[str, Any], _now: float = 0.0) -> str:
     return f"{j['job_id']}.{step_id_text(s.get('step_id'))}"
 
 
+def _step_state(s: dict[str, Any]) -> str:
+    """A step's state; ``CANCELLED by <uid>`` only when the step itself records who cancelled
+    it (``scancel J.S``; print.c uses the step's own requid)."""
+    state = str(s.get("state") or "")
+    requid = s.get("requid")
+    if state == "CANCELLED" and requid is not None and int(requid) >= 0:
+        return f"CANCELLED by {int(requid)}"
+    return state
+
+
 def _step_tres(s: dict[str, Any]) -> str:
     cpus = int(s.get("cpus") or 0)
     nodes = int(s.get("node_count") or 0)
@@ -317,7 +331,7 @@ _STEP: dict[str, _StepFn] = {
     "ReqMem": lambda s, j, n: "",
     "ReqNodes": lambda s, j, n: str(int(s.get("node_count") or 0)),
     "Start": lambda s, j, n: s.get("start_time") or 0,
-    "State": lambda s, j, n: str(s.get("state") or ""),
+    "State": lambda s, j, n: _step_state(s),
     "Submit": lambda s, j, n: s.get("start_time") or 0,
     "Suspended": lambda s, j, n: 0,
     "Timelimit": lambda s, j, n: None,

@@ -90,22 +90,6 @@ _ALL_STATE_CODES: dict[str, str] = {
     "RESV_DEL_HOLD": "RD",
     "SIGNALING": "SI",
 }
-_FLAG_NAMES = frozenset(
-    {
-        "COMPLETING",
-        "STAGE_OUT",
-        "CONFIGURING",
-        "RESIZING",
-        "REQUEUED",
-        "REQUEUE_FED",
-        "REQUEUE_HOLD",
-        "SPECIAL_EXIT",
-        "STOPPED",
-        "REVOKED",
-        "RESV_DEL_HOLD",
-        "SIGNALING",
-    }
-)
 _RUNNING_LIKE = frozenset({"RUNNING", "SUSPENDED"})
 _REASON_STATES = frozenset({"PENDING", "TIMEOUT", "OUT_OF_MEMORY", "DEADLINE", "FAILED"})
 
@@ -187,20 +171,13 @@ def parse_long_format(fmt: str, *, steps: bool = False) -> ParsedFormat:
             right = spec.startswith(".")
             if right:
                 spec = spec[1:]
-            j = 0
-            # strtol: optional sign and digits
-            if j < len(spec) and spec[j] in "+-":
-                j += 1
-            while j < len(spec) and spec[j].isdigit():
-                j += 1
-            number = spec[:j]
-            try:
-                width = int(number) if number not in ("", "+", "-") else 0
-            except ValueError:
-                width = 0
-            if number in ("+", "-"):
-                j = 0
-            suffix = spec[j:]
+            # strtol: an optional sign and digits; no digits means 0 and nothing consumed
+            j = 1 if spec[:1] in ("+", "-") else 0
+            k = j
+            while k < len(spec) and spec[k].isdigit():
+                k += 1
+            width = int(spec[:k]) if k > j else 0
+            suffix = spec[k:] if k > j else spec
         else:
             right, width = False, 20
         key = table.get(name.lower())
@@ -346,8 +323,10 @@ _JOB_FIELDS: dict[str, tuple[str, _JobFn]] = {
     "WorkDir": ("WORK_DIR", _plain("work_dir")),
 }
 
-# Headers printed uncut (Slurm passes cut_output=false for them).
-_UNCUT_HEADERS = frozenset({"NodeList", "ReasonList"})
+# Header quirks: node-list headers are printed uncut (cut_output=false) and the step
+# START_TIME header is always left-justified (print.c).
+_UNCUT_HEADERS = frozenset({"NodeList", "ReasonList", "Nodes"})
+_Headers = dict[str, tuple[str, bool]]  # key -> (header text, force left-justified)
 
 _JOB_LETTERS: dict[str, str] = {
     "a": "Account",
@@ -389,13 +368,15 @@ _JOB_NAMES: dict[str, str] = {name.lower(): name for name in _JOB_FIELDS}
 _JOB_NAMES["cpus-per-task"] = "CPUsPerTask"
 
 
-def _render_items(items: list[FormatItem], value: Callable[[str], _Value] | None, headers: Any) -> str:
+def _render_items(items: list[FormatItem], value: Callable[[str], _Value] | None, headers: _Headers) -> str:
+    """One line: the header line when ``value`` is None, else a row."""
     parts: list[str] = []
     for item in items:
         if item.key is not None:
             if value is None:
-                header = headers[item.key]
-                parts.append(print_str(header, item.width, item.right, item.key not in _UNCUT_HEADERS))
+                header, left = headers[item.key]
+                right = item.right and not left
+                parts.append(print_str(header, item.width, right, item.key not in _UNCUT_HEADERS))
             else:
                 text, cut = value(item.key)
                 parts.append(print_str(text, item.width, item.right, cut))
@@ -403,7 +384,7 @@ def _render_items(items: list[FormatItem], value: Callable[[str], _Value] | None
     return "".join(parts) + "\n"
 
 
-_JOB_HEADERS = {k: v[0] for k, v in _JOB_FIELDS.items()}
+_JOB_HEADERS: _Headers = {k: (v[0], False) for k, v in _JOB_FIELDS.items()}
 
 
 def render_jobs(
@@ -485,7 +466,7 @@ _STEP_LETTERS: dict[str, str] = {
     "u": "UserName",
 }
 _STEP_NAMES: dict[str, str] = {name.lower(): name for name in _STEP_FIELDS}
-_STEP_HEADERS = {k: v[0] for k, v in _STEP_FIELDS.items()}
+_STEP_HEADERS: _Headers = {k: (v[0], k == "StartTime") for k, v in _STEP_FIELDS.items()}
 
 
 def sort_steps(
@@ -665,7 +646,7 @@ def _job_json(info: dict[str, Any]) -> dict[str, Any]:
         "cpus": _num_obj(info.get("num_cpus") or 0),
         "cpus_per_task": _num_obj(info.get("cpus_per_task") or 1),
         "current_working_directory": info.get("work_dir") or "",
-        "dependency": info.get("dependency") or "",
+        "dependency": "" if info.get("dependency") in (None, "(null)") else info["dependency"],
         "derived_exit_code": exit_code_json(info.get("derived_ec")),
         "eligible_time": _num_obj(info.get("eligible_time") or 0),
         "end_time": _num_obj(info.get("end_time") or 0),

@@ -364,6 +364,56 @@ def test_agent_killed_and_restarted_loses_nothing(cluster: Cluster) -> None:
     assert runs.read_text() == "run\n"
 
 
+def test_sigterm_stops_the_agent_but_not_its_jobs(cluster: Cluster) -> None:
+    gate = cluster.work / "term-gate"
+    info = cluster.job(f"#!/bin/bash\nwhile [ ! -e {gate} ]; do sleep 0.02; done\nexit 6\n")
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched")
+    assert cluster.proc is not None
+    proc = cluster.proc
+    cluster.kill_agent(signal.SIGTERM)
+    assert proc.returncode == 0
+    assert not os.path.exists(cluster.sock)
+    pid = int((cluster.spool / "jobs" / str(job_id) / "batch" / "supervisor.pid").read_text())
+    assert pid_alive(pid)  # the job is still running without its agent
+    cluster.start_agent()
+    wait_until(lambda: os.path.exists(cluster.sock), what="the agent socket")
+    gate.touch()
+    report = cluster.report(f"{NODE}:{job_id}:batch")
+    assert (report["exit_code"], report["signal"]) == (6, 0)
+
+
+def _proc_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_suspend_and_resume_actions(cluster: Cluster) -> None:
+    pidfile = cluster.work / "susp-pid"
+    gate = cluster.work / "susp-gate"
+    info = cluster.job(f"#!/bin/bash\necho $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}\n"
+                       f"while [ ! -e {gate} ]; do sleep 0.02; done\nexit 0\n")
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(pidfile.exists, what="the job's pid")
+    shell = int(pidfile.read_text())
+    base = {"job_id": job_id, "step_id": -1, "signal": 0, "target": 0, "kill_wait": 2, "suspend_grace": 0.5}
+    cluster.leader.action({**base, "action_id": 301, "kind": 2})
+    wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 301], what="STOP ack")
+    wait_until(lambda: _proc_state(shell) == "T", what="the job to stop")
+    cluster.leader.action({**base, "action_id": 302, "kind": 3})
+    wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 302], what="CONT ack")
+    wait_until(lambda: _proc_state(shell) != "T", what="the job to continue")
+    # A repeated STOP after the CONT is answered from the spool and does not stop the job again.
+    cluster.leader.action({**base, "action_id": 301, "kind": 2})
+    wait_until(lambda: len([a for a in cluster.leader.calls_of("ack") if a["action_id"] == 301]) == 2,
+               what="the repeated STOP ack")
+    gate.touch()
+    report = cluster.report(f"{NODE}:{job_id}:batch")
+    assert (report["exit_code"], report["signal"]) == (0, 0)
+
+
 def test_reports_spooled_while_the_leader_is_down(cluster: Cluster) -> None:
     gate = cluster.work / "down-gate"
     info = cluster.job(f"#!/bin/bash\nwhile [ ! -e {gate} ]; do sleep 0.02; done\nexit 5\n")

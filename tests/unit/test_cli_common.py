@@ -30,7 +30,7 @@ def test_getopt_short_forms_and_clusters():
 
 
 def test_getopt_abbreviation_unique_and_alias():
-    pairs, _ = common.getopt(["--noh", "--job=a", "--name", "b"], OPTS)
+    pairs, _ = common.getopt(["--noh", "--job-n=a", "--name", "b"], OPTS)
     assert pairs == [("noheader", None), ("name", "a"), ("name", "b")]
 
 

@@ -1,0 +1,225 @@
+"""``spur``: the one-machine cluster, job logs, a live view and time travel.
+
+    spur local up --dir DIR [--replicas 1|3] [--nodes N] [--cpus C]
+    spur local down --dir DIR
+    spur local status --dir DIR [--json]
+    spur log [-f] JOBID
+    spur top
+    spur history JOBID [--at TIME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+VERSION = "spur 0.1.0 (slurm 25.11.0 compatible)"
+
+
+def _cmd_local(args: argparse.Namespace) -> int:
+    from spurctld.local import LocalCluster, write_config
+
+    directory = os.path.abspath(args.dir)
+    conf = os.path.join(directory, "spur.toml")
+    if args.action == "up":
+        if not os.path.exists(conf):
+            write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
+                         kill_wait=args.kill_wait)
+        cluster = LocalCluster(directory)
+        try:
+            cluster.up(timeout=args.timeout)
+        except TimeoutError as exc:
+            print(f"spur: error: {exc}; logs are in {cluster.log_dir}", file=sys.stderr)
+            return 1
+        cluster.write_status()
+        print(f"export SPUR_CONF={conf}")
+        return 0
+    if not os.path.exists(conf):
+        print(f"spur: error: no cluster in {directory} (no spur.toml)", file=sys.stderr)
+        return 1
+    cluster = LocalCluster(directory)
+    if args.action == "down":
+        cluster.down()
+        return 0
+    rows = cluster.status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'NAME':<10} {'PID':>8} {'ROLE':<9} ADDRESS")
+        for row in rows:
+            pid = row["pid"] if row["pid"] else "-"
+            print(f"{row['name']:<10} {pid!s:>8} {row['role']:<9} {row['address']}")
+    return 0
+
+
+def _client():
+    from spurcore.client import Client
+    from spurcore.config import find_config_path, load
+
+    path = find_config_path()
+    if path is None:
+        print("spur: error: no spur.toml found (set SPUR_CONF)", file=sys.stderr)
+        sys.exit(1)
+    return Client(load(path))
+
+
+def _job(client, job_id: int) -> dict | None:
+    jobs = client.call("jobs", {"job_ids": [job_id]})["jobs"]
+    return jobs[0] if jobs else None
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    """Print the job's output so far, then (with -f) follow it until the job ends.
+
+    The file is the single source: readers keep their own offset, so history and live
+    output meet with no gap and no duplicate, and any number of readers may follow.
+    """
+    from spurcore.rpc import RpcError
+
+    client = _client()
+    try:
+        job = _job(client, args.job_id)
+        if job is None:
+            history = client.call("history", {"job_ids": [args.job_id]})["jobs"]
+            job = history[-1] if history else None
+    except RpcError as exc:
+        print(f"spur: error: {exc.message}", file=sys.stderr)
+        return 1
+    if job is None:
+        print("spur: error: Invalid job id specified", file=sys.stderr)
+        return 1
+    path = job.get("stdout") or ""
+    if not path:
+        print(f"spur: error: job {args.job_id} has no output file", file=sys.stderr)
+        return 1
+    offset = 0
+    out = sys.stdout.buffer
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            out.write(chunk)
+            out.flush()
+            offset += len(chunk)
+        if not args.follow:
+            return 0
+        try:
+            job = _job(client, args.job_id)
+        except RpcError:
+            job = None
+        ended = job is None or job["state"] not in ("PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED")
+        if ended:
+            # one last read after the end: output written just before the job ended
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    rest = f.read()
+            except FileNotFoundError:
+                rest = b""
+            out.write(rest)
+            out.flush()
+            return 0
+        time.sleep(0.1)
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from spurcore.render.scontrol import show_job
+    from spurcore.rpc import RpcError
+    from spurcore.timefmt import parse_time
+
+    client = _client()
+    now = time.time()
+    at = parse_time(args.at, now) if args.at else now
+    try:
+        job = client.call("job_at", {"job_id": args.job_id, "at": at})["job"]
+    except RpcError as exc:
+        print(f"spur: error: {exc.message}", file=sys.stderr)
+        return 1
+    sys.stdout.write(show_job(job, detail=True, now=at))
+    return 0
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from rich.live import Live
+    from rich.table import Table
+
+    from spurcore.rpc import RpcError
+    from spurcore.timefmt import fmt_duration_squeue
+
+    client = _client()
+
+    def view() -> Table:
+        try:
+            nodes = client.call("nodes")["nodes"]
+            jobs = client.call("jobs", {"states": ["PENDING", "RUNNING", "SUSPENDED", "COMPLETING"]})["jobs"]
+        except RpcError as exc:
+            table = Table(title=f"spur top: {exc.message}")
+            return table
+        table = Table(title=f"spur top — {len(nodes)} nodes, {len(jobs)} active jobs", expand=True)
+        for col in ("NODE/JOB", "STATE", "CPUS", "USER", "TIME", "NODELIST(REASON)"):
+            table.add_column(col)
+        for n in nodes:
+            table.add_row(n["name"], n["state"], f"{n['alloc_cpus']}/{n['cpus']}", "", "", "")
+        for j in sorted(jobs, key=lambda j: j["job_id"]):
+            where = j["nodes"] if j["state"] != "PENDING" else f"({j['reason']})"
+            table.add_row(f"{j['job_id']} {j['name']}", j["state"], str(j["num_cpus"]), j["user"],
+                          fmt_duration_squeue(int(j["run_time"])), where)
+        return table
+
+    iterations = args.iterations
+    with Live(view(), refresh_per_second=4, screen=False) as live:
+        count = 0
+        while iterations == 0 or count < iterations:
+            time.sleep(args.interval)
+            live.update(view())
+            count += 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spur", description="Spur: local clusters, job logs, live view, history")
+    parser.add_argument("-V", "--version", action="version", version=VERSION)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="run a cluster on this machine")
+    local.add_argument("action", choices=["up", "down", "status"])
+    local.add_argument("--dir", required=True)
+    local.add_argument("--replicas", type=int, choices=[1, 3, 5], default=1)
+    local.add_argument("--nodes", type=int, default=1)
+    local.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
+    local.add_argument("--kill-wait", type=float, default=2.0)
+    local.add_argument("--timeout", type=float, default=60.0)
+    local.add_argument("--json", action="store_true")
+    local.set_defaults(func=_cmd_local)
+
+    log = sub.add_parser("log", help="a job's output")
+    log.add_argument("-f", "--follow", action="store_true")
+    log.add_argument("job_id", type=int)
+    log.set_defaults(func=_cmd_log)
+
+    top = sub.add_parser("top", help="live view of nodes and jobs")
+    top.add_argument("--interval", type=float, default=1.0)
+    top.add_argument("--iterations", type=int, default=0, help="stop after N refreshes (0: run until ^C)")
+    top.set_defaults(func=_cmd_top)
+
+    history = sub.add_parser("history", help="a job as it was at a past moment (replays the log)")
+    history.add_argument("job_id", type=int)
+    history.add_argument("--at", default="", help="a time as sacct -S takes it (default: now)")
+    history.set_defaults(func=_cmd_history)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
