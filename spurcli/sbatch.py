@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from spurcli import common
 from spurcli.common import NO_ARG, REQUIRED, CliError, Opt
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG = "sbatch"
 

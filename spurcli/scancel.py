@@ -22,10 +22,13 @@ active jobs (``Kill job error on job id J: Invalid job id specified``, exit 1).
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from spurcli import common
 from spurcli.common import REQUIRED, CliError, Opt
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG = "scancel"
 

@@ -15,10 +15,13 @@ Without a command, commands are read from stdin, one per line, as Slurm's intera
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from spurcli import common
 from spurcli.common import CliError, Opt
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG = "scontrol"
 

@@ -1,0 +1,122 @@
+"""The agent with real controllers and real jobs: kills reach every process, results and
+intents survive agent and controller restarts (issue: spurd)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from spurcore.client import Client
+from tests.integration.conftest import wait_for
+from tests.integration.test_e2e_cli import _job_pids, _proc_state
+
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
+
+
+def submit(cluster, script: str, cwd: Path, **spec) -> int:
+    with Client(cluster.config, retry_for=30) as client:
+        body = {"name": "t", "script": script, "cwd": str(cwd), **spec}
+        return client.call("submit", {"request_id": f"t-{time.monotonic_ns()}", "spec": body})["job_id"]
+
+
+def job(cluster, job_id: int) -> dict:
+    with Client(cluster.config, retry_for=30) as client:
+        return client.call("jobs", {"job_ids": [job_id]})["jobs"][0]
+
+
+def wait_job(cluster, job_id: int, states=FINISHED, timeout: float = 60) -> dict:
+    return wait_for(lambda: (j := job(cluster, job_id))["state"] in states and j, timeout,
+                    f"job {job_id} in {states}", interval=0.05)
+
+
+def test_scancel_leaves_nothing_of_a_daemonizing_job(make_cluster, tmp_path):
+    """seed 003: a double-forked `setsid sleep` grandchild is found and killed too."""
+    cluster = make_cluster(replicas=1, nodes=1)
+    marker = f"spur-daemon-{time.monotonic_ns()}"
+    script = (
+        "#!/bin/bash\n"
+        f"( setsid bash -c 'exec -a {marker}-gc sleep 300' & ) \n"
+        f"exec -a {marker}-main sleep 300\n"
+    )
+    job_id = submit(cluster, script, tmp_path)
+    wait_for(lambda: len(_job_pids(marker)) == 2, 30, "the job and its daemonized grandchild")
+    with Client(cluster.config) as client:
+        client.call("signal", {"request_id": f"k{job_id}", "job_id": job_id, "kind": 1})
+    info = wait_job(cluster, job_id)
+    assert info["state"] == "CANCELLED"
+    wait_for(lambda: not _job_pids(marker), 10, "no process of the job left")
+
+
+def test_result_of_a_job_finishing_while_controllers_are_down_arrives_once(make_cluster, tmp_path):
+    cluster = make_cluster(replicas=1, nodes=1)
+    gate = tmp_path / "gate"
+    job_id = submit(cluster, f"#!/bin/bash\nwhile [ ! -e {gate} ]; do sleep 0.05; done\nexit 6\n", tmp_path)
+    wait_job(cluster, job_id, ("RUNNING",))
+    cluster.kill("ctld-1", signal.SIGTERM)
+    gate.touch()  # the job ends while no controller runs
+    spool = Path(cluster.config.agent_dir) / "node1" / "reports"
+    wait_for(lambda: spool.exists() and any(spool.iterdir()), 30, "the report in the agent's durable spool")
+    cluster.start_replica(1)
+    info = wait_job(cluster, job_id)
+    assert (info["state"], info["exit_code"] >> 8) == ("FAILED", 6)
+    assert [s["step_id"] for s in info["steps"]] == ["batch"]
+    wait_for(lambda: not any(spool.iterdir()), 30, "the spool to drain once the report is committed")
+
+
+def test_kill_requested_while_the_agent_is_down_is_delivered_after_controller_restart(make_cluster, tmp_path):
+    cluster = make_cluster(replicas=3, nodes=1, node_timeout=60.0)
+    marker = f"spur-kill-later-{time.monotonic_ns()}"
+    job_id = submit(cluster, f"#!/bin/bash\nexec -a {marker} sleep 300\n", tmp_path)
+    wait_job(cluster, job_id, ("RUNNING",))
+    wait_for(lambda: _job_pids(marker), 30, "the job's process")
+    cluster.kill("node1", signal.SIGKILL)
+    with Client(cluster.config, retry_for=30) as client:
+        client.call("signal", {"request_id": f"k{job_id}", "job_id": job_id, "kind": 1})
+    assert job(cluster, job_id)["state"] == "COMPLETING"
+    for r in cluster.config.replicas:
+        cluster.kill(f"ctld-{r.id}", signal.SIGKILL)
+    assert _job_pids(marker), "the job must still run: nobody has told the agent yet"
+    for r in cluster.config.replicas:
+        cluster.start_replica(r.id)
+    cluster.wait_leader()
+    cluster.start_agent("node1")
+    wait_for(lambda: not _job_pids(marker), 30, "the kill to reach the job")
+    info = wait_job(cluster, job_id)
+    assert info["state"] == "CANCELLED"
+
+
+def test_kill_wait_is_honoured(make_cluster, tmp_path):
+    """9: SIGTERM, then KillWait (here 1 s), then SIGKILL for what ignores SIGTERM."""
+    cluster = make_cluster(replicas=1, nodes=1, kill_wait=1.0)
+    ready = tmp_path / "ready"
+    job_id = submit(cluster, f"#!/bin/bash\ntrap 'echo got-term >> {tmp_path}/log' TERM\ntouch {ready}\n"
+                             "while true; do sleep 0.05; done\n", tmp_path)
+    wait_for(ready.exists, 30, "the job to start")
+    t0 = time.monotonic()
+    with Client(cluster.config) as client:
+        client.call("signal", {"request_id": f"k{job_id}", "job_id": job_id, "kind": 1})
+    info = wait_job(cluster, job_id)
+    elapsed = time.monotonic() - t0
+    assert info["state"] == "CANCELLED" and info["exit_code"] == 9  # SIGKILLed after KillWait
+    assert 0.9 <= elapsed < 5, elapsed
+    assert "got-term" in (tmp_path / "log").read_text()
+
+
+def test_node_failure_and_reconciliation(make_cluster, tmp_path):
+    """A silent node goes DOWN, its job ends NODE_FAIL; when it returns, the job is killed there."""
+    cluster = make_cluster(replicas=1, nodes=1, node_timeout=2.0)
+    marker = f"spur-nf-{time.monotonic_ns()}"
+    job_id = submit(cluster, f"#!/bin/bash\nexec -a {marker} sleep 300\n", tmp_path)
+    wait_job(cluster, job_id, ("RUNNING",))
+    wait_for(lambda: _job_pids(marker), 30, "the job's process")
+    pid = cluster.pid("node1")
+    os.kill(pid, signal.SIGSTOP)  # the agent goes silent, its jobs keep running
+    try:
+        info = wait_job(cluster, job_id, ("NODE_FAIL",), timeout=30)
+        assert (info["reason"], info["exit_code"], info["failed_node"]) == ("NodeDown", 1, "node1")
+        assert all(_proc_state(p) in ("S", "R") for p in _job_pids(marker))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: not _job_pids(marker), 30, "the returning node to kill the failed job")
