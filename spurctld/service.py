@@ -243,7 +243,8 @@ class Controller:
             job = self.replica.state.jobs.get(job_id)
         if job is None:
             raise INVALID_JOB
-        if not ident.privileged and ident.role != "node" and job.spec.uid != ident.uid:
+        owner = job.spec.uid == ident.uid and job.spec.user == ident.user
+        if not ident.privileged and ident.role != "node" and not owner:
             raise ACCESS_DENIED
         return job
 

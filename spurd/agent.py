@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import logging
@@ -322,6 +323,7 @@ class Agent:
         self._step_io = ThreadPoolExecutor(max_workers=64, thread_name_prefix="spurd-srun")
         self.registered_count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock_fd = -1
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -350,26 +352,30 @@ class Agent:
             for d in (self.spool_dir, self.jobs_dir):
                 with contextlib.suppress(OSError):
                     os.chmod(d, 0o755)
-        self.reports = ReportSpool(os.path.join(self.spool_dir, "reports"))
-        self.actions = ActionStore(os.path.join(self.spool_dir, "actions"))
-        self.actions.prune(ACK_TTL)
-        self._recover()
-        self._prune_jobs()
-        self._lsock = stepserver.listen(self.socket_path)
-        log.info("agent %s: %d cpus, %d MB, spool %s, socket %s", self.name, self.cpus, self.mem_mb,
-                 self.spool_dir, self.socket_path)
-        background = [
-            asyncio.create_task(self._watch_loop(), name="watch"),
-            asyncio.create_task(self._accept_loop(self._lsock), name="steps"),
-            asyncio.create_task(self._connection_loop(), name="connection"),
-            asyncio.create_task(self._prune_loop(), name="prune"),
-        ]
+        self._lock_spool()
+        background: list[asyncio.Task[Any]] = []
         try:
-            stop = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait([stop, *background], return_when=asyncio.FIRST_COMPLETED)
+            self.reports = ReportSpool(os.path.join(self.spool_dir, "reports"))
+            self.actions = ActionStore(os.path.join(self.spool_dir, "actions"))
+            self.actions.prune(ACK_TTL)
+            self._recover()
+            self._prune_jobs()
+            os.makedirs(os.path.dirname(self.socket_path), exist_ok=True)
+            self._lsock = stepserver.listen(self.socket_path)
+            log.info("agent %s: %d cpus, %d MB, spool %s, socket %s", self.name, self.cpus, self.mem_mb,
+                     self.spool_dir, self.socket_path)
+            background = [
+                asyncio.create_task(self._stop.wait(), name="stop"),
+                asyncio.create_task(self._watch_loop(), name="watch"),
+                asyncio.create_task(self._accept_loop(self._lsock), name="steps"),
+                asyncio.create_task(self._connection_loop(), name="connection"),
+                asyncio.create_task(self._prune_loop(), name="prune"),
+            ]
+            done, _ = await asyncio.wait(background, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                if task is not stop and not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:
+                    raise exc
         finally:
             log.info("agent %s shutting down (%d jobs keep running)", self.name,
                      len({r.job_id for r in self.live.values()}))
@@ -384,8 +390,23 @@ class Agent:
                 with contextlib.suppress(OSError):
                     os.unlink(self.socket_path)
             self._step_io.shutdown(wait=False, cancel_futures=True)
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
             if not self.live:
                 _remove_cgroup_root(self.cgroup_root)
+
+    def _lock_spool(self) -> None:
+        """One agent per spool: a second one would start and report the same jobs."""
+        fd = os.open(os.path.join(self.spool_dir, "spurd.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OSError(errno.EBUSY, f"another spurd uses the spool {self.spool_dir}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd  # held (and the lock with it) until the process exits
 
     def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)

@@ -15,7 +15,7 @@ import pytest
 
 from spurcore import rpc
 from spurcore.client import Client
-from spurctld.local import LocalCluster
+from spurctld.local import LocalCluster, write_config
 from tests.integration.conftest import wait_for
 
 SPEC = {"name": "x", "script": "#!/bin/bash\nexit 0\n", "cwd": "/tmp"}
@@ -226,8 +226,25 @@ def _port_open(port: int) -> bool:
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a client as another uid")
-def test_a_user_cannot_cancel_another_users_job(make_cluster):
-    cluster = make_cluster(replicas=1)
+def test_a_user_cannot_cancel_another_users_job(tmp_path):
+    import shutil
+    import tempfile
+
+    # pytest's own temp root is private to root; the other user must reach the socket.
+    d = Path(tempfile.mkdtemp(prefix="spur-perm-", dir="/tmp"))
+    d.chmod(0o755)
+    write_config(d, replicas=1, nodes=0)
+    (d / "run").chmod(0o755)
+    cluster = LocalCluster(d)
+    try:
+        cluster.up()
+        _cancel_as_nobody(cluster)
+    finally:
+        cluster.down()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _cancel_as_nobody(cluster: LocalCluster) -> None:
     with Client(cluster.config) as client:
         job_id = client.call("submit", {"request_id": "root-1", "spec": SPEC})["job_id"]
     code = (

@@ -532,3 +532,47 @@ def test_no_config(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert squeue.main([]) == 1
     assert capsys.readouterr().err == "squeue: error: no spur.toml found (set SPUR_CONF)\n"
+
+
+def test_srun_interrupt_cancels_the_step(fake, short_dir, capsys, monkeypatch):
+    # SIGINT while the step runs: srun asks the controller to KILL the step, then keeps
+    # waiting for the agent's answer (Slurm: "Job step aborted: Waiting up to N seconds").
+    import signal as signal_module
+
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    fake.jobs[5] = job_info(5)
+    killed = threading.Event()
+
+    def on_signal(params: dict[str, Any]) -> Any:
+        killed.set()
+        return {"action_id": 1}
+
+    fake.handlers["signal"] = on_signal
+    path = os.path.join(short_dir, "agent.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def agent() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data, fds, _f, _a = socket.recv_fds(conn, 1 << 20, 3)
+            for fd in fds:
+                os.close(fd)
+            os.kill(os.getpid(), signal_module.SIGINT)
+            assert killed.wait(5)
+            conn.sendall(rpc.encode_frame([rpc.RESPONSE, 1, None, {"exit_code": 0, "signal": 9, "node": "n1"}]))
+        listener.close()
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    fake.handlers["step_create"] = _step_create(path)
+    before = signal_module.getsignal(signal_module.SIGINT)
+    assert srun.main(["sleep", "100"]) == 137
+    thread.join(5)
+    assert capsys.readouterr().err == (
+        "srun: Job step aborted: Waiting up to 3 seconds for job step to finish.\n"
+        "srun: error: n1: task 0: Killed\n")
+    (params,) = fake.params("signal")
+    assert (params["job_id"], params["step_id"], params["kind"]) == (5, 0, 1)
+    assert signal_module.getsignal(signal_module.SIGINT) is before  # handlers restored
