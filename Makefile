@@ -19,6 +19,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q tests
 
+demo: $(STAMP)
+	bash examples/demo.sh
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 

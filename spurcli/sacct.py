@@ -7,6 +7,8 @@ Epoch, else from midnight today until now. Users: with ``-j`` (and no ``-u``) ev
 user's jobs, as Slurm does for an explicit job list; otherwise the caller's own jobs unless
 ``-a``/``--allusers`` or the caller is root. ``SACCT_FORMAT`` replaces the default fields.
 ``-j J.S`` keeps only that step of job J (its job row included, as Slurm prints it).
+A requeued job has one record per run; only the latest is shown unless ``-D``.
+With ``-s`` and no ``-S`` the window starts now (Slurm: jobs in that state now).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ OPTIONS = (
     Opt("allocations", "X", "allocations"),
     Opt("brief", "b", "brief"),
     Opt("delimiter", "", "delimiter", REQUIRED),
+    Opt("duplicates", "D", "duplicates"),
     Opt("endtime", "E", "endtime", REQUIRED),
     Opt("format", "o", "format", REQUIRED),
     Opt("help", "h", "help"),
@@ -46,7 +49,7 @@ OPTIONS = (
 )
 
 USAGE = """\
-Usage: sacct [-a] [-b] [-E endtime] [-j jobid[.step],...] [-l] [-n]
+Usage: sacct [-a] [-b] [-D] [-E endtime] [-j jobid[.step],...] [-l] [-n]
              [-o format] [-p] [-P] [--delimiter=chars] [-s state,...]
              [-S starttime] [-u user,...] [-X] [--json] [-V]
 """
@@ -66,6 +69,11 @@ sacct [<OPTION>]
                    specifying the  -p  or  -P options. The default delimiter
                    is a '|'. This options is ignored if -p or -P options
                    are not specified.
+     -D, --duplicates:
+                   If Slurm job ids are reset, some job numbers will
+                   probably appear more than once refering to different jobs.
+                   Without this option only the most recent jobs will be
+                   displayed.
      -E, --endtime:
                    Select jobs eligible before this time.  If states are
                    given with the -s option then return jobs in this state
@@ -140,6 +148,7 @@ class Query:
         self.noheader = False
         self.allocations = False
         self.json = False
+        self.duplicates = False
 
     @property
     def job_ids(self) -> list[int]:
@@ -219,6 +228,8 @@ def parse_args(args: list[str], *, now: float, environ: dict[str, str] | None = 
             q.allocations = True
         elif key == "json":
             q.json = True
+        elif key == "duplicates":
+            q.duplicates = True
     if fields is None:
         if brief:
             fields = render.BRIEF_FIELDS
@@ -228,7 +239,8 @@ def parse_args(args: list[str], *, now: float, environ: dict[str, str] | None = 
             fields = env.get("SACCT_FORMAT") or render.DEFAULT_FIELDS
     q.fields = fields
     if q.start is None:
-        q.start = 0.0 if q.jobs else _midnight(now)
+        # Slurm: from the Epoch with -j; "now" with -s (jobs in that state now); else midnight.
+        q.start = 0.0 if q.jobs else now if q.states else _midnight(now)
     if q.end is None:
         q.end = now
     if not q.users and not q.jobs and not q.all_users and uid != 0:
@@ -248,6 +260,9 @@ def select(q: Query, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             wanted_steps.setdefault(job_id, []).append(step)
     users = set(q.users)
     states = set(q.states)
+    if not q.duplicates:  # only the latest run of a requeued job (records come oldest first)
+        latest = {int(j.get("job_id", 0)): j for j in jobs}
+        jobs = [j for j in jobs if latest[int(j.get("job_id", 0))] is j]
     for job in jobs:
         jid = int(job.get("job_id", 0))
         if q.jobs and jid not in whole and jid not in wanted_steps:

@@ -88,17 +88,42 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def _raise_interrupt(signum: int, _frame: Any) -> None:
-    raise Interrupted(signum)
+class _Signals:
+    """SIGINT/SIGTERM become ``Interrupted`` in the main thread, except while ``held``
+    (sending the run_step frame, asking the controller to kill): then the signal is kept and
+    raised by ``release``, so a frame is never cut in half."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.pending = 0
+
+    def handler(self, signum: int, _frame: Any) -> None:
+        if self.held:
+            self.pending = signum
+            return
+        raise Interrupted(signum)
+
+    def hold(self) -> None:
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+        if self.pending:
+            signum, self.pending = self.pending, 0
+            raise Interrupted(signum)
+
+
+SIGNALS = _Signals()
 
 
 def install_handlers() -> dict[int, Any]:
     import signal
 
+    SIGNALS.held, SIGNALS.pending = False, 0
     old: dict[int, Any] = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, _raise_interrupt)
+            old[sig] = signal.signal(sig, SIGNALS.handler)
     except ValueError:  # not the main thread (embedded use): leave the handlers alone
         pass
     return old
@@ -218,24 +243,31 @@ def run_step(ctl: common.Controller, job_id: int, command: list[str], ntasks: in
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        send_run_step(sock, run_step_frame(params), [0, 1, 2])
+        SIGNALS.hold()
+        try:
+            send_run_step(sock, run_step_frame(params), [0, 1, 2])
+        except OSError as exc:
+            raise CliError(f"{node}: cannot send step {job_id}.{step_id} to the agent: {exc.strerror}") from None
         waiter = StepWaiter(sock)
         aborted = False
         while True:
             try:
+                SIGNALS.release()  # a signal that came while held is raised here
                 reply = waiter.wait()
                 break
             except Interrupted:
+                SIGNALS.hold()
                 if not aborted:
                     aborted = True
                     wait = int(ctl.config.kill_wait) + 2
                     common.info(PROG, f"Job step aborted: Waiting up to {wait} seconds for job step to finish.")
                 _kill_step(ctl, job_id, step_id)
-            except EOFError:
+            except (EOFError, OSError):
                 raise CliError(f"{node}: lost the connection to the agent of step {job_id}.{step_id}") from None
             except RpcError as exc:
                 raise CliError(f"{node}: step {job_id}.{step_id} failed: {exc.message or exc.code}") from None
     finally:
+        SIGNALS.held = False
         sock.close()
     return int(reply.get("exit_code") or 0), int(reply.get("signal") or 0), str(reply.get("node") or node)
 

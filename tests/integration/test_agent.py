@@ -262,6 +262,17 @@ def test_registers_with_the_leader(cluster: Cluster) -> None:
     wait_until(lambda: cluster.leader.calls_of("heartbeat"), what="a heartbeat")
 
 
+def test_a_second_agent_on_the_same_spool_refuses_to_start(cluster: Cluster) -> None:
+    other = subprocess.run(
+        [sys.executable, "-m", "spurd.main", "--config", str(cluster.config), "--name", NODE,
+         "--spool", str(cluster.spool), "--socket", str(cluster.base / "b.sock")],
+        cwd=REPO, capture_output=True, text=True, timeout=30,
+    )
+    assert other.returncode == 1
+    assert "another spurd uses the spool" in other.stderr
+    assert os.path.exists(cluster.sock)  # the running agent is untouched
+
+
 def test_batch_job_exit_code_and_environment(cluster: Cluster) -> None:
     script = "#!/bin/bash\necho job=$SLURM_JOB_ID nodes=$SLURM_JOB_NODELIST host=$SLURMD_NODENAME\n" \
              "echo conf=$SPUR_CONF sock=$SPURD_SOCKET\necho path=$PATH\necho tpn=$SLURM_TASKS_PER_NODE\nexit 3\n"
@@ -337,6 +348,25 @@ def test_kill_action_reports_before_ack_and_is_idempotent(cluster: Cluster) -> N
     # A KILL of a job this node never ran is simply done.
     cluster.leader.action({**kill, "action_id": 102, "job_id": 9999})
     wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 102], what="ack 102")
+
+
+def test_supervisor_killed_without_status_is_reported_as_sigkill(cluster: Cluster) -> None:
+    pids = cluster.work / "dead-sup-pids"
+    info = cluster.job(f"#!/bin/bash\nsleep 300 &\necho $$ $! > {pids}.tmp; mv {pids}.tmp {pids}\nwait\n")
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(pids.exists, what="the job's pids")
+    shell, child = (int(x) for x in pids.read_text().split())
+    rundir = cluster.spool / "jobs" / str(job_id) / "batch"
+    os.kill(int((rundir / "supervisor.pid").read_text()), signal.SIGKILL)
+    report = cluster.report(f"{NODE}:{job_id}:batch")
+    assert (report["exit_code"], report["signal"]) == (0, 9)  # the job died with its supervisor
+    wait_until(lambda: not pid_alive(shell), what="the shell to die (PDEATHSIG)")
+    if (rundir / "cgroup.json").exists():  # with cgroups nothing of the job survives
+        wait_until(lambda: not pid_alive(child), what="the job's child to be killed")
+    else:  # without them an orphan of a SIGKILLed supervisor escapes: not ours to test
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_agent_killed_and_restarted_loses_nothing(cluster: Cluster) -> None:

@@ -559,11 +559,13 @@ def test_srun_interrupt_cancels_the_step(fake, short_dir, capsys, monkeypatch):
             data, fds, _f, _a = socket.recv_fds(conn, 1 << 20, 3)
             for fd in fds:
                 os.close(fd)
-            os.kill(os.getpid(), signal_module.SIGINT)
+            signal_module.pthread_kill(main_ident, signal_module.SIGINT)  # as a Ctrl-C would
             assert killed.wait(5)
             conn.sendall(rpc.encode_frame([rpc.RESPONSE, 1, None, {"exit_code": 0, "signal": 9, "node": "n1"}]))
         listener.close()
 
+    main_ident = threading.main_thread().ident
+    assert main_ident is not None
     thread = threading.Thread(target=agent, daemon=True)
     thread.start()
     fake.handlers["step_create"] = _step_create(path)

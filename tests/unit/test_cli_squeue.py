@@ -138,3 +138,18 @@ def test_sacct_step_selection():
     assert len(sacct.select(q, [job])[0]["steps"]) == 3
     q = sacct.parse_args(["-j", "6", "-s", "F"], now=NOW, environ={}, uid=0)
     assert sacct.select(q, [job]) == []
+
+
+def test_sacct_state_window_starts_now():
+    q = sacct.parse_args(["-s", "CD"], now=NOW, environ={}, uid=0)
+    assert q.start == NOW and q.states == ["COMPLETED"]
+
+
+def test_sacct_latest_record_unless_duplicates():
+    # A requeued job has one accounting record per run (test_101_5); sacct -D shows them all.
+    runs = [{"job_id": 7, "restarts": r, "user": "root", "uid": 0, "state": "COMPLETED",
+             "base_state": "COMPLETED", "steps": []} for r in (0, 1)]
+    q = sacct.parse_args(["-j", "7"], now=NOW, environ={}, uid=0)
+    assert [j["restarts"] for j in sacct.select(q, runs)] == [1]
+    q = sacct.parse_args(["-j", "7", "-D"], now=NOW, environ={}, uid=0)
+    assert [j["restarts"] for j in sacct.select(q, runs)] == [0, 1]
