@@ -150,9 +150,18 @@ def _connect_agent(endpoint: str, node: str) -> Any:
 
     if not endpoint.startswith("unix:"):
         raise CliError(f"{node}: agent endpoint {endpoint or '(none)'} is not a local Unix socket")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = endpoint[5:]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        sock.connect(endpoint[5:])
+        if len(os.fsencode(path)) <= 107:
+            sock.connect(path)
+        else:  # longer than sun_path: go through the directory's descriptor
+            directory, name = os.path.split(path)
+            dfd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.connect(f"/proc/self/fd/{dfd}/{name}")
+            finally:
+                os.close(dfd)
     except OSError as exc:
         sock.close()
         raise CliError(f"{node}: cannot connect to the agent at {endpoint}: {exc.strerror}") from None

@@ -40,7 +40,7 @@ def free_ports(n: int) -> list[int]:
 def write_config(
     directory: str | os.PathLike[str], *, replicas: int = 1, nodes: int = 1, cpus: int = 2,
     kill_wait: float = 2.0, node_timeout: float = 10.0, min_job_age: float = 300.0,
-    extra: str = "",
+    compaction_entries: int = 20000, extra: str = "",
 ) -> Path:
     """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster."""
     d = Path(directory).resolve()
@@ -60,6 +60,7 @@ def write_config(
         f"min_job_age = {min_job_age}",
         f"node_timeout = {node_timeout}",
         "heartbeat_interval = 1",
+        f"compaction_entries = {compaction_entries}",
         "",
         "[local]",
         f"nodes = {nodes}",

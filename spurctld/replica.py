@@ -27,6 +27,7 @@ from typing import Any
 
 import msgpack
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.config import SERIALIZER_STATE
 
 from spurcore.codec import CodecError, decode_batch
 from spurcore.config import Config
@@ -82,6 +83,9 @@ class Replica(SyncObj):
         self.applied_index = 0
         self.on_applied = on_applied
         self._durable_waiters: list[tuple[int, Done, list[Any]]] = []
+        self._dump_child = 0
+        self._dump_index = 0
+        self._ops_since_snapshot = 0
         self._waiters_lock = threading.Lock()
         self.wal = Wal(os.path.join(self.dir, "wal"))
         self.dump_file = os.path.join(self.dir, "raft.dump")
@@ -97,6 +101,7 @@ class Replica(SyncObj):
             journalFile=os.path.join(self.dir, "raft.journal"),
             fullDumpFile=self.dump_file,
             serializer=self._serialize_dump,
+            serializeChecker=self._check_dump,
             deserializer=self._deserialize_dump,
             appendEntriesUseBatch=False,
             autoTickPeriod=0.01,
@@ -115,7 +120,8 @@ class Replica(SyncObj):
         )
         others = [r.raft for r in config.replicas if r.id != rid]
         super().__init__(me.raft, others, conf)
-        if not others:  # a single replica has nobody to wait for: elect itself at once
+        self._single = not others
+        if self._single:  # a single replica has nobody to wait for: elect itself at once
             self._SyncObj__raftElectionDeadline = 0
         self.addOnTickCallback(self._on_tick)
 
@@ -144,17 +150,48 @@ class Replica(SyncObj):
             log.info("replica %d: replayed %d WAL entries", self.rid, replayed)
 
     def _serialize_dump(self, filename: str, raft_data: Any) -> None:
-        """pysyncobj's snapshot hook (tick thread): our state, never pickle."""
+        """pysyncobj's snapshot hook (tick thread): our state, never pickle, written by a
+        forked child so that encoding a large state never stalls heartbeats. pysyncobj's
+        own rename of ``filename`` then fails harmlessly; the child renames into place and
+        ``_check_dump`` reports the outcome (pysyncobj compacts its log only on success)."""
         last, prev, cluster = raft_data
         raft = [list(last), list(prev), sorted(getattr(n, "id", str(n)) for n in cluster)]
-        with self.state_lock:
+        if self._dump_child:
+            return
+        with self.state_lock:  # the tick thread is the only writer: the state is quiescent
             index = self.applied_index
+            pid = os.fork()
+        if pid:
+            self._dump_child, self._dump_index = pid, index
+            return
+        # Child: no threads, no logging (its locks may be held by threads that are gone), and
+        # none of the parent's descriptors: a child that outlives a SIGKILLed parent must not
+        # hold its listening sockets or the WAL lock against the restarted replica.
+        code = 1
+        try:
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             payload = _snapshot_payload(index, encode_state(self.state), raft)
-        write_snapshot_file(filename, index, payload)
-        write_snapshot(self.dir, index, payload)
-        moved = self.wal.archive_before(index)
-        log.info("replica %d: snapshot at index %d (%d bytes), %d WAL segments archived",
-                 self.rid, index, len(payload), moved)
+            write_snapshot_file(self.dump_file, index, payload)
+            write_snapshot(self.dir, index, payload)
+            code = 0
+        finally:
+            os._exit(code)
+
+    def _check_dump(self) -> int:
+        if not self._dump_child:
+            return SERIALIZER_STATE.NOT_SERIALIZING
+        pid, status = os.waitpid(self._dump_child, os.WNOHANG)
+        if pid == 0:
+            return SERIALIZER_STATE.SERIALIZING
+        self._dump_child = 0
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.error("replica %d: snapshot at index %d failed (status %d)", self.rid, self._dump_index, status)
+            return SERIALIZER_STATE.FAILED
+        self._ops_since_snapshot = 0
+        moved = self.wal.archive_before(self._dump_index)
+        log.info("replica %d: snapshot at index %d written, %d WAL segments archived",
+                 self.rid, self._dump_index, moved)
+        return SERIALIZER_STATE.SUCCESS
 
     def _deserialize_dump(self, filename: str) -> tuple[Any, Any, Any]:
         """Called at start-up and when a leader installs its snapshot on this follower."""
@@ -195,6 +232,7 @@ class Replica(SyncObj):
                     return (index, None)  # already in our state (WAL tail or snapshot)
                 results = self._apply_blob(blob)
                 self.applied_index = index
+                self._ops_since_snapshot += len(results)
                 try:
                     self.wal.append(index, blob)
                 except Exception:
@@ -207,6 +245,15 @@ class Replica(SyncObj):
             return (index, None)
 
     def _on_tick(self) -> None:
+        if self._ops_since_snapshot >= self.config.compaction_entries and not self._dump_child:
+            # pysyncobj counts log entries; one entry may carry thousands of ops. Snapshot by
+            # ops too, so that a restart never replays a long tail.
+            self._ops_since_snapshot = 0
+            self.forceLogCompaction()
+        if self._single and self.raftCommitIndex < self._SyncObj__getCurrentLogIndex():
+            # pysyncobj appends new commands at the end of a tick and, alone, has no peer
+            # reply to wake it up: without this the commit waits a whole tick period.
+            self._SyncObj__pipeNotifier.notify()
         if not self._durable_waiters:
             self.wal.sync()
             return

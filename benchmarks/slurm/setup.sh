@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Install Debian's Slurm (slurm-wlm 22.05) with munge, slurmdbd and MariaDB, write a one-node
+# loopback configuration for this machine, and start the daemons directly (no systemd).
+#
+#   benchmarks/slurm/setup.sh [default|tuned]      (root; idempotent)
+#
+# Everything lives under $SPUR_SLURM_BASE (default /var/tmp/spur-bench-slurm):
+#   etc/slurm.conf, etc/slurmdbd.conf, etc/cgroup.conf   the configuration (SLURM_CONF=etc/slurm.conf)
+#   env.sh                                               `source` it to use sbatch/squeue/... by hand
+#   pids/<daemon>.pid                                    the pid of every daemon this script started
+#   log/<daemon>.log, state/, spool/, mysql/, run/       logs, StateSaveLocation, SlurmdSpoolDir, ...
+#
+# The argument picks SchedulerParameters: "default" (Slurm's defaults: no parameter line) or
+# "tuned" (the set from Slurm's high_throughput guide). Re-running with the other variant
+# rewrites slurm.conf and runs `scontrol reconfigure` on the running controller.
+# benchmarks/slurm/stop.sh stops exactly the daemons whose pids are recorded in pids/.
+
+set -euo pipefail
+
+VARIANT="${1:-default}"
+case "$VARIANT" in
+    default|tuned) ;;
+    *) echo "usage: $0 [default|tuned]" >&2; exit 2 ;;
+esac
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: must run as root (it installs packages and starts slurmd)" >&2
+    exit 1
+fi
+
+BASE="${SPUR_SLURM_BASE:-/var/tmp/spur-bench-slurm}"
+CLUSTER=spurbench
+DB_PORT="${SPUR_SLURM_DB_PORT:-3316}"
+DB_PASS=spurbench
+MUNGE_SOCKET=/run/munge/munge.socket.2   # Slurm's compiled-in default socket path
+HOST="$(hostname -s)"
+NPROC="$(nproc)"
+KILL_WAIT=30        # Slurm's default, written out explicitly
+MIN_JOB_AGE=300     # Slurm's default
+MAX_JOB_COUNT=200000  # default 10000; raised for the 20,000-queued-jobs workload
+TUNED_PARAMS="batch_sched_delay=20,bf_continue,bf_interval=300,bf_min_age_reserve=10800,bf_resolution=600,bf_yield_interval=1000000,partition_job_depth=500,sched_max_job_start=200,sched_min_interval=2000000"
+
+ETC="$BASE/etc"; PIDS="$BASE/pids"; LOG="$BASE/log"; RUN="$BASE/run"
+STATE="$BASE/state"; SPOOL="$BASE/spool/slurmd"; MYSQL_DATA="$BASE/mysql"
+MYSQL_RUN="$RUN/mysqld"; MYSQL_SOCK="$MYSQL_RUN/mysqld.sock"
+export SLURM_CONF="$ETC/slurm.conf"
+
+log() { echo "setup.sh: $*" >&2; }
+
+# wait_until DEADLINE_SECONDS DESCRIPTION COMMAND...: retry COMMAND every 0.2 s until it succeeds.
+wait_until() {
+    local limit=$1 what=$2; shift 2
+    local end=$((SECONDS + limit))
+    until "$@" >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$end" ]; then
+            log "timed out after ${limit}s waiting for $what (logs: $LOG)"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+alive() {  # alive NAME: the recorded pid of NAME is running (and not a zombie)
+    local f="$PIDS/$1.pid" pid
+    [ -f "$f" ] || return 1
+    pid="$(cat "$f")"
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] && ! grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null
+}
+
+# start NAME COMMAND...: start COMMAND in the background (it must stay in the foreground
+# itself, or exec into the daemon) in a new session, and record its pid.
+start() {
+    local name=$1; shift
+    if alive "$name"; then
+        log "$name already running (pid $(cat "$PIDS/$name.pid"))"
+        return 0
+    fi
+    setsid "$@" </dev/null >>"$LOG/$name.out" 2>&1 &
+    echo $! >"$PIDS/$name.pid"
+    log "started $name (pid $!)"
+}
+
+# --- 1. packages ------------------------------------------------------------------------------
+PKGS=(slurm-wlm munge slurmdbd mariadb-server)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -q
+    # policy-rc.d keeps the maintainer scripts from trying to start services
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+SLURM_VERSION="$(dpkg-query -W -f='${Version}' slurm-wlm)"
+
+# --- 2. directories ---------------------------------------------------------------------------
+mkdir -p "$ETC" "$PIDS" "$LOG" "$LOG/munge" "$RUN" "$RUN/slurm" "$MYSQL_RUN" "$STATE" "$SPOOL" "$MYSQL_DATA" /run/munge
+chmod 0755 "$BASE" "$RUN" "$LOG"
+chown slurm:slurm "$STATE" "$RUN/slurm"
+chown munge:munge /run/munge "$LOG/munge"
+chmod 0755 /run/munge
+chmod 0700 "$LOG/munge"
+chown mysql:mysql "$MYSQL_DATA" "$MYSQL_RUN"
+touch "$LOG/slurmctld.log" "$LOG/slurmdbd.log" "$LOG/slurmd.log" "$LOG/mariadb.log"
+chown slurm:slurm "$LOG/slurmctld.log" "$LOG/slurmdbd.log"
+chown mysql:mysql "$LOG/mariadb.log"
+
+# --- 3. configuration -------------------------------------------------------------------------
+# slurmd -C prints this machine's topology; use it so slurmd never finds fewer resources
+# than configured (which would drain the node).
+read -r SOCKETS CORES THREADS MEM < <(slurmd -C | head -1 | tr ' ' '\n' | awk -F= '
+    $1=="SocketsPerBoard"{s=$2} $1=="CoresPerSocket"{c=$2} $1=="ThreadsPerCore"{t=$2}
+    $1=="RealMemory"{m=$2} END{print s, c, t, m}')
+FREE_MB="$(free -m | awk '/^Mem:/{print $2}')"
+MARGIN_MB=$(( FREE_MB / 20 > 512 ? FREE_MB / 20 : 512 ))   # 5%, at least 512 MB
+REAL_MEMORY=$(( FREE_MB - MARGIN_MB ))
+
+if [ "$VARIANT" = tuned ]; then
+    SCHED_LINE="SchedulerParameters=$TUNED_PARAMS"
+else
+    SCHED_LINE="#SchedulerParameters=   (Slurm defaults: batch_sched_delay=3, default_queue_depth=100, ...)"
+fi
+
+new_conf="$(mktemp)"
+cat >"$new_conf" <<EOF
+# Written by benchmarks/slurm/setup.sh ($VARIANT scheduler parameters). One node, loopback only.
+ClusterName=$CLUSTER
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmUser=slurm
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+ReturnToService=2
+SlurmctldPidFile=$RUN/slurm/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+StateSaveLocation=$STATE
+SlurmdSpoolDir=$SPOOL
+# proctrack/linuxproc: see docs/performance.md for why not proctrack/cgroup here.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6819
+JobCompType=jobcomp/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+KillWait=$KILL_WAIT
+MinJobAge=$MIN_JOB_AGE
+MaxJobCount=$MAX_JOB_COUNT
+$SCHED_LINE
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NPROC Sockets=$SOCKETS CoresPerSocket=$CORES ThreadsPerCore=$THREADS RealMemory=$REAL_MEMORY State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+changed=0
+if ! cmp -s "$new_conf" "$ETC/slurm.conf"; then
+    changed=1
+    install -m 0644 "$new_conf" "$ETC/slurm.conf"
+fi
+rm -f "$new_conf"
+
+cat >"$ETC/slurmdbd.conf" <<EOF
+# Written by benchmarks/slurm/setup.sh
+AuthType=auth/munge
+DbdHost=127.0.0.1
+DbdAddr=127.0.0.1
+DbdPort=6819
+SlurmUser=slurm
+DebugLevel=info
+LogFile=$LOG/slurmdbd.log
+PidFile=$RUN/slurm/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=$DB_PASS
+StorageLoc=slurm_acct_db
+EOF
+chown slurm:slurm "$ETC/slurmdbd.conf"
+chmod 0600 "$ETC/slurmdbd.conf"
+
+cat >"$BASE/env.sh" <<EOF
+# source this file to use this Slurm cluster's commands
+export SLURM_CONF=$ETC/slurm.conf
+EOF
+cat >"$BASE/versions.txt" <<EOF
+slurm-wlm $SLURM_VERSION
+munge $(dpkg-query -W -f='${Version}' munge)
+mariadb-server $(dpkg-query -W -f='${Version}' mariadb-server)
+EOF
+
+# --- 4. munged ----------------------------------------------------------------------------------
+[ -s /etc/munge/munge.key ] || { mungekey --create --keyfile=/etc/munge/munge.key; }
+chown munge:munge /etc/munge/munge.key
+chmod 0400 /etc/munge/munge.key
+# --num-threads=10: the high_throughput guide's recommendation (used for both variants)
+start munged setpriv --reuid=munge --regid=munge --init-groups \
+    /usr/sbin/munged -F --num-threads=10 --socket="$MUNGE_SOCKET" --pid-file=/run/munge/munged.pid \
+    --log-file="$LOG/munge/munged.log" --seed-file=/var/lib/munge/munged.seed
+wait_until 20 "munged" bash -c 'munge -n | unmunge'
+
+# --- 5. MariaDB (a private instance: its own datadir, socket and port on 127.0.0.1) ------------
+if [ ! -d "$MYSQL_DATA/mysql" ]; then
+    log "initialising MariaDB in $MYSQL_DATA"
+    mariadb-install-db --user=mysql --datadir="$MYSQL_DATA" --auth-root-authentication-method=socket \
+        >"$LOG/mariadb-install.log" 2>&1
+fi
+start mariadb /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$MYSQL_DATA" \
+    --socket="$MYSQL_SOCK" --port="$DB_PORT" --bind-address=127.0.0.1 \
+    --pid-file="$MYSQL_RUN/mariadb.pid" --log-error="$LOG/mariadb.log" \
+    --innodb-buffer-pool-size=512M --innodb-log-file-size=64M --innodb-lock-wait-timeout=900
+wait_until 60 "MariaDB" mariadb --no-defaults --socket="$MYSQL_SOCK" -uroot -e 'SELECT 1'
+mariadb --no-defaults --socket="$MYSQL_SOCK" -uroot <<EOF
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+FLUSH PRIVILEGES;
+EOF
+
+# --- 6. slurmdbd ----------------------------------------------------------------------------------
+start slurmdbd /usr/sbin/slurmdbd -D
+wait_until 60 "slurmdbd (sacctmgr)" sacctmgr -n list cluster
+sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER" || sacctmgr -i add cluster "$CLUSTER"
+sacctmgr -n -P list account format=account | grep -qx bench \
+    || sacctmgr -i add account bench Cluster="$CLUSTER" Description=bench Organization=bench
+sacctmgr -n -P list user format=user,defaultaccount | grep -qx 'root|bench' \
+    || sacctmgr -i add user root Account=bench DefaultAccount=bench Cluster="$CLUSTER" AdminLevel=Administrator \
+    || true
+
+# --- 7. slurmctld and slurmd -----------------------------------------------------------------------
+if alive slurmctld && [ "$changed" = 1 ]; then
+    log "slurm.conf changed: scontrol reconfigure"
+    scontrol reconfigure
+fi
+start slurmctld /usr/sbin/slurmctld -D
+wait_until 60 "slurmctld (scontrol ping)" bash -c 'scontrol ping | grep -q "is UP"'
+start slurmd /usr/sbin/slurmd -D
+wait_until 60 "node $HOST idle in sinfo" bash -c "sinfo -h -n '$HOST' -o %T | grep -qx idle"
+wait_until 30 "sacctmgr" sacctmgr -n show cluster "$CLUSTER"
+# a node that was drained/down by an earlier run comes back
+state="$(sinfo -h -n "$HOST" -o %T)"
+if [ "$state" != idle ]; then
+    scontrol update NodeName="$HOST" State=RESUME || true
+    wait_until 30 "node $HOST idle" bash -c "sinfo -h -n '$HOST' -o %T | grep -qx idle"
+fi
+log "Slurm $SLURM_VERSION up ($VARIANT scheduler parameters): export SLURM_CONF=$ETC/slurm.conf"
