@@ -18,6 +18,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check spurcore spurctld spurd spurcli tests benchmarks
 
 test: lint
+	$(BIN)/python -m compileall -q spurcore spurctld spurd spurcli
 	$(BIN)/pytest -q tests
 
 demo: $(STAMP)

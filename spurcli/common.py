@@ -3,12 +3,9 @@ controller, Slurm's error lines, job-id and state-name parsing.
 
 Invariants:
 - Start-up time is part of the contract (users run these commands in loops): this module
-  imports only ``os``/``sys`` at load time. ``spurcore.rpc`` (socket, msgpack) is imported
-  when the first call is made; ``tomllib`` only for a ``spur.toml`` the fast reader below
-  does not understand. ``attrs`` is never imported on the CLI path, so neither
-  ``spurcore.config`` nor ``spurcore.client`` (which import it) are used here: ``Controller``
-  and ``read_config`` mirror their behaviour (same replica order, same retry rules, same
-  ``controller unavailable: no leader (N of M replicas reachable)`` text).
+  imports only ``os``/``sys`` at load time. ``spurcore.config`` and ``spurcore.client``
+  (socket, msgpack) are imported when the first call is made; neither imports attrs,
+  and ``tomllib`` is loaded only for a ``spur.toml`` outside the flat subset.
 - Errors leave a command as exceptions (``CliError``, ``UsageError``, ``RpcError``);
   ``run`` turns them into Slurm's stderr lines and exit codes, so ``main()`` never
   calls ``sys.exit``.
@@ -24,7 +21,8 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from typing import Any
 
-    from spurcore.rpc import SyncClient
+    from spurcore.client import Client as Controller
+    from spurcore.config import Config
 
 VERSION_LINE = "slurm 25.11.0"
 
@@ -58,13 +56,6 @@ class Exit(Exception):
         self.code = code
 
 
-class ControllerUnavailable(Exception):
-    def __init__(self, reachable: int, total: int) -> None:
-        self.message = f"controller unavailable: no leader ({reachable} of {total} replicas reachable)"
-        super().__init__(self.message)
-        self.code = "controller_unavailable"
-
-
 def error(prog: str, message: str) -> None:
     """Slurm's ``error()``: ``<prog>: error: <message>`` on stderr."""
     sys.stderr.write(f"{prog}: error: {message}\n")
@@ -94,9 +85,6 @@ def run(prog: str, body: Callable[[list[str]], int], argv: Sequence[str] | None)
             else:
                 error(prog, exc.message)
         return exc.code
-    except ControllerUnavailable as exc:
-        error(prog, exc.message)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -107,9 +95,10 @@ def run(prog: str, body: Callable[[list[str]], int], argv: Sequence[str] | None)
             pass
         return 1
     except Exception as exc:
+        from spurcore.client import ControllerUnavailable
         from spurcore.rpc import RpcError
 
-        if isinstance(exc, RpcError):
+        if isinstance(exc, (RpcError, ControllerUnavailable)):
             error(prog, exc.message or exc.code)
             return 1
         raise
@@ -265,271 +254,43 @@ def parse_int(text: str, what: str, *, positive: bool = True) -> int:
 # --------------------------------------------------------------------------- config
 
 
-class Replica:
-    __slots__ = ("id", "socket", "rpc")
+def load_config() -> Config:
+    """spur.toml from SPUR_CONF / ./spur.toml / /etc/spur/spur.toml (``spurcore.config``)."""
+    from spurcore.config import ConfigError, find_config_path, load
 
-    def __init__(self, rid: int, socket: str, rpc: str) -> None:
-        self.id = rid
-        self.socket = socket
-        self.rpc = rpc
-
-
-class ClientConfig:
-    """The part of ``spur.toml`` a client needs (see ``spurcore.config`` for the format)."""
-
-    __slots__ = ("path", "replicas", "tls_ca", "kill_wait")
-
-    def __init__(self, path: str, replicas: list[Replica], tls_ca: str = "", kill_wait: float = 30.0) -> None:
-        self.path = path
-        self.replicas = replicas
-        self.tls_ca = tls_ca
-        self.kill_wait = kill_wait
-
-
-def find_config_path(env: dict[str, str] | os._Environ[str] | None = None, cwd: str | None = None) -> str | None:
-    """``SPUR_CONF``, else ``./spur.toml``, else ``/etc/spur/spur.toml``
-    (``spurcore.config.find_config_path``)."""
-    env = os.environ if env is None else env
-    if env.get("SPUR_CONF"):
-        return env["SPUR_CONF"]
-    local = os.path.join(cwd or os.getcwd(), "spur.toml")
-    if os.path.exists(local):
-        return local
-    if os.path.exists("/etc/spur/spur.toml"):
-        return "/etc/spur/spur.toml"
-    return None
-
-
-class _NotSimple(Exception):
-    pass
-
-
-def _simple_value(text: str) -> Any:
-    s = text.strip()
-    if not s:
-        raise _NotSimple
-    if s[0] == '"':
-        end = s.find('"', 1)
-        if end < 0 or "\\" in s[: end + 1]:
-            raise _NotSimple
-        tail = s[end + 1 :].strip()
-        if tail and not tail.startswith("#"):
-            raise _NotSimple
-        return s[1:end]
-    if s[0] == "'":
-        end = s.find("'", 1)
-        if end < 0:
-            raise _NotSimple
-        tail = s[end + 1 :].strip()
-        if tail and not tail.startswith("#"):
-            raise _NotSimple
-        return s[1:end]
-    if "#" in s:
-        s = s[: s.index("#")].strip()
-    if s[0] == "[":
-        if not s.endswith("]"):
-            raise _NotSimple
-        inner = s[1:-1].strip()
-        if not inner:
-            return []
-        return [_simple_value(p) for p in inner.split(",") if p.strip()]
-    if s in ("true", "false"):
-        return s == "true"
-    try:
-        return int(s.replace("_", ""), 10)
-    except ValueError:
-        pass
-    try:
-        return float(s)
-    except ValueError:
-        raise _NotSimple from None
-
-
-def _read_simple_toml(text: str) -> dict[str, Any]:
-    """The subset of TOML ``spur.toml`` files use: ``[table]``, ``[[array]]``, and
-    ``key = "string" | 'string' | number | bool | [flat list]`` with comments. Anything
-    else raises ``_NotSimple`` and the caller uses ``tomllib`` (exact, but slower to import)."""
-    root: dict[str, Any] = {}
-    table = root
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[["):
-            end = line.find("]]")
-            if end < 0 or line[end + 2 :].strip()[:1] not in ("", "#"):
-                raise _NotSimple
-            name = line[2:end].strip()
-            if not name or "." in name or '"' in name:
-                raise _NotSimple
-            arr = root.setdefault(name, [])
-            if not isinstance(arr, list):
-                raise _NotSimple
-            table = {}
-            arr.append(table)
-            continue
-        if line.startswith("["):
-            end = line.find("]")
-            if end < 0 or line[end + 1 :].strip()[:1] not in ("", "#"):
-                raise _NotSimple
-            name = line[1:end].strip()
-            if not name or "." in name or '"' in name or name in root:
-                raise _NotSimple
-            table = {}
-            root[name] = table
-            continue
-        key, eq, value = line.partition("=")
-        key = key.strip()
-        if not eq or not key or not all(c.isalnum() or c in "_-" for c in key) or key in table:
-            raise _NotSimple
-        table[key] = _simple_value(value)
-    return root
-
-
-def read_config(path: str) -> ClientConfig:
-    """Read the replicas (and the few client settings) from ``spur.toml``."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        raw = _read_simple_toml(data.decode("utf-8"))
-    except (_NotSimple, UnicodeDecodeError):
-        import tomllib
-
-        try:
-            raw = tomllib.loads(data.decode("utf-8", "replace"))
-        except tomllib.TOMLDecodeError as exc:
-            raise CliError(f"{path}: {exc}") from None
-    base = os.path.dirname(os.path.abspath(path))
-
-    def resolve(value: Any) -> str:
-        value = str(value or "")
-        if not value:
-            return ""
-        return value if os.path.isabs(value) else os.path.join(base, value)
-
-    replicas = []
-    for r in raw.get("replica", []) or []:
-        try:
-            replicas.append(Replica(int(r["id"]), resolve(r.get("socket", "")), str(r.get("rpc", ""))))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise CliError(f"{path}: bad [[replica]] entry {r!r}") from None
-    if not replicas:
-        raise CliError(f"{path}: no [[replica]] entries")
-    tls = raw.get("tls", {}) or {}
-    cluster = raw.get("cluster", {}) or {}
-    try:
-        kill_wait = float(cluster.get("kill_wait", 30))
-    except (TypeError, ValueError):
-        kill_wait = 30.0
-    return ClientConfig(path, replicas, resolve(tls.get("ca", "")), kill_wait)
-
-
-def load_config() -> ClientConfig:
     path = find_config_path()
     if path is None:
         raise CliError("no spur.toml found (set SPUR_CONF)")
-    return read_config(path)
+    try:
+        return load(path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- controller
 
-#: Error codes after which the call is tried again (``spurcore.client.RETRYABLE``).
-RETRYABLE = frozenset({"no_leader", "not_ready", "leader_changed", "timeout", "unknown_outcome"})
-
 
 def new_request_id() -> str:
-    """A unique id for a write; a retry of the same write reuses it (uuid4-sized hex)."""
-    return os.urandom(16).hex()
+    from spurcore.client import new_request_id as new
+
+    return new()
 
 
-class Controller:
-    """A blocking client for the replicas, as ``spurcore.client.Client``: replicas are
-    tried in order (the last one that answered first); ``no_leader`` answers and
-    unreachable replicas are retried for ``retry_for`` seconds, then
-    ``ControllerUnavailable`` says how many replicas answered."""
-
-    def __init__(self, config: ClientConfig, *, timeout: float = 10.0, retry_for: float = 10.0) -> None:
-        self.config = config
-        self.timeout = timeout
-        self.retry_for = retry_for
-        self._conn: SyncClient | None = None
-        self._conn_replica: Replica | None = None
-
-    def _connect(self, replica: Replica) -> SyncClient:
-        from spurcore.rpc import ConnectionFailed, SyncClient
-
-        if replica.socket and os.path.exists(replica.socket):
-            return SyncClient.unix(replica.socket, timeout=self.timeout)
-        if replica.rpc:
-            from spurcore.rpc import client_ssl_context
-
-            host, _, port = replica.rpc.rpartition(":")
-            cert = os.environ.get("SPUR_CERT") or None
-            key = os.environ.get("SPUR_KEY") or None
-            ctx = client_ssl_context(cert, key, self.config.tls_ca) if self.config.tls_ca else None
-            return SyncClient.tcp(host, int(port), timeout=self.timeout, ssl_context=ctx)
-        raise ConnectionFailed(f"replica {replica.id}: socket {replica.socket} does not exist")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> Controller:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def call(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
-        import time
-
-        from spurcore.rpc import ConnectionFailed, RpcError, RpcTimeout
-
-        params = params or {}
-        deadline = time.monotonic() + self.retry_for
-        delay = 0.02
-        while True:
-            reachable = 0
-            replicas = list(self.config.replicas)
-            if self._conn_replica is not None:
-                replicas.remove(self._conn_replica)
-                replicas.insert(0, self._conn_replica)
-            for replica in replicas:
-                try:
-                    if self._conn is None or self._conn_replica is not replica:
-                        self.close()
-                        self._conn = self._connect(replica)
-                        self._conn_replica = replica
-                    reachable += 1
-                    return self._conn.call(method, params, timeout=timeout or self.timeout)
-                except RpcTimeout:
-                    self.close()
-                    reachable -= 1
-                    continue
-                except ConnectionFailed:
-                    self.close()
-                    continue
-                except RpcError as exc:
-                    if exc.code in RETRYABLE:
-                        continue
-                    raise
-            if time.monotonic() >= deadline:
-                raise ControllerUnavailable(max(0, reachable), len(self.config.replicas))
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-
-#: How long a command keeps retrying an unreachable or leaderless cluster (seconds).
+#: How long a command keeps retrying an unreachable or leaderless cluster (seconds);
+#: ``SPUR_CLIENT_RETRY`` overrides it.
 RETRY_FOR = 10.0
 
 
 def connect(*, retry_for: float | None = None) -> Controller:
-    """The controller client for this command (config from SPUR_CONF / ./spur.toml / /etc)."""
-    return Controller(load_config(), retry_for=RETRY_FOR if retry_for is None else retry_for)
+    """The controller client for this command (``spurcore.client.Client``)."""
+    from spurcore.client import Client
+
+    if retry_for is None:
+        try:
+            retry_for = float(os.environ.get("SPUR_CLIENT_RETRY", RETRY_FOR))
+        except ValueError:
+            retry_for = RETRY_FOR
+    return Client(load_config(), retry_for=retry_for)
 
 
 def rpc_error_code(exc: BaseException) -> str | None:

@@ -391,6 +391,7 @@ WAIT_MAX_SLEEP = 1.0
 def wait_for_job(ctl: common.Controller, job_id: int) -> int:
     import time
 
+    from spurcore.client import ControllerUnavailable
     from spurcore.rpc import RpcError
 
     delay = WAIT_FIRST_SLEEP
@@ -399,7 +400,7 @@ def wait_for_job(ctl: common.Controller, job_id: int) -> int:
         delay = min(delay * 1.5, WAIT_MAX_SLEEP)
         try:
             info = common.get_job(ctl, job_id)
-        except (RpcError, common.ControllerUnavailable) as exc:
+        except (RpcError, ControllerUnavailable) as exc:
             common.error(PROG, f"Currently unable to load job state information, retrying: {exc}")
             continue
         if info is None:

@@ -221,12 +221,13 @@ def report_status(node: str, exit_code: int, signal: int) -> int:
 
 
 def _kill_step(ctl: common.Controller, job_id: int, step_id: int) -> None:
+    from spurcore.client import ControllerUnavailable
     from spurcore.rpc import RpcError
 
     try:
         ctl.call("signal", {"request_id": common.new_request_id(), "job_id": job_id, "step_id": step_id,
                             "kind": 1, "signal": 9, "target": 0})
-    except (RpcError, common.ControllerUnavailable):
+    except (RpcError, ControllerUnavailable):
         pass
 
 

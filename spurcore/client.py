@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from typing import Any
 
 from spurcore.config import Config, ReplicaConfig
@@ -22,16 +21,20 @@ from spurcore.rpc import ConnectionFailed, RpcError, RpcTimeout, SyncClient
 RETRYABLE = {"no_leader", "not_ready", "leader_changed", "timeout", "unknown_outcome"}
 
 
-class ControllerUnavailable(RpcError):
+class ControllerUnavailable(Exception):
+    """Not an RpcError on purpose: commands that prefix controller errors with their own
+    words (``slurm_load_jobs error: ...``) let this one through unchanged."""
+
+    code = "controller_unavailable"
+
     def __init__(self, reachable: int, total: int) -> None:
-        super().__init__(
-            "controller_unavailable",
-            f"controller unavailable: no leader ({reachable} of {total} replicas reachable)",
-        )
+        self.message = f"controller unavailable: no leader ({reachable} of {total} replicas reachable)"
+        super().__init__(self.message)
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """A unique id for one write; its retries reuse it (128 random bits, like a uuid4)."""
+    return os.urandom(16).hex()
 
 
 class Client:

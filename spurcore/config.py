@@ -28,55 +28,88 @@ Example::
 
 Relative paths are taken relative to the file's directory. The module only parses; it
 reads the file it is given and nothing else.
+
+Start-up time matters (every CLI command loads this): plain classes, no attrs, and a small
+reader for the flat TOML subset spur.toml files use; ``tomllib`` only for anything else.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
-from pathlib import Path
 from typing import Any
-
-import attrs
 
 
 class ConfigError(ValueError):
     pass
 
 
-@attrs.frozen
 class ReplicaConfig:
-    id: int
-    raft: str
-    socket: str = ""
-    rpc: str = ""
+    __slots__ = ("id", "raft", "socket", "rpc")
+
+    def __init__(self, id: int, raft: str, socket: str = "", rpc: str = "") -> None:
+        self.id = id
+        self.raft = raft
+        self.socket = socket
+        self.rpc = rpc
 
     @property
     def endpoint(self) -> str:
         return f"unix:{self.socket}" if self.socket else f"tcp:{self.rpc}"
 
+    def __repr__(self) -> str:
+        return f"ReplicaConfig(id={self.id}, raft={self.raft!r}, socket={self.socket!r}, rpc={self.rpc!r})"
 
-@attrs.frozen
+
+_DEFAULTS: dict[str, Any] = {
+    "kill_wait": 30.0,
+    "suspend_grace": 2.0,
+    "min_job_age": 300.0,
+    "node_timeout": 30.0,
+    "heartbeat_interval": 2.0,
+    "tls_ca": "",
+    "tls_cert": "",
+    "tls_key": "",
+    "operators": (),
+    "raft_min_timeout": 0.15,
+    "raft_max_timeout": 0.45,
+    "leader_fallback_timeout": 2.0,
+    "compaction_entries": 20000,
+    "agent_dir": "",  # default spool root for agents: state_dir/agents
+}
+
+
 class Config:
+    """A loaded spur.toml; read-only by convention."""
+
     path: str
     name: str
     state_dir: str
     secret_file: str
     replicas: tuple[ReplicaConfig, ...]
-    kill_wait: float = 30.0
-    suspend_grace: float = 2.0
-    min_job_age: float = 300.0
-    node_timeout: float = 30.0
-    heartbeat_interval: float = 2.0
-    tls_ca: str = ""
-    tls_cert: str = ""
-    tls_key: str = ""
-    operators: tuple[int, ...] = ()
-    raft_min_timeout: float = 0.15
-    raft_max_timeout: float = 0.45
-    leader_fallback_timeout: float = 2.0
-    compaction_entries: int = 20000
-    agent_dir: str = ""  # default spool root for agents: state_dir/agents
+    kill_wait: float
+    suspend_grace: float
+    min_job_age: float
+    node_timeout: float
+    heartbeat_interval: float
+    tls_ca: str
+    tls_cert: str
+    tls_key: str
+    operators: tuple[int, ...]
+    raft_min_timeout: float
+    raft_max_timeout: float
+    leader_fallback_timeout: float
+    compaction_entries: int
+    agent_dir: str
+
+    def __init__(self, path: str, name: str, state_dir: str, secret_file: str,
+                 replicas: tuple[ReplicaConfig, ...], **settings: Any) -> None:
+        unknown = set(settings) - set(_DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        self.path, self.name, self.state_dir, self.secret_file = path, name, state_dir, secret_file
+        self.replicas = replicas
+        for key, default in _DEFAULTS.items():
+            setattr(self, key, settings.get(key, default))
 
     def replica(self, rid: int) -> ReplicaConfig:
         for r in self.replicas:
@@ -89,7 +122,8 @@ class Config:
 
     def read_secret(self) -> str:
         try:
-            secret = Path(self.secret_file).read_text().strip()
+            with open(self.secret_file) as f:
+                secret = f.read().strip()
         except OSError as exc:
             raise ConfigError(f"cannot read secret file {self.secret_file}: {exc.strerror}") from exc
         if not secret:
@@ -97,40 +131,136 @@ class Config:
         return secret
 
 
-def _resolve(base: Path, value: str) -> str:
+class _NotSimple(Exception):
+    pass
+
+
+def _simple_value(text: str) -> Any:
+    s = text.strip()
+    if not s:
+        raise _NotSimple
+    if s[0] == '"':
+        end = s.find('"', 1)
+        if end < 0 or "\\" in s[: end + 1]:
+            raise _NotSimple
+        tail = s[end + 1 :].strip()
+        if tail and not tail.startswith("#"):
+            raise _NotSimple
+        return s[1:end]
+    if s[0] == "'":
+        end = s.find("'", 1)
+        if end < 0:
+            raise _NotSimple
+        tail = s[end + 1 :].strip()
+        if tail and not tail.startswith("#"):
+            raise _NotSimple
+        return s[1:end]
+    if "#" in s:
+        s = s[: s.index("#")].strip()
+    if s[0] == "[":
+        if not s.endswith("]"):
+            raise _NotSimple
+        inner = s[1:-1].strip()
+        if not inner:
+            return []
+        return [_simple_value(p) for p in inner.split(",") if p.strip()]
+    if s in ("true", "false"):
+        return s == "true"
+    try:
+        return int(s.replace("_", ""), 10)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        raise _NotSimple from None
+
+
+def _read_simple_toml(text: str) -> dict[str, Any]:
+    """The subset of TOML ``spur.toml`` files use: ``[table]``, ``[[array]]``, and
+    ``key = "string" | 'string' | number | bool | [flat list]`` with comments. Anything
+    else raises ``_NotSimple`` and the caller uses ``tomllib`` (exact, but slower to import)."""
+    root: dict[str, Any] = {}
+    table = root
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[["):
+            end = line.find("]]")
+            if end < 0 or line[end + 2 :].strip()[:1] not in ("", "#"):
+                raise _NotSimple
+            name = line[2:end].strip()
+            if not name or "." in name or '"' in name:
+                raise _NotSimple
+            arr = root.setdefault(name, [])
+            if not isinstance(arr, list):
+                raise _NotSimple
+            table = {}
+            arr.append(table)
+            continue
+        if line.startswith("["):
+            end = line.find("]")
+            if end < 0 or line[end + 1 :].strip()[:1] not in ("", "#"):
+                raise _NotSimple
+            name = line[1:end].strip()
+            if not name or "." in name or '"' in name or name in root:
+                raise _NotSimple
+            table = {}
+            root[name] = table
+            continue
+        key, eq, value = line.partition("=")
+        key = key.strip()
+        if not eq or not key or not all(c.isalnum() or c in "_-" for c in key) or key in table:
+            raise _NotSimple
+        table[key] = _simple_value(value)
+    return root
+
+
+def _resolve(base: str, value: str) -> str:
     if not value:
         return ""
-    p = Path(value)
-    return str(p if p.is_absolute() else (base / p))
+    return value if os.path.isabs(value) else os.path.join(base, value)
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return _read_simple_toml(data.decode("utf-8"))
+    except (_NotSimple, UnicodeDecodeError):
+        import tomllib
+
+        try:
+            return tomllib.loads(data.decode("utf-8", "replace"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
 
 
 def load(path: str | os.PathLike[str]) -> Config:
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw: dict[str, Any] = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    base = path.resolve().parent
+    path = os.fspath(path)
+    raw = read_toml(path)
+    base = os.path.dirname(os.path.abspath(path))
     cluster = raw.get("cluster", {})
     tls = raw.get("tls", {})
     auth = raw.get("auth", {})
     replicas = []
-    for r in raw.get("replica", []):
+    for r in raw.get("replica", []) or []:
         try:
             replicas.append(
                 ReplicaConfig(int(r["id"]), str(r["raft"]), _resolve(base, r.get("socket", "")), r.get("rpc", ""))
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"{path}: bad [[replica]] entry {r!r}") from exc
     if not replicas:
         raise ConfigError(f"{path}: no [[replica]] entries")
     state_dir = _resolve(base, cluster.get("state_dir", "state"))
     try:
         return Config(
-            path=str(path),
+            path=path,
             name=str(cluster.get("name", "spur")),
             state_dir=state_dir,
             secret_file=_resolve(base, cluster.get("secret_file", "secret")),
@@ -150,11 +280,11 @@ def load(path: str | os.PathLike[str]) -> Config:
             compaction_entries=int(cluster.get("compaction_entries", 20000)),
             agent_dir=_resolve(base, cluster.get("agent_dir", "")) or os.path.join(state_dir, "agents"),
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def find_config_path(env: dict[str, str] | None = None, cwd: str | None = None) -> str | None:
+def find_config_path(env: Any = None, cwd: str | None = None) -> str | None:
     """``SPUR_CONF``, else ``./spur.toml``, else ``/etc/spur/spur.toml``."""
     env = os.environ if env is None else env
     if env.get("SPUR_CONF"):

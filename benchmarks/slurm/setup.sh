@@ -47,11 +47,17 @@ export SLURM_CONF="$ETC/slurm.conf"
 
 log() { echo "setup.sh: $*" >&2; }
 
-# wait_until DEADLINE_SECONDS DESCRIPTION COMMAND...: retry COMMAND every 0.2 s until it succeeds.
+# wait_until DEADLINE_SECONDS DESCRIPTION DAEMON COMMAND...: retry COMMAND every 0.2 s until it
+# succeeds; give up at the deadline or as soon as DAEMON (a name in pids/, or "-") has died.
 wait_until() {
-    local limit=$1 what=$2; shift 2
+    local limit=$1 what=$2 daemon=$3; shift 3
     local end=$((SECONDS + limit))
     until "$@" >/dev/null 2>&1; do
+        if [ "$daemon" != - ] && ! alive "$daemon"; then
+            log "$daemon died while waiting for $what; the end of its log:"
+            tail -n 5 "$LOG/$daemon.out" >&2 || true
+            return 1
+        fi
         if [ "$SECONDS" -ge "$end" ]; then
             log "timed out after ${limit}s waiting for $what (logs: $LOG)"
             return 1
@@ -168,7 +174,7 @@ rm -f "$new_conf"
 cat >"$ETC/slurmdbd.conf" <<EOF
 # Written by benchmarks/slurm/setup.sh
 AuthType=auth/munge
-DbdHost=127.0.0.1
+DbdHost=$HOST
 DbdAddr=127.0.0.1
 DbdPort=6819
 SlurmUser=slurm
@@ -203,7 +209,7 @@ chmod 0400 /etc/munge/munge.key
 start munged setpriv --reuid=munge --regid=munge --init-groups \
     /usr/sbin/munged -F --num-threads=10 --socket="$MUNGE_SOCKET" --pid-file=/run/munge/munged.pid \
     --log-file="$LOG/munge/munged.log" --seed-file=/var/lib/munge/munged.seed
-wait_until 20 "munged" bash -c 'munge -n | unmunge'
+wait_until 20 "munged" munged bash -c 'munge -n | unmunge'
 
 # --- 5. MariaDB (a private instance: its own datadir, socket and port on 127.0.0.1) ------------
 if [ ! -d "$MYSQL_DATA/mysql" ]; then
@@ -215,7 +221,7 @@ start mariadb /usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$MYSQL_DA
     --socket="$MYSQL_SOCK" --port="$DB_PORT" --bind-address=127.0.0.1 \
     --pid-file="$MYSQL_RUN/mariadb.pid" --log-error="$LOG/mariadb.log" \
     --innodb-buffer-pool-size=512M --innodb-log-file-size=64M --innodb-lock-wait-timeout=900
-wait_until 60 "MariaDB" mariadb --no-defaults --socket="$MYSQL_SOCK" -uroot -e 'SELECT 1'
+wait_until 60 "MariaDB" mariadb mariadb --no-defaults --socket="$MYSQL_SOCK" -uroot -e 'SELECT 1'
 mariadb --no-defaults --socket="$MYSQL_SOCK" -uroot <<EOF
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
@@ -227,7 +233,7 @@ EOF
 
 # --- 6. slurmdbd ----------------------------------------------------------------------------------
 start slurmdbd /usr/sbin/slurmdbd -D
-wait_until 60 "slurmdbd (sacctmgr)" sacctmgr -n list cluster
+wait_until 60 "slurmdbd (sacctmgr)" slurmdbd sacctmgr -n list cluster
 sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER" || sacctmgr -i add cluster "$CLUSTER"
 sacctmgr -n -P list account format=account | grep -qx bench \
     || sacctmgr -i add account bench Cluster="$CLUSTER" Description=bench Organization=bench
@@ -241,14 +247,14 @@ if alive slurmctld && [ "$changed" = 1 ]; then
     scontrol reconfigure
 fi
 start slurmctld /usr/sbin/slurmctld -D
-wait_until 60 "slurmctld (scontrol ping)" bash -c 'scontrol ping | grep -q "is UP"'
+wait_until 60 "slurmctld (scontrol ping)" slurmctld bash -c 'scontrol ping | grep -q "is UP"'
 start slurmd /usr/sbin/slurmd -D
-wait_until 60 "node $HOST idle in sinfo" bash -c "sinfo -h -n '$HOST' -o %T | grep -qx idle"
-wait_until 30 "sacctmgr" sacctmgr -n show cluster "$CLUSTER"
+wait_until 60 "node $HOST idle in sinfo" slurmd bash -c "sinfo -h -n '$HOST' -o %T | grep -qx idle"
+wait_until 30 "sacctmgr" slurmdbd sacctmgr -n show cluster "$CLUSTER"
 # a node that was drained/down by an earlier run comes back
 state="$(sinfo -h -n "$HOST" -o %T)"
 if [ "$state" != idle ]; then
     scontrol update NodeName="$HOST" State=RESUME || true
-    wait_until 30 "node $HOST idle" bash -c "sinfo -h -n '$HOST' -o %T | grep -qx idle"
+    wait_until 30 "node $HOST idle" slurmd bash -c "sinfo -h -n '$HOST' -o %T | grep -qx idle"
 fi
 log "Slurm $SLURM_VERSION up ($VARIANT scheduler parameters): export SLURM_CONF=$ETC/slurm.conf"

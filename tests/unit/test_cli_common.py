@@ -6,6 +6,7 @@ import pytest
 
 from spurcli import common
 from spurcli.common import NO_ARG, OPTIONAL, REQUIRED, Opt, UsageError
+from spurcore import config
 
 OPTS = (
     Opt("nodes", "N", "nodes", REQUIRED),
@@ -135,29 +136,29 @@ rpc = "127.0.0.1:6817"
 [auth]
 operators = [1001, 1002]
 """
-    assert common._read_simple_toml(text) == tomllib.loads(text)
+    assert config._read_simple_toml(text) == tomllib.loads(text)
 
 
 def test_read_config_falls_back_to_tomllib(tmp_path):
     path = tmp_path / "spur.toml"
     path.write_text('[[replica]]\nid = 1\nraft = "x"\nsocket = """s.sock"""\n')
-    cfg = common.read_config(str(path))
+    cfg = config.load(str(path))
     assert [r.socket for r in cfg.replicas] == [str(tmp_path / "s.sock")]
 
 
 def test_read_config_resolves_relative_sockets(tmp_path):
     path = tmp_path / "spur.toml"
     path.write_text('[cluster]\nkill_wait = 7\n[[replica]]\nid = 3\nraft = "x"\nsocket = "run/c.sock"\n')
-    cfg = common.read_config(str(path))
+    cfg = config.load(str(path))
     assert cfg.replicas[0].id == 3
     assert cfg.replicas[0].socket == str(tmp_path / "run" / "c.sock")
     assert cfg.kill_wait == 7.0
 
 
 def test_find_config_path_order(tmp_path):
-    assert common.find_config_path({"SPUR_CONF": "/x/spur.toml"}, str(tmp_path)) == "/x/spur.toml"
+    assert config.find_config_path({"SPUR_CONF": "/x/spur.toml"}, str(tmp_path)) == "/x/spur.toml"
     (tmp_path / "spur.toml").write_text("")
-    assert common.find_config_path({}, str(tmp_path)) == str(tmp_path / "spur.toml")
+    assert config.find_config_path({}, str(tmp_path)) == str(tmp_path / "spur.toml")
 
 
 def test_request_ids_are_unique_hex():
@@ -166,14 +167,15 @@ def test_request_ids_are_unique_hex():
 
 
 def test_cli_does_not_import_attrs_or_asyncio():
-    # Start-up time: the CLI path must stay clear of attrs (spurcore.config/client),
-    # asyncio, ssl and rich.
+    # Start-up time: the CLI path (config, client, rpc) must stay clear of attrs,
+    # asyncio, ssl, rich and the reducer.
     import subprocess
     import sys
 
     code = (
-        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcore.rpc;"
-        "bad = [m for m in ('attr', 'attrs', 'asyncio', 'ssl', 'rich', 'spurcore.reduce', 'spurcore.config')"
+        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcore.rpc,"
+        " spurcore.config, spurcore.client;"
+        "bad = [m for m in ('attr', 'attrs', 'asyncio', 'ssl', 'rich', 'spurcore.reduce', 'tomllib')"
         " if m in sys.modules]; print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
