@@ -276,8 +276,6 @@ def apply_options(spec: dict[str, Any], opts: dict[str, str | None], cwd: str) -
 
 def base_spec(name: str, cwd: str) -> dict[str, Any]:
     """The identity part of a spec: the caller's user/uid/gid, cwd and submit host."""
-    import socket
-
     user, uid, gid = common.current_user()
     try:
         sid = os.getsid(0)
@@ -289,7 +287,7 @@ def base_spec(name: str, cwd: str) -> dict[str, Any]:
         "uid": uid,
         "gid": gid,
         "cwd": cwd,
-        "alloc_node": socket.gethostname(),
+        "alloc_node": os.uname().nodename,  # gethostname() without importing socket
         "alloc_sid": sid,
     }
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from spurcore.config import Config, ReplicaConfig
 from spurcore.rpc import ConnectionFailed, RpcError, RpcTimeout, SyncClient
+
+TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
+if TYPE_CHECKING:
+    from typing import Any
 
 RETRYABLE = {"no_leader", "not_ready", "leader_changed", "timeout", "unknown_outcome"}
 

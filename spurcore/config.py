@@ -36,7 +36,10 @@ reader for the flat TOML subset spur.toml files use; ``tomllib`` only for anythi
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ConfigError(ValueError):

@@ -24,20 +24,29 @@ Two sides:
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+# Command-line tools import this module on every run: ``typing``, ``socket`` (its enums)
+# and ``collections.abc`` cost more than the rest of a short command, so they are imported
+# only for type checking or inside the asyncio side that needs them.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
     import logging
+    import socket
     import ssl
+    from collections.abc import Awaitable, Callable, Mapping
+    from typing import Any
+
+    Handler = Callable[["RpcConnection", str, dict[str, Any]], Awaitable[Any]]
+    NotificationCallback = Callable[["RpcConnection", str, dict[str, Any]], Any]
+    ConnectCallback = Callable[["RpcConnection"], Any]
 
 __all__ = [
     "MAX_FRAME",
@@ -74,9 +83,6 @@ NOTIFICATION = 2
 
 _HEADER = struct.Struct(">I")
 
-Handler = Callable[["RpcConnection", str, dict[str, Any]], Awaitable[Any]]
-NotificationCallback = Callable[["RpcConnection", str, dict[str, Any]], Any]
-ConnectCallback = Callable[["RpcConnection"], Any]
 
 
 def _log() -> logging.Logger:
@@ -102,7 +108,7 @@ class RpcError(Exception):
     @classmethod
     def from_wire(cls, error: Any) -> RpcError:
         """Build the exception for an ``error`` field received on the wire."""
-        if isinstance(error, Mapping):
+        if isinstance(error, dict):
             code = error.get("code", "error")
             message = error.get("message", "")
             code = code if isinstance(code, str) else str(code)
@@ -240,7 +246,7 @@ class SyncClient:
     @classmethod
     def unix(cls, path: str | os.PathLike[str], timeout: float | None = 30.0, *,
              max_frame: int = MAX_FRAME) -> SyncClient:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
             sock.connect(os.fspath(path))
@@ -253,11 +259,13 @@ class SyncClient:
     def tcp(cls, host: str, port: int, timeout: float | None = 30.0, ssl_context: ssl.SSLContext | None = None,
             *, server_hostname: str | None = None, max_frame: int = MAX_FRAME) -> SyncClient:
         try:
+            import socket
+
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as e:
             raise ConnectionFailed(f"cannot connect to {host}:{port}: {_error_message(e)}") from e
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             if ssl_context is not None:
                 sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
         except OSError as e:  # ssl.SSLError is an OSError
@@ -450,13 +458,13 @@ def _peer_info(writer: asyncio.StreamWriter) -> dict[str, Any]:
     info: dict[str, Any] = {}
     sock = writer.get_extra_info("socket")
     family = getattr(sock, "family", None)
-    if family == socket.AF_UNIX:
+    if family == _socket.AF_UNIX:
         info["transport"] = "unix"
         info.update(pid=None, uid=None, gid=None)
-        so_peercred = getattr(socket, "SO_PEERCRED", None)
+        so_peercred = getattr(_socket, "SO_PEERCRED", None)
         if so_peercred is not None:
             try:
-                raw = sock.getsockopt(socket.SOL_SOCKET, so_peercred, struct.calcsize("3i"))
+                raw = sock.getsockopt(_socket.SOL_SOCKET, so_peercred, struct.calcsize("3i"))
                 pid, uid, gid = struct.unpack("3i", raw)
                 info.update(pid=pid, uid=uid, gid=gid)
             except OSError:

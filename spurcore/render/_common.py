@@ -5,7 +5,10 @@ Pure module (no clock, no I/O). See src/squeue/print.c and src/sinfo/print.c ``_
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
+if TYPE_CHECKING:
+    from typing import Any
+
 
 NULL = "(null)"
 

@@ -29,13 +29,21 @@ Rules kept here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from spurcore.exitcodes import fmt_exit
 from spurcore.render._common import TERMINAL_STATES, base_state, step_id_text, step_sort_key, tres_string
 from spurcore.render.squeue import exit_code_json, json_meta
 from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_sacct, fmt_timestamp
+
+TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    _Value = Any  # str | int | float | None (None = NULL / NO_VAL: a blank cell)
+    _StepFn = Callable[[dict[str, Any], dict[str, Any], float], _Value]
+    _JobFn = Callable[[dict[str, Any], float], _Value]
 
 __all__ = [
     "FIELDS",
@@ -100,10 +108,9 @@ _TABLE = (
 )
 
 
-class Field(NamedTuple):
-    name: str  # Slurm's spelling, also the header
-    width: int  # negative: left-justified
-    kind: str  # str | uint | date | secs
+#: ``name``: Slurm's spelling, also the header; ``width``: negative means left-justified;
+#: ``kind``: str | uint | date | secs.
+Field = namedtuple("Field", "name width kind")
 
 
 FIELDS: tuple[Field, ...] = tuple(
@@ -159,7 +166,6 @@ def _atoi(text: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # values
 
-_Value = Any  # str | int | float | None (None = NULL / NO_VAL: a blank cell)
 
 
 def _job_ran(job: dict[str, Any]) -> bool:
@@ -216,8 +222,6 @@ def _s(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-_JobFn = Callable[[dict[str, Any], float], _Value]
-_StepFn = Callable[[dict[str, Any], dict[str, Any], float], _Value]
 
 _JOB: dict[str, _JobFn] = {
     "Account": lambda j, n: _s(j.get("account")),

@@ -18,12 +18,14 @@ Rules kept here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 from spurcore.exitcodes import fmt_exit, scontrol_reason
 from spurcore.render._common import base_state, null, tres_string
 from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_scontrol, fmt_timestamp
+
+TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 __all__ = ["show_job", "show_jobs", "show_node", "show_nodes", "SLURM_VERSION"]
 

@@ -20,12 +20,15 @@ Layouts:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from functools import cmp_to_key
-from typing import Any
 
 from spurcore.hostlist import compress, strnatcmp
 from spurcore.render._common import print_str
+
+TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 __all__ = ["render", "render_partitions", "render_nodes", "state_compact"]
 

@@ -18,13 +18,22 @@ Column rules (``_print_str``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from spurcore.exitcodes import fmt_exit
 from spurcore.render._common import FLAG_STATES, base_state, print_str, step_id_text
 from spurcore.signals import sig_fullname
 from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_timestamp_squeue
+
+TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    _Value = tuple[str | None, bool]
+    _JobFn = Callable[[dict[str, Any], float], _Value]
+    _StepFn = Callable[[dict[str, Any], dict[str, Any], float], _Value]
+    _Headers = dict[str, tuple[str, bool]]  # key -> (header text, force left-justified)
 
 __all__ = [
     "DEFAULT_FORMAT",
@@ -98,18 +107,12 @@ _REASON_STATES = frozenset({"PENDING", "TIMEOUT", "OUT_OF_MEMORY", "DEADLINE", "
 # format parsing
 
 
-class FormatItem(NamedTuple):
-    """One printed item: a field (``key``), or verbatim text (``key`` None: prefix/invalid)."""
+#: One printed item: a field (``key``: str), or verbatim text (``key`` None: prefix or
+#: invalid token); ``width`` (0: natural), ``right`` (justify), ``suffix`` (verbatim).
+FormatItem = namedtuple("FormatItem", "key width right suffix", defaults=(0, False, ""))
 
-    key: str | None
-    width: int = 0
-    right: bool = False
-    suffix: str = ""
-
-
-class ParsedFormat(NamedTuple):
-    items: list[FormatItem]
-    errors: list[str]  # squeue's "Invalid ... specification" lines
+#: ``items`` (list of FormatItem) and ``errors`` (squeue's "Invalid ... specification" lines).
+ParsedFormat = namedtuple("ParsedFormat", "items errors")
 
 
 def _strtok(text: str, delim: str) -> list[str]:
@@ -193,8 +196,6 @@ def parse_long_format(fmt: str, *, steps: bool = False) -> ParsedFormat:
 # job fields
 
 # A column value: (text or None for a C NULL, cut to the width when right-justified?)
-_Value = tuple[str | None, bool]
-_JobFn = Callable[[dict[str, Any], float], _Value]
 
 
 def _s(value: Any) -> str | None:
@@ -326,7 +327,6 @@ _JOB_FIELDS: dict[str, tuple[str, _JobFn]] = {
 # Header quirks: node-list headers are printed uncut (cut_output=false) and the step
 # START_TIME header is always left-justified (print.c).
 _UNCUT_HEADERS = frozenset({"NodeList", "ReasonList", "Nodes"})
-_Headers = dict[str, tuple[str, bool]]  # key -> (header text, force left-justified)
 
 _JOB_LETTERS: dict[str, str] = {
     "a": "Account",
@@ -424,7 +424,6 @@ def render_jobs(
 # ---------------------------------------------------------------------------------------------
 # steps (squeue -s)
 
-_StepFn = Callable[[dict[str, Any], dict[str, Any], float], _Value]
 
 
 def _step_time(step: dict[str, Any], now: float) -> int:

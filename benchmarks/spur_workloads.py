@@ -1,0 +1,696 @@
+"""Workloads that measure a cluster through Slurm's command names, for Spur and for Slurm alike.
+
+Each workload takes a :class:`Cluster`: the environment its commands need (``SPUR_CONF`` or
+``SLURM_CONF``), the directory of ``sbatch``/``squeue``/``scancel``/``scontrol``/``sacct``, a way
+to find a job's processes, and optional hooks (a fast state query, bulk submission, controller
+restart, leader kill). Workloads return :class:`Metric` lists; :func:`render_table` prints
+several clusters' results side by side with ratios.
+
+    3 cli_latency      sbatch/squeue wall time vs a bare interpreter; sbatch/s from 4 shell loops
+    4 start_latency    submit -> RUNNING visible, and -> the script's first command ran
+    5 throughput       N trivial jobs (--wrap true): jobs/s from first submit to last completion
+    6 kill_latency     scancel -> every process of a `sleep 1000` job gone, and -> CANCELLED visible
+    7 scale            squeue / scontrol show job -o with 5,000 / 20,000 held jobs; restart -> answer
+    8 failover         leader SIGKILLed -> next commit (clusters with a kill_leader hook)
+
+``benchmarks/slurm/bench.py`` runs them on Debian's Slurm and on a ``spur local`` cluster;
+:func:`spur_local` starts such a cluster and returns its :class:`Cluster`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pwd
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACTIVE_STATES = "PD,R,CG,S"
+FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+                "BOOT_FAIL", "DEADLINE")
+
+
+class WorkloadError(RuntimeError):
+    pass
+
+
+# --- statistics --------------------------------------------------------------------------------
+
+
+def quantile(samples: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); q in [0, 1]."""
+    if not samples:
+        return math.nan
+    s = sorted(samples)
+    pos = (len(s) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+@dataclass
+class Metric:
+    """One measured quantity: all samples kept, summarised when printed."""
+
+    key: str
+    label: str
+    unit: str  # "s", "jobs/s", "x"
+    samples: list[float]
+    higher_is_better: bool = False
+    percentiles: bool = False  # print p50/p99 instead of the median
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else math.nan
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "n/a"
+        if len(self.samples) == 1:
+            return fmt_value(self.samples[0], self.unit)
+        spread = f"[{fmt_value(min(self.samples), self.unit, False)}–{fmt_value(max(self.samples), self.unit)}]"
+        if self.percentiles:
+            return (f"p50 {fmt_value(quantile(self.samples, 0.5), self.unit, False)} "
+                    f"p99 {fmt_value(quantile(self.samples, 0.99), self.unit)} {spread} n={len(self.samples)}")
+        return f"{fmt_value(self.median, self.unit)} {spread} n={len(self.samples)}"
+
+
+def fmt_value(v: float, unit: str, with_unit: bool = True) -> str:
+    if math.isnan(v):
+        return "n/a"
+    if unit == "s":
+        if abs(v) < 1.0:
+            text, u = f"{v * 1000:.3g}", "ms"
+        else:
+            text, u = f"{v:.3g}", "s"
+        return f"{text} {u}" if with_unit else text
+    if unit == "x":
+        return f"{v:.3g}x" if with_unit else f"{v:.3g}"
+    text = f"{v:.4g}"
+    return f"{text} {unit}" if with_unit else text
+
+
+def ratio_metric(key: str, label: str, num: Metric | None, den: Metric | None, note: str = "") -> Metric:
+    if num is None or den is None or not num.samples or not den.samples or den.median == 0:
+        return Metric(key, label, "x", [], note=note)
+    return Metric(key, label, "x", [num.median / den.median], note=note)
+
+
+# --- the cluster handle ------------------------------------------------------------------------
+
+
+def env_job_pids(job_id: int) -> list[int]:
+    """Pids of every process whose environment has SLURM_JOB_ID=<job_id>: the batch shell, its
+    children and the steps' tasks, under Slurm (slurmstepd itself has no such variable) and
+    under Spur (the supervisor has none either). Needs root to read other users' environ."""
+    needle = f"\0SLURM_JOB_ID={job_id}\0".encode()
+    me = os.getpid()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = b"\0" + f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        if needle in env:
+            pids.append(int(entry))
+    return pids
+
+
+@dataclass
+class Cluster:
+    """What a workload needs to know about a cluster.
+
+    ``env``: the environment for the cluster's commands. ``bindir``: where its ``sbatch`` etc.
+    are. ``find_pids(job_id)``: the job's live processes. The optional hooks make a
+    measurement finer or possible: ``job_state(job_id)`` (the displayed state, None when
+    unknown; default: ``squeue -h -t all -j ID -o %T``), ``active_jobs()`` (ids of PD/R/CG/S
+    jobs; default: squeue), ``submit_held(n)`` (submit n held jobs, fast; default: 4 parallel
+    ``sbatch -H`` loops), ``stop_controller()``/``start_controller()`` and ``kill_leader()``
+    (SIGKILL the leader; returns a function that restarts it) with ``commit()`` (one write
+    that returns once committed).
+    """
+
+    name: str
+    env: dict[str, str]
+    bindir: str
+    workdir: Path
+    find_pids: Callable[[int], list[int]] = env_job_pids
+    job_state: Callable[[int], str | None] | None = None
+    active_jobs: Callable[[], list[int]] | None = None
+    submit_held: Callable[[int], None] | None = None
+    submit_held_method: str = "4 parallel `sbatch -H --wrap true` loops"
+    stop_controller: Callable[[], None] | None = None
+    start_controller: Callable[[], None] | None = None
+    kill_leader: Callable[[], Callable[[], None]] | None = None
+    commit: Callable[[], None] | None = None
+    state_query: str = "squeue -h -t all -j ID -o %T"
+    python: str = sys.executable
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def cmd(self, name: str) -> str:
+        return os.path.join(self.bindir, name)
+
+    def run(self, name: str, *args: str, check: bool = True, timeout: float = 120,
+            stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([self.cmd(name), *args], env=self.env, cwd=self.workdir, text=True,
+                              stdout=stdout, stderr=subprocess.PIPE, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise WorkloadError(f"{self.name}: {name} {' '.join(args)} exited {proc.returncode}: "
+                                f"{proc.stderr.strip()}")
+        return proc
+
+    def sbatch(self, *args: str) -> int:
+        out = self.run("sbatch", "--parsable", *args).stdout.strip()
+        return int(out.split(";")[0])
+
+    def state(self, job_id: int) -> str | None:
+        if self.job_state is not None:
+            return self.job_state(job_id)
+        proc = self.run("squeue", "-h", "-t", "all", "-j", str(job_id), "-o", "%T", check=False, timeout=30)
+        out = proc.stdout.strip()
+        return out.splitlines()[0] if proc.returncode == 0 and out else None
+
+    def active(self) -> list[int]:
+        if self.active_jobs is not None:
+            return self.active_jobs()
+        out = self.run("squeue", "-h", "-t", ACTIVE_STATES, "-o", "%i", timeout=120).stdout
+        return [int(x.split("_")[0]) for x in out.split()]
+
+    def cancel_all(self, timeout: float = 120) -> None:
+        user = pwd.getpwuid(os.getuid()).pw_name
+        self.run("scancel", "-u", user, check=False, timeout=timeout)
+
+    def wait_idle(self, timeout: float) -> float:
+        """Wait until no job is pending/running/completing; returns when that was seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.active():
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise WorkloadError(f"{self.name}: jobs still active after {timeout:.0f} s")
+            time.sleep(0.1)
+
+
+def wait_until(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.005) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise WorkloadError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def time_argv(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        samples.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise WorkloadError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-300:]}")
+    return samples
+
+
+def parallel_sbatch(cluster: Cluster, loops: int, per_loop: int, *args: str, timeout: float = 600) -> float:
+    """``loops`` shell loops of ``per_loop`` sbatch calls each, at once; returns the elapsed seconds."""
+    quoted = " ".join(_shquote(a) for a in args)
+    script = (f'for i in $(seq {per_loop}); do "$SBATCH" {quoted} >/dev/null '
+              f'|| {{ echo "sbatch failed" >&2; exit 1; }}; done')
+    env = dict(cluster.env, SBATCH=cluster.cmd("sbatch"))
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["bash", "-c", script], env=env, cwd=cluster.workdir, stderr=subprocess.PIPE)
+             for _ in range(loops)]
+    errors = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=max(1.0, timeout - (time.perf_counter() - t0)))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+            errors.append("timeout")
+        if p.returncode:
+            errors.append(err.decode().strip()[-300:])
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise WorkloadError(f"{cluster.name}: parallel sbatch failed: {errors[0]}")
+    return elapsed
+
+
+def _shquote(s: str) -> str:
+    import shlex
+
+    return shlex.quote(s)
+
+
+# --- 3. CLI ------------------------------------------------------------------------------------
+
+
+def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int = 50,
+                idle_timeout: float = 300) -> list[Metric]:
+    """sbatch --wrap true and squeue wall times next to `python -c pass` and /bin/true, then
+    sbatch submissions/s from ``loops`` parallel shell loops."""
+    cluster.wait_idle(idle_timeout)
+    env, cwd = cluster.env, cluster.workdir
+    py = Metric("cli.python", f"`{os.path.basename(cluster.python)} -c pass` (baseline)", "s",
+                time_argv([cluster.python, "-c", "pass"], env, cwd, runs))
+    true = Metric("cli.true", "`/bin/true` (baseline)", "s", time_argv(["/bin/true"], env, cwd, runs))
+    squeue = Metric("cli.squeue", "`squeue` wall time (idle queue)", "s",
+                    time_argv([cluster.cmd("squeue")], env, cwd, runs))
+    sbatch = Metric("cli.sbatch", "`sbatch --wrap true` wall time", "s",
+                    time_argv([cluster.cmd("sbatch"), "--wrap", "true"], env, cwd, runs))
+    cluster.wait_idle(idle_timeout)
+    elapsed = parallel_sbatch(cluster, loops, per_loop, "--wrap", "true")
+    rate = Metric("cli.sbatch_rate", f"sbatch submissions/s, {loops} parallel shell loops", "jobs/s",
+                  [loops * per_loop / elapsed], higher_is_better=True,
+                  note=f"{loops}x{per_loop} `sbatch --wrap true`")
+    metrics = [
+        py, true, sbatch, squeue,
+        ratio_metric("cli.sbatch_vs_python", "sbatch / python -c pass", sbatch, py),
+        ratio_metric("cli.sbatch_vs_true", "sbatch / /bin/true", sbatch, true),
+        ratio_metric("cli.squeue_vs_python", "squeue / python -c pass", squeue, py),
+        ratio_metric("cli.squeue_vs_true", "squeue / /bin/true", squeue, true),
+        rate,
+    ]
+    cluster.wait_idle(idle_timeout)
+    return metrics
+
+
+# --- 4. submit -> RUNNING ----------------------------------------------------------------------
+
+
+def _poll_in_thread(cond: Callable[[], bool], timeout: float, interval: float = 0.001
+                    ) -> tuple[threading.Thread, list[float]]:
+    """Poll ``cond`` in a thread; the list receives the monotonic time it first held."""
+    seen: list[float] = []
+
+    def loop() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                seen.append(time.monotonic())
+                return
+            time.sleep(interval)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t, seen
+
+
+def _stop_job(cluster: Cluster, job_id: int, timeout: float = 60) -> None:
+    cluster.run("scancel", str(job_id), check=False)
+    wait_until(lambda: cluster.state(job_id) in (*FINAL_STATES, None), timeout, f"job {job_id} to end",
+               interval=0.02)
+    wait_until(lambda: not cluster.find_pids(job_id), timeout, f"job {job_id}'s processes to go",
+               interval=0.01)
+
+
+def start_latency(cluster: Cluster, runs: int = 10, timeout: float = 60) -> list[Metric]:
+    """On an idle cluster: from the sbatch call to RUNNING in the state query, and to the
+    script's first command (it creates a marker file; polled every 1 ms)."""
+    cluster.wait_idle(timeout)
+    running, started = [], []
+    for i in range(runs):
+        marker = cluster.workdir / f"started-{uuid.uuid4().hex}"
+        t0 = time.monotonic()
+        thread, seen = _poll_in_thread(marker.exists, timeout)
+        job_id = cluster.sbatch("-o", "/dev/null", "--wrap", f"touch {marker}; exec sleep 1000")
+        wait_until(lambda j=job_id: cluster.state(j) == "RUNNING", timeout, f"job {job_id} RUNNING",
+                   interval=0.002)
+        running.append(time.monotonic() - t0)
+        thread.join()
+        if not seen:
+            raise WorkloadError(f"{cluster.name}: job {job_id} never ran its script")
+        started.append(seen[0] - t0)
+        _stop_job(cluster, job_id)
+        marker.unlink(missing_ok=True)
+        if i + 1 < runs:
+            cluster.wait_idle(timeout)
+    q = cluster.state_query
+    return [
+        Metric("latency.running", "submit -> RUNNING visible", "s", running, percentiles=True,
+               note=f"from the sbatch call; state polled with {q}"),
+        Metric("latency.started", "submit -> script's first command ran", "s", started, percentiles=True,
+               note="marker file created by the script, polled every 1 ms"),
+    ]
+
+
+# --- 5. throughput -----------------------------------------------------------------------------
+
+
+def throughput(cluster: Cluster, jobs: int = 500, loops: int = 4, timeout: float = 300) -> list[Metric]:
+    """``jobs`` trivial jobs submitted by ``loops`` parallel sbatch loops; jobs/s from the first
+    submission to the last completion (no job active any more; polled every 50 ms)."""
+    cluster.wait_idle(timeout)
+    per_loop = math.ceil(jobs / loops)
+    total = per_loop * loops
+    t0 = time.monotonic()
+    submit_s = parallel_sbatch(cluster, loops, per_loop, "--wrap", "true", timeout=timeout)
+    deadline = t0 + timeout
+    while cluster.active():
+        if time.monotonic() > deadline:
+            raise WorkloadError(f"{cluster.name}: {total} jobs not done after {timeout:.0f} s")
+        time.sleep(0.05)
+    elapsed = time.monotonic() - t0
+    return [
+        Metric("throughput.rate", f"{total} x `sbatch --wrap true`: jobs/s, first submit -> last done",
+               "jobs/s", [total / elapsed], higher_is_better=True, note=f"{loops} parallel sbatch loops"),
+        Metric("throughput.total", f"{total} jobs: first submit -> last completion", "s", [elapsed]),
+        Metric("throughput.submit", f"{total} jobs: submission phase", "s", [submit_s]),
+    ]
+
+
+# --- 6. kill -----------------------------------------------------------------------------------
+
+
+def kill_latency(cluster: Cluster, runs: int = 20, timeout: float = 60) -> list[Metric]:
+    """scancel of a running `sleep 1000` job: from the scancel call until every process of the
+    job is gone (polled every 1 ms through find_pids) and until CANCELLED is visible."""
+    cluster.wait_idle(timeout)
+    gone, cancelled, cli = [], [], []
+    for _ in range(runs):
+        job_id = cluster.sbatch("-o", "/dev/null", "--wrap", "sleep 1000")
+        wait_until(lambda j=job_id: cluster.state(j) == "RUNNING", timeout, f"job {job_id} RUNNING", 0.01)
+
+        def has_sleep(j: int = job_id) -> bool:
+            for pid in cluster.find_pids(j):
+                try:
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep":
+                        return True
+                except OSError:
+                    pass
+            return False
+
+        wait_until(has_sleep, timeout, f"job {job_id}'s sleep process", 0.005)
+        t0 = time.monotonic()
+        thread, seen = _poll_in_thread(lambda j=job_id: not cluster.find_pids(j), timeout)
+        cluster.run("scancel", str(job_id))
+        cli.append(time.monotonic() - t0)
+        wait_until(lambda j=job_id: cluster.state(j) == "CANCELLED", timeout, f"job {job_id} CANCELLED", 0.002)
+        cancelled.append(time.monotonic() - t0)
+        thread.join()
+        if not seen:
+            raise WorkloadError(f"{cluster.name}: processes of job {job_id} still there after {timeout} s")
+        gone.append(seen[0] - t0)
+        cluster.wait_idle(timeout)
+    return [
+        Metric("kill.gone", "scancel -> all job processes gone", "s", gone, percentiles=True,
+               note="from the scancel call; /proc scanned every 1 ms"),
+        Metric("kill.cancelled", "scancel -> CANCELLED visible", "s", cancelled, percentiles=True,
+               note=f"state polled with {cluster.state_query}"),
+        Metric("kill.scancel", "`scancel` wall time", "s", cli),
+    ]
+
+
+# --- 7. scale ----------------------------------------------------------------------------------
+
+
+def scale(cluster: Cluster, sizes: Sequence[int] = (5000, 20000), runs: int = 3, restart_runs: int = 3,
+          timeout: float = 900) -> list[Metric]:
+    """Queue held jobs up to each size; time `squeue` and `scontrol show job -o` (output to
+    /dev/null) ``runs`` times; at the largest size restart the controller and time its first
+    answer to the state query. Cancels every job at the end."""
+    cluster.wait_idle(120)
+    metrics: list[Metric] = []
+    queued = 0
+    probe = 0
+    try:
+        for size in sizes:
+            n = size - queued
+            t0 = time.monotonic()
+            if cluster.submit_held is not None:
+                cluster.submit_held(n)
+            else:
+                loops = 4
+                per = math.ceil(n / loops)
+                parallel_sbatch(cluster, loops, per, "-H", "-o", "/dev/null", "--wrap", "true", timeout=timeout)
+                n = per * loops
+            queued += n
+            metrics.append(Metric(f"scale.submit.{size}", f"held jobs queued/s up to {size:,}", "jobs/s",
+                                  [n / (time.monotonic() - t0)], higher_is_better=True,
+                                  note=cluster.submit_held_method))
+            count = len(cluster.active())
+            if count < size * 0.99:
+                raise WorkloadError(f"{cluster.name}: {count} jobs queued, expected {size}")
+            for label, argv in (("squeue", ["squeue"]), ("scontrol show job -o", ["scontrol", "show", "job", "-o"])):
+                samples = time_argv([cluster.cmd(argv[0]), *argv[1:]], cluster.env, cluster.workdir, runs)
+                metrics.append(Metric(f"scale.{argv[0]}.{size}", f"`{label}` with {size:,} queued jobs", "s",
+                                      samples))
+        if cluster.stop_controller is not None and cluster.start_controller is not None:
+            probe = cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true")
+            samples = []
+            for _ in range(restart_runs):
+                cluster.stop_controller()
+                t0 = time.monotonic()
+                cluster.start_controller()
+                wait_until(lambda: cluster.state(probe) == "PENDING", 300, "the controller's first answer", 0.01)
+                samples.append(time.monotonic() - t0)
+            metrics.append(Metric("scale.restart", f"controller restart -> first answer ({queued + 1:,} jobs)",
+                                  "s", samples, note=f"from starting the controller to the first {cluster.state_query}"))
+    finally:
+        cluster.cancel_all()
+        with contextlib.suppress(WorkloadError):
+            cluster.wait_idle(300)
+    return metrics
+
+
+# --- 8. failover -------------------------------------------------------------------------------
+
+
+def failover(cluster: Cluster, runs: int = 5, timeout: float = 60) -> list[Metric]:
+    """SIGKILL the leader, then time the next committed write (a held submit through a client
+    that retries); the killed replica is restarted and allowed to catch up between runs."""
+    if cluster.kill_leader is None or cluster.commit is None:
+        return [Metric("failover.commit", "leader SIGKILLed -> next commit", "s", [],
+                       note="N/A: one controller, no failover")]
+    samples = []
+    for _ in range(runs):
+        cluster.commit()  # a leader is there and answers
+        t0 = time.monotonic()
+        restart = cluster.kill_leader()
+        cluster.commit()
+        samples.append(time.monotonic() - t0)
+        restart()
+    cluster.cancel_all()
+    with contextlib.suppress(WorkloadError):
+        cluster.wait_idle(timeout)
+    return [Metric("failover.commit", "leader SIGKILLed -> next commit", "s", samples, percentiles=True,
+                   note="a held submit through spurcore.client.Client (it retries)")]
+
+
+# --- a spur local cluster ----------------------------------------------------------------------
+
+
+def _spur_bin() -> str:
+    return os.path.dirname(sys.executable)
+
+
+@contextlib.contextmanager
+def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int = 3, nodes: int = 1,
+               cpus: int | None = None, kill_wait: float = 30.0, workdir: Path | None = None) -> Iterator[Cluster]:
+    """Start ``spur local up`` in ``directory`` (a temporary one by default), yield its Cluster,
+    and always run ``spur local down``."""
+    from spurcore.client import Client
+    from spurcore.config import load
+    from spurcore.rpc import RpcError
+    from spurctld.local import LocalCluster
+
+    bindir = _spur_bin()
+    tmp = None
+    if directory is None:
+        tmp = tempfile.mkdtemp(prefix="spur-bench-")
+        directory = tmp
+    d = str(Path(directory).resolve())
+    cpus = cpus or os.cpu_count() or 1
+    env = dict(os.environ, SPUR_CONF=os.path.join(d, "spur.toml"))
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    up = [os.path.join(bindir, "spur"), "local", "up", "--dir", d, "--replicas", str(replicas),
+          "--nodes", str(nodes), "--cpus", str(cpus), "--kill-wait", str(kill_wait)]
+    down = [os.path.join(bindir, "spur"), "local", "down", "--dir", d]
+    proc = subprocess.run(up, env=env, capture_output=True, text=True, timeout=180)
+    try:
+        if proc.returncode != 0:
+            raise WorkloadError(f"spur local up failed: {proc.stderr.strip()}")
+        local = LocalCluster(d)
+        config = load(os.path.join(d, "spur.toml"))
+        client = Client(config, retry_for=60)
+        lock = threading.Lock()
+
+        def jobs(params: dict[str, Any]) -> list[dict[str, Any]]:
+            with lock:
+                return client.call("jobs", params, timeout=120)["jobs"]
+
+        fast = Client(config, retry_for=0.0, timeout=30)  # one pass over the replicas, no back-off
+
+        def job_state(job_id: int) -> str | None:
+            try:
+                with lock:
+                    found = fast.call("jobs", {"job_ids": [job_id]})["jobs"]
+            except (RpcError, OSError):  # no leader yet (restart, failover): not an answer
+                fast.close()
+                return None
+            return str(found[0]["state"]) if found else None
+
+        def active_jobs() -> list[int]:
+            return [int(j["job_id"]) for j in jobs({"states": ["PENDING", "RUNNING", "SUSPENDED", "COMPLETING"]})]
+
+        wd = workdir or Path(tempfile.mkdtemp(prefix="spur-bench-work-"))
+
+        def held_spec() -> dict[str, Any]:
+            return {"name": "held", "script": "#!/bin/sh\ntrue\n", "cwd": str(wd), "hold": True,
+                    "stdout": "/dev/null"}
+
+        def submit_held(n: int, threads: int = 4) -> None:
+            errors: list[BaseException] = []
+
+            def work(count: int) -> None:
+                try:
+                    with Client(config, retry_for=60) as c:
+                        for _ in range(count):
+                            c.call("submit", {"request_id": uuid.uuid4().hex, "spec": held_spec()})
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    errors.append(exc)
+
+            per = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
+            ts = [threading.Thread(target=work, args=(c,)) for c in per]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            if errors:
+                raise WorkloadError(f"spur: held submit failed: {errors[0]}")
+
+        def stop_controller() -> None:
+            client.close()
+            fast.close()
+            for r in local.config.replicas:
+                local.kill(f"ctld-{r.id}")
+
+        def start_controller() -> None:
+            for r in local.config.replicas:
+                local.start_replica(r.id)
+
+        def leader_id() -> int | None:
+            for r in local.config.replicas:
+                info = local.ping(r.id, timeout=0.5)
+                if info and info.get("leader"):
+                    return r.id
+            return None
+
+        def kill_leader() -> Callable[[], None]:
+            rid = wait_until(leader_id, 30, "a leader", 0.02)
+            pid = local.pid(f"ctld-{rid}")
+            if pid is None:
+                raise WorkloadError(f"spur: no pid for leader ctld-{rid}")
+            os.kill(pid, signal.SIGKILL)
+
+            def restart() -> None:
+                wait_until(lambda: local.pid(f"ctld-{rid}") is None, 15, f"ctld-{rid} to die", 0.01)
+                local.start_replica(rid)
+                wait_until(lambda: local.ping(rid, timeout=0.5), 30, f"ctld-{rid} to answer", 0.05)
+
+                def caught_up() -> bool:
+                    lead = leader_id()
+                    if lead is None:
+                        return False
+                    a, b = local.ping(lead), local.ping(rid)
+                    return bool(a and b and b.get("applied_index", -1) >= a.get("applied_index", 0))
+
+                wait_until(caught_up, 60, f"ctld-{rid} to catch up", 0.05)
+
+            return restart
+
+        def commit(timeout: float = 60.0) -> None:
+            """One held submit, retried every 10 ms with the same request id until committed."""
+            request = {"request_id": uuid.uuid4().hex, "spec": held_spec()}
+            deadline = time.monotonic() + timeout
+            with Client(config, retry_for=0.0, timeout=2.0) as c:
+                while True:
+                    try:
+                        c.call("submit", request)
+                        return
+                    except (RpcError, OSError) as exc:
+                        if time.monotonic() > deadline:
+                            raise WorkloadError(f"spur: no commit within {timeout:.0f} s: {exc}") from exc
+                        c.close()
+                        time.sleep(0.01)
+        yield Cluster(
+            name="spur", env=env, bindir=bindir, workdir=wd, job_state=job_state, active_jobs=active_jobs,
+            submit_held=submit_held, submit_held_method="4 threads of spurcore.client.Client submit (hold)",
+            stop_controller=stop_controller, start_controller=start_controller, kill_leader=kill_leader,
+            commit=commit, state_query="spurcore.client.Client `jobs`",
+            extra={"dir": d, "local": local, "replicas": replicas},
+        )
+        client.close()
+        fast.close()
+    finally:
+        subprocess.run(down, env=env, capture_output=True, text=True, timeout=180)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- printing ----------------------------------------------------------------------------------
+
+
+def render_table(columns: dict[str, list[Metric]], ratio: tuple[str, str] | None = None) -> str:
+    """A Markdown table: one row per metric key (in first-seen order), one column per cluster,
+    and a ratio column ``ratio[0] / ratio[1]`` of the medians when given."""
+    order: list[str] = []
+    labels: dict[str, str] = {}
+    for metrics in columns.values():
+        for m in metrics:
+            if m.key not in labels:
+                order.append(m.key)
+                labels[m.key] = m.label
+    by_col = {name: {m.key: m for m in metrics} for name, metrics in columns.items()}
+    head = ["metric", *columns]
+    if ratio:
+        head.append(f"{ratio[0]} / {ratio[1]}")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key in order:
+        row = [labels[key]]
+        for name in columns:
+            m = by_col[name].get(key)
+            if m is None:
+                row.append("–")
+            elif not m.samples and m.note.startswith("N/A"):
+                row.append(m.note)
+            else:
+                row.append(m.summary())
+        if ratio:
+            a, b = by_col.get(ratio[0], {}).get(key), by_col.get(ratio[1], {}).get(key)
+            if a and b and a.samples and b.samples and b.median and a.unit != "x":
+                row.append(f"{a.median / b.median:.3g}x")
+            else:
+                row.append("")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def notes(columns: dict[str, list[Metric]]) -> str:
+    out = []
+    for name, metrics in columns.items():
+        for m in metrics:
+            if m.note and not m.note.startswith("N/A"):
+                out.append(f"- {name}, {m.label}: {m.note}")
+    return "\n".join(out)
