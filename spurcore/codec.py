@@ -77,35 +77,46 @@ def _spec_from(value: Any) -> JobSpec:
     return JobSpec(*value)
 
 
+# type -> (class, current version, field count, tuple-field positions, has a JobSpec)
+_DECODERS: dict[int, tuple[type, int, int, tuple[int, ...], bool]] = {
+    cls.TYPE: (cls, cls.VERSION, len(_FIELDS[cls]), _TUPLE_FIELDS[cls], cls is JobSubmitted) for cls in ALL_OPS
+}
+
+
 def op_from_list(record: Any) -> Op:
-    if not isinstance(record, (list, tuple)) or len(record) < 2:
+    if type(record) is not list:
+        if not isinstance(record, tuple):
+            raise CodecError("malformed op record: expected [type, version, ...]")
+        record = list(record)
+    if len(record) < 2:
         raise CodecError("malformed op record: expected [type, version, ...]")
     type_no, version = record[0], record[1]
-    cls = _BY_TYPE.get(type_no)
-    if cls is None:
+    decoder = _DECODERS.get(type_no)
+    if decoder is None:
         raise CodecError(f"unknown op type {type_no!r} (version {version!r})")
-    values = record[2:] if type(record) is list else list(record[2:])
-    if version > cls.VERSION:
+    cls, current, nfields, tuple_fields, has_spec = decoder
+    values = record[2:]
+    if version != current:
+        if not isinstance(version, int) or version > current:
+            raise CodecError(
+                f"op {cls.__name__} (type {type_no}) has version {version}, newer than the "
+                f"supported version {current}"
+            )
+        while version < current:
+            upcast = _UPCASTERS.get((type_no, version))
+            if upcast is None:
+                raise CodecError(f"no upcaster for op {cls.__name__} (type {type_no}) version {version}")
+            values = upcast(values)
+            version += 1
+    if len(values) != nfields:
         raise CodecError(
-            f"op {cls.__name__} (type {type_no}) has version {version}, newer than the "
-            f"supported version {cls.VERSION}"
-        )
-    while version < cls.VERSION:
-        upcast = _UPCASTERS.get((type_no, version))
-        if upcast is None:
-            raise CodecError(f"no upcaster for op {cls.__name__} (type {type_no}) version {version}")
-        values = upcast(values)
-        version += 1
-    names = _FIELDS[cls]
-    if len(values) != len(names):
-        raise CodecError(
-            f"op {cls.__name__} (type {type_no}) version {version}: expected {len(names)} "
+            f"op {cls.__name__} (type {type_no}) version {version}: expected {nfields} "
             f"fields, got {len(values)}"
         )
     try:
-        for i in _TUPLE_FIELDS[cls]:
+        for i in tuple_fields:
             values[i] = tuple(values[i])
-        if cls is JobSubmitted:
+        if has_spec:
             values[1] = _spec_from(values[1])
         return cls(*values)
     except (TypeError, ValueError) as exc:
