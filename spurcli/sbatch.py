@@ -252,6 +252,8 @@ def apply_options(spec: dict[str, Any], opts: dict[str, str | None], cwd: str) -
         spec["nodes"] = parse_node_count(str(opts["nodes"]))
     if opts.get("ntasks") is not None:
         spec["ntasks"] = common.parse_int(str(opts["ntasks"]), "--ntasks")
+    elif "nodes" in spec:
+        spec["ntasks"] = spec["nodes"]  # Slurm: without -n, one task per node
     if opts.get("cpus_per_task") is not None:
         spec["cpus_per_task"] = common.parse_int(str(opts["cpus_per_task"]), "--cpus-per-task")
     if opts.get("mem") is not None:

@@ -130,18 +130,24 @@ def _cmd_log(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
+    from spurcli.common import group_name
     from spurcore.render.scontrol import show_job
     from spurcore.rpc import RpcError
     from spurcore.timefmt import parse_time
 
     client = _client()
     now = time.time()
-    at = parse_time(args.at, now) if args.at else now
+    try:
+        at = parse_time(args.at, now, past=True) if args.at else now  # a time of day means the last one
+    except ValueError as exc:
+        print(f"spur: error: {exc}", file=sys.stderr)
+        return 1
     try:
         job = client.call("job_at", {"job_id": args.job_id, "at": at})["job"]
     except RpcError as exc:
         print(f"spur: error: {exc.message}", file=sys.stderr)
         return 1
+    job["group"] = group_name(int(job.get("gid", 0)))
     sys.stdout.write(show_job(job, detail=True, now=at))
     return 0
 

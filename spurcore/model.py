@@ -104,6 +104,9 @@ class Job:
     node_reported: bool = False  # the batch host's JobNodeComplete arrived
     steps: dict[int | str, Step] = attrs.field(factory=dict)
     next_step_id: int = 0
+    # "kind:job" -> "done"/"failed": dependencies resolved when their job left the hot
+    # state (Slurm keeps a failed dependency failed after the other job is purged).
+    dep_resolved: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def display_state(self) -> str:

@@ -75,7 +75,7 @@ def generate_test_pki(directory: str | os.PathLike[str], users: list[tuple[str, 
     )
     aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
 
-    def leaf(subject: x509.Name, usage: x509.ObjectIdentifier,
+    def leaf(subject: x509.Name, usage: tuple[x509.ObjectIdentifier, ...],
              san: list[x509.GeneralName] | None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
@@ -91,7 +91,7 @@ def generate_test_pki(directory: str | os.PathLike[str], users: list[tuple[str, 
                                          key_encipherment=False, data_encipherment=False, key_agreement=True,
                                          key_cert_sign=False, crl_sign=False, encipher_only=False,
                                          decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(aki, critical=False)
         )
@@ -110,7 +110,11 @@ def generate_test_pki(directory: str | os.PathLike[str], users: list[tuple[str, 
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Spur test"),
         x509.NameAttribute(NameOID.COMMON_NAME, server_names[0] if server_names else "spurctld"),
     ])
-    server_cert, server_key = leaf(server_subject, ExtendedKeyUsageOID.SERVER_AUTH, san)
+    # Replicas also dial each other (a follower forwards reads to the leader) with this
+    # certificate, so it is a client certificate too.
+    server_cert, server_key = leaf(
+        server_subject, (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH), san
+    )
     result["server_cert"] = write_cert(server_cert, "server.pem")
     result["server_key"] = write_key(server_key, "server.key")
 
@@ -121,7 +125,7 @@ def generate_test_pki(directory: str | os.PathLike[str], users: list[tuple[str, 
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
             x509.NameAttribute(NameOID.COMMON_NAME, user),
         ])
-        cert, key = leaf(subject, ExtendedKeyUsageOID.CLIENT_AUTH, None)
+        cert, key = leaf(subject, (ExtendedKeyUsageOID.CLIENT_AUTH,), None)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
         clients[user] = {
             "cert": write_cert(cert, f"client-{safe}.pem"),

@@ -47,10 +47,17 @@ from spurcore.ops import (
     SignalTarget,
     StepCreated,
 )
-from spurcore.scheduler import DependencyError, could_ever_fit, parse_dependency, pending_reason
+from spurcore.scheduler import (
+    DependencyError,
+    could_ever_fit,
+    dependency_item_status,
+    parse_dependency,
+    pending_reason,
+)
 
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
 REQUEUE_DELAY = 121  # Slurm: BeginTime = now + cred_expire (120 s) + 1
+PARTITIONS = ("debug",)  # one partition, holding every node
 
 
 @attrs.frozen(slots=True)
@@ -257,6 +264,8 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     if known is not None:
         return known[1]
     spec = op.spec
+    if spec.partition not in PARTITIONS:
+        return _reject(state, Rejected("invalid_partition", "Invalid partition name specified"))
     if spec.nodes < 1 or spec.ntasks < 1 or spec.cpus_per_task < 1 or spec.ntasks < spec.nodes:
         return _reject(state, Rejected("bad_request", "Invalid node count or task count specification"))
     if spec.dependency:
@@ -393,7 +402,11 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
         job.exit_status = raw
         job.end_time = op.at
         job.stopped = False
-        job.undone.discard(op.node)
+        if job.spec.script is not None:
+            # The batch host's supervisor reaped everything there. An srun-made allocation
+            # has no supervisor of its own: its node is terminated like the others, so the
+            # agent learns that the allocation ended.
+            job.undone.discard(op.node)
         job.completing = True
         if job.undone:  # other nodes of the job: terminate whatever still runs there
             _new_action(state, job, -1, ActionKind.KILL, set(job.undone), op.at, 0)
@@ -552,7 +565,27 @@ def _job_released(state: ClusterState, op: JobReleased) -> Any:
     return None
 
 
+def _remember_dependencies(state: ClusterState, leaving: set[int]) -> None:
+    """Before jobs leave the hot state, pending jobs that depend on them keep the outcome."""
+    for job_id in state.pending:
+        job = state.jobs[job_id]
+        if not job.spec.dependency:
+            continue
+        try:
+            _, items = parse_dependency(job.spec.dependency)
+        except DependencyError:
+            continue
+        for kind, dep_id in items:
+            if dep_id in leaving:
+                job.dep_resolved[f"{kind}:{dep_id}"] = dependency_item_status(state, kind, dep_id)
+
+
 def _jobs_purged(state: ClusterState, op: JobsPurged) -> Any:
+    leaving = {
+        j for j in op.job_ids if (job := state.jobs.get(j)) is not None and job.terminal and not job.completing
+    }
+    if leaving:
+        _remember_dependencies(state, leaving)
     purged = 0
     for job_id in op.job_ids:
         job = state.jobs.get(job_id)

@@ -44,7 +44,7 @@ def parse_dependency(text: str) -> tuple[str, list[tuple[str, int]]]:
     return sep, items
 
 
-def _dep_item_status(state: ClusterState, kind: str, dep_id: int) -> str:
+def dependency_item_status(state: ClusterState, kind: str, dep_id: int) -> str:
     """"done", "wait" or "failed" for one dependency entry."""
     dep = state.jobs.get(dep_id)
     if dep is None:
@@ -69,7 +69,7 @@ def dependency_status(state: ClusterState, job: Job) -> tuple[str, str]:
     shown: list[str] = []
     statuses: list[str] = []
     for kind, dep_id in items:
-        st = _dep_item_status(state, kind, dep_id)
+        st = job.dep_resolved.get(f"{kind}:{dep_id}") or dependency_item_status(state, kind, dep_id)
         statuses.append(st)
         if st == "wait":
             shown.append(f"{kind}:{dep_id}(unfulfilled)")

@@ -5,8 +5,10 @@ Invariants:
   same reducer into a shadow state and upserts the info record of every job an op touched;
   a job about to be purged is written just before the purge is applied. So ``sacct`` sees
   every job and step that ever existed, long after the hot state forgot them.
-- It is rebuilt from the WAL whenever the controller starts (in the background) and caught
-  up on demand before a query answers; dropping the database file loses nothing.
+- It is rebuilt from the WAL when the controller first answers a history query after it
+  starts, and caught up before every query; dropping the database file loses nothing.
+  History queries are answered by the leader (followers forward them), whose WAL holds
+  the full history.
 - Requeued runs keep separate rows: the key is (job id, restarts).
 - ``job_at`` replays the log up to a moment and shows the job as it was then.
 """

@@ -199,10 +199,43 @@ class LocalCluster:
         self.wait_nodes(self.node_names(), timeout)
 
     def down(self) -> None:
+        """Stop everything this cluster started: its jobs, its agents, its replicas."""
+        self.stop_jobs()
         for name in self.node_names():
             self.kill(name)
         for r in self.config.replicas:
             self.kill(f"ctld-{r.id}")
+
+    def job_supervisors(self) -> list[int]:
+        """Pids of the live job supervisors under this cluster's agent spools."""
+        pids = []
+        for pid_file in Path(self.config.agent_dir).glob("*/jobs/*/*/supervisor.pid"):
+            try:
+                pid = int(pid_file.read_text())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if b"spurd.supervisor" in cmdline and str(pid_file.parent).encode() in cmdline and _alive(pid):
+                pids.append(pid)
+        return pids
+
+    def stop_jobs(self, grace: float = 10.0) -> None:
+        """End every running job (a supervisor's SIGTERM is Slurm's kill sequence), so that
+        nothing outlives the cluster; supervisors survive their agent by design."""
+        pids = self.job_supervisors()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            _wait(lambda: not any(_alive(p) for p in pids), grace, "job supervisors to finish")
+        except TimeoutError:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     # --- status ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from spurcore.snapshot import decode_state, encode_state, gc_paused
 from spurctld.wal import (
     SnapshotCorrupt,
     Wal,
+    WalError,
     load_latest_snapshot,
     read_snapshot_file,
     write_snapshot,
@@ -92,6 +93,16 @@ class Replica(SyncObj):
         t0 = time.monotonic()
         with gc_paused():
             self._load_local()
+        journal = os.path.join(self.dir, "raft.journal")
+        if self.applied_index > 0 and not os.path.exists(journal) and not os.path.exists(self.dump_file):
+            # Our state is ahead of an empty Raft log: every new entry would be taken for one
+            # already applied and silently skipped. Refuse instead of losing writes.
+            self.wal.close()
+            raise WalError(
+                f"{self.dir}: the WAL and snapshots reach index {self.applied_index} but pysyncobj's "
+                "raft.journal and raft.dump are missing; restore them together with wal/ and "
+                "snapshots/, or move wal/ and snapshots/ away to rejoin from the other replicas"
+            )
         log.info(
             "replica %d: state loaded at index %d (%d jobs) in %.3f s",
             rid, self.applied_index, len(self.state.jobs), time.monotonic() - t0,

@@ -273,10 +273,15 @@ class Controller:
             "ack": self.m_ack,
         }
 
-    def _endpoint_of(self, raft_addr: str | None) -> str:
+    def _endpoint_of(self, raft_addr: str | None, *, remote: bool = False) -> str:
+        """How to reach the replica at ``raft_addr``: its Unix socket when it is on this
+        host (the file exists here), else its TLS address. ``remote``: for a peer that may
+        be elsewhere (an agent), the TLS address whenever there is one."""
         for r in self.config.replicas:
             if r.raft == raft_addr:
-                return r.endpoint
+                if r.socket and not (remote and r.rpc) and (os.path.exists(r.socket) or not r.rpc):
+                    return f"unix:{r.socket}"
+                return f"tcp:{r.rpc}" if r.rpc else f"unix:{r.socket}"
         return ""
 
     async def m_ping(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -479,6 +484,8 @@ class Controller:
 
     async def m_history(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         self.identity(conn)
+        if not self._read_local(params):
+            return await self._forward_read("history", params)
         from spurctld.accounting import history
 
         assert self.replica is not None
@@ -487,6 +494,8 @@ class Controller:
 
     async def m_job_at(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         self.identity(conn)
+        if not self._read_local(params):
+            return await self._forward_read("job_at", params)
         from spurctld.accounting import job_at
 
         job = await asyncio.get_running_loop().run_in_executor(
@@ -504,7 +513,7 @@ class Controller:
             raise ACCESS_DENIED
         assert self.replica is not None
         if not self.replica._isLeader():
-            raise RpcError("not_leader", self._endpoint_of(self.replica.leader_address()))
+            raise RpcError("not_leader", self._endpoint_of(self.replica.leader_address(), remote=True))
         return ident
 
     async def m_node_register(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -516,6 +525,9 @@ class Controller:
         with self.replica.state_lock:
             node = self.replica.state.nodes.get(name)
             changed = node is None or not node.up or (node.cpus, node.mem_mb, node.address) != (cpus, mem, address)
+        # Heartbeat first: the leader loop wakes on the NodeRegistered apply and must not
+        # see the old silence and take the node down again.
+        self._last_seen[name] = time.monotonic()
         if changed:
             await self.commit(NodeRegistered(name, cpus, mem, address, time.time()))
         old = self.agents.get(name)

@@ -4,13 +4,16 @@ pysyncobj replicates ops but never fsyncs, has no checksums and deletes history 
 compaction (DESIGN.md section 3a). This module keeps our own log of applied ops plus
 checksummed, atomically written snapshots.
 
-Layout under ``directory``::
+Layout under the ``Wal``'s ``directory`` (a replica uses ``ctld-N/wal``)::
 
     segments/wal-<first_index:020d>.seg   newest segments; the last one is the active one
     archive/wal-<first_index:020d>.seg    older sealed segments, moved here, never deleted
     corrupt/<segment>.<offset>.tail       bytes cut from a torn tail, kept for forensics
-    snapshots/snap-<index:020d>.snap      the newest three snapshots (derived data)
     LOCK                                  flock held by the one open ``Wal``
+
+and under the directory given to ``write_snapshot`` (a replica uses ``ctld-N``)::
+
+    snapshots/snap-<index:020d>.snap      the newest three snapshots (derived data)
 
 Segment file: the 8-byte magic ``SPURWAL1``, then records::
 

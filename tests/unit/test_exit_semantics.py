@@ -239,3 +239,31 @@ def test_wait_status_decoding():
     assert exitcodes.decode_wait_status(9) == (0, 9)
     assert exitcodes.decode_wait_status(11 | 0x80) == (0, 11)  # core dumped
     assert exitcodes.fmt_exit(None) == ""
+
+
+def test_failed_dependency_stays_failed_after_the_job_is_purged():
+    """2.2: afterok on a failed job → DependencyNeverSatisfied, and it stays so after the
+    failed job leaves the hot state (MinJobAge), as Slurm remembers it."""
+    from spurcore.ops import JobsPurged
+    from spurcore.scheduler import pending_reasons
+
+    state, first = running()
+    finish(state, first, 1)
+    dependent = apply(state, JobSubmitted("d", attrs_evolve(SPEC, dependency=f"afterok:{first}"), 21.0))
+    assert pending_reasons(state, 22.0)[dependent] == "DependencyNeverSatisfied"
+    assert apply(state, JobsPurged((first,), 400.0)) == 1
+    assert first not in state.jobs
+    assert pending_reasons(state, 401.0)[dependent] == "DependencyNeverSatisfied"
+    assert job_info(state.jobs[dependent], state, 401.0)["dependency"] == f"afterok:{first}(failed)"
+
+
+def test_unknown_partition_is_rejected_like_slurm():
+    state = ClusterState()
+    result = apply(state, JobSubmitted("p", attrs_evolve(SPEC, partition="gpu"), 1.0))
+    assert result == Rejected("invalid_partition", "Invalid partition name specified")
+
+
+def attrs_evolve(spec, **changes):
+    import attrs
+
+    return attrs.evolve(spec, **changes)
