@@ -153,6 +153,8 @@ def _walk(
             reasons[job_id] = "DependencyNeverSatisfied"
             continue
         if blocked:
+            if starts is not None:
+                break  # strict FIFO: nothing behind a blocked job starts; reasons not wanted
             reasons[job_id] = "Priority"
             continue
         nodes = _fit(state, job, free)
