@@ -58,6 +58,7 @@ from spurcore.scheduler import (
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
 REQUEUE_DELAY = 121  # Slurm: BeginTime = now + cred_expire (120 s) + 1
 PARTITIONS = ("debug",)  # one partition, holding every node
+_STATE_BY_NAME = {s.value: s for s in JobState}
 
 
 @attrs.frozen(slots=True)
@@ -297,7 +298,8 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
         return _reject(state, INVALID_JOB)
     if job.state is not JobState.PENDING or job.completing or job.hold:
         return _reject(state, Rejected("not_pending", "Job is no longer pending execution"))
-    if len(op.nodes) != job.spec.nodes or len(set(op.nodes)) != len(op.nodes):
+    nodes = set(op.nodes)
+    if len(op.nodes) != job.spec.nodes or len(nodes) != len(op.nodes):
         return _reject(state, Rejected("bad_allocation", "Requested node configuration is not available"))
     for name in op.nodes:
         node = state.nodes.get(name)
@@ -314,8 +316,8 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
     job.start_time = op.at
     job.nodes = op.nodes
     job.cpus_per_node, job.mem_per_node = op.cpus_per_node, op.mem_per_node
-    job.unlaunched = set(op.nodes)
-    job.undone = set(op.nodes)
+    job.unlaunched = nodes
+    job.undone = set(nodes)
     job.node_reported = False
     job.exit_status = None
     _acquire(state, job)
@@ -398,7 +400,7 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
         name, reason, desc = exitcodes.final_state(raw, op.oom)
         if job.state is JobState.SUSPENDED:
             job.suspended_secs += op.at - job.suspend_time
-        job.state, job.reason, job.state_desc = JobState(name), reason, desc
+        job.state, job.reason, job.state_desc = _STATE_BY_NAME[name], reason, desc
         job.exit_status = raw
         job.end_time = op.at
         job.stopped = False

@@ -16,6 +16,7 @@
 # benchmarks/slurm/stop.sh stops exactly the daemons whose pids are recorded in pids/.
 
 set -euo pipefail
+set +m  # no job control: a background job is then no group leader, so setsid execs (no fork) and $! is the daemon
 
 VARIANT="${1:-default}"
 case "$VARIANT" in
