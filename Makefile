@@ -29,3 +29,17 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Not in CI (root; installs Debian's Slurm 22.05 and starts its daemons, see docs/performance.md).
+# The Slurm daemons are stopped afterwards unless KEEP_SLURM=1.
+.PHONY: bench-slurm conformance-slurm
+
+bench-slurm: $(STAMP)
+	benchmarks/slurm/setup.sh
+	$(BIN)/python -m benchmarks.slurm.bench $(BENCH_FLAGS); rc=$$?; \
+	    [ -n "$(KEEP_SLURM)" ] || benchmarks/slurm/stop.sh; exit $$rc
+
+conformance-slurm: $(STAMP)
+	benchmarks/slurm/setup.sh
+	$(BIN)/python -m benchmarks.slurm.conformance $(CONFORMANCE_FLAGS); rc=$$?; \
+	    [ -n "$(KEEP_SLURM)" ] || benchmarks/slurm/stop.sh; exit $$rc

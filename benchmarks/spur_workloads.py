@@ -79,23 +79,24 @@ class Metric:
     def summary(self) -> str:
         if not self.samples:
             return "n/a"
+        scale = max(abs(x) for x in self.samples)
         if len(self.samples) == 1:
-            return fmt_value(self.samples[0], self.unit)
-        spread = f"[{fmt_value(min(self.samples), self.unit, False)}–{fmt_value(max(self.samples), self.unit)}]"
+            return fmt_value(self.samples[0], self.unit, scale)
+        spread = (f"[{fmt_value(min(self.samples), self.unit, scale, False)}–"
+                  f"{fmt_value(max(self.samples), self.unit, scale)}]")
         if self.percentiles:
-            return (f"p50 {fmt_value(quantile(self.samples, 0.5), self.unit, False)} "
-                    f"p99 {fmt_value(quantile(self.samples, 0.99), self.unit)} {spread} n={len(self.samples)}")
-        return f"{fmt_value(self.median, self.unit)} {spread} n={len(self.samples)}"
+            return (f"p50 {fmt_value(quantile(self.samples, 0.5), self.unit, scale)} "
+                    f"p99 {fmt_value(quantile(self.samples, 0.99), self.unit, scale)} {spread} n={len(self.samples)}")
+        return f"{fmt_value(self.median, self.unit, scale)} {spread} n={len(self.samples)}"
 
 
-def fmt_value(v: float, unit: str, with_unit: bool = True) -> str:
+def fmt_value(v: float, unit: str, scale: float | None = None, with_unit: bool = True) -> str:
+    """Three significant digits; seconds are shown in ms when ``scale`` (default: v) is below 1 s."""
     if math.isnan(v):
         return "n/a"
     if unit == "s":
-        if abs(v) < 1.0:
-            text, u = f"{v * 1000:.3g}", "ms"
-        else:
-            text, u = f"{v:.3g}", "s"
+        ms = abs(v if scale is None else scale) < 1.0
+        text, u = (f"{v * 1000:.3g}", "ms") if ms else (f"{v:.3g}", "s")
         return f"{text} {u}" if with_unit else text
     if unit == "x":
         return f"{v:.3g}x" if with_unit else f"{v:.3g}"

@@ -28,7 +28,6 @@ Rules of ``compress`` (matching hostlist.c):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 __all__ = ["expand", "compress", "strnatcmp", "MAX_RANGE"]
 
@@ -188,10 +187,21 @@ def strnatcmp(a: str, b: str) -> int:
         j += 1
 
 
-@dataclass
 class _Host:
-    prefix: str
-    suffix: str  # "" for a name without a trailing number
+    """A host name split into its prefix and trailing number (a plain class: importing
+    dataclasses costs more than this whole module on the controller's start-up path)."""
+
+    __slots__ = ("prefix", "suffix")
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        self.prefix = prefix
+        self.suffix = suffix  # "" for a name without a trailing number
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Host) and (self.prefix, self.suffix) == (other.prefix, other.suffix)
+
+    def __hash__(self) -> int:
+        return hash((self.prefix, self.suffix))
 
     @property
     def num(self) -> int:

@@ -76,6 +76,18 @@ class Identity:
         return self.role in ("admin", "operator")
 
 
+def _since_process_start() -> float:
+    """Seconds since this process was created (from /proc), for start-up logging."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return -1.0
+
+
 def _user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -124,7 +136,8 @@ class Controller:
             self._servers.append(await rpc.serve_tcp(host, int(port), handler, ctx, on_connect=self._on_connect))
         self._tasks = [asyncio.create_task(self._leader_loop())]
         self._ready.set()
-        log.info("spurctld %d serving (raft %s, socket %s, rpc %s)", self.rid, self.me.raft, self.me.socket, self.me.rpc)
+        log.info("spurctld %d serving (raft %s, socket %s, rpc %s) %.3f s after process start",
+                 self.rid, self.me.raft, self.me.socket, self.me.rpc, _since_process_start())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -615,7 +628,8 @@ class Controller:
                 continue
             term = replica.term
             if term != self._lead_term:
-                log.info("replica %d: leading in term %d", self.rid, term)
+                log.info("replica %d: leading in term %d (%.3f s after process start)", self.rid, term,
+                         _since_process_start())
                 self._lead_term = term
                 self._sent.clear()
                 self._inflight.clear()
