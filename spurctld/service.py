@@ -15,6 +15,7 @@ earlier terms; they are fenced by the term in which they were decided.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import pwd
@@ -88,11 +89,18 @@ def _since_process_start() -> float:
         return -1.0
 
 
-def _user_name(uid: int) -> str:
+@functools.lru_cache(maxsize=4096)
+def _passwd(uid: int) -> tuple[str, int]:
+    """(name, primary gid) of ``uid``; cached: reading /etc/passwd per request is slow."""
     try:
-        return pwd.getpwuid(uid).pw_name
+        pw = pwd.getpwuid(uid)
+        return pw.pw_name, pw.pw_gid
     except KeyError:
-        return str(uid)
+        return str(uid), uid
+
+
+def _user_name(uid: int) -> str:
+    return _passwd(uid)[0]
 
 
 class Controller:
@@ -323,10 +331,7 @@ class Controller:
             fields["uid"] = ident.uid
             fields["user"] = ident.user
             if not ident.privileged or "gid" not in fields:
-                try:
-                    fields["gid"] = pwd.getpwuid(ident.uid).pw_gid
-                except KeyError:
-                    fields["gid"] = ident.uid
+                fields["gid"] = _passwd(ident.uid)[1]
         fields.setdefault("name", "sbatch")
         fields.setdefault("script", None)
         fields.setdefault("argv", ())
@@ -636,9 +641,11 @@ class Controller:
                 now_m = time.monotonic()
                 self._last_seen = {n: now_m for n in replica.state.nodes}
             try:
-                ops = self._decide(time.time(), time.monotonic(), last_purge)
-                if any(isinstance(op, JobsPurged) for op, _ in ops):
-                    last_purge = time.monotonic()
+                now_m = time.monotonic()
+                purge_due = now_m - last_purge > 1.0
+                if purge_due:
+                    last_purge = now_m  # scan the whole table at most once a second
+                ops = self._decide(time.time(), now_m, purge_due)
                 for op, key in ops:
                     self._propose_tracked(op, key, term)
                 self._dispatch(term)
@@ -656,7 +663,7 @@ class Controller:
 
         fut.add_done_callback(done)
 
-    def _decide(self, now: float, now_m: float, last_purge: float) -> list[tuple[Op, tuple[str, Any]]]:
+    def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[str, Any]]]:
         assert self.replica is not None
         ops: list[tuple[Op, tuple[str, Any]]] = []
         with self.replica.state_lock:
@@ -684,7 +691,7 @@ class Controller:
                 if node.up and now_m - self._last_seen.get(node.name, now_m) > self.config.node_timeout:
                     if ("down", node.name) not in self._inflight:
                         ops.append((NodeDown(node.name, "Not responding", now), ("down", node.name)))
-            if now_m - last_purge > 1.0 and ("purge", 0) not in self._inflight:
+            if purge_due and ("purge", 0) not in self._inflight:
                 old = [
                     j.job_id
                     for j in state.jobs.values()
