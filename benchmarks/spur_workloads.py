@@ -43,7 +43,11 @@ FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT
 
 
 class WorkloadError(RuntimeError):
-    pass
+    """A workload failed; ``metrics`` holds what it measured before that."""
+
+    def __init__(self, message: str, metrics: list[Metric] | None = None) -> None:
+        super().__init__(message)
+        self.metrics = metrics or []
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -146,8 +150,8 @@ class Cluster:
     unknown; default: ``squeue -h -t all -j ID -o %T``), ``active_jobs()`` (ids of PD/R/CG/S
     jobs; default: squeue), ``submit_held(n)`` (submit n held jobs, fast; default: 4 parallel
     ``sbatch -H`` loops), ``stop_controller()``/``start_controller()`` and ``kill_leader()``
-    (SIGKILL the leader; returns a function that restarts it) with ``commit()`` (one write
-    that returns once committed).
+    (SIGKILL the leader; returns a function that restarts it) with ``commit()`` (one held
+    submit that returns the job id once committed).
     """
 
     name: str
@@ -162,7 +166,7 @@ class Cluster:
     stop_controller: Callable[[], None] | None = None
     start_controller: Callable[[], None] | None = None
     kill_leader: Callable[[], Callable[[], None]] | None = None
-    commit: Callable[[], None] | None = None
+    commit: Callable[[], int] | None = None
     state_query: str = "squeue -h -t all -j ID -o %T"
     python: str = sys.executable
     extra: dict[str, Any] = field(default_factory=dict)
@@ -447,14 +451,13 @@ def kill_latency(cluster: Cluster, runs: int = 20, timeout: float = 60) -> list[
 
 
 def scale(cluster: Cluster, sizes: Sequence[int] = (5000, 20000), runs: int = 3, restart_runs: int = 3,
-          timeout: float = 900) -> list[Metric]:
+          timeout: float = 900, cancel_timeout: float = 400) -> list[Metric]:
     """Queue held jobs up to each size; time `squeue` and `scontrol show job -o` (output to
     /dev/null) ``runs`` times; at the largest size restart the controller and time its first
-    answer to the state query. Cancels every job at the end."""
+    answer to the state query; finally time `scancel -u <me>` of all of them."""
     cluster.wait_idle(120)
     metrics: list[Metric] = []
     queued = 0
-    probe = 0
     try:
         for size in sizes:
             n = size - queued
@@ -479,6 +482,7 @@ def scale(cluster: Cluster, sizes: Sequence[int] = (5000, 20000), runs: int = 3,
                                       samples))
         if cluster.stop_controller is not None and cluster.start_controller is not None:
             probe = cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true")
+            queued += 1
             samples = []
             for _ in range(restart_runs):
                 cluster.stop_controller()
@@ -486,37 +490,48 @@ def scale(cluster: Cluster, sizes: Sequence[int] = (5000, 20000), runs: int = 3,
                 cluster.start_controller()
                 wait_until(lambda: cluster.state(probe) == "PENDING", 300, "the controller's first answer", 0.01)
                 samples.append(time.monotonic() - t0)
-            metrics.append(Metric("scale.restart", f"controller restart -> first answer ({queued + 1:,} jobs)",
+            metrics.append(Metric("scale.restart", f"controller restart -> first answer ({queued:,} jobs)",
                                   "s", samples, note=f"from starting the controller to the first {cluster.state_query}"))
-    finally:
-        cluster.cancel_all()
-        with contextlib.suppress(WorkloadError):
-            cluster.wait_idle(300)
+        user = pwd.getpwuid(os.getuid()).pw_name
+        t0 = time.monotonic()
+        try:
+            cluster.run("scancel", "-u", user, timeout=cancel_timeout)
+            metrics.append(Metric("scale.scancel", f"`scancel -u {user}` of the {queued:,} queued jobs", "s",
+                                  [time.monotonic() - t0]))
+        except subprocess.TimeoutExpired:
+            metrics.append(Metric("scale.scancel", f"`scancel -u {user}` of the {queued:,} queued jobs", "s", [],
+                                  note=f"N/A: not done after {cancel_timeout:.0f} s"))
+            raise
+        cluster.wait_idle(300)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            cluster.cancel_all(timeout=cancel_timeout)
+        raise WorkloadError(f"{cluster.name}: scale: {exc}", metrics) from exc
     return metrics
 
 
 # --- 8. failover -------------------------------------------------------------------------------
 
 
-def failover(cluster: Cluster, runs: int = 5, timeout: float = 60) -> list[Metric]:
+def failover(cluster: Cluster, runs: int = 5) -> list[Metric]:
     """SIGKILL the leader, then time the next committed write (a held submit through a client
-    that retries); the killed replica is restarted and allowed to catch up between runs."""
+    that retries every 10 ms); the killed replica is restarted and allowed to catch up between
+    runs. The held probe jobs are cancelled at the end."""
     if cluster.kill_leader is None or cluster.commit is None:
         return [Metric("failover.commit", "leader SIGKILLed -> next commit", "s", [],
                        note="N/A: one controller, no failover")]
     samples = []
+    probes: list[int] = []
     for _ in range(runs):
-        cluster.commit()  # a leader is there and answers
+        probes.append(cluster.commit())  # a leader is there and answers
         t0 = time.monotonic()
         restart = cluster.kill_leader()
-        cluster.commit()
+        probes.append(cluster.commit())
         samples.append(time.monotonic() - t0)
         restart()
-    cluster.cancel_all()
-    with contextlib.suppress(WorkloadError):
-        cluster.wait_idle(timeout)
+    cluster.run("scancel", *map(str, probes), check=False)
     return [Metric("failover.commit", "leader SIGKILLed -> next commit", "s", samples, percentiles=True,
-                   note="a held submit through spurcore.client.Client (it retries)")]
+                   note="a held submit through spurcore.client.Client, retried every 10 ms")]
 
 
 # --- a spur local cluster ----------------------------------------------------------------------
@@ -640,15 +655,14 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
 
             return restart
 
-        def commit(timeout: float = 60.0) -> None:
+        def commit(timeout: float = 60.0) -> int:
             """One held submit, retried every 10 ms with the same request id until committed."""
             request = {"request_id": uuid.uuid4().hex, "spec": held_spec()}
             deadline = time.monotonic() + timeout
             with Client(config, retry_for=0.0, timeout=2.0) as c:
                 while True:
                     try:
-                        c.call("submit", request)
-                        return
+                        return int(c.call("submit", request)["job_id"])
                     except Exception as exc:  # ControllerUnavailable, RpcError, OSError: retry
                         if time.monotonic() > deadline:
                             raise WorkloadError(f"spur: no commit within {timeout:.0f} s: {exc}") from exc

@@ -69,6 +69,7 @@ def run_workloads(cluster: wl.Cluster, names: list[str], steps: dict[str, Callab
         try:
             results.setdefault(column, []).extend(steps[name](cluster))
         except Exception as exc:  # report it and go on with the next workload
+            results.setdefault(column, []).extend(getattr(exc, "metrics", []))
             errors.append(f"{column} / {name}: {exc}")
             log(f"{column}: {name} FAILED: {exc}")
             traceback.print_exc(file=sys.stderr)

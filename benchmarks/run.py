@@ -1,0 +1,255 @@
+"""``make bench``: every Spur benchmark, each figure beside a baseline measured in the same run.
+
+    python -m benchmarks.run [--quick]
+
+Writes ``benchmarks/results/latest.json`` and ``benchmarks/results/latest.md`` (figure,
+baseline, ratio, spread) and prints the table. Workloads (issue: benchmarks):
+  1 replay       decode+apply ops/s for 1M ops vs bare msgpack decode of the same bytes
+  2 commit       pipelined submissions/s through 3 journaled replicas vs raw pysyncobj;
+                 single-op commit latency p50/p99
+  3 CLI          sbatch/squeue wall time vs `python -c pass`; sbatch/s from 4 shell loops
+  4 latency      submit -> RUNNING on an idle cluster
+  5 throughput   500 trivial jobs on one 2-CPU node
+  6 kill         scancel -> processes gone / -> CANCELLED, p50/p99 over 20 runs
+  7 scale        squeue and scontrol show job -o with 5k/20k/100k queued jobs; restart ->
+                 first answer; restart data cost with a 1,000,000-op history; memory per job
+  8 failover     leader SIGKILLed -> next commit
+plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from benchmarks import commit, replay
+from benchmarks.spur_workloads import (
+    Metric,
+    cli_latency,
+    failover,
+    kill_latency,
+    scale,
+    spur_local,
+    start_latency,
+    throughput,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _row(figure: str, value: float, baseline: float | None, baseline_name: str, unit: str,
+         spread: float = 0.0, target: str = "", samples: list[float] | None = None) -> dict[str, Any]:
+    return {
+        "figure": figure, "value": value, "unit": unit, "baseline": baseline, "baseline_name": baseline_name,
+        "ratio": (value / baseline) if baseline else None, "spread": spread, "target": target,
+        "samples": samples or [],
+    }
+
+
+def _spread(samples: list[float]) -> float:
+    if len(samples) < 2:
+        return 0.0
+    med = statistics.median(samples)
+    return (max(samples) - min(samples)) / med if med else 0.0
+
+
+def _metric_rows(metrics: list[Metric], baselines: dict[str, tuple[str, str]], targets: dict[str, str]
+                 ) -> list[dict[str, Any]]:
+    """Turn workload Metrics into rows; ``baselines`` maps a metric key to the key (and name)
+    of the metric measured in the same run that it is compared with."""
+    by_key = {m.key: m for m in metrics}
+    rows = []
+    for m in metrics:
+        if not m.samples:
+            rows.append(_row(m.label, float("nan"), None, m.note, m.unit))
+            continue
+        if m.percentiles:
+            s = sorted(m.samples)
+            p50 = statistics.median(s)
+            p99 = s[min(len(s) - 1, int(round(0.99 * (len(s) - 1))))]
+            base_key, base_name = baselines.get(m.key, ("", ""))
+            base = by_key.get(base_key)
+            rows.append(_row(f"{m.label} p50", p50, base.median if base else None, base_name, m.unit,
+                             _spread(m.samples), targets.get(m.key + ".p50", ""), m.samples))
+            rows.append(_row(f"{m.label} p99", p99, None, "", m.unit, 0.0, targets.get(m.key + ".p99", "")))
+            continue
+        base_key, base_name = baselines.get(m.key, ("", ""))
+        base = by_key.get(base_key)
+        rows.append(_row(m.label, m.median, base.median if base else None, base_name, m.unit, _spread(m.samples),
+                         targets.get(m.key, ""), m.samples))
+    return rows
+
+
+def history_restart(n_ops: int) -> dict[str, Any]:
+    """Restart data cost with an ``n_ops`` history: newest snapshot + WAL tail, as a replica
+    loads them (snapshots every 20,000 ops as spurctld takes them), beside replaying the whole
+    history from the first op (what a system without snapshots would do)."""
+    from spurcore.codec import decode_batch
+    from spurcore.model import ClusterState
+    from spurcore.reduce import apply
+    from spurcore.snapshot import decode_state, encode_state, gc_paused
+    from spurctld.wal import Wal, load_latest_snapshot, write_snapshot
+
+    blobs = replay.generate(n_ops)
+    with tempfile.TemporaryDirectory(prefix="spur-history-") as d:
+        wal = Wal(os.path.join(d, "wal"))
+        state = ClusterState()
+        since = 0
+        for index, blob in enumerate(blobs, start=1):
+            for op in decode_batch(blob):
+                apply(state, op)
+            wal.append(index, blob)
+            since += 100
+            if since >= 20000 and index < len(blobs) - 3:  # leave a short tail, as in life
+                write_snapshot(d, index, encode_state(state))
+                since = 0
+        wal.sync()
+        t0 = time.perf_counter()
+        with gc_paused():
+            snap = load_latest_snapshot(d)  # None below 20,000 ops: the tail is everything
+            snap_index, restored = (snap[0], decode_state(snap[1])) if snap else (0, ClusterState())
+            for _index, blob in wal.iter_records(snap_index + 1):
+                for op in decode_batch(blob):
+                    apply(restored, op)
+        with_snapshot = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        full = ClusterState()
+        for _index, blob in wal.iter_records(1):
+            for op in decode_batch(blob):
+                apply(full, op)
+        full_replay = time.perf_counter() - t0
+        wal.close()
+    return {"ops": n_ops, "jobs_hot": len(restored.jobs), "snapshot_plus_tail_s": with_snapshot,
+            "full_replay_s": full_replay}
+
+
+def memory_per_job(n_jobs: int) -> float:
+    """Bytes of Python heap per job in the hot state (a finished batch job with one step)."""
+    from spurcore.model import ClusterState
+    from spurcore.ops import (
+        JobLaunched,
+        JobNodeComplete,
+        JobSpec,
+        JobStart,
+        JobStepComplete,
+        JobSubmitted,
+        NodeRegistered,
+        StepCreated,
+    )
+    from spurcore.reduce import apply
+
+    spec = JobSpec("job.sh", "alice", 1000, 100, "#!/bin/bash\nsrun true\n", (), {"HOME": "/home/alice"},
+                   "/home/alice", command="/home/alice/job.sh", submit_line="sbatch job.sh")
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    state = ClusterState()
+    apply(state, NodeRegistered("n1", 10**6, 10**9, "", 0.0))
+    for i in range(n_jobs):
+        j = apply(state, JobSubmitted(f"r{i}", spec, 1.0))
+        apply(state, JobStart(j, ("n1",), 1, 0, 2.0))
+        apply(state, JobLaunched(j, "n1", 2.0))
+        apply(state, StepCreated(f"s{i}", j, "true", ("true",), 1, "", 1000, 3.0))
+        apply(state, JobStepComplete(j, 0, "n1", 0, 0, False, 4.0))
+        apply(state, JobNodeComplete(j, "n1", 0, 0, False, 5.0))
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / n_jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run)")
+    args = parser.parse_args(argv)
+    q = args.quick
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+
+    print("== 1 replay", flush=True)
+    r = replay.main(["--ops", "200000" if q else "1000000", "--repeat", "3"])
+    rows.append(_row("replay: decode+apply ops/s", r["value"], r["baseline"], "bare msgpack decode, same bytes",
+                     "ops/s", r["spread"], ">= 200,000 ops/s"))
+
+    print("== 2 commit", flush=True)
+    for c in commit.main(["--jobs", "3000" if q else "10000", "--runs", "1" if q else "3"]):
+        rows.append(_row(c["figure"], c["value"], c["baseline"], c["baseline_name"],
+                         "jobs/s" if "pipelined" in c["figure"] else "ms", c["spread"], c["target"]))
+
+    print("== 3-8 on a 3-replica local cluster with one 2-CPU node", flush=True)
+    metrics: list[Metric] = []
+    with spur_local(replicas=3, nodes=1, cpus=2, kill_wait=2.0) as cluster:
+        metrics += cli_latency(cluster, runs=10 if q else 20)
+        metrics += start_latency(cluster, runs=5 if q else 10)
+        metrics += throughput(cluster, jobs=100 if q else 500)
+        metrics += kill_latency(cluster, runs=5 if q else 20)
+        metrics += scale(cluster, sizes=(1000, 5000) if q else (1000, 5000, 20000, 100000))
+        metrics += failover(cluster, runs=2 if q else 5)
+    baselines = {
+        "cli.squeue": ("cli.python", "`python -c pass`, same interpreter"),
+        "cli.sbatch": ("cli.python", "`python -c pass`, same interpreter"),
+    }
+    targets = {
+        "cli.squeue": "<= 1.3x python", "cli.sbatch": "<= 1.3x python", "latency.running.p50": "<= 50 ms",
+        "throughput.rate": ">= 50 jobs/s", "kill.gone.p50": "<= 20 ms", "kill.gone.p99": "<= 20 ms",
+        "kill.cancelled.p50": "<= 50 ms", "kill.cancelled.p99": "<= 50 ms",
+        "scale.squeue.20000": "<= 0.27 s", "scale.restart": "<= 0.5 s", "failover.commit.p50": "<= 1 s",
+    }
+    rows += _metric_rows(metrics, baselines, targets)
+
+    print("== 7 restart data cost vs history size, memory per job", flush=True)
+    growth = []
+    for n_ops in ((10_000, 100_000) if q else (10_000, 100_000, 1_000_000)):
+        h = history_restart(n_ops)
+        growth.append(h)
+        rows.append(_row(f"restart data: snapshot + WAL tail, {n_ops:,}-op history", h["snapshot_plus_tail_s"],
+                         h["full_replay_s"], "replaying the whole history", "s", 0.0,
+                         "<= 0.5 s" if n_ops == 1_000_000 else ""))
+    for n_jobs in ((1000, 10000) if q else (1000, 10_000, 100_000)):
+        rows.append(_row(f"memory per job in the hot state ({n_jobs:,} jobs)", memory_per_job(n_jobs), None, "",
+                         "bytes"))
+
+    write(rows, growth, started)
+    return 0
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None or v != v:
+        return "n/a"
+    if unit in ("s",):
+        return f"{v * 1000:.3g} ms" if v < 1 else f"{v:.3g} s"
+    if unit == "ms":
+        return f"{v:.3g} ms"
+    return f"{v:,.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}"
+
+
+def write(rows: list[dict[str, Any]], growth: list[dict[str, Any]], started: float) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "duration_s": round(time.time() - started, 1),
+    }
+    (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows, "history": growth}, indent=1))
+    lines = [f"Measured {meta['date']} on {meta['machine']['cpus']} CPUs, Python {meta['machine']['python']}.", "",
+             "| figure | value | baseline (same run) | ratio | spread | target |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        base = f"{_fmt(r['baseline'], r['unit'])} ({r['baseline_name']})" if r["baseline"] else r["baseline_name"]
+        ratio = f"{r['ratio']:.3g}x" if r["ratio"] else ""
+        spread = f"±{r['spread'] * 50:.0f}%" if r["spread"] else ""
+        lines.append(f"| {r['figure']} | {_fmt(r['value'], r['unit'])} | {base} | {ratio} | {spread} | {r['target']} |")
+    table = "\n".join(lines)
+    (RESULTS / "latest.md").write_text(table + "\n")
+    print()
+    print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
