@@ -56,7 +56,7 @@ from spurd.spool import ActionStore, ReportSpool, write_durable
 
 log = logging.getLogger("spurd")
 
-POLL_INTERVAL = 0.02  # status.json polling of live rundirs
+POLL_INTERVAL = 0.005  # status.json polling of live rundirs (longer with many live jobs)
 LIVENESS_INTERVAL = 0.5  # how often a live supervisor's pid is checked
 START_GRACE = 15.0  # a rundir may lack supervisor.pid this long while its supervisor starts
 BACKOFF_MIN = 0.05
@@ -353,6 +353,7 @@ class Agent:
                 with contextlib.suppress(OSError):
                     os.chmod(d, 0o755)
         self._lock_spool()
+        procs.use_zygote(self.python)  # supervisors by fork: a job no longer costs an interpreter
         background: list[asyncio.Task[Any]] = []
         try:
             self.reports = ReportSpool(os.path.join(self.spool_dir, "reports"))
@@ -677,7 +678,8 @@ class Agent:
                         self._check_liveness(run, now)
                 except Exception:
                     log.exception("watching %s failed", run.rundir)
-            await asyncio.sleep(POLL_INTERVAL)
+            # Short polls keep job ends prompt; with many live jobs each poll costs more.
+            await asyncio.sleep(max(POLL_INTERVAL, 0.00002 * len(self.live)))
 
     def _check_liveness(self, run: Run, now: float) -> None:
         if run.pid is None:
@@ -931,7 +933,7 @@ class Agent:
         run = self._new_run(rec, step, rundir)
         try:
             run.pid = await asyncio.to_thread(procs.start_supervisor, rundir, self.python, (), stdio=stdio)
-            log.info("job %s step %s started: supervisor %d", rec.job_id, step, run.pid)
+            log.info("job %s step %s started: supervisor %s", rec.job_id, step, run.pid or "forked")
         except (procs.SupervisorStartError, OSError) as e:
             if not find_supervisors(rundir) and _read_status(rundir) is None:
                 log.error("job %s step %s: cannot start the supervisor: %s", rec.job_id, step, e)

@@ -193,6 +193,82 @@ def read_supervisor_pid(rundir: str | os.PathLike[str]) -> int | None:
 # ---------------------------------------------------------------------------- agent side
 
 
+class Zygote:
+    """The agent's side of ``python -m spurd.supervisor --zygote``: supervisors by fork.
+
+    Thread-safe (one request at a time). ``start`` returns False when the zygote is gone or
+    failed, and the caller falls back to starting an interpreter.
+    """
+
+    def __init__(self, python: str = sys.executable) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._python = python
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _ensure(self) -> socket.socket:
+        if self._sock is not None and self._proc is not None and self._proc.poll() is None:
+            return self._sock
+        self.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        pkg_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
+        self._proc = subprocess.Popen(
+            [self._python, "-m", "spurd.supervisor", "--zygote", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, cwd="/", env=env,
+        )
+        theirs.close()
+        self._sock = ours
+        return ours
+
+    def start(self, rundir: str, stdio: tuple[int, int, int] | None, timeout: float) -> bool:
+        with self._lock:
+            try:
+                sock = self._ensure()
+                sock.settimeout(timeout)
+                socket.send_fds(sock, [os.fsencode(rundir)], list(stdio) if stdio else [])
+                return sock.recv(4096) == b"ok"
+            except OSError:
+                self.close()
+                return False
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)  # it exits when its end of the socket closes
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+_zygote: Zygote | None = None
+
+
+def use_zygote(python: str = sys.executable) -> None:
+    """Start supervisors through a forking zygote from now on (the agent calls this)."""
+    global _zygote
+    _zygote = Zygote(python)
+
+
+def _wait_pid_file(rundir: str, deadline: float, timeout: float) -> int:
+    delay = 0.001
+    while True:
+        pid = read_supervisor_pid(rundir)
+        if pid is not None:
+            return pid
+        if time.monotonic() >= deadline:
+            raise SupervisorStartError(f"no {PID_FILE} in {rundir} after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def start_supervisor(
     rundir: str | os.PathLike[str],
     python: str = sys.executable,
@@ -200,8 +276,12 @@ def start_supervisor(
     *,
     stdio: tuple[int, int, int] | None = None,
     timeout: float = 10.0,
-) -> int:
+) -> int | None:
     """Start ``python -m spurd.supervisor rundir`` detached and return the supervisor's pid.
+
+    Through the zygote (``use_zygote``) it returns as soon as the supervisor is forked,
+    with its pid if ``supervisor.pid`` is already there and None otherwise (the caller
+    reads it later); the launcher path waits for the pid file.
 
     ``stdio``: fds that become the supervisor's 0, 1, 2 (for a spec with
     ``inherit_stdio``); otherwise stdin is /dev/null and stdout/stderr go to
@@ -209,6 +289,9 @@ def start_supervisor(
     Returns once ``supervisor.pid`` exists; raises SupervisorStartError after ``timeout``.
     """
     rundir = os.path.abspath(os.fspath(rundir))
+    deadline = time.monotonic() + timeout
+    if _zygote is not None and not tuple(pass_fds) and _zygote.start(rundir, stdio, timeout):
+        return read_supervisor_pid(rundir)
     env = dict(os.environ)
     # The supervisor must import this package whatever the caller's cwd/sys.path.
     pkg_root = str(Path(__file__).resolve().parent.parent)
@@ -233,7 +316,6 @@ def start_supervisor(
         )
     finally:
         os.close(log_fd)
-    deadline = time.monotonic() + timeout
     try:
         rc = inter.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -242,15 +324,7 @@ def start_supervisor(
         raise SupervisorStartError(f"supervisor launcher for {rundir} hung") from None
     if rc != 0:
         raise SupervisorStartError(f"supervisor launcher for {rundir} exited with {rc}")
-    delay = 0.002
-    while True:
-        pid = read_supervisor_pid(rundir)
-        if pid is not None:
-            return pid
-        if time.monotonic() >= deadline:
-            raise SupervisorStartError(f"no {PID_FILE} in {rundir} after {timeout}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    return _wait_pid_file(rundir, deadline, timeout)
 
 
 def _connect(sock: socket.socket, rundir: str) -> None:

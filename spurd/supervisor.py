@@ -793,8 +793,71 @@ def supervise(rundir: str) -> int:
     return Supervisor(rundir, spec, log).run()
 
 
+def _spawn_from_zygote(rundir: str, fds: list[int]) -> None:
+    """In the zygote: fork a detached supervisor for ``rundir`` (double fork, own session)
+    whose fds 0-2 are ``fds`` (or /dev/null and the rundir's log). Returns in the zygote."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)  # the intermediate child exits at once
+        return
+    code = 1
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        if len(fds) == 3:
+            stdio = fds
+        else:
+            log_fd = os.open(os.path.join(rundir, procs.LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            stdio = [os.open(os.devnull, os.O_RDONLY), log_fd, log_fd]
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the zygote's socket and anything else
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        code = supervise(rundir)  # (fork cleared the zygote's parent-death signal)
+    finally:
+        os._exit(code)
+
+
+def zygote(sock_fd: int) -> int:
+    """``python -m spurd.supervisor --zygote FD``: a single-threaded supervisor factory.
+
+    The agent (an asyncio program with threads, where fork() is unsafe) keeps one zygote
+    and asks it for supervisors: one datagram per request, the rundir path, with 0 or 3
+    file descriptors attached (SCM_RIGHTS) to become the supervisor's stdio. The reply is
+    ``ok`` or ``error: ...``. A job then costs a fork instead of an interpreter start and
+    the imports above. The zygote dies with the agent; its supervisors, in sessions of
+    their own and not its children, do not.
+    """
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:
+        return 0
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 3)
+        except OSError:
+            return 0
+        if not msg:
+            return 0  # the agent closed its end
+        try:
+            _spawn_from_zygote(os.fsdecode(msg), fds)
+            reply = b"ok"
+        except Exception as exc:  # report it, keep serving
+            reply = f"error: {exc}".encode()
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            sock.send(reply)
+        except OSError:
+            return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "--zygote":
+        return zygote(int(args[1]))
     detach = bool(args) and args[0] == "--detach"
     if detach:
         args = args[1:]
