@@ -464,12 +464,22 @@ def is_finished(info: dict[str, Any]) -> bool:
     return base in TERMINAL_STATES and str(info.get("state") or "") != "COMPLETING"
 
 
+def call_jobs(ctl: Controller, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``jobs`` method, asked for its columnar answer (field names once, a list per job:
+    much quicker to decode for a long queue), turned back into one map per job."""
+    result = ctl.call("jobs", {**params, "columns": True})
+    if "rows" in result:
+        fields = result["fields"]
+        result["jobs"] = [dict(zip(fields, row, strict=True)) for row in result.pop("rows")]
+    return result
+
+
 def get_job(ctl: Controller, job_id: int) -> dict[str, Any] | None:
     """One job's record from ``jobs`` (None when the controller no longer knows it)."""
     from spurcore.rpc import RpcError
 
     try:
-        result = ctl.call("jobs", {"job_ids": [job_id]})
+        result = call_jobs(ctl, {"job_ids": [job_id]})
     except RpcError as exc:
         if exc.code == "invalid_job_id":
             return None

@@ -307,7 +307,7 @@ def cancel_filtered(ctl: common.Controller, r: Request) -> int:
     if r.user_name is not None:
         params["users"] = [r.user_name]
     try:
-        jobs = list(ctl.call("jobs", params).get("jobs") or [])
+        jobs = list(common.call_jobs(ctl, params).get("jobs") or [])
     except RpcError as exc:
         raise CliError(f"slurm_load_jobs error: {exc.message or exc.code}", raw=True) from None
     rc = 0

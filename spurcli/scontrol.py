@@ -175,7 +175,7 @@ def show_job(s: Session, words: list[str]) -> None:
     if job_id is not None:
         params["job_ids"] = [job_id]
     try:
-        result = s.ctl.call("jobs", params)
+        result = common.call_jobs(s.ctl, params)
     except RpcError as exc:
         s.fail(f"slurm_load_jobs error: {exc.message or exc.code}")
         return

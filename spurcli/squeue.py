@@ -120,7 +120,19 @@ class Query:
             params["states"] = list(self.states)
         if self.steps:
             params["with_steps"] = True
+        if self.fmt is None and self.Fmt is None and not self.json and not self.steps:
+            # The default and -l layouts need only these fields (plus what filtering and
+            # the default sort read): a long queue then costs a third as much to move.
+            params["fields"] = list(DEFAULT_LAYOUT_FIELDS)
         return params
+
+
+#: Fields of the job records that squeue's default and -l layouts, its state filter and its
+#: default sort read (see spurcore/render/squeue.py).
+DEFAULT_LAYOUT_FIELDS = (
+    "job_id", "partition", "name", "user", "uid", "state", "base_state", "run_time", "time_limit",
+    "node_count", "nodes", "reason", "priority", "submit_time", "start_time",
+)
 
 
 def _job_list(text: str) -> list[int]:
@@ -249,7 +261,7 @@ def _body(args: list[str]) -> int:
 
     with common.connect() as ctl:
         try:
-            result = ctl.call("jobs", q.params())
+            result = common.call_jobs(ctl, q.params())
         except RpcError as exc:
             if exc.code == "invalid_job_id":
                 raise CliError("slurm_load_jobs error: Invalid job id specified", raw=True) from None

@@ -654,6 +654,27 @@ _HANDLERS: dict[type, Callable[[ClusterState, Any], Any]] = {
 }
 
 
+def jobs_touched_by(state: ClusterState, op: Op) -> tuple[int, ...]:
+    """Ids of the jobs whose records ``op`` may change; call it *before* applying ``op``.
+
+    Readers that cache per-job views (the service's info cache, the accounting projection)
+    invalidate exactly these. Derived fields (pending reasons, dependency text, run time)
+    are not covered: they are recomputed by the readers.
+    """
+    if isinstance(op, JobSubmitted):
+        return (state.next_job_id,)
+    if isinstance(op, NodeDown):
+        node = state.nodes.get(op.name)
+        return tuple(node.jobs) if node is not None else ()
+    if isinstance(op, ActionAcked):
+        record = state.actions.get(op.action_id)
+        return (record.job_id,) if record is not None else ()
+    if isinstance(op, JobsPurged):
+        return op.job_ids
+    job_id = getattr(op, "job_id", None)
+    return (job_id,) if job_id is not None else ()
+
+
 def apply(state: ClusterState, op: Op) -> Any:
     """Fold ``op`` into ``state``; returns the op's result or a ``Rejected``."""
     handler = _HANDLERS.get(type(op))

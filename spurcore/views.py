@@ -76,18 +76,30 @@ def step_info(step: Step, job: Job) -> dict[str, Any]:
     }
 
 
+def refresh_info(info: dict[str, Any], job: Job, state: ClusterState, now: float, reason: str | None) -> None:
+    """Update the fields of ``info`` that change without an op on ``job``: the run time
+    (the clock), a pending job's reason (the queue) and the dependency text (other jobs)."""
+    if job.state is JobState.PENDING and not job.completing:
+        if job.hold == HoldKind.ADMIN:
+            info["reason"] = "JobHeldAdmin"
+        else:
+            info["reason"] = reason or ("JobHeldUser" if job.hold == HoldKind.USER else "None")
+    info["run_time"] = run_time(job, now)
+    if job.spec.dependency:
+        info["dependency"] = dependency_status(state, job)[1]
+
+
 def job_info(job: Job, state: ClusterState, now: float, reason: str | None = None) -> dict[str, Any]:
     """The record of one job. ``reason`` is the derived reason for a pending job."""
+    info = _static_info(job)
+    refresh_info(info, job, state, now, reason)
+    return info
+
+
+def _static_info(job: Job) -> dict[str, Any]:
+    """Everything of a job's record that only an op on that job can change."""
     spec = job.spec
     stdout, stderr, stdin = output_paths(job)
-    pending = job.state is JobState.PENDING and not job.completing
-    if pending:
-        shown_reason = reason or ("JobHeldUser" if job.hold == HoldKind.USER else "None")
-        if job.hold == HoldKind.ADMIN:
-            shown_reason = "JobHeldAdmin"
-    else:
-        shown_reason = job.state_desc or job.reason
-    _, dep_text = dependency_status(state, job)
     time_limit = spec.time_limit
     end_time = job.end_time
     if not end_time and job.start_time and time_limit is not None and job.state is JobState.RUNNING:
@@ -100,7 +112,7 @@ def job_info(job: Job, state: ClusterState, now: float, reason: str | None = Non
         "gid": spec.gid,
         "state": job.display_state,
         "base_state": job.state.value,
-        "reason": shown_reason,
+        "reason": job.state_desc or job.reason,
         "exit_code": job.exit_status,
         "derived_ec": job.derived_ec,
         "priority": 0 if job.hold else 1,
@@ -110,7 +122,7 @@ def job_info(job: Job, state: ClusterState, now: float, reason: str | None = Non
         "start_time": job.start_time,
         "end_time": end_time,
         "suspend_time": job.suspend_time,
-        "run_time": run_time(job, now),
+        "run_time": 0.0,
         "time_limit": time_limit,
         "partition": spec.partition,
         "account": spec.account,
@@ -120,7 +132,7 @@ def job_info(job: Job, state: ClusterState, now: float, reason: str | None = Non
         "num_tasks": spec.ntasks,
         "cpus_per_task": spec.cpus_per_task,
         "mem_mb": spec.mem_mb,
-        "dependency": dep_text,
+        "dependency": "(null)",
         "batch_flag": 1 if spec.script is not None else 0,
         "batch_host": job.batch_host,
         "restarts": job.restarts,

@@ -22,6 +22,7 @@ from typing import Any
 from spurcore.client import Client
 from spurcore.config import Config, load
 from spurcore.rpc import ConnectionFailed, RpcError, SyncClient
+from spurd.procs import is_supervisor_of
 
 
 def free_ports(n: int) -> list[int]:
@@ -212,10 +213,9 @@ class LocalCluster:
         for pid_file in Path(self.config.agent_dir).glob("*/jobs/*/*/supervisor.pid"):
             try:
                 pid = int(pid_file.read_text())
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except (OSError, ValueError):
                 continue
-            if b"spurd.supervisor" in cmdline and str(pid_file.parent).encode() in cmdline and _alive(pid):
+            if is_supervisor_of(pid, pid_file.parent):
                 pids.append(pid)
         return pids
 

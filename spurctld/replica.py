@@ -32,7 +32,7 @@ from pysyncobj.config import SERIALIZER_STATE
 from spurcore.codec import CodecError, decode_batch
 from spurcore.config import Config
 from spurcore.model import ClusterState
-from spurcore.reduce import Rejected, apply
+from spurcore.reduce import Rejected, apply, jobs_touched_by
 from spurcore.snapshot import decode_state, encode_state, gc_paused
 from spurctld.wal import (
     SnapshotCorrupt,
@@ -86,6 +86,10 @@ class Replica(SyncObj):
         self._durable_waiters: list[tuple[int, Done, list[Any]]] = []
         self._dump_child = 0
         self._dump_index = 0
+        # Jobs changed since a reader last looked (see service's info cache); a whole new
+        # state (snapshot install) sets touched_all. Guarded by state_lock.
+        self.touched: set[int] = set()
+        self.touched_all = True
         self._ops_since_snapshot = 0
         self._waiters_lock = threading.Lock()
         self.wal = Wal(os.path.join(self.dir, "wal"))
@@ -212,6 +216,7 @@ class Replica(SyncObj):
             if applied > self.applied_index:
                 self.state = decode_state(state_bytes)
                 self.applied_index = applied
+                self.touched_all = True
                 write_snapshot(self.dir, applied, payload)
                 log.info("replica %d: installed snapshot at index %d", self.rid, applied)
         last, prev, cluster = raft
@@ -226,8 +231,10 @@ class Replica(SyncObj):
             self.state.rejected += 1
             return [Rejected("bad_op", str(exc))]
         results = []
+        touched = self.touched
         for op in ops:
             try:
+                touched.update(jobs_touched_by(self.state, op))
                 results.append(apply(self.state, op))
             except Exception as exc:  # a reducer bug: deterministic on every replica
                 log.exception("reducer raised on %r", op)

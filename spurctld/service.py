@@ -53,7 +53,7 @@ from spurcore.ops import (
 from spurcore.reduce import Rejected
 from spurcore.rpc import RpcError
 from spurcore.scheduler import pending_reasons, schedule
-from spurcore.views import job_info, launch_info, node_info
+from spurcore.views import job_info, launch_info, node_info, refresh_info
 from spurctld.replica import Replica
 
 log = logging.getLogger("spurctld")
@@ -127,6 +127,7 @@ class Controller:
         self._leader_conn_for: str | None = None
         self._admin_uids = {0, os.getuid()}
         self._ready = threading.Event()
+        self._info_cache: dict[int, dict[str, Any]] = {}  # job id -> info record (see m_jobs)
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -468,8 +469,15 @@ class Controller:
         states = {str(s).upper() for s in params.get("states") or ()}
         now = time.time()
         lock = self.replica.state_lock
+        cache = self._info_cache
         with lock:
             state = self.replica.state
+            if self.replica.touched_all:
+                cache.clear()
+                self.replica.touched_all = False
+            for job_id in self.replica.touched:
+                cache.pop(job_id, None)
+            self.replica.touched.clear()
             if job_ids:
                 jobs = [state.jobs[j] for j in sorted(job_ids) if j in state.jobs]
             else:
@@ -478,17 +486,41 @@ class Controller:
         out = []
         # The tick thread applies under the same lock and also sends Raft heartbeats: build
         # a large answer in short slices, letting it in between, so that a big squeue never
-        # delays heartbeats past an election timeout. Each job's record is consistent.
+        # delays heartbeats past an election timeout. Each job's record is consistent, and
+        # comes from the cache unless an op touched the job since it was built.
         for start in range(0, len(jobs), READ_SLICE):
             with lock:
+                if self.replica.touched_all or self.replica.touched:
+                    for job_id in self.replica.touched:
+                        cache.pop(job_id, None)
+                    if self.replica.touched_all:
+                        cache.clear()
+                        self.replica.touched_all = False
+                    self.replica.touched.clear()
                 for job in jobs[start : start + READ_SLICE]:
                     if users and job.spec.user not in users and str(job.spec.uid) not in users:
                         continue
                     shown = job.display_state
                     if states and "ALL" not in states and shown not in states and COMPACT.get(shown) not in states:
                         continue
-                    out.append(job_info(job, state, now, reasons.get(job.job_id)))
+                    info = cache.get(job.job_id)
+                    if info is None:
+                        info = cache[job.job_id] = job_info(job, state, now, reasons.get(job.job_id))
+                    else:
+                        refresh_info(info, job, state, now, reasons.get(job.job_id))
+                    out.append(info)
             time.sleep(0)  # drop the GIL: a waiting tick thread gets the lock first
+        if params.get("columns"):
+            # Field names once, then one list per job (only the fields asked for, if any):
+            # far smaller and quicker to decode than a map per job (squeue of 20,000 jobs).
+            wanted = params.get("fields")
+            if wanted:
+                fields = [str(f) for f in wanted]
+                rows = [[info.get(f) for f in fields] for info in out]
+            else:
+                fields = list(out[0]) if out else []
+                rows = [list(info.values()) for info in out]
+            return {"now": now, "fields": fields, "rows": rows}
         return {"now": now, "jobs": out}
 
     async def m_nodes(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:

@@ -186,14 +186,7 @@ def script_argv(script_path: str, script: str, argv: list[str]) -> list[str]:
 
 def supervisor_alive(pid: int, rundir: str) -> bool:
     """True if ``pid`` is a live (non-zombie) supervisor of ``rundir`` (pid reuse safe)."""
-    if pid <= 0 or not procs.alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-    except OSError:
-        return False
-    return b"spurd.supervisor" in args and os.fsencode(os.path.abspath(rundir)) in args
+    return procs.is_supervisor_of(pid, rundir)
 
 
 def find_supervisors(rundir: str) -> list[int]:

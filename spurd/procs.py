@@ -182,6 +182,21 @@ def read_status(rundir: str | os.PathLike[str]) -> dict | None:
         return None
 
 
+def is_supervisor_of(pid: int, rundir: str | os.PathLike[str]) -> bool:
+    """True if ``pid`` is a live (non-zombie) supervisor of ``rundir``: a ``spurd.supervisor``
+    process (started by the launcher or forked by the zygote) whose working directory is
+    ``rundir`` (a supervisor chdirs there first). Safe against pid reuse."""
+    if pid <= 0 or not alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"spurd.supervisor" not in f.read():
+                return False
+        return os.readlink(f"/proc/{pid}/cwd") == os.path.abspath(os.fspath(rundir))
+    except OSError:
+        return False
+
+
 def read_supervisor_pid(rundir: str | os.PathLike[str]) -> int | None:
     try:
         with open(os.path.join(rundir, PID_FILE), "rb") as f:

@@ -116,6 +116,24 @@ chown mysql:mysql "$LOG/mariadb.log"
 # --- 3. configuration -------------------------------------------------------------------------
 # slurmd -C prints this machine's topology; use it so slurmd never finds fewer resources
 # than configured (which would drain the node).
+# proctrack/cgroup when this kernel gives us a writable cgroup v1 freezer hierarchy (Slurm 22.05's
+# cgroup/v2 plugin needs systemd to create its scope, and PID 1 here may not be systemd);
+# otherwise proctrack/linuxproc. SPUR_SLURM_PROCTRACK=cgroup|linuxproc forces a choice.
+cgroup_v1_freezer_ok() {
+    local d=/sys/fs/cgroup/freezer/spur-bench-probe.$$
+    [ "$(stat -f -c %T /sys/fs/cgroup/freezer 2>/dev/null)" = cgroupfs ] || return 1
+    mkdir "$d" 2>/dev/null || return 1
+    rmdir "$d"
+}
+PROCTRACK="${SPUR_SLURM_PROCTRACK:-}"
+if [ -z "$PROCTRACK" ]; then
+    if cgroup_v1_freezer_ok; then PROCTRACK=cgroup; else PROCTRACK=linuxproc; fi
+fi
+case "$PROCTRACK" in
+    cgroup|linuxproc) ;;
+    *) echo "setup.sh: SPUR_SLURM_PROCTRACK must be cgroup or linuxproc" >&2; exit 2 ;;
+esac
+
 read -r SOCKETS CORES THREADS MEM < <(slurmd -C | head -1 | tr ' ' '\n' | awk -F= '
     $1=="SocketsPerBoard"{s=$2} $1=="CoresPerSocket"{c=$2} $1=="ThreadsPerCore"{t=$2}
     $1=="RealMemory"{m=$2} END{print s, c, t, m}')
@@ -147,8 +165,8 @@ SlurmctldDebug=info
 SlurmdDebug=info
 StateSaveLocation=$STATE
 SlurmdSpoolDir=$SPOOL
-# proctrack/linuxproc: see docs/performance.md for why not proctrack/cgroup here.
-ProctrackType=proctrack/linuxproc
+# proctrack/cgroup if a cgroup v1 freezer is usable here, else linuxproc (docs/performance.md)
+ProctrackType=proctrack/$PROCTRACK
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/slurmdbd
@@ -165,12 +183,29 @@ $SCHED_LINE
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NPROC Sockets=$SOCKETS CoresPerSocket=$CORES ThreadsPerCore=$THREADS RealMemory=$REAL_MEMORY State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
+# changed=1: only SchedulerParameters differ (scontrol reconfigure is enough);
+# changed=2: anything else (ProctrackType, the node line, ...): slurmctld and slurmd restart.
 changed=0
 if ! cmp -s "$new_conf" "$ETC/slurm.conf"; then
-    changed=1
+    if [ -f "$ETC/slurm.conf" ] && cmp -s <(grep -v SchedulerParameters "$new_conf" | sed 1d) \
+                                          <(grep -v SchedulerParameters "$ETC/slurm.conf" | sed 1d); then
+        changed=1
+    else
+        changed=2
+    fi
     install -m 0644 "$new_conf" "$ETC/slurm.conf"
 fi
 rm -f "$new_conf"
+
+# cgroup.conf (read by proctrack/cgroup): autodetect picks cgroup/v1 here; nothing is
+# constrained, as with task/none.
+cat >"$ETC/cgroup.conf" <<EOF
+# Written by benchmarks/slurm/setup.sh
+CgroupPlugin=autodetect
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainDevices=no
+EOF
 
 cat >"$ETC/slurmdbd.conf" <<EOF
 # Written by benchmarks/slurm/setup.sh
@@ -243,9 +278,27 @@ sacctmgr -n -P list user format=user,defaultaccount | grep -qx 'root|bench' \
     || true
 
 # --- 7. slurmctld and slurmd -----------------------------------------------------------------------
-if alive slurmctld && [ "$changed" = 1 ]; then
-    log "slurm.conf changed: scontrol reconfigure"
+stop_daemon() {  # stop_daemon NAME: SIGTERM its recorded pid and wait (60 s) for it to exit
+    local pid
+    alive "$1" || return 0
+    pid="$(cat "$PIDS/$1.pid")"
+    kill -TERM "$pid"
+    local end=$((SECONDS + 60))
+    while alive "$1" && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+    if alive "$1"; then
+        log "$1 (pid $pid) ignores SIGTERM: SIGKILL"
+        kill -KILL "$pid"
+        sleep 0.5
+    fi
+    rm -f "$PIDS/$1.pid"
+}
+if [ "$changed" = 1 ] && alive slurmctld; then
+    log "SchedulerParameters changed: scontrol reconfigure"
     scontrol reconfigure
+elif [ "$changed" = 2 ] && { alive slurmctld || alive slurmd; }; then
+    log "slurm.conf changed: restarting slurmd and slurmctld"
+    stop_daemon slurmd
+    stop_daemon slurmctld
 fi
 start slurmctld /usr/sbin/slurmctld -D
 wait_until 60 "slurmctld (scontrol ping)" slurmctld bash -c 'scontrol ping | grep -q "is UP"'
@@ -258,4 +311,5 @@ if [ "$state" != idle ]; then
     scontrol update NodeName="$HOST" State=RESUME || true
     wait_until 30 "node $HOST idle" slurmd bash -c "sinfo -h -n '$HOST' -o %T | grep -qx idle"
 fi
-log "Slurm $SLURM_VERSION up ($VARIANT scheduler parameters): export SLURM_CONF=$ETC/slurm.conf"
+echo "proctrack/$PROCTRACK" >"$BASE/proctrack.txt"
+log "Slurm $SLURM_VERSION up (proctrack/$PROCTRACK, $VARIANT scheduler parameters): export SLURM_CONF=$ETC/slurm.conf"

@@ -412,12 +412,18 @@ def render_jobs(
         if long:
             out.append(ctime_line(now) + "\n")
         out.append(_render_items(items, None, _JOB_HEADERS))
+    # Rows are the hot path (squeue of 20,000 jobs): resolve each item's field function
+    # once, then per row only call it and pad (same rules as _render_items).
+    compiled = [(_JOB_FIELDS[i.key][1] if i.key is not None else None, i.width, i.right, i.suffix) for i in items]
     for info in infos:
-
-        def value(key: str, info: dict[str, Any] = info) -> _Value:
-            return _JOB_FIELDS[key][1](info, now)
-
-        out.append(_render_items(items, value, _JOB_HEADERS))
+        parts: list[str] = []
+        for fn, width, right, suffix in compiled:
+            if fn is not None:
+                text, cut = fn(info, now)
+                parts.append(print_str(text, width, right, cut))
+            parts.append(suffix)
+        parts.append("\n")
+        out.append("".join(parts))
     return "".join(out)
 
 

@@ -303,7 +303,8 @@ def test_squeue_unknown_single_job(fake, capsys):
 def test_squeue_unknown_single_job_empty_answer(fake, capsys):
     assert squeue.main(["--jobs=99"]) == 1
     assert capsys.readouterr().err == "slurm_load_jobs error: Invalid job id specified\n"
-    assert fake.params("jobs") == [{"job_ids": [99]}]
+    (params,) = fake.params("jobs")
+    assert params["job_ids"] == [99] and params["columns"] is True
 
 
 def test_squeue_default_table(fake, capsys):
@@ -314,7 +315,8 @@ def test_squeue_default_table(fake, capsys):
     assert out[0] == "             JOBID PARTITION     NAME     USER ST       TIME  NODES NODELIST(REASON)"
     assert len(out) == 2 and out[1].split()[:5] == ["5", "debug", "myjob.sh", "root", "R"]
     (params,) = fake.params("jobs")
-    assert params == {"states": ["PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED"]}
+    assert params["states"] == ["PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED"]
+    assert params["columns"] is True and "job_id" in params["fields"]
 
 
 def test_squeue_format_and_noheader(fake, capsys):

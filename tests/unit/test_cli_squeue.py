@@ -12,13 +12,13 @@ from spurcli.common import CliError
 
 def test_default_query():
     q = squeue.parse_args([], environ={})
-    assert q.params() == {"states": ["PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED"]}
+    assert filters(q) == {"states": ["PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED"]}
     assert q.fmt is None and q.Fmt is None
 
 
 def test_jobs_users_states():
     q = squeue.parse_args(["-j5,6", "-u", "root,0", "-t", "pd,R"], environ={})
-    assert q.params() == {"job_ids": [5, 6], "users": ["root"], "states": ["PENDING", "RUNNING"]}
+    assert filters(q) == {"job_ids": [5, 6], "users": ["root"], "states": ["PENDING", "RUNNING"]}
 
 
 def test_jobs_list_as_following_operand():
@@ -29,12 +29,12 @@ def test_jobs_list_as_following_operand():
 
 def test_single_job_is_loaded_whatever_its_state():
     q = squeue.parse_args(["--jobs=5"], environ={})
-    assert q.params() == {"job_ids": [5]}
+    assert filters(q) == {"job_ids": [5]}
 
 
 def test_all_states():
     q = squeue.parse_args(["-t", "all"], environ={})
-    assert q.params() == {}
+    assert filters(q) == {}
     assert q.states is None
 
 
@@ -153,3 +153,15 @@ def test_sacct_latest_record_unless_duplicates():
     assert [j["restarts"] for j in sacct.select(q, runs)] == [1]
     q = sacct.parse_args(["-j", "7", "-D"], now=NOW, environ={}, uid=0)
     assert [j["restarts"] for j in sacct.select(q, runs)] == [0, 1]
+
+
+def filters(q) -> dict:
+    """The server-side filters of a squeue query (the field projection is checked apart)."""
+    return {k: v for k, v in q.params().items() if k != "fields"}
+
+
+def test_default_layout_asks_only_for_its_fields():
+    """The default and -l layouts fetch a projection; a custom format fetches everything."""
+    q = squeue.parse_args([], environ={})
+    assert q.params()["fields"] == list(squeue.DEFAULT_LAYOUT_FIELDS)
+    assert "fields" not in squeue.parse_args(["-o", "%i %Z"], environ={}).params()
