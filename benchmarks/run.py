@@ -165,6 +165,58 @@ def memory_per_job(n_jobs: int) -> float:
     return used / n_jobs
 
 
+def api_workloads(cluster: Any, jobs: int, kills: int) -> list[Metric]:
+    """The same questions as workloads 5 and 6, asked through the Python client instead of
+    the command-line tools, so the system's own latency shows apart from CLI start-up."""
+    from benchmarks.spur_workloads import env_job_pids
+    from spurcore.client import Client, new_request_id
+    from spurcore.config import load
+
+    config = load(os.path.join(cluster.extra["dir"], "spur.toml"))
+    workdir = str(cluster.workdir)
+    out: list[Metric] = []
+    with Client(config, retry_for=60) as client:
+        spec = {"name": "t", "script": "#!/bin/sh\ntrue\n", "cwd": workdir, "stdout": "/dev/null"}
+        t0 = time.monotonic()
+        ids = [client.call("submit", {"request_id": new_request_id(), "spec": spec})["job_id"] for _ in range(jobs)]
+        while client.call("jobs", {"job_ids": ids[-1:], "states": ["PENDING", "RUNNING", "COMPLETING"]})["jobs"]:
+            time.sleep(0.02)
+        while any(j["state"] in ("PENDING", "RUNNING", "COMPLETING")
+                  for j in client.call("jobs", {"job_ids": ids})["jobs"]):
+            time.sleep(0.02)
+        elapsed = time.monotonic() - t0
+        out.append(Metric("api.throughput", f"{jobs} trivial jobs through the Python client: jobs/s", "jobs/s",
+                          [jobs / elapsed], higher_is_better=True))
+        gone, cancelled = [], []
+        for _ in range(kills):
+            spec = {"name": "k", "script": "#!/bin/bash\nsleep 1000\n", "cwd": workdir, "stdout": "/dev/null"}
+            job_id = client.call("submit", {"request_id": new_request_id(), "spec": spec})["job_id"]
+            deadline = time.monotonic() + 60
+            while not any(_comm(p) == "sleep" for p in env_job_pids(job_id)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"job {job_id} did not start")
+                time.sleep(0.002)
+            t0 = time.monotonic()
+            client.call("signal", {"request_id": new_request_id(), "job_id": job_id, "kind": 1})
+            while env_job_pids(job_id):
+                time.sleep(0.0005)
+            gone.append(time.monotonic() - t0)
+            while client.call("jobs", {"job_ids": [job_id]})["jobs"][0]["state"] != "CANCELLED":
+                time.sleep(0.001)
+            cancelled.append(time.monotonic() - t0)
+        out.append(Metric("api.kill.gone", "cancel RPC -> all job processes gone", "s", gone, percentiles=True))
+        out.append(Metric("api.kill.cancelled", "cancel RPC -> CANCELLED committed and visible", "s", cancelled,
+                          percentiles=True))
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run)")
@@ -191,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics += throughput(cluster, jobs=100 if q else 500)
         metrics += kill_latency(cluster, runs=5 if q else 20)
         metrics += scale(cluster, sizes=(1000, 5000) if q else (1000, 5000, 20000, 100000))
+        metrics += api_workloads(cluster, jobs=100 if q else 500, kills=5 if q else 20)
         metrics += failover(cluster, runs=2 if q else 5)
     baselines = {
         "cli.squeue": ("cli.python", "`python -c pass`, same interpreter"),
@@ -201,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput.rate": ">= 50 jobs/s", "kill.gone.p50": "<= 20 ms", "kill.gone.p99": "<= 20 ms",
         "kill.cancelled.p50": "<= 50 ms", "kill.cancelled.p99": "<= 50 ms",
         "scale.squeue.20000": "<= 0.27 s", "scale.restart": "<= 0.5 s", "failover.commit.p50": "<= 1 s",
+        "api.throughput": ">= 50 jobs/s", "api.kill.gone.p50": "<= 20 ms", "api.kill.cancelled.p50": "<= 50 ms",
     }
     rows += _metric_rows(metrics, baselines, targets)
 
