@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from spurcore.states import STATE_CODES  # a plain table: cheap to import
+
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -392,32 +394,7 @@ def format_job_step(job_id: int, step: int | str | None) -> str:
 # --------------------------------------------------------------------------- job states
 
 #: Slurm's job state names and their compact codes (job_state_string[_compact]).
-JOB_STATES: dict[str, str] = {
-    "PENDING": "PD",
-    "RUNNING": "R",
-    "SUSPENDED": "S",
-    "COMPLETED": "CD",
-    "CANCELLED": "CA",
-    "FAILED": "F",
-    "TIMEOUT": "TO",
-    "NODE_FAIL": "NF",
-    "PREEMPTED": "PR",
-    "BOOT_FAIL": "BF",
-    "DEADLINE": "DL",
-    "OUT_OF_MEMORY": "OOM",
-    "COMPLETING": "CG",
-    "CONFIGURING": "CF",
-    "RESIZING": "RS",
-    "REQUEUED": "RQ",
-    "REQUEUE_FED": "RF",
-    "REQUEUE_HOLD": "RH",
-    "SPECIAL_EXIT": "SE",
-    "STOPPED": "ST",
-    "SIGNALING": "SI",
-    "STAGE_OUT": "SO",
-    "REVOKED": "RV",
-    "RESV_DEL_HOLD": "RD",
-}
+JOB_STATES = STATE_CODES
 _BY_COMPACT = {v: k for k, v in JOB_STATES.items()}
 
 TERMINAL_STATES = frozenset(

@@ -17,6 +17,7 @@ from enum import StrEnum
 import attrs
 
 from spurcore.ops import JobSpec
+from spurcore.states import STATE_CODES
 
 
 class JobState(StrEnum):
@@ -42,19 +43,7 @@ TERMINAL = frozenset(
     }
 )
 
-COMPACT = {
-    "PENDING": "PD",
-    "RUNNING": "R",
-    "SUSPENDED": "S",
-    "COMPLETED": "CD",
-    "CANCELLED": "CA",
-    "FAILED": "F",
-    "TIMEOUT": "TO",
-    "NODE_FAIL": "NF",
-    "OUT_OF_MEMORY": "OOM",
-    "COMPLETING": "CG",
-    "STOPPED": "ST",
-}
+COMPACT = STATE_CODES  # display name -> compact code
 
 BATCH_STEP = "batch"
 

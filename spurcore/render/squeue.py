@@ -23,6 +23,7 @@ from collections import namedtuple
 from spurcore.exitcodes import fmt_exit
 from spurcore.render._common import FLAG_STATES, base_state, print_str, step_id_text
 from spurcore.signals import sig_fullname
+from spurcore.states import STATE_CODES
 from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_timestamp_squeue
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
@@ -73,32 +74,7 @@ LONG_FORMAT_LONG = (
 #: and any job with the COMPLETING flag.  A STOPPED job is RUNNING underneath, so it shows.
 DEFAULT_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "STAGE_OUT", "COMPLETING"})
 
-_ALL_STATE_CODES: dict[str, str] = {
-    "PENDING": "PD",
-    "RUNNING": "R",
-    "SUSPENDED": "S",
-    "COMPLETED": "CD",
-    "CANCELLED": "CA",
-    "FAILED": "F",
-    "TIMEOUT": "TO",
-    "NODE_FAIL": "NF",
-    "PREEMPTED": "PR",
-    "BOOT_FAIL": "BF",
-    "DEADLINE": "DL",
-    "OUT_OF_MEMORY": "OOM",
-    "COMPLETING": "CG",
-    "STAGE_OUT": "SO",
-    "CONFIGURING": "CF",
-    "RESIZING": "RS",
-    "REQUEUED": "RQ",
-    "REQUEUE_FED": "RF",
-    "REQUEUE_HOLD": "RH",
-    "SPECIAL_EXIT": "SE",
-    "STOPPED": "ST",
-    "REVOKED": "RV",
-    "RESV_DEL_HOLD": "RD",
-    "SIGNALING": "SI",
-}
+_ALL_STATE_CODES = STATE_CODES
 _RUNNING_LIKE = frozenset({"RUNNING", "SUSPENDED"})
 _REASON_STATES = frozenset({"PENDING", "TIMEOUT", "OUT_OF_MEMORY", "DEADLINE", "FAILED"})
 
