@@ -168,5 +168,8 @@ class ClusterState:
     actions: dict[int, ActionRecord] = attrs.field(factory=dict)  # open intents only
     requests: dict[str, tuple[int, int]] = attrs.field(factory=dict)  # request id -> (job, result)
     pending: dict[int, None] = attrs.field(factory=dict)  # pending job ids in submit order
+    # Pending jobs the scheduler may start (not held), kept sorted by job id: held jobs, however
+    # many, cost the scheduler nothing. Derived from ``pending`` (see snapshot.decode_state).
+    runnable: dict[int, None] = attrs.field(factory=dict)
     unlaunched: dict[int, None] = attrs.field(factory=dict)  # jobs with start intents
     rejected: int = 0  # count of ops rejected so far (deterministic on every replica)

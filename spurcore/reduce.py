@@ -180,6 +180,16 @@ def _drop_launch_intents(state: ClusterState, job: Job) -> None:
     state.unlaunched.pop(job.job_id, None)
 
 
+def _make_runnable(state: ClusterState, job: Job) -> None:
+    """A pending, unheld job joins the scheduler's queue (kept in job id order: FIFO)."""
+    if job.hold or job.job_id in state.runnable:
+        return
+    last = next(reversed(state.runnable), 0)
+    state.runnable[job.job_id] = None
+    if job.job_id < last:  # a release or a requeue: restore submit order
+        state.runnable = dict.fromkeys(sorted(state.runnable))
+
+
 def _maybe_finish(state: ClusterState, job: Job) -> None:
     """Leave COMPLETING once no node still runs anything of the job."""
     if not job.completing or job.undone:
@@ -193,6 +203,7 @@ def _maybe_finish(state: ClusterState, job: Job) -> None:
     if job.state is JobState.PENDING:  # a requeued job is ready to be scheduled again
         job.nodes = ()
         state.pending[job.job_id] = None
+        _make_runnable(state, job)
 
 
 def _end_running(state: ClusterState, job: Job, new_state: JobState, at: float, uid: int) -> None:
@@ -287,6 +298,8 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
         job.hold = HoldKind.USER
     state.jobs[job_id] = job
     state.pending[job_id] = None
+    if not job.hold:
+        state.runnable[job_id] = None  # the newest id: order kept
     if op.request_id:
         state.requests[op.request_id] = (job_id, job_id)
     return job_id
@@ -322,6 +335,7 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
     job.exit_status = None
     _acquire(state, job)
     del state.pending[job.job_id]
+    state.runnable.pop(job.job_id, None)
     state.unlaunched[job.job_id] = None
     if job.spec.script is not None:
         job.steps[BATCH_STEP] = Step(
@@ -434,6 +448,7 @@ def _cancel_pending(state: ClusterState, job: Job, uid: int, at: float) -> None:
     job.exit_status = 0
     job.requid = uid
     state.pending.pop(job.job_id, None)
+    state.runnable.pop(job.job_id, None)
 
 
 def _cancel(state: ClusterState, job: Job, uid: int, at: float) -> Any:
@@ -554,6 +569,7 @@ def _job_held(state: ClusterState, op: JobHeld) -> Any:
     if job.terminal:
         return _reject(state, ALREADY_DONE)
     job.hold = HoldKind.ADMIN if op.admin else HoldKind.USER
+    state.runnable.pop(job.job_id, None)
     return None
 
 
@@ -564,6 +580,8 @@ def _job_released(state: ClusterState, op: JobReleased) -> Any:
     if job.terminal:
         return _reject(state, ALREADY_DONE)
     job.hold = HoldKind.NONE
+    if job.job_id in state.pending:
+        _make_runnable(state, job)
     return None
 
 
@@ -631,6 +649,7 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
         return None  # back in the queue once every node has ACKed the terminate
     job.nodes = ()
     state.pending[job.job_id] = None
+    _make_runnable(state, job)
     return None
 
 

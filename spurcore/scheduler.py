@@ -129,7 +129,8 @@ def _walk(
     free = _free_resources(state)
     reasons: dict[int, str] = {}
     blocked = False
-    for job_id in state.pending:
+    # Deciding starts needs only the jobs that may run; reasons need every pending job.
+    for job_id in state.runnable if starts is not None else state.pending:
         if stop_at is not None and stop_at in reasons:
             break
         job = state.jobs[job_id]

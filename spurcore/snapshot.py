@@ -174,6 +174,7 @@ def _decode_state(data: bytes) -> ClusterState:
             state.actions[action.action_id] = action
         state.requests = {k: tuple(v) for k, v in requests}
         state.pending = dict.fromkeys(pending)
+        state.runnable = dict.fromkeys(j for j in sorted(pending) if not state.jobs[j].hold)
         state.unlaunched = dict.fromkeys(unlaunched)
     except (TypeError, ValueError, KeyError) as exc:
         raise SnapshotError(f"malformed state snapshot: {exc}") from exc

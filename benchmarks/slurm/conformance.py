@@ -9,7 +9,8 @@ plus what each case observes besides (squeue's reason, srun's messages, who got 
 Debian's Slurm is 22.05. Its known differences from current Slurm (which Spur follows, 25.11)
 are annotated as such, not counted: a batch script killed by a signal ends with Reason
 JobLaunchFailure (25.11: RaisedSignal:N(<name>)), and sacct shows an exit code above 128 as
-code-128. Every other difference is printed as DIFF. Exit status: 0 when there is none.
+code-128. Every other difference is printed as DIFF. Exit status: 1 if a case could not run
+to the end (ERROR), or with --strict if there is any DIFF; 0 otherwise.
 """
 
 from __future__ import annotations
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     "comma-separated words")
     parser.add_argument("--workers", type=int, default=3, help="cases run at once on each cluster")
     parser.add_argument("--all-fields", action="store_true", help="print equal fields too")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when there is any unexplained difference")
     args = parser.parse_args(argv)
     cases = CASES
     if args.cases:
@@ -415,10 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Conformance: {info['slurm']} (Debian) vs Spur, {info['date']} on {info['hostname']}")
     print("Job ids are J (J1, J2 for two jobs) and node names <node>. 'known' = "
           f"{KNOWN}; DIFF = any other difference.\n")
-    diffs = known = 0
+    diffs = known = errors = 0
     summary: list[str] = []
     for case in cases:
         rows = compare(results["slurm"][case.name], results["spur"][case.name], case.name)
+        errors += sum(1 for r in rows if r[3] == "ERROR")
         bad = [r for r in rows if r[3]]
         print(f"## {case.name}: {'same' if not bad else f'{len(bad)} difference(s)'}")
         for what, a, b, verdict in rows:
@@ -443,7 +446,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary:
         print(f"  DIFF {line}")
     shutil.rmtree(work, ignore_errors=True)
-    return 1 if diffs else 0
+    if errors:
+        print(f"{errors} case(s) could not run to the end on one of the clusters (see ERROR above).")
+        return 1
+    return 1 if diffs and args.strict else 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,16 @@ def test_codec_round_trips_every_op(op):
 
 
 @given(op_lists)
+def test_runnable_queue_is_the_unheld_pending_jobs_in_id_order(op_seq):
+    """The scheduler's queue (an index the reducer keeps) never drifts from what it indexes."""
+    state = ClusterState()
+    for op in op_seq:
+        apply(state, op)
+        expected = [j for j in sorted(state.pending) if not state.jobs[j].hold]
+        assert list(state.runnable) == expected
+
+
+@given(op_lists)
 def test_replay_is_deterministic(op_seq):
     """The same log gives the same state, byte for byte (DESIGN.md 1.2)."""
     assert digest(fold(op_seq)) == digest(fold(op_seq))
