@@ -281,6 +281,36 @@ def cancel_one(ctl: common.Controller, r: Request, job_id: int, step: int | None
     return 0 if code == "already_done" and r.sig == SIGKILL else 1
 
 
+BULK = 1000  # jobs per signal_many call
+
+
+def cancel_many(ctl: common.Controller, r: Request, job_ids: list[int]) -> int:
+    """The filter path's many jobs in few calls (``signal_many``): Slurm's scancel also sends
+    one request for a whole filter. Jobs that answer "try again later" go one by one."""
+    rc = 0
+    retry: list[int] = []
+    for start in range(0, len(job_ids), BULK):
+        chunk = job_ids[start : start + BULK]
+        if r.verbose > 0:
+            for job_id in chunk:
+                common.info(PROG, verbose_message(r, job_id, None))
+        requests = [{"request_id": common.new_request_id(), **signal_params(r, j, None)} for j in chunk]
+        results = ctl.call("signal_many", {"requests": requests}, timeout=120)["results"]
+        for job_id, result in zip(chunk, results, strict=True):
+            error = result.get("error")
+            if not error:
+                continue
+            code, message = error.get("code", ""), error.get("message") or error.get("code", "")
+            if code in _RETRY_CODES:
+                retry.append(job_id)
+            elif r.verbose > 0 or code not in _DONE_CODES:
+                common.error(PROG, f"Kill job error on job id {job_id}: {message}")
+                rc = max(rc, 0 if code in _DONE_CODES and r.sig == SIGKILL else 1)
+    for job_id in retry:
+        rc = max(rc, cancel_one(ctl, r, job_id, None))
+    return rc
+
+
 def job_matches(r: Request, job: dict[str, Any]) -> bool:
     """Slurm's ``_filter_job_records`` for one active job."""
     base = str(job.get("base_state") or job.get("state") or "")
@@ -324,6 +354,8 @@ def cancel_filtered(ctl: common.Controller, r: Request) -> int:
             common.error(PROG, f"No active jobs match ALL job filters, including: {r.filter_text()}")
         return rc
     matched.sort(key=lambda j: (str(j.get("base_state") or j.get("state")) != "PENDING", int(j["job_id"])))
+    if not r.ids and len(matched) > 1:
+        return max(rc, cancel_many(ctl, r, [int(j["job_id"]) for j in matched]))
     for job in matched:
         jid = int(job["job_id"])
         if r.ids:

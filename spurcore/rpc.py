@@ -76,6 +76,9 @@ __all__ = [
 ]
 
 MAX_FRAME = 16 * 1024 * 1024
+#: Replies may be much larger than requests (squeue of 100,000 jobs is ~60 MB): a server
+#: writes, and a client reads, reply frames up to this size. Requests stay at MAX_FRAME.
+MAX_REPLY_FRAME = 1024 * 1024 * 1024
 
 REQUEST = 0
 RESPONSE = 1
@@ -238,7 +241,8 @@ class SyncClient:
     def __init__(self, sock: socket.socket, timeout: float | None = 30.0, max_frame: int = MAX_FRAME) -> None:
         self._sock: socket.socket | None = sock
         self.timeout = timeout
-        self.max_frame = max_frame
+        self.max_frame = max_frame  # requests this client sends
+        self.max_reply_frame = max(max_frame, MAX_REPLY_FRAME)  # replies it accepts
         self._buf = bytearray()
         self._next_id = 1
         self._notifications: deque[tuple[str, dict[str, Any]]] = deque()
@@ -379,9 +383,9 @@ class SyncClient:
             buf = self._buf
             if len(buf) >= 4:
                 (length,) = _HEADER.unpack_from(buf)
-                if length > self.max_frame:
+                if length > self.max_reply_frame:
                     self.close()
-                    raise FrameTooLarge(length, self.max_frame)
+                    raise FrameTooLarge(length, self.max_reply_frame)
                 if len(buf) >= 4 + length:
                     body = bytes(buf[4:4 + length])
                     del buf[:4 + length]
@@ -510,6 +514,7 @@ class RpcConnection:
         self.handler = handler
         self.on_notification = on_notification
         self.max_frame = max_frame
+        self.max_reply_frame = max_frame  # a server may allow larger replies (MAX_REPLY_FRAME)
         self.peer: dict[str, Any] = peer if peer is not None else _peer_info(writer)
         self.data: dict[str, Any] = {}
         self.close_reason: str | None = None
@@ -609,7 +614,7 @@ class RpcConnection:
         if self.is_closed or self.writer.is_closing():
             return False
         try:
-            frame = encode_frame([RESPONSE, msgid, error, result], self.max_frame)
+            frame = encode_frame([RESPONSE, msgid, error, result], self.max_reply_frame)
         except FrameTooLarge as e:
             frame = encode_frame([RESPONSE, msgid, e.to_wire(), None])
         except (TypeError, ValueError, OverflowError) as e:

@@ -172,6 +172,7 @@ class Controller:
             loop.call_soon_threadsafe(wake.set)
 
     def _on_connect(self, conn: rpc.RpcConnection) -> None:
+        conn.max_reply_frame = rpc.MAX_REPLY_FRAME  # squeue of 100,000 jobs is ~60 MB
         async def forget() -> None:
             await conn.closed()
             name = conn.data.get("node")
@@ -278,6 +279,7 @@ class Controller:
             "ping": self.m_ping,
             "submit": self.m_submit,
             "signal": self.m_signal,
+            "signal_many": self.m_signal_many,
             "hold": self.m_hold,
             "release": self.m_release,
             "requeue": self.m_requeue,
@@ -353,6 +355,24 @@ class Controller:
         spec = self._spec_from(ident, params.get("spec"))
         job_id = await self.commit(JobSubmitted(str(params.get("request_id", "")), spec, time.time()))
         return {"job_id": job_id}
+
+    async def m_signal_many(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """Many ``signal`` requests in one call (``scancel -u`` of a whole queue): they are
+        proposed together, so they share replicated entries instead of one commit each.
+        Each result is ``{"action_id": N}`` or ``{"error": {"code", "message"}}``."""
+        requests = params.get("requests")
+        if not isinstance(requests, list):
+            raise RpcError("bad_request", "requests must be a list")
+
+        async def one(request: Any) -> dict[str, Any]:
+            try:
+                if not isinstance(request, dict):
+                    raise RpcError("bad_request", "each request must be a map")
+                return await self.m_signal(conn, request)
+            except RpcError as exc:
+                return {"error": exc.to_wire()}
+
+        return {"results": await asyncio.gather(*(one(r) for r in requests))}
 
     async def m_signal(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
@@ -436,11 +456,13 @@ class Controller:
                 self._leader_conn.close()
             try:
                 if endpoint.startswith("unix:"):
-                    self._leader_conn = await rpc.connect_unix(endpoint[5:], timeout=2.0)
+                    self._leader_conn = await rpc.connect_unix(endpoint[5:], timeout=2.0,
+                                                               max_frame=rpc.MAX_REPLY_FRAME)
                 else:
                     host, _, port = endpoint[4:].rpartition(":")
                     ctx = rpc.client_ssl_context(self.config.tls_cert, self.config.tls_key, self.config.tls_ca)
-                    self._leader_conn = await rpc.connect_tcp(host, int(port), ctx, timeout=2.0)
+                    self._leader_conn = await rpc.connect_tcp(host, int(port), ctx, timeout=2.0,
+                                                              max_frame=rpc.MAX_REPLY_FRAME)
             except RpcError:
                 raise RpcError("no_leader", "leader unreachable") from None
             self._leader_conn_for = endpoint

@@ -96,7 +96,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -q
-    # policy-rc.d keeps the maintainer scripts from trying to start services
+    # (without systemd as PID 1 the maintainer scripts start no daemon; this script does)
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 SLURM_VERSION="$(dpkg-query -W -f='${Version}' slurm-wlm)"
@@ -114,8 +114,6 @@ chown slurm:slurm "$LOG/slurmctld.log" "$LOG/slurmdbd.log"
 chown mysql:mysql "$LOG/mariadb.log"
 
 # --- 3. configuration -------------------------------------------------------------------------
-# slurmd -C prints this machine's topology; use it so slurmd never finds fewer resources
-# than configured (which would drain the node).
 # proctrack/cgroup when this kernel gives us a writable cgroup v1 freezer hierarchy (Slurm 22.05's
 # cgroup/v2 plugin needs systemd to create its scope, and PID 1 here may not be systemd);
 # otherwise proctrack/linuxproc. SPUR_SLURM_PROCTRACK=cgroup|linuxproc forces a choice.
@@ -134,6 +132,8 @@ case "$PROCTRACK" in
     *) echo "setup.sh: SPUR_SLURM_PROCTRACK must be cgroup or linuxproc" >&2; exit 2 ;;
 esac
 
+# slurmd -C prints this machine's topology; use it so slurmd never finds fewer resources
+# than configured (which would drain the node).
 read -r SOCKETS CORES THREADS MEM < <(slurmd -C | head -1 | tr ' ' '\n' | awk -F= '
     $1=="SocketsPerBoard"{s=$2} $1=="CoresPerSocket"{c=$2} $1=="ThreadsPerCore"{t=$2}
     $1=="RealMemory"{m=$2} END{print s, c, t, m}')

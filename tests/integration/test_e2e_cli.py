@@ -315,3 +315,14 @@ def test_agent_restart_keeps_jobs_and_reports(cluster, work):
     cluster.start_agent("node1")
     fields = wait_state(cluster, job_id)
     assert (fields["JobState"], fields["ExitCode"]) == ("FAILED", "7:0")
+
+
+def test_scancel_by_user_cancels_a_whole_queue_in_few_calls(cluster, work):
+    """6: `scancel -u USER` ends every pending and running job of the user (signal_many)."""
+    import pwd
+
+    ids = [sbatch(cluster, work, "#!/bin/bash\ntrue\n", "-H", "-J", "bulk") for _ in range(30)]
+    user = pwd.getpwuid(os.getuid()).pw_name
+    run(cluster, "scancel", "-u", user, "-n", "bulk")
+    for job_id in ids:
+        assert show(cluster, job_id)["JobState"] == "CANCELLED"

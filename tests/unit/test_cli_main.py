@@ -55,6 +55,7 @@ class FakeController:
             "submit": self._submit,
             "jobs": self._jobs,
             "signal": self._signal,
+            "signal_many": self._signal_many,
             "history": lambda p: {"jobs": list(self.jobs.values())},
             "nodes": lambda p: {"now": time.time(), "nodes": [
                 {"name": "n1", "state": "IDLE", "cpus": 4, "alloc_cpus": 0, "mem_mb": 1000, "alloc_mem": 0,
@@ -80,6 +81,16 @@ class FakeController:
     def _signal(self, params: dict[str, Any]) -> dict[str, Any]:
         self._known(params)
         return {"action_id": 1}
+
+    def _signal_many(self, params: dict[str, Any]) -> dict[str, Any]:
+        results = []
+        for request in params["requests"]:
+            self.calls.append(("signal", request))  # one signal each, as the real server does
+            try:
+                results.append(self._signal(request))
+            except RpcError as exc:
+                results.append({"error": exc.to_wire()})
+        return {"results": results}
 
     def _known(self, params: dict[str, Any]) -> dict[str, Any]:
         if int(params["job_id"]) not in self.jobs:
