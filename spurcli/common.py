@@ -445,9 +445,15 @@ def call_jobs(ctl: Controller, params: dict[str, Any]) -> dict[str, Any]:
     """The ``jobs`` method, asked for its columnar answer (field names once, a list per job:
     much quicker to decode for a long queue), turned back into one map per job."""
     result = ctl.call("jobs", {**params, "columns": True})
-    if "rows" in result:
+    if "row_chunks" in result:
+        import msgpack
+
         fields = result["fields"]
-        result["jobs"] = [dict(zip(fields, row, strict=True)) for row in result.pop("rows")]
+        result["jobs"] = [
+            dict(zip(fields, row, strict=True))
+            for chunk in result.pop("row_chunks")
+            for row in msgpack.unpackb(chunk, raw=False, strict_map_key=False)
+        ]
     return result
 
 

@@ -287,6 +287,10 @@ BULK = 1000  # jobs per signal_many call
 def cancel_many(ctl: common.Controller, r: Request, job_ids: list[int]) -> int:
     """The filter path's many jobs in few calls (``signal_many``): Slurm's scancel also sends
     one request for a whole filter. Jobs that answer "try again later" go one by one."""
+    import time
+
+    from spurcore.client import RETRYABLE
+
     rc = 0
     retry: list[int] = []
     for start in range(0, len(job_ids), BULK):
@@ -294,18 +298,28 @@ def cancel_many(ctl: common.Controller, r: Request, job_ids: list[int]) -> int:
         if r.verbose > 0:
             for job_id in chunk:
                 common.info(PROG, verbose_message(r, job_id, None))
-        requests = [{"request_id": common.new_request_id(), **signal_params(r, j, None)} for j in chunk]
-        results = ctl.call("signal_many", {"requests": requests}, timeout=120)["results"]
-        for job_id, result in zip(chunk, results, strict=True):
-            error = result.get("error")
-            if not error:
-                continue
-            code, message = error.get("code", ""), error.get("message") or error.get("code", "")
-            if code in _RETRY_CODES:
-                retry.append(job_id)
-            elif r.verbose > 0 or code not in _DONE_CODES:
-                common.error(PROG, f"Kill job error on job id {job_id}: {message}")
-                rc = max(rc, 0 if code in _DONE_CODES and r.sig == SIGKILL else 1)
+        # The same request ids are sent again for requests that met a leader change: the
+        # controller deduplicates them, so nothing is cancelled twice.
+        todo = {j: {"request_id": common.new_request_id(), **signal_params(r, j, None)} for j in chunk}
+        deadline = time.monotonic() + 60
+        while todo:
+            results = ctl.call("signal_many", {"requests": list(todo.values())}, timeout=120)["results"]
+            again: dict[int, dict[str, Any]] = {}
+            for (job_id, request), result in zip(todo.items(), results, strict=True):
+                error = result.get("error")
+                if not error:
+                    continue
+                code, message = error.get("code", ""), error.get("message") or error.get("code", "")
+                if code in RETRYABLE and time.monotonic() < deadline:
+                    again[job_id] = request
+                elif code in _RETRY_CODES:
+                    retry.append(job_id)
+                elif r.verbose > 0 or code not in _DONE_CODES:
+                    common.error(PROG, f"Kill job error on job id {job_id}: {message}")
+                    rc = max(rc, 0 if code in _DONE_CODES and r.sig == SIGKILL else 1)
+            if again:
+                time.sleep(0.1)
+            todo = again
     for job_id in retry:
         rc = max(rc, cancel_one(ctl, r, job_id, None))
     return rc
