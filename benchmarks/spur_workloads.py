@@ -534,7 +534,7 @@ def failover(cluster: Cluster, runs: int = 5) -> list[Metric]:
         restart()
     cluster.run("scancel", *map(str, probes), check=False)
     return [Metric("failover.commit", "leader SIGKILLed -> next commit", "s", samples, percentiles=True,
-                   note="a held submit through spurcore.client.Client, retried every 10 ms")]
+                   note="a held submit through spurcore.rpc_client.Client, retried every 10 ms")]
 
 
 # --- a spur local cluster ----------------------------------------------------------------------
@@ -549,8 +549,8 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
                cpus: int | None = None, kill_wait: float = 30.0, workdir: Path | None = None) -> Iterator[Cluster]:
     """Start ``spur local up`` in ``directory`` (a temporary one by default), yield its Cluster,
     and always run ``spur local down``."""
-    from spurcore.client import Client
     from spurcore.config import load
+    from spurcore.rpc_client import Client
     from spurctld.local import LocalCluster
 
     bindir = _spur_bin()
@@ -673,9 +673,9 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
                         time.sleep(0.01)
         yield Cluster(
             name="spur", env=env, bindir=bindir, workdir=wd, job_state=job_state, active_jobs=active_jobs,
-            submit_held=submit_held, submit_held_method="4 threads of spurcore.client.Client submit (hold)",
+            submit_held=submit_held, submit_held_method="4 threads of spurcore.rpc_client.Client submit (hold)",
             stop_controller=stop_controller, start_controller=start_controller,
-            kill_leader=kill_leader if replicas >= 3 else None, commit=commit, state_query="spurcore.client.Client `jobs`",
+            kill_leader=kill_leader if replicas >= 3 else None, commit=commit, state_query="spurcore.rpc_client.Client `jobs`",
             extra={"dir": d, "local": local, "replicas": replicas},
         )
         client.close()

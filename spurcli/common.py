@@ -3,7 +3,7 @@ controller, Slurm's error lines, job-id and state-name parsing.
 
 Invariants:
 - Start-up time is part of the contract (users run these commands in loops): this module
-  imports only ``os``/``sys`` at load time. ``spurcore.config`` and ``spurcore.client``
+  imports only ``os``/``sys`` at load time. ``spurcore.config`` and ``spurcore.rpc_client``
   (socket, msgpack) are imported when the first call is made; neither imports attrs,
   and ``tomllib`` is loaded only for a ``spur.toml`` outside the flat subset.
 - Errors leave a command as exceptions (``CliError``, ``UsageError``, ``RpcError``);
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
-    from spurcore.client import Client as Controller
     from spurcore.config import Config
+    from spurcore.rpc_client import Client as Controller
 
 VERSION_LINE = "slurm 25.11.0"
 
@@ -97,8 +97,8 @@ def run(prog: str, body: Callable[[list[str]], int], argv: Sequence[str] | None)
             pass
         return 1
     except Exception as exc:
-        from spurcore.client import ControllerUnavailable
         from spurcore.rpc import RpcError
+        from spurcore.rpc_client import ControllerUnavailable
 
         if isinstance(exc, (RpcError, ControllerUnavailable)):
             error(prog, exc.message or exc.code)
@@ -273,7 +273,7 @@ def load_config() -> Config:
 
 
 def new_request_id() -> str:
-    from spurcore.client import new_request_id as new
+    from spurcore.rpc_client import new_request_id as new
 
     return new()
 
@@ -284,8 +284,8 @@ RETRY_FOR = 10.0
 
 
 def connect(*, retry_for: float | None = None) -> Controller:
-    """The controller client for this command (``spurcore.client.Client``)."""
-    from spurcore.client import Client
+    """The controller client for this command (``spurcore.rpc_client.Client``)."""
+    from spurcore.rpc_client import Client
 
     if retry_for is None:
         try:

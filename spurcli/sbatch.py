@@ -391,8 +391,8 @@ WAIT_MAX_SLEEP = 1.0
 def wait_for_job(ctl: common.Controller, job_id: int) -> int:
     import time
 
-    from spurcore.client import ControllerUnavailable
     from spurcore.rpc import RpcError
+    from spurcore.rpc_client import ControllerUnavailable
 
     delay = WAIT_FIRST_SLEEP
     while True:

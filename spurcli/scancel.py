@@ -289,7 +289,7 @@ def cancel_many(ctl: common.Controller, r: Request, job_ids: list[int]) -> int:
     one request for a whole filter. Jobs that answer "try again later" go one by one."""
     import time
 
-    from spurcore.client import RETRYABLE
+    from spurcore.rpc_client import RETRYABLE
 
     rc = 0
     retry: list[int] = []

@@ -56,8 +56,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
 
 
 def _client():
-    from spurcore.client import Client
     from spurcore.config import find_config_path, load
+    from spurcore.rpc_client import Client
 
     path = find_config_path()
     if path is None:

@@ -221,8 +221,8 @@ def report_status(node: str, exit_code: int, signal: int) -> int:
 
 
 def _kill_step(ctl: common.Controller, job_id: int, step_id: int) -> None:
-    from spurcore.client import ControllerUnavailable
     from spurcore.rpc import RpcError
+    from spurcore.rpc_client import ControllerUnavailable
 
     try:
         ctl.call("signal", {"request_id": common.new_request_id(), "job_id": job_id, "step_id": step_id,

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spurcore.client import Client
 from spurcore.config import Config, load
 from spurcore.rpc import ConnectionFailed, RpcError, SyncClient
+from spurcore.rpc_client import Client
 from spurd.procs import is_supervisor_of
 
 

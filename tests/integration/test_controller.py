@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from spurcore import rpc
-from spurcore.client import Client
+from spurcore.rpc_client import Client
 from spurctld.local import LocalCluster, write_config
 from tests.integration.conftest import wait_for
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from spurcore.client import Client, ControllerUnavailable
 from spurcore.config import load
+from spurcore.rpc_client import Client, ControllerUnavailable
 from spurctld.local import write_config
 from spurctld.service import run_in_thread
 from tests.integration.conftest import wait_for

@@ -174,7 +174,7 @@ def test_cli_does_not_import_attrs_or_asyncio():
 
     code = (
         "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcore.rpc,"
-        " spurcore.config, spurcore.client;"
+        " spurcore.config, spurcore.rpc_client;"
         "bad = [m for m in ('attr', 'attrs', 'asyncio', 'ssl', 'rich', 'spurcore.reduce', 'tomllib')"
         " if m in sys.modules]; print(','.join(bad))"
     )

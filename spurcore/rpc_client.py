@@ -1,4 +1,5 @@
-"""A blocking client for the controller, for command-line tools and embedding.
+"""A blocking client for the controller (an I/O edge module of spurcore, beside rpc.py),
+for command-line tools and embedding.
 
 It tries the configured replicas in order; any replica accepts any request (followers
 forward to the leader). ``no_leader`` answers and unreachable replicas are retried for a
