@@ -129,3 +129,23 @@ def test_local_cluster_as_a_plain_user(tmp_path_factory):
         subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", spur, "local", "down",
                         "--dir", f"{d}/c"], capture_output=True, timeout=60)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_local_up_on_a_partly_running_cluster_starts_only_what_is_missing(make_cluster):
+    """`spur local up` again: the running daemons are kept, the missing ones start on the same state."""
+    cluster = make_cluster(replicas=3, nodes=1)
+    with Client(cluster.config) as client:
+        job_id = client.call("submit", {"request_id": "keep", "spec": SPEC})["job_id"]
+    kept = cluster.pid("ctld-1")
+    cluster.kill("ctld-2", signal.SIGKILL)
+    cluster.kill("node1", signal.SIGKILL)
+    out = subprocess.run([str(Path(sys.executable).parent / "spur"), "local", "up", "--dir", str(cluster.dir)],
+                         env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"export SPUR_CONF={cluster.config_path}"
+    fresh = type(cluster)(cluster.dir)  # what a second `spur local status` sees
+    assert fresh.pid("ctld-1") == kept  # untouched
+    assert fresh.pid("ctld-2") is not None and fresh.pid("node1") is not None
+    with Client(cluster.config) as client:
+        assert [j["job_id"] for j in client.call("jobs", {})["jobs"]] == [job_id]
+    fresh.down()
