@@ -90,6 +90,26 @@ def _since_process_start() -> float:
         return -1.0
 
 
+def _kill_reason(state: Any, action: Any) -> str:
+    """Why a KILL was asked, for slurmstepd's notice in the job's stderr ("" for none)."""
+    if action.kind != ActionKind.KILL:
+        return ""
+    if action.step_id >= 0:
+        return "cancel"
+    job = state.jobs.get(action.job_id)
+    if job is None:
+        return ""
+    if job.state is JobState.TIMEOUT:
+        return "time_limit"
+    if job.state is JobState.NODE_FAIL:
+        return "node_fail"
+    if job.state is JobState.CANCELLED:
+        return "cancel"
+    if job.state is JobState.PENDING:
+        return "requeue"
+    return ""  # the job ended on its own: other nodes are only cleaned up
+
+
 @functools.lru_cache(maxsize=4096)
 def _passwd(uid: int) -> tuple[str, int]:
     """(name, primary gid) of ``uid``; cached: reading /etc/passwd per request is slow."""
@@ -790,6 +810,7 @@ class Controller:
                     "action_id": a.action_id, "job_id": a.job_id, "step_id": a.step_id, "kind": a.kind,
                     "signal": a.signal, "target": a.target, "kill_wait": self.config.kill_wait,
                     "suspend_grace": self.config.suspend_grace, "node": intent.node,
+                    "why": _kill_reason(state, a), "at": a.at,
                 }))
         if self.replica.term != term:
             return  # fenced: decided in an earlier term

@@ -198,6 +198,27 @@ def find_supervisors(rundir: str) -> list[int]:
     return out
 
 
+_WHY = {
+    "time_limit": " DUE TO TIME LIMIT",
+    "cancel": " DUE to SIGNAL Terminated",  # Slurm 25.05+ wording (and its capitalisation)
+    "node_fail": " DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS",
+    "requeue": " DUE TO JOB REQUEUE",
+}
+
+
+def kill_notice(params: dict[str, Any], run: Run, node: str) -> str:
+    """slurmstepd's line in the job's stderr when the controller ends it (reference 9):
+    ``*** JOB 12 ON node1 CANCELLED AT 2026-01-01T10:00:00 DUE TO TIME LIMIT ***``."""
+    why = _WHY.get(str(params.get("why") or ""))
+    if why is None:
+        return ""
+    from spurcore.timefmt import fmt_timestamp
+
+    what = f"JOB {run.job_id}" if run.step == BATCH else f"STEP {run.job_id}.{run.step}"
+    at = fmt_timestamp(float(params.get("at") or time.time()))
+    return f"*** {what} ON {node} CANCELLED AT {at}{why} ***"
+
+
 def failure_status(error: str, exit_code: int = 1, signal: int = 0) -> dict[str, Any]:
     raw = (signal & 0x7F) if signal else ((exit_code & 0xFF) << 8)
     return {
@@ -1087,7 +1108,11 @@ class Agent:
                     runs = list(rec.runs.values())
                 for run in runs:
                     if not run.finished:
-                        await self._control(run, {"op": "kill", "kill_wait": kill_wait})
+                        msg = {"op": "kill", "kill_wait": kill_wait}
+                        notice = kill_notice(params, run, self.name)
+                        if notice:
+                            msg["notice"] = notice
+                        await self._control(run, msg)
             await asyncio.gather(*(asyncio.shield(r.done) for r in runs))
             await self._wait_delivered([report_id(self.name, r.job_id, r.step, r.restarts) for r in runs])
             return 0, 0

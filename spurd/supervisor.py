@@ -577,9 +577,30 @@ class Supervisor:
         return {"ok": True}
 
     def _op_kill(self, msg: dict[str, Any]) -> dict[str, Any]:
+        notice = msg.get("notice")
+        if notice and self.main_status is None and not self.killing:
+            self._write_notice(str(notice))
         kill_wait = msg.get("kill_wait")
         self._start_kill(self.spec.kill_wait if kill_wait is None else max(0.0, float(kill_wait)))
         return {"ok": True}
+
+    def _write_notice(self, text: str) -> None:
+        """slurmstepd's ``error:`` line in the job's stderr (where the job's own stderr goes)."""
+        line = f"slurmstepd: error: {text}\n".encode()
+        spec = self.spec
+        try:
+            if spec.inherit_stdio:
+                os.write(2, line)
+                return
+            path = spec.stderr or spec.stdout or os.devnull
+            path = path if os.path.isabs(path) else os.path.join(spec.cwd, path)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.log(f"cannot write the kill notice: {e}")
 
     def _op_suspend(self, msg: dict[str, Any]) -> dict[str, Any]:
         if self.main_status is not None:

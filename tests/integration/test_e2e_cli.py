@@ -137,6 +137,9 @@ def test_scancel_running_job(cluster, work):
     ]
     fixed = run(cluster, "sacct", "-j", str(job_id), "-X", "-o", "JobID,State,ExitCode").stdout.splitlines()
     assert fixed[2].split() == [str(job_id), "CANCELLED+", "0:0"]
+    out = (work / f"slurm-{job_id}.out").read_text()  # 9: slurmstepd's notice (25.05+ wording)
+    assert re.search(rf"^slurmstepd: error: \*\*\* JOB {job_id} ON node1 CANCELLED AT \S+ "
+                     r"DUE to SIGNAL Terminated \*\*\*$", out, re.M), out
 
 
 def test_scancel_pending_job_keeps_reason(cluster, work):
@@ -238,6 +241,9 @@ def test_time_limit(cluster, work):
     fields = wait_state(cluster, job_id, ("TIMEOUT",), timeout=30)
     assert (fields["Reason"], fields["ExitCode"]) == ("TimeLimit", "0:9")  # TERM ignored: KILL after KillWait
     assert sacct_rows(cluster, job_id)[0] == f"{job_id}|TIMEOUT|0:0|0:0"
+    out = (work / f"slurm-{job_id}.out").read_text()
+    assert re.search(rf"^slurmstepd: error: \*\*\* JOB {job_id} ON node1 CANCELLED AT "
+                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d DUE TO TIME LIMIT \*\*\*$", out, re.M), out
 
 
 def test_sbatch_wait_exits_with_the_job_exit_code(cluster, work):
