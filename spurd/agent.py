@@ -173,6 +173,8 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
         slurm["SLURM_JOB_ACCOUNT"] = str(info["account"])
     if int(info.get("mem_mb") or 0) > 0:
         slurm["SLURM_MEM_PER_NODE"] = str(int(info["mem_mb"]))
+    if int(info.get("restarts") or 0) > 0:
+        slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
     env.update(slurm)
     return with_tools_path(env, python)
 
