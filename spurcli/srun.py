@@ -21,7 +21,8 @@ import os
 import sys
 
 from spurcli import common
-from spurcli.common import NO_ARG, REQUIRED, CliError, Opt
+from spurcli.common import CliError
+from spurcli.sbatch import OPTIONS as SBATCH_OPTIONS
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
@@ -29,22 +30,12 @@ if TYPE_CHECKING:
 
 PROG = "srun"
 
-OPTIONS = (
-    Opt("account", "A", "account", REQUIRED),
-    Opt("cpus_per_task", "c", "cpus-per-task", REQUIRED),
-    Opt("chdir", "D", ("chdir", "workdir"), REQUIRED),
-    Opt("help", "h", "help"),
-    Opt("job_name", "J", "job-name", REQUIRED),
-    Opt("mem", "", "mem", REQUIRED),
-    Opt("nodes", "N", "nodes", REQUIRED),
-    Opt("ntasks", "n", "ntasks", REQUIRED),
-    Opt("partition", "p", "partition", REQUIRED),
-    Opt("quiet", "Q", "quiet"),
-    Opt("time", "t", "time", REQUIRED),
-    Opt("usage", "", "usage"),
-    Opt("verbose", "v", "verbose", NO_ARG),
-    Opt("version", "V", "version"),
-)
+# srun takes these of sbatch's options, with the same spellings (one table for both).
+_SRUN_KEYS = frozenset({
+    "account", "cpus_per_task", "chdir", "help", "job_name", "mem", "nodes", "ntasks", "partition", "quiet",
+    "time", "usage", "verbose", "version",
+})
+OPTIONS = tuple(o for o in SBATCH_OPTIONS if o.key in _SRUN_KEYS)
 
 USAGE = """\
 Usage: srun [-N nnodes] [-n ntasks] [-c ncpus] [-J jobname] [-p partition]

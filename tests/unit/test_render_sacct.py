@@ -6,8 +6,6 @@ src/sacct/{sacct,options,print}.c and src/common/print_fields.c at tag slurm-25-
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,14 +37,7 @@ from spurcore.render.sacct import (
 )
 from spurcore.views import job_info
 
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/unit/conftest.py
 
 
 T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()

@@ -6,8 +6,6 @@ src/squeue/{opts,print,sort,squeue}.c at tag slurm-25-11-7-1.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,14 +38,7 @@ from spurcore.render.squeue import (
 )
 from spurcore.views import job_info
 
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # tests/unit/conftest.py
 
 
 T0 = datetime(2025, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()  # Thu 2025-05-01 12:00:00
