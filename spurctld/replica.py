@@ -46,6 +46,8 @@ from spurctld.wal import (
 
 log = logging.getLogger("spurctld.replica")
 
+TICK = 0.01  # longest wait of one Raft tick; events (peers, proposals) wake it earlier
+
 Done = Callable[[list[Any] | None, str | None], None]
 
 FAIL_NAMES = {
@@ -119,7 +121,8 @@ class Replica(SyncObj):
             serializeChecker=self._check_dump,
             deserializer=self._deserialize_dump,
             appendEntriesUseBatch=False,
-            autoTickPeriod=0.01,
+            autoTick=False,  # our own tick thread (see _tick_forever)
+            autoTickPeriod=TICK,
             appendEntriesPeriod=min(0.05, config.raft_min_timeout / 4),
             raftMinTimeout=config.raft_min_timeout,
             raftMaxTimeout=config.raft_max_timeout,
@@ -139,6 +142,20 @@ class Replica(SyncObj):
         if self._single:  # a single replica has nobody to wait for: elect itself at once
             self._SyncObj__raftElectionDeadline = 0
         self.addOnTickCallback(self._on_tick)
+        self._stop_ticking = False
+        self._ticker = threading.Thread(target=self._tick_forever, name=f"raft-tick-{rid}", daemon=True)
+        self._ticker.start()
+
+    def _tick_forever(self) -> None:
+        """pysyncobj's own tick thread sleeps a fixed 100 ms before its first tick; a restart
+        must answer sooner than that allows, so we run the same loop without the sleep."""
+        while not self._stop_ticking:
+            try:
+                self.doTick(TICK)
+            except Exception:  # a tick must never kill the replica
+                log.exception("raft tick failed")
+                time.sleep(TICK)
+        self._doDestroy()
 
     # --- restart -------------------------------------------------------------------------
 
@@ -327,8 +344,6 @@ class Replica(SyncObj):
             return digest(self.state), self.applied_index
 
     def close(self) -> None:
-        try:
-            self.destroy_synchronous()
-        except Exception:
-            self.destroy()
+        self._stop_ticking = True
+        self._ticker.join(10)
         self.wal.close()

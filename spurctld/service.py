@@ -515,12 +515,7 @@ class Controller:
         cache = self._info_cache
         with lock:
             state = self.replica.state
-            if self.replica.touched_all:
-                cache.clear()
-                self.replica.touched_all = False
-            for job_id in self.replica.touched:
-                cache.pop(job_id, None)
-            self.replica.touched.clear()
+            self._invalidate_info_cache()
             if job_ids:
                 jobs = [state.jobs[j] for j in sorted(job_ids) if j in state.jobs]
             else:
@@ -533,13 +528,7 @@ class Controller:
         # comes from the cache unless an op touched the job since it was built.
         for start in range(0, len(jobs), READ_SLICE):
             with lock:
-                if self.replica.touched_all or self.replica.touched:
-                    for job_id in self.replica.touched:
-                        cache.pop(job_id, None)
-                    if self.replica.touched_all:
-                        cache.clear()
-                        self.replica.touched_all = False
-                    self.replica.touched.clear()
+                self._invalidate_info_cache()
                 for job in jobs[start : start + READ_SLICE]:
                     if users and job.spec.user not in users and str(job.spec.uid) not in users:
                         continue
@@ -572,6 +561,17 @@ class Controller:
                 time.sleep(0)
             return {"now": now, "fields": fields, "row_chunks": chunks}
         return {"now": now, "jobs": out}
+
+    def _invalidate_info_cache(self) -> None:
+        """Drop the cached records of jobs an op touched since (call with the state lock)."""
+        replica = self.replica
+        assert replica is not None
+        if replica.touched_all:
+            self._info_cache.clear()
+            replica.touched_all = False
+        for job_id in replica.touched:
+            self._info_cache.pop(job_id, None)
+        replica.touched.clear()
 
     async def m_nodes(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         self.identity(conn)
