@@ -42,14 +42,43 @@ _TUPLE_FIELDS: dict[type, tuple[int, ...]] = {
     for cls in ALL_OPS
 }
 
-# (type, from_version) -> function taking the field list of that version and returning the
-# field list of the next version. Empty today: every op is at version 1.
-_UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {}
-
-
 _spec_getter = attrgetter(*_SPEC_FIELDS)
 _ARGV = _SPEC_FIELDS.index("argv")
 _ENV = _SPEC_FIELDS.index("env")
+_OPTIONS = _SPEC_FIELDS.index("options")
+
+#: JobSpec as JobSubmitted version 1 wrote it: the fields up to ``alloc_sid``. Version 2
+#: appended the rest, each with a default (written here as msgpack gives it back).
+SPEC_V1_FIELDS = _SPEC_FIELDS.index("alloc_sid") + 1
+_SPEC_V2_DEFAULTS: tuple[Any, ...] = tuple(
+    (f.default.factory() if isinstance(f.default, attrs.Factory) else f.default)  # type: ignore[union-attr]
+    for f in attrs.fields(JobSpec)[SPEC_V1_FIELDS:]
+)
+
+
+def upcast_spec_v1(spec: Any) -> Any:
+    """A version-1 JobSpec field list, padded with the version-2 defaults."""
+    if isinstance(spec, list) and len(spec) == SPEC_V1_FIELDS:
+        return [*spec, *(dict(d) if isinstance(d, dict) else d for d in _SPEC_V2_DEFAULTS)]
+    return spec
+
+
+def _job_submitted_v1(values: list[Any]) -> list[Any]:
+    if len(values) == 3:
+        values[1] = upcast_spec_v1(values[1])
+    return values
+
+
+def _job_start_v1(values: list[Any]) -> list[Any]:
+    return [*values, -1]  # array_task_id: not an array task
+
+
+# (type, from_version) -> function taking the field list of that version and returning the
+# field list of the next version.
+_UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {
+    (3, 1): _job_submitted_v1,
+    (4, 1): _job_start_v1,
+}
 
 
 def _plain(value: Any) -> Any:
@@ -74,6 +103,8 @@ def _spec_from(value: Any) -> JobSpec:
     value[_ARGV] = tuple(value[_ARGV])
     if not isinstance(value[_ENV], dict):
         raise CodecError("malformed JobSpec: env is not a map")
+    if not isinstance(value[_OPTIONS], dict):
+        raise CodecError("malformed JobSpec: options is not a map")
     return JobSpec(*value)
 
 

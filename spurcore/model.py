@@ -96,6 +96,14 @@ class Job:
     # "kind:job" -> "done"/"failed": dependencies resolved when their job left the hot
     # state (Slurm keeps a failed dependency failed after the other job is purged).
     dep_resolved: dict[str, str] = attrs.field(factory=dict)
+    # Job arrays (as Slurm keeps them): the array's first record, whose id is the array's
+    # job id, holds every task not yet started as ranges; each task that starts (or is
+    # cancelled, held or updated alone) is split off as a record of its own, and the last
+    # one turns the first record itself into that task.
+    array_job_id: int = 0  # 0: not part of an array
+    array_task_id: int = -1  # this record's task; -1 on the record of the pending tasks
+    array_pending: list[list[int]] = attrs.field(factory=list)  # [[first, last, step], ...]
+    array_throttle: int = 0  # the array's %N: tasks running at once (0: no limit)
 
     @property
     def display_state(self) -> str:
@@ -172,4 +180,8 @@ class ClusterState:
     # many, cost the scheduler nothing. Derived from ``pending`` (see snapshot.decode_state).
     runnable: dict[int, None] = attrs.field(factory=dict)
     unlaunched: dict[int, None] = attrs.field(factory=dict)  # jobs with start intents
+    # Array job id -> ids of its records in the hot state (derived from ``jobs``, see
+    # snapshot.decode_state), and the outcomes of its purged tasks: [completed, not].
+    array_members: dict[int, dict[int, None]] = attrs.field(factory=dict)
+    array_purged: dict[int, list[int]] = attrs.field(factory=dict)
     rejected: int = 0  # count of ops rejected so far (deterministic on every replica)

@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -70,6 +70,32 @@ class JobSpec:
     submit_line: str = ""
     alloc_node: str = ""
     alloc_sid: int = 0
+    # --- JobSubmitted version 2: job arrays and the rest of sbatch's option surface ---
+    array: str = ""  # --array as given ("0-99:2%10"); "" = not an array
+    ntasks_per_node: int = 0  # 0 = not given
+    mem_per_cpu: int = 0  # MB per allocated CPU (exclusive with mem_mb); 0 = not given
+    exclusive: str = ""  # "", "exclusive", "user", "mcs" or "topo"
+    nodelist: str = ""  # -w: a hostlist the allocation must include
+    exclude: str = ""  # -x: a hostlist the allocation must avoid
+    begin_time: float = 0.0  # --begin as an absolute time; 0 = eligible at submit
+    deadline: float = 0.0  # --deadline as an absolute time; 0 = none
+    open_mode: str = ""  # --open-mode: "", "append" or "truncate"
+    signal: int = 0  # --signal: signal number sent before the time limit (0 = none)
+    signal_time: int = 0  # ... this many seconds before it
+    signal_flags: str = ""  # "B": only the batch shell; "R": reservation end (recorded)
+    requeue: int = -1  # -1: the cluster's JobRequeue; 0: --no-requeue; 1: --requeue
+    kill_on_invalid_dep: int = -1  # -1: the cluster default; 0 or 1
+    comment: str = ""
+    wckey: str = ""
+    nice: int = 0
+    qos: str = ""
+    constraint: str = ""  # -C/--constraint: node features
+    time_min: int | None = None  # --time-min in seconds
+    mail_type: str = ""  # recorded: Spur sends no mail
+    mail_user: str = ""
+    # Every other accepted option, recorded as given: long option name -> value ("" for a
+    # flag). Shown where Slurm shows it; see the user guide's differences from Slurm.
+    options: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen(slots=True)
@@ -97,7 +123,7 @@ class JobSubmitted:
     """A new job; the reducer allocates its id. ``request_id`` makes retries idempotent."""
 
     TYPE: ClassVar[int] = 3
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: JobSpec grew the option-surface fields
     request_id: str
     spec: JobSpec
     at: float
@@ -108,12 +134,15 @@ class JobStart:
     """The scheduler's decision: run ``job_id`` on ``nodes`` (first one is the batch host)."""
 
     TYPE: ClassVar[int] = 4
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: array_task_id
     job_id: int
     nodes: tuple[str, ...]
     cpus_per_node: int
     mem_per_node: int
     at: float
+    # For a job array's pending record: the task to split off and start (it becomes a job
+    # of its own, with an id the reducer allocates). -1: start ``job_id`` itself.
+    array_task_id: int = -1
 
 
 @attrs.frozen(slots=True)
@@ -260,6 +289,35 @@ class JobRequeued:
     at: float
 
 
+@attrs.frozen(slots=True)
+class ArrayTasksSplit:
+    """Pending tasks of a job array leave its pending record and become jobs of their own
+    (ids allocated by the reducer), so that one task can be cancelled, held or updated
+    alone, as Slurm splits them. Splitting a task that already stands alone is a no-op."""
+
+    TYPE: ClassVar[int] = 17
+    VERSION: ClassVar[int] = 1
+    array_job_id: int
+    task_ids: tuple[int, ...]
+    at: float
+
+
+@attrs.frozen(slots=True)
+class JobUpdated:
+    """``scontrol update job``: ``changes`` maps Slurm's field names (``TimeLimit``,
+    ``Name``, ``Comment``, ``ArrayTaskThrottle`` ...) to values already parsed by the
+    proposer (seconds, ints, strings). The reducer validates each against the job's state
+    and the requester's rights and applies all of them or none."""
+
+    TYPE: ClassVar[int] = 18
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    uid: int
+    admin: bool
+    changes: dict[str, Any]
+    at: float
+
+
 Op = (
     NodeRegistered
     | NodeDown
@@ -277,6 +335,8 @@ Op = (
     | JobReleased
     | JobsPurged
     | JobRequeued
+    | ArrayTasksSplit
+    | JobUpdated
 )
 
 ALL_OPS: tuple[type, ...] = (
@@ -296,4 +356,6 @@ ALL_OPS: tuple[type, ...] = (
     JobReleased,
     JobsPurged,
     JobRequeued,
+    ArrayTasksSplit,
+    JobUpdated,
 )

@@ -19,11 +19,11 @@ from typing import Any
 import attrs
 import msgpack
 
-from spurcore.codec import _plain, _spec_from
+from spurcore.codec import _plain, _spec_from, upcast_spec_v1
 from spurcore.model import ActionRecord, ClusterState, Job, JobState, Node, Step
 
 SNAPSHOT_MAGIC = "spur-state"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: job arrays (four Job fields, array_purged) and JobSpec version 2
 
 
 class SnapshotError(ValueError):
@@ -109,6 +109,7 @@ def _encode_state(state: ClusterState) -> bytes:
         [[k, v] for k, v in state.requests.items()],
         list(state.pending),
         list(state.unlaunched),
+        [[k, v] for k, v in state.array_purged.items()],
     ]
     return msgpack.packb(body, use_bin_type=True)
 
@@ -146,6 +147,19 @@ def _dec_action(values: list[Any]) -> ActionRecord:
     return ActionRecord(*values)
 
 
+_JOB_V1_FIELDS = _J["dep_resolved"] + 1
+_JOB_V2_DEFAULTS = (0, -1, [], 0)  # array_job_id, array_task_id, array_pending, array_throttle
+
+
+def _upcast_v1(body: list[Any]) -> list[Any]:
+    """A version-1 snapshot in version 2's shape: no arrays anywhere, JobSpec version 1."""
+    for values in body[5]:
+        if len(values) == _JOB_V1_FIELDS:
+            values[_JOB_SPEC] = upcast_spec_v1(values[_JOB_SPEC])
+            values.extend(list(d) if isinstance(d, list) else d for d in _JOB_V2_DEFAULTS)
+    return [*body, []]
+
+
 def decode_state(data: bytes) -> ClusterState:
     with gc_paused():
         return _decode_state(data)
@@ -158,14 +172,20 @@ def _decode_state(data: bytes) -> ClusterState:
         raise SnapshotError(f"undecodable state snapshot: {exc}") from exc
     if not isinstance(body, list) or len(body) < 2 or body[0] != SNAPSHOT_MAGIC:
         raise SnapshotError("not a spur state snapshot")
-    if body[1] != SNAPSHOT_VERSION:
+    if body[1] not in (1, SNAPSHOT_VERSION):
         raise SnapshotError(f"state snapshot version {body[1]} is not supported (this code reads {SNAPSHOT_VERSION})")
     try:
-        (_, _, next_job, next_action, rejected, jobs, nodes, actions, requests, pending, unlaunched) = body
+        if body[1] == 1:
+            body = _upcast_v1(body)
+        (_, _, next_job, next_action, rejected, jobs, nodes, actions, requests, pending, unlaunched,
+         array_purged) = body
         state = ClusterState(next_job_id=next_job, next_action_id=next_action, rejected=rejected)
+        members = state.array_members
         for values in jobs:
             job = _dec_job(values)
             state.jobs[job.job_id] = job
+            if job.array_job_id:
+                members.setdefault(job.array_job_id, {})[job.job_id] = None
         for values in nodes:
             node = _dec_node(values)
             state.nodes[node.name] = node
@@ -176,6 +196,7 @@ def _decode_state(data: bytes) -> ClusterState:
         state.pending = dict.fromkeys(pending)
         state.runnable = dict.fromkeys(j for j in sorted(pending) if not state.jobs[j].hold)
         state.unlaunched = dict.fromkeys(unlaunched)
+        state.array_purged = {k: list(v) for k, v in array_purged}
     except (TypeError, ValueError, KeyError) as exc:
         raise SnapshotError(f"malformed state snapshot: {exc}") from exc
     return state

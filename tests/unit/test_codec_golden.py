@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import msgpack
 import pytest
 
@@ -17,6 +18,7 @@ from spurcore.ops import (
     ALL_OPS,
     ActionAcked,
     ActionRequested,
+    ArrayTasksSplit,
     JobCancelled,
     JobHeld,
     JobLaunched,
@@ -29,6 +31,7 @@ from spurcore.ops import (
     JobStepComplete,
     JobSubmitted,
     JobTimeLimitReached,
+    JobUpdated,
     NodeDown,
     NodeRegistered,
     StepCreated,
@@ -60,6 +63,24 @@ EXAMPLES = {
     "JobReleased": JobReleased(2, 0, 1700000013.0),
     "JobsPurged": JobsPurged((1, 2), 1700000014.0),
     "JobRequeued": JobRequeued(1, 0, False, 1700000015.0),
+    "ArrayTasksSplit": ArrayTasksSplit(7, (3, 4), 1700000016.0),
+    "JobUpdated": JobUpdated(7, 1000, False, {"TimeLimit": 600, "Comment": "x"}, 1700000017.0),
+}
+
+SPEC_V2 = attrs.evolve(
+    SPEC, array="0-99:2%10", ntasks_per_node=2, mem_per_cpu=512, exclusive="user", nodelist="node[1-2]",
+    exclude="node3", begin_time=1700000100.0, deadline=1700009000.0, open_mode="append", signal=10,
+    signal_time=60, signal_flags="B", requeue=1, kill_on_invalid_dep=0, comment="c", wckey="w", nice=5,
+    qos="normal", constraint="fast", time_min=600, mail_type="END", mail_user="a@b",
+    options={"licenses": "foo:2", "contiguous": ""},
+)
+EXAMPLES["JobSubmitted"] = JobSubmitted("req-1", SPEC_V2, 1700000002.0)
+EXAMPLES["JobStart"] = JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0, 5)
+
+#: Records of earlier versions, as they were written: they decode (upcast) to these ops.
+OLD_VERSIONS = {
+    "JobSubmitted@1": JobSubmitted("req-1", SPEC, 1700000002.0),
+    "JobStart@1": JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0),
 }
 
 
@@ -73,6 +94,12 @@ def test_encoding_matches_golden_bytes(name):
     op = EXAMPLES[name]
     assert encode_op(op).hex() == golden[name], f"wire format of {name} changed"
     assert decode_op(bytes.fromhex(golden[name])) == op
+
+
+@pytest.mark.parametrize("name", sorted(OLD_VERSIONS))
+def test_old_versions_decode_upcast(name):
+    golden = json.loads(GOLDEN.read_text())
+    assert decode_op(bytes.fromhex(golden[name])) == OLD_VERSIONS[name]
 
 
 def test_unknown_type_and_newer_version_are_refused_by_name():
