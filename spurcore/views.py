@@ -147,6 +147,35 @@ def _static_info(job: Job) -> dict[str, Any]:
         "alloc_node": spec.alloc_node,
         "alloc_sid": spec.alloc_sid,
         "steps": [step_info(s, job) for s in job.steps.values()],
+        # job arrays: the array's id (0: none), this record's task (None on the record of
+        # the pending tasks, whose indexes are ``array_pending`` ranges), the %N throttle
+        "array_job_id": job.array_job_id,
+        "array_task_id": job.array_task_id if job.array_job_id and job.array_task_id >= 0 else None,
+        "array_pending": [list(r) for r in job.array_pending],
+        "array_max_tasks": job.array_throttle,
+        "array_spec": spec.array,
+        # the rest of the submitter's options (JobSpec version 2)
+        "ntasks_per_node": spec.ntasks_per_node,
+        "mem_per_cpu": spec.mem_per_cpu,
+        "exclusive": spec.exclusive,
+        "req_nodes": spec.nodelist,
+        "exc_nodes": spec.exclude,
+        "deadline": spec.deadline,
+        "open_mode": spec.open_mode,
+        "signal": spec.signal,
+        "signal_time": spec.signal_time,
+        "signal_flags": spec.signal_flags,
+        "requeue": spec.requeue,
+        "kill_on_invalid_dep": spec.kill_on_invalid_dep,
+        "comment": spec.comment,
+        "wckey": spec.wckey,
+        "nice": spec.nice,
+        "qos": spec.qos,
+        "constraint": spec.constraint,
+        "time_min": spec.time_min,
+        "mail_type": spec.mail_type,
+        "mail_user": spec.mail_user,
+        "options": dict(spec.options),
     }
 
 
