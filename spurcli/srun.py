@@ -22,53 +22,13 @@ import sys
 
 from spurcli import common
 from spurcli.common import CliError
-from spurcli.sbatch import OPTIONS as SBATCH_OPTIONS
+from spurcli.srun_opts import HELP, USAGE  # noqa: F401 - srun's texts live with its options
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
     from typing import Any
 
 PROG = "srun"
-
-# srun takes these of sbatch's options, with the same spellings (one table for both).
-_SRUN_KEYS = frozenset({
-    "account", "cpus_per_task", "chdir", "help", "job_name", "mem", "nodes", "ntasks", "partition", "quiet",
-    "time", "usage", "verbose", "version",
-})
-OPTIONS = tuple(o for o in SBATCH_OPTIONS if o.key in _SRUN_KEYS)
-
-USAGE = """\
-Usage: srun [-N nnodes] [-n ntasks] [-c ncpus] [-J jobname] [-p partition]
-            [-A account] [-t minutes] [-D path] [--mem=MB] [-Q] [-v]
-            executable [args...]
-"""
-
-HELP = """\
-Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]] [ : [OPTIONS(N)...]] executable(N) [args(N)...]
-
-Parallel run options:
-  -A, --account=name          charge job to specified account
-  -c, --cpus-per-task=ncpus   number of cpus required per task
-  -D, --chdir=path            change remote current working directory
-  -J, --job-name=jobname      name of job
-  -n, --ntasks=ntasks         number of tasks to run
-  -N, --nodes=N               number of nodes on which to run (N = min[-max])
-  -p, --partition=partition   partition requested
-  -Q, --quiet                 quiet mode (suppress informational messages)
-  -t, --time=minutes          time limit
-  -v, --verbose               verbose mode (multiple -v's increase verbosity)
-
-Constraint options:
-      --mem=MB                minimum amount of real memory
-
-Help options:
-  -h, --help                  show this help message
-      --usage                 display brief usage message
-
-Other options:
-  -V, --version               output version information and exit
-
-"""
 
 
 class Interrupted(Exception):
@@ -310,16 +270,16 @@ def wait_until_running(ctl: common.Controller, job_id: int) -> None:
 
 
 def _body(args: list[str]) -> int:
-    from spurcli.sbatch import apply_options, base_spec
+    from spurcli import srun_opts
+    from spurcli.sbatch import base_spec
 
-    pairs, command = common.getopt(args, OPTIONS, permute=False)
-    common.handle_common(PROG, pairs, HELP, USAGE)
-    opts = common.last(pairs)
-    if not command:
-        raise CliError(f"{PROG}: fatal: No command given to execute.", raw=True)
     cwd = os.getcwd()
+    # Every srun option is accepted and validated here. The environment is not read yet:
+    # until steps honour SLURM_NTASKS & co. srun behaves as before (command line only).
+    request = srun_opts.parse(args, environ={}, cwd=cwd)
+    command = request.command
     spec = base_spec(os.path.basename(command[0]) or command[0], cwd)
-    apply_options(spec, opts, cwd)  # validates every option before anything is sent
+    spec.update(request.spec)
     ntasks = int(spec.get("ntasks", 1))
     step_cwd = str(spec["cwd"])
 
@@ -370,7 +330,7 @@ def _body(args: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return common.run(PROG, _body, argv)
+    return common.run(PROG, _body, argv, usage_code=255)  # slurm_opt.c: a bad option exits -1
 
 
 if __name__ == "__main__":

@@ -180,3 +180,24 @@ def test_cli_does_not_import_attrs_or_asyncio():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_getopt_ambiguity_lists_possibilities_as_glibc():
+    # an alias of the first match (same option) is not listed again; other options are
+    opts_ = (Opt("bind", "", ("cpu-bind", "cpu_bind"), REQUIRED), Opt("freq", "", "cpu-freq", REQUIRED),
+             Opt("cpt", "c", "cpus-per-task", REQUIRED))
+    with pytest.raises(UsageError) as info:
+        common.getopt(["--cpu"], opts_)
+    assert info.value.message == ("option '--cpu' is ambiguous; possibilities: '--cpu-bind' '--cpu-freq' "
+                                  "'--cpus-per-task'")
+    # a prefix of two aliases only is not ambiguous
+    assert common.getopt(["--cpu-b=x"], opts_)[0] == [("bind", "x")]
+
+
+def test_run_usage_exit_code(capsys):
+    def body(args):
+        raise UsageError("unrecognized option '--x'")
+
+    assert common.run("squeue", body, []) == 1
+    assert common.run("sbatch", body, [], usage_code=255) == 255
+    assert capsys.readouterr().err.endswith('Try "sbatch --help" for more information\n')
