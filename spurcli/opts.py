@@ -81,6 +81,8 @@ class State:
         self.set_by: dict[str, str] = {}
         self.raw: dict[str, str | None] = {}
         self.buffer: list[str] | None = [] if buffered else None
+        #: -Q lowers Slurm's log level below INFO: info() and warning() lines are not shown
+        self.quiet_log = False
 
     # Slurm's log lines, in the order they are produced.
     def say(self, line: str) -> None:
@@ -94,10 +96,12 @@ class State:
         self.say(f"{self.prog}: error: {msg}")
 
     def warning(self, msg: str) -> None:
-        self.say(f"{self.prog}: warning: {msg}")
+        if not self.quiet_log:
+            self.say(f"{self.prog}: warning: {msg}")
 
     def info(self, msg: str) -> None:
-        self.say(f"{self.prog}: {msg}")
+        if not self.quiet_log:
+            self.say(f"{self.prog}: {msg}")
 
     def flush(self) -> None:
         """Print what a buffered (first-pass) state held back."""
@@ -246,6 +250,8 @@ def _autocomplete(st: State, opt: Option, arg: str | None) -> None:
     query_long = len(query) > 1 or query[0].isalpha()
     out: list[str] = []
     for o in options_for(st.cmd):
+        if o.name in ENV_ONLY:
+            continue
         if o.short and query_short and query in f"-{o.short}":
             out.append(f"-{o.short}")
         for name in o.longs:

@@ -644,6 +644,7 @@ def build_submission(args: list[str], *, environ: dict[str, str] | None = None, 
     for key in ("quiet", "verbose", "verbose_by_cli", "wrap"):  # the first pass's early options stay
         if key in first.f:
             st.f[key] = first.f[key]
+    st.quiet_log = bool(first.f.get("quiet"))  # sbatch.c: log_alter() after the first pass
     words = script_directives(script, file)
     dir_pairs, extra = opts.parse_argv(PROG, words)
     if extra:
@@ -738,17 +739,23 @@ def test_only_line(result: dict[str, Any]) -> str:
             f"{result.get('partition') or ''}")
 
 
-def run_test_only(ctl: Any, sub: Submission) -> int:
-    """``--test-only``: ask the controller when and where the job would start; submit
-    nothing. Exit 0 with Slurm's line on stderr, or 1 with ``allocation failure: ...``."""
+def will_run(ctl: Any, spec: dict[str, Any], prog: str = PROG, *, quiet: bool = False) -> int:
+    """``--test-only`` (sbatch and srun): ask the controller when and where the job would
+    start; submit nothing. Exit 0 with Slurm's line on stderr (an ``info()`` line, which
+    -Q hides), or 1 with ``allocation failure: ...`` (``slurm_perror``)."""
     from spurcore.rpc import RpcError
 
     try:
-        result = ctl.call("submit", {"request_id": common.new_request_id(), "spec": sub.spec, "test_only": True})
+        result = ctl.call("submit", {"request_id": common.new_request_id(), "spec": spec, "test_only": True})
     except RpcError as exc:
         raise CliError(f"allocation failure: {exc.message or exc.code}", 1, raw=True) from None
-    common.info(PROG, test_only_line(result))
+    if not quiet:
+        common.info(prog, test_only_line(result))
     return 0
+
+
+def run_test_only(ctl: Any, sub: Submission) -> int:
+    return will_run(ctl, sub.spec, PROG, quiet=sub.quiet)
 
 
 # --------------------------------------------------------------------------- main

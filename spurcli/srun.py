@@ -278,8 +278,18 @@ def _body(args: list[str]) -> int:
     # until steps honour SLURM_NTASKS & co. srun behaves as before (command line only).
     request = srun_opts.parse(args, environ={}, cwd=cwd)
     command = request.command
-    spec = base_spec(os.path.basename(command[0]) or command[0], cwd)
+    spec = base_spec(os.path.basename(command[0]) or command[0] if command else PROG, cwd)
     spec.update(request.spec)
+    if request.step["test_only"]:  # srun_job.c: a will-run query, nothing runs
+        from spurcli.sbatch import will_run
+
+        spec.update({"script": None, "argv": command, "env": dict(os.environ),
+                     "command": command[0] if command else "", "submit_line": " ".join([PROG, *args])})
+        ctl = common.connect()
+        try:
+            return will_run(ctl, spec, PROG, quiet=bool(request.step["quiet"]))
+        finally:
+            ctl.close()
     ntasks = int(spec.get("ntasks", 1))
     step_cwd = str(spec["cwd"])
 

@@ -397,6 +397,8 @@ def test_fewer_tasks_than_nodes_is_fixed_with_a_warning(tmp_path, capsys):
     spec = sbatch.build_submission(["-N", "3", "-n", "2", "--wrap=true"], environ={}, cwd=str(tmp_path)).spec
     assert (spec["nodes"], spec["ntasks"]) == (2, 2)
     assert capsys.readouterr().err == "sbatch: warning: can't run 2 processes on 3 nodes, setting nnodes to 2\n"
+    sbatch.build_submission(["-Q", "-N", "3", "-n", "2", "--wrap=true"], environ={}, cwd=str(tmp_path))
+    assert capsys.readouterr().err == ""  # -Q lowers the log level below warning()
 
 
 def test_node_ranges_and_size_lists(tmp_path):

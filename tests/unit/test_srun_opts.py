@@ -203,3 +203,26 @@ def test_srun_main_validates_every_option_before_connecting(capsys, monkeypatch)
     assert "pmi2" in capsys.readouterr().out
     assert srun.main(["--usage"]) == 0
     assert capsys.readouterr().out.startswith("Usage: srun [-N nnodes]")
+
+
+def test_srun_test_only_queries_and_runs_nothing(capsys, monkeypatch, utc):
+    from spurcli import common
+
+    class Ctl:
+        calls: list = []
+
+        def call(self, method, params):
+            self.calls.append((method, params))
+            return {"job_id": 3, "start_time": 1_700_000_000, "nodes": "n1", "partition": "debug", "cpus": 2}
+
+        def close(self):
+            pass
+
+    ctl = Ctl()
+    monkeypatch.setattr(common, "connect", lambda **kw: ctl)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert srun.main(["--test-only", "-n", "2", "hostname"]) == 0
+    ((method, params),) = ctl.calls
+    assert method == "submit" and params["test_only"] is True and params["spec"]["ntasks"] == 2
+    assert capsys.readouterr().err == ("srun: Job 3 to start at 2023-11-14T22:13:20 a using 2 processors on "
+                                       "nodes n1 in partition debug\n")
