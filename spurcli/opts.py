@@ -44,7 +44,6 @@ EXIT_SET = 255
 EXIT_FATAL = 1
 
 INT_MAX = 2**31 - 1
-INT_MIN = -(2**31)
 NO_VAL16 = 0xFFFE
 NICE_OFFSET = 0x80000000
 #: srun's SRUN_MAX_THREADS (srun/opt.h): --threads above it gets a warning.
@@ -69,7 +68,6 @@ class State:
                  now: float = 0.0, uid: int = -1, buffered: bool = False,
                  help_text: str = "", usage_text: str = "") -> None:
         self.cmd = cmd
-        self.bit = CMD_BITS[cmd]
         self.prog = cmd
         self.environ = {} if environ is None else environ
         self.cwd = cwd
@@ -215,10 +213,6 @@ def _mbytes(field: str, what: str) -> Callable[[State, Option, str | None], None
             fail(f"Invalid {what} specification")
         st.f[field] = value
     return setter
-
-
-def _record(st: State, opt: Option, arg: str | None) -> None:
-    """Validated by getopt only: the text is recorded (``State.raw``)."""
 
 
 def _help(st: State, opt: Option, arg: str | None) -> None:
@@ -910,8 +904,7 @@ def verify_mem_bind(st: State, text: str) -> bool:
         if low == "help":
             sys.stdout.write(_MEM_BIND_HELP)
             return False
-        if low in ("p", "prefer", "q", "quiet", "v", "verbose", "no", "none", "rank", "local",
-                   "sort", "nosort"):
+        if low in ("p", "prefer", "q", "quiet", "v", "verbose", "no", "none", "rank", "local"):
             continue
         if low.startswith("map_mem") or low.startswith("mapmem"):
             if not _map_list(st, tok, "map_mem", "mem-bind"):
@@ -1569,7 +1562,7 @@ OPTIONS: tuple[Option, ...] = (
     O("send-libs", "", OPTIONAL, SRUN, _set_send_libs, C,
       "broadcast the executable's libraries: Spur has no sbcast", fields=("send_libs",)),
     O("signal", "", REQUIRED, ALL, _set_signal, R,
-      "(controller) signal the job this long before its time limit ([R|B:]sig[@secs], default 60 s)",
+      "(controller) signal the job this long before its time limit ([R or B:]sig[@secs], default 60 s)",
       fields=("signal", "signal_time", "signal_flags")),
     O("slurmd-debug", "", REQUIRED, SRUN, _set_slurmd_debug, C,
       "slurmstepd log level (root): Spur's agent logs on its own", fields=("slurmd_debug",)),
@@ -1893,7 +1886,7 @@ def _node_list_count(st: State) -> int | None:
     return None
 
 
-def _valid_node_list(st: State, field: str) -> bool:
+def valid_node_list(st: State, field: str) -> bool:
     """``verify_node_list``: a value with a ``/`` is a file of host names."""
     text = st.f[field]
     if "/" not in text:
@@ -1906,7 +1899,7 @@ def _valid_node_list(st: State, field: str) -> bool:
     return True
 
 
-def _unique_hosts(st: State, text: str) -> int:
+def unique_hosts(st: State, text: str) -> int:
     from spurcore.hostlist import expand
 
     try:
@@ -1928,9 +1921,9 @@ def validate_common(st: State) -> None:
             st.fatal(f"Inconsistent values set to --ntasks-per-gpu={st.f['ntasks_per_gpu']} and "
                      f"--ntasks-per-tres={st.f['ntasks_per_tres']} ")
         elif gpu and tres_env:
-            _reset(st, "ntasks-per-tres")
+            reset_option(st, "ntasks-per-tres")
         elif tres and gpu_env:
-            _reset(st, "ntasks-per-gpu")
+            reset_option(st, "ntasks-per-gpu")
         elif gpu_env and tres_env and st.f["ntasks_per_gpu"] != st.f["ntasks_per_tres"]:
             st.fatal("Inconsistent values set by environment variables "
                      f"SLURM_NTASKS_PER_GPU={st.f['ntasks_per_gpu']} and "
@@ -1968,7 +1961,7 @@ def validate_common(st: State) -> None:
     elif by_cli:
         for m in mems:
             if m != by_cli[0]:
-                _reset(st, m)
+                reset_option(st, m)
     elif sum(st.by_env(m) for m in mems) > 1:
         st.fatal("SLURM_MEM_PER_CPU, SLURM_MEM_PER_GPU, and SLURM_MEM_PER_NODE are mutually exclusive.")
     # _validate_share_options
@@ -1989,9 +1982,9 @@ def validate_common(st: State) -> None:
     if (cpt_cli and st.by_cli("cpus-per-gpu")) or (cpt_env and st.by_env("cpus-per-gpu")):
         st.fatal("--cpus-per-task, --tres-per-task=cpu:#, and --cpus-per-gpu are mutually exclusive")
     if cpt_cli and st.by_env("cpus-per-gpu"):
-        _reset(st, "cpus-per-gpu")
+        reset_option(st, "cpus-per-gpu")
     elif st.by_cli("cpus-per-gpu") and cpt_env:
-        _reset(st, "cpus-per-task")
+        reset_option(st, "cpus-per-task")
     # _validate_nodelist
     if st.f.get("nodefile"):
         hosts = read_hostfile(st, st.f["nodefile"])
@@ -2003,9 +1996,9 @@ def validate_common(st: State) -> None:
         if hostfile:
             st.f["nodelist"] = hostfile if "/" in hostfile else "./" + hostfile
             st.f["distribution"] = "arbitrary"
-            if not _valid_node_list(st, "nodelist"):
+            if not valid_node_list(st, "nodelist"):
                 fail("Failure getting NodeNames from hostfile")
-    elif not _valid_node_list(st, "nodelist"):
+    elif not valid_node_list(st, "nodelist"):
         raise CliError("", EXIT_FATAL)
     # _validate_arbitrary
     if st.f.get("distribution") == "arbitrary" and st.f.get("nodes_set") and not st.by_env("nodes"):
@@ -2029,7 +2022,7 @@ def _tres_per_task_cpus(st: State, tpt: str) -> None:
         st.f["cpus_set"] = True
 
 
-def _reset(st: State, name: str) -> None:
+def reset_option(st: State, name: str) -> None:
     opt = option(st.cmd, name)
     opt.reset(st)
     st.set_by.pop(name, None)
@@ -2060,14 +2053,14 @@ def verify_hint(st: State) -> None:
             st.info("Following options are mutually exclusive with --hint: --ntasks-per-core, "
                     "--cores-per-socket, --threads-per-core, --sockets-per-node, -B and --cpu-bind (other "
                     "than --cpu-bind=verbose). Ignoring --hint.")
-        _reset(st, "hint")
+        reset_option(st, "hint")
         return
     if not st.by_cli("hint") and shape_cli:
-        _reset(st, "hint")
+        reset_option(st, "hint")
         return
     if st.by_cli("hint"):
         for name in _HINT_EXCLUSIVE:
-            _reset(st, name)
+            reset_option(st, name)
     text = st.f.get("hint") or ""
     items: list[str] = []
     cur: list[str] = []

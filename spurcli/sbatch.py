@@ -452,11 +452,11 @@ def verify(st: opts.State, error_exit: int) -> None:
     if f.get("burst_buffer") and f.get("burst_buffer_file"):
         raise CliError("Cannot specify both --burst-buffer and --bbf", error_exit)
     opts.verify_hint(st)
-    if f.get("exclude") and not opts._valid_node_list(st, "exclude"):
+    if f.get("exclude") and not opts.valid_node_list(st, "exclude"):
         raise CliError("", error_exit)
     nodelist = f.get("nodelist")
     if nodelist and not f.get("nodes_set") and "{" not in nodelist:
-        f["min_nodes"] = opts._unique_hosts(st, nodelist)
+        f["min_nodes"] = opts.unique_hosts(st, nodelist)
         f["max_nodes"] = 0
         f["nodes_set"] = True
     min_nodes, max_nodes = f.get("min_nodes", 1), f.get("max_nodes", 0)

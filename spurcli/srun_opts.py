@@ -301,7 +301,7 @@ def verify(st: opts.State, command: list[str], error_exit: int) -> None:
         if st.by_env("nodes"):
             f["nodes_set"] = False
     if st.by_env("gpus-per-node") and st.by_cli("gpus") and is_step:
-        opts._reset(st, "gpus-per-node")
+        opts.reset_option(st, "gpus-per-node")
     opts.validate_common(st)
     ok = True
     if f.get("quiet") and f.get("verbose"):
@@ -327,7 +327,7 @@ def verify(st: opts.State, command: list[str], error_exit: int) -> None:
     if f.get("cpu_bind") and not opts.verify_cpu_bind(st, f["cpu_bind"]):
         ok = False
     opts.verify_hint(st)
-    if f.get("exclude") and not opts._valid_node_list(st, "exclude"):
+    if f.get("exclude") and not opts.valid_node_list(st, "exclude"):
         raise CliError("", error_exit)
     if st.by_cli("exclusive") and st.by_cli("overlap"):
         st.error("--exclusive and --overlap are mutually exclusive")
@@ -350,7 +350,7 @@ def verify(st: opts.State, command: list[str], error_exit: int) -> None:
                  f"({f['threads_per_core']})")
         ok = False
     if nodelist and not f.get("nodes_set") and "{" not in nodelist:
-        f["min_nodes"] = opts._unique_hosts(st, nodelist)
+        f["min_nodes"] = opts.unique_hosts(st, nodelist)
         f["max_nodes"] = 0
         f["nodes_set"] = True
     min_nodes, max_nodes = f.get("min_nodes", 1), f.get("max_nodes", 0)
@@ -375,13 +375,13 @@ def verify(st: opts.State, command: list[str], error_exit: int) -> None:
                 f["max_nodes"] = f["min_nodes"]
             st.set_by["nodes"] = "cli"
         if "ntasks_per_node" in f and st.by_env("ntasks") and not st.by_env("nodes"):
-            opts._reset(st, "ntasks")
+            opts.reset_option(st, "ntasks")
         elif "ntasks_per_node" in f and is_step and f.get("max_nodes") and \
                 ntasks > f["max_nodes"] * f["ntasks_per_node"]:
             st.warning(f"can't honor --ntasks-per-node set to {f['ntasks_per_node']} which doesn't match the "
                        f"requested tasks {ntasks} with the maximum number of requested nodes {f['max_nodes']}. "
                        "Ignoring --ntasks-per-node.")
-            opts._reset(st, "ntasks-per-node")
+            opts.reset_option(st, "ntasks-per-node")
     if "ntasks_per_node" in f and not f.get("ntasks_set"):
         f["ntasks"] = f.get("min_nodes", 1) * f["ntasks_per_node"]
         f["ntasks_set"] = True

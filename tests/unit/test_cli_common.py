@@ -173,8 +173,12 @@ def test_cli_does_not_import_attrs_or_asyncio():
     import sys
 
     code = (
-        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcore.rpc,"
+        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcli.srun, spurcore.rpc,"
         " spurcore.config, spurcore.rpc_client;"
+        # parsing a busy command line (the whole option table, times, host lists) stays light too
+        "spurcli.sbatch.build_submission(['-N2', '-w', 'n[1-2]', '--begin=now+1hour', '--mail-type=ALL',"
+        " '--signal=B:USR1@30', '--mem=1G', '--export=NONE', '--wrap=true'], environ={});"
+        "import spurcli.srun_opts; spurcli.srun_opts.parse(['-n2', '-l', '--mpi=pmi2', 'true'], environ={});"
         "bad = [m for m in ('attr', 'attrs', 'asyncio', 'ssl', 'rich', 'spurcore.reduce', 'tomllib')"
         " if m in sys.modules]; print(','.join(bad))"
     )

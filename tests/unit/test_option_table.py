@@ -318,6 +318,7 @@ def test_options_doc_is_generated_from_the_table():
     # one line per option, each with its effect
     rows = [line for line in doc.splitlines() if line.startswith("| `") or line.startswith("| (")]
     assert len(rows) == len(opts.OPTIONS)
+    assert all("|" not in o.doc and o.effect in ("real", "recorded", "cli") for o in opts.OPTIONS)
     assert all(f"| {o.effect} |" in row for o, row in zip(opts.OPTIONS, rows, strict=True))
 
 
