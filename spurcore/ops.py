@@ -318,6 +318,17 @@ class JobUpdated:
     at: float
 
 
+@attrs.frozen(slots=True)
+class JobDeadlineReached:
+    """A pending job that can no longer end before its ``--deadline`` is removed
+    (state DEADLINE, reason ``DeadLine``), as Slurm does."""
+
+    TYPE: ClassVar[int] = 19
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    at: float
+
+
 Op = (
     NodeRegistered
     | NodeDown
@@ -337,6 +348,7 @@ Op = (
     | JobRequeued
     | ArrayTasksSplit
     | JobUpdated
+    | JobDeadlineReached
 )
 
 ALL_OPS: tuple[type, ...] = (
@@ -358,4 +370,5 @@ ALL_OPS: tuple[type, ...] = (
     JobRequeued,
     ArrayTasksSplit,
     JobUpdated,
+    JobDeadlineReached,
 )

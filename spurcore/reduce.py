@@ -32,6 +32,7 @@ from spurcore.ops import (
     ArrayTasksSplit,
     HoldKind,
     JobCancelled,
+    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
@@ -93,13 +94,14 @@ class Event(StrEnum):
     NODE_FAIL = "node_fail"
     COMPLETE = "complete"  # the batch script ended; target decided by its exit status
     REQUEUE = "requeue"
+    DEADLINE = "deadline"
 
 
 _BY_STATUS = None  # marker: the target state is decided by exitcodes.final_state
 
 _S = JobState
 TRANSITIONS: dict[JobState, dict[Event, JobState | None]] = {
-    _S.PENDING: {Event.START: _S.RUNNING, Event.CANCEL: _S.CANCELLED},
+    _S.PENDING: {Event.START: _S.RUNNING, Event.CANCEL: _S.CANCELLED, Event.DEADLINE: _S.DEADLINE},
     _S.RUNNING: {
         Event.SUSPEND: _S.SUSPENDED,
         Event.CANCEL: _S.CANCELLED,
@@ -123,6 +125,7 @@ TRANSITIONS: dict[JobState, dict[Event, JobState | None]] = {
     _S.COMPLETED: {Event.REQUEUE: _S.PENDING},
     _S.FAILED: {Event.REQUEUE: _S.PENDING},
     _S.OUT_OF_MEMORY: {Event.REQUEUE: _S.PENDING},
+    _S.DEADLINE: {Event.REQUEUE: _S.PENDING},
 }
 
 
@@ -623,6 +626,21 @@ def _job_time_limit(state: ClusterState, op: JobTimeLimitReached) -> Any:
     return None
 
 
+def _job_deadline(state: ClusterState, op: JobDeadlineReached) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.state is not JobState.PENDING or job.completing:
+        return _reject(state, NOT_PENDING)
+    check_transition(job.state, Event.DEADLINE)
+    job.state, job.reason, job.state_desc = JobState.DEADLINE, "DeadLine", ""
+    job.start_time = job.end_time = op.at
+    job.exit_status = 0
+    state.pending.pop(job.job_id, None)
+    state.runnable.pop(job.job_id, None)
+    return None
+
+
 def _job_held(state: ClusterState, op: JobHeld) -> Any:
     job = state.jobs.get(op.job_id)
     if job is None:
@@ -690,6 +708,8 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
         return _reject(state, INVALID_JOB)
     if job.spec.script is None:
         return _reject(state, Rejected("batch_only", "Only batch jobs are accepted or processed"))
+    if job.spec.requeue == 0:
+        return _reject(state, Rejected("disabled", "Requested operation is presently disabled"))
     if job.state is JobState.PENDING or job.completing:
         return _reject(state, Rejected("not_running", "Job is pending execution"))
     check_transition(job.state, Event.REQUEUE)
@@ -870,6 +890,7 @@ _HANDLERS: dict[type, Callable[[ClusterState, Any], Any]] = {
     JobRequeued: _job_requeued,
     ArrayTasksSplit: _array_tasks_split,
     JobUpdated: _job_updated,
+    JobDeadlineReached: _job_deadline,
 }
 
 

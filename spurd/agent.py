@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from spurcore import rpc
+from spurcore import arrays, rpc
 from spurcore.config import Config
 from spurcore.hostlist import compress
 from spurcore.ops import ActionKind, SignalTarget
@@ -175,8 +175,36 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
         slurm["SLURM_MEM_PER_NODE"] = str(int(info["mem_mb"]))
     if int(info.get("restarts") or 0) > 0:
         slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
+    slurm.update(array_env(info))
+    for key, var in (("comment", "SLURM_JOB_COMMENT"), ("qos", "SLURM_JOB_QOS"), ("wckey", "SLURM_WCKEY")):
+        if info.get(key):
+            slurm[var] = str(info[key])
+    if int(info.get("ntasks_per_node") or 0) > 0:
+        slurm["SLURM_NTASKS_PER_NODE"] = str(int(info["ntasks_per_node"]))
+    if int(info.get("mem_per_cpu") or 0) > 0:
+        slurm["SLURM_MEM_PER_CPU"] = str(int(info["mem_per_cpu"]))
+    if info.get("start_time"):
+        slurm["SLURM_JOB_START_TIME"] = str(int(float(info["start_time"])))
+        if info.get("time_limit") is not None:
+            slurm["SLURM_JOB_END_TIME"] = str(int(float(info["start_time"]) + float(info["time_limit"])))
     env.update(slurm)
     return with_tools_path(env, python)
+
+
+def array_env(info: dict[str, Any]) -> dict[str, str]:
+    """A job array task's variables (Slurm's job_array.shtml): the array's job id, this
+    task's index, and the count, lowest, highest index and step of the whole array."""
+    if not info.get("array_job_id") or info.get("array_task_id") is None:
+        return {}
+    ranges, _ = arrays.parse_array(str(info.get("array_spec") or info["array_task_id"]), 2**31)
+    return {
+        "SLURM_ARRAY_JOB_ID": str(info["array_job_id"]),
+        "SLURM_ARRAY_TASK_ID": str(info["array_task_id"]),
+        "SLURM_ARRAY_TASK_COUNT": str(arrays.count(ranges)),
+        "SLURM_ARRAY_TASK_MIN": str(arrays.first_index(ranges)),
+        "SLURM_ARRAY_TASK_MAX": str(arrays.last_index(ranges)),
+        "SLURM_ARRAY_TASK_STEP": str(arrays.step_of(ranges)),
+    }
 
 
 def script_argv(script_path: str, script: str, argv: list[str]) -> list[str]:
@@ -921,10 +949,11 @@ class Agent:
             "stderr": info.get("stderr") or None,
             "stdin": info.get("stdin") or "/dev/null",
             "inherit_stdio": False,
-            "open_mode": "append" if rec.restarts else "truncate",
+            # --open-mode, else Slurm's default: truncate, but append for a requeued run
+            "open_mode": str(info.get("open_mode") or ("append" if rec.restarts else "truncate")),
             "kill_wait": self.kill_wait,
             "suspend_grace": self.suspend_grace,
-            "mem_limit_mb": int(info.get("mem_mb") or 0),
+            "mem_limit_mb": int(info.get("mem_per_node") or info.get("mem_mb") or 0),
             "cgroup_root": self.cgroup_root,
         }
 

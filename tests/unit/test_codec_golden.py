@@ -20,6 +20,7 @@ from spurcore.ops import (
     ActionRequested,
     ArrayTasksSplit,
     JobCancelled,
+    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
@@ -65,6 +66,7 @@ EXAMPLES = {
     "JobRequeued": JobRequeued(1, 0, False, 1700000015.0),
     "ArrayTasksSplit": ArrayTasksSplit(7, (3, 4), 1700000016.0),
     "JobUpdated": JobUpdated(7, 1000, False, {"TimeLimit": 600, "Comment": "x"}, 1700000017.0),
+    "JobDeadlineReached": JobDeadlineReached(7, 1700000018.0),
 }
 
 SPEC_V2 = attrs.evolve(
