@@ -167,7 +167,7 @@ class LocalCluster:
         return self._spawn(
             name,
             ["-m", "spurd.main", "--config", str(self.config_path), "--name", name, "--cpus", str(cpus),
-             "--mem", "4096", "--socket", str(sock)],
+             "--mem", "4096", "--socket", str(sock), *(["-v"] if os.environ.get("SPURD_VERBOSE") else [])],
         )
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:

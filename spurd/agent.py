@@ -58,6 +58,7 @@ log = logging.getLogger("spurd")
 
 POLL_INTERVAL = 0.005  # status.json polling of live rundirs (longer with many live jobs)
 LIVENESS_INTERVAL = 0.5  # how often a live supervisor's pid is checked
+CONTROL_RETRY = 0.01  # while a new supervisor binds its control socket
 START_GRACE = 15.0  # a rundir may lack supervisor.pid this long while its supervisor starts
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 0.5
@@ -770,15 +771,22 @@ class Agent:
 
     async def _control(self, run: Run, msg: dict[str, Any]) -> dict[str, Any]:
         """One control request to a run's supervisor ({"ok": False, "errno"} if unreachable)."""
-        if run.finished:
-            return {"ok": False, "errno": errno.ESRCH}
-        try:
-            return await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
-        except (OSError, ValueError) as e:
-            if run.finished or _read_status(run.rundir) is not None:
+        deadline = time.monotonic() + START_GRACE
+        while True:
+            if run.finished:
                 return {"ok": False, "errno": errno.ESRCH}
-            log.warning("control %s to %s failed: %s", msg.get("op"), run.rundir, e)
-            return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
+            try:
+                return await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
+            except (OSError, ValueError) as e:
+                if run.finished or _read_status(run.rundir) is not None:
+                    return {"ok": False, "errno": errno.ESRCH}
+                if isinstance(e, (FileNotFoundError, ConnectionRefusedError)) and time.monotonic() < deadline:
+                    # A supervisor forked a moment ago has not bound its control socket yet:
+                    # a kill must wait for it, never be dropped (the run ends or answers).
+                    await asyncio.sleep(CONTROL_RETRY)
+                    continue
+                log.warning("control %s to %s failed: %s", msg.get("op"), run.rundir, e)
+                return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
 
     # ------------------------------------------------------------------ restart / re-adoption
 
