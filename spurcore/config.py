@@ -14,6 +14,7 @@ Example::
     max_array_size = 1001            # Slurm's MaxArraySize (array indexes 0..1000)
     job_requeue = 1                  # Slurm's JobRequeue: may batch jobs be requeued by default
     kill_invalid_depend = false      # SchedulerParameters=kill_invalid_depend
+    requeue_delay = 121              # a requeued job's BeginTime: now + this (Slurm: cred_expire + 1)
 
     [tls]                            # optional: TCP clients need a certificate
     ca = "/etc/spur/ca.pem"
@@ -84,6 +85,7 @@ _DEFAULTS: dict[str, Any] = {
     "max_array_size": 1001,
     "job_requeue": 1,
     "kill_invalid_depend": False,
+    "requeue_delay": 121.0,
 }
 
 
@@ -112,6 +114,7 @@ class Config:
     max_array_size: int
     job_requeue: int
     kill_invalid_depend: bool
+    requeue_delay: float
 
     def __init__(self, path: str, name: str, state_dir: str, secret_file: str,
                  replicas: tuple[ReplicaConfig, ...], **settings: Any) -> None:
@@ -294,6 +297,7 @@ def load(path: str | os.PathLike[str]) -> Config:
             max_array_size=int(cluster.get("max_array_size", 1001)),
             job_requeue=int(cluster.get("job_requeue", 1)),
             kill_invalid_depend=bool(cluster.get("kill_invalid_depend", False)),
+            requeue_delay=float(cluster.get("requeue_delay", 121)),
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc

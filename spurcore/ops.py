@@ -282,11 +282,14 @@ class JobRequeued:
     """scontrol requeue: a running job is terminated and goes back to PENDING."""
 
     TYPE: ClassVar[int] = 16
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: begin_time
     job_id: int
     uid: int
     hold: bool
     at: float
+    # When the job may start again (Slurm: now + cred_expire + 1); decided by the proposer.
+    # Version 1 records are upcast to at + 121, Slurm's default.
+    begin_time: float = 0.0
 
 
 @attrs.frozen(slots=True)

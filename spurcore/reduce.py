@@ -60,7 +60,6 @@ from spurcore.scheduler import (
 )
 
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
-REQUEUE_DELAY = 121  # Slurm: BeginTime = now + cred_expire (120 s) + 1
 PARTITIONS = ("debug",)  # one partition, holding every node
 #: Slurm's upper bound for MaxArraySize; the proposer checks the configured one.
 MAX_ARRAY_SIZE = 4_000_001
@@ -719,7 +718,7 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
     job.state = JobState.PENDING
     job.restarts += 1
     job.submit_time = op.at
-    job.eligible_time = op.at + REQUEUE_DELAY
+    job.eligible_time = max(op.at, op.begin_time)  # Slurm: BeginTime = now + cred_expire + 1
     job.reason, job.state_desc, job.failed_node = "BeginTime", "", ""
     job.requid = -1
     job.exit_status = None

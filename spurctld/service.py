@@ -615,7 +615,8 @@ class Controller:
         ident = self._writer(conn)
         ids = await self._resolve_ref(ident, params)
         hold, now = bool(params.get("hold", False)), time.time()
-        await self._each(ids, lambda j: JobRequeued(j, ident.uid, hold, now), quiet={"not_running"})
+        begin = now + self.config.requeue_delay
+        await self._each(ids, lambda j: JobRequeued(j, ident.uid, hold, now, begin), quiet={"not_running"})
         return {}
 
     async def m_update_job(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,7 @@ ops = st.one_of(
     st.builds(JobHeld, job_ids, st.just(0), st.booleans(), times),
     st.builds(JobReleased, job_ids, st.just(0), times),
     st.builds(JobsPurged, st.lists(job_ids, max_size=3).map(tuple), times),
-    st.builds(JobRequeued, job_ids, st.just(0), st.booleans(), times),
+    st.builds(JobRequeued, job_ids, st.just(0), st.booleans(), times, times),
     st.builds(JobDeadlineReached, job_ids, times),
     st.builds(ArrayTasksSplit, job_ids, st.lists(st.integers(0, 5), max_size=3).map(tuple), times),
     st.builds(JobUpdated, job_ids, st.sampled_from([0, 1000]), st.booleans(),

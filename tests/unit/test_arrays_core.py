@@ -314,3 +314,21 @@ def test_update_rules():
     run_pass(state, 3.0)
     assert apply(state, JobUpdated(job_id, 0, True, {"Dependency": ""}, 4.0)) == Rejected(
         "not_pending", "Job is no longer pending execution")
+
+
+# --- requeue -------------------------------------------------------------------------------
+
+
+def test_requeue_waits_until_the_proposed_begin_time_and_no_requeue_refuses():
+    from spurcore.ops import JobRequeued
+
+    state = cluster(cpus=2)
+    job_id = submit(state)
+    run_pass(state, 2.0)
+    assert apply(state, JobRequeued(job_id, 0, False, 3.0, 5.0)) is None
+    job = state.jobs[job_id]
+    assert (job.state, job.eligible_time, job.restarts) == (JobState.PENDING, 5.0, 1)
+    fixed = submit(state, requeue=0)
+    run_pass(state, 2.0)
+    assert apply(state, JobRequeued(fixed, 0, False, 3.0, 5.0)) == Rejected(
+        "disabled", "Requested operation is presently disabled")  # sbatch --no-requeue
