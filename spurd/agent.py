@@ -177,6 +177,8 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
     if int(info.get("restarts") or 0) > 0:
         slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
     slurm.update(array_env(info))
+    if info.get("open_mode") in ("append", "truncate"):
+        slurm["SLURM_OPEN_MODE"] = "a" if info["open_mode"] == "append" else "t"  # for srun inside
     for key, var in (("comment", "SLURM_JOB_COMMENT"), ("qos", "SLURM_JOB_QOS"), ("wckey", "SLURM_WCKEY")):
         if info.get(key):
             slurm[var] = str(info[key])
