@@ -258,6 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows += _metric_rows(metrics, baselines, targets)
 
+    print("== 9 job arrays", flush=True)
+    from benchmarks import arrays
+
+    array_metrics = arrays.run(quick=q)
+    rows += _metric_rows(array_metrics, {
+        "array.rate": ("array.rate.base", "separate jobs, same client, same run"),
+        "array.pending.log": ("array.pending.log.base", "as many separate pending jobs"),
+        "array.pending.state": ("array.pending.state.base", "as many separate pending jobs"),
+        "array.pending.heap": ("array.pending.heap.base", "as many separate pending jobs"),
+    }, {"array.rate": ">= 200 tasks/s", "array.pending.log": "< 10 KB", "array.pending.state": "< 10 KB"})
+
     print("== 7 restart data cost vs history size, memory per job", flush=True)
     growth = []
     for n_ops in ((10_000, 100_000) if q else (10_000, 100_000, 1_000_000)):

@@ -20,14 +20,19 @@ VERSION = "spur 0.1.0 (slurm 25.11.0 compatible)"
 
 
 def _cmd_local(args: argparse.Namespace) -> int:
-    from spurctld.local import LocalCluster, write_config
+    from spurctld.local import LocalCluster, parse_setting, write_config
 
     directory = os.path.abspath(args.dir)
     conf = os.path.join(directory, "spur.toml")
     if args.action == "up":
         if not os.path.exists(conf):
+            try:
+                settings = dict(parse_setting(s) for s in args.set)
+            except ValueError as exc:
+                print(f"spur: error: --set: {exc}", file=sys.stderr)
+                return 2
             write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
-                         kill_wait=args.kill_wait)
+                         kill_wait=args.kill_wait, settings=settings)
         cluster = LocalCluster(directory)
         try:
             cluster.up(timeout=args.timeout)
@@ -201,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     local.add_argument("--nodes", type=int, default=1)
     local.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     local.add_argument("--kill-wait", type=float, default=2.0)
+    local.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a [cluster] setting of the new spur.toml (max_array_size=10001, ...)")
     local.add_argument("--timeout", type=float, default=60.0)
     local.add_argument("--json", action="store_true")
     local.set_defaults(func=_cmd_local)

@@ -73,11 +73,21 @@ def _job_start_v1(values: list[Any]) -> list[Any]:
     return [*values, -1]  # array_task_id: not an array task
 
 
+#: Slurm's default requeue delay (cred_expire 120 s + 1), what version-1 requeues meant.
+REQUEUE_DELAY_V1 = 121
+
+
+def _job_requeued_v1(values: list[Any]) -> list[Any]:
+    at = values[3] if len(values) == 4 and isinstance(values[3], (int, float)) else 0.0
+    return [*values, at + REQUEUE_DELAY_V1]
+
+
 # (type, from_version) -> function taking the field list of that version and returning the
 # field list of the next version.
 _UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {
     (3, 1): _job_submitted_v1,
     (4, 1): _job_start_v1,
+    (16, 1): _job_requeued_v1,
 }
 
 

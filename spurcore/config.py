@@ -11,6 +11,10 @@ Example::
     min_job_age = 300                # Slurm's MinJobAge
     node_timeout = 30                # an agent silent this long goes DOWN
     heartbeat_interval = 2
+    max_array_size = 1001            # Slurm's MaxArraySize (array indexes 0..1000)
+    job_requeue = 1                  # Slurm's JobRequeue: may batch jobs be requeued by default
+    kill_invalid_depend = false      # SchedulerParameters=kill_invalid_depend
+    requeue_delay = 121              # a requeued job's BeginTime: now + this (Slurm: cred_expire + 1)
 
     [tls]                            # optional: TCP clients need a certificate
     ca = "/etc/spur/ca.pem"
@@ -78,6 +82,10 @@ _DEFAULTS: dict[str, Any] = {
     "leader_fallback_timeout": 2.0,
     "compaction_entries": 20000,
     "agent_dir": "",  # default spool root for agents: state_dir/agents
+    "max_array_size": 1001,
+    "job_requeue": 1,
+    "kill_invalid_depend": False,
+    "requeue_delay": 121.0,
 }
 
 
@@ -103,6 +111,10 @@ class Config:
     leader_fallback_timeout: float
     compaction_entries: int
     agent_dir: str
+    max_array_size: int
+    job_requeue: int
+    kill_invalid_depend: bool
+    requeue_delay: float
 
     def __init__(self, path: str, name: str, state_dir: str, secret_file: str,
                  replicas: tuple[ReplicaConfig, ...], **settings: Any) -> None:
@@ -282,6 +294,10 @@ def load(path: str | os.PathLike[str]) -> Config:
             leader_fallback_timeout=float(cluster.get("leader_fallback_timeout", 2.0)),
             compaction_entries=int(cluster.get("compaction_entries", 20000)),
             agent_dir=_resolve(base, cluster.get("agent_dir", "")) or os.path.join(state_dir, "agents"),
+            max_array_size=int(cluster.get("max_array_size", 1001)),
+            job_requeue=int(cluster.get("job_requeue", 1)),
+            kill_invalid_depend=bool(cluster.get("kill_invalid_depend", False)),
+            requeue_delay=float(cluster.get("requeue_delay", 121)),
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc

@@ -30,6 +30,7 @@ class JobState(StrEnum):
     TIMEOUT = "TIMEOUT"
     NODE_FAIL = "NODE_FAIL"
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    DEADLINE = "DEADLINE"
 
 
 TERMINAL = frozenset(
@@ -40,6 +41,7 @@ TERMINAL = frozenset(
         JobState.TIMEOUT,
         JobState.NODE_FAIL,
         JobState.OUT_OF_MEMORY,
+        JobState.DEADLINE,
     }
 )
 

@@ -282,11 +282,14 @@ class JobRequeued:
     """scontrol requeue: a running job is terminated and goes back to PENDING."""
 
     TYPE: ClassVar[int] = 16
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: begin_time
     job_id: int
     uid: int
     hold: bool
     at: float
+    # When the job may start again (Slurm: now + cred_expire + 1); decided by the proposer.
+    # Version 1 records are upcast to at + 121, Slurm's default.
+    begin_time: float = 0.0
 
 
 @attrs.frozen(slots=True)
@@ -318,6 +321,17 @@ class JobUpdated:
     at: float
 
 
+@attrs.frozen(slots=True)
+class JobDeadlineReached:
+    """A pending job that can no longer end before its ``--deadline`` is removed
+    (state DEADLINE, reason ``DeadLine``), as Slurm does."""
+
+    TYPE: ClassVar[int] = 19
+    VERSION: ClassVar[int] = 1
+    job_id: int
+    at: float
+
+
 Op = (
     NodeRegistered
     | NodeDown
@@ -337,6 +351,7 @@ Op = (
     | JobRequeued
     | ArrayTasksSplit
     | JobUpdated
+    | JobDeadlineReached
 )
 
 ALL_OPS: tuple[type, ...] = (
@@ -358,4 +373,5 @@ ALL_OPS: tuple[type, ...] = (
     JobRequeued,
     ArrayTasksSplit,
     JobUpdated,
+    JobDeadlineReached,
 )

@@ -23,14 +23,16 @@ from typing import Any
 
 import attrs
 
-from spurcore import exitcodes
+from spurcore import arrays, depend, exitcodes
 from spurcore.model import BATCH_STEP, ActionRecord, ClusterState, Job, JobState, Node, Step
 from spurcore.ops import (
     ActionAcked,
     ActionKind,
     ActionRequested,
+    ArrayTasksSplit,
     HoldKind,
     JobCancelled,
+    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
@@ -41,6 +43,7 @@ from spurcore.ops import (
     JobStepComplete,
     JobSubmitted,
     JobTimeLimitReached,
+    JobUpdated,
     NodeDown,
     NodeRegistered,
     Op,
@@ -49,15 +52,17 @@ from spurcore.ops import (
 )
 from spurcore.scheduler import (
     DependencyError,
+    array_running,
     could_ever_fit,
-    dependency_item_status,
+    node_count,
     parse_dependency,
     pending_reason,
 )
 
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
-REQUEUE_DELAY = 121  # Slurm: BeginTime = now + cred_expire (120 s) + 1
 PARTITIONS = ("debug",)  # one partition, holding every node
+#: Slurm's upper bound for MaxArraySize; the proposer checks the configured one.
+MAX_ARRAY_SIZE = 4_000_001
 _STATE_BY_NAME = {s.value: s for s in JobState}
 
 
@@ -74,6 +79,9 @@ ALREADY_DONE = Rejected("already_done", "Job/step already completing or complete
 JOB_PENDING = Rejected("job_pending", "Job is pending execution")
 NOT_SUSPENDED = Rejected("not_suspended", "Job is not suspended")
 NO_UPDATE = Rejected("transition_state_no_update", "Job can not be altered now, try again later")
+INVALID_ARRAY = Rejected("invalid_array", "Invalid job array specification")
+NOT_PENDING = Rejected("not_pending", "Job is no longer pending execution")
+ACCESS_DENIED = Rejected("access_denied", "Access/permission denied")
 
 
 class Event(StrEnum):
@@ -85,13 +93,14 @@ class Event(StrEnum):
     NODE_FAIL = "node_fail"
     COMPLETE = "complete"  # the batch script ended; target decided by its exit status
     REQUEUE = "requeue"
+    DEADLINE = "deadline"
 
 
 _BY_STATUS = None  # marker: the target state is decided by exitcodes.final_state
 
 _S = JobState
 TRANSITIONS: dict[JobState, dict[Event, JobState | None]] = {
-    _S.PENDING: {Event.START: _S.RUNNING, Event.CANCEL: _S.CANCELLED},
+    _S.PENDING: {Event.START: _S.RUNNING, Event.CANCEL: _S.CANCELLED, Event.DEADLINE: _S.DEADLINE},
     _S.RUNNING: {
         Event.SUSPEND: _S.SUSPENDED,
         Event.CANCEL: _S.CANCELLED,
@@ -115,6 +124,7 @@ TRANSITIONS: dict[JobState, dict[Event, JobState | None]] = {
     _S.COMPLETED: {Event.REQUEUE: _S.PENDING},
     _S.FAILED: {Event.REQUEUE: _S.PENDING},
     _S.OUT_OF_MEMORY: {Event.REQUEUE: _S.PENDING},
+    _S.DEADLINE: {Event.REQUEUE: _S.PENDING},
 }
 
 
@@ -285,10 +295,19 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
             _, items = parse_dependency(spec.dependency)
         except DependencyError:
             return _reject(state, Rejected("dependency", "Job dependency problem"))
-        if any(dep_id >= state.next_job_id for _, dep_id in items):
+        if any(item.job_id >= state.next_job_id for item in items):
             return _reject(state, Rejected("dependency", "Job dependency problem"))
+    ranges: list[list[int]] = []
+    throttle = 0
+    if spec.array:
+        if spec.script is None:
+            return _reject(state, INVALID_ARRAY)
+        try:
+            ranges, throttle = arrays.parse_array(spec.array, MAX_ARRAY_SIZE)
+        except arrays.ArrayError:
+            return _reject(state, INVALID_ARRAY)
     job_id = state.next_job_id
-    job = Job(job_id, spec, op.at, eligible_time=op.at)
+    job = Job(job_id, spec, op.at, eligible_time=max(op.at, spec.begin_time))
     if not could_ever_fit(state, job):
         return _reject(
             state, Rejected("node_config", "Requested node configuration is not available")
@@ -296,6 +315,13 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     state.next_job_id += 1
     if spec.hold:
         job.hold = HoldKind.USER
+    if spec.array:
+        job.array_job_id, job.array_throttle = job_id, throttle
+        if arrays.count(ranges) == 1:
+            job.array_task_id = ranges[0][0]  # a one-task array is that task (as Slurm)
+        else:
+            job.array_pending = ranges
+        state.array_members[job_id] = {job_id: None}
     state.jobs[job_id] = job
     state.pending[job_id] = None
     if not job.hold:
@@ -305,14 +331,49 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     return job_id
 
 
+def _split_task(state: ClusterState, record: Job, task: int) -> Job:
+    """Task ``task`` (pending in ``record``) becomes a job of its own; the last one turns
+    the record itself into that task (Slurm's job_array_split)."""
+    rest = arrays.remove(record.array_pending, task)
+    if not rest:
+        record.array_pending = []
+        record.array_task_id = task
+        return record
+    record.array_pending = rest
+    job_id = state.next_job_id
+    state.next_job_id += 1
+    job = Job(
+        job_id, record.spec, record.submit_time, eligible_time=record.eligible_time, hold=record.hold,
+        dep_resolved=dict(record.dep_resolved), array_job_id=record.array_job_id, array_task_id=task,
+    )
+    state.jobs[job_id] = job
+    state.array_members.setdefault(record.array_job_id, {})[job_id] = None
+    return job
+
+
+def _array_record(state: ClusterState, array_job_id: int) -> Job | None:
+    """The record of an array's pending tasks (None once every task stands alone)."""
+    job = state.jobs.get(array_job_id)
+    if job is None or job.array_job_id != array_job_id or job.array_task_id >= 0:
+        return None
+    return job
+
+
 def _job_start(state: ClusterState, op: JobStart) -> Any:
     job = state.jobs.get(op.job_id)
     if job is None:
         return _reject(state, INVALID_JOB)
     if job.state is not JobState.PENDING or job.completing or job.hold:
-        return _reject(state, Rejected("not_pending", "Job is no longer pending execution"))
+        return _reject(state, NOT_PENDING)
+    if op.array_task_id >= 0:
+        if job.array_task_id >= 0 or not arrays.contains(job.array_pending, op.array_task_id):
+            return _reject(state, NOT_PENDING)
+        if job.array_throttle and array_running(state, job.array_job_id) >= job.array_throttle:
+            return _reject(state, Rejected("array_task_limit", "Job array task limit reached"))
+    elif job.array_pending and job.array_task_id < 0:
+        return _reject(state, Rejected("bad_allocation", "A job array starts task by task"))
     nodes = set(op.nodes)
-    if len(op.nodes) != job.spec.nodes or len(nodes) != len(op.nodes):
+    if len(op.nodes) != node_count(job.spec) or len(nodes) != len(op.nodes):
         return _reject(state, Rejected("bad_allocation", "Requested node configuration is not available"))
     for name in op.nodes:
         node = state.nodes.get(name)
@@ -324,6 +385,8 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
         ):
             return _reject(state, Rejected("resources", f"Resources not available on {name}"))
     check_transition(job.state, Event.START)
+    if op.array_task_id >= 0:
+        job = _split_task(state, job, op.array_task_id)
     job.state = JobState.RUNNING
     job.reason, job.state_desc = "None", ""
     job.start_time = op.at
@@ -334,14 +397,14 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
     job.node_reported = False
     job.exit_status = None
     _acquire(state, job)
-    del state.pending[job.job_id]
+    state.pending.pop(job.job_id, None)
     state.runnable.pop(job.job_id, None)
     state.unlaunched[job.job_id] = None
     if job.spec.script is not None:
         job.steps[BATCH_STEP] = Step(
             job.job_id, BATCH_STEP, "batch", (), 1, (op.nodes[0],), "RUNNING", op.at, uid=job.spec.uid
         )
-    return None
+    return job.job_id if op.array_task_id >= 0 else None  # an array task: its new job id
 
 
 def _job_launched(state: ClusterState, op: JobLaunched) -> Any:
@@ -562,6 +625,21 @@ def _job_time_limit(state: ClusterState, op: JobTimeLimitReached) -> Any:
     return None
 
 
+def _job_deadline(state: ClusterState, op: JobDeadlineReached) -> Any:
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.state is not JobState.PENDING or job.completing:
+        return _reject(state, NOT_PENDING)
+    check_transition(job.state, Event.DEADLINE)
+    job.state, job.reason, job.state_desc = JobState.DEADLINE, "DeadLine", ""
+    job.start_time = job.end_time = op.at
+    job.exit_status = 0
+    state.pending.pop(job.job_id, None)
+    state.runnable.pop(job.job_id, None)
+    return None
+
+
 def _job_held(state: ClusterState, op: JobHeld) -> Any:
     job = state.jobs.get(op.job_id)
     if job is None:
@@ -585,27 +663,12 @@ def _job_released(state: ClusterState, op: JobReleased) -> Any:
     return None
 
 
-def _remember_dependencies(state: ClusterState, leaving: set[int]) -> None:
-    """Before jobs leave the hot state, pending jobs that depend on them keep the outcome."""
-    for job_id in state.pending:
-        job = state.jobs[job_id]
-        if not job.spec.dependency:
-            continue
-        try:
-            _, items = parse_dependency(job.spec.dependency)
-        except DependencyError:
-            continue
-        for kind, dep_id in items:
-            if dep_id in leaving:
-                job.dep_resolved[f"{kind}:{dep_id}"] = dependency_item_status(state, kind, dep_id)
-
-
 def _jobs_purged(state: ClusterState, op: JobsPurged) -> Any:
     leaving = {
         j for j in op.job_ids if (job := state.jobs.get(j)) is not None and job.terminal and not job.completing
     }
     if leaving:
-        _remember_dependencies(state, leaving)
+        depend.remember(state, leaving, op.at)
     purged = 0
     for job_id in op.job_ids:
         job = state.jobs.get(job_id)
@@ -613,11 +676,29 @@ def _jobs_purged(state: ClusterState, op: JobsPurged) -> Any:
             continue
         del state.jobs[job_id]
         purged += 1
+        if job.array_job_id:
+            _forget_array_member(state, job)
     if purged:
         gone = set(op.job_ids)
         for key in [k for k, v in state.requests.items() if v[0] in gone and v[0] not in state.jobs]:
             del state.requests[key]
     return purged
+
+
+def _forget_array_member(state: ClusterState, job: Job) -> None:
+    """A purged task's outcome stays countable (``afterok`` on the whole array) until the
+    array's last record is gone."""
+    array_id = job.array_job_id
+    members = state.array_members.get(array_id)
+    if members is not None:
+        members.pop(job.job_id, None)
+    if members:
+        outcome = state.array_purged.setdefault(array_id, [0, 0])
+        ok = job.state is JobState.COMPLETED and not job.array_pending
+        outcome[0 if ok else 1] += 1
+    else:
+        state.array_members.pop(array_id, None)
+        state.array_purged.pop(array_id, None)
 
 
 def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
@@ -626,6 +707,8 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
         return _reject(state, INVALID_JOB)
     if job.spec.script is None:
         return _reject(state, Rejected("batch_only", "Only batch jobs are accepted or processed"))
+    if job.spec.requeue == 0:
+        return _reject(state, Rejected("disabled", "Requested operation is presently disabled"))
     if job.state is JobState.PENDING or job.completing:
         return _reject(state, Rejected("not_running", "Job is pending execution"))
     check_transition(job.state, Event.REQUEUE)
@@ -635,7 +718,7 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
     job.state = JobState.PENDING
     job.restarts += 1
     job.submit_time = op.at
-    job.eligible_time = op.at + REQUEUE_DELAY
+    job.eligible_time = max(op.at, op.begin_time)  # Slurm: BeginTime = now + cred_expire + 1
     job.reason, job.state_desc, job.failed_node = "BeginTime", "", ""
     job.requid = -1
     job.exit_status = None
@@ -650,6 +733,140 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
     job.nodes = ()
     state.pending[job.job_id] = None
     _make_runnable(state, job)
+    return None
+
+
+def _array_tasks_split(state: ClusterState, op: ArrayTasksSplit) -> Any:
+    """-> {task: job id} for every task named (split now, or already standing alone)."""
+    members = state.array_members.get(op.array_job_id)
+    if not members:
+        return _reject(state, INVALID_JOB)
+    record = _array_record(state, op.array_job_id)
+    if record is not None and (record.state is not JobState.PENDING or record.completing):
+        record = None  # a cancelled array record keeps its never-started tasks
+    known = {state.jobs[j].array_task_id: j for j in members if state.jobs[j].array_task_id >= 0}
+    out: dict[int, int] = {}
+    for task in op.task_ids:
+        if task in known:
+            out[task] = known[task]
+        elif record is not None and arrays.contains(record.array_pending, task):
+            job = _split_task(state, record, task)
+            out[task] = known[task] = job.job_id
+            if job is not record:
+                state.pending[job.job_id] = None
+                if not job.hold:
+                    _make_runnable(state, job)
+        else:
+            return _reject(state, INVALID_JOB) if not out else out
+    return out
+
+
+def _parse_nonneg(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+#: scontrol update job fields: name -> (JobSpec field or None, pending jobs only, admin only)
+UPDATABLE: dict[str, tuple[str | None, bool, bool]] = {
+    "TimeLimit": ("time_limit", False, False),
+    "TimeMin": ("time_min", True, False),
+    "JobName": ("name", False, False),
+    "Comment": ("comment", False, False),
+    "WCKey": ("wckey", False, False),
+    "Account": ("account", True, False),
+    "QOS": ("qos", True, False),
+    "Dependency": ("dependency", True, False),
+    "Partition": ("partition", True, False),
+    "Nice": ("nice", True, False),
+    "StartTime": (None, True, False),
+    "Deadline": ("deadline", False, False),
+    "Requeue": ("requeue", False, False),
+    "MailUser": ("mail_user", False, False),
+    "MailType": ("mail_type", False, False),
+    "Features": ("constraint", True, False),
+    "NumNodes": ("nodes", True, False),
+    "NumTasks": ("ntasks", True, False),
+    "ArrayTaskThrottle": (None, False, False),
+}
+
+
+def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
+    """All of ``op.changes`` or nothing, with Slurm's refusals (src/slurmctld/job_mgr.c
+    ``update_job``): pending-only fields on a started job, a user raising its own time
+    limit or lowering its nice value, an unknown partition or a dependency that does not
+    parse."""
+    job = state.jobs.get(op.job_id)
+    if job is None:
+        return _reject(state, INVALID_JOB)
+    if job.terminal and not (set(op.changes) <= {"Comment", "WCKey", "JobName"}):
+        return _reject(state, Rejected("job_finished", "Job has already finished"))
+    pending = job.state is JobState.PENDING and not job.completing
+    fields: dict[str, Any] = {}
+    eligible = None
+    throttle = None
+    for key, value in op.changes.items():
+        rule = UPDATABLE.get(key)
+        if rule is None:
+            return _reject(state, Rejected("bad_request", f"Update of {key} is not supported"))
+        field, pending_only, admin_only = rule
+        if pending_only and not pending:
+            return _reject(state, NOT_PENDING)
+        if admin_only and not op.admin:
+            return _reject(state, ACCESS_DENIED)
+        if key in ("TimeLimit", "TimeMin"):
+            if value is not None and _parse_nonneg(value) is None:
+                return _reject(state, Rejected("bad_request", "Invalid time limit specification"))
+            if key == "TimeLimit" and not op.admin:
+                old = job.spec.time_limit
+                if old is not None and (value is None or value > old):
+                    return _reject(state, ACCESS_DENIED)
+        elif key in ("Nice", "Requeue", "NumNodes", "NumTasks", "ArrayTaskThrottle"):
+            if not isinstance(value, int) or isinstance(value, bool):
+                return _reject(state, Rejected("bad_request", f"Invalid {key} value"))
+            if key == "Nice" and (value < 0 and not op.admin or abs(value) > 2147483645):
+                return _reject(state, ACCESS_DENIED if value < 0 else Rejected("bad_request", "Invalid nice value"))
+            if key == "Requeue" and value not in (0, 1):
+                return _reject(state, Rejected("bad_request", "Invalid Requeue value"))
+            if key in ("NumNodes", "NumTasks") and value < 1:
+                return _reject(state, Rejected("bad_request", "Invalid node count or task count specification"))
+            if key == "ArrayTaskThrottle":
+                if not job.array_job_id or value < 0:
+                    return _reject(state, Rejected("bad_request", "Invalid ArrayTaskThrottle value"))
+                throttle = value
+                continue
+        elif key in ("StartTime", "Deadline"):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                return _reject(state, Rejected("bad_request", f"Invalid {key} value"))
+            if key == "StartTime":
+                eligible = float(value)
+                continue
+            value = float(value)
+        elif not isinstance(value, str):
+            return _reject(state, Rejected("bad_request", f"Invalid {key} value"))
+        elif key == "Partition" and value not in PARTITIONS:
+            return _reject(state, Rejected("invalid_partition", "Invalid partition name specified"))
+        elif key == "Dependency" and value:
+            try:
+                _, items = parse_dependency(value)
+            except DependencyError:
+                return _reject(state, Rejected("dependency", "Job dependency problem"))
+            if any(item.job_id >= state.next_job_id or item.job_id == job.job_id for item in items):
+                return _reject(state, Rejected("dependency", "Job dependency problem"))
+        assert field is not None
+        fields[field] = value
+    if fields:
+        spec = attrs.evolve(job.spec, **fields)
+        if spec.ntasks < spec.nodes:
+            return _reject(state, Rejected("bad_request", "Invalid node count or task count specification"))
+        job.spec = spec
+        if "dependency" in fields:
+            job.dep_resolved = {}
+    if eligible is not None:
+        job.eligible_time = eligible
+    if throttle is not None:
+        record = state.jobs.get(job.array_job_id) or job
+        record.array_throttle = throttle
+        for member in state.array_members.get(job.array_job_id, ()):
+            state.jobs[member].array_throttle = throttle
     return None
 
 
@@ -670,6 +887,9 @@ _HANDLERS: dict[type, Callable[[ClusterState, Any], Any]] = {
     JobReleased: _job_released,
     JobsPurged: _jobs_purged,
     JobRequeued: _job_requeued,
+    ArrayTasksSplit: _array_tasks_split,
+    JobUpdated: _job_updated,
+    JobDeadlineReached: _job_deadline,
 }
 
 
@@ -690,6 +910,14 @@ def jobs_touched_by(state: ClusterState, op: Op) -> tuple[int, ...]:
         return (record.job_id,) if record is not None else ()
     if isinstance(op, JobsPurged):
         return op.job_ids
+    if isinstance(op, JobStart) and op.array_task_id >= 0:
+        return (op.job_id, state.next_job_id)
+    if isinstance(op, ArrayTasksSplit):
+        return (op.array_job_id, *range(state.next_job_id, state.next_job_id + len(op.task_ids)))
+    if isinstance(op, JobUpdated) and "ArrayTaskThrottle" in op.changes:
+        job = state.jobs.get(op.job_id)
+        if job is not None and job.array_job_id:
+            return tuple(state.array_members.get(job.array_job_id, ()))
     job_id = getattr(op, "job_id", None)
     return (job_id,) if job_id is not None else ()
 

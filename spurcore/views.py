@@ -18,19 +18,39 @@ from spurcore.model import BATCH_STEP, ClusterState, Job, JobState, Step
 from spurcore.ops import HoldKind
 from spurcore.scheduler import dependency_status
 
+#: What ``%a`` becomes outside an array (Slurm: NO_VAL).
+NO_VAL = 0xFFFFFFFE
 
-def expand_pattern(pattern: str, job_id: int, name: str, user: str, node: str) -> str:
-    """Slurm's filename patterns: %j %x %u %N %% (and %A as the job id)."""
+
+def expand_pattern(pattern: str, job_id: int, name: str, user: str, node: str,
+                   array_job_id: int = 0, array_task_id: int = -1) -> str:
+    """Slurm's batch filename patterns (src/common/fd.c ``expand_stdio_filename``):
+    ``%j %x %u %N %A %a %%``, with a zero-padding width (``%3a`` -> ``007``). Outside an
+    array ``%A`` is the job id and ``%a`` is 4294967294, as in Slurm."""
+    values = {
+        "j": str(job_id), "x": name, "u": user, "N": node,
+        "A": str(array_job_id or job_id),
+        "a": str(array_task_id if array_job_id and array_task_id >= 0 else NO_VAL),
+    }
     out: list[str] = []
-    i = 0
-    while i < len(pattern):
+    i, n = 0, len(pattern)
+    while i < n:
         c = pattern[i]
-        if c == "%" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            sub = {"j": str(job_id), "A": str(job_id), "x": name, "u": user, "N": node, "%": "%"}.get(nxt)
-            if sub is not None:
-                out.append(sub)
+        if c == "%" and i + 1 < n:
+            if pattern[i + 1] == "%":
+                out.append("%")
                 i += 2
+                continue
+            k = i + 1
+            while k < n and pattern[k].isdigit():
+                k += 1
+            if k < n and pattern[k] in values:
+                value = values[pattern[k]]
+                width = int(pattern[i + 1 : k]) if k > i + 1 else 0
+                if width and pattern[k] in "jAa" and value.isdigit():
+                    value = value.zfill(min(width, 10))
+                out.append(value)
+                i = k + 1
                 continue
         out.append(c)
         i += 1
@@ -41,11 +61,13 @@ def output_paths(job: Job) -> tuple[str, str, str]:
     """(stdout, stderr, stdin) as absolute, expanded paths."""
     spec = job.spec
     node = job.batch_host
-    out_pat = spec.stdout or "slurm-%j.out"
+    out_pat = spec.stdout or ("slurm-%A_%a.out" if job.array_job_id else "slurm-%j.out")
     err_pat = spec.stderr or out_pat
-    out = expand_pattern(out_pat, job.job_id, spec.name, spec.user, node)
-    err = expand_pattern(err_pat, job.job_id, spec.name, spec.user, node)
-    return os.path.join(spec.cwd, out), os.path.join(spec.cwd, err), spec.stdin or "/dev/null"
+    args = (job.job_id, spec.name, spec.user, node, job.array_job_id, job.array_task_id)
+    out = expand_pattern(out_pat, *args)
+    err = expand_pattern(err_pat, *args)
+    stdin = expand_pattern(spec.stdin, *args) if spec.stdin else "/dev/null"
+    return os.path.join(spec.cwd, out), os.path.join(spec.cwd, err), os.path.join(spec.cwd, stdin)
 
 
 def run_time(job: Job, now: float) -> float:
@@ -86,7 +108,7 @@ def refresh_info(info: dict[str, Any], job: Job, state: ClusterState, now: float
             info["reason"] = reason or ("JobHeldUser" if job.hold == HoldKind.USER else "None")
     info["run_time"] = run_time(job, now)
     if job.spec.dependency:
-        info["dependency"] = dependency_status(state, job)[1]
+        info["dependency"] = dependency_status(state, job, now)[1]
 
 
 def job_info(job: Job, state: ClusterState, now: float, reason: str | None = None) -> dict[str, Any]:

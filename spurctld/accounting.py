@@ -27,8 +27,8 @@ import msgpack
 
 from spurcore.codec import CodecError, decode_batch
 from spurcore.model import ClusterState
-from spurcore.ops import JobsPurged, JobSubmitted, NodeDown, Op
-from spurcore.reduce import apply
+from spurcore.ops import JobsPurged
+from spurcore.reduce import apply, jobs_touched_by
 from spurcore.views import job_info
 
 if TYPE_CHECKING:
@@ -48,28 +48,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     start_time REAL NOT NULL,
     end_time REAL NOT NULL,
     info BLOB NOT NULL,
+    array_job_id INTEGER NOT NULL,
+    array_task_id INTEGER NOT NULL,
     PRIMARY KEY (job_id, restarts)
 );
 CREATE INDEX IF NOT EXISTS jobs_end ON jobs (end_time);
+CREATE INDEX IF NOT EXISTS jobs_array ON jobs (array_job_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
-def _touched(state: ClusterState, op: Op, result: Any) -> Iterable[int]:
-    if isinstance(op, JobSubmitted):
-        return (result,) if isinstance(result, int) else ()
-    if isinstance(op, NodeDown):
-        node = state.nodes.get(op.name)
-        return sorted(node.jobs) if node else ()
-    if isinstance(op, JobsPurged):
-        return ()
-    job_id = getattr(op, "job_id", None)
-    if job_id is not None:
-        return (job_id,)
-    action_id = getattr(op, "action_id", None)
-    if action_id is not None:  # an ACK may finish a job; its job is in the action table
-        return ()
-    return ()
 
 
 class Projector:
@@ -94,9 +82,10 @@ class Projector:
             rows.append((
                 job_id, job.restarts, job.spec.uid, job.spec.user, info["state"], job.submit_time,
                 job.start_time, job.end_time, msgpack.packb(info, use_bin_type=True),
+                job.array_job_id, job.array_task_id,
             ))
         if rows:
-            self.db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def catch_up(self, wal: Wal) -> int:
         """Fold WAL records after ``self.index`` (only durable ones)."""
@@ -118,12 +107,10 @@ class Projector:
                     if isinstance(op, JobsPurged):
                         self._upsert(touched | set(op.job_ids), op.at)
                         touched.clear()
-                    # ACKs can end a job (COMPLETING -> final): remember the job first
-                    action = getattr(op, "action_id", None)
-                    if action is not None and action in self.state.actions:
-                        touched.add(self.state.actions[action].job_id)
-                    result = apply(self.state, op)
-                    touched.update(_touched(self.state, op, result))
+                    # The same rule as the controller's read cache (an ACK can end a job, an
+                    # array start creates a task record), taken before the op is applied.
+                    touched.update(jobs_touched_by(self.state, op))
+                    apply(self.state, op)
                 self._upsert(touched, last_at)
                 self.index = index
                 count += 1
@@ -132,11 +119,14 @@ class Projector:
             return count
 
     def query(self, job_ids: set[int], start: float | None, end: float | None) -> list[dict[str, Any]]:
+        """Rows of the jobs asked for (an array's id names all its records), or all rows."""
         with self.lock:
             if job_ids:
                 marks = ",".join("?" * len(job_ids))
+                ids = sorted(job_ids)
                 cur = self.db.execute(
-                    f"SELECT info FROM jobs WHERE job_id IN ({marks}) ORDER BY job_id, restarts", sorted(job_ids)
+                    f"SELECT info FROM jobs WHERE job_id IN ({marks}) OR array_job_id IN ({marks})"
+                    " ORDER BY job_id, restarts", ids + ids,
                 )
             else:
                 cur = self.db.execute("SELECT info FROM jobs ORDER BY job_id, restarts")
@@ -169,9 +159,30 @@ def history(controller: Controller, params: dict[str, Any]) -> list[dict[str, An
     proj = _projector(controller)
     proj.catch_up(controller.replica.wal)
     job_ids = {int(j) for j in params.get("job_ids") or ()}
+    tasks: dict[int, set[int]] = {}  # array id -> the tasks asked for (``123_4``)
+    for ref in params.get("job_refs") or ():
+        head, wanted = controller._parse_ref({"job_ref": ref})
+        job_ids.add(head)
+        if wanted is not None:
+            tasks.setdefault(head, set()).update(wanted)
     start = params.get("start")
     end = params.get("end")
-    return proj.query(job_ids, None if start is None else float(start), None if end is None else float(end))
+    rows = proj.query(job_ids, None if start is None else float(start), None if end is None else float(end))
+    if tasks:
+        rows = [r for r in rows if _row_wanted(r, job_ids, tasks)]
+    return rows
+
+
+def _row_wanted(row: dict[str, Any], job_ids: set[int], tasks: dict[int, set[int]]) -> bool:
+    array_id = row.get("array_job_id") or 0
+    if array_id not in tasks:
+        return row["job_id"] in job_ids or array_id in job_ids
+    wanted = tasks[array_id]
+    if row.get("array_task_id") is not None:
+        return row["array_task_id"] in wanted
+    from spurcore.arrays import contains
+
+    return any(contains(row.get("array_pending") or [], t) for t in wanted)
 
 
 def job_at(controller: Controller, job_id: int, at: float) -> dict[str, Any] | None:

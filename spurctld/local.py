@@ -41,9 +41,10 @@ def free_ports(n: int) -> list[int]:
 def write_config(
     directory: str | os.PathLike[str], *, replicas: int = 1, nodes: int = 1, cpus: int = 2,
     kill_wait: float = 2.0, node_timeout: float = 10.0, min_job_age: float = 300.0,
-    compaction_entries: int = 20000, extra: str = "",
+    compaction_entries: int = 20000, extra: str = "", settings: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster."""
+    """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster. ``settings``:
+    more ``[cluster]`` keys (``max_array_size``, ``requeue_delay``, ...)."""
     d = Path(directory).resolve()
     d.mkdir(parents=True, exist_ok=True)
     secret = d / "secret"
@@ -62,6 +63,7 @@ def write_config(
         f"node_timeout = {node_timeout}",
         "heartbeat_interval = 1",
         f"compaction_entries = {compaction_entries}",
+        *(f"{key} = {_toml_value(value)}" for key, value in (settings or {}).items()),
         "",
         "[local]",
         f"nodes = {nodes}",
@@ -82,6 +84,30 @@ def write_config(
     path = d / "spur.toml"
     path.write_text("\n".join(lines) + extra)
     return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``key=value`` from ``spur local up --set``: numbers and true/false as such."""
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    value = value.strip()
+    if value in ("true", "false"):
+        return key.strip(), value == "true"
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(value)
+        except ValueError:
+            pass
+    return key.strip(), value
 
 
 def _wait(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
@@ -167,7 +193,7 @@ class LocalCluster:
         return self._spawn(
             name,
             ["-m", "spurd.main", "--config", str(self.config_path), "--name", name, "--cpus", str(cpus),
-             "--mem", "4096", "--socket", str(sock)],
+             "--mem", "4096", "--socket", str(sock), *(["-v"] if os.environ.get("SPURD_VERBOSE") else [])],
         )
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:

@@ -26,15 +26,19 @@ from typing import Any
 import attrs
 import msgpack
 
-from spurcore import rpc
+from spurcore import arrays, rpc
 from spurcore.codec import encode_batch
 from spurcore.config import Config
+from spurcore.depend import dependency_status
 from spurcore.intents import pending_actions, pending_starts
 from spurcore.model import COMPACT, JobState
 from spurcore.ops import (
     ActionAcked,
     ActionKind,
     ActionRequested,
+    ArrayTasksSplit,
+    JobCancelled,
+    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
@@ -45,6 +49,7 @@ from spurcore.ops import (
     JobStepComplete,
     JobSubmitted,
     JobTimeLimitReached,
+    JobUpdated,
     NodeDown,
     NodeRegistered,
     Op,
@@ -65,6 +70,48 @@ RESEND_AFTER = 5.0
 READ_SLICE = 512  # jobs rendered per hold of the state lock
 MAX_BATCH = 4000
 SPEC_FIELDS = {f.name for f in attrs.fields(JobSpec)}
+INVALID_ARRAY = RpcError("invalid_array", "Invalid job array specification")
+
+# What each JobSpec field must be on the wire (validated before anything is proposed).
+_STR, _INT, _FLOAT = ("str",), ("int",), ("float",)
+_SPEC_TYPES: dict[str, tuple[str, ...]] = {
+    f.name: (
+        ("str", "none") if f.type in ("str | None",) else
+        ("int", "none") if f.type in ("int | None",) else
+        ("float",) if f.type == "float" else
+        ("int",) if f.type == "int" else
+        ("bool",) if f.type == "bool" else
+        ("strs",) if f.type.startswith("tuple") else
+        ("map",) if f.type.startswith("dict") else
+        ("str",)
+    )
+    for f in attrs.fields(JobSpec)
+}
+
+
+def _check_spec_value(name: str, value: Any) -> Any:
+    """``value`` as JobSpec field ``name`` wants it, or RpcError(bad_request) naming it."""
+    kinds = _SPEC_TYPES[name]
+    if value is None and "none" in kinds:
+        return None
+    kind = kinds[0]
+    if kind == "str" and isinstance(value, str) and "\x00" not in value:
+        return value
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+        return value
+    if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "strs" and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    if kind == "map" and isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return value
+    expected = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+                "strs": "a list of strings", "map": "a map of strings"}[kind]
+    raise RpcError("bad_request", f"Invalid job specification: {name} must be {expected}")
 
 
 @attrs.frozen
@@ -304,6 +351,8 @@ class Controller:
             "hold": self.m_hold,
             "release": self.m_release,
             "requeue": self.m_requeue,
+            "update_job": self.m_update_job,
+            "config": self.m_config,
             "jobs": self.m_jobs,
             "nodes": self.m_nodes,
             "step_create": self.m_step_create,
@@ -361,21 +410,64 @@ class Controller:
         fields.setdefault("argv", ())
         fields.setdefault("env", {})
         fields.setdefault("cwd", "/")
-        fields["argv"] = tuple(str(a) for a in fields["argv"])
+        fields = {k: _check_spec_value(k, v) for k, v in fields.items()}
         try:
             spec = JobSpec(**fields)
         except TypeError as exc:
             raise RpcError("bad_request", f"Invalid job specification: {exc}") from None
-        int_fields = ("uid", "gid", "nodes", "ntasks", "cpus_per_task", "mem_mb", "alloc_sid")
-        if not all(isinstance(getattr(spec, f), int) for f in int_fields) or not isinstance(spec.env, dict):
-            raise RpcError("bad_request", "Invalid job specification")
+        if spec.array:
+            if spec.script is None:
+                raise INVALID_ARRAY
+            try:
+                arrays.parse_array(spec.array, self.config.max_array_size)
+            except arrays.ArrayError:
+                raise INVALID_ARRAY from None
         return spec
 
     async def m_submit(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
         spec = self._spec_from(ident, params.get("spec"))
+        if params.get("test_only"):
+            return self._will_run(spec)
         job_id = await self.commit(JobSubmitted(str(params.get("request_id", "")), spec, time.time()))
         return {"job_id": job_id}
+
+    def _will_run(self, spec: JobSpec) -> dict[str, Any]:
+        """``sbatch --test-only``: where and when the job would start, on a copy of the state
+        (nothing is proposed). Slurm: ``Job N to start at T using C processors on nodes L``."""
+        import copy
+
+        from spurcore.hostlist import compress
+        from spurcore.reduce import apply
+
+        assert self.replica is not None
+        now = time.time()
+        with self.replica.state_lock:
+            state = copy.deepcopy(self.replica.state)
+        job_id = apply(state, JobSubmitted("", spec, now))
+        if isinstance(job_id, Rejected):
+            raise RpcError(job_id.code, job_id.message)
+        # Run the queue forward on the copy: running jobs end at their time limits.
+        t = now
+        for _ in range(10000):
+            for start in schedule(state, t):
+                apply(state, start)
+                started = state.jobs.get(start.job_id)
+                if start.job_id == job_id and started is not None:
+                    nodes = started.nodes
+                    return {"job_id": job_id, "start_time": t, "nodes": compress(nodes),
+                            "partition": spec.partition, "cpus": started.cpus_per_node * len(nodes)}
+            ends = sorted(j.start_time + j.suspended_secs + j.spec.time_limit for j in state.jobs.values()
+                          if j.state is JobState.RUNNING and j.spec.time_limit is not None
+                          and j.start_time + j.suspended_secs + j.spec.time_limit > t)
+            if not ends:
+                break
+            t = ends[0]
+            for j in list(state.jobs.values()):
+                if j.state is JobState.RUNNING and j.spec.time_limit is not None \
+                        and j.start_time + j.suspended_secs + j.spec.time_limit <= t:
+                    apply(state, JobNodeComplete(j.job_id, j.batch_host, 0, 0, False, t))
+        raise RpcError("not_startable", "Requested node configuration is not available")
 
     async def m_signal_many(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         """Many ``signal`` requests in one call (``scancel -u`` of a whole queue): they are
@@ -395,45 +487,184 @@ class Controller:
 
         return {"results": await asyncio.gather(*(one(r) for r in requests))}
 
+    # --- job references: 123, 123_4, 123_[1-3] -------------------------------------------
+
+    def _parse_ref(self, params: dict[str, Any]) -> tuple[int, list[int] | None]:
+        """(job id, task indexes or None for the job / the whole array) from ``job_ref``
+        (``"123"``, ``"123_4"``, ``"123_[1-3]"``) or ``job_id``."""
+        ref = params.get("job_ref")
+        if ref is None:
+            job_id = params.get("job_id", 0)
+            if not isinstance(job_id, int) or isinstance(job_id, bool) or not 0 < job_id < 2**32:
+                raise INVALID_JOB
+            return job_id, None
+        if not isinstance(ref, str):
+            raise RpcError("bad_request", "job_ref must be a string")
+        head, sep, tasks = ref.strip().partition("_")
+        if not (head.isascii() and head.isdigit()) or not 0 < int(head) < 2**32:
+            raise INVALID_JOB
+        if not sep:
+            return int(head), None
+        try:
+            ranges, _ = arrays.parse_array(tasks.strip("[]"), arrays.DEFAULT_MAX_ARRAY_SIZE * 4000)
+        except arrays.ArrayError:
+            raise INVALID_JOB from None
+        if arrays.count(ranges) > 100_000:
+            raise RpcError("bad_request", "too many array tasks in one reference")
+        return int(head), list(arrays.indexes(ranges))
+
+    async def _resolve_ref(self, ident: Identity, params: dict[str, Any], *, split: bool = True) -> list[int]:
+        """The job ids a reference names, each checked for ownership. ``123`` is every
+        record of array 123; ``123_4`` a task, split off its array's pending record first
+        when ``split`` (Slurm splits a task that is acted on alone)."""
+        head, tasks = self._parse_ref(params)
+        assert self.replica is not None
+        with self.replica.state_lock:
+            state = self.replica.state
+            members = state.array_members.get(head)
+            if tasks is None:
+                ids = sorted(members) if members and head in members else [head]
+            elif not members:
+                job = state.jobs.get(head)
+                # Slurm accepts 123_N for a plain job only as nothing: invalid
+                ids = [head] if job is not None and job.array_task_id in tasks else []
+                if not ids:
+                    raise INVALID_JOB
+            else:
+                by_task = {state.jobs[j].array_task_id: j for j in members if state.jobs[j].array_task_id >= 0}
+                ids = [by_task[t] for t in tasks if t in by_task]
+                missing = tuple(t for t in tasks if t not in by_task)
+        if tasks is not None and members and missing:
+            if not split:
+                raise INVALID_JOB
+            self._job_owner_check(ident, head)
+            result = await self.commit(ArrayTasksSplit(head, missing, time.time()))
+            ids = sorted(set(ids) | set(result.values()))
+            if len(result) < len(missing):
+                raise INVALID_JOB
+        for job_id in ids:
+            self._job_owner_check(ident, job_id)
+        return ids
+
+    async def _each(self, ids: list[int], make: Any, *, quiet: set[str] = frozenset()) -> list[Any]:
+        """Commit ``make(job_id)`` for every id. One id: its error propagates. Several (a
+        whole array): errors in ``quiet`` are skipped (Slurm ignores finished tasks when an
+        array is cancelled), any other is raised once every op has been tried."""
+        if len(ids) == 1:
+            return [await self.commit(make(ids[0]))]
+        results, first_error = [], None
+        for fut in [self.propose(make(j)) for j in ids]:
+            result = await asyncio.wait_for(fut, 10.0)
+            if isinstance(result, Rejected):
+                if result.code not in quiet and first_error is None:
+                    first_error = RpcError(result.code, result.message)
+                continue
+            results.append(result)
+        if first_error is not None and not results:
+            raise first_error
+        return results
+
     async def m_signal(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
-        job_id = int(params.get("job_id", 0))
-        kind = int(params.get("kind", ActionKind.KILL))
-        if kind not in {k.value for k in ActionKind}:
-            raise RpcError("bad_request", f"unknown action kind {kind}")
-        self._job_owner_check(ident, job_id)
+        kind = params.get("kind", ActionKind.KILL)
+        if not isinstance(kind, int) or kind not in {k.value for k in ActionKind}:
+            raise RpcError("bad_request", f"unknown action kind {kind!r}")
+        ids = await self._resolve_ref(ident, params)
         if kind in (ActionKind.STOP, ActionKind.CONT) and not ident.privileged:
             raise ACCESS_DENIED
-        target = int(params.get("target", SignalTarget.STEPS))
-        op = ActionRequested(
-            str(params.get("request_id", "")), job_id, int(params.get("step_id", -1)), kind,
-            int(params.get("signal", 0)), target, ident.uid, time.time(),
-        )
-        return {"action_id": await self.commit(op)}
+        target, step_id, signal = params.get("target", SignalTarget.STEPS), params.get("step_id", -1), params.get("signal", 0)
+        if target not in {t.value for t in SignalTarget}:
+            raise RpcError("bad_request", "target must be 0, 1 or 2")
+        if not isinstance(step_id, int) or not -1 <= step_id < 2**31:
+            raise RpcError("bad_request", "step_id must be an integer >= -1")
+        if not isinstance(signal, int) or not 0 <= signal <= 64:
+            raise RpcError("bad_request", "signal must be a signal number (0-64)")
+        request_id = str(params.get("request_id", ""))
+        now = time.time()
+
+        def make(job_id: int) -> Op:
+            rid = request_id if len(ids) == 1 or not request_id else f"{request_id}:{job_id}"
+            return ActionRequested(rid, job_id, step_id, kind, signal, target, ident.uid, now)
+
+        results = await self._each(ids, make, quiet={"already_done", "job_pending"})
+        return {"action_id": results[-1] if results else 0}
 
     async def m_hold(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
-        job_id = int(params.get("job_id", 0))
-        self._job_owner_check(ident, job_id)
+        ids = await self._resolve_ref(ident, params)
         admin = ident.privileged and not params.get("user_hold", False)
-        await self.commit(JobHeld(job_id, ident.uid, admin, time.time()))
+        now = time.time()
+        await self._each(ids, lambda j: JobHeld(j, ident.uid, admin, now), quiet={"already_done"})
         return {}
 
     async def m_release(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
-        job_id = int(params.get("job_id", 0))
-        job = self._job_owner_check(ident, job_id)
-        if job.hold == 2 and not ident.privileged:
+        ids = await self._resolve_ref(ident, params)
+        assert self.replica is not None
+        with self.replica.state_lock:
+            admin_held = any(
+                (job := self.replica.state.jobs.get(j)) is not None and job.hold == 2 for j in ids
+            )
+        if admin_held and not ident.privileged:
             raise ACCESS_DENIED
-        await self.commit(JobReleased(job_id, ident.uid, time.time()))
+        now = time.time()
+        await self._each(ids, lambda j: JobReleased(j, ident.uid, now), quiet={"already_done"})
         return {}
 
     async def m_requeue(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
-        job_id = int(params.get("job_id", 0))
-        self._job_owner_check(ident, job_id)
-        await self.commit(JobRequeued(job_id, ident.uid, bool(params.get("hold", False)), time.time()))
+        ids = await self._resolve_ref(ident, params)
+        hold, now = bool(params.get("hold", False)), time.time()
+        begin = now + self.config.requeue_delay
+        await self._each(ids, lambda j: JobRequeued(j, ident.uid, hold, now, begin), quiet={"not_running"})
         return {}
+
+    async def m_update_job(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """``scontrol update job``: ``changes`` in Slurm's field names, values parsed by the
+        tool; the reducer applies all of them or none, for each record referenced."""
+        ident = self._writer(conn)
+        changes = params.get("changes")
+        if not isinstance(changes, dict) or not changes or not all(isinstance(k, str) for k in changes):
+            raise RpcError("bad_request", "changes must be a non-empty map of field names")
+        from spurcore.reduce import UPDATABLE
+
+        unknown = sorted(set(changes) - set(UPDATABLE))
+        if unknown:
+            raise RpcError("bad_request", f"Update of {unknown[0]} is not supported")
+        ids = await self._resolve_ref(ident, params)
+        admin, now = ident.privileged, time.time()
+        await self._each(ids, lambda j: JobUpdated(j, ident.uid, admin, dict(changes), now))
+        return {}
+
+    async def m_config(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """``scontrol show config``: the settings Spur has, under Slurm's names."""
+        self.identity(conn)
+        c = self.config
+        return {"config": {
+            "ClusterName": c.name,
+            "JobRequeue": int(c.job_requeue),
+            "KillWait": int(c.kill_wait),
+            "MaxArraySize": int(c.max_array_size),
+            "MinJobAge": int(c.min_job_age),
+            "SchedulerParameters": "kill_invalid_depend" if c.kill_invalid_depend else "(null)",
+            "SchedulerType": "sched/builtin",
+            "SlurmctldHost": [f"spurctld-{r.id}({r.rpc or r.socket})" for r in c.replicas],
+            "SlurmctldTimeout": int(c.node_timeout),
+            "SlurmdTimeout": int(c.node_timeout),
+            "StateSaveLocation": c.state_dir,
+            "SuspendTime": "NONE",
+            "SlurmctldParameters": "(null)",
+            "MessageTimeout": 10,
+            "HealthCheckInterval": 0,
+            "SchedulerTimeSlice": 30,
+            "KillOnBadExit": 0,
+            "MpiDefault": "none",
+            "ProctrackType": "proctrack/cgroup",
+            "TaskPlugin": "task/none",
+            "SlurmdSpoolDir": c.agent_dir,
+            "AuthType": "auth/munge" if not c.tls_ca else "auth/tls",
+            "SLURM_VERSION": "25.11.0",
+        }}
 
     async def m_step_create(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
@@ -508,6 +739,10 @@ class Controller:
             return await self._forward_read("jobs", params)
         assert self.replica is not None
         job_ids = {int(j) for j in params.get("job_ids") or ()}
+        refs = params.get("job_refs") or ()
+        if not isinstance(refs, (list, tuple)):
+            raise RpcError("bad_request", "job_refs must be a list of strings")
+        parsed_refs = [self._parse_ref({"job_ref": r}) for r in refs]
         users = {str(u) for u in params.get("users") or ()}
         states = {str(s).upper() for s in params.get("states") or ()}
         now = time.time()
@@ -516,7 +751,11 @@ class Controller:
         with lock:
             state = self.replica.state
             self._invalidate_info_cache()
-            if job_ids:
+            for head, tasks in parsed_refs:
+                job_ids.update(self._ref_records(state, head, tasks))
+            if parsed_refs and not job_ids:
+                raise INVALID_JOB
+            if job_ids or parsed_refs:
                 jobs = [state.jobs[j] for j in sorted(job_ids) if j in state.jobs]
             else:
                 jobs = list(state.jobs.values())
@@ -561,6 +800,28 @@ class Controller:
                 time.sleep(0)
             return {"now": now, "fields": fields, "row_chunks": chunks}
         return {"now": now, "jobs": out}
+
+    @staticmethod
+    def _ref_records(state: Any, head: int, tasks: list[int] | None) -> list[int]:
+        """The records a read names: a job, every record of an array, or the records holding
+        the given tasks (a task not yet started is in its array's pending record)."""
+        members = state.array_members.get(head)
+        if not members:
+            job = state.jobs.get(head)
+            if job is None or (tasks is not None and job.array_task_id not in tasks):
+                return []
+            return [head]
+        if tasks is None:
+            return list(members)
+        wanted = set(tasks)
+        out = []
+        for job_id in members:
+            job = state.jobs[job_id]
+            if job.array_task_id in wanted or (
+                job.array_task_id < 0 and any(arrays.contains(job.array_pending, t) for t in wanted)
+            ):
+                out.append(job_id)
+        return out
 
     def _invalidate_info_cache(self) -> None:
         """Drop the cached records of jobs an op touched since (call with the state lock)."""
@@ -751,9 +1012,10 @@ class Controller:
         with self.replica.state_lock:
             state = self.replica.state
             for start in schedule(state, now):
-                key = ("start", start.job_id)
+                key = ("start", start.job_id, start.array_task_id)
                 if key not in self._inflight:
                     ops.append((start, key))
+            ops.extend(self._pending_duties(state, now))
             seen_jobs: set[int] = set()
             for node in state.nodes.values():
                 for job_id in node.jobs:
@@ -762,14 +1024,24 @@ class Controller:
                     seen_jobs.add(job_id)
                     job = state.jobs.get(job_id)
                     if (
-                        job is not None
-                        and job.state is JobState.RUNNING
-                        and not job.completing
-                        and job.spec.time_limit is not None
-                        and now >= job.start_time + job.suspended_secs + job.spec.time_limit
-                        and ("timeout", job_id) not in self._inflight
+                        job is None
+                        or job.state is not JobState.RUNNING
+                        or job.completing
+                        or job.spec.time_limit is None
                     ):
+                        continue
+                    ends_at = job.start_time + job.suspended_secs + job.spec.time_limit
+                    if now >= ends_at and ("timeout", job_id) not in self._inflight:
                         ops.append((JobTimeLimitReached(job_id, now), ("timeout", job_id)))
+                    elif job.spec.signal and now >= ends_at - job.spec.signal_time:
+                        # --signal=[B:]SIG@T: once per run, T seconds before the time limit.
+                        # The request id makes it idempotent across passes and failovers.
+                        rid = f"warn:{job_id}:{job.restarts}"
+                        if rid not in state.requests and ("warn", job_id) not in self._inflight:
+                            target = SignalTarget.BATCH if "B" in job.spec.signal_flags else SignalTarget.STEPS
+                            op = ActionRequested(rid, job_id, -1, ActionKind.SIGNAL, job.spec.signal,
+                                                 target, 0, now)
+                            ops.append((op, ("warn", job_id)))
                 if node.up and now_m - self._last_seen.get(node.name, now_m) > self.config.node_timeout:
                     if ("down", node.name) not in self._inflight:
                         ops.append((NodeDown(node.name, "Not responding", now), ("down", node.name)))
@@ -781,6 +1053,25 @@ class Controller:
                 ][:10000]
                 if old:
                     ops.append((JobsPurged(tuple(old), now), ("purge", 0)))
+        return ops
+
+    def _pending_duties(self, state: Any, now: float) -> list[tuple[Op, tuple[str, Any]]]:
+        """Pending jobs the leader ends: past their ``--deadline`` (DEADLINE), or with a
+        dependency that can never be satisfied when ``--kill-on-invalid-dep`` (or the
+        cluster's kill_invalid_depend) asks for it (CANCELLED)."""
+        ops: list[tuple[Op, tuple[str, Any]]] = []
+        for job_id in state.runnable:
+            job = state.jobs[job_id]
+            spec = job.spec
+            if spec.deadline:
+                need = spec.time_min if spec.time_min is not None else (spec.time_limit or 0)
+                if now + need > spec.deadline and ("deadline", job_id) not in self._inflight:
+                    ops.append((JobDeadlineReached(job_id, now), ("deadline", job_id)))
+                    continue
+            kill = spec.kill_on_invalid_dep == 1 or (spec.kill_on_invalid_dep == -1 and self.config.kill_invalid_depend)
+            if spec.dependency and kill and ("cancel", job_id) not in self._inflight:
+                if dependency_status(state, job, now)[0] == "failed":
+                    ops.append((JobCancelled(job_id, 0, now), ("cancel", job_id)))
         return ops
 
     def _dispatch(self, term: int) -> None:

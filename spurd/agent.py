@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from spurcore import rpc
+from spurcore import arrays, rpc
 from spurcore.config import Config
 from spurcore.hostlist import compress
 from spurcore.ops import ActionKind, SignalTarget
@@ -58,6 +58,7 @@ log = logging.getLogger("spurd")
 
 POLL_INTERVAL = 0.005  # status.json polling of live rundirs (longer with many live jobs)
 LIVENESS_INTERVAL = 0.5  # how often a live supervisor's pid is checked
+CONTROL_RETRY = 0.01  # while a new supervisor binds its control socket
 START_GRACE = 15.0  # a rundir may lack supervisor.pid this long while its supervisor starts
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 0.5
@@ -175,8 +176,38 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
         slurm["SLURM_MEM_PER_NODE"] = str(int(info["mem_mb"]))
     if int(info.get("restarts") or 0) > 0:
         slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
+    slurm.update(array_env(info))
+    if info.get("open_mode") in ("append", "truncate"):
+        slurm["SLURM_OPEN_MODE"] = "a" if info["open_mode"] == "append" else "t"  # for srun inside
+    for key, var in (("comment", "SLURM_JOB_COMMENT"), ("qos", "SLURM_JOB_QOS"), ("wckey", "SLURM_WCKEY")):
+        if info.get(key):
+            slurm[var] = str(info[key])
+    if int(info.get("ntasks_per_node") or 0) > 0:
+        slurm["SLURM_NTASKS_PER_NODE"] = str(int(info["ntasks_per_node"]))
+    if int(info.get("mem_per_cpu") or 0) > 0:
+        slurm["SLURM_MEM_PER_CPU"] = str(int(info["mem_per_cpu"]))
+    if info.get("start_time"):
+        slurm["SLURM_JOB_START_TIME"] = str(int(float(info["start_time"])))
+        if info.get("time_limit") is not None:
+            slurm["SLURM_JOB_END_TIME"] = str(int(float(info["start_time"]) + float(info["time_limit"])))
     env.update(slurm)
     return with_tools_path(env, python)
+
+
+def array_env(info: dict[str, Any]) -> dict[str, str]:
+    """A job array task's variables (Slurm's job_array.shtml): the array's job id, this
+    task's index, and the count, lowest, highest index and step of the whole array."""
+    if not info.get("array_job_id") or info.get("array_task_id") is None:
+        return {}
+    ranges, _ = arrays.parse_array(str(info.get("array_spec") or info["array_task_id"]), 2**31)
+    return {
+        "SLURM_ARRAY_JOB_ID": str(info["array_job_id"]),
+        "SLURM_ARRAY_TASK_ID": str(info["array_task_id"]),
+        "SLURM_ARRAY_TASK_COUNT": str(arrays.count(ranges)),
+        "SLURM_ARRAY_TASK_MIN": str(arrays.first_index(ranges)),
+        "SLURM_ARRAY_TASK_MAX": str(arrays.last_index(ranges)),
+        "SLURM_ARRAY_TASK_STEP": str(arrays.step_of(ranges)),
+    }
 
 
 def script_argv(script_path: str, script: str, argv: list[str]) -> list[str]:
@@ -742,15 +773,22 @@ class Agent:
 
     async def _control(self, run: Run, msg: dict[str, Any]) -> dict[str, Any]:
         """One control request to a run's supervisor ({"ok": False, "errno"} if unreachable)."""
-        if run.finished:
-            return {"ok": False, "errno": errno.ESRCH}
-        try:
-            return await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
-        except (OSError, ValueError) as e:
-            if run.finished or _read_status(run.rundir) is not None:
+        deadline = time.monotonic() + START_GRACE
+        while True:
+            if run.finished:
                 return {"ok": False, "errno": errno.ESRCH}
-            log.warning("control %s to %s failed: %s", msg.get("op"), run.rundir, e)
-            return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
+            try:
+                return await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
+            except (OSError, ValueError) as e:
+                if run.finished or _read_status(run.rundir) is not None:
+                    return {"ok": False, "errno": errno.ESRCH}
+                if isinstance(e, (FileNotFoundError, ConnectionRefusedError)) and time.monotonic() < deadline:
+                    # A supervisor forked a moment ago has not bound its control socket yet:
+                    # a kill must wait for it, never be dropped (the run ends or answers).
+                    await asyncio.sleep(CONTROL_RETRY)
+                    continue
+                log.warning("control %s to %s failed: %s", msg.get("op"), run.rundir, e)
+                return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
 
     # ------------------------------------------------------------------ restart / re-adoption
 
@@ -921,10 +959,11 @@ class Agent:
             "stderr": info.get("stderr") or None,
             "stdin": info.get("stdin") or "/dev/null",
             "inherit_stdio": False,
-            "open_mode": "append" if rec.restarts else "truncate",
+            # --open-mode, else Slurm's default: truncate, but append for a requeued run
+            "open_mode": str(info.get("open_mode") or ("append" if rec.restarts else "truncate")),
             "kill_wait": self.kill_wait,
             "suspend_grace": self.suspend_grace,
-            "mem_limit_mb": int(info.get("mem_mb") or 0),
+            "mem_limit_mb": int(info.get("mem_per_node") or info.get("mem_mb") or 0),
             "cgroup_root": self.cgroup_root,
         }
 

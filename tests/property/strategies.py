@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from spurcore.ops import (
     ActionAcked,
     ActionRequested,
+    ArrayTasksSplit,
     JobCancelled,
+    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
@@ -20,6 +22,7 @@ from spurcore.ops import (
     JobStepComplete,
     JobSubmitted,
     JobTimeLimitReached,
+    JobUpdated,
     NodeDown,
     NodeRegistered,
     StepCreated,
@@ -48,7 +51,10 @@ specs = st.builds(
     mem_mb=st.sampled_from([0, 100]),
     time_limit=st.one_of(st.none(), st.integers(1, 100)),
     hold=st.booleans(),
-    dependency=st.sampled_from(["", "afterok:1", "afterany:2", "afternotok:1", "afterok:1?afterany:2"]),
+    dependency=st.sampled_from(["", "afterok:1", "afterany:2", "afternotok:1", "afterok:1?afterany:2",
+                                "aftercorr:1", "singleton", "afterok:1_2", "after:2+1"]),
+    array=st.sampled_from(["", "", "0-3", "1,3%1", "0-5:2%2", "7", "0-3%9"]),
+    exclusive=st.sampled_from(["", "", "exclusive", "user"]),
 )
 
 exit_codes = st.integers(min_value=0, max_value=255)
@@ -59,7 +65,7 @@ ops = st.one_of(
     st.builds(NodeDown, nodes, texts, times),
     st.builds(JobSubmitted, st.sampled_from(["", "r1", "r2", "r3"]), specs, times),
     st.builds(JobStart, job_ids, st.one_of(st.tuples(nodes), st.tuples(nodes, nodes)), st.integers(1, 3),
-              st.sampled_from([0, 100]), times),
+              st.sampled_from([0, 100]), times, st.sampled_from([-1, -1, 0, 1, 2, 3, 4])),
     st.builds(JobLaunched, job_ids, nodes, times),
     st.builds(StepCreated, st.sampled_from(["", "s1", "s2"]), job_ids, texts, st.tuples(texts), st.integers(1, 2),
               st.sampled_from(["", "n1"]), st.just(1000), times),
@@ -73,7 +79,12 @@ ops = st.one_of(
     st.builds(JobHeld, job_ids, st.just(0), st.booleans(), times),
     st.builds(JobReleased, job_ids, st.just(0), times),
     st.builds(JobsPurged, st.lists(job_ids, max_size=3).map(tuple), times),
-    st.builds(JobRequeued, job_ids, st.just(0), st.booleans(), times),
+    st.builds(JobRequeued, job_ids, st.just(0), st.booleans(), times, times),
+    st.builds(JobDeadlineReached, job_ids, times),
+    st.builds(ArrayTasksSplit, job_ids, st.lists(st.integers(0, 5), max_size=3).map(tuple), times),
+    st.builds(JobUpdated, job_ids, st.sampled_from([0, 1000]), st.booleans(),
+              st.dictionaries(st.sampled_from(["TimeLimit", "Comment", "ArrayTaskThrottle", "Nice", "Dependency"]),
+                              st.one_of(st.integers(-2, 100), st.none(), texts), max_size=2), times),
 )
 
 op_lists = st.lists(ops, max_size=60)

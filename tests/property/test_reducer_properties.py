@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +28,8 @@ from spurcore.snapshot import decode_state, digest, encode_state
 from tests.property.strategies import exit_codes, op_lists, ops, signals
 
 settings.register_profile("ci", max_examples=150, deadline=None)
-settings.load_profile("ci")
+settings.register_profile("long", max_examples=3000, deadline=None)
+settings.load_profile(os.environ.get("SPUR_HYPOTHESIS_PROFILE", "ci"))
 
 
 def fold(op_seq, state=None):

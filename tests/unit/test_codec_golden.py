@@ -20,6 +20,7 @@ from spurcore.ops import (
     ActionRequested,
     ArrayTasksSplit,
     JobCancelled,
+    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
@@ -62,9 +63,10 @@ EXAMPLES = {
     "JobHeld": JobHeld(2, 0, True, 1700000012.0),
     "JobReleased": JobReleased(2, 0, 1700000013.0),
     "JobsPurged": JobsPurged((1, 2), 1700000014.0),
-    "JobRequeued": JobRequeued(1, 0, False, 1700000015.0),
+    "JobRequeued": JobRequeued(1, 0, False, 1700000015.0, 1700000136.0),
     "ArrayTasksSplit": ArrayTasksSplit(7, (3, 4), 1700000016.0),
     "JobUpdated": JobUpdated(7, 1000, False, {"TimeLimit": 600, "Comment": "x"}, 1700000017.0),
+    "JobDeadlineReached": JobDeadlineReached(7, 1700000018.0),
 }
 
 SPEC_V2 = attrs.evolve(
@@ -81,6 +83,7 @@ EXAMPLES["JobStart"] = JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0, 5)
 OLD_VERSIONS = {
     "JobSubmitted@1": JobSubmitted("req-1", SPEC, 1700000002.0),
     "JobStart@1": JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0),
+    "JobRequeued@1": JobRequeued(1, 0, False, 1700000015.0, 1700000015.0 + 121),
 }
 
 
