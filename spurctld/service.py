@@ -26,31 +26,24 @@ from typing import Any
 import attrs
 import msgpack
 
-from spurcore import arrays, rpc
+from spurcore import arrays, leader, rpc
 from spurcore.codec import encode_batch
 from spurcore.config import Config
-from spurcore.depend import dependency_status
-from spurcore.intents import pending_actions, pending_starts
 from spurcore.model import COMPACT, JobState
 from spurcore.ops import (
     ActionAcked,
     ActionKind,
     ActionRequested,
     ArrayTasksSplit,
-    JobCancelled,
-    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
     JobReleased,
     JobRequeued,
     JobSpec,
-    JobsPurged,
     JobStepComplete,
     JobSubmitted,
-    JobTimeLimitReached,
     JobUpdated,
-    NodeDown,
     NodeRegistered,
     Op,
     SignalTarget,
@@ -59,7 +52,7 @@ from spurcore.ops import (
 from spurcore.reduce import Rejected
 from spurcore.rpc import RpcError
 from spurcore.scheduler import pending_reasons, schedule
-from spurcore.views import job_info, launch_info, node_info, refresh_info
+from spurcore.views import job_info, node_info, refresh_info
 from spurctld.replica import Replica
 
 log = logging.getLogger("spurctld")
@@ -137,26 +130,6 @@ def _since_process_start() -> float:
         return -1.0
 
 
-def _kill_reason(state: Any, action: Any) -> str:
-    """Why a KILL was asked, for slurmstepd's notice in the job's stderr ("" for none)."""
-    if action.kind != ActionKind.KILL:
-        return ""
-    if action.step_id >= 0:
-        return "cancel"
-    job = state.jobs.get(action.job_id)
-    if job is None:
-        return ""
-    if job.state is JobState.TIMEOUT:
-        return "time_limit"
-    if job.state is JobState.NODE_FAIL:
-        return "node_fail"
-    if job.state is JobState.CANCELLED:
-        return "cancel"
-    if job.state is JobState.PENDING:
-        return "requeue"
-    return ""  # the job ended on its own: other nodes are only cleaned up
-
-
 @functools.lru_cache(maxsize=4096)
 def _passwd(uid: int) -> tuple[str, int]:
     """(name, primary gid) of ``uid``; cached: reading /etc/passwd per request is slow."""
@@ -196,6 +169,10 @@ class Controller:
         self._admin_uids = {0, os.getuid()}
         self._ready = threading.Event()
         self._info_cache: dict[int, dict[str, Any]] = {}  # job id -> info record (see m_jobs)
+        self._leader_cfg = leader.LeaderConfig(
+            node_timeout=config.node_timeout, min_job_age=config.min_job_age, kill_wait=config.kill_wait,
+            suspend_grace=config.suspend_grace, kill_invalid_depend=config.kill_invalid_depend,
+        )
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -1006,108 +983,35 @@ class Controller:
 
         fut.add_done_callback(done)
 
-    def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[str, Any]]]:
+    def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[Any, ...]]]:
+        """The pure core's decisions (spurcore.leader), minus those still in flight."""
         assert self.replica is not None
-        ops: list[tuple[Op, tuple[str, Any]]] = []
         with self.replica.state_lock:
             state = self.replica.state
-            for start in schedule(state, now):
-                key = ("start", start.job_id, start.array_task_id)
-                if key not in self._inflight:
-                    ops.append((start, key))
-            ops.extend(self._pending_duties(state, now))
-            seen_jobs: set[int] = set()
-            for node in state.nodes.values():
-                for job_id in node.jobs:
-                    if job_id in seen_jobs:
-                        continue
-                    seen_jobs.add(job_id)
-                    job = state.jobs.get(job_id)
-                    if (
-                        job is None
-                        or job.state is not JobState.RUNNING
-                        or job.completing
-                        or job.spec.time_limit is None
-                    ):
-                        continue
-                    ends_at = job.start_time + job.suspended_secs + job.spec.time_limit
-                    if now >= ends_at and ("timeout", job_id) not in self._inflight:
-                        ops.append((JobTimeLimitReached(job_id, now), ("timeout", job_id)))
-                    elif job.spec.signal and now >= ends_at - job.spec.signal_time:
-                        # --signal=[B:]SIG@T: once per run, T seconds before the time limit.
-                        # The request id makes it idempotent across passes and failovers.
-                        rid = f"warn:{job_id}:{job.restarts}"
-                        if rid not in state.requests and ("warn", job_id) not in self._inflight:
-                            target = SignalTarget.BATCH if "B" in job.spec.signal_flags else SignalTarget.STEPS
-                            op = ActionRequested(rid, job_id, -1, ActionKind.SIGNAL, job.spec.signal,
-                                                 target, 0, now)
-                            ops.append((op, ("warn", job_id)))
-                if node.up and now_m - self._last_seen.get(node.name, now_m) > self.config.node_timeout:
-                    if ("down", node.name) not in self._inflight:
-                        ops.append((NodeDown(node.name, "Not responding", now), ("down", node.name)))
-            if purge_due and ("purge", 0) not in self._inflight:
-                old = [
-                    j.job_id
-                    for j in state.jobs.values()
-                    if j.terminal and not j.completing and j.end_time + self.config.min_job_age <= now
-                ][:10000]
-                if old:
-                    ops.append((JobsPurged(tuple(old), now), ("purge", 0)))
-        return ops
-
-    def _pending_duties(self, state: Any, now: float) -> list[tuple[Op, tuple[str, Any]]]:
-        """Pending jobs the leader ends: past their ``--deadline`` (DEADLINE), or with a
-        dependency that can never be satisfied when ``--kill-on-invalid-dep`` (or the
-        cluster's kill_invalid_depend) asks for it (CANCELLED)."""
-        ops: list[tuple[Op, tuple[str, Any]]] = []
-        for job_id in state.runnable:
-            job = state.jobs[job_id]
-            spec = job.spec
-            if spec.deadline:
-                need = spec.time_min if spec.time_min is not None else (spec.time_limit or 0)
-                if now + need > spec.deadline and ("deadline", job_id) not in self._inflight:
-                    ops.append((JobDeadlineReached(job_id, now), ("deadline", job_id)))
-                    continue
-            kill = spec.kill_on_invalid_dep == 1 or (spec.kill_on_invalid_dep == -1 and self.config.kill_invalid_depend)
-            if spec.dependency and kill and ("cancel", job_id) not in self._inflight:
-                if dependency_status(state, job, now)[0] == "failed":
-                    ops.append((JobCancelled(job_id, 0, now), ("cancel", job_id)))
-        return ops
+            silence = {name: now_m - self._last_seen.get(name, now_m) for name in state.nodes}
+            decisions = leader.decide(state, now, silence, self._leader_cfg, purge=purge_due)
+        return [(d.op, d.key) for d in decisions if d.key not in self._inflight]
 
     def _dispatch(self, term: int) -> None:
+        """Send agents what state's intents say they must still be told (spurcore.leader),
+        each at most every RESEND_AFTER seconds, and only if this term still leads."""
         assert self.replica is not None
         if not self.agents:
             return
         now_m = time.monotonic()
-        sends: list[tuple[rpc.RpcConnection, str, dict[str, Any]]] = []
+
+        def wanted(key: tuple[Any, ...]) -> bool:
+            return key[2] in self.agents and now_m - self._sent.get(key, -1e9) >= RESEND_AFTER
+
         with self.replica.state_lock:
-            state = self.replica.state
-            now = time.time()
-            for intent in pending_starts(state):
-                conn = self.agents.get(intent.node)
-                key = ("start", intent.job.job_id, intent.node)
-                if conn is None or now_m - self._sent.get(key, -1e9) < RESEND_AFTER:
-                    continue
-                self._sent[key] = now_m
-                sends.append((conn, "start", {"job": launch_info(intent.job, state, now), "node": intent.node}))
-            for intent in pending_actions(state):
-                conn = self.agents.get(intent.node)
-                key = ("action", intent.action.action_id, intent.node)
-                if conn is None or now_m - self._sent.get(key, -1e9) < RESEND_AFTER:
-                    continue
-                self._sent[key] = now_m
-                a = intent.action
-                sends.append((conn, "action", {
-                    "action_id": a.action_id, "job_id": a.job_id, "step_id": a.step_id, "kind": a.kind,
-                    "signal": a.signal, "target": a.target, "kill_wait": self.config.kill_wait,
-                    "suspend_grace": self.config.suspend_grace, "node": intent.node,
-                    "why": _kill_reason(state, a), "at": a.at,
-                }))
+            messages = leader.deliveries(self.replica.state, time.time(), self._leader_cfg, wanted)
         if self.replica.term != term:
             return  # fenced: decided in an earlier term
-        for conn, method, params in sends:
-            if not conn.is_closed:
-                conn.notify(method, params)
+        for msg in messages:
+            self._sent[msg.key] = now_m
+            conn = self.agents.get(msg.node)
+            if conn is not None and not conn.is_closed:
+                conn.notify(msg.method, msg.params)
         if len(self._sent) > 100000:
             self._sent = {k: v for k, v in self._sent.items() if now_m - v < RESEND_AFTER}
 
