@@ -435,3 +435,22 @@ def test_time_format_and_truncated_dates() -> None:
     info = run_steps(state, job_id, [], 0)
     assert render([info], "start,end", parsable2=True, noheader=True, time_format="%H:%M",
                   allocations=True) == "12:00|12:00\n"
+
+
+def test_every_field_golden() -> None:
+    """``-o ALL`` (every field of sacct.c's table, in order) for a job with a batch step and a
+    numbered step, parsable; fields Spur keeps no data for print empty (NO_VAL/NULL)."""
+    state, job_id = started()
+    info = run_steps(state, job_id, [1 << 8], 0)
+    info["group"] = "alice"
+    text = render([info], "ALL", parsable2=True, now=T0 + 30)
+    header, *rows = text.splitlines()
+    assert len(header.split("|")) == len(FIELDS_ALL()) and all(len(r.split("|")) == len(FIELDS_ALL()) for r in rows)
+    lines = [f"{name}={'|'.join(r.split('|')[i] for r in rows)}" for i, name in enumerate(header.split("|"))]
+    check_golden("sacct_every_field.txt", "\n".join(lines) + "\n")
+
+
+def FIELDS_ALL() -> list[str]:  # noqa: N802 - the table's name
+    from spurcore.render.sacct import FIELDS
+
+    return [f.name for f in FIELDS]

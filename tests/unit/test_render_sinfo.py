@@ -247,3 +247,22 @@ def test_json_shape() -> None:
     assert first["node"]["state"] == ["ALLOCATED"] and first["nodes"]["nodes"] == ["node03"]
     assert first["cpus"]["total"] == 4
     assert sum(e["nodes"]["total"] for e in data["sinfo"]) == len(NODES)
+
+
+def test_every_field_golden() -> None:
+    """Every -O field of fmt_data (``all`` prints every letter) over Spur's node records."""
+    from pathlib import Path
+
+    from spurcore.render.sinfo import _TABLE, render_format
+
+    nodes = [node("n1", "MIXED", alloc_cpus=2, alloc_mem=100), node("n2", "DOWN", reason="broken",
+             down_at=1746100800.0, reason_user="root", reason_uid=0)]
+    lines = [f"{name}={render_format(nodes, long_fmt=f'{name}:0', noheader=True, sort='N', time_format='%F')!r}"
+             for name, *_rest in _TABLE]
+    text = "\n".join(lines) + "\n"
+    path = Path(__file__).resolve().parents[1] / "golden" / "render" / "sinfo_every_field.txt"
+    import os
+
+    if os.environ.get("SPUR_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()

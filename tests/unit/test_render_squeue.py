@@ -555,3 +555,29 @@ def test_array_json_shape() -> None:
         assert set(plain[key]) == {"set", "infinite", "number"}, key
     assert set(data) == {"jobs", "last_backfill", "last_update", "meta", "errors", "warnings"}
     assert data["meta"]["plugin"]["data_parser"] == "data_parser/v0.0.44"
+
+
+def test_every_field_golden() -> None:
+    """Every -O field of fmt_data_job (hidden ones included) for a running job, a pending
+    array record and a job with most options set; what Spur keeps no data for prints what
+    Slurm prints when it is unset (``(null)``, ``N/A``, ``0``, ``*``...). One field a line:
+    ``name=value``."""
+    from spurcore.render.squeue import _JOB_TABLE
+
+    rich = job(job_id=300, comment="c", wckey="k", nice=5, qos="high", constraint="fast", req_nodes="node01",
+               exc_nodes="node02", deadline=T0 + 86400, time_min=600, ntasks_per_node=2, mem_per_cpu=512,
+               exclusive="user", requeue=0, mail_type="END")
+    lines = []
+    for info in (job(), array_jobs()[0], rich):
+        for name, *_rest in _JOB_TABLE:
+            text = render_jobs([info], Fmt=f"{name}:0", noheader=True, now=T0 + 3723)
+            lines.append(f"{info['job_id']} {name}={text.rstrip(chr(10))}")
+    check_golden("squeue_every_field.txt", "\n".join(lines) + "\n")
+
+
+def test_percent_all() -> None:
+    """opts.c ``%all``: every letter a-z then A-Z, ``|``-separated, unknown ones skipped."""
+    text = render_jobs([job()], fmt="%all", now=T0)
+    header, row = text.splitlines()
+    assert header.startswith("ACCOUNT|TRES_PER_NODE|MIN_CPUS|MIN_TMP_DISK|END_TIME|")
+    assert len(header.split("|")) == 52 and len(row.split("|")) == 52
