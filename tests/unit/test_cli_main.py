@@ -265,8 +265,8 @@ def test_scancel_retries_transitional_state(fake, capsys, monkeypatch):
 
 
 def test_scancel_invalid_id(fake, capsys):
-    assert scancel.main(["12_3"]) == 1
-    assert capsys.readouterr().err == "scancel: error: Invalid job id 12_3\n"
+    assert scancel.main(["12_x"]) == 1
+    assert capsys.readouterr().err == "scancel: error: Invalid job id 12_x\n"
     assert fake.calls == []
 
 
@@ -315,7 +315,7 @@ def test_squeue_unknown_single_job_empty_answer(fake, capsys):
     assert squeue.main(["--jobs=99"]) == 1
     assert capsys.readouterr().err == "slurm_load_jobs error: Invalid job id specified\n"
     (params,) = fake.params("jobs")
-    assert params["job_ids"] == [99] and params["columns"] is True
+    assert params["job_refs"] == ["99"] and params["columns"] is True
 
 
 def test_squeue_default_table(fake, capsys):
