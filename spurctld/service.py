@@ -895,7 +895,16 @@ class Controller:
 
     async def m_heartbeat(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         self._agent(conn)
-        self._last_seen[str(params.get("name", conn.data.get("node", "")))] = time.monotonic()
+        name = str(params.get("name", conn.data.get("node", "")))
+        assert self.replica is not None
+        with self.replica.state_lock:
+            node = self.replica.state.nodes.get(name)
+            up = node is not None and node.up
+        if not up:
+            # Marked DOWN while this connection stayed open (the agent was stopped, or the
+            # network dropped packets without closing it): refusing makes it register again.
+            raise RpcError("not_registered", f"node {name} is not registered or is DOWN: register again")
+        self._last_seen[name] = time.monotonic()
         return {}
 
     async def m_report(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
