@@ -498,30 +498,29 @@ class Sim:
         leader change all look the same to a client."""
         ldr = self.log.leader
         target = ldr.name if ldr is not None else "ctld1"
-        for op in self.history:
+        for index, op in enumerate(self.history):
             if op.outcome != "pending" or self.now - op.sent_at < 1.0:
                 continue
             op.attempts += 1
             op.sent_at = self.now
-            self.net.send(self.now, "client", target, ("client", op.request_id))
+            self.net.send(self.now, "client", target, ("client", index))
 
-    def _on_client_request(self, dst: str, request_id: str) -> None:
+    def _on_client_request(self, dst: str, index: int) -> None:
         ldr = self.log.leader
         if ldr is None or dst != ldr.name:
             return  # a follower: the client retries elsewhere
-        op = next(o for o in self.history if o.request_id == request_id)
-        call = op.make()
+        call = self.history[index].make()
         if call is None:
             return
 
         def answer(results: list[Any] | None) -> None:
             if results:
-                self.net.send(self.now, ldr.name, "client", ("reply", request_id, results[0]))
+                self.net.send(self.now, ldr.name, "client", ("reply", index, results[0]))
 
         self.ctl.propose([call], answer)
 
-    def _on_reply(self, request_id: str, result: Any) -> None:
-        op = next(o for o in self.history if o.request_id == request_id)
+    def _on_reply(self, index: int, result: Any) -> None:
+        op = self.history[index]
         if op.outcome != "pending":
             return  # a duplicate reply
         if isinstance(result, Rejected):
