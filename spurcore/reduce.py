@@ -471,7 +471,7 @@ def _op_layout(op: StepCreated) -> steps.StepLayout | None:
 def _end_step(job: Job, step: Step, raw: int | None, state_name: str, at: float) -> None:
     """Close a running step and give back the CPUs it held."""
     _close_step(step, raw, state_name, at)
-    if step.overlap:
+    if step.overlap or not step.cpus:  # a batch or pre-layout step held nothing
         return
     for node, cpus in zip(step.nodes, step.cpus, strict=True):
         left = job.step_cpus.get(node, 0) - cpus
