@@ -361,3 +361,58 @@ def ranges(ids: Sequence[int]) -> str:
         out.append(str(values[i]) if i == j else f"{values[i]}-{values[j]}")
         i = j + 1
     return ",".join(out)
+
+
+def expand_io_pattern(pattern: str, *, job_id: int, step_id: int | str, task: int = 0, nodeid: int = 0,
+                      node: str = "", user: str = "", name: str = "", array_job_id: int = 0,
+                      array_task_id: int = -1) -> str:
+    """srun's ``-o/-e/-i`` filename patterns (srun(1) "filename pattern"): ``%t`` task,
+    ``%n`` node index, ``%N`` node name, ``%j`` job, ``%s`` step, ``%J`` job.step, ``%u``,
+    ``%x``, ``%A``/``%a`` and ``%%``; a number after ``%`` zero-pads; a pattern containing
+    ``\\\\`` is taken literally (the backslashes removed)."""
+    if "\\" in pattern:
+        return pattern.replace("\\", "")
+    values = {
+        "t": str(task), "n": str(nodeid), "N": node, "j": str(job_id), "s": str(step_id),
+        "J": f"{job_id}.{step_id}", "u": user, "x": name, "A": str(array_job_id or job_id),
+        "a": str(array_task_id if array_task_id >= 0 else 4294967294),
+    }
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "%" and i + 1 < n:
+            if pattern[i + 1] == "%":
+                out.append("%")
+                i += 2
+                continue
+            k = i + 1
+            while k < n and pattern[k].isdigit():
+                k += 1
+            if k < n and pattern[k] in values:
+                value = values[pattern[k]]
+                width = int(pattern[i + 1:k]) if k > i + 1 else 0
+                if width and value.isdigit():
+                    value = value.zfill(min(width, 10))
+                out.append(value)
+                i = k + 1
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def per_task_pattern(pattern: str) -> bool:
+    """Whether srun leaves a pattern to the nodes (``%t``, ``%n`` or ``%N`` in it, with an
+    optional width), as srun(1) says such files are written on the node running the task."""
+    if "\\" in pattern:
+        return False
+    i = pattern.find("%")
+    while 0 <= i < len(pattern) - 1:
+        k = i + 1
+        while k < len(pattern) and pattern[k].isdigit():
+            k += 1
+        if k < len(pattern) and pattern[k] in "tnN":
+            return True
+        i = pattern.find("%", k + (1 if k < len(pattern) and pattern[k] == "%" else 0))
+    return False
