@@ -537,7 +537,7 @@ class Launcher:
                 "usage_interval": interval,
             }
             try:
-                sock = stepserver.connect(str(node.get("address") or ""), timeout=10.0)
+                sock = _connect_agent(str(node.get("address") or ""))
                 sock.sendall(stepserver.request(i + 1, "launch_tasks", params))
             except OSError as exc:
                 self._launch_failed(i, f"cannot reach its agent: {exc.strerror or exc}")
@@ -985,6 +985,28 @@ class Launcher:
                             self._record(t, 9)
                         self._finish_node(i)
                 return
+
+
+#: How long srun keeps trying an agent that is not listening (it may be restarting).
+AGENT_RETRY = 10.0
+
+
+def _connect_agent(endpoint: str) -> Any:
+    import errno
+    import time
+
+    from spurd import stepserver
+
+    deadline = time.monotonic() + AGENT_RETRY
+    delay = 0.05
+    while True:
+        try:
+            return stepserver.connect(endpoint, timeout=10.0)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def _taskstr(n: int) -> str:

@@ -983,11 +983,12 @@ class Agent:
             "cgroup_root": self.cgroup_root,
         }
 
-    def _failed_run(self, rec: JobRecord, step: str | int, error: str) -> Run:
+    def _failed_run(self, rec: JobRecord, step: str | int, error: str, exit_code: int = 1, sig: int = 0) -> Run:
         """A run that could not be started: it ends at once with exit code 1 (and is reported)."""
         rundir = os.path.join(rec.directory, run_key(step))
         os.makedirs(rundir, mode=0o700, exist_ok=True)
-        procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(failure_status(error)).encode())
+        procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE),
+                           json.dumps(failure_status(error, exit_code, sig)).encode())
         run = self._new_run(rec, step, rundir)
         self._watch(run)
         return run
@@ -1090,6 +1091,8 @@ class Agent:
             if rec.ended:
                 raise RpcError("already_done", "Job/step already completing or completed")
             if run_key(step_id) in rec.runs:
+                if rec.runs[run_key(step_id)].finished:
+                    raise RpcError("already_done", "Job/step already completing or completed")
                 raise RpcError("already_launched", f"Step {rec.job_id}.{step_id} was already launched here")
             spec = self._step_spec(rec, step_id, argv, tasks, params, request.msgid)
             run = await self._start_run(rec, step_id, spec, client=client.fileno())
@@ -1210,6 +1213,12 @@ class Agent:
         if kind == ActionKind.KILL:
             async with self._lock(job_id):
                 if step_id >= 0:
+                    if run_key(step_id) not in rec.runs:
+                        # Killed before srun's launch reached this node (Slurm revokes the
+                        # step's credential): a late launch is refused, and this node's part
+                        # ends killed, so that the step can end.
+                        self._failed_run(rec, step_id, "the step was killed before it was launched here",
+                                         *SYNTHETIC_KILL)
                     runs = [r for r in (rec.runs.get(run_key(step_id)),) if r is not None]
                 else:
                     self._mark_ended(rec)
