@@ -14,6 +14,7 @@ baseline, ratio, spread) and prints the table. Workloads (issue: benchmarks):
   7 scale        squeue and scontrol show job -o with 5k/20k/100k queued jobs; restart ->
                  first answer; restart data cost with a 1,000,000-op history; memory per job
   8 failover     leader SIGKILLed -> next commit
+  9 steps        srun -n 64 true on 2 nodes inside an allocation vs srun -n 1 true (benchmarks/steps.py)
 plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
 """
 
@@ -257,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         "api.throughput": ">= 50 jobs/s", "api.kill.gone.p50": "<= 20 ms", "api.kill.cancelled.p50": "<= 50 ms",
     }
     rows += _metric_rows(metrics, baselines, targets)
+
+    print("== 9 steps: srun -n 64 on 2 nodes", flush=True)
+    from benchmarks import steps as step_bench
+
+    rows += step_bench.measure(runs=3 if q else 10)
 
     print("== 7 restart data cost vs history size, memory per job", flush=True)
     growth = []

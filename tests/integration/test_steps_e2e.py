@@ -287,6 +287,9 @@ def _mpi4py_python(tmp_root: Path) -> str | None:
     cached = os.environ.get("SPUR_MPI4PY_PYTHON")
     if cached:
         return cached
+    here = [sys.executable, "-c", "from mpi4py import MPI; assert 'MPICH' in MPI.Get_library_version()"]
+    if subprocess.run(here, capture_output=True).returncode == 0:
+        return sys.executable  # make's install step built it into the venv
     if shutil.which("mpicc.mpich") is None:
         return None
     venv = Path(os.environ.get("SPUR_TEST_CACHE", "/tmp/spur-test-cache")) / "mpi4py-mpich"
