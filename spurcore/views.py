@@ -87,14 +87,14 @@ def step_info(step: Step, job: Job) -> dict[str, Any]:
     CPUs given on each node), the status each node reported, and the usage combined from
     the nodes' reports (``spurcore.usage``; empty until a node reports it)."""
     batch = step.step_id == BATCH_STEP
-    tasks = [list(t) for t in step.task_ids]
-    counts = [len(t) for t in tasks]
-    if batch:
+    if batch:  # the common case (one per batch job): no layout to describe
+        tasks: list[list[int]] = [[0]]
+        counts = [1]
         cpus = job.cpus_per_node
-    elif step.cpus:
-        cpus = sum(step.cpus)
     else:
-        cpus = step.ntasks * job.spec.cpus_per_task
+        tasks = [list(t) for t in step.task_ids]
+        counts = [len(t) for t in tasks]
+        cpus = sum(step.cpus) if step.cpus else step.ntasks * job.spec.cpus_per_task
     return {
         "job_id": job.job_id,
         "step_id": step.step_id,
@@ -111,13 +111,13 @@ def step_info(step: Step, job: Job) -> dict[str, Any]:
         "uid": step.uid,
         "node_list": list(step.nodes),
         "tasks": tasks,
-        "tasks_per_node": compress_counts(counts) if counts else "",
+        "tasks_per_node": (str(counts[0]) if len(counts) == 1 else compress_counts(counts)) if counts else "",
         "cpus_per_node": list(step.cpus),
         "cpus_per_task": step.cpus_per_task,
         "overlap": step.overlap,
         "distribution": step.distribution,
-        "node_status": dict(step.node_status),
-        "usage": combine(step.usage.items()),
+        "node_status": dict(step.node_status) if step.node_status else {},
+        "usage": combine(step.usage.items()) if step.usage else {},
     }
 
 
