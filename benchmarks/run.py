@@ -14,6 +14,7 @@ baseline, ratio, spread) and prints the table. Workloads (issue: benchmarks):
   7 scale        squeue and scontrol show job -o with 5k/20k/100k queued jobs; restart ->
                  first answer; restart data cost with a 1,000,000-op history; memory per job
   8 failover     leader SIGKILLed -> next commit
+  9 steps        srun -n 64 true on 2 nodes inside an allocation vs srun -n 1 true (benchmarks/steps.py)
 plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
 """
 
@@ -268,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         "array.pending.state": ("array.pending.state.base", "as many separate pending jobs"),
         "array.pending.heap": ("array.pending.heap.base", "as many separate pending jobs"),
     }, {"array.rate": ">= 200 tasks/s", "array.pending.log": "< 10 KB", "array.pending.state": "< 10 KB"})
+
+    print("== 10 steps: srun -n 64 on 2 nodes", flush=True)
+    from benchmarks import steps as step_bench
+
+    rows += step_bench.measure(runs=3 if q else 10)
 
     print("== 7 restart data cost vs history size, memory per job", flush=True)
     growth = []

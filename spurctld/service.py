@@ -635,7 +635,7 @@ class Controller:
             "HealthCheckInterval": 0,
             "SchedulerTimeSlice": 30,
             "KillOnBadExit": 0,
-            "MpiDefault": "none",
+            "MpiDefault": "pmi2",
             "ProctrackType": "proctrack/cgroup",
             "TaskPlugin": "task/none",
             "SlurmdSpoolDir": c.agent_dir,
@@ -644,22 +644,89 @@ class Controller:
         }}
 
     async def m_step_create(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """A new step: the leader lays it out (``spurcore.steps.plan``) and commits a
+        ``StepCreated`` carrying the layout. A step that does not fit yet only because
+        other steps hold the CPUs waits here up to ``wait`` seconds (re-planned as steps
+        end), then the caller gets ``nodes_busy`` and retries, as Slurm's srun does."""
+        from spurcore import steps
+        from spurcore.hostlist import compress
+
         ident = self._writer(conn)
         job_id = int(params.get("job_id", 0))
         self._job_owner_check(ident, job_id)
         argv = tuple(str(a) for a in params.get("argv", ()))
-        op = StepCreated(
-            str(params.get("request_id", "")), job_id, str(params.get("name", argv[0] if argv else "")),
-            argv, int(params.get("ntasks", 1)), "", ident.uid, time.time(),
-        )
-        step_id = await self.commit(op)
+        req = self._step_request(params)
+        deadline = time.monotonic() + max(0.0, min(float(params.get("wait") or 0), 600.0))
+        request_id = str(params.get("request_id", ""))
         assert self.replica is not None
+        while True:
+            with self.replica.state_lock:
+                state = self.replica.state
+                job = state.jobs.get(job_id)
+                known = state.requests.get(request_id) if request_id else None
+                if job is None:
+                    raise INVALID_JOB
+                layout = None if known is not None else steps.plan(job.nodes, job.cpus_per_node, job.step_cpus, req)
+            if isinstance(layout, steps.StepRefusal):
+                if job.state is JobState.RUNNING and not job.completing:
+                    if not layout.busy or time.monotonic() >= deadline:
+                        raise RpcError(layout.code, layout.message)
+                    await asyncio.sleep(0.05)
+                    continue
+                layout = None  # the reducer refuses it in the job's words
+            op = StepCreated(
+                request_id, job_id, str(params.get("name", argv[0] if argv else "")), argv, req.ntasks, "",
+                ident.uid, time.time(),
+                *(() if layout is None else (
+                    layout.nodes, layout.task_counts, tuple(t for ts in layout.tasks for t in ts), layout.cpus,
+                    layout.overlap, req.cpus_per_task, req.distribution)),
+            )
+            try:
+                step_id = await self.commit(op)
+            except RpcError as exc:
+                if exc.code == "nodes_busy" and time.monotonic() < deadline:
+                    continue  # another step got there first
+                raise
+            break
         with self.replica.state_lock:
-            job = self.replica.state.jobs[job_id]
-            step = job.steps.get(step_id)
-            node = step.nodes[0] if step else job.batch_host
-            agent = self.replica.state.nodes[node].address if node in self.replica.state.nodes else ""
-        return {"step_id": step_id, "node": node, "agent": agent}
+            state = self.replica.state
+            job = state.jobs[job_id]
+            step = job.steps[step_id]
+            nodes = [{"name": n, "address": state.nodes[n].address if n in state.nodes else "", "tasks": list(t),
+                      "cpus": (step.cpus[i] if step.cpus else 0)}
+                     for i, (n, t) in enumerate(zip(step.nodes, step.task_ids, strict=True))]
+            job_part = {"nodes": compress(job.nodes), "node_count": len(job.nodes), "name": job.spec.name,
+                        "cpus_per_node_text": steps.compress_counts([job.cpus_per_node] * len(job.nodes)),
+                        "cluster": self.config.name, "partition": job.spec.partition}
+        return {"step_id": step_id, "job_id": job_id, "nodes": nodes, "job": job_part,
+                "node": nodes[0]["name"], "agent": nodes[0]["address"]}
+
+    @staticmethod
+    def _step_request(params: dict[str, Any]) -> Any:
+        from spurcore import steps
+
+        def num(key: str, default: int) -> int:
+            value = params.get(key, default)
+            if value is None:
+                return default
+            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value < 2**31:
+                raise RpcError("bad_request", f"{key} must be an integer")
+            return value
+
+        def names(key: str) -> tuple[str, ...]:
+            value = params.get(key) or ()
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise RpcError("bad_request", f"{key} must be a list of node names")
+            return tuple(value)
+
+        return steps.StepRequest(
+            ntasks=max(1, num("ntasks", 1)), min_nodes=max(0, num("min_nodes", 0)),
+            max_nodes=max(0, num("max_nodes", 0)), cpus_per_task=max(1, num("cpus_per_task", 1)),
+            ntasks_per_node=max(0, num("ntasks_per_node", 0)),
+            distribution=steps.node_distribution(str(params.get("distribution") or "block")),
+            plane_size=max(0, num("plane_size", 0)), nodelist=names("nodelist"), exclude=names("exclude"),
+            exact=bool(params.get("exact")), overlap=bool(params.get("overlap")), relative=num("relative", -1),
+        )
 
     async def m_job_complete(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
@@ -913,7 +980,9 @@ class Controller:
         at = float(params.get("at") or time.time())
         code, sig, oom = int(params.get("exit_code", 0)), int(params.get("signal", 0)), bool(params.get("oom"))
         if params.get("kind") == "step":
-            op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at)
+            usage = params.get("usage") if isinstance(params.get("usage"), dict) else {}
+            op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at,
+                                     {str(k): v for k, v in usage.items() if isinstance(v, (int, float, str))})
         else:
             op = JobNodeComplete(job_id, str(params["node"]), code, sig, oom, at)
         result = await asyncio.wait_for(self.propose(op), 10.0)
