@@ -36,7 +36,8 @@ neither; issue 13):
 - A replica with a higher term than the leader's answers its appends with ``spur_term``,
   and the leader steps down (etcd's answer to a stale higher term): that replica would
   otherwise never rejoin. With PreVote this happens only after a real election.
-- Fail-stop: if the WAL cannot be written or synced (ENOSPC, EIO) the replica stops
+- Fail-stop: if the WAL or pysyncobj's journal cannot be written or synced (ENOSPC, EIO),
+  or the state directory's file system has under MIN_FREE_BYTES left, the replica stops
   taking part in Raft at once (``failed`` says why): it sends, acknowledges and applies
   nothing more, so it acknowledges nothing it could not make durable; pending clients
   get ``unknown_outcome`` and retry elsewhere. Restart it once the disk is fixed.
@@ -44,6 +45,7 @@ neither; issue 13):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -79,6 +81,11 @@ TICK = 0.01  # longest wait of one Raft tick; events (peers, proposals) wake it 
 PARKED = 1e18  # pysyncobj's election deadline while our own timer (PreVote) is in charge
 LEASE_FRACTION = 0.9  # of raft_min_timeout: margin for clock rate differences between hosts
 MAX_INFLIGHT_APPENDS = 4096  # per peer; past that the oldest send times are forgotten
+# pysyncobj's journal is an mmap'd sparse file: writing a page the file system cannot back
+# kills the process with SIGBUS. Stop first (fail-stop) when the state directory's file
+# system has less than this left.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+DISK_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT}
 
 Done = Callable[[list[Any] | None, str | None], None]
 
@@ -127,6 +134,7 @@ class Replica(SyncObj):
         self._ops_since_snapshot = 0
         self._waiters_lock = threading.Lock()
         self.failed: str | None = None  # why this replica stopped (fail-stop), or None
+        self._disk_checked = 0.0
         # Elections (tick thread only): see the module docstring.
         self._election_at = 0.0
         self._campaign_allowed = False
@@ -213,6 +221,11 @@ class Replica(SyncObj):
                 if not self._single:
                     self._before_tick(raft_clock())
                 self.doTick(TICK)
+            except OSError as exc:
+                log.exception("raft tick failed")
+                if exc.errno in DISK_ERRNOS:  # pysyncobj's journal or meta file
+                    self._fail_stop(f"pysyncobj's journal: {exc}")
+                time.sleep(TICK)
             except Exception:  # a tick must never kill the replica
                 log.exception("raft tick failed")
                 time.sleep(TICK)
@@ -494,6 +507,17 @@ class Replica(SyncObj):
             self._SyncObj__pipeNotifier.notify()
         if self.failed is not None:
             return
+        now = time.monotonic()
+        if now - self._disk_checked > 0.2:
+            self._disk_checked = now
+            try:
+                st = os.statvfs(self.dir)
+                free = st.f_bavail * st.f_frsize
+            except OSError:
+                free = MIN_FREE_BYTES
+            if free < MIN_FREE_BYTES:
+                self._fail_stop(f"{self.dir}: only {free} bytes left on its file system")
+                return
         try:
             durable = self.wal.sync()
         except Exception as exc:

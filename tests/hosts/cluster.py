@@ -31,7 +31,7 @@ from tests.hosts import netns
 from tests.hosts.netns import Network, NsThread, ns_argv
 
 PY = sys.executable
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+CLOCKSHIFT = str(Path(__file__).with_name("clockshift.py"))
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "kill_wait": 2,
@@ -97,14 +97,14 @@ class Host:
 
 class HostCluster:
     def __init__(self, root: str | os.PathLike[str], *, replicas: int = 3, nodes: int = 2, cpus: int = 2,
-                 settings: dict[str, Any] | None = None, faketime: tuple[str, ...] = (),
+                 settings: dict[str, Any] | None = None, clock_hosts: tuple[str, ...] = (),
                  tag: str | None = None, persistent: bool = False) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.tag = tag or f"sp{secrets.token_hex(3)}"
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.cpus = cpus
-        self.faketime = set(faketime)
+        self.clock_hosts = set(clock_hosts)  # daemons run under clockshift.py
         self.hosts: dict[str, Host] = {}
         for i in range(replicas):
             self.hosts[f"ctl{i + 1}"] = Host(f"ctl{i + 1}", "ctl", f"{netns.SUBNET}.{11 + i}", i + 1)
@@ -183,8 +183,8 @@ class HostCluster:
                 (d / "secret").write_text(secret)
                 (d / "secret").chmod(0o600)
             self.conf(h.name).write_text(self._config_text(h))
-            if h.name in self.faketime:
-                (d / "faketime").write_text("+0\n")
+            if h.name in self.clock_hosts:
+                (d / "clock-offset").write_text("0\n")
         (self.root / "cluster.json").write_text(json.dumps({
             "tag": self.tag, "hosts": {h.name: [h.role, h.address, h.rid] for h in self.hosts.values()},
         }, indent=1))
@@ -217,17 +217,14 @@ class HostCluster:
             env["SPUR_CERT"], env["SPUR_KEY"] = self.cert(host)
             env["XDG_RUNTIME_DIR"] = str(self.host_dir(host) / "run")
             (self.host_dir(host) / "run").mkdir(mode=0o700, exist_ok=True)
-        if host in self.faketime:
-            env.update({
-                "LD_PRELOAD": FAKETIME_LIB,
-                "FAKETIME_TIMESTAMP_FILE": str(self.host_dir(host) / "faketime"),
-                "FAKETIME_NO_CACHE": "1",
-                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            })
+        if host in self.clock_hosts:
+            env["SPUR_CLOCK_FILE"] = str(self.host_dir(host) / "clock-offset")
         return env
 
     def spawn(self, host: str, key: str, argv: list[str]) -> subprocess.Popen[bytes]:
         assert self.net is not None
+        if host in self.clock_hosts and argv[:2] == [PY, "-m"]:
+            argv = [PY, CLOCKSHIFT, *argv[2:]]
         log = open(self.log(host) / f"{key}.log", "ab")
         proc = subprocess.Popen(ns_argv(self.net.ns(host), argv), cwd=self.host_dir(host), env=self.env(host),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -422,12 +419,12 @@ class HostCluster:
             self._mounts.remove(path)
 
     def set_clock_offset(self, host: str, seconds: float) -> None:
-        """Jump CLOCK_REALTIME by ``seconds`` for the daemons of ``host`` (libfaketime)."""
-        if host not in self.faketime:
-            raise ValueError(f"{host} was not started under libfaketime")
-        tmp = self.host_dir(host) / "faketime.tmp"
-        tmp.write_text(f"{seconds:+.0f}\n")
-        os.replace(tmp, self.host_dir(host) / "faketime")
+        """Shift the wall clock of ``host``'s daemons by ``seconds`` (see clockshift.py)."""
+        if host not in self.clock_hosts:
+            raise ValueError(f"{host} was not started with clock_hosts")
+        tmp = self.host_dir(host) / "clock-offset.tmp"
+        tmp.write_text(f"{seconds}\n")
+        os.replace(tmp, self.host_dir(host) / "clock-offset")
 
     # --- teardown ------------------------------------------------------------------------
 

@@ -88,6 +88,8 @@ class Scenario:
         self.name = name
         self.out = out_dir
         self.out.mkdir(parents=True, exist_ok=True)
+        for old in [*self.out.glob("history-*.jsonl"), self.out / "report.json"]:
+            old.unlink(missing_ok=True)  # a kept directory from an earlier run
         self.events: list[tuple[float, str]] = []
         self.minority: list[history.Window] = []
         self.workloads: list[tuple[str, Any]] = []
@@ -107,12 +109,14 @@ class Scenario:
     # --- workloads -----------------------------------------------------------------------
 
     def workload(self, host: str = "login", *, duration: float = 20.0, clients: int = 2, rate: float = 3.0,
-                 seed: int = 1, mix: str = "6,1,3", retry_for: float = 10.0, name: str | None = None) -> str:
+                 seed: int = 1, mix: str = "6,1,3", retry_for: float = 10.0, timeout: float = 10.0,
+                 sleep: tuple[float, float] = (1.0, 4.0), time_limit: str = "", name: str | None = None) -> str:
         name = name or f"{host}{len(self.workloads)}"
         out = self.out / f"history-{name}.jsonl"
         argv = [PY, WORKLOAD, "--out", str(out), "--name", name, "--duration", str(duration),
                 "--clients", str(clients), "--rate", str(rate), "--seed", str(seed), "--mix", mix,
-                "--retry-for", str(retry_for)]
+                "--retry-for", str(retry_for), "--timeout", str(timeout), "--sleep-min", str(sleep[0]),
+                "--sleep-max", str(sleep[1]), "--time-limit", time_limit]
         proc = self.cluster.popen_tool(host, f"workload-{name}", argv)
         self.workloads.append((name, proc))
         self.note(f"workload {name} on {host}: {clients} clients x {rate}/s for {duration:.0f} s")

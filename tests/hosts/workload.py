@@ -87,7 +87,8 @@ def client_loop(idx: int, args: argparse.Namespace, record: Recorder, deadline: 
             if kind == "submit":
                 job_name = f"w{req[:12]}"
                 script = SCRIPT.format(seconds=round(rng.uniform(args.sleep_min, args.sleep_max), 1))
-                sub = build_submission(["-J", job_name, "-o", "/dev/null", "--wrap", script],
+                limit = ["-t", args.time_limit] if args.time_limit else []
+                sub = build_submission(["-J", job_name, "-o", "/dev/null", *limit, "--wrap", script],
                                        environ=dict(os.environ), cwd=os.getcwd())
                 record(client=name, op="submit", phase="invoke", req=req, name=job_name)
                 try:
@@ -135,7 +136,8 @@ def main() -> int:
     p.add_argument("--sleep-min", type=float, default=1.0)
     p.add_argument("--sleep-max", type=float, default=4.0)
     p.add_argument("--retry-for", type=float, default=10.0)
-    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for one reply")
+    p.add_argument("--time-limit", default="", help="sbatch -t for every job")
     args = p.parse_args()
     record = Recorder(args.out)
     deadline = time.monotonic() + args.duration
