@@ -98,12 +98,14 @@ class Host:
 class HostCluster:
     def __init__(self, root: str | os.PathLike[str], *, replicas: int = 3, nodes: int = 2, cpus: int = 2,
                  settings: dict[str, Any] | None = None, clock_hosts: tuple[str, ...] = (),
-                 tag: str | None = None, persistent: bool = False) -> None:
+                 tag: str | None = None, persistent: bool = False,
+                 extra_users: tuple[tuple[str, str], ...] = ()) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.tag = tag or f"sp{secrets.token_hex(3)}"
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.cpus = cpus
+        self.extra_users = extra_users  # (CN, OU) certificates in the login host's home
         self.clock_hosts = set(clock_hosts)  # daemons run under clockshift.py
         self.hosts: dict[str, Host] = {}
         for i in range(replicas):
@@ -160,7 +162,7 @@ class HostCluster:
         self._mon = NsThread(self.net.ns("mon"))
         pki = self.root / "pki"
         make_pki(pki, [h.address for h in self.controllers],
-                 [(n.name, "node") for n in self.nodes] + [("root", "admin")])
+                 [(n.name, "node") for n in self.nodes] + [("root", "admin"), *self.extra_users])
         secret = secrets.token_hex(32) + "\n"  # `openssl rand -hex 32`: identical on every controller
         for h in self.hosts.values():
             d = self.host_dir(h.name)
@@ -179,6 +181,10 @@ class HostCluster:
                 (home / "root.pem").write_bytes((pki / "root.pem").read_bytes())
                 (home / "root.key").write_bytes((pki / "root.key").read_bytes())
                 (home / "root.key").chmod(0o600)
+                for cn, _ in self.extra_users:
+                    for ext in ("pem", "key"):
+                        (home / f"{cn}.{ext}").write_bytes((pki / f"{cn}.{ext}").read_bytes())
+                    (home / f"{cn}.key").chmod(0o600)
             if h.role == "ctl":
                 (d / "secret").write_text(secret)
                 (d / "secret").chmod(0o600)
@@ -221,12 +227,27 @@ class HostCluster:
             env["SPUR_CLOCK_FILE"] = str(self.host_dir(host) / "clock-offset")
         return env
 
+    def private_view(self, host: str, argv: list[str]) -> list[str]:
+        """``argv`` in its own mount namespace where the other hosts' directories are empty:
+        a login host sees its own files only, as on a real machine (no agent's socket,
+        no controller's state), though every namespace shares this machine's file system."""
+        others = [str(self.host_dir(h)) for h in self.hosts if h != host and self.host_dir(h).exists()]
+        script = 'for d in "$@"; do [ "$d" = -- ] && break; mount -t tmpfs -o size=1m,mode=0755 tmpfs "$d"; ' \
+                 'done; while [ "$1" != -- ]; do shift; done; shift; exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", *others, "--", *argv]
+
+    def _argv(self, host: str, argv: list[str]) -> list[str]:
+        assert self.net is not None
+        if self.hosts[host].role == "login":
+            argv = self.private_view(host, argv)
+        return ns_argv(self.net.ns(host), argv)
+
     def spawn(self, host: str, key: str, argv: list[str]) -> subprocess.Popen[bytes]:
         assert self.net is not None
         if host in self.clock_hosts and argv[:2] == [PY, "-m"]:
             argv = [PY, CLOCKSHIFT, *argv[2:]]
         log = open(self.log(host) / f"{key}.log", "ab")
-        proc = subprocess.Popen(ns_argv(self.net.ns(host), argv), cwd=self.host_dir(host), env=self.env(host),
+        proc = subprocess.Popen(self._argv(host, argv), cwd=self.host_dir(host), env=self.env(host),
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         log.close()
@@ -293,8 +314,7 @@ class HostCluster:
     def tool(self, host: str, argv: list[str], timeout: float = 60.0,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command-line tool on ``host`` as its user would (blocking)."""
-        assert self.net is not None
-        return subprocess.run(ns_argv(self.net.ns(host), argv), cwd=self.host_dir(host),
+        return subprocess.run(self._argv(host, argv), cwd=self.host_dir(host),
                               env={**self.env(host), **(env or {})}, capture_output=True, text=True,
                               timeout=timeout)
 
