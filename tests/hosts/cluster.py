@@ -219,6 +219,8 @@ class HostCluster:
             "SPUR_CGROUP": "none",
             "SPUR_TASK_DIR": str(self.task_dir),
         }
+        if os.environ.get("PYTHONPATH"):  # e.g. measuring an older checkout with this harness
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         if self.hosts[host].role in ("login", "mon"):
             env["SPUR_CERT"], env["SPUR_KEY"] = self.cert(host)
             env["XDG_RUNTIME_DIR"] = str(self.host_dir(host) / "run")
