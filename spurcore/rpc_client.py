@@ -13,8 +13,9 @@ connect timeout (issue 13: 10.1 s per sbatch with replica 1 cut off). So:
   next one starts too, and so on; the first to finish wins and the others are dropped.
   Every attempt is bounded by ``CONNECT_TIMEOUT``. Non-blocking sockets and ``select``:
   importing this module loads neither threading, asyncio nor ssl.
-- **Leader discovery.** A fresh connection first asks ``ping``; if that replica is not the
-  leader but names one, the client moves there. The leader is written to the cache.
+- **Leader discovery.** With several replicas, a fresh connection first asks ``ping``; if
+  that replica is not the leader but names one, the client moves there. The leader is
+  written to the cache.
 - **Suspects.** A replica that timed out or refused is remembered (in the process and in
   the cache, for ``SUSPECT_FOR`` seconds) and tried last: no command pays a dead replica's
   timeout twice.
@@ -492,7 +493,8 @@ class Client:
                         replica, _ = self._open(pending, deadline)
                         if replica is None:
                             break
-                        self._find_leader(replica, deadline)
+                        if len(self.config.replicas) > 1:  # alone, there is nobody to move to
+                            self._find_leader(replica, deadline)
                         replica = self._conn_replica
                         if replica not in pending:  # moved to a leader tried earlier in this pass
                             pending.append(replica)
