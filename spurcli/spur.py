@@ -266,7 +266,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"replicas": rows, "agents": agents, "problems": problems}, indent=2))
         return status
-    print(f"{'REPLICA':<8} {'ADDRESS':<22} {'ROLE':<9} {'TERM':>5} {'APPLIED':>8} {'LAG':>5} {'DIGEST':<12} RTT")
+    print(f"{'REPLICA':<8} {'ADDRESS':<22} {'ROLE':<9} {'TERM':>5} {'APPLIED':>8} {'LAG':>5} {'DIGEST':<12} PROBE")
     for r in rows:
         if r["error"]:
             print(f"{r['id']:<8} {r['address']:<22} {'down':<9} {'-':>5} {'-':>8} {'-':>5} {'-':<12} -")
