@@ -356,16 +356,35 @@ class Controller:
         return ""
 
     async def m_ping(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """This replica's own view (never forwarded). ``agents``: on a leader running its
+        duties, seconds since each node's agent was last heard (``None``: not since this
+        replica became leader) and whether it is connected here; empty elsewhere."""
         assert self.replica is not None
-        leader = self.replica.leader_address()
+        replica = self.replica
+        leader = replica.leader_address()
+        agents: dict[str, dict[str, Any]] = {}
+        if self._lead_term != -1:
+            now_m = time.monotonic()
+            with replica.state_lock:
+                names = sorted(replica.state.nodes)
+            for name in names:
+                seen = self._last_seen.get(name)
+                agents[name] = {
+                    "last_contact": None if seen is None else round(now_m - seen, 3),
+                    "connected": name in self.agents,
+                }
         return {
             "id": self.rid,
-            "leader": self.replica._isLeader(),
-            "ready": self.replica.leader_ready(),
-            "term": self.replica.term,
+            "leader": replica._isLeader(),
+            "ready": replica.leader_ready(),
+            "term": replica.term,
             "leader_endpoint": self._endpoint_of(leader),
-            "applied_index": self.replica.applied_index,
+            "applied_index": replica.applied_index,
+            "commit_index": replica.raftCommitIndex,
             "pid": os.getpid(),
+            "failed": replica.failed,
+            "raft": dict(replica.raft_stats),
+            "agents": agents,
         }
 
     async def m_digest(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
