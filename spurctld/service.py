@@ -789,11 +789,13 @@ class Controller:
             raise RpcError("no_leader", "leader unreachable") from None
 
     def _read_local(self, params: dict[str, Any]) -> bool:
+        """True: answer here (the leader, lease held). A leader whose lease lapsed answers
+        ``not_ready`` itself (clients retry) instead of forwarding the read to itself."""
         assert self.replica is not None
         if self.replica.leader_ready():
             return True
-        if params.get("_forwarded"):
-            raise RpcError("not_ready", "not the leader")
+        if params.get("_forwarded") or self.replica._isLeader():
+            raise RpcError("not_ready", "not the leader" if params.get("_forwarded") else "leader not ready")
         return False
 
     async def m_jobs(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -1041,7 +1043,9 @@ class Controller:
             self._wake.clear()
             replica = self.replica
             if not replica.leader_ready():
-                if self._lead_term != -1:
+                # A lapsed lease (a short stall) only pauses the duties; agents are let go
+                # when leadership itself is lost or a new term began.
+                if self._lead_term != -1 and (not replica._isLeader() or replica.term != self._lead_term):
                     log.info("replica %d: no longer leading", self.rid)
                     self._lead_term = -1
                     for conn in list(self.agents.values()):
