@@ -59,6 +59,7 @@ log = logging.getLogger("spurctld")
 
 ACCESS_DENIED = RpcError("access_denied", "Access/permission denied")
 INVALID_JOB = RpcError("invalid_job_id", "Invalid job id specified")
+INVALID_USER = RpcError("invalid_user", "Invalid user id")  # Slurm's ESLURM_USER_ID_MISSING
 RESEND_AFTER = 5.0
 READ_SLICE = 512  # jobs rendered per hold of the state lock
 MAX_BATCH = 4000
@@ -304,6 +305,8 @@ class Controller:
         ident = self.identity(conn)
         if ident.role == "viewer":
             raise ACCESS_DENIED
+        if ident.uid < 0 and ident.role in ("user", "operator"):
+            raise INVALID_USER  # a certificate whose CN this cluster cannot resolve to a uid
         return ident
 
     def _job_owner_check(self, ident: Identity, job_id: int) -> Any:
@@ -407,6 +410,8 @@ class Controller:
         fields.setdefault("env", {})
         fields.setdefault("cwd", "/")
         fields = {k: _check_spec_value(k, v) for k, v in fields.items()}
+        if fields["uid"] < 0 or fields.get("gid", 0) < 0:
+            raise INVALID_USER
         try:
             spec = JobSpec(**fields)
         except TypeError as exc:

@@ -79,11 +79,11 @@ def test_srun_from_the_login_host(hosts):
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="TLS users without a passwd entry are accepted as uid -1 (issue 13, lead)")
 def test_unresolvable_tls_user_is_refused(hosts):
     """A client certificate whose CN has no passwd entry is refused, not run as uid -1."""
     cluster = hosts(nodes=1, extra_users=(("nosuchuser", "user"),))
     home = cluster.host_dir("login") / "home"
     r = cluster.tool("login", ["sbatch", "-o", "/dev/null", "--wrap", "true"],
                      env={"SPUR_CERT": str(home / "nosuchuser.pem"), "SPUR_KEY": str(home / "nosuchuser.key")})
-    assert r.returncode != 0, r.stdout
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.strip() == "sbatch: error: Batch job submission failed: Invalid user id"
