@@ -17,6 +17,7 @@ import os
 import sys
 
 from spurcore.states import STATE_CODES  # a plain table: cheap to import
+from spurcore.states import TERMINAL_STATES as _TERMINAL_STATES
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
@@ -405,10 +406,7 @@ def format_job_step(job_id: int, step: int | str | None) -> str:
 JOB_STATES = STATE_CODES
 _BY_COMPACT = {v: k for k, v in JOB_STATES.items()}
 
-TERMINAL_STATES = frozenset(
-    {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
-     "OUT_OF_MEMORY"}
-)
+TERMINAL_STATES = _TERMINAL_STATES
 
 
 def parse_state(text: str) -> str:

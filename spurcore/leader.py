@@ -180,8 +180,10 @@ def kill_reason(state: ClusterState, action: ActionRecord) -> str:
 
 
 def start_message(state: ClusterState, job: Job, node: str, now: float) -> Message:
+    # The run (requeue count) is part of the key: a requeued job's new start is a new message,
+    # not a resend of the old run's (which the resend policy would hold back).
     return Message(node, "start", {"job": launch_info(job, state, now), "node": node},
-                   ("start", job.job_id, node))
+                   ("start", job.job_id, node, job.restarts))
 
 
 def action_message(state: ClusterState, action: ActionRecord, node: str, cfg: LeaderConfig) -> Message:
@@ -200,7 +202,7 @@ def deliveries(state: ClusterState, now: float, cfg: LeaderConfig,
     start's launch record is built only when it is going to be sent."""
     out: list[Message] = []
     for i in pending_starts(state):
-        if wanted is None or wanted(("start", i.job.job_id, i.node)):
+        if wanted is None or wanted(("start", i.job.job_id, i.node, i.job.restarts)):
             out.append(start_message(state, i.job, i.node, now))
     for a in pending_actions(state):
         if wanted is None or wanted(("action", a.action.action_id, a.node)):

@@ -17,7 +17,7 @@ from enum import StrEnum
 import attrs
 
 from spurcore.ops import JobSpec
-from spurcore.states import STATE_CODES
+from spurcore.states import STATE_CODES, TERMINAL_STATES
 
 
 class JobState(StrEnum):
@@ -33,17 +33,7 @@ class JobState(StrEnum):
     DEADLINE = "DEADLINE"
 
 
-TERMINAL = frozenset(
-    {
-        JobState.COMPLETED,
-        JobState.CANCELLED,
-        JobState.FAILED,
-        JobState.TIMEOUT,
-        JobState.NODE_FAIL,
-        JobState.OUT_OF_MEMORY,
-        JobState.DEADLINE,
-    }
-)
+TERMINAL = frozenset(s for s in JobState if s.value in TERMINAL_STATES)
 
 COMPACT = STATE_CODES  # display name -> compact code
 

@@ -5,27 +5,14 @@ Pure module (no clock, no I/O). See src/squeue/print.c and src/sinfo/print.c ``_
 
 from __future__ import annotations
 
+from spurcore.states import ENDED_RUN_STATES, TERMINAL_STATES  # noqa: F401 - re-exported for the renderers
+
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
     from typing import Any
 
-
 NULL = "(null)"
 
-#: States that end a job (the base state names of ``spurcore.model.JobState``).
-TERMINAL_STATES = frozenset(
-    {
-        "COMPLETED",
-        "CANCELLED",
-        "FAILED",
-        "TIMEOUT",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "DEADLINE",
-    }
-)
 #: Job state flags that are displayed instead of the base state.
 FLAG_STATES = frozenset({"COMPLETING", "STOPPED"})
 

@@ -40,7 +40,7 @@ from collections import namedtuple
 from spurcore.arrays import indexes, task_str
 from spurcore.exitcodes import fmt_exit
 from spurcore.render._common import (
-    TERMINAL_STATES,
+    ENDED_RUN_STATES,
     base_state,
     make_time_str,
     step_id_text,
@@ -192,7 +192,7 @@ def _job_cpus(job: dict[str, Any]) -> int:
 
 
 def _job_end(job: dict[str, Any]) -> float:
-    return float(job.get("end_time") or 0) if base_state(job) in TERMINAL_STATES else 0.0
+    return float(job.get("end_time") or 0) if base_state(job) in ENDED_RUN_STATES else 0.0
 
 
 def _job_elapsed(job: dict[str, Any]) -> int:

@@ -103,7 +103,7 @@ def test_messages_come_from_intents_and_the_callers_resend_policy():
     state = cluster(SPEC)
     run_all(state, 2.0)
     msgs = deliveries(state, 3.0, CFG)
-    assert [(m.node, m.method, m.key) for m in msgs] == [("n1", "start", ("start", 1, "n1"))]
+    assert [(m.node, m.method, m.key) for m in msgs] == [("n1", "start", ("start", 1, "n1", 0))]
     assert msgs[0].params["job"]["job_id"] == 1 and msgs[0].params["job"]["script"] == SPEC.script
     assert deliveries(state, 3.0, CFG, wanted=lambda key: False) == []
     apply(state, ActionRequested("c", 1, -1, ActionKind.KILL, 0, 0, 1000, 4.0))
