@@ -270,39 +270,127 @@ def _shquote(s: str) -> str:
 
 # --- 3. CLI ------------------------------------------------------------------------------------
 
+#: The start-up baseline: the same interpreter with no site (-S) and no environment or user
+#: directories (-I), doing nothing. A command's ratio to it is what its own work costs.
+BASELINE_ARGS = ("-I", "-S", "-c", "pass")
 
-def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int = 50,
+
+def _run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise WorkloadError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-300:]}")
+    return elapsed, proc.stdout.decode()
+
+
+@dataclass
+class CliCase:
+    """One command timed beside the baseline. ``argv()`` builds the command line of a run
+    (after any untimed preparation, say submitting the job that scancel cancels); ``after``
+    gets the command's stdout and settles the cluster, untimed."""
+
+    key: str
+    label: str
+    argv: Callable[[], list[str]]
+    after: Callable[[str], None] | None = None
+
+
+def interleaved(cases: Sequence[CliCase], baseline: Sequence[str], env: dict[str, str], cwd: Path,
+                runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Each case's wall times and those of ``baseline`` run right beside it, in one loop: a
+    round runs every case once, each next to one baseline run; even rounds run the baseline
+    first, odd rounds the command first, and the cases' order is reversed too, so neither side
+    of a pair profits from running second. Returns ``{key: (command samples, baseline samples)}``."""
+    out: dict[str, tuple[list[float], list[float]]] = {c.key: ([], []) for c in cases}
+    for i in range(runs):
+        for case in (cases if i % 2 == 0 else list(reversed(cases))):
+            argv = case.argv()
+            if i % 2 == 0:
+                out[case.key][1].append(_run_once(baseline, env, cwd)[0])
+                elapsed, stdout = _run_once(argv, env, cwd)
+            else:
+                elapsed, stdout = _run_once(argv, env, cwd)
+                out[case.key][1].append(_run_once(baseline, env, cwd)[0])
+            out[case.key][0].append(elapsed)
+            if case.after is not None:
+                case.after(stdout)
+    return out
+
+
+def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int = 50, small_queue: int = 10,
                 idle_timeout: float = 300) -> list[Metric]:
-    """squeue (on an idle queue) and sbatch --wrap true wall times next to `python -c pass` and
-    /bin/true, then sbatch submissions/s from ``loops`` parallel shell loops. The submitted
-    jobs are cancelled, not waited for (a slowly scheduling cluster would take minutes)."""
+    """Wall times of the commands users run in loops, each beside ``python -I -S -c pass`` (the
+    same interpreter) run in the same loop (:func:`interleaved`):
+
+    * an idle queue: ``squeue``; ``python -c pass`` (site on, no command) and ``/bin/true`` as
+      references;
+    * ``small_queue`` held jobs queued: ``squeue``; ``sbatch -o /dev/null --wrap true`` (each
+      job is waited for, untimed, so that it does not run under the next sample);
+      ``scancel <id>`` of a held job submitted just before (untimed).
+
+    Then sbatch submissions/s from ``loops`` parallel shell loops of ``per_loop`` each (the
+    jobs run; they are cancelled afterwards, not waited for: a slowly scheduling cluster
+    would take minutes).
+    """
     cluster.wait_idle(idle_timeout)
     env, cwd = cluster.env, cluster.workdir
-    py = Metric("cli.python", f"`{os.path.basename(cluster.python)} -c pass` (baseline)", "s",
-                time_argv([cluster.python, "-c", "pass"], env, cwd, runs))
-    true = Metric("cli.true", "`/bin/true` (baseline)", "s", time_argv(["/bin/true"], env, cwd, runs))
-    squeue = Metric("cli.squeue", "`squeue` wall time (idle queue)", "s",
-                    time_argv([cluster.cmd("squeue")], env, cwd, runs))
+    base = [cluster.python, *BASELINE_ARGS]
+    base_label = f"`{os.path.basename(cluster.python)} {' '.join(BASELINE_ARGS[:2])} -c pass`"
+    metrics: list[Metric] = []
+
+    def add(samples: dict[str, tuple[list[float], list[float]]], cases: Sequence[CliCase]) -> None:
+        for c in cases:
+            cmd, b = samples[c.key]
+            metrics.append(Metric(c.key, c.label, "s", cmd))
+            base_metric = Metric(c.key + ".base", f"{base_label} beside {c.label}", "s", b,
+                                 note="the baseline run in the same loop")
+            metrics.append(base_metric)
+            metrics.append(ratio_metric(c.key + ".ratio", f"{c.label.split(' wall')[0]} / {base_label}",
+                                        metrics[-2], base_metric))
+
+    idle = [
+        CliCase("cli.python", f"`{os.path.basename(cluster.python)} -c pass` (site, no command)",
+                lambda: [cluster.python, "-c", "pass"]),
+        CliCase("cli.true", "`/bin/true`", lambda: ["/bin/true"]),
+        CliCase("cli.squeue", "`squeue` wall time (idle queue)", lambda: [cluster.cmd("squeue")]),
+    ]
+    add(interleaved(idle, base, env, cwd, runs), idle)
+
+    held: list[int] = []
     try:
-        sbatch = Metric("cli.sbatch", "`sbatch --wrap true` wall time", "s",
-                        time_argv([cluster.cmd("sbatch"), "-o", "/dev/null", "--wrap", "true"], env, cwd, runs))
-        cluster.cancel_all()
+        held += [cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true") for _ in range(small_queue)]
+
+        def settle(stdout: str) -> None:
+            job_id = int(stdout.strip().split(";")[0])
+            wait_until(lambda: cluster.state(job_id) in (*FINAL_STATES, None), idle_timeout,
+                       f"job {job_id} to end", interval=0.005)
+
+        def scancel_argv() -> list[str]:
+            held.append(cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true"))
+            return [cluster.cmd("scancel"), str(held[-1])]
+
+        busy = [
+            CliCase("cli.squeue_small", f"`squeue` wall time ({small_queue} pending jobs)",
+                    lambda: [cluster.cmd("squeue")]),
+            CliCase("cli.sbatch", "`sbatch --wrap true` wall time",
+                    lambda: [cluster.cmd("sbatch"), "--parsable", "-o", "/dev/null", "--wrap", "true"], settle),
+            CliCase("cli.scancel", "`scancel <id>` wall time (a pending job)", scancel_argv),
+        ]
+        add(interleaved(busy, base, env, cwd, runs), busy)
+    finally:
+        if held:
+            cluster.run("scancel", *map(str, held), check=False)
+    try:
         cluster.wait_idle(idle_timeout)
         elapsed = parallel_sbatch(cluster, loops, per_loop, "-o", "/dev/null", "--wrap", "true")
     finally:
         cluster.cancel_all()
-    rate = Metric("cli.sbatch_rate", f"sbatch submissions/s, {loops} parallel shell loops", "jobs/s",
-                  [loops * per_loop / elapsed], higher_is_better=True,
-                  note=f"{loops}x{per_loop} `sbatch -o /dev/null --wrap true`")
+    metrics.append(Metric("cli.sbatch_rate", f"sbatch submissions/s, {loops} parallel shell loops", "jobs/s",
+                          [loops * per_loop / elapsed], higher_is_better=True,
+                          note=f"{loops}x{per_loop} `sbatch -o /dev/null --wrap true`"))
     cluster.wait_idle(idle_timeout)
-    return [
-        py, true, sbatch, squeue,
-        ratio_metric("cli.sbatch_vs_python", "sbatch / python -c pass", sbatch, py),
-        ratio_metric("cli.sbatch_vs_true", "sbatch / /bin/true", sbatch, true),
-        ratio_metric("cli.squeue_vs_python", "squeue / python -c pass", squeue, py),
-        ratio_metric("cli.squeue_vs_true", "squeue / /bin/true", squeue, true),
-        rate,
-    ]
+    return metrics
 
 
 # --- 4. submit -> RUNNING ----------------------------------------------------------------------
