@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import pwd
+import resource
 import shutil
 import signal
 import statistics
@@ -275,13 +276,31 @@ def _shquote(s: str) -> str:
 BASELINE_ARGS = ("-I", "-S", "-c", "pass")
 
 
-def _run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
+class Sample:
+    """One run of a command: wall time, and CPU time (user + system) of the process and its
+    children. CPU time hardly moves with other load on a shared machine; wall time does."""
+
+    __slots__ = ("wall", "cpu", "stdout")
+
+    def __init__(self, wall: float, cpu: float, stdout: str) -> None:
+        self.wall, self.cpu, self.stdout = wall, cpu, stdout
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> Sample:
+    """Run ``argv`` to its end. Its CPU time is the growth of RUSAGE_CHILDREN, so nothing else
+    of this process's children may end meanwhile (the workloads start none in the loop)."""
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
-    elapsed = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise WorkloadError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-300:]}")
-    return elapsed, proc.stdout.decode()
+    return Sample(wall, _children_cpu() - cpu0, proc.stdout.decode())
 
 
 @dataclass
@@ -297,31 +316,31 @@ class CliCase:
 
 
 def interleaved(cases: Sequence[CliCase], baseline: Sequence[str], env: dict[str, str], cwd: Path,
-                runs: int) -> dict[str, tuple[list[float], list[float]]]:
-    """Each case's wall times and those of ``baseline`` run right beside it, in one loop: a
-    round runs every case once, each next to one baseline run; even rounds run the baseline
-    first, odd rounds the command first, and the cases' order is reversed too, so neither side
-    of a pair profits from running second. Returns ``{key: (command samples, baseline samples)}``."""
-    out: dict[str, tuple[list[float], list[float]]] = {c.key: ([], []) for c in cases}
+                runs: int) -> dict[str, tuple[list[Sample], list[Sample]]]:
+    """Each case's runs and those of ``baseline`` run right beside them, in one loop: a round
+    runs every case once, each next to one baseline run; even rounds run the baseline first,
+    odd rounds the command first, and the cases' order is reversed too, so neither side of a
+    pair profits from running second. Returns ``{key: (command samples, baseline samples)}``."""
+    out: dict[str, tuple[list[Sample], list[Sample]]] = {c.key: ([], []) for c in cases}
     for i in range(runs):
         for case in (cases if i % 2 == 0 else list(reversed(cases))):
             argv = case.argv()
             if i % 2 == 0:
-                out[case.key][1].append(_run_once(baseline, env, cwd)[0])
-                elapsed, stdout = _run_once(argv, env, cwd)
+                out[case.key][1].append(_run_once(baseline, env, cwd))
+                sample = _run_once(argv, env, cwd)
             else:
-                elapsed, stdout = _run_once(argv, env, cwd)
-                out[case.key][1].append(_run_once(baseline, env, cwd)[0])
-            out[case.key][0].append(elapsed)
+                sample = _run_once(argv, env, cwd)
+                out[case.key][1].append(_run_once(baseline, env, cwd))
+            out[case.key][0].append(sample)
             if case.after is not None:
-                case.after(stdout)
+                case.after(sample.stdout)
     return out
 
 
 def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int = 50, small_queue: int = 10,
                 idle_timeout: float = 300) -> list[Metric]:
-    """Wall times of the commands users run in loops, each beside ``python -I -S -c pass`` (the
-    same interpreter) run in the same loop (:func:`interleaved`):
+    """Wall times (and CPU times) of the commands users run in loops, each beside
+    ``python -I -S -c pass`` (the same interpreter) run in the same loop (:func:`interleaved`):
 
     * an idle queue: ``squeue``; ``python -c pass`` (site on, no command) and ``/bin/true`` as
       references;
@@ -329,9 +348,9 @@ def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int 
       job is waited for, untimed, so that it does not run under the next sample);
       ``scancel <id>`` of a held job submitted just before (untimed).
 
-    Then sbatch submissions/s from ``loops`` parallel shell loops of ``per_loop`` each (the
-    jobs run; they are cancelled afterwards, not waited for: a slowly scheduling cluster
-    would take minutes).
+    Then sbatch submissions/s from ``loops`` parallel shell loops of ``per_loop`` each: held
+    jobs (``-H``: the submission path alone), then jobs that run meanwhile (the 2 CPUs are
+    shared with their starts and ends). The jobs are cancelled afterwards, not waited for.
     """
     cluster.wait_idle(idle_timeout)
     env, cwd = cluster.env, cluster.workdir
@@ -339,15 +358,18 @@ def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int 
     base_label = f"`{os.path.basename(cluster.python)} {' '.join(BASELINE_ARGS[:2])} -c pass`"
     metrics: list[Metric] = []
 
-    def add(samples: dict[str, tuple[list[float], list[float]]], cases: Sequence[CliCase]) -> None:
+    def add(samples: dict[str, tuple[list[Sample], list[Sample]]], cases: Sequence[CliCase]) -> None:
         for c in cases:
             cmd, b = samples[c.key]
-            metrics.append(Metric(c.key, c.label, "s", cmd))
-            base_metric = Metric(c.key + ".base", f"{base_label} beside {c.label}", "s", b,
-                                 note="the baseline run in the same loop")
-            metrics.append(base_metric)
-            metrics.append(ratio_metric(c.key + ".ratio", f"{c.label.split(' wall')[0]} / {base_label}",
-                                        metrics[-2], base_metric))
+            wall = Metric(c.key, c.label, "s", [s.wall for s in cmd])
+            wall_base = Metric(c.key + ".base", f"{base_label} beside {c.label}", "s", [s.wall for s in b],
+                               note="the baseline run in the same loop")
+            short = c.label.split(" wall")[0]
+            metrics.extend([
+                wall, wall_base, ratio_metric(c.key + ".ratio", f"{short} / {base_label}", wall, wall_base),
+                Metric(c.key + ".cpu", f"{short} CPU time (user+sys)", "s", [s.cpu for s in cmd]),
+                Metric(c.key + ".cpu.base", f"{base_label} CPU time beside {short}", "s", [s.cpu for s in b]),
+            ])
 
     idle = [
         CliCase("cli.python", f"`{os.path.basename(cluster.python)} -c pass` (site, no command)",
@@ -381,14 +403,16 @@ def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int 
     finally:
         if held:
             cluster.run("scancel", *map(str, held), check=False)
-    try:
-        cluster.wait_idle(idle_timeout)
-        elapsed = parallel_sbatch(cluster, loops, per_loop, "-o", "/dev/null", "--wrap", "true")
-    finally:
-        cluster.cancel_all()
-    metrics.append(Metric("cli.sbatch_rate", f"sbatch submissions/s, {loops} parallel shell loops", "jobs/s",
-                          [loops * per_loop / elapsed], higher_is_better=True,
-                          note=f"{loops}x{per_loop} `sbatch -o /dev/null --wrap true`"))
+    for key, label, extra in (("cli.sbatch_rate_held", "held jobs: the submission path alone", ("-H",)),
+                              ("cli.sbatch_rate", "the jobs run meanwhile", ())):
+        try:
+            cluster.wait_idle(idle_timeout)
+            elapsed = parallel_sbatch(cluster, loops, per_loop, *extra, "-o", "/dev/null", "--wrap", "true")
+        finally:
+            cluster.cancel_all()
+        metrics.append(Metric(key, f"sbatch submissions/s, {loops} parallel shell loops, {label}", "jobs/s",
+                              [loops * per_loop / elapsed], higher_is_better=True,
+                              note=f"{loops}x{per_loop} `sbatch {' '.join(extra)} -o /dev/null --wrap true`"))
     cluster.wait_idle(idle_timeout)
     return metrics
 
