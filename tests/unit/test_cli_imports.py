@@ -57,11 +57,11 @@ ALLOWED: dict[str, dict[str, str]] = {
         "functools": "spurcore/render/sinfo.py",
     },
     "srun": {
-        "socket": "spurcli/srun.py: the socket module (its enums) for the step's I/O",
-        "enum": "through socket",
-        "selectors": "spurcli/srun.py: the I/O loop",
+        "socket": "spurcli/srun.py _connect_agent/send_run_step: the socket module (_socket and sendmsg would do)",
+        "selectors": "through socket",
+        "enum": "through socket and signal (spurcli/srun.py: _signal would do)",
         "collections": "through selectors (collections.abc) and functools",
-        "functools": "through selectors and signal",
+        "functools": "through signal",
     },
 }
 
