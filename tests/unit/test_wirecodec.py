@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import math
+import struct
 import subprocess
 import sys
 
@@ -66,7 +67,9 @@ def test_every_integer_width_and_float_width() -> None:
     assert lite_unpackb(single) == (True, 1.5) == (True, _reference_unpack(single))
     nan = lite_unpackb(_reference_pack(math.nan))
     assert nan[0] and math.isnan(nan[1])
-    assert lite_packb(math.inf) == _reference_pack(math.inf)
+    for special in (math.inf, -math.inf, -0.0, 5e-324, math.nan, -math.nan,
+                    struct.unpack(">d", b"\x7f\xf8\x00\x00\x00\x00\x00\x01")[0]):  # a NaN payload kept
+        assert lite_packb(special) == _reference_pack(special), special
 
 
 def test_sizes_over_each_header_width() -> None:
