@@ -20,6 +20,7 @@ table. Workloads (issue: benchmarks):
   7 scale        squeue and scontrol show job -o with 5k/20k/100k queued jobs; restart ->
                  first answer; restart data cost with a 1,000,000-op history; memory per job
   8 failover     leader SIGKILLed -> next commit
+  9 steps        srun -n 64 true on 2 nodes inside an allocation vs srun -n 1 true (benchmarks/steps.py)
 plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
 """
 
@@ -247,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     growth: list[dict[str, Any]] = []
     if "arrays" in only:
         rows += array_rows(q)
+    if "steps" in only:
+        rows += step_rows(q)
     if "growth" in only:
         growth_rows, growth = growth_figures(q)
         rows += growth_rows
@@ -256,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: The groups of figures ``--only`` selects (in the order they run).
-GROUPS = ("replay", "commit", "cli", "latency", "throughput", "kill", "scale", "api", "failover", "arrays", "growth")
+GROUPS = ("replay", "commit", "cli", "latency", "throughput", "kill", "scale", "api", "failover", "arrays", "steps",
+          "growth")
 CLUSTER_GROUPS = {"cli", "latency", "throughput", "kill", "scale", "api", "failover"}
 
 #: Each CLI figure beside the baseline run in the same loop (benchmarks.spur_workloads.cli_latency).
@@ -329,6 +333,14 @@ def array_rows(q: bool) -> list[dict[str, Any]]:
         "array.pending.state": ("array.pending.state.base", "as many separate pending jobs"),
         "array.pending.heap": ("array.pending.heap.base", "as many separate pending jobs"),
     }, {"array.rate": ">= 200 tasks/s", "array.pending.log": "< 10 KB", "array.pending.state": "< 10 KB"})
+
+
+
+def step_rows(q: bool) -> list[dict[str, Any]]:
+    print("== 10 steps: srun -n 64 on 2 nodes", flush=True)
+    from benchmarks import steps as step_bench
+
+    return step_bench.measure(runs=3 if q else 10)
 
 
 def growth_figures(q: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

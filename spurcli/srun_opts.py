@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 PROG = "srun"
 
-#: slurm.conf's default MpiDefault.
-MPI_DEFAULT = "none"
+#: Spur's MpiDefault: pmi2, so an MPI program started by srun wires up without --mpi
+#: (Slurm's own default is none; SLURM_MPI_TYPE or --mpi=none override it).
+MPI_DEFAULT = "pmi2"
 
 USAGE = """\
 Usage: srun [-N nnodes] [-n ntasks] [-i in] [-o out] [-e err]

@@ -52,6 +52,12 @@ BATCH_STEP = "batch"
 
 @attrs.define(slots=True, eq=True)
 class Step:
+    """A job step. An srun step runs ``tasks[i]`` (global task ids) on ``nodes[i]`` and holds
+    ``cpus[i]`` CPUs there (none when ``overlap``); it stays RUNNING until every one of its
+    nodes has reported (``node_status``), and its status is then Slurm's combination of
+    theirs. Steps recorded before layouts existed have empty ``tasks``/``cpus``: all their
+    tasks ran on ``nodes[0]`` and they held no CPUs."""
+
     job_id: int
     step_id: int | str  # an int for srun steps, "batch" for the batch script
     name: str
@@ -63,6 +69,19 @@ class Step:
     end_time: float = 0.0
     exit_status: int | None = None  # raw wait status
     uid: int = 0
+    # --- snapshot version 3: layouts, per-node completion and usage ---
+    tasks: tuple[tuple[int, ...], ...] = ()
+    cpus: tuple[int, ...] = ()
+    overlap: bool = False
+    cpus_per_task: int = 1
+    distribution: str = ""
+    node_status: dict[str, int] = attrs.field(factory=dict)  # node -> raw status it reported
+    usage: dict[str, dict[str, float]] = attrs.field(factory=dict)  # node -> its usage record
+
+    @property
+    def task_ids(self) -> tuple[tuple[int, ...], ...]:
+        """Global task ids per node (a pre-layout step: all on its first node)."""
+        return self.tasks or ((tuple(range(self.ntasks)),) if self.nodes else ())
 
 
 @attrs.define(slots=True, eq=True)
@@ -106,6 +125,8 @@ class Job:
     array_task_id: int = -1  # this record's task; -1 on the record of the pending tasks
     array_pending: list[list[int]] = attrs.field(factory=list)  # [[first, last, step], ...]
     array_throttle: int = 0  # the array's %N: tasks running at once (0: no limit)
+    # CPUs held on each node by its running (non-overlapping) srun steps (snapshot v3).
+    step_cpus: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def display_state(self) -> str:

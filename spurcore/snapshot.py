@@ -23,7 +23,10 @@ from spurcore.codec import _plain, _spec_from, upcast_spec_v1
 from spurcore.model import ActionRecord, ClusterState, Job, JobState, Node, Step
 
 SNAPSHOT_MAGIC = "spur-state"
-SNAPSHOT_VERSION = 2  # 2: job arrays (four Job fields, array_purged) and JobSpec version 2
+SNAPSHOT_VERSION = 3
+# 2: job arrays (four Job fields, array_purged) and JobSpec version 2
+# 3: step layouts (seven Step fields: tasks, cpus, overlap, cpus_per_task, distribution,
+#    node_status, usage) and Job.step_cpus
 
 
 class SnapshotError(ValueError):
@@ -41,7 +44,8 @@ _action_get = attrgetter(*_ACTION_FIELDS)
 _J = {name: i for i, name in enumerate(_JOB_FIELDS)}
 _JOB_SETS = (_J["unlaunched"], _J["undone"])
 _JOB_SPEC, _JOB_STATE, _JOB_STEPS, _JOB_NODES = _J["spec"], _J["state"], _J["steps"], _J["nodes"]
-_STEP_TUPLES = tuple(_STEP_FIELDS.index(f) for f in ("argv", "nodes"))
+_STEP_TUPLES = tuple(_STEP_FIELDS.index(f) for f in ("argv", "nodes", "cpus"))
+_STEP_TASKS = _STEP_FIELDS.index("tasks")
 _NODE_JOBS = _NODE_FIELDS.index("jobs")
 _ACTION_PENDING = _ACTION_FIELDS.index("pending")
 _ACTION_ACKS = _ACTION_FIELDS.index("acks")
@@ -117,6 +121,7 @@ def _encode_state(state: ClusterState) -> bytes:
 def _dec_step(values: list[Any]) -> Step:
     for i in _STEP_TUPLES:
         values[i] = tuple(values[i])
+    values[_STEP_TASKS] = tuple(map(tuple, values[_STEP_TASKS]))
     return Step(*values)
 
 
@@ -160,6 +165,21 @@ def _upcast_v1(body: list[Any]) -> list[Any]:
     return [*body, []]
 
 
+_STEP_V2_FIELDS = _STEP_FIELDS.index("uid") + 1
+_JOB_V2_FIELDS = _J["array_throttle"] + 1
+
+
+def _upcast_v2(body: list[Any]) -> list[Any]:
+    """A version-2 snapshot in version 3's shape: steps without layouts (they held no CPUs)."""
+    for values in body[5]:
+        if len(values) == _JOB_V2_FIELDS:
+            for step in values[_JOB_STEPS]:
+                if len(step) == _STEP_V2_FIELDS:
+                    step.extend([[], [], False, 1, "", {}, {}])
+            values.append({})  # step_cpus
+    return body
+
+
 def decode_state(data: bytes) -> ClusterState:
     with gc_paused():
         return _decode_state(data)
@@ -172,11 +192,13 @@ def _decode_state(data: bytes) -> ClusterState:
         raise SnapshotError(f"undecodable state snapshot: {exc}") from exc
     if not isinstance(body, list) or len(body) < 2 or body[0] != SNAPSHOT_MAGIC:
         raise SnapshotError("not a spur state snapshot")
-    if body[1] not in (1, SNAPSHOT_VERSION):
+    if body[1] not in (1, 2, SNAPSHOT_VERSION):
         raise SnapshotError(f"state snapshot version {body[1]} is not supported (this code reads {SNAPSHOT_VERSION})")
     try:
         if body[1] == 1:
             body = _upcast_v1(body)
+        if body[1] in (1, 2):
+            body = _upcast_v2(body)
         (_, _, next_job, next_action, rejected, jobs, nodes, actions, requests, pending, unlaunched,
          array_purged) = body
         state = ClusterState(next_job_id=next_job, next_action_id=next_action, rejected=rejected)

@@ -40,28 +40,60 @@ HEAVY = frozenset({
 #: by one line of COMMANDS. These live in files of other areas; when one goes, remove it here
 #: (test_allowances_are_still_needed says so).
 ALLOWED: dict[str, dict[str, str]] = {
-    "sbatch --parsable -H {script}": {
-        "datetime": "spurcore/timefmt.py at load time, imported by spurcli/opts.py to parse --time",
-    },
     "squeue": {
-        "collections": "spurcore/render/squeue.py: namedtuple at load time",
-        "datetime": "spurcore/timefmt.py: `from datetime import datetime, timedelta` at load time",
+        "collections": "spurcli/jobrefs.py and spurcore/render/squeue.py: namedtuples at load time",
+        "socket": "spurcli/squeue.py _check_nodes imports socket before `if q.nodes is None: return`",
+        "selectors": "through socket",
+        "enum": "through socket",
+        "functools": "through socket (enum)",
+        "datetime": "spurcore/timefmt.py: datetime at load time",
     },
-    "scontrol": {"datetime": "spurcore/timefmt.py (through spurcore.render.scontrol)"},
+    "scancel": {"collections": "spurcli/jobrefs.py: namedtuples at load time"},
+    "scontrol": {
+        "collections": "spurcli/jobrefs.py: namedtuples at load time",
+        "datetime": "spurcore/timefmt.py (through spurcore.render.scontrol)",
+    },
     "sacct": {
-        "collections": "spurcore/render/sacct.py imports spurcore.render.squeue (namedtuple)",
+        "collections": "spurcli/jobrefs.py, spurcore/render/sacct.py and render/squeue.py: namedtuples",
         "datetime": "spurcore/timefmt.py (through spurcore.render.sacct)",
     },
     "sinfo": {
-        "collections": "spurcore/hostlist.py: `from collections.abc import Iterable` at load time",
-        "functools": "spurcore/render/sinfo.py",
+        "collections": "spurcli/jobrefs.py and spurcore/render/sinfo.py: namedtuples at load time",
+        "functools": "spurcore/render/sinfo.py: cmp_to_key at load time",
+        "datetime": "spurcore/timefmt.py (through spurcore.render.sinfo)",
+    },
+    "sbatch --parsable -H {script}": {
+        "datetime": "spurcore/timefmt.py at load time, imported by spurcli/opts.py to parse --time",
     },
     "srun": {
-        "socket": "spurcli/srun.py _connect_agent/send_run_step: the socket module (_socket and sendmsg would do)",
-        "selectors": "through socket",
-        "enum": "through socket and signal (spurcli/srun.py: _signal would do)",
-        "collections": "through selectors (collections.abc) and functools",
-        "functools": "through signal",
+        "attr": "spurcore/steps.py: `import attrs` at load time (imported by spurcli/srun.py)",
+        "attrs": "spurcore/steps.py",
+        "typing": "through attrs",
+        "re": "through typing",
+        "enum": "through re, and signal",
+        "inspect": "through attrs",
+        "threading": "through attrs",
+        "contextlib": "through typing",
+        "functools": "through attrs and signal",
+        "collections": "spurcore/hostlist.py (collections.abc at load time), spurcore/steps.py",
+        "socket": "spurd/stepserver.py, imported by spurcli/srun.py for the step's I/O",
+        "selectors": "spurcli/srun.py's I/O loop; socket",
+        "dataclasses": "spurd/stepserver.py",
+    },
+    "salloc": {
+        "subprocess": "spurcli/salloc.py runs the command in the allocation",
+        "threading": "through subprocess",
+        "contextlib": "through subprocess",
+        "selectors": "through subprocess",
+        "re": "through subprocess (locale)",
+        "locale": "through subprocess",
+        "enum": "signal (spurcli/salloc.py)",
+        "functools": "through enum",
+        "collections": "through functools",
+        "attr": "spurcore/steps.py: `import attrs` at load time",
+        "attrs": "spurcore/steps.py",
+        "typing": "through attrs",
+        "inspect": "through attrs",
     },
 }
 
@@ -76,6 +108,7 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("sacct", ["-j", "{job}"]),
     ("sinfo", []),
     ("srun", ["-n1", "true"]),
+    ("salloc", ["-n1", "true"]),
 ]
 
 

@@ -18,7 +18,7 @@ def test_plain_command():
     assert req.command == ["hostname", "-n", "9"]  # options after the command belong to it
     assert req.spec == {"name": "hostname"}
     step = req.step
-    assert (step["ntasks"], step["ntasks_set"], step["nodes"], step["mpi"]) == (1, False, None, "none")
+    assert (step["ntasks"], step["ntasks_set"], step["nodes"], step["mpi"]) == (1, False, None, "pmi2")  # Spur's MpiDefault
     assert (step["label"], step["unbuffered"], step["overlap"], step["exclusive"]) == (False, False, False, True)
 
 
