@@ -254,9 +254,11 @@ def copy(tls: Any, plain: socket.socket) -> None:
 def zygote(fd: int, cert: str, key: str, ca: str, agent_socket: str) -> int:
     """Serve the agent: each message on ``fd`` carries one accepted TCP connection; fork
     a relay for it. Returns when the agent closes its end."""
+    import selectors  # noqa: F401 - loaded once here, not in every relay
     import signal
 
     from spurcore.rpc import server_ssl_context
+    from spurd import stepserver  # noqa: F401 - the same
 
     ctx = server_ssl_context(cert, key, ca)
     chan = socket.socket(fileno=fd)
