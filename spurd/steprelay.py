@@ -106,7 +106,7 @@ def _connect_agent(path: str) -> socket.socket:
 
 def serve(conn: socket.socket, ctx: Any, agent_socket: str) -> None:
     """One client connection, from the handshake to the end of the step's I/O."""
-    from spurcore.rpc import peer_identity_from_cert
+    from spurcore.rpc import RpcError, peer_identity_from_cert
     from spurd.stepserver import TLS_PEER, request, response
 
     deadline = time.monotonic() + HANDSHAKE_TIMEOUT
@@ -116,7 +116,7 @@ def serve(conn: socket.socket, ctx: Any, agent_socket: str) -> None:
         tls = ctx.wrap_socket(conn, server_side=True)
         user, role = peer_identity_from_cert(tls.getpeercert())
         msgid, method, params = read_request(tls, deadline)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RpcError) as exc:
         # a port scan, a client without a valid certificate, a slow or broken client
         log(f"refused a client: {exc}")
         conn.close()

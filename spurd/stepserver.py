@@ -228,13 +228,27 @@ def connect(address: str, timeout: float | None = 10.0, *, tls: TlsFiles | None 
     tcp = next((e[4:] for e in eps if e.startswith("tcp:") and e[4:]), "")
     if not unix and not tcp:
         raise OSError(f"unsupported agent endpoint {address or '(none)'}")
+    unix_error: OSError | None = None
     if unix and (not tcp or os.path.exists(unix)):
         try:
             return _connect_unix(unix, timeout)
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
             if not tcp:
                 raise
-    return _connect_tls(tcp, timeout, tls)
+            unix_error = exc
+    try:
+        files = _tls_files_for(tcp, tls)
+    except AgentTlsError as exc:
+        if not unix:
+            raise
+        # Only the Unix socket can work from here: keep its error, which a caller retries
+        # (an agent restarting unlinks its socket), and say why TLS was not tried.
+        import errno
+
+        code = unix_error.errno if unix_error is not None and unix_error.errno else errno.ENOENT
+        kind = FileNotFoundError if code == errno.ENOENT else ConnectionRefusedError
+        raise kind(code, f"{os.strerror(code)} (and {exc})") from None
+    return _connect_tls(tcp, timeout, files)
 
 
 def _connect_unix(path: str, timeout: float | None) -> socket.socket:
@@ -258,15 +272,19 @@ def client_tls_files() -> TlsFiles:
     return ca, os.environ.get("SPUR_CERT") or None, os.environ.get("SPUR_KEY") or None
 
 
-def _connect_tls(where: str, timeout: float | None, tls: TlsFiles | None) -> socket.socket:
-    from spurcore.rpc import client_ssl_context
-
+def _tls_files_for(where: str, tls: TlsFiles | None) -> TlsFiles:
     ca, cert, key = tls if tls is not None else client_tls_files()
     if not ca:
-        raise AgentTlsError(f"cannot use the agent's TLS endpoint {where}: no [tls] ca in the configuration")
+        raise AgentTlsError(f"the agent's TLS endpoint {where} needs a CA: no [tls] ca in the configuration")
     if not cert:
-        raise AgentTlsError(f"cannot use the agent's TLS endpoint {where}: no certificate (set SPUR_CERT and "
-                            "SPUR_KEY)")
+        raise AgentTlsError(f"the agent's TLS endpoint {where} needs a certificate: set SPUR_CERT and SPUR_KEY")
+    return ca, cert, key
+
+
+def _connect_tls(where: str, timeout: float | None, tls: TlsFiles) -> socket.socket:
+    from spurcore.rpc import client_ssl_context
+
+    ca, cert, key = tls
     try:
         host, port = split_host_port(where)
     except ValueError as exc:

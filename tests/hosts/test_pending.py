@@ -74,7 +74,7 @@ def test_node_fail_requeues_the_job(hosts, scenario):
 def test_srun_from_the_login_host(hosts):
     """srun on a login host (TLS only, no local agent) runs a step on a compute node: the
     agent's Unix socket does not exist there, so srun reaches the agent's TLS endpoint with
-    the user's certificate; sattach and sstat go the same way."""
+    the user's certificate."""
     cluster = hosts(nodes=1)
     r = cluster.tool("login", ["srun", "-N1", "hostname"], timeout=30)
     assert r.returncode == 0, r.stderr

@@ -148,20 +148,33 @@ def test_no_certificate_or_a_foreign_one_reaches_nothing(relay, tmp_path):
 
 def test_bytes_pass_unchanged_both_ways_in_volume(relay):
     """16 MiB through the relay while the client reads the echo: backpressure on both
-    sides (the relay's buffers are 4 MiB) and no byte lost, reordered or added."""
+    sides (the relay's buffers are 4 MiB) and no byte lost, reordered or added. The client
+    is srun's kind of loop: one thread, non-blocking, stepserver.recv_some/send_some (an
+    SSL object must not be read and written from two threads)."""
+    import selectors
+
     pki, _, _, endpoint = relay
     payload = os.urandom(16 << 20)
+    head = stepserver.response(1, None, {"node": "fake"})
     with stepserver.connect(f"tcp:127.0.0.1:{endpoint.port}", timeout=30, tls=_tls(pki, "alice")) as sock:
         sock.sendall(stepserver.request(1, "launch_tasks", {"job_id": 1, "step_id": 0}))
-        head = stepserver.response(1, None, {"node": "fake"})
-        received = bytearray()
-        sender = threading.Thread(target=sock.sendall, args=(payload,))
-        sender.start()
+        sock.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        sent, received = 0, bytearray()
+        deadline = time.monotonic() + 60
         while len(received) < len(head) + len(payload):
-            chunk = sock.recv(1 << 20)
-            assert chunk, f"EOF after {len(received)} bytes"
-            received += chunk
-        sender.join(30)
+            assert time.monotonic() < deadline, f"stuck after {len(received)} bytes received, {sent} sent"
+            sel.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if sent < len(payload) else 0))
+            ready = sel.select(1.0) if not sock.pending() else [(None, selectors.EVENT_READ)]
+            for _, mask in ready:
+                if mask & selectors.EVENT_WRITE and sent < len(payload):
+                    sent += stepserver.send_some(sock, payload[sent:sent + 262144])
+                if mask & selectors.EVENT_READ:
+                    data = stepserver.recv_some(sock)
+                    assert data != b"", f"EOF after {len(received)} bytes"
+                    received += data or b""
+        sel.close()
     assert bytes(received[:len(head)]) == head
     assert bytes(received[len(head):]) == payload
 

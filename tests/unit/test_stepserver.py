@@ -81,14 +81,17 @@ def test_connect_prefers_the_unix_socket_that_exists_here(tmp_path):
 
 
 def test_connect_without_the_socket_goes_to_tls(tmp_path):
-    """A login host: the node's socket path does not exist here, so TLS is used, and it
-    says what it lacks rather than 'No such file'."""
+    """A login host: the node's socket path does not exist here, so TLS is used; without a
+    certificate or a CA it says so."""
     missing = str(tmp_path / "elsewhere" / "spurd.sock")
-    with pytest.raises(stepserver.AgentTlsError, match="no certificate"):
-        stepserver.connect(agent_address(missing, "127.0.0.1:1"), timeout=2, tls=("ca.pem", None, None))
+    with pytest.raises(stepserver.AgentTlsError, match="set SPUR_CERT and SPUR_KEY"):
+        stepserver.connect("tcp:127.0.0.1:1", timeout=2, tls=("ca.pem", None, None))
     with pytest.raises(stepserver.AgentTlsError, match=r"no \[tls\] ca"):
-        stepserver.connect(agent_address(missing, "127.0.0.1:1"), timeout=2, tls=("", "c.pem", "k.pem"))
-    # without a TLS endpoint the socket's own error stands (srun retries ENOENT: a restart)
+        stepserver.connect("tcp:127.0.0.1:1", timeout=2, tls=("", "c.pem", "k.pem"))
+    # with a Unix endpoint too, its error stands, retryable (an agent restarting unlinks
+    # its socket), with the reason TLS was not tried
+    with pytest.raises(FileNotFoundError, match=r"No such file or directory \(and .*set SPUR_CERT"):
+        stepserver.connect(agent_address(missing, "127.0.0.1:1"), timeout=2, tls=("ca.pem", None, None))
     with pytest.raises(FileNotFoundError):
         stepserver.connect(agent_address(missing), timeout=2)
 
