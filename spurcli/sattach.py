@@ -1,7 +1,8 @@
 """``sattach J.S``: attach to a running step's standard I/O (Slurm 25.11).
 
 sattach asks the controller for the step's nodes, then sends ``attach_step`` to each
-node's agent, which hands the connection to the step's supervisor (as for srun's launch);
+node's agent (its Unix socket on the same host, else TLS with the user's certificate, as
+srun does), which hands the connection to the step's supervisor (as for srun's launch);
 the supervisor copies every task's output to it and takes stdin for the tasks. sattach
 prints the output (``-l`` labels; ``--output-filter``/``--error-filter`` keep one task's)
 and forwards its stdin (``--input-filter``: to one task), and exits when the step ends.
@@ -114,12 +115,14 @@ def _body(args: list[str]) -> int:
     label = "label" in opts
     sel = selectors.DefaultSelector()
     socks, readers, done = {}, {}, set()
+    rc = 0
     for i, node in enumerate(nodes):
         try:
             sock = stepserver.connect(str(node["address"]))
             sock.sendall(stepserver.request(i + 1, "attach_step", {"job_id": job_id, "step_id": step_id}))
         except OSError as exc:
             common.error(PROG, f"{node['name']}: cannot reach the agent: {exc.strerror or exc}")
+            rc = 1
             done.add(i)
             continue
         socks[i], readers[i] = sock, stepserver.FrameReader()
@@ -129,7 +132,6 @@ def _body(args: list[str]) -> int:
         sel.register(0, selectors.EVENT_READ, "stdin")
     except (ValueError, OSError, PermissionError):
         stdin_open = False
-    rc = 0
     while len(done) < len(nodes):
         for key, _ in sel.select(1.0):
             if key.data == "stdin":
@@ -146,7 +148,13 @@ def _body(args: list[str]) -> int:
                             pass
                 continue
             i = key.data
-            data = socks[i].recv(262144)
+            try:
+                data = stepserver.recv_some(socks[i])
+            except OSError as exc:  # TLS: a refused certificate is said on the first read
+                common.error(PROG, f"{nodes[i]['name']}: {exc.strerror or exc}")
+                rc, data = 1, b""
+            if data is None:
+                continue  # TLS: part of a record so far
             msgs = readers[i].feed(data) if data else []
             for msg in msgs:
                 if msg[0] == 1 and msg[2] is not None:

@@ -295,6 +295,9 @@ class Launcher:
         self.global_rc: int | None = None
         self.done: set[int] = set()
         self.launched: set[int] = set()
+        self.failed: set[int] = set()  # nodes whose launch failed (Slurm's _fail_step_tasks)
+        self.launch_error = ""  # the first launch failure's reason
+        self.launch_aborted = False
         self.socks: dict[int, Any] = {}
         self.readers: dict[int, Any] = {}
         self.outq: dict[int, bytearray] = {}
@@ -391,11 +394,14 @@ class Launcher:
                 "io": io, "pmi": pmi, "open_mode": self.sp.get("open_mode") or "truncate",
                 "usage_interval": interval,
             }
+            address = str(node.get("address") or "")
             try:
-                sock = _connect_agent(str(node.get("address") or ""))
+                sock = _connect_agent(address, self._tls_files())
                 sock.sendall(stepserver.request(i + 1, "launch_tasks", params))
             except OSError as exc:
-                self._launch_failed(i, f"cannot reach its agent: {exc.strerror or exc}")
+                common.error(PROG, f"{node['name']}: cannot connect to the agent at {address or '(no address)'}: "
+                                   f"{_os_error_text(exc)}")
+                self._launch_failed(i, COMM_FAILURE)
                 continue
             sock.setblocking(False)
             self.socks[i] = sock
@@ -403,9 +409,17 @@ class Launcher:
             self.outq[i] = bytearray()
             self.sel.register(sock, selectors.EVENT_READ, i)
 
+    def _tls_files(self) -> tuple[str, str | None, str | None]:
+        """The CA and the user's certificate, for agents reached over TLS (as for the
+        controllers: ``SPUR_CERT``/``SPUR_KEY``)."""
+        config = getattr(self.ctl, "config", None)
+        return (str(getattr(config, "tls_ca", "") or ""), os.environ.get("SPUR_CERT") or None,
+                os.environ.get("SPUR_KEY") or None)
+
     def _loop(self) -> None:
         import time
 
+        self._check_launch()
         while len(self.done) < len(self.nodes):
             while self.signals:
                 self._handle_signal(self.signals.pop(0))
@@ -448,12 +462,15 @@ class Launcher:
             self._flush_node(i)
         if not mask & selectors.EVENT_READ:
             return
+        from spurd import stepserver
+
         try:
-            data = sock.recv(262144)
-        except (BlockingIOError, InterruptedError):
+            data = stepserver.recv_some(sock)
+        except OSError as exc:  # a reset, or TLS refusing our certificate (said on the first read)
+            self._node_lost(i, _os_error_text(exc))
             return
-        except OSError:
-            data = b""
+        if data is None:
+            return
         if not data:
             self._node_lost(i)
             return
@@ -477,17 +494,59 @@ class Launcher:
         self.launched.add(i)
         if len(self.launched) == 1:
             self._start_stdin()
+        self._check_launch()
 
     def _launch_failed(self, i: int, reason: str) -> None:
+        """step_launch.c: ``Task launch for StepId=... failed on node N: reason``; the node's
+        tasks count as exited (code 1). Once every node has answered, the launch is aborted
+        (:meth:`_check_launch`)."""
         node = self.nodes[i]
         common.error(PROG, f"Task launch for StepId={self.job_id}.{self.step_id} failed on node {node['name']}: "
                            f"{reason}")
+        self.failed.add(i)
+        self.launch_error = self.launch_error or reason
         self._finish_node(i)
         for t in node["tasks"]:
             if t not in self.status:
                 self._record(t, 1 << 8)
+        self._check_launch()
+
+    def _check_launch(self) -> None:
+        """launch.c after slurm_step_launch failed: once every node has answered the launch,
+        ``Application launch failed: reason``, and the step is killed through the controller
+        (slurm_step_launch_abort), which also ends the part of every node that will never
+        run it (its agent reports it killed). srun then waits for the step to end."""
+        if not self.failed or self.launch_aborted or len(self.launched | self.failed) < len(self.nodes):
+            return
+        self.launch_aborted = True
+        self.cancelled = True  # the tasks that did start end because srun kills them: quiet lines
+        common.error(PROG, f"Application launch failed: {self.launch_error}")
         if len(self.done) < len(self.nodes):
-            self._kill_step()
+            self._kill_step()  # "Job step aborted: Waiting up to N seconds ..."
+            return
+        common.info(PROG, "Job step aborted")  # nothing runs: no need to wait (step_launch.c)
+        self._kill_step(quiet=True)
+
+    def wait_step_ended(self) -> None:
+        """After an aborted launch: wait (up to KillWait + STEP_ABORT_TIME) until the
+        controller has the step ended, so that the step is closed before srun ends a job
+        it created; nodes that never got the launch report their part killed."""
+        import time
+
+        if not self.launch_aborted:
+            return
+        deadline = time.monotonic() + int(self.ctl.config.kill_wait) + STEP_ABORT_TIME
+        delay = 0.05
+        while time.monotonic() < deadline:
+            try:
+                info = common.get_job(self.ctl, self.job_id)
+            except Exception:  # noqa: BLE001 - the controller may be changing leader: ask again
+                info = {}
+            steps = [s for s in (info or {}).get("steps") or () if s.get("step_id") == self.step_id]
+            if info is None or not steps or steps[0].get("state") != "RUNNING":
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def _notification(self, i: int, method: str, params: Any) -> None:
         if method == "out":
@@ -522,10 +581,12 @@ class Launcher:
                 pass
             sock.close()
 
-    def _node_lost(self, i: int) -> None:
+    def _node_lost(self, i: int, why: str = "") -> None:
         node = self.nodes[i]
         if i not in self.launched:
-            self._launch_failed(i, "the agent closed the connection")
+            if why:
+                common.error(PROG, f"{node['name']}: the agent's connection failed: {why}")
+            self._launch_failed(i, COMM_FAILURE)
             return
         missing = [t for t in node["tasks"] if t not in self.status]
         if missing:
@@ -549,14 +610,16 @@ class Launcher:
         sock = self.socks.get(i)
         if sock is None:
             return
+        from spurd import stepserver
+
         q = self.outq[i]
         while q:
             try:
-                n = sock.send(q)
-            except (BlockingIOError, InterruptedError):
-                break
+                n = stepserver.send_some(sock, q[:262144])  # from the head: TLS retries want it
             except OSError:
                 q.clear()
+                break
+            if n == 0:
                 break
             del q[:n]
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if q else 0)
@@ -728,6 +791,8 @@ class Launcher:
         return not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
 
     def exit_status(self) -> int:
+        if self.launch_aborted:
+            return 1  # the launch failed, whatever the tasks srun then killed say
         rc = self.global_rc or 0
         if (rc & 0xFF) == 253:
             return 1
@@ -799,7 +864,7 @@ class Launcher:
         else:
             common.info(PROG, "job abort in progress")
 
-    def _kill_step(self) -> None:
+    def _kill_step(self, quiet: bool = False) -> None:
         """slurm_step_launch_abort: kill the step through the controller (every node, even
         one srun lost) and wait KillWait + STEP_ABORT_TIME for it to end."""
         import time
@@ -811,7 +876,8 @@ class Launcher:
             return
         self.aborted = True
         wait = int(self.ctl.config.kill_wait) + STEP_ABORT_TIME
-        common.info(PROG, f"Job step aborted: Waiting up to {wait} seconds for job step to finish.")
+        if not quiet:
+            common.info(PROG, f"Job step aborted: Waiting up to {wait} seconds for job step to finish.")
         self.abort_deadline = time.monotonic() + wait + 5
         try:
             self.ctl.call("signal", {"request_id": common.new_request_id(), "job_id": self.job_id,
@@ -845,8 +911,13 @@ class Launcher:
 #: How long srun keeps trying an agent that is not listening (it may be restarting).
 AGENT_RETRY = 10.0
 
+#: Slurm's text for a node srun cannot talk to (SLURM_COMMUNICATIONS_CONNECTION_ERROR).
+COMM_FAILURE = "Communication connection failure"
 
-def _connect_agent(endpoint: str) -> Any:
+
+def _connect_agent(address: str, tls: tuple[str, str | None, str | None]) -> Any:
+    """The node's agent, over its Unix socket or TLS (``stepserver.connect`` chooses);
+    an agent that refuses or has no socket yet may be restarting: tried for AGENT_RETRY."""
     import errno
     import time
 
@@ -856,12 +927,20 @@ def _connect_agent(endpoint: str) -> Any:
     delay = 0.05
     while True:
         try:
-            return stepserver.connect(endpoint, timeout=10.0)
+            return stepserver.connect(address, timeout=10.0, tls=tls)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED) or time.monotonic() >= deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def _os_error_text(exc: OSError) -> str:
+    """An OSError as one line: the strerror when there is one, else the message (TLS
+    errors carry their reason there)."""
+    if exc.strerror and not type(exc).__name__.startswith("SSL"):
+        return str(exc.strerror)
+    return str(exc) or type(exc).__name__
 
 
 def _taskstr(n: int) -> str:
@@ -932,7 +1011,10 @@ def run_step(ctl: common.Controller, job_id: int, command: list[str], sp: dict[s
     base = dict(os.environ)
     base.update(extra_env or {})
     env = step_env(step, sp, base)
-    return Launcher(ctl, step, sp, command, env, cwd).run()
+    launcher = Launcher(ctl, step, sp, command, env, cwd)
+    code = launcher.run()
+    launcher.wait_step_ended()
+    return code
 
 
 def _body(args: list[str]) -> int:

@@ -42,16 +42,24 @@ def write_config(
     directory: str | os.PathLike[str], *, replicas: int = 1, nodes: int = 1, cpus: int = 2,
     kill_wait: float = 2.0, node_timeout: float = 10.0, min_job_age: float = 300.0,
     compaction_entries: int = 20000, extra: str = "", settings: dict[str, Any] | None = None,
+    tls: bool = False, tls_users: list[tuple[str, str]] | None = None,
 ) -> Path:
     """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster. ``settings``:
-    more ``[cluster]`` keys (``max_array_size``, ``requeue_delay``, ...)."""
+    more ``[cluster]`` keys (``max_array_size``, ``requeue_delay``, ...).
+
+    ``tls``: a throw-away PKI in ``DIR/tls`` (``spurcore.pki``; its server certificate,
+    for 127.0.0.1, is every daemon's), the replicas also serve TLS on ``rpc``, and every
+    agent has a TLS step endpoint on 127.0.0.1 (``[agent] rpc``, a free port each), so that
+    srun, sattach and sstat can reach the agents as from another host. ``tls_users``: the
+    client certificates to make, ``(name, role)`` (default: the current user, role
+    ``user``); :meth:`LocalCluster.client_cert` finds them."""
     d = Path(directory).resolve()
     d.mkdir(parents=True, exist_ok=True)
     secret = d / "secret"
     if not secret.exists():
         secret.write_text(secrets.token_hex(32) + "\n")
         secret.chmod(0o600)
-    ports = free_ports(replicas)
+    ports = free_ports(replicas * (2 if tls else 1))
     lines = [
         "[cluster]",
         'name = "local"',
@@ -70,6 +78,21 @@ def write_config(
         f"cpus = {cpus}",
         "",
     ]
+    if tls:
+        from spurcore.pki import generate_test_pki
+
+        users = tls_users if tls_users is not None else [(_current_user(), "user")]
+        pki = generate_test_pki(d / "tls", users, server_names=("localhost",), server_ips=("127.0.0.1",))
+        lines += [
+            "[tls]",
+            f'ca = "{pki["ca_cert"]}"',
+            f'cert = "{pki["server_cert"]}"',
+            f'key = "{pki["server_key"]}"',
+            "",
+            "[agent]",
+            'rpc = "127.0.0.1:0"',  # each agent binds a free port and registers it
+            "",
+        ]
     # Unix socket paths are limited to 108 bytes; keep them short.
     run = d / "run"
     run.mkdir(exist_ok=True)
@@ -79,11 +102,28 @@ def write_config(
             f"id = {i + 1}",
             f'raft = "127.0.0.1:{ports[i]}"',
             f'socket = "{run / f"ctld-{i + 1}.sock"}"',
+            *([f'rpc = "127.0.0.1:{ports[replicas + i]}"'] if tls else []),
             "",
         ]
     path = d / "spur.toml"
     path.write_text("\n".join(lines) + extra)
     return path
+
+
+def _current_user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def client_cert_paths(directory: str | os.PathLike[str], user: str) -> tuple[str, str]:
+    """(certificate, key) of ``user``'s client certificate in a ``tls`` local cluster."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
+    d = Path(directory).resolve() / "tls"
+    return str(d / f"client-{safe}.pem"), str(d / f"client-{safe}.key")
 
 
 def _toml_value(value: Any) -> str:
@@ -147,6 +187,11 @@ class LocalCluster:
 
     def client(self, **kwargs: Any) -> Client:
         return Client(self.config, **kwargs)
+
+    def client_cert(self, user: str) -> dict[str, str]:
+        """``SPUR_CERT``/``SPUR_KEY`` for ``user``'s certificate (a ``tls`` cluster)."""
+        cert, key = client_cert_paths(self.dir, user)
+        return {"SPUR_CERT": cert, "SPUR_KEY": key}
 
     # --- daemons -----------------------------------------------------------------------
 

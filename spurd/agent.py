@@ -346,13 +346,18 @@ class JobRecord:
 
 class Agent:
     def __init__(self, config: Config, name: str, *, cpus: int, mem_mb: int, spool_dir: str,
-                 socket_path: str, python: str = sys.executable, cgroup_root: str | None = None) -> None:
+                 socket_path: str, python: str = sys.executable, cgroup_root: str | None = None,
+                 rpc: str = "") -> None:
         self.config = config
         self.name = name
         self.cpus = cpus
         self.mem_mb = mem_mb
         self.spool_dir = os.path.abspath(spool_dir)
         self.socket_path = os.path.abspath(socket_path)
+        # The TLS step endpoint, HOST:PORT ("" = none): bound at start, advertised in the
+        # node's address (a wildcard HOST advertises the host's name, port 0 the port bound).
+        self.rpc = rpc
+        self.rpc_endpoint = ""
         self.python = python
         if cgroup_root is None:
             # Unique per spool: agents sharing a host (a local cluster, parallel test runs)
@@ -384,6 +389,8 @@ class Agent:
         self._delivered = asyncio.Condition()
         self._stop = asyncio.Event()
         self._lsock: socket.socket | None = None
+        self._tls_lsock: socket.socket | None = None
+        self._relays: Any = None  # steprelay.Spawner while the TLS endpoint is open
         # srun clients are served by blocking socket calls with timeouts: in their own
         # threads, so that slow clients never starve supervisor starts and control calls.
         self._step_io = ThreadPoolExecutor(max_workers=64, thread_name_prefix="spurd-srun")
@@ -429,12 +436,16 @@ class Agent:
             self._prune_jobs()
             os.makedirs(os.path.dirname(self.socket_path), exist_ok=True)
             self._lsock = stepserver.listen(self.socket_path)
-            log.info("agent %s: %d cpus, %d MB, spool %s, socket %s", self.name, self.cpus, self.mem_mb,
-                     self.spool_dir, self.socket_path)
+            if self.rpc:
+                self._tls_lsock = self._listen_tls()
+            log.info("agent %s: %d cpus, %d MB, spool %s, socket %s%s", self.name, self.cpus, self.mem_mb,
+                     self.spool_dir, self.socket_path, f", TLS {self.rpc_endpoint}" if self.rpc else "")
             background = [
                 asyncio.create_task(self._stop.wait(), name="stop"),
                 asyncio.create_task(self._watch_loop(), name="watch"),
                 asyncio.create_task(self._accept_loop(self._lsock), name="steps"),
+                *([asyncio.create_task(self._accept_tls_loop(self._tls_lsock), name="steps-tls")]
+                  if self._tls_lsock is not None else []),
                 asyncio.create_task(self._connection_loop(), name="connection"),
                 asyncio.create_task(self._prune_loop(), name="prune"),
             ]
@@ -456,6 +467,10 @@ class Agent:
                 self._lsock.close()
                 with contextlib.suppress(OSError):
                     os.unlink(self.socket_path)
+            if self._tls_lsock is not None:
+                self._tls_lsock.close()
+            if self._relays is not None:
+                self._relays.close()  # the zygote exits; relays keep their steps' I/O going
             self._step_io.shutdown(wait=False, cancel_futures=True)
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
@@ -503,7 +518,7 @@ class Agent:
             "name": self.name,
             "cpus": self.cpus,
             "mem_mb": self.mem_mb,
-            "address": f"unix:{self.socket_path}",
+            "address": stepserver.agent_address(self.socket_path, self.rpc_endpoint),
             "jobs": sorted(jobs),
         }
 
@@ -1056,6 +1071,47 @@ class Agent:
                 continue
             self._spawn(self._serve_step_client(client), "step_client")
 
+    def _listen_tls(self) -> socket.socket:
+        """Bind the TLS step endpoint and start the relays' zygote (spurd.steprelay).
+        Raises OSError (or ssl.SSLError) on a bad address or unusable certificates."""
+        from spurcore.rpc import server_ssl_context
+        from spurd.steprelay import Spawner
+
+        host, port = stepserver.split_host_port(self.rpc)
+        cert = os.environ.get("SPUR_CERT") or self.config.tls_cert
+        key = os.environ.get("SPUR_KEY") or self.config.tls_key
+        ca = self.config.tls_ca
+        if not (cert and key and ca):
+            raise OSError(f"the TLS step endpoint {self.rpc} needs [tls] ca, cert and key")
+        server_ssl_context(cert, key, ca)  # fail here, not in every relay
+        wildcard = host in ("", "0.0.0.0", "::", "*")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        bind_host = "" if wildcard else host
+        lsock = socket.create_server((bind_host, port), family=family, backlog=128)
+        lsock.setblocking(False)
+        advertised = socket.gethostname() if wildcard else host
+        bound = lsock.getsockname()[1]
+        self.rpc_endpoint = f"[{advertised}]:{bound}" if ":" in advertised else f"{advertised}:{bound}"
+        self._relays = Spawner(os.path.abspath(cert), os.path.abspath(key), os.path.abspath(ca), self.socket_path,
+                               self.python)
+        self._relays.start()
+        return lsock
+
+    async def _accept_tls_loop(self, lsock: socket.socket) -> None:
+        """TCP connections on the TLS endpoint go to a relay each (spurd.steprelay), which
+        authenticates the client and brings its request to the Unix socket above."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(lsock)
+            except OSError as e:
+                log.warning("accept on %s failed: %s", self.rpc_endpoint, e)
+                await asyncio.sleep(0.1)
+                continue
+            with client:
+                if not await self._in_step_thread(self._relays.spawn, client):
+                    log.error("no relay for a TLS client: the relay zygote does not start")
+
     async def _serve_step_client(self, client: socket.socket) -> None:
         """One request per connection. A launch or an attach hands the connection over to
         the step's supervisor: the agent answers only errors (stepserver's docstring)."""
@@ -1101,7 +1157,8 @@ class Agent:
         rec = await self._wait_for_job(job_id)
         if rec is None:
             raise RpcError("invalid_job", "Invalid job id specified")
-        if request.peer_uid not in (0, rec.uid, os.getuid()):
+        if not stepserver.step_access(request.peer_uid, params.get(stepserver.TLS_PEER), job_uid=rec.uid,
+                                      own_uid=os.getuid(), node=self.name, uid_of=_uid_of):
             raise RpcError("permission_denied", "Access/permission denied")
         return rec, step_id
 
@@ -1306,6 +1363,16 @@ class Agent:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _uid_of(user: str) -> int | None:
+    """The uid of a TLS certificate's CN on this node (None: no such user)."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
 
 
 def _read_status(rundir: str) -> dict[str, Any] | None:

@@ -1,4 +1,10 @@
-"""The agent's local socket for srun, sattach and sstat, and the step I/O wire.
+"""The agent's step endpoints for srun, sattach and sstat, and the step I/O wire.
+
+Transports (docs/architecture.md, section 13): every agent listens on a Unix socket, and,
+when configured, on a TLS address served by per-connection relays (``spurd.steprelay``).
+A node's ``address`` lists its endpoints (:func:`endpoints`); :func:`connect` is the one
+place a client picks one: the Unix socket when it exists on this host, else TLS with the
+user's certificate (``SPUR_CERT``/``SPUR_KEY``, as for the controllers).
 
 Wire (docs/protocol.md, "srun ↔ agent ↔ step"): frames are ``spurcore.rpc``'s (4-byte
 length + msgpack), except that notification params may be any value (lists keep the
@@ -19,7 +25,8 @@ output frames small). A client sends ONE request ``[0, msgid, method, params]``:
 
 Invariants:
 - The caller's identity is the peer uid of the socket (SO_PEERCRED), never a field of
-  the request.
+  the request, except for the ``TLS_PEER`` field that the agent's own TLS relay adds: it
+  is believed only from a peer running as root or as the agent itself (:func:`step_access`).
 - The agent reads exactly the request frame and nothing after it: whatever srun sends
   next belongs to the supervisor.
 - Blocking socket calls only (run them in a thread from asyncio); every call has a timeout.
@@ -32,6 +39,7 @@ import os
 import socket
 import stat
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,20 +170,194 @@ def listen(path: str, mode: int = 0o666, backlog: int = 128) -> socket.socket:
     return sock
 
 
-def connect(endpoint: str, timeout: float | None = 10.0) -> socket.socket:
-    """A connection to an agent's endpoint (``unix:/path``). The transport is chosen here
-    only: a TLS endpoint for remote hosts plugs in beside the Unix one."""
-    kind, _, where = endpoint.partition(":")
-    if kind != "unix" or not where:
-        raise OSError(f"unsupported agent endpoint {endpoint or '(none)'}")
+#: The request field in which the agent's TLS relay passes on its client's certificate
+#: identity, ``{"user": CN, "role": OU}``.
+TLS_PEER = "tls_peer"
+
+#: Roles a TLS certificate may carry (its OU); anything else counts as ``viewer``, as on
+#: the controllers.
+TLS_ROLES = ("admin", "operator", "user", "viewer", "node")
+
+#: ``(ca, cert, key)``: what a client needs to reach an agent over TLS.
+TlsFiles = tuple[str, str | None, str | None]
+
+
+class AgentTlsError(OSError):
+    """The TLS endpoint cannot be tried from here (no CA configured, no certificate)."""
+
+
+def endpoints(address: str) -> list[str]:
+    """The endpoints in a node's ``address``: ``tcp:HOST:PORT`` (TLS) and ``unix:PATH``,
+    separated by spaces. A ``unix:`` endpoint is the last one and runs to the end of the
+    string, so that a socket path may hold spaces."""
+    out: list[str] = []
+    rest = address.strip()
+    while rest:
+        if rest.startswith("unix:"):
+            out.append(rest)
+            break
+        token, _, rest = rest.partition(" ")
+        out.append(token)
+        rest = rest.lstrip()
+    return out
+
+
+def agent_address(socket_path: str, tls_endpoint: str = "") -> str:
+    """What an agent registers as its ``address`` (:func:`endpoints` reads it back)."""
+    unix = f"unix:{socket_path}"
+    return f"tcp:{tls_endpoint} {unix}" if tls_endpoint else unix
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) -> (host, port); ValueError if malformed."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def connect(address: str, timeout: float | None = 10.0, *, tls: TlsFiles | None = None) -> socket.socket:
+    """A connection to a node's agent, through the endpoint that suits this host: its Unix
+    socket when the path exists here (the same host), else its TLS endpoint, with ``tls``
+    (default: the configuration's CA and ``SPUR_CERT``/``SPUR_KEY``). A Unix socket that
+    exists but refuses (a stale file, another host's socket on a shared file system)
+    falls back to TLS. Raises OSError; ENOENT/ECONNREFUSED mean "may come back" (an agent
+    restarting), anything else is final."""
+    eps = endpoints(address)
+    unix = next((e[5:] for e in eps if e.startswith("unix:") and e[5:]), "")
+    tcp = next((e[4:] for e in eps if e.startswith("tcp:") and e[4:]), "")
+    if not unix and not tcp:
+        raise OSError(f"unsupported agent endpoint {address or '(none)'}")
+    unix_error: OSError | None = None
+    if unix and (not tcp or os.path.exists(unix)):
+        try:
+            return _connect_unix(unix, timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if not tcp:
+                raise
+            unix_error = exc
+    try:
+        files = _tls_files_for(tcp, tls)
+    except AgentTlsError as exc:
+        if not unix:
+            raise
+        # Only the Unix socket can work from here: keep its error, which a caller retries
+        # (an agent restarting unlinks its socket), and say why TLS was not tried.
+        import errno
+
+        code = unix_error.errno if unix_error is not None and unix_error.errno else errno.ENOENT
+        kind = FileNotFoundError if code == errno.ENOENT else ConnectionRefusedError
+        raise kind(code, f"{os.strerror(code)} (and {exc})") from None
+    return _connect_tls(tcp, timeout, files)
+
+
+def _connect_unix(path: str, timeout: float | None) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
-        _bind_long(sock, where, "connect")
+        _bind_long(sock, path, "connect")
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def client_tls_files() -> TlsFiles:
+    """The CA of the configuration (``SPUR_CONF``, ./spur.toml, /etc/spur) and the user's
+    ``SPUR_CERT``/``SPUR_KEY``, as the other tools use them."""
+    from spurcore import config as spurconfig
+
+    path = spurconfig.find_config_path()
+    ca = spurconfig.load(path).tls_ca if path else ""
+    return ca, os.environ.get("SPUR_CERT") or None, os.environ.get("SPUR_KEY") or None
+
+
+def _tls_files_for(where: str, tls: TlsFiles | None) -> TlsFiles:
+    ca, cert, key = tls if tls is not None else client_tls_files()
+    if not ca:
+        raise AgentTlsError(f"the agent's TLS endpoint {where} needs a CA: no [tls] ca in the configuration")
+    if not cert:
+        raise AgentTlsError(f"the agent's TLS endpoint {where} needs a certificate: set SPUR_CERT and SPUR_KEY")
+    return ca, cert, key
+
+
+def _connect_tls(where: str, timeout: float | None, tls: TlsFiles) -> socket.socket:
+    from spurcore.rpc import client_ssl_context
+
+    ca, cert, key = tls
+    try:
+        host, port = split_host_port(where)
+    except ValueError as exc:
+        raise OSError(f"bad agent endpoint tcp:{where}: {exc}") from None
+    ctx = client_ssl_context(cert, key, ca)
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return ctx.wrap_socket(sock, server_hostname=host)  # the handshake, within ``timeout``
+    except OSError:
+        sock.close()
+        raise
+
+
+def step_access(peer_uid: int | None, tls_peer: Any, *, job_uid: int, own_uid: int, node: str,
+                uid_of: Any) -> bool:
+    """Whether a step request may touch a job's step (launch, attach, stat), as the agent
+    decides it. On the Unix socket: root, the job's owner or the agent's own uid. Through
+    the agent's TLS relay (a ``TLS_PEER`` identity from a root or agent-uid peer), as the
+    controllers decide for TLS: OU ``admin``/``operator``, the job's owner (CN resolved by
+    ``uid_of``, None when unknown; OU ``user``), or the agent's own certificate (OU
+    ``node``, CN this node); viewers and other nodes are refused."""
+    if isinstance(tls_peer, dict) and peer_uid in (0, own_uid):
+        user, role = str(tls_peer.get("user") or ""), str(tls_peer.get("role") or "")
+        if role not in TLS_ROLES:
+            role = "viewer"
+        if role in ("admin", "operator"):
+            return True
+        if role == "node":
+            return user == node
+        if role != "user" or not user:
+            return False
+        uid = uid_of(user)
+        return uid is not None and uid == job_uid
+    return peer_uid is not None and peer_uid in (0, job_uid, own_uid)
+
+
+# --- non-blocking I/O on a plain or a TLS connection -------------------------------------
+
+
+def _would_block(exc: OSError) -> bool:
+    if isinstance(exc, (BlockingIOError, InterruptedError)):
+        return True
+    ssl = sys.modules.get("ssl")  # loaded whenever a TLS connection exists
+    return ssl is not None and isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError))
+
+
+def recv_some(sock: socket.socket, limit: int = 262144) -> bytes | None:
+    """What a readable connection holds now: b"" at EOF, None when nothing is complete
+    yet (a non-blocking socket; for TLS, part of a record). On TLS it also takes what is
+    already decrypted, which select() cannot see."""
+    try:
+        data = sock.recv(limit)
+    except OSError as exc:
+        if _would_block(exc):
+            return None
+        raise
+    pending = getattr(sock, "pending", None)
+    while data and pending is not None and (left := min(pending(), limit - len(data))) > 0:
+        data += sock.recv(left)  # already decrypted: never blocks
+    return data
+
+
+def send_some(sock: socket.socket, data: bytes | bytearray | memoryview) -> int:
+    """Send what the connection takes now (0 when it would block). For TLS, a retry after
+    0 must offer at least the same bytes again, as OpenSSL wants: callers resend from
+    their queue's head."""
+    try:
+        return sock.send(data)
+    except OSError as exc:
+        if _would_block(exc):
+            return 0
+        raise
 
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:

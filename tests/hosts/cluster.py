@@ -31,6 +31,7 @@ from tests.hosts import netns
 from tests.hosts.netns import Network, NsThread, ns_argv
 
 PY = sys.executable
+AGENT_PORT = 6818  # the agents' TLS step endpoint (Slurm's SlurmdPort)
 CLOCKSHIFT = str(Path(__file__).with_name("clockshift.py"))
 
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -65,9 +66,12 @@ def _openssl(cwd: Path, *args: str, input: str | None = None) -> None:
         raise RuntimeError(f"openssl {' '.join(args)}: {proc.stderr.strip()}")
 
 
-def make_pki(d: Path, controller_ips: list[str], clients: list[tuple[str, str]]) -> None:
+def make_pki(d: Path, controller_ips: list[str], clients: list[tuple[str, str]],
+             nodes: dict[str, str] | None = None) -> None:
     """The operator guide's section 4, command for command (EC P-256, CA, one controller
-    certificate with every controller's address, client certificates CN=name OU=role)."""
+    certificate with every controller's address, client certificates CN=name OU=role, and
+    agent certificates CN=node OU=node that also serve the agent's TLS step endpoint:
+    serverAuth and the node's address, ``nodes`` = {name: IP})."""
     d.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl(d, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650",
@@ -87,6 +91,14 @@ def make_pki(d: Path, controller_ips: list[str], clients: list[tuple[str, str]])
         _openssl(d, "req", *ec, "-keyout", f"{cn}.key", "-out", f"{cn}.csr", "-subj", f"/O=Example HPC/OU={ou}/CN={cn}")
         _openssl(d, "x509", "-req", "-in", f"{cn}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
                  "-days", "825", "-extfile", "client.ext", "-out", f"{cn}.pem")
+        os.chmod(d / f"{cn}.key", 0o600)
+    for cn, ip in (nodes or {}).items():
+        (d / f"{cn}.ext").write_text(
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+            f"extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:{cn},IP:{ip}\n")
+        _openssl(d, "req", *ec, "-keyout", f"{cn}.key", "-out", f"{cn}.csr", "-subj", f"/O=Example HPC/OU=node/CN={cn}")
+        _openssl(d, "x509", "-req", "-in", f"{cn}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-days", "825", "-extfile", f"{cn}.ext", "-out", f"{cn}.pem")
         os.chmod(d / f"{cn}.key", 0o600)
 
 
@@ -161,8 +173,8 @@ class HostCluster:
             self.net.add_host(h.name, h.address)
         self._mon = NsThread(self.net.ns("mon"))
         pki = self.root / "pki"
-        make_pki(pki, [h.address for h in self.controllers],
-                 [(n.name, "node") for n in self.nodes] + [("root", "admin"), *self.extra_users])
+        make_pki(pki, [h.address for h in self.controllers], [("root", "admin"), *self.extra_users],
+                 {n.name: n.address for n in self.nodes})
         secret = secrets.token_hex(32) + "\n"  # `openssl rand -hex 32`: identical on every controller
         for h in self.hosts.values():
             d = self.host_dir(h.name)
@@ -204,6 +216,8 @@ class HostCluster:
         lines += ["", "[tls]", 'ca = "tls/ca.pem"']
         if h.role in ("ctl", "node"):
             lines += ['cert = "tls/host.pem"', 'key = "tls/host.key"']
+        if h.role == "node":  # the TLS step endpoint: srun from the login host (guide, section 4)
+            lines += ["", "[agent]", f'rpc = "{h.address}:{AGENT_PORT}"']
         for c in self.controllers:
             lines += ["", "[[replica]]", f"id = {c.rid}", f'raft = "{c.address}:6821"', f'rpc = "{c.address}:6817"']
         return "\n".join(lines) + "\n"

@@ -1,5 +1,5 @@
-"""Scenarios for issue 13's parts the lead built after the harness: fencing of cut-off
-agents, requeue on NODE_FAIL, refusing unresolvable TLS users, srun from a login host.
+"""Scenarios for issue 13's parts built after the harness: fencing of cut-off agents,
+requeue on NODE_FAIL, refusing unresolvable TLS users, srun from a login host over TLS.
 One still missing is ``xfail(strict=True)``: when it lands the test passes, strict xfail
 turns that into a failure, and the marker comes off."""
 
@@ -71,12 +71,42 @@ def test_node_fail_requeues_the_job(hosts, scenario):
     assert again[0].node != first.node
 
 
-@pytest.mark.xfail(strict=True, reason="srun over TLS from a host without an agent is not implemented (issue 13, lead)")
 def test_srun_from_the_login_host(hosts):
-    """srun on a login host (TLS only, no local agent) runs a step on a compute node."""
+    """srun on a login host (TLS only, no local agent) runs a step on a compute node: the
+    agent's Unix socket does not exist there, so srun reaches the agent's TLS endpoint with
+    the user's certificate."""
     cluster = hosts(nodes=1)
     r = cluster.tool("login", ["srun", "-N1", "hostname"], timeout=30)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and r.stderr == ""
+    job = int(cluster.client_call("jobs", {})["jobs"][-1]["job_id"])
+    rows = cluster.tool("login", ["sacct", "-n", "-P", "-j", str(job), "-o", "JobID,State,ExitCode"]).stdout
+    assert rows.split() == [f"{job}|COMPLETED|0:0", f"{job}.0|COMPLETED|0:0"]
+
+
+def test_srun_launch_failure_from_the_login_host_ends_the_step(hosts):
+    """The agent's TLS endpoint cannot be reached from the login host (its packets are
+    dropped): srun says so in Slurm's words, the step is killed through the controller (the
+    agent, which never got the launch, reports its part), and the job srun made ends FAILED
+    with no step left RUNNING."""
+    cluster = hosts(nodes=1)
+    assert cluster.net is not None
+    cluster.net.block("login", "node1")
+    try:
+        r = cluster.tool("login", ["srun", "-N1", "hostname"], timeout=60)
+    finally:
+        cluster.net.unblock("login", "node1")
+    assert r.returncode == 1, r.stderr
+    job = int(cluster.client_call("jobs", {})["jobs"][-1]["job_id"])
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith(f"srun: error: node1: cannot connect to the agent at tcp:{cluster.hosts['node1'].address}:")
+    assert lines[1:] == [
+        f"srun: error: Task launch for StepId={job}.0 failed on node node1: Communication connection failure",
+        "srun: error: Application launch failed: Communication connection failure",
+        "srun: Job step aborted",
+    ]
+    rows = cluster.tool("login", ["sacct", "-n", "-P", "-j", str(job), "-o", "JobID,State,ExitCode"]).stdout
+    assert rows.split() == [f"{job}|FAILED|1:0", f"{job}.0|CANCELLED|0:9"]
 
 
 def test_unresolvable_tls_user_is_refused(hosts):
