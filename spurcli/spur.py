@@ -33,7 +33,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
                 print(f"spur: error: --set: {exc}", file=sys.stderr)
                 return 2
             write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
-                         kill_wait=args.kill_wait, settings=settings)
+                         kill_wait=args.kill_wait, settings=settings, tls=args.tls)
         cluster = LocalCluster(directory)
         try:
             cluster.up(timeout=args.timeout)
@@ -301,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     local.add_argument("--nodes", type=int, default=1)
     local.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     local.add_argument("--kill-wait", type=float, default=2.0)
+    local.add_argument("--tls", action="store_true",
+                       help="TLS for the controllers' and agents' endpoints, with a test PKI in DIR/pki")
     local.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a [cluster] setting of the new spur.toml (max_array_size=10001, ...)")
     local.add_argument("--timeout", type=float, default=60.0)

@@ -210,6 +210,12 @@ def _maybe_finish(state: ClusterState, job: Job) -> None:
         node = state.nodes.get(name)
         if node is not None:
             node.jobs.discard(job.job_id)
+    if job.terminal:
+        # Slurm closes a finished job's steps: one whose node never reported (its agent had
+        # not started it when the kill came, or was away) ends with the job.
+        for step in job.steps.values():
+            if step.state == "RUNNING":
+                _end_step(job, step, None, "CANCELLED", job.end_time)
     if job.state is JobState.PENDING:  # a requeued job is ready to be scheduled again
         job.nodes = ()
         state.pending[job.job_id] = None
