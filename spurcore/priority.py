@@ -28,6 +28,7 @@ Invariants:
 from __future__ import annotations
 
 import bisect
+import functools
 import weakref
 from typing import Any
 
@@ -36,6 +37,7 @@ from spurcore.resources import job_need
 
 #: Slurm's priority/basic: the first job gets this and each later one one less.
 BASIC_TOP = 4294901760
+MAX_PRIORITY = 2**32 - 2
 FACTORS = ("age", "fairshare", "job_size", "partition", "qos", "assoc", "nice")
 
 
@@ -75,6 +77,7 @@ class Context:
         self.max_qos = max((q.priority for q in state.qos.values()), default=0) or 1
         self.max_assoc = max((a.priority for a in state.assocs.values()), default=0) or 1
         self.state = state
+        self.weighted = bool(self.w_age or self.w_fs or self.w_js or self.w_part or self.w_qos or self.w_assoc)
         self.fair: dict[str, float] = fair_shares(state, now) if self.w_fs else {}
 
     def key(self) -> tuple[Any, ...]:
@@ -92,25 +95,36 @@ def factors(ctx: Context, job: Job, part: Partition) -> dict[str, float]:
     if ctx.w_fs:
         out["fairshare"] = ctx.fair.get(_fs_key(spec.account, spec.user), 1.0)
     if ctx.w_js:
-        need = job_need(spec)
-        nodes = need.nodes
-        cpus = need.cpus * nodes
-        if ctx.favor_small:
-            js = (ctx.node_count - nodes) / ctx.node_count if ctx.node_count > nodes else 0.0
-            js = (js + (ctx.cluster_cpus - cpus) / ctx.cluster_cpus) / 2
-        else:
-            js = (nodes / ctx.node_count + cpus / ctx.cluster_cpus) / 2
-        out["job_size"] = min(1.0, max(0.0, js))
+        out["job_size"] = _job_size(ctx, spec)
     if ctx.w_part:
         out["partition"] = part.priority_job_factor / ctx.max_pjf
     if ctx.w_qos and spec.qos:
         q = state.qos.get(spec.qos)
         out["qos"] = (q.priority / ctx.max_qos) if q is not None else 0.0
     if ctx.w_assoc:
-        a = state.assocs.get(assoc_key(spec.account, spec.user)) or state.assocs.get(assoc_key(spec.account))
-        out["assoc"] = (a.priority / ctx.max_assoc) if a is not None else 0.0
+        out["assoc"] = _assoc_factor(ctx, spec)
     out["nice"] = float(spec.nice)
     return out
+
+
+def _job_size(ctx: Context, spec: Any) -> float:
+    need = job_need(spec)
+    nodes = need.nodes
+    cpus = need.cpus * nodes
+    if ctx.favor_small:
+        js = (ctx.node_count - nodes) / ctx.node_count if ctx.node_count > nodes else 0.0
+        js = (js + (ctx.cluster_cpus - cpus) / ctx.cluster_cpus) / 2
+    else:
+        js = (nodes / ctx.node_count + cpus / ctx.cluster_cpus) / 2
+    return min(1.0, max(0.0, js))
+
+
+def _assoc_factor(ctx: Context, spec: Any) -> float:
+    assocs = ctx.state.assocs
+    if not assocs:
+        return 0.0
+    a = assocs.get(assoc_key(spec.account, spec.user)) or assocs.get(assoc_key(spec.account))
+    return (a.priority / ctx.max_assoc) if a is not None else 0.0
 
 
 def weighted(ctx: Context, f: dict[str, float]) -> dict[str, float]:
@@ -122,16 +136,50 @@ def weighted(ctx: Context, f: dict[str, float]) -> dict[str, float]:
     }
 
 
-def compute(ctx: Context, job: Job, part: Partition) -> int:
+def static_part(ctx: Context, job: Job, part: Partition) -> float | None:
+    """The time-independent part of the weighted sum (None: the priority does not come from
+    the weighted sum: fixed by an admin, priority/basic, or every weight 0)."""
+    if job.priority_set >= 0 or ctx.basic or not ctx.weighted:
+        return None
+    # The weighted factors of ``factors``/``weighted`` without building their maps (this runs
+    # for every pending job); the sum is taken in the same order as there.
+    spec = job.spec
+    js = 0.0
+    if ctx.w_js:
+        js = ctx.w_js * _job_size(ctx, spec)
+    pf = ctx.w_part * (part.priority_job_factor / ctx.max_pjf) if ctx.w_part else 0.0
+    qf = 0.0
+    if ctx.w_qos and spec.qos:
+        q = ctx.state.qos.get(spec.qos)
+        qf = ctx.w_qos * ((q.priority / ctx.max_qos) if q is not None else 0.0)
+    af = 0.0
+    if ctx.w_assoc:
+        af = ctx.w_assoc * _assoc_factor(ctx, spec)
+    return js + pf + qf + af - float(spec.nice)
+
+
+def _fixed(ctx: Context, job: Job) -> int:
     if job.priority_set >= 0:
         return job.priority_set
     if ctx.basic:
         return max(1, BASIC_TOP - job.job_id)
-    if not (ctx.w_age or ctx.w_fs or ctx.w_js or ctx.w_part or ctx.w_qos or ctx.w_assoc):
-        return max(1, 1 - job.spec.nice) if job.spec.nice < 0 else 1
-    w = weighted(ctx, factors(ctx, job, part))
-    total = w["age"] + w["fairshare"] + w["job_size"] + w["partition"] + w["qos"] + w["assoc"] - w["nice"]
-    return max(1, min(2**32 - 2, int(total)))
+    return max(1, 1 - job.spec.nice) if job.spec.nice < 0 else 1
+
+
+def _combine(ctx: Context, static: float, eligible: float, fs_key: str) -> int:
+    total = static
+    if ctx.w_age:
+        total += ctx.w_age * min(1.0, max(0.0, ctx.t - eligible) / ctx.max_age)  # as queues() inlines it
+    if ctx.w_fs:
+        total += ctx.w_fs * ctx.fair.get(fs_key, 1.0)
+    return max(1, min(MAX_PRIORITY, int(total)))
+
+
+def compute(ctx: Context, job: Job, part: Partition) -> int:
+    static = static_part(ctx, job, part)
+    if static is None:
+        return _fixed(ctx, job)
+    return _combine(ctx, static, job.eligible_time, _fs_key(job.spec.account, job.spec.user))
 
 
 # --- fair share ----------------------------------------------------------------------------
@@ -194,30 +242,6 @@ def fair_shares(state: ClusterState, now: float) -> dict[str, float]:
 # --- the queue -----------------------------------------------------------------------------
 
 
-class _Queue:
-    """The runnable jobs' (tier, priority, job id, partition) entries, sorted."""
-
-    __slots__ = ("key", "entries", "known", "prio", "ctx")
-
-    def __init__(self) -> None:
-        self.key: tuple[Any, ...] | None = None
-        self.entries: list[tuple[int, int, int, str]] = []  # (-tier, -priority, job id, partition)
-        self.known: dict[int, None] = {}
-        self.prio: dict[tuple[int, str], int] = {}
-        self.ctx: tuple[tuple[Any, ...], Context] | None = None
-
-
-def context(state: ClusterState, now: float) -> Context:
-    """The period's Context (memoized per state and period)."""
-    q = _QUEUES.get(state)
-    if q is None:
-        q = _QUEUES[state] = _Queue()
-    key = (period_start(state, now), state.prio_rev, *_totals(state))
-    if q.ctx is None or q.ctx[0] != key:
-        q.ctx = (key, Context(state, now))
-    return q.ctx[1]
-
-
 class PerState:
     """A memo keyed by state object (ClusterState compares by value, so it cannot be a weak
     dictionary key): entries go when their state is collected."""
@@ -237,59 +261,159 @@ class PerState:
         data[key] = (weakref.ref(state, lambda _r: data.pop(key, None)), value)
 
 
+class Queues:
+    """The runnable jobs of each partition in scheduling order, as int keys
+    ``(MAX_PRIORITY - priority) << 32 | job_id`` (ascending = highest priority, then lowest
+    job id); ``tiers`` the partitions' PriorityTier. A job asking for several partitions is
+    in each of their lists. Lists may hold jobs no longer runnable: callers skip ids not in
+    ``state.runnable``."""
+
+    __slots__ = ("static_key", "period_key", "static", "lists", "tiers", "known", "ctx", "ctx_key")
+
+    def __init__(self) -> None:
+        self.static_key: tuple[Any, ...] | None = None
+        self.period_key: tuple[Any, ...] | None = None
+        # job id -> (eligible time, fair-share key, ((partition, static part or None), ...))
+        self.static: dict[int, tuple[float, str, tuple[tuple[str, float | None], ...]]] = {}
+        self.lists: dict[str, list[int]] = {}
+        self.tiers: dict[str, int] = {}
+        self.known: dict[int, None] = {}
+        self.ctx: Context | None = None
+        self.ctx_key: tuple[Any, ...] | None = None
+
+
 _QUEUES = PerState()
+MASK = 0xFFFFFFFF
 
 
-def _entries_of(ctx: Context, job: Job, parts: dict[str, Partition], out: list[Any], prio: dict[Any, int]) -> None:
-    names = [p.strip() for p in job.spec.partition.split(",") if p.strip()] or [""]
-    for name in names:
-        part = parts.get(name)
-        if part is None:
-            out.append((0, -1, job.job_id, name))  # a partition gone since submission: last
-            prio[(job.job_id, name)] = 1
-            continue
-        p = compute(ctx, job, part)
-        prio[(job.job_id, name)] = p
-        out.append((-part.priority_tier, -p, job.job_id, name))
+def context(state: ClusterState, now: float) -> Context:
+    """The period's Context (memoized per state and period)."""
+    q = _queues(state)
+    key = (period_start(state, now), state.prio_rev, *_totals(state))
+    if q.ctx is None or q.ctx_key != key:
+        q.ctx, q.ctx_key = Context(state, now), key
+    return q.ctx
 
 
-def queue(state: ClusterState, now: float) -> list[tuple[int, int, int, str]]:
-    """The runnable jobs in scheduling order, as (-tier, -priority, job id, partition);
-    a job asking for several partitions has one entry per partition. May hold entries of
-    jobs no longer runnable: callers skip ids not in ``state.runnable``."""
+def _queues(state: ClusterState) -> Queues:
     q = _QUEUES.get(state)
     if q is None:
-        q = _QUEUES[state] = _Queue()
-    ctx_key = (period_start(state, now), state.prio_rev, *_totals(state))
+        q = Queues()
+        _QUEUES[state] = q
+    return q
+
+
+@functools.lru_cache(maxsize=1024)
+def partition_names(text: str) -> tuple[str, ...]:
+    """``a,b`` -> (a, b)."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _static_of(ctx: Context, job: Job, parts: dict[str, Partition]) -> tuple[float, str, tuple[Any, ...]]:
+    names = partition_names(job.spec.partition)
+    per = tuple((name, static_part(ctx, job, parts[name]) if name in parts else None) for name in names)
+    return job.eligible_time, _fs_key(job.spec.account, job.spec.user), per
+
+
+def _keys_of(ctx: Context, job: Job, static: tuple[float, str, tuple[Any, ...]],
+             lists: dict[str, list[int]]) -> None:
+    eligible, fs_key, per = static
+    fixed = None
+    for name, part_static in per:
+        lst = lists.get(name)
+        if lst is None:
+            continue  # a partition gone since submission
+        if part_static is None:
+            if fixed is None:
+                fixed = _fixed(ctx, job)
+            prio = fixed
+        else:
+            prio = _combine(ctx, part_static, eligible, fs_key)
+        lst.append(((MAX_PRIORITY - prio) << 32) | job.job_id)
+
+
+def queues(state: ClusterState, now: float) -> Queues:
+    """The per-partition scheduling order of the runnable jobs at ``now``.
+
+    Static parts of the priorities are computed once per job (again when ``prio_rev`` moves);
+    each priority period recombines them with age and fair share and sorts each partition's
+    keys; in between, newly runnable jobs are inserted."""
+    q = _queues(state)
+    totals = _totals(state)
+    static_key = (state.prio_rev, *totals)
+    period_key = (period_start(state, now), *static_key)
     parts = partitions_of(state)
-    runnable = state.runnable
-    if q.key != ctx_key or len(q.entries) > 2 * len(runnable) + 1024:
-        ctx = context(state, now)
-        entries: list[Any] = []
-        prio: dict[Any, int] = {}
-        jobs = state.jobs
+    runnable, jobs = state.runnable, state.jobs
+    ctx = context(state, now)
+    if q.static_key != static_key:
+        q.static = {}
+        q.static_key = static_key
+        q.period_key = None
+    if q.period_key != period_key:
+        static = q.static
+        if len(static) > 2 * len(runnable) + 1024:
+            static = q.static = {j: static[j] for j in runnable if j in static}
+        lists: dict[str, list[int]] = {name: [] for name in parts}
+        # _keys_of inlined for the common case (one partition, a weighted sum): this loop runs
+        # over every runnable job once per period. Same arithmetic, same order as _combine.
+        t, w_age, w_fs, max_age, fair = ctx.t, ctx.w_age, ctx.w_fs, ctx.max_age, ctx.fair
         for job_id in runnable:
-            _entries_of(ctx, jobs[job_id], parts, entries, prio)
-        entries.sort()
-        q.key, q.entries, q.known, q.prio = ctx_key, entries, dict.fromkeys(runnable), prio
-        return q.entries
+            job = jobs[job_id]
+            st = static.get(job_id)
+            if st is None or st[0] != job.eligible_time:
+                st = static[job_id] = _static_of(ctx, job, parts)
+            eligible, fs_key, per = st
+            if len(per) != 1 or per[0][1] is None:
+                _keys_of(ctx, job, st, lists)
+                continue
+            name, total = per[0]
+            lst = lists.get(name)
+            if lst is None:
+                continue
+            if w_age:
+                x = t - eligible
+                x = (x if x > 0.0 else 0.0) / max_age
+                total += w_age * (x if x < 1.0 else 1.0)
+            if w_fs:
+                total += w_fs * fair.get(fs_key, 1.0)
+            prio = int(total)
+            prio = 1 if prio < 1 else (MAX_PRIORITY if prio > MAX_PRIORITY else prio)
+            lst.append(((MAX_PRIORITY - prio) << 32) | job_id)
+        for lst in lists.values():
+            lst.sort()
+        q.lists, q.known, q.period_key = lists, dict.fromkeys(runnable), period_key
+        q.tiers = {name: part.priority_tier for name, part in parts.items()}
+        return q
     known = q.known
     if len(known) != len(runnable) or known.keys() != runnable.keys():
         for job_id in known.keys() - runnable.keys():
             del known[job_id]
         new = runnable.keys() - known.keys()
         if new:
-            ctx = context(state, now)
-            added: list[Any] = []
+            added: dict[str, list[int]] = {name: [] for name in q.lists}
             for job_id in sorted(new):
-                _entries_of(ctx, state.jobs[job_id], parts, added, q.prio)
+                job = jobs[job_id]
+                st = q.static[job_id] = _static_of(ctx, job, parts)
+                _keys_of(ctx, job, st, added)
                 known[job_id] = None
-            if len(added) > 64:
-                q.entries = sorted(q.entries + added)
-            else:
-                for entry in added:
-                    bisect.insort(q.entries, entry)
-    return q.entries
+            for name, keys in added.items():
+                if not keys:
+                    continue
+                lst = q.lists[name]
+                if len(keys) > 64:
+                    lst.extend(keys)
+                    lst.sort()
+                else:
+                    for key in keys:
+                        bisect.insort(lst, key)
+        stale = sum(len(lst) for lst in q.lists.values()) - len(runnable)
+        if stale > len(runnable) + 1024:  # mostly started jobs: compact
+            q.lists = {name: [k for k in lst if (k & MASK) in runnable] for name, lst in q.lists.items()}
+    return q
+
+
+def entry_priority(key: int) -> int:
+    return MAX_PRIORITY - (key >> 32)
 
 
 def _totals(state: ClusterState) -> tuple[int, int]:
@@ -297,20 +421,10 @@ def _totals(state: ClusterState) -> tuple[int, int]:
 
 
 def job_priority(state: ClusterState, job: Job, now: float) -> int:
-    """The priority squeue and scontrol show: for a pending job the one it is queued with
-    (the highest of its partitions'), for a started job the one it had in its partition."""
+    """The priority squeue and scontrol show: for a pending job the highest of its
+    partitions', for a started job the one it has in its partition."""
     parts = partitions_of(state)
-    if job.job_id in state.runnable:
-        queue(state, now)
-        q = _QUEUES.get(state)
-        if q is not None:
-            names = [p.strip() for p in job.spec.partition.split(",") if p.strip()]
-            best = [q.prio[(job.job_id, n)] for n in names if (job.job_id, n) in q.prio]
-            if best:
-                return max(best)
     ctx = context(state, now)
-    part = parts.get(job.partition) or next(
-        (parts[n.strip()] for n in job.spec.partition.split(",") if n.strip() in parts), None)
-    if part is None:
-        return 1
-    return compute(ctx, job, part)
+    names = [job.partition] if job.partition else [n.strip() for n in job.spec.partition.split(",") if n.strip()]
+    best = [compute(ctx, job, parts[n]) for n in names if n in parts]
+    return max(best) if best else 1

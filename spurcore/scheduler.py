@@ -37,6 +37,8 @@ Invariants:
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 from typing import Any
 
@@ -44,7 +46,7 @@ from spurcore import arrays, gres, policy
 from spurcore.depend import DependencyError, dependency_status, item_status, parse_dependency
 from spurcore.model import ClusterState, Job, JobState, Node, Partition, partition_nodes, partitions_of
 from spurcore.ops import HoldKind, JobSpec, JobStart
-from spurcore.priority import PerState, queue
+from spurcore.priority import MASK, PerState, queues
 from spurcore.resources import (
     Need,
     features_valid,
@@ -161,14 +163,90 @@ def _consumption(node: Node, request: gres.Request) -> dict[tuple[str, str], int
     return {k: total[k] - left.get(k, 0) for k in total if total[k] != left.get(k, 0)}
 
 
-class _Timeline:
-    """Per node, when resources come back (running jobs' ends) and what reservations hold.
-    Availability at time t = free now + releases up to t - reservations covering t."""
+class _Profile:
+    """One node's availability over time: breakpoints ``times`` (ascending, the first is
+    now) and, from each until the next, the free CPUs, memory and GRES counts."""
 
-    def __init__(self, state: ClusterState, now: float, resolution: int, horizon: float) -> None:
-        self.now, self.res, self.horizon = now, max(1, resolution), horizon
+    __slots__ = ("times", "cpus", "mem", "gres", "version")
+
+    def __init__(self, now: float, cpus: int, mem: int, g: dict[Any, int] | None) -> None:
+        self.times: list[float] = [now]
+        self.cpus: list[int] = [cpus]
+        self.mem: list[int] = [mem]
+        self.gres: list[dict[Any, int]] = [dict(g or {})]
+        self.version = 0
+
+    def _split(self, t: float) -> int:
+        """The index of a breakpoint at ``t`` (made if needed; t >= now)."""
+        i = bisect.bisect_left(self.times, t)
+        if i < len(self.times) and self.times[i] == t:
+            return i
+        self.times.insert(i, t)
+        self.cpus.insert(i, self.cpus[i - 1])
+        self.mem.insert(i, self.mem[i - 1])
+        self.gres.insert(i, dict(self.gres[i - 1]))
+        return i
+
+    def add(self, t0: float, t1: float, cpus: int, mem: int, g: dict[Any, int] | None) -> None:
+        """Add (or with negative amounts, take) resources during [t0, t1)."""
+        i = self._split(t0)
+        j = self._split(t1) if t1 != INF else len(self.times)
+        for k in range(i, j):
+            self.cpus[k] += cpus
+            self.mem[k] += mem
+            if g:
+                gk = self.gres[k]
+                for key, v in g.items():
+                    gk[key] = gk.get(key, 0) + v
+        self.version += 1
+
+    def _ok(self, k: int, cpus: int, mem: int, request: gres.Request) -> bool:
+        return self.cpus[k] >= cpus and self.mem[k] >= mem and (
+            not request or gres.take(self.gres[k], request) is not None)
+
+    def fits(self, t0: float, duration: float, cpus: int, mem: int, request: gres.Request) -> bool:
+        times = self.times
+        k = max(0, bisect.bisect_right(times, t0) - 1)
+        end = t0 + duration
+        while k < len(times) and times[k] < end:
+            if not self._ok(k, cpus, mem, request):
+                return False
+            k += 1
+        return True
+
+    def windows(self, duration: float, cpus: int, mem: int, request: gres.Request) -> list[tuple[float, float]]:
+        """The start times at which the node could run the job for ``duration``, as
+        [start, end) intervals (end INF: any later start)."""
+        times = self.times
+        out: list[tuple[float, float]] = []
+        start = times[0]
+        n = len(times)
+        for k in range(n):
+            if self._ok(k, cpus, mem, request):
+                continue
+            a, b = times[k], times[k + 1] if k + 1 < n else INF
+            lo = a - duration  # starts in (a - duration, b) overlap this segment
+            if lo > start:
+                out.append((start, lo))
+            if b > start:
+                start = b
+            if start == INF:
+                return out
+        out.append((start, INF))
+        return out
+
+
+class _Timeline:
+    """The nodes' profiles for one pass: free now, plus the running jobs' ends (their time
+    limits, rounded up to bf_resolution), less the reservations made so far."""
+
+    def __init__(self, state: ClusterState, now: float, resolution: int, free: dict[str, list[Any]],
+                 started: list[tuple[str, float, int, int, dict[Any, int]]]) -> None:
+        self.state, self.now, self.res = state, now, max(1, resolution)
+        self.free = free
         self.releases: dict[str, list[tuple[float, int, int, dict[Any, int]]]] = {}
-        self.resv: dict[str, list[tuple[float, float, int, int, dict[Any, int]]]] = {}
+        self.profiles: dict[str, _Profile] = {}
+        self.cache: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
         seen: set[int] = set()
         for node in state.nodes.values():
             for job_id in node.jobs:
@@ -184,95 +262,69 @@ class _Timeline:
                     continue  # never ends: never comes back
                 else:
                     end = job.start_time + job.suspended_secs + job.spec.time_limit
-                self.add_release(state, job, job.nodes, self.round(end), job.cpus_per_node, job.mem_per_node)
+                for name in job.nodes:
+                    self.releases.setdefault(name, []).append(
+                        (self.round(end), job.cpus_per_node, job.mem_per_node, _job_consumption(state, job, name)))
+        for name, end, cpus, mem, consumption in started:  # jobs this pass started before
+            self.releases.setdefault(name, []).append((self.round(end), cpus, mem, consumption))
 
     def round(self, t: float) -> float:
         if t <= self.now:
             return self.now
         return self.now + math.ceil((t - self.now) / self.res) * self.res
 
-    def add_release(self, state: ClusterState, job: Job | None, nodes: tuple[str, ...], t: float, cpus: int, mem: int,
-                    consumption: dict[Any, int] | None = None) -> None:
-        if t == INF:
-            return
-        for name in nodes:
-            g: dict[Any, int] = consumption or {}
-            if job is not None and job.gres_alloc.get(name):
-                node = state.nodes.get(name)
-                if node is not None:
-                    types = gres.device_types(node.gres)
-                    g = {}
-                    for gname, indexes in job.gres_alloc[name].items():
-                        for i in indexes:
-                            if i < len(types.get(gname, ())):
-                                key = (gname, types[gname][i])
-                                g[key] = g.get(key, 0) + 1
-            self.releases.setdefault(name, []).append((t, cpus, mem, g))
+    def profile(self, name: str) -> _Profile:
+        prof = self.profiles.get(name)
+        if prof is None:
+            base = self.free[name]
+            prof = self.profiles[name] = _Profile(self.now, base[0], base[1], base[2])
+            for t, cpus, mem, g in self.releases.pop(name, ()):
+                prof.add(t, INF, cpus, mem, g)
+        return prof
+
+    def started(self, name: str, duration: float, cpus: int, mem: int, g: dict[Any, int]) -> None:
+        """A job the pass starts now on ``name``: taken now, back at its end."""
+        if name in self.profiles:
+            self.profiles[name].add(self.now, self.round(self.now + duration) if duration != INF else INF,
+                                    -cpus, -mem, {k: -v for k, v in g.items()})
+        elif duration != INF:
+            self.releases.setdefault(name, []).append((self.round(self.now + duration), cpus, mem, g))
 
     def reserve(self, name: str, start: float, end: float, cpus: int, mem: int, g: dict[Any, int]) -> None:
-        self.resv.setdefault(name, []).append((start, end, cpus, mem, g))
+        self.profile(name).add(start, end, -cpus, -mem, {k: -v for k, v in g.items()})
 
-    def _avail(self, name: str, t: float, base: list[Any]) -> tuple[int, int, dict[Any, int]]:
-        cpus, mem, g = base[0], base[1], base[2] or {}
-        for rt, c, m, rg in self.releases.get(name, ()):
-            if rt <= t:
-                cpus, mem = cpus + c, mem + m
-                if rg:
-                    g = _gadd(g, rg)
-        for rs, re, c, m, rg in self.resv.get(name, ()):
-            if rs <= t < re:
-                cpus, mem = cpus - c, mem - m
-                if rg:
-                    g = _gsub(g, rg)
-        return cpus, mem, g
+    def fits(self, name: str, duration: float, cpus: int, mem: int, request: gres.Request) -> bool:
+        """Free during all of [now, now + duration)? (Only nodes with a profile can differ
+        from what is free now, which the caller has checked.)"""
+        prof = self.profiles.get(name)
+        return prof is None or prof.fits(self.now, duration, cpus, mem, request)
 
-    def _events(self, name: str) -> list[float]:
-        times = {self.now}
-        for rt, *_ in self.releases.get(name, ()):
-            times.add(rt)
-        for rs, re, *_ in self.resv.get(name, ()):
-            times.add(rs)
-            if re != INF:
-                times.add(re)
-        return sorted(t for t in times if t >= self.now)
+    def windows(self, name: str, duration: float, cpus: int, mem: int, request: gres.Request) -> list[tuple[float, float]]:
+        prof = self.profile(name)
+        key = (name, prof.version, duration, cpus, mem, request)
+        w = self.cache.get(key)
+        if w is None:
+            w = self.cache[key] = [(self.round(s), e) for s, e in prof.windows(duration, cpus, mem, request)
+                                   if self.round(s) < e]
+        return w
 
-    def fits(self, name: str, base: list[Any], t0: float, duration: float, cpus: int, mem: int,
-             request: gres.Request) -> bool:
-        """The node has ``cpus``/``mem``/GRES free during all of [t0, t0 + duration)."""
-        if name not in self.resv and t0 == self.now:
-            return True  # nothing reserved: the caller's check of what is free now suffices
-        end = t0 + duration
-        points = [t0] + [rs for rs, *_ in self.resv.get(name, ()) if t0 < rs < end]
-        for t in points:
-            c, m, g = self._avail(name, t, base)
-            if c < cpus or m < mem or (request and gres.take(g, request) is None):
-                return False
-        return True
 
-    def windows(self, name: str, base: list[Any], duration: float, cpus: int, mem: int,
-                request: gres.Request) -> list[tuple[float, float]]:
-        """The start times at which the node could run the job for ``duration``, as
-        [start, end) intervals from now (end INF: any later start)."""
-        events = self._events(name)
-        bad: list[tuple[float, float]] = []
-        for i, t in enumerate(events):
-            c, m, g = self._avail(name, t, base)
-            if c < cpus or m < mem or (request and gres.take(g, request) is None):
-                bad.append((t, events[i + 1] if i + 1 < len(events) else INF))
-        if not bad:
-            return [(self.now, INF)]
-        out: list[tuple[float, float]] = []
-        start = self.now
-        for a, b in bad:  # starts in (a - duration, b) overlap a bad segment
-            lo = a - duration if duration != INF else -INF
-            if lo > start:
-                out.append((start, lo))
-            start = max(start, b)
-            if start == INF:
-                break
-        if start != INF:
-            out.append((start, INF))
-        return [(self.round(s) if s > self.now else s, e) for s, e in out if (self.round(s) if s > self.now else s) < e]
+def _job_consumption(state: ClusterState, job: Job, name: str) -> dict[Any, int]:
+    """The typed GRES devices a running job holds on ``name``."""
+    alloc = job.gres_alloc.get(name)
+    if not alloc:
+        return {}
+    node = state.nodes.get(name)
+    if node is None:
+        return {}
+    types = gres.device_types(node.gres)
+    out: dict[Any, int] = {}
+    for gname, indexes in alloc.items():
+        for i in indexes:
+            if i < len(types.get(gname, ())):
+                key = (gname, types[gname][i])
+                out[key] = out.get(key, 0) + 1
+    return out
 
 
 # --- the walk ------------------------------------------------------------------------------
@@ -374,6 +426,7 @@ class _Pass:
         self.timeline: _Timeline | None = None
         self.started: list[tuple[str, float, int, int, dict[Any, int]]] = []  # for a later timeline
         self.never: dict[tuple[Any, ...], bool] = {}
+        self.heaps: dict[tuple[Any, ...], list[Any]] = {}
         self.usage: policy.Usage | None = None
         self.limits = policy.enforced(state, "limits")
 
@@ -389,10 +442,7 @@ class _Pass:
 
     def timeline_for(self) -> _Timeline:
         if self.timeline is None:
-            timeline = _Timeline(self.state, self.now, self.resolution, self.horizon)
-            for name, end, cpus, mem, consumption in self.started:  # jobs this pass started
-                timeline.add_release(self.state, None, (name,), timeline.round(end), cpus, mem, consumption)
-            self.timeline = timeline
+            self.timeline = _Timeline(self.state, self.now, self.resolution, self.free, self.started)
         return self.timeline
 
     def done(self) -> bool:
@@ -440,7 +490,7 @@ class _Pass:
             if ok:
                 ok = _node_usable(state, node, spec, exclusive)
             if ok and timeline is not None:
-                ok = timeline.fits(name, f, self.now, duration, cpus, mem, need.gres)
+                ok = timeline.fits(name, duration, cpus, mem, need.gres)
             if not ok:
                 if name in required:
                     return None
@@ -461,13 +511,12 @@ class _Pass:
             if need.gres and f[2] is not None:
                 f[2] = gres.take(f[2], need.gres) or f[2]
             self.free_cpus -= cpus
-        if self.backfill and duration != INF:
+        if self.backfill:
             for name in nodes:
                 consumption = _consumption(self.state.nodes[name], need.gres)
                 if self.timeline is not None:
-                    self.timeline.add_release(self.state, None, (name,), self.timeline.round(self.now + duration),
-                                              cpus, mem, consumption)
-                else:
+                    self.timeline.started(name, duration, cpus, mem, consumption)
+                elif duration != INF:
                     self.started.append((name, self.now + duration, cpus, mem, consumption))
         for pname, order in self.order.items():  # skip nodes that filled up
             i = self.first_free.get(pname, 0)
@@ -476,51 +525,109 @@ class _Pass:
             self.first_free[pname] = i
 
     # backfill --------------------------------------------------------------------------
+    def _candidate(self, name: str, need: Need, spec: JobSpec, whole: bool) -> tuple[int, int] | None:
+        """(cpus, memory) the job takes on ``name``, or None when the node can never host it."""
+        if name not in self.free or name in need.excluded:
+            return None
+        node = self.state.nodes[name]
+        if need.features is not None and not has_features(need.features, node.features):
+            return None
+        cpus = node.cpus if whole else need.cpus
+        mem = need.mem_for(spec, cpus) if whole else need.mem
+        if node.cpus < cpus or node.mem_mb < mem:
+            return None
+        return cpus, mem
+
     def reserve(self, job: Job, need: Need, part: Partition, duration: float) -> tuple[float, tuple[str, ...]] | None:
         """The earliest start of ``job`` in ``part`` given running jobs and earlier
         reservations; reserves it (within bf_window) and returns (start, nodes)."""
         timeline = self.timeline_for()
-        state = self.state
         spec = job.spec
         exclusive = effective_exclusive(part, spec)
-        order = self.nodes_of(part)
+        whole = bool(exclusive) and exclusive != "user"
+        found = None
+        if not need.required:
+            found = self._earliest_by_heap(need, spec, part, duration, whole)
+        if found is None:
+            found = self._earliest_by_sweep(need, spec, part, duration, whole)
+        if found is None:
+            return None
+        start, chosen, amounts = found
+        if start > self.horizon:
+            return None
+        end = start + duration
+        for name in chosen:
+            cpus, mem = amounts[name]
+            timeline.reserve(name, start, end, cpus, mem, _consumption(self.state.nodes[name], need.gres))
+        return start, tuple(chosen)
+
+    def _earliest_by_heap(self, need: Need, spec: JobSpec, part: Partition, duration: float,
+                          whole: bool) -> tuple[float, list[str], dict[str, tuple[int, int]]] | None:
+        """The k nodes whose first free window starts earliest, kept per job shape in a lazy
+        heap (within a pass a node's windows only get later, so a stale top is refreshed
+        and pushed back). When those k nodes are all free at the k-th start, that start is
+        the earliest possible for any k nodes; otherwise None (the caller sweeps)."""
+        timeline = self.timeline
+        assert timeline is not None
+        key = (part.name, duration, need.cpus, need.mem, need.gres, need.features, need.excluded, whole)
+        heap = self.heaps.get(key)
+        if heap is None:
+            heap = []
+            for index, name in enumerate(self.nodes_of(part)):
+                amounts = self._candidate(name, need, spec, whole)
+                if amounts is None:
+                    continue
+                w = timeline.windows(name, duration, amounts[0], amounts[1], need.gres)
+                if w:
+                    heap.append((w[0][0], index, name, timeline.profile(name).version, amounts))
+            heapq.heapify(heap)
+            self.heaps[key] = heap
+        picked: list[tuple[float, int, str, int, tuple[int, int]]] = []
+        while heap and len(picked) < need.nodes:
+            entry = heapq.heappop(heap)
+            _start, index, name, version, amounts = entry
+            prof = timeline.profile(name)
+            if prof.version != version:
+                w = timeline.windows(name, duration, amounts[0], amounts[1], need.gres)
+                if w:
+                    heapq.heappush(heap, (w[0][0], index, name, prof.version, amounts))
+                continue
+            picked.append(entry)
+        for entry in picked:
+            heapq.heappush(heap, entry)
+        if len(picked) < need.nodes:
+            return None
+        t = max(e[0] for e in picked)
+        for _s, _i, name, _v, amounts in picked:
+            w = timeline.windows(name, duration, amounts[0], amounts[1], need.gres)
+            if not any(s <= t < e for s, e in w):
+                return None
+        picked.sort(key=lambda e: e[1])  # placement in Weight order
+        return t, [e[2] for e in picked], {e[2]: e[4] for e in picked}
+
+    def _earliest_by_sweep(self, need: Need, spec: JobSpec, part: Partition, duration: float,
+                           whole: bool) -> tuple[float, list[str], dict[str, tuple[int, int]]] | None:
+        timeline = self.timeline
+        assert timeline is not None
         required = need.required
+        order = self.nodes_of(part)
         windows: dict[str, list[tuple[float, float]]] = {}
-        need_of: dict[str, tuple[int, int]] = {}
+        amounts: dict[str, tuple[int, int]] = {}
         for name in (required + [n for n in order if n not in required]) if required else order:
-            node = state.nodes.get(name)
-            if node is None or not node.usable or name in need.excluded:
+            a = self._candidate(name, need, spec, whole)
+            if a is None:
                 continue
-            if need.features is not None and not has_features(need.features, node.features):
-                continue
-            cpus = node.cpus if exclusive and exclusive != "user" else need.cpus
-            mem = need.mem_for(spec, cpus) if exclusive and exclusive != "user" else need.mem
-            if node.cpus < cpus or node.mem_mb < mem:
-                continue
-            base = self.free.get(name)
-            if base is None:
-                continue
-            w = timeline.windows(name, base, duration, cpus, mem, need.gres)
+            w = timeline.windows(name, duration, a[0], a[1], need.gres)
             if w:
-                windows[name] = w
-                need_of[name] = (cpus, mem)
+                windows[name], amounts[name] = w, a
         if any(r not in windows for r in required):
             return None
-        starts = sorted({s for w in windows.values() for s, _ in w})
-        for t in starts:
+        for t in sorted({s for w in windows.values() for s, _ in w}):
             if t > self.horizon:
-                break
+                return None
             ok = [n for n, w in windows.items() if any(s <= t < e for s, e in w)]
-            if any(r not in ok for r in required):
-                continue
-            if len(ok) < need.nodes:
-                continue
-            chosen = (required + [n for n in ok if n not in required])[: need.nodes]
-            end = t + duration
-            for name in chosen:
-                cpus, mem = need_of[name]
-                timeline.reserve(name, t, end, cpus, mem, _consumption(state.nodes[name], need.gres))
-            return t, tuple(chosen)
+            if len(ok) >= need.nodes and all(r in ok for r in required):
+                return t, (required + [n for n in ok if n not in required])[: need.nodes], amounts
         return None
 
     def could_ever_fit(self, job: Job, need: Need, part: Partition) -> bool:
@@ -551,8 +658,20 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
     reasons = out.reasons
     jobs, runnable = state.jobs, state.runnable
     started: set[int] = set()
-    entries = queue(state, now)
-    for _tier, _prio, job_id, pname in entries:
+    qs = queues(state, now)
+    lists = qs.lists
+    # The partitions' lists merged by (PriorityTier, priority, job id); a partition whose
+    # first waiting job blocks it drops out when only starts are wanted.
+    heap = [(-qs.tiers.get(name, 1), lst[0], name, 0) for name, lst in lists.items() if lst]
+    heapq.heapify(heap)
+    while heap:
+        negtier, key, pname, i = heapq.heappop(heap)
+        if not want_reasons and pname in p.blocked and (not p.backfill or p.tested >= p.bf_max):
+            continue  # the rest of it would wait with reason Priority: nothing to decide
+        lst = lists[pname]
+        if i + 1 < len(lst):
+            heapq.heappush(heap, (negtier, lst[i + 1], pname, i + 1))
+        job_id = key & MASK
         if job_id not in runnable or job_id in started:
             continue
         if stop_at is not None and stop_at in reasons:
