@@ -71,7 +71,7 @@ def build(jobs: int, nodes: int, partitions: int, *, busy: bool = True, backfill
             r = apply(state, JobStart(job_id, (f"n{i:05d}",), spec.ntasks, 0, now - 50 - rng.random() * 3000, -1,
                                       spec.partition))
             assert not isinstance(r, Rejected), r
-    for i in range(jobs):
+    for _ in range(jobs):
         n = rng.choice((1, 1, 1, 2, 4))
         spec = attrs.evolve(base, partition=f"p{rng.randrange(partitions)}", nodes=n,
                             ntasks=n * rng.choice((1, 4, 8, 16, 32)), time_limit=rng.choice((600, 1800, 3600, 14400)),
@@ -99,7 +99,7 @@ def measure(jobs: int, nodes: int, partitions: int, runs: int = 5) -> dict[str, 
         warm = _time(lambda s=state: schedule(s, now + 1), runs)
         row[label] = statistics.median(warm)
         period = state.settings["priority_calc_period"]
-        row[label + " cold"] = _time(lambda s=state: schedule(s, now + period), 1)[0]
+        row[label + " cold"] = _time(lambda s=state, p=period: schedule(s, now + p), 1)[0]
         if backfill:
             row["started"] = len(schedule(state, now + 1))
             row["reasons"] = statistics.median(_time(lambda s=state: pending_reasons(s, now + 1), max(1, runs // 2)))

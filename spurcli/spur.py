@@ -1,6 +1,7 @@
 """``spur``: the one-machine cluster, job logs, a live view and time travel.
 
-    spur local up --dir DIR [--replicas 1|3] [--nodes N] [--cpus C]
+    spur local up --dir DIR [--replicas 1|3] [--nodes N] [--cpus C] [--gpus G]
+                  [--partitions 'NAME[=NODES];...']
     spur local down --dir DIR
     spur local status --dir DIR [--json]
     spur log [-f] JOBID
@@ -26,8 +27,12 @@ def _cmd_local(args: argparse.Namespace) -> int:
     conf = os.path.join(directory, "spur.toml")
     if args.action == "up":
         if not os.path.exists(conf):
-            write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
-                         kill_wait=args.kill_wait)
+            try:
+                write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
+                             kill_wait=args.kill_wait, gpus=args.gpus, partitions=args.partitions or None)
+            except ValueError as exc:
+                print(f"spur: error: {exc}", file=sys.stderr)
+                return 1
         cluster = LocalCluster(directory)
         try:
             cluster.up(timeout=args.timeout)
@@ -201,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     local.add_argument("--nodes", type=int, default=1)
     local.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     local.add_argument("--kill-wait", type=float, default=2.0)
+    local.add_argument("--gpus", type=int, default=0, help="fake GPUs per node (Gres=gpu:N) for tests and demos")
+    local.add_argument("--partitions", default="",
+                       help="partitions as 'NAME=NODES;NAME2=NODES2' (a bare NAME holds every node; the first is the default)")
     local.add_argument("--timeout", type=float, default=60.0)
     local.add_argument("--json", action="store_true")
     local.set_defaults(func=_cmd_local)

@@ -349,7 +349,10 @@ def partitions_of(state: ClusterState) -> dict[str, Partition]:
     the default) while no configuration has named any."""
     if state.partitions:
         return state.partitions
-    return {IMPLICIT_PARTITION: Partition(IMPLICIT_PARTITION, all_nodes=True, default=True)}
+    return _IMPLICIT
+
+
+_IMPLICIT = {IMPLICIT_PARTITION: Partition(IMPLICIT_PARTITION, all_nodes=True, default=True)}
 
 
 def partition_nodes(state: ClusterState, part: Partition) -> tuple[str, ...]:

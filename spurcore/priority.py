@@ -191,6 +191,13 @@ def _fs_key(account: str, user: str) -> str:
 
 def fair_shares(state: ClusterState, now: float) -> dict[str, float]:
     """"account|user" -> fair-share factor in [0, 1] (classic), as of ``now``'s period."""
+    return {row["key"]: row["fairshare"] for row in share_rows(state, now) if row["user"]}
+
+
+def share_rows(state: ClusterState, now: float) -> list[dict[str, Any]]:
+    """sshare's rows: the association tree depth first (root, accounts, their users), each
+    with raw and normalized shares, raw (decayed) and effective usage, and the fair-share
+    factor of users (classic: F = 2^(-effective usage / normalized shares))."""
     t = period_start(state, now)
     half_life = float(state.settings.get("priority_decay_half_life", 7 * 86400))
     usage: dict[str, float] = {}
@@ -199,15 +206,18 @@ def fair_shares(state: ClusterState, now: float) -> dict[str, float]:
             value *= 0.5 ** ((t - at) / half_life)
         usage[key] = value
     total = sum(usage.values())
+    rows: list[dict[str, Any]] = []
     users = [a for a in state.assocs.values() if a.user]
-    out: dict[str, float] = {}
     if not users:
         # No associations: every user with usage is a child of root with one share.
         n = max(1, len(usage))
         for key, value in usage.items():
+            account, _, user = key.partition("|")
             norm = value / total if total > 0 else 0.0
-            out[key] = 2.0 ** (-norm / (1.0 / n))
-        return out
+            rows.append({"key": key, "account": account, "user": user, "depth": 1, "raw_shares": 1,
+                         "norm_shares": 1.0 / n, "raw_usage": value, "norm_usage": norm, "effective_usage": norm,
+                         "fairshare": 2.0 ** (-norm * n)})
+        return rows
     accounts = {a.account: a for a in state.assocs.values() if not a.user}
     children: dict[str, list[Any]] = {}
     for a in accounts.values():
@@ -216,27 +226,36 @@ def fair_shares(state: ClusterState, now: float) -> dict[str, float]:
     for a in users:
         children.setdefault(a.account, []).append(a)
 
-    def node_usage(a: Any) -> float:
+    def node_usage(a: Any, depth: int = 0) -> float:
         if a.user:
             return usage.get(_fs_key(a.account, a.user), 0.0)
-        return sum(node_usage(c) for c in children.get(a.account, ()))
+        if depth > 32:
+            return 0.0
+        return sum(node_usage(c, depth + 1) for c in children.get(a.account, ()))
+
+    rows.append({"key": "root|", "account": "root", "user": "", "depth": 0, "raw_shares": 1, "norm_shares": 1.0,
+                 "raw_usage": total, "norm_usage": 1.0 if total > 0 else 0.0,
+                 "effective_usage": 1.0 if total > 0 else 0.0, "fairshare": 1.0})
 
     def walk(parent: str, s_parent: float, ue_parent: float, depth: int) -> None:
         kids = children.get(parent, [])
         if depth > 32 or not kids:
             return
         shares = sum(max(0, k.shares) for k in kids) or 1
-        for k in kids:
+        for k in sorted(kids, key=lambda a: (bool(a.user), a.user or a.account, a.partition)):
             s = s_parent * max(0, k.shares) / shares
-            ua = node_usage(k) / total if total > 0 else 0.0
+            raw = node_usage(k)
+            ua = raw / total if total > 0 else 0.0
             ue = ua + (ue_parent - ua) * max(0, k.shares) / shares
-            if k.user:
-                out[_fs_key(k.account, k.user)] = 2.0 ** (-ue / s) if s > 0 else 0.0
-            else:
+            rows.append({"key": _fs_key(k.account, k.user), "account": k.account, "user": k.user,
+                         "partition": k.partition, "depth": depth + 1, "raw_shares": k.shares, "norm_shares": s,
+                         "raw_usage": raw, "norm_usage": ua, "effective_usage": ue,
+                         "fairshare": (2.0 ** (-ue / s) if s > 0 else 0.0)})
+            if not k.user:
                 walk(k.account, s, ue, depth + 1)
 
     walk("root", 1.0, 0.0, 0)
-    return out
+    return rows
 
 
 # --- the queue -----------------------------------------------------------------------------
@@ -268,7 +287,7 @@ class Queues:
     in each of their lists. Lists may hold jobs no longer runnable: callers skip ids not in
     ``state.runnable``."""
 
-    __slots__ = ("static_key", "period_key", "static", "lists", "tiers", "known", "ctx", "ctx_key")
+    __slots__ = ("static_key", "period_key", "static", "lists", "tiers", "known", "ctx", "ctx_key", "best")
 
     def __init__(self) -> None:
         self.static_key: tuple[Any, ...] | None = None
@@ -280,6 +299,7 @@ class Queues:
         self.known: dict[int, None] = {}
         self.ctx: Context | None = None
         self.ctx_key: tuple[Any, ...] | None = None
+        self.best: dict[int, int] = {}  # job id -> its highest priority over its partitions
 
 
 _QUEUES = PerState()
@@ -316,9 +336,10 @@ def _static_of(ctx: Context, job: Job, parts: dict[str, Partition]) -> tuple[flo
 
 
 def _keys_of(ctx: Context, job: Job, static: tuple[float, str, tuple[Any, ...]],
-             lists: dict[str, list[int]]) -> None:
+             lists: dict[str, list[int]], best: dict[int, int]) -> None:
     eligible, fs_key, per = static
     fixed = None
+    top = 1
     for name, part_static in per:
         lst = lists.get(name)
         if lst is None:
@@ -329,7 +350,9 @@ def _keys_of(ctx: Context, job: Job, static: tuple[float, str, tuple[Any, ...]],
             prio = fixed
         else:
             prio = _combine(ctx, part_static, eligible, fs_key)
+        top = max(top, prio)
         lst.append(((MAX_PRIORITY - prio) << 32) | job.job_id)
+    best[job.job_id] = top
 
 
 def queues(state: ClusterState, now: float) -> Queues:
@@ -354,6 +377,7 @@ def queues(state: ClusterState, now: float) -> Queues:
         if len(static) > 2 * len(runnable) + 1024:
             static = q.static = {j: static[j] for j in runnable if j in static}
         lists: dict[str, list[int]] = {name: [] for name in parts}
+        best: dict[int, int] = {}
         # _keys_of inlined for the common case (one partition, a weighted sum): this loop runs
         # over every runnable job once per period. Same arithmetic, same order as _combine.
         t, w_age, w_fs, max_age, fair = ctx.t, ctx.w_age, ctx.w_fs, ctx.max_age, ctx.fair
@@ -364,7 +388,7 @@ def queues(state: ClusterState, now: float) -> Queues:
                 st = static[job_id] = _static_of(ctx, job, parts)
             eligible, fs_key, per = st
             if len(per) != 1 or per[0][1] is None:
-                _keys_of(ctx, job, st, lists)
+                _keys_of(ctx, job, st, lists, best)
                 continue
             name, total = per[0]
             lst = lists.get(name)
@@ -378,10 +402,11 @@ def queues(state: ClusterState, now: float) -> Queues:
                 total += w_fs * fair.get(fs_key, 1.0)
             prio = int(total)
             prio = 1 if prio < 1 else (MAX_PRIORITY if prio > MAX_PRIORITY else prio)
+            best[job_id] = prio
             lst.append(((MAX_PRIORITY - prio) << 32) | job_id)
         for lst in lists.values():
             lst.sort()
-        q.lists, q.known, q.period_key = lists, dict.fromkeys(runnable), period_key
+        q.lists, q.known, q.period_key, q.best = lists, dict.fromkeys(runnable), period_key, best
         q.tiers = {name: part.priority_tier for name, part in parts.items()}
         return q
     known = q.known
@@ -394,7 +419,7 @@ def queues(state: ClusterState, now: float) -> Queues:
             for job_id in sorted(new):
                 job = jobs[job_id]
                 st = q.static[job_id] = _static_of(ctx, job, parts)
-                _keys_of(ctx, job, st, added)
+                _keys_of(ctx, job, st, added, q.best)
                 known[job_id] = None
             for name, keys in added.items():
                 if not keys:
@@ -418,6 +443,16 @@ def entry_priority(key: int) -> int:
 
 def _totals(state: ClusterState) -> tuple[int, int]:
     return len(state.nodes), sum(n.cpus for n in state.nodes.values())
+
+
+def queued_priority(state: ClusterState, job: Job, now: float) -> int:
+    """A pending job's priority as the scheduler orders it (from the memoized queues)."""
+    if job.job_id in state.runnable:
+        q = queues(state, now)
+        prio = q.best.get(job.job_id)
+        if prio is not None:
+            return prio
+    return job_priority(state, job, now)
 
 
 def job_priority(state: ClusterState, job: Job, now: float) -> int:

@@ -583,3 +583,22 @@ def local_tables(nodes: int, cpus: int, mem_mb: int = 4096, gpus: int = 0,
         part_tables.append({"PartitionName": pname, "Nodes": ",".join(pnodes) or "ALL",
                             "Default": "YES" if i == 0 else "NO", "MaxTime": "INFINITE", "State": "UP"})
     return {"node": node_tables, "partition": part_tables}
+
+
+def partition_changes(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """``scontrol update partition`` pairs (Slurm's keys, as text) -> canonical changes for
+    ``PartitionUpdated``. Raises ConfError naming the key."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        rule = _PART_LINE_KEYS.get(key.lower())
+        if rule is None or rule[0].startswith("_") and rule[0] != "_priority":
+            raise ConfError(f"Update of {key} is not supported")
+        try:
+            converted = _convert(rule[1], value)
+        except ValueError as exc:
+            raise ConfError(f"Invalid {key}={value}: {exc}") from None
+        if rule[0] == "_priority":
+            out["priority_tier"] = out["priority_job_factor"] = converted
+        else:
+            out[rule[0]] = converted
+    return out

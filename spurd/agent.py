@@ -177,6 +177,7 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
     if int(info.get("restarts") or 0) > 0:
         slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
     slurm.update(array_env(info))
+    slurm.update(gpu_env(info, node))
     if info.get("open_mode") in ("append", "truncate"):
         slurm["SLURM_OPEN_MODE"] = "a" if info["open_mode"] == "append" else "t"  # for srun inside
     for key, var in (("comment", "SLURM_JOB_COMMENT"), ("qos", "SLURM_JOB_QOS"), ("wckey", "SLURM_WCKEY")):
@@ -192,6 +193,30 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
             slurm["SLURM_JOB_END_TIME"] = str(int(float(info["start_time"]) + float(info["time_limit"])))
     env.update(slurm)
     return with_tools_path(env, python)
+
+
+def gpu_env(info: dict[str, Any], node: str, *, constrained: bool = False) -> dict[str, str]:
+    """The GPU variables of Slurm's gres/gpu plugin (src/plugins/gres/common/gres_common.c)
+    for the GPUs this node gave the job: SLURM_JOB_GPUS lists their indexes on the node;
+    CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES and GPU_DEVICE_ORDINAL
+    the same, or 0..N-1 when a device cgroup hides the others (``constrained``); plus the
+    request options (SLURM_GPUS, SLURM_GPUS_PER_NODE, ...)."""
+    out: dict[str, str] = {}
+    for key, var in (("gpus", "SLURM_GPUS"), ("gpus_per_node", "SLURM_GPUS_PER_NODE"),
+                     ("gpus_per_task", "SLURM_GPUS_PER_TASK"), ("cpus_per_gpu", "SLURM_CPUS_PER_GPU"),
+                     ("mem_per_gpu", "SLURM_MEM_PER_GPU")):
+        if info.get(key):
+            out[var] = str(info[key])
+    gpus = sorted(int(i) for i in ((info.get("gres_alloc") or {}).get(node) or {}).get("gpu", ()))
+    if not gpus:
+        return out
+    global_list = ",".join(str(i) for i in gpus)
+    local_list = ",".join(str(i) for i in range(len(gpus))) if constrained else global_list
+    out["SLURM_JOB_GPUS"] = global_list
+    out["SLURM_GPUS_ON_NODE"] = str(len(gpus))
+    for var in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL"):
+        out[var] = local_list
+    return out
 
 
 def array_env(info: dict[str, Any]) -> dict[str, str]:
