@@ -71,6 +71,7 @@ from spurcore.ops import (
     SignalTarget,
     StepCreated,
 )
+from spurcore.resources import parse_constraint
 from spurcore.scheduler import (
     DependencyError,
     array_running,
@@ -415,6 +416,17 @@ def _node_state_updated(state: ClusterState, op: NodeStateUpdated) -> Any:
     return None
 
 
+def _features_known(state: ClusterState, constraint: str) -> bool:
+    """The constraint parses and every feature it names is some node's (Slurm refuses others
+    at submission: "Invalid feature specification")."""
+    if not features_valid(constraint):
+        return False
+    if not state.config_digest:
+        return True
+    known = {f for node in state.nodes.values() for f in node.features}
+    return all(f in known for alt in parse_constraint(constraint) or () for f in alt)
+
+
 def _job_partition(state: ClusterState, spec_partition: str) -> tuple[list[str], Rejected | None]:
     names = policy.job_partitions(state, spec_partition)
     parts = partitions_of(state)
@@ -465,7 +477,7 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
         gres.job_request(attrs.evolve(spec, **changes) if changes else spec, max(1, spec.nodes))
     except gres.GresError as exc:
         return _reject(state, Rejected("invalid_gres", str(exc)))
-    if spec.constraint and not features_valid(spec.constraint):
+    if spec.constraint and not _features_known(state, spec.constraint):
         return _reject(state, Rejected("invalid_feature", "Invalid feature specification"))
     parts = partitions_of(state)
     partition = ",".join(names)
