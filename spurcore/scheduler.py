@@ -215,8 +215,8 @@ class _Profile:
         return True
 
     def windows(self, duration: float, cpus: int, mem: int, request: gres.Request) -> list[tuple[float, float]]:
-        """The start times at which the node could run the job for ``duration``, as
-        [start, end) intervals (end INF: any later start)."""
+        """The start times at which the node could run the job for ``duration``, as closed
+        intervals [start, end] (end INF: any later start)."""
         times = self.times
         out: list[tuple[float, float]] = []
         start = times[0]
@@ -225,8 +225,8 @@ class _Profile:
             if self._ok(k, cpus, mem, request):
                 continue
             a, b = times[k], times[k + 1] if k + 1 < n else INF
-            lo = a - duration  # starts in (a - duration, b) overlap this segment
-            if lo > start:
+            lo = a - duration  # starts in (a - duration, b) overlap this segment; lo itself ends at a
+            if lo >= start:
                 out.append((start, lo))
             if b > start:
                 start = b
@@ -305,7 +305,7 @@ class _Timeline:
         w = self.cache.get(key)
         if w is None:
             w = self.cache[key] = [(self.round(s), e) for s, e in prof.windows(duration, cpus, mem, request)
-                                   if self.round(s) < e]
+                                   if self.round(s) <= e]
         return w
 
 
@@ -582,9 +582,17 @@ class _Pass:
                     heap.append((w[0][0], index, name, timeline.profile(name).version, amounts))
             heapq.heapify(heap)
             self.heaps[key] = heap
-        picked: list[tuple[float, int, str, int, tuple[int, int]]] = []
-        while heap and len(picked) < need.nodes:
-            entry = heapq.heappop(heap)
+        # Pop in (first start, index) order until k nodes are found; t, the k-th start, is
+        # the earliest any k nodes can start. Then take every node whose first start is <= t
+        # and place the job on the first k of them (Weight, configuration order) that are
+        # free at t, as the sweep (and Slurm's node selection at the start time) would.
+        popped: list[tuple[float, int, str, int, tuple[int, int]]] = []
+        t = -INF
+        while heap:
+            entry = heap[0]
+            if len(popped) >= need.nodes and entry[0] > t:
+                break
+            heapq.heappop(heap)
             _start, index, name, version, amounts = entry
             prof = timeline.profile(name)
             if prof.version != version:
@@ -592,18 +600,21 @@ class _Pass:
                 if w:
                     heapq.heappush(heap, (w[0][0], index, name, prof.version, amounts))
                 continue
-            picked.append(entry)
-        for entry in picked:
+            popped.append(entry)
+            if len(popped) == need.nodes:
+                t = entry[0]
+        for entry in popped:
             heapq.heappush(heap, entry)
-        if len(picked) < need.nodes:
+        if len(popped) < need.nodes:
             return None
-        t = max(e[0] for e in picked)
-        for _s, _i, name, _v, amounts in picked:
+        chosen = []
+        for _s, _i, name, _v, amounts in sorted(popped, key=lambda e: e[1]):
             w = timeline.windows(name, duration, amounts[0], amounts[1], need.gres)
-            if not any(s <= t < e for s, e in w):
-                return None
-        picked.sort(key=lambda e: e[1])  # placement in Weight order
-        return t, [e[2] for e in picked], {e[2]: e[4] for e in picked}
+            if any(s <= t <= e for s, e in w):
+                chosen.append((name, amounts))
+                if len(chosen) == need.nodes:
+                    return t, [c[0] for c in chosen], dict(chosen)
+        return None
 
     def _earliest_by_sweep(self, need: Need, spec: JobSpec, part: Partition, duration: float,
                            whole: bool) -> tuple[float, list[str], dict[str, tuple[int, int]]] | None:
@@ -625,7 +636,7 @@ class _Pass:
         for t in sorted({s for w in windows.values() for s, _ in w}):
             if t > self.horizon:
                 return None
-            ok = [n for n, w in windows.items() if any(s <= t < e for s, e in w)]
+            ok = [n for n, w in windows.items() if any(s <= t <= e for s, e in w)]
             if len(ok) >= need.nodes and all(r in ok for r in required):
                 return t, (required + [n for n in ok if n not in required])[: need.nodes], amounts
         return None
