@@ -14,6 +14,8 @@ baseline, ratio, spread) and prints the table. Workloads (issue: benchmarks):
   7 scale        squeue and scontrol show job -o with 5k/20k/100k queued jobs; restart ->
                  first answer; restart data cost with a 1,000,000-op history; memory per job
   8 failover     leader SIGKILLed -> next commit
+  9 scheduler    one pass (main, main + backfill) over 1,000 nodes and 100,000 pending jobs in
+                 10 partitions (benchmarks/sched.py), and how it grows with jobs and nodes
 plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
 """
 
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import commit, replay
+from benchmarks import sched as sched_bench
 from benchmarks.spur_workloads import (
     Metric,
     cli_latency,
@@ -269,6 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     for n_jobs in ((1000, 10000) if q else (1000, 10_000, 100_000)):
         rows.append(_row(f"memory per job in the hot state ({n_jobs:,} jobs)", memory_per_job(n_jobs), None, "",
                          "bytes"))
+
+    print("== 9 scheduler pass", flush=True)
+    sched = sched_bench.main(["--quick"] if q else [])
+    p = sched["pass"]
+    n = f"{p['jobs']:,} pending jobs, {p['nodes']:,} nodes, {p['partitions']} partitions"
+    rows.append(_row(f"scheduler: main pass, {n}", p["main"], None, "", "s", 0.0, "<= 100 ms"))
+    rows.append(_row(f"scheduler: main + backfill pass (bf_max_job_test=500), {n}", p["main+backfill"], None, "",
+                     "s", 0.0, "<= 100 ms + bounded backfill"))
+    rows.append(_row(f"scheduler: pass at a new PriorityCalcPeriod (priorities recombined), {n}",
+                     p["main+backfill cold"], None, "", "s"))
+    rows.append(_row(f"scheduler: pending reasons of every job (squeue), {n}", p["reasons"], None, "", "s"))
+    growth.append({"scheduler": sched["growth"]})
 
     write(rows, growth, started)
     return 0

@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--partitions", type=int, default=10)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
+    from spurcore.snapshot import tune_gc
+
+    tune_gc()  # as spurctld does: the state is millions of long-lived objects
     main_row = measure(args.jobs if not args.quick else 20_000, args.nodes, args.partitions, runs=3 if args.quick else 5)
     growth = []
     for jobs, nodes in ((1000, 1000), (10_000, 1000), (100_000, 1000), (100_000, 100)) if not args.quick else \

@@ -124,16 +124,16 @@ def request(action: str, entity: str, names: list[str], where: list[tuple[str, s
         names = names + list(cond.pop(key, []))
     cond.pop("Cluster", None)
     fields.pop("Cluster", None)
+    where_out: dict[str, str] = {}
     if kind == "user" and action != "add" and "Account" in cond:
         accounts = cond.pop("Account")
         if len(accounts) != 1:
             raise AcctError(" Give one account in the where clause")
-        cond["account"] = accounts[0]
+        where_out["account"] = accounts[0]
     if "Partition" in cond:
-        cond["partition"] = cond.pop("Partition")
+        where_out["partition"] = cond.pop("Partition")
     if cond:
         raise AcctError(f" Unknown condition: {sorted(cond)[0]}")
     if not names:
         raise AcctError(" No names given")
-    return {"action": action, "entity": kind, "names": names,
-            "where": {k: v for k, v in cond.items()}, "fields": fields}
+    return {"action": action, "entity": kind, "names": names, "where": where_out, "fields": fields}

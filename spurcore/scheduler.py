@@ -662,10 +662,14 @@ def _reason_for_nodes(state: ClusterState, need: Need) -> str | None:
 
 
 def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reasons: bool = True,
-         stop_at: int | None = None) -> Plan:
-    """One scheduling pass (see the module docstring)."""
+         stop_at: int | None = None, reserve: bool = True) -> Plan:
+    """One scheduling pass (see the module docstring). ``reserve=False`` skips the backfill
+    planning: every job after a partition's first waiting job waits with reason Priority
+    (what a read needs: the leader has already started whatever backfill would start)."""
     out = Plan()
     p = _Pass(state, now)
+    if not reserve:
+        p.bf_max = 0
     reasons = out.reasons
     jobs, runnable = state.jobs, state.runnable
     started: set[int] = set()
@@ -772,27 +776,31 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
             if job_id not in reasons:
                 job = jobs[job_id]
                 reasons[job_id] = _waiting_reason(job, now) or "None"
-    _LAST[state] = (now, out)
+    if reserve:
+        _LAST[state] = (now, out)
     return out
 
 
 _LAST = PerState()
 
 
-def schedule(state: ClusterState, now: float) -> list[JobStart]:
+def schedule(state: ClusterState, now: float, *, backfill: bool = True) -> list[JobStart]:
     """The jobs (and array tasks) to start now, in scheduling order, each with its nodes,
-    per-node allocation and partition."""
-    return plan(state, now, want_reasons=False).starts
+    per-node allocation and partition. ``backfill=False`` is Slurm's main scheduler alone
+    (no reservations; a partition's later jobs wait behind its first waiting job), what the
+    leader runs between backfill cycles (``bf_interval``)."""
+    return plan(state, now, want_reasons=False, reserve=backfill).starts
 
 
 def pending_reasons(state: ClusterState, now: float) -> dict[int, str]:
-    """Why each pending job waits, as squeue and scontrol show it."""
-    return plan(state, now, want_starts=False).reasons
+    """Why each pending job waits, as squeue and scontrol show it (without the backfill
+    planning: expected starts come from the last full pass, ``planned_start``)."""
+    return plan(state, now, want_starts=False, reserve=False).reasons
 
 
 def pending_reason(state: ClusterState, job_id: int, now: float) -> str:
     """The reason of one pending job; walks the queue only up to it."""
-    reasons = plan(state, now, want_starts=False, stop_at=job_id).reasons
+    reasons = plan(state, now, want_starts=False, stop_at=job_id, reserve=False).reasons
     if job_id in reasons:
         return reasons[job_id]
     job = state.jobs.get(job_id)
@@ -800,10 +808,12 @@ def pending_reason(state: ClusterState, job_id: int, now: float) -> str:
 
 
 def planned_start(state: ClusterState, job_id: int, now: float) -> tuple[float, tuple[str, ...]] | None:
-    """The expected start time and nodes of a pending job from the pass that computed the
-    reasons at ``now`` (squeue --start's StartTime and SchedNodes), None when untested."""
+    """The expected start time and nodes of a pending job from the last full pass over this
+    state (the leader's, at most one loop old; squeue --start's StartTime and SchedNodes),
+    None when that pass did not reserve for it. As in Slurm, where the backfill cycle sets
+    them, they may be a pass behind."""
     last = _LAST.get(state)
-    if last is None or last[0] != now:
+    if last is None or last[0] > now:
         return None
     return last[1].planned.get(job_id)
 

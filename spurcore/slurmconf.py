@@ -348,7 +348,8 @@ class _Builder:
             raise ConfError(f"{where}: NodeName={names_text}: {exc}") from None
         merged = dict(self.node_default)
         merged.update(rec)
-        if not merged.get("cpus"):
+        topology = any(k in rec for k in ("_boards", "_sockets", "_cores", "_threads"))
+        if not merged.get("cpus") or ("cpus" not in rec and topology):  # the line's topology wins
             merged["cpus"] = (merged.get("_boards", 1) * merged.get("_sockets", 1) * merged.get("_cores", 1)
                               * merged.get("_threads", 1))
         for name in names:
@@ -501,10 +502,8 @@ def parse(sources: list[tuple[str, str]], read: Callable[[str, str], list[tuple[
     appear in any source (a line whose first key is ``Name=``, or ``NodeName=... Name=``).
     """
     b = _Builder()
-    stack = [(name, text, 0) for name, text in reversed(sources)]
-    while stack:
-        name, text, depth = stack.pop()
-        pending = []
+
+    def read_source(name: str, text: str, depth: int) -> None:
         for lineno, raw in enumerate(text.splitlines(), start=1):
             where = f"{name}:{lineno}"
             line = _strip_comment(raw)
@@ -515,8 +514,8 @@ def parse(sources: list[tuple[str, str]], read: Callable[[str, str], list[tuple[
                 if read is None or depth > 10:
                     raise ConfError(f"{where}: Include is not allowed here")
                 target = line.split(None, 1)[1].strip() if " " in line else ""
-                for inc in read(name, target):
-                    pending.append((inc[0], inc[1], depth + 1))
+                for inc_name, inc_text in read(name, target):  # in place, as Slurm reads it
+                    read_source(inc_name, inc_text, depth + 1)
                 continue
             try:
                 pairs = _pairs(line)
@@ -539,8 +538,9 @@ def parse(sources: list[tuple[str, str]], read: Callable[[str, str], list[tuple[
                     if not b.setting(key, value, where):
                         why = _ELSEWHERE.get(key.lower())
                         b.note_unused(where, f"{key}={value}" + (f" (Spur: {why})" if why else ""))
-        # An Include takes effect where it stands: its files come before the rest of the stack.
-        stack.extend(reversed(pending))
+
+    for name, text in sources:
+        read_source(name, text, 0)
     for kind, label in (("node", "NodeName"), ("partition", "PartitionName")):
         for i, table in enumerate((tables or {}).get(kind) or []):
             where = f"spur.toml [[{kind}]] #{i + 1}"

@@ -103,6 +103,8 @@ def write_config(
     for i, (pname, pnodes) in enumerate(partitions or [("debug", names)]):
         lines += ["[[partition]]", f'PartitionName = "{pname}"', f'Nodes = "{",".join(pnodes) or "ALL"}"',
                   f'Default = "{"YES" if i == 0 else "NO"}"', 'MaxTime = "INFINITE"', 'State = "UP"', ""]
+    # A one-machine cluster is for tests and demos: backfill every second, not every 30.
+    scheduling = {"SchedulerParameters": "bf_interval=1", **(scheduling or {})}
     if scheduling:
         lines.append("[scheduling]")
         for key, value in scheduling.items():

@@ -1031,7 +1031,7 @@ class Controller(SchedulingMethods):
         ops: list[tuple[Op, tuple[str, Any]]] = []
         with self.replica.state_lock:
             state = self.replica.state
-            for start in schedule(state, now):
+            for start in self._schedule(state, now, now_m):
                 key = ("start", start.job_id, start.array_task_id)
                 if key not in self._inflight:
                     ops.append((start, key))
@@ -1074,6 +1074,22 @@ class Controller(SchedulingMethods):
                 if old:
                     ops.append((JobsPurged(tuple(old), now), ("purge", 0)))
         return ops
+
+    def _schedule(self, state: Any, now: float, now_m: float) -> list[Any]:
+        """Slurm's two schedulers: the main one whenever the state changed (or a second
+        passed: BeginTime and dependency delays come due), the backfill one, which also
+        plans reservations, at most every ``bf_interval`` seconds (the settings' value)."""
+        applied = self.replica.applied_index if self.replica is not None else 0
+        last_applied, last_main, last_bf = getattr(self, "_sched_marks", (-1, -1e9, -1e9))
+        backfill = state.settings.get("scheduler_type", "sched/backfill") == "sched/backfill"
+        interval = max(0.0, float(state.settings.get("bf_interval", 30)))
+        if backfill and now_m - last_bf >= interval:
+            self._sched_marks = (applied, now_m, now_m)
+            return schedule(state, now)
+        if applied == last_applied and now_m - last_main < 1.0:
+            return []
+        self._sched_marks = (applied, now_m, last_bf)
+        return schedule(state, now, backfill=False)
 
     def _pending_duties(self, state: Any, now: float) -> list[tuple[Op, tuple[str, Any]]]:
         """Pending jobs the leader ends: past their ``--deadline`` (DEADLINE), or with a
