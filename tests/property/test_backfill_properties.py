@@ -24,11 +24,23 @@ import attrs
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from spurcore.codec import decode_batch, encode_batch
 from spurcore.model import ClusterState
-from spurcore.ops import ClusterConfigured, JobSpec, JobStart, JobSubmitted, NodeRegistered
+from spurcore.ops import (
+    AccountingUpdated,
+    ClusterConfigured,
+    JobSpec,
+    JobStart,
+    JobSubmitted,
+    NodeRegistered,
+    NodeStateUpdated,
+    PartitionUpdated,
+)
 from spurcore.reduce import Rejected, apply
 from spurcore.scheduler import plan
 from spurcore.slurmconf import SETTINGS
+from spurcore.snapshot import decode_state, digest, encode_state
+from tests.property.strategies import ops as job_ops
 
 SPEC = JobSpec("j", "alice", 1000, 100, "#!/bin/sh\ntrue\n", (), {}, "/tmp")
 NOW = 10_000.0
@@ -154,3 +166,62 @@ def test_a_startable_top_job_never_waits(node_cpus, running, pending):
     free = [n for n in state.nodes.values() if n.cpus - n.alloc_cpus >= cpus]
     starts = [s.job_id for s in plan(state, NOW).starts]
     assert (queue[0] in starts) == (len(free) >= top.spec.nodes)
+
+
+# --- the configuration and accounting ops mixed with everything else -----------------------
+
+_NODE_REC = st.fixed_dictionaries({
+    "name": st.sampled_from(["n1", "n2", "n3"]), "cpus": st.integers(1, 4),
+    "real_memory": st.sampled_from([1000, 4000]),
+    "gres": st.sampled_from([[], [["gpu", "", 2, []]], [["gpu", "a100", 1, ["/dev/nvidia0"]]]]),
+    "features": st.sampled_from([[], ["ib"]]), "weight": st.integers(0, 3),
+    "state": st.sampled_from(["UNKNOWN", "DRAIN", "DOWN"]), "reason": st.just(""),
+})
+_PART_REC = st.fixed_dictionaries({
+    "name": st.sampled_from(["debug", "p2"]), "nodes": st.sampled_from([["ALL"], ["n1"], ["n1", "n2"]]),
+    "default": st.booleans(), "max_time": st.sampled_from([None, 60, 3600]),
+    "state": st.sampled_from(["UP", "UP", "DOWN", "DRAIN"]),
+})
+config_ops = st.one_of(
+    st.builds(ClusterConfigured, st.sampled_from(["a", "b"]), st.lists(_NODE_REC, max_size=3).map(tuple),
+              st.lists(_PART_REC, max_size=2).map(tuple),
+              st.fixed_dictionaries({}, optional={
+                  "scheduler_type": st.sampled_from(["sched/backfill", "sched/builtin"]),
+                  "priority_weight_age": st.integers(0, 1000),
+                  "enforce": st.sampled_from([[], ["associations"], ["associations", "limits", "qos"]])}),
+              st.floats(0, 1e6)),
+    st.builds(NodeStateUpdated, st.lists(st.sampled_from(["n1", "n2", "zz"]), max_size=2).map(tuple),
+              st.sampled_from(["DRAIN", "RESUME", "DOWN", "FAIL", "UNDRAIN", "bogus"]),
+              st.sampled_from(["", "why"]), st.just(0), st.floats(0, 1e6)),
+    st.builds(PartitionUpdated, st.sampled_from(["debug", "p2", "x"]),
+              st.dictionaries(st.sampled_from(["state", "max_time", "nodes", "default", "bogus"]),
+                              st.sampled_from(["DOWN", "UP", 60, None, ["n1"], True, "x"]), max_size=2),
+              st.just(0), st.floats(0, 1e6)),
+    st.builds(AccountingUpdated, st.sampled_from(["add", "modify", "delete"]),
+              st.sampled_from(["account", "user", "qos"]), st.sampled_from([("phys",), ("alice",), ("normal",)]),
+              st.sampled_from([{}, {"account": "phys"}]),
+              st.sampled_from([{}, {"Account": ["phys"]}, {"MaxJobs": 1}, {"GrpTRES": {"cpu": 2}},
+                               {"Parent": "root"}, {"MaxWall": "x"}]),
+              st.just(0), st.floats(0, 1e6)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(config_ops, job_ops, job_ops), max_size=50), st.integers(0, 50))
+def test_configuration_ops_never_raise_and_replay_deterministically(op_seq, cut):
+    state = ClusterState()
+    for op in op_seq:
+        apply(state, op)
+        plan(state, 1e6)  # the scheduler never raises on what the reducer accepted
+    replayed = ClusterState()
+    for op in decode_batch(encode_batch(op_seq)):
+        apply(replayed, op)
+    assert digest(replayed) == digest(state)
+    # snapshot at any point + the tail = the whole replay
+    head = ClusterState()
+    for op in op_seq[:cut]:
+        apply(head, op)
+    restored = decode_state(encode_state(head))
+    for op in op_seq[cut:]:
+        apply(restored, op)
+    assert digest(restored) == digest(state)
