@@ -131,7 +131,7 @@ class Config:
     kill_invalid_depend: bool
     requeue_delay: float
     slurm_conf: str  # a Slurm-syntax file with NodeName/PartitionName/scheduling lines ("": none)
-    cluster_tables: dict[str, Any]  # spur.toml's [[node]], [[partition]], [scheduling], [local]
+    cluster_tables: dict[str, Any]  # spur.toml's [[node]], [[partition]], [[gres]], [scheduling], [local]
 
     def __init__(self, path: str, name: str, state_dir: str, secret_file: str,
                  replicas: tuple[ReplicaConfig, ...], **settings: Any) -> None:
@@ -316,7 +316,7 @@ def load(path: str | os.PathLike[str]) -> Config:
             kill_invalid_depend=bool(cluster.get("kill_invalid_depend", False)),
             requeue_delay=float(cluster.get("requeue_delay", 121)),
             slurm_conf=_resolve(base, cluster.get("slurm_conf", "")),
-            cluster_tables={k: raw[k] for k in ("node", "partition", "scheduling", "local") if k in raw},
+            cluster_tables={k: raw[k] for k in ("node", "partition", "gres", "scheduling", "local") if k in raw},
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc

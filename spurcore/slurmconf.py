@@ -6,7 +6,8 @@ Two sources give the same result:
   hostlist expressions (``node[01-16]``), ``NodeName=DEFAULT`` / ``PartitionName=DEFAULT``
   records that later lines inherit, ``Include`` of further files, and ``gres.conf`` lines
   (``Name=gpu Type=a100 File=/dev/nvidia[0-1]``) for device files;
-* spur.toml tables with the same keys: ``[[node]]``, ``[[partition]]``, ``[scheduling]``.
+* spur.toml tables with the same keys: ``[[node]]``, ``[[partition]]``, ``[scheduling]``, and
+  ``[[gres]]`` for gres.conf lines.
 
 Invariants:
 - ``parse`` is pure: the text of each file comes in (through ``read``, a function the caller
@@ -552,6 +553,10 @@ def parse(sources: list[tuple[str, str]], read: Callable[[str, str], list[tuple[
                 raise ConfError(f"{where}: no {label}")
             rest = [p for p in items if p[0].lower() != label.lower()]
             (b.node_line if kind == "node" else b.partition_line)(first + rest, where)
+    for i, table in enumerate((tables or {}).get("gres") or []):  # gres.conf lines as [[gres]] tables
+        if not isinstance(table, dict):
+            raise ConfError(f"spur.toml [[gres]] #{i + 1}: not a table")
+        b.gres_line([(str(k), _toml_text(v)) for k, v in table.items()], f"spur.toml [[gres]] #{i + 1}")
     for key, value in ((tables or {}).get("scheduling") or {}).items():
         where = "spur.toml [scheduling]"
         if not b.setting(str(key), _toml_text(value), where):

@@ -375,6 +375,12 @@ def launch_info(job: Job, state: ClusterState, now: float) -> dict[str, Any]:
                 n: {g: gres.device_files(state.nodes[n].gres, g, ix) for g, ix in a.items()}
                 for n, a in job.gres_alloc.items() if n in state.nodes
             },
+            # every device file of those nodes: the agent denies the ones not given (cgroups)
+            "gres_node_files": {
+                n: {g: gres.device_files(state.nodes[n].gres, g, list(range(len(t))))
+                    for g, t in gres.device_types(state.nodes[n].gres).items()}
+                for n in job.gres_alloc if n in state.nodes
+            },
         }
     )
     return info

@@ -51,6 +51,7 @@ from spurcore.config import Config
 from spurcore.hostlist import compress
 from spurcore.ops import ActionKind, SignalTarget
 from spurcore.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
+from spurd import devices as devices_mod
 from spurd import procs, stepserver
 from spurd.spool import ActionStore, ReportSpool, write_durable
 
@@ -129,7 +130,7 @@ def with_tools_path(env: dict[str, str], python: str = sys.executable) -> dict[s
 
 
 def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str, agent_socket: str,
-              python: str = sys.executable) -> dict[str, str]:
+              python: str = sys.executable, devices_constrained: bool = False) -> dict[str, str]:
     """The batch script's environment: the job's exported env plus Slurm's variables."""
     env = {str(k): str(v) for k, v in (info.get("env") or {}).items()}
     node_list = [str(n) for n in info.get("node_list") or [node]]
@@ -177,7 +178,7 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
     if int(info.get("restarts") or 0) > 0:
         slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
     slurm.update(array_env(info))
-    slurm.update(gpu_env(info, node))
+    slurm.update(gpu_env(info, node, constrained=devices_constrained))
     if info.get("open_mode") in ("append", "truncate"):
         slurm["SLURM_OPEN_MODE"] = "a" if info["open_mode"] == "append" else "t"  # for srun inside
     for key, var in (("comment", "SLURM_JOB_COMMENT"), ("qos", "SLURM_JOB_QOS"), ("wckey", "SLURM_WCKEY")):
@@ -971,13 +972,18 @@ class Agent:
             os.fchmod(fd, 0o700)
         finally:
             os.close(fd)
+        argv = script_argv(script_path, script, [str(a) for a in info.get("argv") or []])
+        devices = self._confine_devices(rec)
+        if devices:
+            argv = devices_mod.wrap(devices, argv, self.python)
         return {
             "job_id": rec.job_id,
             "step": BATCH,
-            "argv": script_argv(script_path, script, [str(a) for a in info.get("argv") or []]),
+            "argv": argv,
             "cwd": str(info.get("cwd") or info.get("work_dir") or "/"),
             "env": batch_env(info, self.name, cluster=self.config.name, config_path=self.config.path,
-                             agent_socket=self.socket_path, python=self.python),
+                             agent_socket=self.socket_path, python=self.python,
+                             devices_constrained=bool(devices)),
             "uid": rec.uid,
             "gid": rec.gid,
             "stdout": info.get("stdout") or None,
@@ -991,6 +997,17 @@ class Agent:
             "mem_limit_mb": int(info.get("mem_per_node") or info.get("mem_mb") or 0),
             "cgroup_root": self.cgroup_root,
         }
+
+    def _confine_devices(self, rec: JobRecord) -> str | None:
+        """The devices cgroup denying this node's GPUs the job was not given (None: no
+        isolation here; see spurd.devices)."""
+        info = rec.info
+        every = ((info.get("gres_node_files") or {}).get(self.name) or {}).get("gpu") or []
+        mine = set(((info.get("gres_files") or {}).get(self.name) or {}).get("gpu") or [])
+        deny = [f for f in every if f not in mine]
+        if not deny:
+            return None
+        return devices_mod.confine(self.cgroup_root, rec.job_id, deny, rec.uid, set(self.jobs))
 
     def _failed_run(self, rec: JobRecord, step: str | int, error: str) -> Run:
         """A run that could not be started: it ends at once with exit code 1 (and is reported)."""
@@ -1245,6 +1262,7 @@ def _has_rundirs(directory: str) -> bool:
 
 def _remove_cgroup_root(cgroup_root: str) -> None:
     """rmdir the (empty) cgroup subtree of this agent's jobs; anything still in use stays."""
+    devices_mod.remove_root(cgroup_root)
     try:
         from spurd.cgroups import detect
 

@@ -178,3 +178,31 @@ def test_sacctmgr_and_limits(tmp_path_factory: pytest.TempPathFactory, tmp_path:
         assert share.returncode == 0 and f"phys|{user}|1|" in share.stdout
     finally:
         c.down()
+
+
+def test_gpus_are_isolated_by_a_devices_cgroup_where_the_node_allows_it(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """Slurm's ConstrainDevices: a job sees only the device files of its GPUs, numbered from 0.
+    Two character devices stand in for the GPUs: /dev/zero is GPU 0 and /dev/full GPU 1."""
+    from spurd import devices
+
+    if os.geteuid() != 0 or devices._devices_base() is None:
+        pytest.skip("needs root and a cgroup v1 devices hierarchy")
+    d = tmp_path_factory.mktemp("devices")
+    write_config(d, replicas=1, nodes=1, cpus=2, gpus=2,
+                 extra='\n[[gres]]\nName = "gpu"\nFile = "/dev/zero,/dev/full"\n')
+    c = LocalCluster(d)
+    script = ("#!/bin/sh\necho $CUDA_VISIBLE_DEVICES $SLURM_JOB_GPUS\n"
+              "for dev in zero full; do head -c1 /dev/$dev >/dev/null 2>&1 && echo $dev-ok || echo $dev-denied; done\n"
+              "sleep 2\n")
+    try:
+        c.up()
+        with Client(c.config, retry_for=30) as client:
+            first = submit(client, tmp_path, script, gpus="1", time_limit=60)
+            second = submit(client, tmp_path, script, gpus="1", time_limit=60)
+            for job_id in (first, second):
+                wait_state(client, job_id, ("COMPLETED", "FAILED"), 60)
+        assert (tmp_path / f"out-{first}.txt").read_text() == "0 0\nzero-ok\nfull-denied\n"
+        assert (tmp_path / f"out-{second}.txt").read_text() == "0 1\nzero-denied\nfull-ok\n"
+    finally:
+        c.down()
