@@ -108,10 +108,17 @@ class Job:
     array_pending: list[list[int]] = attrs.field(factory=list)  # [[first, last, step], ...]
     array_throttle: int = 0  # the array's %N: tasks running at once (0: no limit)
     # --- snapshot version 3: partitions, priority, GRES ---
-    partition: str = ""  # the partition it was started in ("" while pending: spec.partition)
+    # The partition it runs in once started; before that, when -p was not given, the default
+    # partition at submission (``partition_list`` is what a pending job may run in).
+    partition: str = ""
     priority_set: int = -1  # scontrol update job Priority=N (admin): fixed; -1 = computed
     # node -> GRES name -> device indexes allocated on that node ({"n1": {"gpu": [0, 1]}})
     gres_alloc: dict[str, dict[str, list[int]]] = attrs.field(factory=dict)
+
+    @property
+    def partition_list(self) -> str:
+        """The partitions the job asked for (``-p a,b``), or the default one it was given."""
+        return self.spec.partition or self.partition
 
     @property
     def display_state(self) -> str:

@@ -32,7 +32,7 @@ import functools
 import weakref
 from typing import Any
 
-from spurcore.model import ClusterState, Job, Partition, assoc_key, partitions_of
+from spurcore.model import ClusterState, Job, JobState, Partition, assoc_key, partitions_of
 from spurcore.resources import job_need
 
 #: Slurm's priority/basic: the first job gets this and each later one one less.
@@ -330,7 +330,7 @@ def partition_names(text: str) -> tuple[str, ...]:
 
 
 def _static_of(ctx: Context, job: Job, parts: dict[str, Partition]) -> tuple[float, str, tuple[Any, ...]]:
-    names = partition_names(job.spec.partition)
+    names = partition_names(job.partition_list)
     per = tuple((name, static_part(ctx, job, parts[name]) if name in parts else None) for name in names)
     return job.eligible_time, _fs_key(job.spec.account, job.spec.user), per
 
@@ -381,6 +381,23 @@ def queues(state: ClusterState, now: float) -> Queues:
         # _keys_of inlined for the common case (one partition, a weighted sum): this loop runs
         # over every runnable job once per period. Same arithmetic, same order as _combine.
         t, w_age, w_fs, max_age, fair = ctx.t, ctx.w_age, ctx.w_fs, ctx.max_age, ctx.fair
+        if not ctx.weighted and not ctx.basic:
+            # Every weight 0 (the default): the priority is 1, -nice, or an admin's; no
+            # factor to compute (FIFO by job id within a priority).
+            for job_id in runnable:
+                job = jobs[job_id]
+                prio = _fixed(ctx, job)
+                best[job_id] = prio
+                key = ((MAX_PRIORITY - prio) << 32) | job_id
+                for name in partition_names(job.partition_list):
+                    lst = lists.get(name)
+                    if lst is not None:
+                        lst.append(key)
+            for lst in lists.values():
+                lst.sort()
+            q.lists, q.known, q.period_key, q.best = lists, dict.fromkeys(runnable), period_key, best
+            q.tiers = {name: part.priority_tier for name, part in parts.items()}
+            return q
         for job_id in runnable:
             job = jobs[job_id]
             st = static.get(job_id)
@@ -460,6 +477,7 @@ def job_priority(state: ClusterState, job: Job, now: float) -> int:
     partitions', for a started job the one it has in its partition."""
     parts = partitions_of(state)
     ctx = context(state, now)
-    names = [job.partition] if job.partition else [n.strip() for n in job.spec.partition.split(",") if n.strip()]
+    started = job.state is not JobState.PENDING and job.partition
+    names = [job.partition] if started else list(partition_names(job.partition_list))
     best = [compute(ctx, job, parts[n]) for n in names if n in parts]
     return max(best) if best else 1

@@ -17,6 +17,7 @@ Invariants (DESIGN.md 1, 2):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
@@ -57,6 +58,7 @@ from spurcore.ops import (
     JobNodeComplete,
     JobReleased,
     JobRequeued,
+    JobSpec,
     JobsPurged,
     JobStart,
     JobStepComplete,
@@ -427,6 +429,20 @@ def _features_known(state: ClusterState, constraint: str) -> bool:
     return all(f in known for alt in parse_constraint(constraint) or () for f in alt)
 
 
+_SPEC_SLOTS = tuple(f.name for f in attrs.fields(JobSpec))
+_SPEC_INDEX = {name: i for i, name in enumerate(_SPEC_SLOTS)}
+_spec_values = operator.attrgetter(*_SPEC_SLOTS)
+
+
+def _respec(spec: JobSpec, changes: dict[str, Any]) -> JobSpec:
+    """``attrs.evolve`` for JobSpec without its cost (a submission fills in defaults, and a
+    replay applies 100,000s of them): the fields in order, into the generated __init__."""
+    values = list(_spec_values(spec))
+    for name, value in changes.items():
+        values[_SPEC_INDEX[name]] = value
+    return JobSpec(*values)
+
+
 def _job_partition(state: ClusterState, spec_partition: str) -> tuple[list[str], Rejected | None]:
     names = policy.job_partitions(state, spec_partition)
     parts = partitions_of(state)
@@ -471,18 +487,17 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     # the default partition, the partition's DefaultTime, the user's default account/QOS.
     changes: dict[str, Any] = {}
     try:
-        for field, value in gres.fields_from_options(spec.options).items():
-            if not getattr(spec, field):
-                changes[field] = value
-        gres.job_request(attrs.evolve(spec, **changes) if changes else spec, max(1, spec.nodes))
+        if spec.options:
+            for field, value in gres.fields_from_options(spec.options).items():
+                if not getattr(spec, field):
+                    changes[field] = value
+        if changes or spec.gres or spec.gpus or spec.gpus_per_node or spec.gpus_per_task:
+            gres.job_request(_respec(spec, changes) if changes else spec, max(1, spec.nodes))
     except gres.GresError as exc:
         return _reject(state, Rejected("invalid_gres", str(exc)))
     if spec.constraint and not _features_known(state, spec.constraint):
         return _reject(state, Rejected("invalid_feature", "Invalid feature specification"))
     parts = partitions_of(state)
-    partition = ",".join(names)
-    if partition != spec.partition:
-        changes["partition"] = partition
     if spec.time_limit is None:
         default_time = policy.effective_time_limit(parts[names[0]], None)
         if default_time is not None:
@@ -498,9 +513,11 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     if qos != spec.qos:
         changes["qos"] = qos
     if changes:
-        spec = attrs.evolve(spec, **changes)
+        spec = _respec(spec, changes)
     job_id = state.next_job_id
     job = Job(job_id, spec, op.at, eligible_time=max(op.at, spec.begin_time))
+    if not spec.partition:
+        job.partition = names[0]  # the default partition, as it is now
     refusal = None
     for name in names:
         part = parts[name]
@@ -580,7 +597,7 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
     nodes = set(op.nodes)
     if len(op.nodes) != node_count(job.spec) or len(nodes) != len(op.nodes):
         return _reject(state, Rejected("bad_allocation", "Requested node configuration is not available"))
-    names = policy.job_partitions(state, job.spec.partition) or [default_partition(state)]
+    names = policy.job_partitions(state, job.partition_list) or [default_partition(state)]
     parts = partitions_of(state)
     partition = op.partition
     if not partition:  # a version-2 start: the first of the job's partitions holding the nodes
@@ -1094,13 +1111,15 @@ def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
         if spec.ntasks < spec.nodes:
             return _reject(state, Rejected("bad_request", "Invalid node count or task count specification"))
         if ("account" in fields or "qos" in fields) and policy.enforced(state, "associations"):
-            names = policy.job_partitions(state, spec.partition)
+            names = policy.job_partitions(state, spec.partition or job.partition)
             _, _, refusal = policy.check_submit(state, spec.user, spec.uid, spec.gid, spec.account,
                                                 spec.qos, names)
             if refusal in (policy.INVALID_ACCOUNT, policy.INVALID_QOS):
                 return _reject(state, Rejected("invalid_account" if refusal == policy.INVALID_ACCOUNT
                                                else "invalid_qos", refusal))
         job.spec = spec
+        if "partition" in fields:
+            job.partition = ""  # pending: the new list (spec.partition) holds
         if "dependency" in fields:
             job.dep_resolved = {}
     if eligible is not None:

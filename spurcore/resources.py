@@ -87,15 +87,25 @@ class Need:
 
 
 _NEEDS: dict[int, tuple[JobSpec, Need]] = {}
+_BY_SHAPE: dict[tuple[Any, ...], Need] = {}
 
 
 def job_need(spec: JobSpec) -> Need:
+    """Memoized by the spec object, then by the fields that shape the request (a restored
+    state has one spec object per job, but few distinct shapes)."""
     cached = _NEEDS.get(id(spec))
     if cached is not None and cached[0] is spec:
         return cached[1]
     if len(_NEEDS) > 300_000:
         _NEEDS.clear()
-    need = Need(spec)
+    shape = (spec.nodes, spec.ntasks, spec.cpus_per_task, spec.ntasks_per_node, spec.mem_mb, spec.mem_per_cpu,
+             spec.nodelist, spec.exclude, spec.exclusive, spec.constraint, spec.gres, spec.gpus,
+             spec.gpus_per_node, spec.gpus_per_task, spec.cpus_per_gpu, spec.mem_per_gpu)
+    need = _BY_SHAPE.get(shape)
+    if need is None:
+        if len(_BY_SHAPE) > 100_000:
+            _BY_SHAPE.clear()
+        need = _BY_SHAPE[shape] = Need(spec)
     _NEEDS[id(spec)] = (spec, need)
     return need
 

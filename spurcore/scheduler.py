@@ -711,6 +711,12 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
         if reason is not None:
             reasons.setdefault(job_id, reason)
             continue
+        blocked = pname in p.blocked
+        if blocked and (not p.backfill or p.tested >= p.bf_max):
+            # Slurm's main scheduler: a partition whose earlier job waits takes no more
+            # (failed_parts), before limits are even looked at.
+            reasons.setdefault(job_id, "Priority")
+            continue
         need = job_need(job.spec)
         duration = _duration(part, job.spec)
         limit = policy.effective_time_limit(part, job.spec.time_limit)
@@ -725,10 +731,6 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
         if reason is not None:
             if first_entry or reasons.get(job_id) in (None, "Priority"):
                 reasons[job_id] = reason
-            continue
-        blocked = pname in p.blocked
-        if blocked and (not p.backfill or p.tested >= p.bf_max):
-            reasons.setdefault(job_id, "Priority")
             continue
         started_here = 0
         for task in tasks or [-1]:
@@ -823,7 +825,7 @@ def could_ever_fit(state: ClusterState, job: Job, part: Partition | None = None)
     (Slurm rejects such a submission: "Requested node configuration is not available")."""
     if part is None:
         parts = partitions_of(state)
-        names = policy.job_partitions(state, job.spec.partition)
+        names = policy.job_partitions(state, job.partition_list)
         return any(could_ever_fit(state, job, parts[n]) for n in names if n in parts) if names else True
     if not state.nodes:
         return True

@@ -201,7 +201,8 @@ def _static_info(job: Job) -> dict[str, Any]:
         "suspend_time": job.suspend_time,
         "run_time": 0.0,
         "time_limit": time_limit,
-        "partition": job.partition or spec.partition,
+        # pending: the partitions it may run in ("a,b"); started: the one it runs in
+        "partition": job.partition_list if job.state is JobState.PENDING else (job.partition or spec.partition),
         "account": spec.account,
         "nodes": compress(job.nodes),
         "node_count": len(job.nodes) if job.nodes else spec.nodes,

@@ -277,7 +277,7 @@ class SchedulingMethods:
                 job = state.jobs[job_id]
                 if (wanted and job_id not in wanted) or (users and job.spec.user not in users):
                     continue
-                for name in priority.partition_names(job.spec.partition):
+                for name in priority.partition_names(job.partition_list):
                     part = parts.get(name)
                     if part is None:
                         continue

@@ -148,7 +148,10 @@ def test_unknown_partition_is_refused_with_slurms_message():
 def test_default_partition_and_default_time():
     state = configured()
     job = submit(state)
-    assert (state.jobs[job].spec.partition, state.jobs[job].spec.time_limit) == ("batch", 600)
+    assert (state.jobs[job].partition_list, state.jobs[job].spec.time_limit) == ("batch", 600)
+    assert job_info(state.jobs[job], state, T0)["partition"] == "batch"
+    apply(state, PartitionUpdated("gpu", {"default": True}, 0, T0))  # the job keeps its partition
+    assert state.jobs[job].partition_list == "batch" and run_pass(state) == [job]
     gpu_job = submit(state, partition="gpu")
     assert state.jobs[gpu_job].spec.time_limit is None  # MaxTime=INFINITE, no DefaultTime
 
