@@ -208,7 +208,7 @@ def share_rows(state: ClusterState, now: float) -> list[dict[str, Any]]:
     total = sum(usage.values())
     rows: list[dict[str, Any]] = []
     users = [a for a in state.assocs.values() if a.user]
-    if not users:
+    if not state.assocs:
         # No associations: every user with usage is a child of root with one share.
         n = max(1, len(usage))
         for key, value in usage.items():
