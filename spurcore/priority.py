@@ -463,9 +463,11 @@ def _totals(state: ClusterState) -> tuple[int, int]:
 
 
 def queued_priority(state: ClusterState, job: Job, now: float) -> int:
-    """A pending job's priority as the scheduler orders it (from the memoized queues)."""
-    if job.job_id in state.runnable:
-        q = queues(state, now)
+    """A pending job's priority as the scheduler orders it: from the queues the last pass
+    (or reasons walk) memoized for this state and period, else computed. Called once per
+    job by readers (squeue of 100,000 jobs), so it does no per-state work itself."""
+    q = _QUEUES.get(state)
+    if q is not None and q.period_key is not None and q.period_key[:2] == (period_start(state, now), state.prio_rev):
         prio = q.best.get(job.job_id)
         if prio is not None:
             return prio

@@ -661,6 +661,35 @@ def _reason_for_nodes(state: ClusterState, need: Need) -> str | None:
     return None
 
 
+def _merged(qs: Any, p: _Pass, want_reasons: bool) -> Any:
+    """(job id, partition) of the partitions' lists merged by (PriorityTier, priority, job
+    id). When only starts are wanted, a partition drops out once it is blocked and the
+    backfill budget is spent (the rest of it would wait with reason Priority)."""
+    lists = [(name, lst) for name, lst in qs.lists.items() if lst]
+
+    def closed(pname: str) -> bool:
+        return not want_reasons and pname in p.blocked and (not p.backfill or p.tested >= p.bf_max)
+
+    if len(lists) == 1:  # one partition: no merge
+        pname, lst = lists[0]
+        for key in lst:
+            if closed(pname):
+                return
+            yield key & MASK, pname
+        return
+    heap = [(-qs.tiers.get(name, 1), lst[0], name, 0) for name, lst in lists]
+    heapq.heapify(heap)
+    by_name = dict(lists)
+    while heap:
+        negtier, key, pname, i = heapq.heappop(heap)
+        if closed(pname):
+            continue
+        lst = by_name[pname]
+        if i + 1 < len(lst):
+            heapq.heappush(heap, (negtier, lst[i + 1], pname, i + 1))
+        yield key & MASK, pname
+
+
 def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reasons: bool = True,
          stop_at: int | None = None, reserve: bool = True) -> Plan:
     """One scheduling pass (see the module docstring). ``reserve=False`` skips the backfill
@@ -674,19 +703,7 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
     jobs, runnable = state.jobs, state.runnable
     started: set[int] = set()
     qs = queues(state, now)
-    lists = qs.lists
-    # The partitions' lists merged by (PriorityTier, priority, job id); a partition whose
-    # first waiting job blocks it drops out when only starts are wanted.
-    heap = [(-qs.tiers.get(name, 1), lst[0], name, 0) for name, lst in lists.items() if lst]
-    heapq.heapify(heap)
-    while heap:
-        negtier, key, pname, i = heapq.heappop(heap)
-        if not want_reasons and pname in p.blocked and (not p.backfill or p.tested >= p.bf_max):
-            continue  # the rest of it would wait with reason Priority: nothing to decide
-        lst = lists[pname]
-        if i + 1 < len(lst):
-            heapq.heappush(heap, (negtier, lst[i + 1], pname, i + 1))
-        job_id = key & MASK
+    for job_id, pname in _merged(qs, p, want_reasons):
         if job_id not in runnable or job_id in started:
             continue
         if stop_at is not None and stop_at in reasons:
