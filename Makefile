@@ -9,6 +9,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	# mpi4py for the MPI tests, built against MPICH (Debian's python3-mpi4py is Open MPI's)
+	if command -v mpicc.mpich >/dev/null; then \
+	    MPICC=mpicc.mpich $(BIN)/pip install -q --no-binary mpi4py mpi4py || echo "mpi4py not built: MPI tests skip"; fi
 	$(BIN)/python -m compileall -q spurcore spurctld spurd spurcli
 	touch $(STAMP)
 
@@ -43,3 +46,19 @@ conformance-slurm: $(STAMP)
 	benchmarks/slurm/setup.sh
 	$(BIN)/python -m benchmarks.slurm.conformance $(CONFORMANCE_FLAGS); rc=$$?; \
 	    [ -n "$(KEEP_SLURM)" ] || benchmarks/slurm/stop.sh; exit $$rc
+
+# Multi-host scenarios (root; network namespaces, see docs/reliability.md). `make test`
+# runs the representative subset as part of tests/ when run as root.
+.PHONY: hosts-up hosts-down chaos
+HOSTS_DIR ?= /tmp/spur-hosts-cluster
+CHAOS_SEEDS ?= 1,2,3
+CHAOS_OUT ?= build/chaos
+
+hosts-up: $(STAMP)
+	$(BIN)/python -m tests.hosts.up up --dir $(HOSTS_DIR)
+
+hosts-down: $(STAMP)
+	$(BIN)/python -m tests.hosts.up down --dir $(HOSTS_DIR)
+
+chaos: $(STAMP)
+	SPUR_CHAOS=1 SPUR_CHAOS_SEEDS=$(CHAOS_SEEDS) SPUR_HOSTS_OUT=$(CHAOS_OUT) $(BIN)/pytest -q -s tests/hosts

@@ -14,7 +14,8 @@ baseline, ratio, spread) and prints the table. Workloads (issue: benchmarks):
   7 scale        squeue and scontrol show job -o with 5k/20k/100k queued jobs; restart ->
                  first answer; restart data cost with a 1,000,000-op history; memory per job
   8 failover     leader SIGKILLed -> next commit
-  9 scheduler    one pass (main, main + backfill) over 1,000 nodes and 100,000 pending jobs in
+  9 steps        srun -n 64 true on 2 nodes inside an allocation vs srun -n 1 true (benchmarks/steps.py)
+ 11 scheduler    one pass (main, main + backfill) over 1,000 nodes and 100,000 pending jobs in
                  10 partitions (benchmarks/sched.py), and how it grows with jobs and nodes
 plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
 """
@@ -261,6 +262,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows += _metric_rows(metrics, baselines, targets)
 
+    print("== 9 job arrays", flush=True)
+    from benchmarks import arrays
+
+    array_metrics = arrays.run(quick=q)
+    rows += _metric_rows(array_metrics, {
+        "array.rate": ("array.rate.base", "separate jobs, same client, same run"),
+        "array.pending.log": ("array.pending.log.base", "as many separate pending jobs"),
+        "array.pending.state": ("array.pending.state.base", "as many separate pending jobs"),
+        "array.pending.heap": ("array.pending.heap.base", "as many separate pending jobs"),
+    }, {"array.rate": ">= 200 tasks/s", "array.pending.log": "< 10 KB", "array.pending.state": "< 10 KB"})
+
+    print("== 10 steps: srun -n 64 on 2 nodes", flush=True)
+    from benchmarks import steps as step_bench
+
+    rows += step_bench.measure(runs=3 if q else 10)
+
     print("== 7 restart data cost vs history size, memory per job", flush=True)
     growth = []
     for n_ops in ((10_000, 100_000) if q else (10_000, 100_000, 1_000_000)):
@@ -273,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(_row(f"memory per job in the hot state ({n_jobs:,} jobs)", memory_per_job(n_jobs), None, "",
                          "bytes"))
 
-    print("== 9 scheduler pass", flush=True)
+    print("== 11 scheduler pass", flush=True)
     sched = sched_bench.main(["--quick"] if q else [])
     p = sched["pass"]
     n = f"{p['jobs']:,} pending jobs, {p['nodes']:,} nodes, {p['partitions']} partitions"

@@ -546,7 +546,8 @@ def _spur_bin() -> str:
 
 @contextlib.contextmanager
 def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int = 3, nodes: int = 1,
-               cpus: int | None = None, kill_wait: float = 30.0, workdir: Path | None = None) -> Iterator[Cluster]:
+               cpus: int | None = None, kill_wait: float = 30.0, workdir: Path | None = None,
+               **settings: Any) -> Iterator[Cluster]:
     """Start ``spur local up`` in ``directory`` (a temporary one by default), yield its Cluster,
     and always run ``spur local down``."""
     from spurcore.config import load
@@ -563,7 +564,8 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
     env = dict(os.environ, SPUR_CONF=os.path.join(d, "spur.toml"))
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     up = [os.path.join(bindir, "spur"), "local", "up", "--dir", d, "--replicas", str(replicas),
-          "--nodes", str(nodes), "--cpus", str(cpus), "--kill-wait", str(kill_wait)]
+          "--nodes", str(nodes), "--cpus", str(cpus), "--kill-wait", str(kill_wait),
+          *(f"--set={key}={value}" for key, value in settings.items())]
     down = [os.path.join(bindir, "spur"), "local", "down", "--dir", d]
     proc = subprocess.run(up, env=env, capture_output=True, text=True, timeout=180)
     try:

@@ -17,6 +17,7 @@ import os
 import sys
 
 from spurcore.states import STATE_CODES  # a plain table: cheap to import
+from spurcore.states import TERMINAL_STATES as _TERMINAL_STATES
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
@@ -70,8 +71,12 @@ def info(prog: str, message: str) -> None:
     sys.stderr.flush()
 
 
-def run(prog: str, body: Callable[[list[str]], int], argv: Sequence[str] | None) -> int:
-    """Run a command body and map every way out to Slurm's messages and exit codes."""
+def run(prog: str, body: Callable[[list[str]], int], argv: Sequence[str] | None, *,
+        usage_code: int = 1) -> int:
+    """Run a command body and map every way out to Slurm's messages and exit codes.
+
+    ``usage_code`` is the exit status after a getopt complaint: 1 for most commands, 255
+    for sbatch/srun/salloc (slurm_opt.c's unknown-option handler exits with -1)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return body(args)
@@ -79,7 +84,7 @@ def run(prog: str, body: Callable[[list[str]], int], argv: Sequence[str] | None)
         return exc.code
     except UsageError as exc:
         sys.stderr.write(f"{prog}: {exc.message}\nTry \"{prog} --help\" for more information\n")
-        return 1
+        return usage_code
     except CliError as exc:
         if exc.message:
             if exc.raw:
@@ -161,7 +166,11 @@ def getopt(argv: Sequence[str], opts: Iterable[Opt], *, permute: bool = True
                 if not matches:
                     raise UsageError(f"unrecognized option '--{name}'")
                 if len(distinct) > 1:
-                    possible = " ".join(f"'--{k}'" for k, _ in matches)
+                    # glibc lists the first match and every match that is a different option
+                    # (an alias of the first, same val, is not a possibility of its own)
+                    first = matches[0][1]
+                    names = [matches[0][0]] + [k for k, o in matches[1:] if o is not first]
+                    possible = " ".join(f"'--{k}'" for k in names)
                     raise UsageError(f"option '--{name}' is ambiguous; possibilities: {possible}")
                 long_name, opt = matches[0]
             else:
@@ -397,10 +406,7 @@ def format_job_step(job_id: int, step: int | str | None) -> str:
 JOB_STATES = STATE_CODES
 _BY_COMPACT = {v: k for k, v in JOB_STATES.items()}
 
-TERMINAL_STATES = frozenset(
-    {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
-     "OUT_OF_MEMORY"}
-)
+TERMINAL_STATES = _TERMINAL_STATES
 
 
 def parse_state(text: str) -> str:

@@ -7,6 +7,7 @@
     spur log [-f] JOBID
     spur top
     spur history JOBID [--at TIME]
+    spur health [--json] [--timeout S]
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ VERSION = "spur 0.1.0 (slurm 25.11.0 compatible)"
 
 
 def _cmd_local(args: argparse.Namespace) -> int:
-    from spurctld.local import LocalCluster, write_config
+    from spurctld.local import LocalCluster, parse_setting, write_config
 
     directory = os.path.abspath(args.dir)
     conf = os.path.join(directory, "spur.toml")
     if args.action == "up":
         if not os.path.exists(conf):
             try:
+                settings = dict(parse_setting(s) for s in args.set)
+            except ValueError as exc:
+                print(f"spur: error: --set: {exc}", file=sys.stderr)
+                return 2
+            try:
                 write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
-                             kill_wait=args.kill_wait, gpus=args.gpus, partitions=args.partitions or None)
+                             kill_wait=args.kill_wait, settings=settings, gpus=args.gpus,
+                             partitions=args.partitions or None)
             except ValueError as exc:
                 print(f"spur: error: {exc}", file=sys.stderr)
                 return 1
@@ -194,6 +201,100 @@ def _cmd_top(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe(config, replica, timeout: float) -> dict:
+    """One replica's own answers to ``ping`` and ``digest`` (never forwarded)."""
+    from spurcore.rpc import RpcError
+    from spurcore.rpc_client import endpoint_of, open_replica
+
+    row = {"id": replica.id, "address": endpoint_of(replica).split(":", 1)[1], "error": None}
+    t = time.monotonic()
+    try:
+        with open_replica(config, replica, timeout=timeout) as conn:
+            ping = conn.call("ping", {}, timeout=timeout)
+            digest = conn.call("digest", {}, timeout=timeout)
+    except (RpcError, OSError) as exc:
+        row["error"] = getattr(exc, "message", "") or str(exc)
+        return row
+    row["rtt"] = round(time.monotonic() - t, 4)
+    row.update(ping)
+    row["digest"] = digest.get("digest")
+    row["digest_index"] = digest.get("applied_index")
+    return row
+
+
+def health_report(rows: list[dict]) -> tuple[list[str], int]:
+    """The problems (empty: healthy) and the exit status: 0 healthy, 1 degraded (a replica
+    unreachable or failed, no ready leader, or more than one leader), 2 digests differ."""
+    problems = []
+    status = 0
+    up = [r for r in rows if not r["error"]]
+    for r in rows:
+        if r["error"]:
+            problems.append(f"replica {r['id']} unreachable: {r['error']}")
+        elif r.get("failed"):
+            problems.append(f"replica {r['id']} failed: {r['failed']}")
+    leaders = [r for r in up if r.get("leader")]
+    ready = [r for r in leaders if r.get("ready")]
+    if not ready:
+        problems.append("no ready leader")
+    if len(leaders) > 1:
+        problems.append("more than one replica claims to lead: " + ", ".join(str(r["id"]) for r in leaders))
+    if problems:
+        status = 1
+    by_index: dict = {}
+    for r in up:
+        if r.get("digest"):
+            by_index.setdefault(r["digest_index"], set()).add(r["digest"])
+    for index, digests in sorted(by_index.items()):
+        if len(digests) > 1:
+            problems.append(f"digests differ at applied index {index}: " + ", ".join(d[:12] for d in sorted(digests)))
+            status = 2
+    return problems, status
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    """Each replica's role, term, applied index, digest and lag, and the agents' last contact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spurcore.config import find_config_path, load
+
+    path = find_config_path()
+    if path is None:
+        print("spur: error: no spur.toml found (set SPUR_CONF)", file=sys.stderr)
+        return 1
+    config = load(path)
+    with ThreadPoolExecutor(max_workers=len(config.replicas)) as pool:  # a dead replica costs one timeout
+        rows = list(pool.map(lambda r: _probe(config, r, args.timeout), config.replicas))
+    up = [r for r in rows if not r["error"]]
+    leader = next((r for r in up if r.get("ready")), None) or next((r for r in up if r.get("leader")), None)
+    top = leader["applied_index"] if leader else max((r["applied_index"] for r in up), default=0)
+    for r in up:
+        r["lag"] = top - r["applied_index"]
+        r["role"] = "failed" if r.get("failed") else (
+            "leader" if r.get("ready") else "leader*" if r.get("leader") else "follower")
+    agents = leader.get("agents", {}) if leader else {}
+    problems, status = health_report(rows)
+    if args.json:
+        print(json.dumps({"replicas": rows, "agents": agents, "problems": problems}, indent=2))
+        return status
+    print(f"{'REPLICA':<8} {'ADDRESS':<22} {'ROLE':<9} {'TERM':>5} {'APPLIED':>8} {'LAG':>5} {'DIGEST':<12} PROBE")
+    for r in rows:
+        if r["error"]:
+            print(f"{r['id']:<8} {r['address']:<22} {'down':<9} {'-':>5} {'-':>8} {'-':>5} {'-':<12} -")
+            continue
+        print(f"{r['id']:<8} {r['address']:<22} {r['role']:<9} {r['term']:>5} {r['applied_index']:>8} "
+              f"{r['lag']:>5} {(r.get('digest') or '-')[:12]:<12} {r['rtt'] * 1000:.1f}ms")
+    if agents:
+        print()
+        print(f"{'AGENT':<16} {'LAST CONTACT':>12} CONNECTED")
+        for name, a in agents.items():
+            seen = "-" if a["last_contact"] is None else f"{a['last_contact']:.1f}s"
+            print(f"{name:<16} {seen:>12} {'yes' if a['connected'] else 'no'}")
+    for p in problems:
+        print(f"spur health: {p}", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spur", description="Spur: local clusters, job logs, live view, history")
     parser.add_argument("-V", "--version", action="version", version=VERSION)
@@ -209,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     local.add_argument("--gpus", type=int, default=0, help="fake GPUs per node (Gres=gpu:N) for tests and demos")
     local.add_argument("--partitions", default="",
                        help="partitions as 'NAME=NODES;NAME2=NODES2' (a bare NAME holds every node; the first is the default)")
+    local.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a [cluster] setting of the new spur.toml (max_array_size=10001, ...)")
     local.add_argument("--timeout", type=float, default=60.0)
     local.add_argument("--json", action="store_true")
     local.set_defaults(func=_cmd_local)
@@ -227,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("job_id", type=int)
     history.add_argument("--at", default="", help="a time as sacct -S takes it (default: now)")
     history.set_defaults(func=_cmd_history)
+
+    health = sub.add_parser("health", help="replicas' roles, terms, applied indexes, digests; agents' last contact")
+    health.add_argument("--json", action="store_true")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each replica")
+    health.set_defaults(func=_cmd_health)
 
     args = parser.parse_args(argv)
     try:

@@ -1,18 +1,27 @@
-"""``srun``: run a command as a job step (Slurm 25.11 behaviour, one task reported).
+"""``srun``: run a parallel job step (Slurm 25.11 behaviour).
 
-Inside an allocation (``SLURM_JOB_ID`` set) srun asks the controller for a step
-(``step_create``), then hands the command to the node's agent over its local Unix socket
-(``run_step``) together with srun's own stdin/stdout/stderr (SCM_RIGHTS), so the step
-writes exactly where srun writes. The agent answers when the step has ended.
+Flow (docs/architecture.md, "Steps"): srun asks the controller for a step
+(``step_create``: the leader lays the tasks out over the job's nodes and commits a
+``StepCreated``; a step that does not fit yet is retried as Slurm's srun does), then
+connects to the agent of every node of the step and sends that node's ``launch_tasks``.
+Each agent hands the connection to the step's supervisor on that node, which runs the
+tasks and relays their output, their exit statuses and PMI fences to srun over it, so an
+agent restart does not touch a running step. srun writes the output (``-l`` labels,
+``-o/-e`` files), forwards stdin (``-i``) and signals, serves the cross-node PMI fence, and
+prints Slurm's task exit lines; each node reports its part to the controller itself.
 
 Outside an allocation srun first submits a job without a script, waits until it runs,
 runs the step in it and then ends the job with the step's status (``job_complete``).
 
-Exit status (Slurm src/srun/launch.c): the task's exit code, or ``128+signal`` when it was
-killed, with ``srun: error: <node>: task 0: Exited with exit code N`` or
-``srun: error: <node>: task 0: <strsignal>`` on stderr.
-SIGINT/SIGTERM received while the step runs cancel the step (controller ``signal`` KILL of
-the step); while the allocation is still pending they cancel the job.
+Exit status (src/srun/launch.c ``_task_finish``, srun.c): the highest exit code of the
+tasks, but a task killed by a signal outranks any exit code (``128 + signal``, the highest
+signal), and an out-of-memory task gives 1.
+
+Signals (src/srun/srun_job.c): one SIGINT prints the tasks' states ("one more within 1
+sec to abort"); a second within a second forwards SIGINT and forces termination; SIGTERM,
+SIGHUP and SIGQUIT force termination (the step is killed through the controller: "Job step
+aborted: Waiting up to N seconds"); SIGUSR1, SIGUSR2, SIGCONT, SIGALRM (without -W) ... are
+forwarded to every task.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import sys
 
 from spurcli import common
 from spurcli.common import CliError
-from spurcli.sbatch import OPTIONS as SBATCH_OPTIONS
+from spurcli.srun_opts import HELP, MPI_DEFAULT, USAGE  # noqa: F401 - srun's texts live with its options
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
@@ -30,91 +39,29 @@ if TYPE_CHECKING:
 
 PROG = "srun"
 
-# srun takes these of sbatch's options, with the same spellings (one table for both).
-_SRUN_KEYS = frozenset({
-    "account", "cpus_per_task", "chdir", "help", "job_name", "mem", "nodes", "ntasks", "partition", "quiet",
-    "time", "usage", "verbose", "version",
-})
-OPTIONS = tuple(o for o in SBATCH_OPTIONS if o.key in _SRUN_KEYS)
-
-USAGE = """\
-Usage: srun [-N nnodes] [-n ntasks] [-c ncpus] [-J jobname] [-p partition]
-            [-A account] [-t minutes] [-D path] [--mem=MB] [-Q] [-v]
-            executable [args...]
-"""
-
-HELP = """\
-Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]] [ : [OPTIONS(N)...]] executable(N) [args(N)...]
-
-Parallel run options:
-  -A, --account=name          charge job to specified account
-  -c, --cpus-per-task=ncpus   number of cpus required per task
-  -D, --chdir=path            change remote current working directory
-  -J, --job-name=jobname      name of job
-  -n, --ntasks=ntasks         number of tasks to run
-  -N, --nodes=N               number of nodes on which to run (N = min[-max])
-  -p, --partition=partition   partition requested
-  -Q, --quiet                 quiet mode (suppress informational messages)
-  -t, --time=minutes          time limit
-  -v, --verbose               verbose mode (multiple -v's increase verbosity)
-
-Constraint options:
-      --mem=MB                minimum amount of real memory
-
-Help options:
-  -h, --help                  show this help message
-      --usage                 display brief usage message
-
-Other options:
-  -V, --version               output version information and exit
-
-"""
+#: slurmstepd's STEP_ABORT_TIME: srun waits KillWait plus this after killing a step.
+STEP_ABORT_TIME = 2
 
 
 class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived (raised from the signal handler)."""
+    """SIGINT or SIGTERM arrived while srun was waiting for an allocation."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
 
-class _Signals:
-    """SIGINT/SIGTERM become ``Interrupted`` in the main thread, except while ``held``
-    (sending the run_step frame, asking the controller to kill): then the signal is kept and
-    raised by ``release``, so a frame is never cut in half."""
-
-    def __init__(self) -> None:
-        self.held = False
-        self.pending = 0
-
-    def handler(self, signum: int, _frame: Any) -> None:
-        if self.held:
-            self.pending = signum
-            return
-        raise Interrupted(signum)
-
-    def hold(self) -> None:
-        self.held = True
-
-    def release(self) -> None:
-        self.held = False
-        if self.pending:
-            signum, self.pending = self.pending, 0
-            raise Interrupted(signum)
-
-
-SIGNALS = _Signals()
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
 
 
 def install_handlers() -> dict[int, Any]:
     import signal
 
-    SIGNALS.held, SIGNALS.pending = False, 0
     old: dict[int, Any] = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, SIGNALS.handler)
+            old[sig] = signal.signal(sig, _raise_interrupted)
     except ValueError:  # not the main thread (embedded use): leave the handlers alone
         pass
     return old
@@ -127,150 +74,812 @@ def restore_handlers(old: dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
-# --------------------------------------------------------------------------- agent protocol
+# --------------------------------------------------------------------------- options
 
 
-def run_step_frame(params: dict[str, Any]) -> bytes:
-    from spurcore.rpc import REQUEST, encode_frame
+def step_params(step: dict[str, Any]) -> dict[str, Any]:
+    """The step request the launcher works from, out of srun's parsed options
+    (``spurcli.srun_opts.step_params``: the option surface, Slurm's checks and input
+    variables): node lists expanded, ``-m`` reduced to its node-level part, ``-c`` implying
+    ``--exact`` and ``--pty`` implying ``-u`` (as srun's opt.c does)."""
+    from spurcore.hostlist import expand
+    from spurcore.steps import node_distribution
 
-    return encode_frame([REQUEST, 1, "run_step", params])
-
-
-def _connect_agent(endpoint: str, node: str) -> Any:
-    import socket
-
-    if not endpoint.startswith("unix:"):
-        raise CliError(f"{node}: agent endpoint {endpoint or '(none)'} is not a local Unix socket")
-    path = endpoint[5:]
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        if len(os.fsencode(path)) <= 107:
-            sock.connect(path)
-        else:  # longer than sun_path: go through the directory's descriptor
-            directory, name = os.path.split(path)
-            dfd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                sock.connect(f"/proc/self/fd/{dfd}/{name}")
-            finally:
-                os.close(dfd)
-    except OSError as exc:
-        sock.close()
-        raise CliError(f"{node}: cannot connect to the agent at {endpoint}: {exc.strerror}") from None
-    return sock
-
-
-def send_run_step(sock: Any, frame: bytes, fds: list[int]) -> None:
-    import socket
-
-    sent = socket.send_fds(sock, [frame], fds)
-    if sent < len(frame):
-        sock.sendall(frame[sent:])
-
-
-class StepWaiter:
-    """Reads the one reply of ``run_step``; survives interrupts (the buffer is kept)."""
-
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        self.buf = bytearray()
-
-    def wait(self) -> dict[str, Any]:
-        from spurcore.rpc import RESPONSE, RpcError, decode_body, parse_message
-
-        while True:
-            if len(self.buf) >= 4:
-                length = int.from_bytes(self.buf[:4], "big")
-                if len(self.buf) >= 4 + length:
-                    body = bytes(self.buf[4 : 4 + length])
-                    del self.buf[: 4 + length]
-                    msg = parse_message(decode_body(body))
-                    if msg[0] != RESPONSE:
-                        continue  # a notification: not expected, ignored
-                    _, _msgid, err, result = msg
-                    if err is not None:
-                        raise RpcError.from_wire(err)
-                    return dict(result or {})
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-
-
-def report_status(node: str, exit_code: int, signal: int) -> int:
-    """Slurm's task status line (stderr) and srun's exit status."""
-    from spurcore.signals import strsignal
-
-    if signal:
-        common.error(PROG, f"{node}: task 0: {strsignal(signal)}")
-        return 128 + signal
-    if exit_code:
-        common.error(PROG, f"{node}: task 0: Exited with exit code {exit_code}")
-    return exit_code
-
-
-# --------------------------------------------------------------------------- steps
-
-
-def _kill_step(ctl: common.Controller, job_id: int, step_id: int) -> None:
-    from spurcore.rpc import RpcError
-    from spurcore.rpc_client import ControllerUnavailable
-
-    try:
-        ctl.call("signal", {"request_id": common.new_request_id(), "job_id": job_id, "step_id": step_id,
-                            "kind": 1, "signal": 9, "target": 0})
-    except (RpcError, ControllerUnavailable):
-        pass
-
-
-def run_step(ctl: common.Controller, job_id: int, command: list[str], ntasks: int, cwd: str,
-             extra_env: dict[str, str] | None = None) -> tuple[int, int, str]:
-    """Create a step in ``job_id``, run it on its node, return (exit_code, signal, node)."""
-    from spurcore.rpc import RpcError
-
-    name = os.path.basename(command[0]) or command[0]
-    try:
-        step = ctl.call("step_create", {"request_id": common.new_request_id(), "job_id": job_id,
-                                        "name": name, "argv": command, "ntasks": ntasks})
-    except RpcError as exc:
-        raise CliError(f"Unable to create step for job {job_id}: {exc.message or exc.code}") from None
-    step_id = int(step["step_id"])
-    node = str(step.get("node") or "")
-    env = dict(os.environ)
-    env.update(extra_env or {})
-    env["SLURM_STEP_ID"] = env["SLURM_STEPID"] = str(step_id)
-    params = {"job_id": job_id, "step_id": step_id, "argv": command, "env": env, "cwd": cwd,
-              "uid": os.getuid(), "gid": os.getgid()}
-    sock = _connect_agent(str(step.get("agent") or ""), node)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        SIGNALS.hold()
+    def hosts(text: Any) -> list[str]:
+        if not text:
+            return []
         try:
-            send_run_step(sock, run_step_frame(params), [0, 1, 2])
-        except OSError as exc:
-            raise CliError(f"{node}: cannot send step {job_id}.{step_id} to the agent: {exc.strerror}") from None
-        waiter = StepWaiter(sock)
-        aborted = False
-        while True:
+            return expand(str(text))
+        except ValueError:
+            raise CliError("Invalid node list specified") from None
+
+    mpi = str(step.get("mpi") or MPI_DEFAULT)
+    if mpi not in ("none", "pmi2", "pmi"):
+        raise CliError(f"MPI plugin type {mpi} is not supported (Spur serves pmi2; see the user guide)")
+    ntasks = int(step.get("ntasks") or 1)
+    nodes, max_nodes = step.get("nodes"), step.get("max_nodes")
+    if max_nodes and ntasks < max_nodes:
+        max_nodes = ntasks
+    pty = step.get("pty") not in (None, False)
+    out = {
+        "name": str(step.get("name") or ""),
+        "ntasks": ntasks,
+        "nodes": nodes,
+        "max_nodes": max_nodes if nodes is not None else None,
+        "cpus_per_task": step.get("cpus_per_task"),
+        "ntasks_per_node": step.get("ntasks_per_node") or None,
+        "distribution": node_distribution(step.get("distribution")),
+        "plane_size": step.get("plane_size"),
+        "nodelist": hosts(step.get("nodelist")),
+        "exclude": hosts(step.get("exclude")),
+        "relative": step.get("relative"),
+        "label": bool(step.get("label")),
+        "unbuffered": bool(step.get("unbuffered")) or pty,
+        "jobid": step.get("jobid"),
+        "overlap": bool(step.get("overlap")),
+        "exact": bool(step.get("exact")) or step.get("cpus_per_task") is not None,
+        "mpi": mpi,
+        "kill_on_bad_exit": None if step.get("kill_on_bad_exit") is None else bool(step["kill_on_bad_exit"]),
+        "wait": step.get("wait"),
+        "input": step.get("input"),
+        "output": step.get("output"),
+        "error": step.get("error"),
+        "open_mode": step.get("open_mode"),
+        "pty": pty,
+        "disable_status": bool(step.get("disable_status")),
+        "quit_on_interrupt": bool(step.get("quit_on_interrupt")),
+        "acctg_freq": step.get("options", {}).get("acctg-freq") or step.get("acctg_freq"),
+        "verbose": int(step.get("verbose") or 0),
+        "quiet": bool(step.get("quiet")),
+    }
+    if pty and (out["input"] or out["output"] or out["error"]):
+        raise CliError("--error/--input/--output are incompatible with --pty")
+    return out
+
+
+# --------------------------------------------------------------------------- the step
+
+
+def create_step(ctl: common.Controller, job_id: int, command: list[str], sp: dict[str, Any]) -> dict[str, Any]:
+    """``step_create`` until the step exists; a busy allocation is retried as srun's
+    launch_g_create_job_step does (src/srun/launch.c)."""
+    import time
+
+    from spurcore.rpc import RpcError
+
+    params = {
+        "request_id": common.new_request_id(), "job_id": job_id, "name": sp["name"], "argv": command,
+        "ntasks": sp["ntasks"], "min_nodes": sp["nodes"] or 0, "max_nodes": sp["max_nodes"] or 0,
+        "cpus_per_task": sp["cpus_per_task"] or 1, "ntasks_per_node": sp["ntasks_per_node"] or 0,
+        "distribution": sp["distribution"], "plane_size": sp["plane_size"] or 0, "nodelist": sp["nodelist"],
+        "exclude": sp["exclude"], "exact": sp["exact"], "overlap": sp["overlap"],
+        "relative": -1 if sp["relative"] is None else sp["relative"],
+    }
+    # Slurm waits (slurmctld timeout, at least 60 s) for a step to fit before saying so.
+    step_wait = float(os.environ.get("SPUR_STEP_WAIT") or 60 + os.getpid() % 10)
+    tries = 0
+    while True:
+        params["wait"] = step_wait
+        start = time.monotonic()
+        try:
+            step = ctl.call("step_create", params, timeout=step_wait + 30)
+        except RpcError as exc:
+            if exc.code != "nodes_busy":
+                raise CliError(f"Unable to create step for job {job_id}: {exc.message or exc.code}") from None
+            timed_out = time.monotonic() - start >= step_wait * 0.9
+            if timed_out:
+                word = "temporarily" if tries == 0 else "still"
+                common.info(PROG, f"Job {job_id} step creation {word} disabled, retrying ({exc.message})")
+            elif sp["verbose"]:
+                common.info(PROG, f"Step completed in JobId={job_id}, retrying")
+            tries += 1
+            continue
+        if tries:
+            common.info(PROG, f"Step created for StepId={job_id}.{step['step_id']}")
+        return dict(step)
+
+
+def step_env(step: dict[str, Any], sp: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
+    """The step's variables (Slurm's env_array_for_step plus srun's own), over srun's
+    environment; the node-specific ones are added by each node's agent."""
+    from spurcore.hostlist import compress
+    from spurcore.steps import compress_counts
+
+    env = dict(base)
+    job = step.get("job") or {}
+    nodes = [n["name"] for n in step["nodes"]]
+    counts = [len(n["tasks"]) for n in step["nodes"]]
+    tpn = compress_counts(counts)
+    nodelist = compress(nodes)
+    ntasks = sum(counts)
+    job_nodes = job.get("nodes") or nodelist
+    env.setdefault("SLURM_JOB_NODELIST", job_nodes)
+    env.setdefault("SLURM_NODELIST", job_nodes)
+    env.setdefault("SLURM_JOB_NUM_NODES", str(job.get("node_count") or len(nodes)))
+    env.setdefault("SLURM_JOB_CPUS_PER_NODE", str(job.get("cpus_per_node_text") or ""))
+    env.setdefault("SLURM_JOB_NAME", str(job.get("name") or sp["name"]))
+    env.setdefault("SLURM_CLUSTER_NAME", str(job.get("cluster") or ""))
+    env.setdefault("SLURM_SUBMIT_DIR", os.getcwd())
+    env.update({
+        "SLURM_JOB_ID": str(step["job_id"]),
+        "SLURM_JOBID": str(step["job_id"]),
+        "SLURM_STEP_ID": str(step["step_id"]),
+        "SLURM_STEPID": str(step["step_id"]),
+        "SLURM_STEP_NODELIST": nodelist,
+        "SLURM_STEP_NUM_NODES": str(len(nodes)),
+        "SLURM_STEP_NUM_TASKS": str(ntasks),
+        "SLURM_STEP_TASKS_PER_NODE": tpn,
+        "SLURM_TASKS_PER_NODE": tpn,
+        "SLURM_NNODES": str(len(nodes)),
+        "SLURM_NTASKS": str(ntasks),
+        "SLURM_NPROCS": str(ntasks),
+        "SLURM_DISTRIBUTION": sp["distribution"],
+        "SLURM_SRUN_COMM_HOST": "127.0.0.1",
+        "SLURM_UMASK": f"{_umask():04o}",
+        "SLURM_PRIO_PROCESS": str(os.getpriority(os.PRIO_PROCESS, 0)),
+    })
+    if sp["distribution"] == "plane" and sp["plane_size"]:
+        env["SLURM_DIST_PLANESIZE"] = str(sp["plane_size"])
+    if sp["cpus_per_task"]:
+        env["SLURM_CPUS_PER_TASK"] = str(sp["cpus_per_task"])
+    if sp["label"]:
+        env["SLURM_LABELIO"] = "1"
+    if sp["mpi"] != "none":
+        env["SLURM_MPI_TYPE"] = sp["mpi"]
+    return env
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def io_spec(sp: dict[str, Any], ntasks: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what the nodes do with each stream, what srun does locally), from ``-i/-o/-e`` as
+    srun's fname_create classifies them: ``all`` (default), ``none``, a task id, a
+    per-task/per-node pattern (written on the nodes) or one file (written by srun)."""
+    from spurcore.steps import per_task_pattern
+
+    remote: dict[str, Any] = {"unbuffered": sp["unbuffered"], "pty": sp["pty"]}
+    local: dict[str, Any] = {"stdout": None, "stderr": None, "stdin": None, "input_task": -1}
+    for key in ("stdout", "stderr", "stdin"):
+        text = sp[{"stdout": "output", "stderr": "error", "stdin": "input"}[key]]
+        if key == "stderr" and text is None:
+            text = sp["output"]  # no --error: stderr goes where stdout goes
+            if text is not None and key == "stderr" and not per_task_pattern(str(text)) and text not in ("all", "-"):
+                local["stderr"] = "same"
+        if text is None or str(text).lower().startswith("all") or text == "-":
+            remote[key] = {"mode": "all" if key == "stdin" else "relay"}
+        elif str(text).lower() == "none":
+            remote[key] = {"mode": "none"}
+        elif str(text).isdigit() and int(text) < ntasks:
+            remote[key] = {"mode": "task", "task": int(text)}
+            if key == "stdin":
+                local["input_task"] = int(text)
+        elif per_task_pattern(str(text)):
+            remote[key] = {"mode": "file", "pattern": str(text)}
+        else:
+            remote[key] = {"mode": "all" if key == "stdin" else "relay"}
+            if local[key] != "same":
+                local[key] = str(text)
+    return remote, local
+
+
+def _node_signals() -> tuple[int, ...]:
+    import signal
+
+    return (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+            signal.SIGCONT, signal.SIGALRM, signal.SIGWINCH)
+
+
+class Launcher:
+    """One step's launch and I/O: a selectors loop over the nodes' connections, srun's
+    stdin and a wake-up pipe for signals."""
+
+    def __init__(self, ctl: common.Controller, step: dict[str, Any], sp: dict[str, Any], command: list[str],
+                 env: dict[str, str], cwd: str) -> None:
+        self.ctl = ctl
+        self.step = step
+        self.sp = sp
+        self.command = command
+        self.env = env
+        self.cwd = cwd
+        self.job_id = int(step["job_id"])
+        self.step_id = int(step["step_id"])
+        self.nodes = step["nodes"]  # [{"name", "address", "tasks", "cpus"}]
+        self.ntasks = sum(len(n["tasks"]) for n in self.nodes)
+        self.width = len(str(max(self.ntasks - 1, 0)))
+        self.node_of_task = {t: i for i, n in enumerate(self.nodes) for t in n["tasks"]}
+        self.status: dict[int, int] = {}  # task -> raw status
+        self.global_rc: int | None = None
+        self.done: set[int] = set()
+        self.launched: set[int] = set()
+        self.socks: dict[int, Any] = {}
+        self.readers: dict[int, Any] = {}
+        self.outq: dict[int, bytearray] = {}
+        self.fences: dict[int, dict[str, str]] = {}
+        self.cancelled = False  # srun's job state >= SRUN_JOB_CANCELLED (quiet task lines)
+        self.aborted = False
+        self.last_intr = 0.0
+        self.first_exit: float | None = None
+        self.signals: list[int] = []
+        self.oom_printed = False
+        self.remote_io, self.local_io = io_spec(sp, self.ntasks)
+        self.out_fds: dict[int, int] = {}
+        self.stdin_open = False
+        self.tty_saved: Any = None
+        self.next_poll = 0.0
+        self.abort_deadline: float | None = None
+
+    # -- life cycle
+
+    def run(self) -> int:
+        import selectors
+        import signal
+
+        self.sel = selectors.DefaultSelector()
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r = wake_r
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        old = {s: signal.signal(s, self._on_signal) for s in _node_signals()}
+        try:
+            self._open_local_outputs()
+            self.sel.register(wake_r, selectors.EVENT_READ, "wake")
+            self._connect_all()
+            self._loop()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            signal.set_wakeup_fd(old_wakeup)
+            os.close(wake_r)
+            os.close(wake_w)
+            self._restore_tty()
+            for sock in self.socks.values():
+                sock.close()
+            for fd in set(self.out_fds.values()):
+                if fd > 2:
+                    os.close(fd)
+        return self.exit_status()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.signals.append(signum)
+
+    def _open_local_outputs(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        flags |= os.O_APPEND if self.sp.get("open_mode") == "append" else os.O_TRUNC
+        self.out_fds = {1: 1, 2: 2}
+        for kind, key in ((1, "stdout"), (2, "stderr")):
+            path = self.local_io[key]
+            if path == "same":
+                self.out_fds[2] = self.out_fds[1]
+            elif path:
+                from spurcore.steps import expand_io_pattern
+
+                path = expand_io_pattern(path, job_id=self.job_id, step_id=self.step_id,
+                                         name=self.env.get("SLURM_JOB_NAME", ""), user=self.env.get("USER", ""))
+                try:
+                    self.out_fds[kind] = os.open(path, flags, 0o644)
+                except OSError as exc:
+                    raise CliError(f"Could not open {key} file: {exc.strerror}") from None
+
+    def _connect_all(self) -> None:
+        import selectors
+
+        from spurd import stepserver
+
+        io = dict(self.remote_io)
+        if self.sp["pty"]:
+            io["winsize"] = _winsize()
+        pmi = None
+        if self.sp["mpi"] != "none":
+            from spurcore.pmi import process_mapping
+
+            ranks = sorted(self.node_of_task)
+            pmi = {"jobid": f"{self.job_id}.{self.step_id}", "size": self.ntasks,
+                   "mapping": process_mapping([self.node_of_task[r] for r in ranks])}
+        interval = None
+        freq = str(self.sp.get("acctg_freq") or "")
+        for part in freq.split(","):
+            key, _, value = part.partition("=")
+            if key.strip() == "task" and value.strip().isdigit() and int(value) > 0:
+                interval = int(value)
+        for i, node in enumerate(self.nodes):
+            params = {
+                "job_id": self.job_id, "step_id": self.step_id, "argv": self.command, "env": self.env,
+                "cwd": self.cwd, "tasks": node["tasks"], "nodeid": i, "cpus_on_node": node.get("cpus") or 0,
+                "io": io, "pmi": pmi, "open_mode": self.sp.get("open_mode") or "truncate",
+                "usage_interval": interval,
+            }
             try:
-                SIGNALS.release()  # a signal that came while held is raised here
-                reply = waiter.wait()
+                sock = _connect_agent(str(node.get("address") or ""))
+                sock.sendall(stepserver.request(i + 1, "launch_tasks", params))
+            except OSError as exc:
+                self._launch_failed(i, f"cannot reach its agent: {exc.strerror or exc}")
+                continue
+            sock.setblocking(False)
+            self.socks[i] = sock
+            self.readers[i] = stepserver.FrameReader()
+            self.outq[i] = bytearray()
+            self.sel.register(sock, selectors.EVENT_READ, i)
+
+    def _loop(self) -> None:
+        import time
+
+        while len(self.done) < len(self.nodes):
+            while self.signals:
+                self._handle_signal(self.signals.pop(0))
+            now = time.monotonic()
+            if self.first_exit is not None and self.sp["wait"] and now - self.first_exit >= self.sp["wait"]:
+                common.info(PROG, f"First task exited {self.sp['wait']}s ago")
+                self._print_status()
+                self.first_exit = None
+                self._kill_step()
+            if now >= self.next_poll:
+                self.next_poll = now + 2.0
+                self._poll_controller()
+            if self.abort_deadline is not None and now >= self.abort_deadline:
+                common.error(PROG, "Timed out waiting for job step to complete")
                 break
-            except Interrupted:
-                SIGNALS.hold()
-                if not aborted:
-                    aborted = True
-                    wait = int(ctl.config.kill_wait) + 2
-                    common.info(PROG, f"Job step aborted: Waiting up to {wait} seconds for job step to finish.")
-                _kill_step(ctl, job_id, step_id)
-            except (EOFError, OSError):
-                raise CliError(f"{node}: lost the connection to the agent of step {job_id}.{step_id}") from None
-            except RpcError as exc:
-                raise CliError(f"{node}: step {job_id}.{step_id} failed: {exc.message or exc.code}") from None
-    finally:
-        SIGNALS.held = False
-        sock.close()
-    return int(reply.get("exit_code") or 0), int(reply.get("signal") or 0), str(reply.get("node") or node)
+            timeout = 1.0
+            if self.first_exit is not None and self.sp["wait"]:
+                timeout = max(0.0, min(timeout, self.first_exit + self.sp["wait"] - now))
+            for key, mask in self.sel.select(timeout):
+                if key.data == "wake":
+                    try:
+                        while os.read(self.wake_r, 512):
+                            pass
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                elif key.data == "stdin":
+                    self._read_stdin()
+                else:
+                    self._on_node(key.data, mask)
+
+    # -- nodes
+
+    def _on_node(self, i: int, mask: int) -> None:
+        import selectors
+
+        sock = self.socks.get(i)
+        if sock is None:
+            return
+        if mask & selectors.EVENT_WRITE:
+            self._flush_node(i)
+        if not mask & selectors.EVENT_READ:
+            return
+        try:
+            data = sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._node_lost(i)
+            return
+        try:
+            messages = self.readers[i].feed(data)
+        except ValueError:
+            self._node_lost(i)
+            return
+        for msg in messages:
+            if msg[0] == 1:
+                self._launch_reply(i, msg)
+            elif msg[0] == 2 and len(msg) == 3:
+                self._notification(i, msg[1], msg[2])
+
+    def _launch_reply(self, i: int, msg: list[Any]) -> None:
+        error = msg[2]
+        if error is not None:
+            text = error.get("message") if isinstance(error, dict) else str(error)
+            self._launch_failed(i, str(text))
+            return
+        self.launched.add(i)
+        if len(self.launched) == 1:
+            self._start_stdin()
+
+    def _launch_failed(self, i: int, reason: str) -> None:
+        node = self.nodes[i]
+        common.error(PROG, f"Task launch for StepId={self.job_id}.{self.step_id} failed on node {node['name']}: "
+                           f"{reason}")
+        self._finish_node(i)
+        for t in node["tasks"]:
+            if t not in self.status:
+                self._record(t, 1 << 8)
+        if len(self.done) < len(self.nodes):
+            self._kill_step()
+
+    def _notification(self, i: int, method: str, params: Any) -> None:
+        if method == "out":
+            task, kind, data = params
+            self._output(int(task), int(kind), bytes(data))
+        elif method == "exit":
+            ids, status = params
+            self._task_exit(i, [int(t) for t in ids], int(status))
+        elif method == "pmi_fence":
+            self._fence(i, dict(params))
+        elif method == "pmi_abort":
+            rank, code, message = params
+            common.error(PROG, f"{self.nodes[i]['name']}: task {rank}: PMI abort ({code}){': ' + message if message else ''}")
+            self._kill_step()
+        elif method == "done":
+            if params.get("oom") and not self.oom_printed:
+                self.oom_printed = True
+                tasks = self.nodes[i]["tasks"]
+                common.error(PROG, f"{self.nodes[i]['name']}: {_taskstr(len(tasks))} {_ranges(tasks)}: Out Of Memory")
+                self.global_rc = 253
+            self._finish_node(i)
+        elif method == "error":
+            common.error(PROG, f"{self.nodes[i]['name']}: {params.get('message')}")
+
+    def _finish_node(self, i: int) -> None:
+        self.done.add(i)
+        sock = self.socks.pop(i, None)
+        if sock is not None:
+            try:
+                self.sel.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+            sock.close()
+
+    def _node_lost(self, i: int) -> None:
+        node = self.nodes[i]
+        if i not in self.launched:
+            self._launch_failed(i, "the agent closed the connection")
+            return
+        missing = [t for t in node["tasks"] if t not in self.status]
+        if missing:
+            common.error(PROG, f"Lost I/O connection to node {node['name']}: tasks {_ranges(missing)} are "
+                               f"taken as killed")
+            for t in missing:
+                self._record(t, 9)
+        self._finish_node(i)
+
+    def _send(self, i: int, method: str, params: Any) -> None:
+        from spurd import stepserver
+
+        if i not in self.socks:
+            return
+        self.outq[i] += stepserver.notification(method, params)
+        self._flush_node(i)
+
+    def _flush_node(self, i: int) -> None:
+        import selectors
+
+        sock = self.socks.get(i)
+        if sock is None:
+            return
+        q = self.outq[i]
+        while q:
+            try:
+                n = sock.send(q)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                q.clear()
+                break
+            del q[:n]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if q else 0)
+        try:
+            self.sel.modify(sock, events, i)
+        except (KeyError, ValueError):
+            pass
+
+    def _broadcast(self, method: str, params: Any) -> None:
+        for i in list(self.socks):
+            self._send(i, method, params)
+
+    # -- output
+
+    def _label(self, task: int, data: bytes) -> bytes:
+        """write_labelled_message: ``%*d: `` before each line; a last line without a
+        newline gets one when labelled."""
+        if not self.sp["label"] or task < 0:
+            return data
+        prefix = f"{task:>{self.width}}: ".encode()
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        out = b"".join(prefix + line + b"\n" for line in lines)
+        if tail:
+            out += prefix + tail + b"\n"
+        return out
+
+    def _output(self, task: int, kind: int, data: bytes) -> None:
+        self._write(kind, self._label(task, data))
+
+    def _write(self, kind: int, data: bytes) -> None:
+        fd = self.out_fds.get(kind, kind)
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                import select
+
+                select.select([], [fd], [], 1.0)
+                continue
+            except BrokenPipeError:
+                # srun's _handle_pipe: nobody reads srun's output any more, end the step
+                if not self.aborted:
+                    self._kill_step()
+                return
+            view = view[n:]
+
+    # -- stdin
+
+    def _start_stdin(self) -> None:
+        import selectors
+
+        if self.remote_io.get("stdin", {}).get("mode") not in ("all", "task"):
+            return
+        if self.sp["pty"] and os.isatty(0):
+            import termios
+            import tty
+
+            try:
+                self.tty_saved = termios.tcgetattr(0)
+                tty.setraw(0)
+            except termios.error:
+                self.tty_saved = None
+        try:
+            self.sel.register(0, selectors.EVENT_READ, "stdin")
+            self.stdin_open = True
+        except (ValueError, OSError, PermissionError):
+            # not pollable (a regular file): read it all now
+            data = b""
+            try:
+                while chunk := os.read(0, 65536):
+                    data += chunk
+            except OSError:
+                pass
+            self._send_input(data)
+            self._send_input(b"")
+
+    def _read_stdin(self) -> None:
+        try:
+            data = os.read(0, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            try:
+                self.sel.unregister(0)
+            except (KeyError, ValueError):
+                pass
+            self.stdin_open = False
+        self._send_input(data)
+
+    def _send_input(self, data: bytes) -> None:
+        task = self.local_io["input_task"]
+        if task >= 0:
+            i = self.node_of_task.get(task)
+            if i is not None:
+                self._send(i, "in", [task, data])
+        else:
+            self._broadcast("in", [-1, data])
+
+    def _restore_tty(self) -> None:
+        if self.tty_saved is not None:
+            import termios
+
+            try:
+                termios.tcsetattr(0, termios.TCSADRAIN, self.tty_saved)
+            except termios.error:
+                pass
+            self.tty_saved = None
+
+    # -- exits
+
+    def _record(self, task: int, status: int) -> None:
+        self.status[task] = status
+        rc = self.global_rc
+        if rc is not None and (rc & 0xFF) == 253:
+            return
+        if (status & 0xFF) == 253:
+            self.global_rc = status
+        elif os.WIFSIGNALED(status):
+            if rc is None or not os.WIFSIGNALED(rc) or os.WTERMSIG(status) > os.WTERMSIG(rc):
+                self.global_rc = status
+        elif rc is None or (not os.WIFSIGNALED(rc) and os.WEXITSTATUS(status) > os.WEXITSTATUS(rc)):
+            self.global_rc = status
+
+    def _task_exit(self, i: int, ids: list[int], status: int) -> None:
+        """launch.c ``_task_finish``: one line per exit message, Slurm's words."""
+        import time
+
+        from spurcore.signals import strsignal
+
+        node = self.nodes[i]["name"]
+        what = f"{node}: {_taskstr(len(ids))} {_ranges(ids)}"
+        abnormal = True
+        if (status & 0xFF) == 253:
+            if not self.oom_printed:
+                common.error(PROG, f"{what}: Out Of Memory")
+                self.oom_printed = True
+        elif os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+            if code == 0:
+                abnormal = False
+                if self.sp["verbose"]:
+                    common.info(PROG, f"{what}: Completed")
+            else:
+                common.error(PROG, f"{what}: Exited with exit code {code}")
+        elif os.WIFSIGNALED(status):
+            text = strsignal(os.WTERMSIG(status))
+            if self.cancelled:
+                if self.sp["verbose"]:
+                    common.info(PROG, f"{what}: {text}")
+            else:
+                common.error(PROG, f"{what}: {text}")
+        first_abnormal = abnormal and not any(self._abnormal(s) for s in self.status.values())
+        first_exit = not self.status
+        for t in ids:
+            self._record(t, status)
+        if first_abnormal and self.sp["kill_on_bad_exit"]:
+            self._kill_step()
+        if first_exit and self.sp["wait"]:
+            self.first_exit = time.monotonic()
+            if self.sp["verbose"]:
+                common.info(PROG, f"First task exited. Terminating job in {self.sp['wait']}s")
+
+    @staticmethod
+    def _abnormal(status: int) -> bool:
+        return not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+
+    def exit_status(self) -> int:
+        rc = self.global_rc or 0
+        if (rc & 0xFF) == 253:
+            return 1
+        if os.WIFSIGNALED(rc):
+            return 128 + os.WTERMSIG(rc)
+        return os.WEXITSTATUS(rc)
+
+    def _print_status(self) -> None:
+        """task_state_print: which tasks run, which exited, which have not started."""
+        running = [t for t in range(self.ntasks) if t not in self.status and self.node_of_task[t] in self.launched]
+        exited = [t for t, s in self.status.items() if not self._abnormal(s)]
+        abnormal = [t for t, s in self.status.items() if self._abnormal(s)]
+        unknown = [t for t in range(self.ntasks) if t not in self.status and t not in running]
+        sid = f"StepId={self.job_id}.{self.step_id}"
+        for ids, word in ((running, "running"), (exited, "exited"), (abnormal, "exited abnormally"),
+                          (unknown, "unknown")):
+            if ids:
+                common.info(PROG, f"{sid} {_taskstr(len(ids))} {_ranges(ids)}: {word}")
+
+    # -- PMI
+
+    def _fence(self, i: int, kvs: dict[str, str]) -> None:
+        self.fences[i] = kvs
+        if len(self.fences) + len(self.done) < len(self.nodes) or not self.fences:
+            return
+        merged: dict[str, str] = {}
+        for part in self.fences.values():
+            merged.update(part)
+        self.fences = {}
+        self._broadcast("pmi_fence_done", merged)
+
+    # -- signals and kills
+
+    def _handle_signal(self, signum: int) -> None:
+        import signal
+        import time
+
+        if signum == signal.SIGINT:
+            now = time.monotonic()
+            if self.sp["quit_on_interrupt"] or now - self.last_intr < 1.0:
+                common.info(PROG, f"sending Ctrl-C to StepId={self.job_id}.{self.step_id}")
+                self._broadcast("signal", signal.SIGINT)
+                self._force_termination()
+            elif self.sp["disable_status"]:
+                common.info(PROG, f"sending Ctrl-C to StepId={self.job_id}.{self.step_id}")
+                self._broadcast("signal", signal.SIGINT)
+            elif not self.cancelled:
+                common.info(PROG, "interrupt (one more within 1 sec to abort)")
+                self._print_status()
+            self.last_intr = now
+        elif signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            if signum == signal.SIGQUIT:
+                common.info(PROG, "Quit")
+            common.info(PROG, "forcing job termination")
+            self._kill_step()
+        elif signum == signal.SIGWINCH:
+            if self.sp["pty"]:
+                self._broadcast("winch", list(_winsize()))
+        else:
+            self._broadcast("signal", signum)
+
+    def _force_termination(self) -> None:
+        """srun_job.c ``job_force_termination``: the first time SIGKILL the tasks, then
+        say that the abort is in progress."""
+        if not self.cancelled:
+            common.info(PROG, "forcing job termination")
+            self.cancelled = True
+            self._kill_step()
+        else:
+            common.info(PROG, "job abort in progress")
+
+    def _kill_step(self) -> None:
+        """slurm_step_launch_abort: kill the step through the controller (every node, even
+        one srun lost) and wait KillWait + STEP_ABORT_TIME for it to end."""
+        import time
+
+        from spurcore.rpc import RpcError
+        from spurcore.rpc_client import ControllerUnavailable
+
+        if self.aborted:
+            return
+        self.aborted = True
+        wait = int(self.ctl.config.kill_wait) + STEP_ABORT_TIME
+        common.info(PROG, f"Job step aborted: Waiting up to {wait} seconds for job step to finish.")
+        self.abort_deadline = time.monotonic() + wait + 5
+        try:
+            self.ctl.call("signal", {"request_id": common.new_request_id(), "job_id": self.job_id,
+                                     "step_id": self.step_id, "kind": 1, "signal": 9, "target": 0})
+        except (RpcError, ControllerUnavailable):
+            self._broadcast("kill", 0)
+
+    def _poll_controller(self) -> None:
+        """Nodes srun cannot hear from (a node failure): the controller knows."""
+        if not self.socks or len(self.launched) < len(self.socks):
+            return
+        try:
+            info = common.get_job(self.ctl, self.job_id)
+        except Exception:  # noqa: BLE001 - a missed poll is retried
+            return
+        if info is None:
+            return
+        for s in info.get("steps") or ():
+            if s.get("step_id") == self.step_id and s.get("state") == "NODE_FAIL":
+                for i in list(self.socks):
+                    name = self.nodes[i]["name"]
+                    if name in (info.get("failed_node"), ) or s.get("node_status", {}).get(name) is None:
+                        common.error(PROG, f"Node failure on {name}")
+                        missing = [t for t in self.nodes[i]["tasks"] if t not in self.status]
+                        for t in missing:
+                            self._record(t, 9)
+                        self._finish_node(i)
+                return
+
+
+#: How long srun keeps trying an agent that is not listening (it may be restarting).
+AGENT_RETRY = 10.0
+
+
+def _connect_agent(endpoint: str) -> Any:
+    import errno
+    import time
+
+    from spurd import stepserver
+
+    deadline = time.monotonic() + AGENT_RETRY
+    delay = 0.05
+    while True:
+        try:
+            return stepserver.connect(endpoint, timeout=10.0)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ECONNREFUSED) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _taskstr(n: int) -> str:
+    return "task" if n == 1 else "tasks"
+
+
+def _ranges(ids: list[int]) -> str:
+    from spurcore.steps import ranges
+
+    return ranges(ids)
+
+
+def _winsize() -> tuple[int, int]:
+    try:
+        size = os.get_terminal_size(0)
+        return size.lines, size.columns
+    except OSError:
+        return 24, 80
 
 
 # --------------------------------------------------------------------------- allocations
@@ -281,10 +890,17 @@ POLL_MAX_SLEEP = 0.5
 
 
 def _cancel_job(ctl: common.Controller, job_id: int) -> None:
-    _kill_step(ctl, job_id, -1)
+    from spurcore.rpc import RpcError
+    from spurcore.rpc_client import ControllerUnavailable
+
+    try:
+        ctl.call("signal", {"request_id": common.new_request_id(), "job_id": job_id, "step_id": -1,
+                            "kind": 1, "signal": 9, "target": 0})
+    except (RpcError, ControllerUnavailable):
+        pass
 
 
-def wait_until_running(ctl: common.Controller, job_id: int) -> None:
+def wait_until_running(ctl: common.Controller, job_id: int, prog: str = PROG) -> dict[str, Any]:
     import time
 
     delay = POLL_FIRST_SLEEP
@@ -294,46 +910,65 @@ def wait_until_running(ctl: common.Controller, job_id: int) -> None:
         except Interrupted:
             ctl.close()  # the interrupted call may have left the connection mid-frame
             _cancel_job(ctl, job_id)
-            common.info(PROG, f"Job allocation {job_id} has been revoked.")
+            common.info(prog, f"Job allocation {job_id} has been revoked.")
             raise CliError() from None
         if info is None or common.is_finished(info) or info.get("state") == "COMPLETING":
             raise CliError(f"Job allocation {job_id} has been revoked.")
         if info.get("state") == "RUNNING":
-            return
+            return info
         try:
             time.sleep(delay)
         except Interrupted:
             _cancel_job(ctl, job_id)
-            common.info(PROG, f"Job allocation {job_id} has been revoked.")
+            common.info(prog, f"Job allocation {job_id} has been revoked.")
             raise CliError() from None
         delay = min(delay * 1.5, POLL_MAX_SLEEP)
 
 
-def _body(args: list[str]) -> int:
-    from spurcli.sbatch import apply_options, base_spec
+def run_step(ctl: common.Controller, job_id: int, command: list[str], sp: dict[str, Any], cwd: str,
+             extra_env: dict[str, str] | None = None) -> int:
+    """Create the step, launch it on its nodes and relay it to the end; srun's exit status."""
+    step = create_step(ctl, job_id, command, sp)
+    base = dict(os.environ)
+    base.update(extra_env or {})
+    env = step_env(step, sp, base)
+    return Launcher(ctl, step, sp, command, env, cwd).run()
 
-    pairs, command = common.getopt(args, OPTIONS, permute=False)
-    common.handle_common(PROG, pairs, HELP, USAGE)
-    opts = common.last(pairs)
-    if not command:
-        raise CliError(f"{PROG}: fatal: No command given to execute.", raw=True)
+
+def _body(args: list[str]) -> int:
+    from spurcli import srun_opts
+    from spurcli.sbatch import base_spec
+
     cwd = os.getcwd()
-    spec = base_spec(os.path.basename(command[0]) or command[0], cwd)
-    apply_options(spec, opts, cwd)  # validates every option before anything is sent
-    ntasks = int(spec.get("ntasks", 1))
+    request = srun_opts.parse(args, cwd=cwd)  # every option, Slurm's checks and input variables
+    command = request.command
+    spec = base_spec(os.path.basename(command[0]) or command[0] if command else PROG, cwd)
+    spec.update(request.spec)
+    if request.step["test_only"]:  # srun_job.c: a will-run query, nothing runs
+        from spurcli.sbatch import will_run
+
+        spec.update({"script": None, "argv": command, "env": dict(os.environ),
+                     "command": command[0] if command else "", "submit_line": " ".join([PROG, *args])})
+        ctl = common.connect()
+        try:
+            return will_run(ctl, spec, PROG, quiet=bool(request.step["quiet"]))
+        finally:
+            ctl.close()
+    sp = step_params(request.step)
     step_cwd = str(spec["cwd"])
 
     ctl = common.connect()
     old = install_handlers()
     try:
-        inside = os.environ.get("SLURM_JOB_ID", "")
+        inside = str(sp["jobid"] or os.environ.get("SLURM_JOB_ID", ""))
         if inside:
             try:
                 job_id = int(inside)
             except ValueError:
                 raise CliError(f"Invalid SLURM_JOB_ID: {inside}") from None
-            code, sig, node = run_step(ctl, job_id, command, ntasks, step_cwd)
-            return report_status(node, code, sig)
+            restore_handlers(old)
+            old = {}
+            return run_step(ctl, job_id, command, sp, step_cwd)
 
         from spurcore.rpc import RpcError
 
@@ -343,25 +978,30 @@ def _body(args: list[str]) -> int:
             "env": dict(os.environ),
             "command": command[0],
             "submit_line": " ".join([PROG, *args]),
+            "ntasks": sp["ntasks"],
+            "nodes": max(1, sp["nodes"] or 1),
         })
         try:
             job_id = int(ctl.call("submit", {"request_id": common.new_request_id(), "spec": spec})["job_id"])
         except RpcError as exc:
             raise CliError(f"Unable to allocate resources: {exc.message or exc.code}") from None
-        wait_until_running(ctl, job_id)
-        job_env = {"SLURM_JOB_ID": str(job_id), "SLURM_JOBID": str(job_id)}
+        info = wait_until_running(ctl, job_id)
+        job_env = allocation_env(info)
+        restore_handlers(old)
+        old = {}
         try:
-            code, sig, node = run_step(ctl, job_id, command, ntasks, step_cwd, job_env)
-        except (CliError, Interrupted):
+            code = run_step(ctl, job_id, command, sp, step_cwd, job_env)
+        except CliError:
             ctl.close()
             _cancel_job(ctl, job_id)
             raise
         try:
             ctl.call("job_complete", {"request_id": common.new_request_id(), "job_id": job_id,
-                                      "exit_code": code, "signal": sig})
+                                      "exit_code": code if code < 128 else 0,
+                                      "signal": code - 128 if code > 128 else 0})
         except RpcError as exc:
             common.error(PROG, f"Unable to complete job {job_id}: {exc.message or exc.code}")
-        return report_status(node, code, sig)
+        return code
     except Interrupted as exc:
         return 128 + exc.signum
     finally:
@@ -369,8 +1009,34 @@ def _body(args: list[str]) -> int:
         ctl.close()
 
 
+def allocation_env(info: dict[str, Any]) -> dict[str, str]:
+    """What salloc and a standalone srun export for a new allocation (Slurm's
+    env_array_for_job): the job's id, nodes, tasks and CPUs."""
+    from spurcore.steps import compress_counts
+
+    nnodes = int(info.get("node_count") or 1)
+    cpus = int(info.get("num_cpus") or 0) // max(nnodes, 1)
+    env = {
+        "SLURM_JOB_ID": str(info["job_id"]),
+        "SLURM_JOBID": str(info["job_id"]),
+        "SLURM_JOB_NAME": str(info.get("name") or ""),
+        "SLURM_JOB_NODELIST": str(info.get("nodes") or ""),
+        "SLURM_NODELIST": str(info.get("nodes") or ""),
+        "SLURM_JOB_NUM_NODES": str(nnodes),
+        "SLURM_NNODES": str(nnodes),
+        "SLURM_JOB_CPUS_PER_NODE": compress_counts([cpus] * nnodes) if cpus else "",
+        "SLURM_NTASKS": str(info.get("num_tasks") or 1),
+        "SLURM_NPROCS": str(info.get("num_tasks") or 1),
+        "SLURM_JOB_PARTITION": str(info.get("partition") or ""),
+        "SLURM_SUBMIT_DIR": os.getcwd(),
+    }
+    if int(info.get("cpus_per_task") or 1) > 1:
+        env["SLURM_CPUS_PER_TASK"] = str(info["cpus_per_task"])
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
-    return common.run(PROG, _body, argv)
+    return common.run(PROG, _body, argv, usage_code=255)  # slurm_opt.c: a bad option exits -1
 
 
 if __name__ == "__main__":

@@ -228,3 +228,65 @@ def fmt_bitmap(ranges: Ranges, limit: int = 64) -> str:
         if limit > 0 and size >= limit - 1:
             return "".join(out)[: limit - 1]
     return "".join(out)
+
+
+def task_str(ranges: Ranges, throttle: int = 0, bitstr_len: int = 64) -> str:
+    """The ``array_task_str`` a Slurm client shows for a record of pending tasks
+    (``xlate_array_task_str``): one arithmetic run of more than five indexes spanning more
+    than ten, whose second index is not set, as ``first-last:step``; otherwise ``bit_fmt``
+    cut to ``bitstr_len - 1`` characters with its last three turned into ``...`` when the
+    text is longer than ``bitstr_len - 3`` (``bitstr_len`` 0: the whole text, as with
+    ``SLURM_BITSTR_LEN=0``); then ``%<throttle>`` when the array has one.
+
+    ``bitstr_len`` is the value of ``SLURM_BITSTR_LEN`` as the client read it: negative
+    means the default 64, larger values are capped at 4096.
+    """
+    text = _step_form(ranges)
+    if text is None:
+        if bitstr_len < 0:
+            bitstr_len = 64
+        bitstr_len = min(bitstr_len, 4096)
+        if bitstr_len > 0:
+            text = fmt_bitmap(ranges, bitstr_len)
+            if len(text) > bitstr_len - 3:
+                # out_buf[len-2-i] = '.' for i in 0..2 on a zeroed buffer of bitstr_len bytes
+                buf = list(text.ljust(bitstr_len - 1, "\0"))
+                for i in range(3):
+                    buf[bitstr_len - 2 - i] = "."
+                text = "".join(buf).split("\0", 1)[0]
+        else:
+            text = fmt_bitmap(ranges, 0)
+    if throttle:
+        text += f"%{throttle}"
+    return text
+
+
+def _step_form(ranges: Ranges) -> str | None:
+    """``first-last:step`` when xlate_array_task_str's step test holds, else None."""
+    if not ranges:
+        return None
+    first, last = ranges[0][0], ranges[-1][1]
+    if last - first <= 10 or count(ranges) <= 5 or contains(ranges, first + 1):
+        return None
+    step = 0
+    prev = first
+    for i in indexes(ranges):
+        if i == first:
+            continue
+        if step == 0:
+            step = i - prev
+        elif i - prev != step:
+            return None
+        prev = i
+    return f"{first}-{last}:{step}"
+
+
+def parse_task_list(text: str, max_size: int = 4_000_001) -> Ranges:
+    """A task id list as Slurm's tools take it after ``<job>_`` (``1-3,7``, ``[1-3]``,
+    ``0-99:2``; a trailing ``%N`` is ignored) -> normalized ranges. Raises ArrayError."""
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1]
+    if "%" in body:
+        body = body.split("%", 1)[0]
+    return parse_array(body, max_size)[0]

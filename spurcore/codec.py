@@ -117,6 +117,15 @@ def _job_requeued_v1(values: list[Any]) -> list[Any]:
     return [*values, at + REQUEUE_DELAY_V1]
 
 
+def _step_created_v1(values: list[Any]) -> list[Any]:
+    # No layout: the reducer places every task on ``node`` (or the batch host), holding nothing.
+    return [*values, [], [], [], [], False, 1, ""]
+
+
+def _job_step_complete_v1(values: list[Any]) -> list[Any]:
+    return [*values, {}]  # no usage was measured
+
+
 # (type, from_version) -> function taking the field list of that version and returning the
 # field list of the next version.
 _UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {
@@ -124,6 +133,8 @@ _UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {
     (3, 2): _job_submitted_v2,
     (4, 1): _job_start_v1,
     (4, 2): _job_start_v2,
+    (6, 1): _step_created_v1,
+    (7, 1): _job_step_complete_v1,
     (16, 1): _job_requeued_v1,
 }
 

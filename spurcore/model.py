@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from spurcore.ops import JobSpec
-from spurcore.states import STATE_CODES
+from spurcore.states import STATE_CODES, TERMINAL_STATES
 
 
 class JobState(StrEnum):
@@ -34,17 +34,7 @@ class JobState(StrEnum):
     DEADLINE = "DEADLINE"
 
 
-TERMINAL = frozenset(
-    {
-        JobState.COMPLETED,
-        JobState.CANCELLED,
-        JobState.FAILED,
-        JobState.TIMEOUT,
-        JobState.NODE_FAIL,
-        JobState.OUT_OF_MEMORY,
-        JobState.DEADLINE,
-    }
-)
+TERMINAL = frozenset(s for s in JobState if s.value in TERMINAL_STATES)
 
 COMPACT = STATE_CODES  # display name -> compact code
 
@@ -53,6 +43,12 @@ BATCH_STEP = "batch"
 
 @attrs.define(slots=True, eq=True)
 class Step:
+    """A job step. An srun step runs ``tasks[i]`` (global task ids) on ``nodes[i]`` and holds
+    ``cpus[i]`` CPUs there (none when ``overlap``); it stays RUNNING until every one of its
+    nodes has reported (``node_status``), and its status is then Slurm's combination of
+    theirs. Steps recorded before layouts existed have empty ``tasks``/``cpus``: all their
+    tasks ran on ``nodes[0]`` and they held no CPUs."""
+
     job_id: int
     step_id: int | str  # an int for srun steps, "batch" for the batch script
     name: str
@@ -64,6 +60,19 @@ class Step:
     end_time: float = 0.0
     exit_status: int | None = None  # raw wait status
     uid: int = 0
+    # --- snapshot version 3: layouts, per-node completion and usage ---
+    tasks: tuple[tuple[int, ...], ...] = ()
+    cpus: tuple[int, ...] = ()
+    overlap: bool = False
+    cpus_per_task: int = 1
+    distribution: str = ""
+    node_status: dict[str, int] = attrs.field(factory=dict)  # node -> raw status it reported
+    usage: dict[str, dict[str, float]] = attrs.field(factory=dict)  # node -> its usage record
+
+    @property
+    def task_ids(self) -> tuple[tuple[int, ...], ...]:
+        """Global task ids per node (a pre-layout step: all on its first node)."""
+        return self.tasks or ((tuple(range(self.ntasks)),) if self.nodes else ())
 
 
 @attrs.define(slots=True, eq=True)
@@ -107,7 +116,9 @@ class Job:
     array_task_id: int = -1  # this record's task; -1 on the record of the pending tasks
     array_pending: list[list[int]] = attrs.field(factory=list)  # [[first, last, step], ...]
     array_throttle: int = 0  # the array's %N: tasks running at once (0: no limit)
-    # --- snapshot version 3: partitions, priority, GRES ---
+    # CPUs held on each node by its running (non-overlapping) srun steps (snapshot v3).
+    step_cpus: dict[str, int] = attrs.field(factory=dict)
+    # --- snapshot version 4: partitions, priority, GRES ---
     # The partition it runs in once started; before that, when -p was not given, the default
     # partition at submission (``partition_list`` is what a pending job may run in).
     partition: str = ""
@@ -162,7 +173,7 @@ class Node:
     alloc_cpus: int = 0
     alloc_mem: int = 0
     jobs: set[int] = attrs.field(factory=set)
-    # --- snapshot version 3: the configuration and Slurm's node states ---
+    # --- snapshot version 4: the configuration and Slurm's node states ---
     configured: bool = False  # named by the configuration (False: registered before any)
     registered: bool = True  # an agent has registered it at least once (False: UNKNOWN)
     drain: bool = False
@@ -328,7 +339,7 @@ class ClusterState:
     array_members: dict[int, dict[int, None]] = attrs.field(factory=dict)
     array_purged: dict[int, list[int]] = attrs.field(factory=dict)
     rejected: int = 0  # count of ops rejected so far (deterministic on every replica)
-    # --- snapshot version 3: the configuration, accounting and usage ---
+    # --- snapshot version 4: the configuration, accounting and usage ---
     # Partitions in configuration order; empty until a configuration is applied, which
     # means the one implicit partition ``debug`` holding every node (``partitions_of``).
     partitions: dict[str, Partition] = attrs.field(factory=dict)

@@ -169,10 +169,17 @@ class JobLaunched:
 
 @attrs.frozen(slots=True)
 class StepCreated:
-    """``srun`` inside an allocation asked for a step; the reducer allocates the step id."""
+    """``srun`` asked for a step; the reducer allocates the step id.
+
+    Version 2 carries the layout the leader computed (``spurcore.steps.plan``): the step's
+    ``nodes``, how many tasks run on each (``task_counts``) and which (``task_ids``,
+    concatenated node by node), the CPUs given on each node and whether the step overlaps
+    (holds none). The reducer re-checks that it fits. A version-1 record (no ``nodes``)
+    is a step of ``ntasks`` tasks on ``node`` (the batch host when empty) holding nothing.
+    """
 
     TYPE: ClassVar[int] = 6
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: the layout
     request_id: str
     job_id: int
     name: str
@@ -181,12 +188,23 @@ class StepCreated:
     node: str
     uid: int
     at: float
+    nodes: tuple[str, ...] = ()
+    task_counts: tuple[int, ...] = ()
+    task_ids: tuple[int, ...] = ()
+    cpus: tuple[int, ...] = ()
+    overlap: bool = False
+    cpus_per_task: int = 1
+    distribution: str = ""
 
 
 @attrs.frozen(slots=True)
 class JobStepComplete:
+    """One node's part of a step ended with the raw status Slurm's slurmstepd reports for
+    it (``exit_code``, ``signal``, ``oom``) and the usage it measured (version 2): CPU
+    seconds, memory peaks and averages over that node's tasks (``spurcore.usage``)."""
+
     TYPE: ClassVar[int] = 7
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: usage
     job_id: int
     step_id: int
     node: str
@@ -194,6 +212,7 @@ class JobStepComplete:
     signal: int
     oom: bool
     at: float
+    usage: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(slots=True)

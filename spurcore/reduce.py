@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from spurcore import arrays, depend, exitcodes, gres, policy
+from spurcore import arrays, depend, exitcodes, gres, policy, steps
 from spurcore.model import (
     BATCH_STEP,
     Account,
@@ -359,7 +359,7 @@ def _fail_jobs_on(state: ClusterState, node: Node, at: float, dead: bool) -> Non
             job.exit_status = 1  # Slurm sets exit_code=1 raw: shown 0:1
             for step in job.steps.values():
                 if step.state == "RUNNING" and node.name in step.nodes:
-                    _close_step(step, None, "NODE_FAIL", at)
+                    _end_step(job, step, None, "NODE_FAIL", at)
             if dead:
                 job.undone.discard(node.name)
             _end_running(state, job, JobState.NODE_FAIL, at, 0)
@@ -672,29 +672,83 @@ def _step_created(state: ClusterState, op: StepCreated) -> Any:
         return _reject(state, JOB_PENDING)
     if job.state is not JobState.RUNNING or job.completing:
         return _reject(state, ALREADY_DONE)
-    node = op.node or job.batch_host
-    if node not in job.nodes:
-        return _reject(state, Rejected("bad_node", f"Node {node} is not part of job {job.job_id}"))
+    if op.nodes:
+        layout = _op_layout(op)
+        if layout is None:
+            return _reject(state, Rejected(steps.BAD_TASK_COUNT.code, steps.BAD_TASK_COUNT.message))
+        refusal = steps.check(job.nodes, job.cpus_per_node, job.step_cpus, layout)
+        if refusal is not None:
+            return _reject(state, Rejected(refusal.code, refusal.message))
+    else:  # version 1: every task on one node, nothing held
+        node = op.node or job.batch_host
+        if node not in job.nodes:
+            return _reject(state, Rejected("bad_node", f"Node {node} is not part of job {job.job_id}"))
+        layout = steps.StepLayout((node,), (tuple(range(op.ntasks)),), (0,), True)
     step_id = job.next_step_id
     job.next_step_id += 1
-    job.steps[step_id] = Step(job.job_id, step_id, op.name, op.argv, op.ntasks, (node,), "RUNNING", op.at, uid=op.uid)
+    job.steps[step_id] = Step(
+        job.job_id, step_id, op.name, op.argv, layout.ntasks, layout.nodes, "RUNNING", op.at, uid=op.uid,
+        tasks=layout.tasks if op.nodes else (), cpus=layout.cpus if op.nodes else (), overlap=layout.overlap,
+        cpus_per_task=op.cpus_per_task, distribution=op.distribution,
+    )
+    if not layout.overlap:
+        for node, cpus in zip(layout.nodes, layout.cpus, strict=True):
+            job.step_cpus[node] = job.step_cpus.get(node, 0) + cpus
     if op.request_id:
         state.requests[op.request_id] = (job.job_id, step_id)
     return step_id
 
 
+def _op_layout(op: StepCreated) -> steps.StepLayout | None:
+    """The layout a version-2 StepCreated carries (None if its lists do not add up)."""
+    if len(op.task_counts) != len(op.nodes) or sum(op.task_counts) != len(op.task_ids) or op.ntasks != len(op.task_ids):
+        return None
+    tasks, i = [], 0
+    for count in op.task_counts:
+        tasks.append(tuple(op.task_ids[i:i + count]))
+        i += count
+    return steps.StepLayout(op.nodes, tuple(tasks), op.cpus, op.overlap)
+
+
+def _end_step(job: Job, step: Step, raw: int | None, state_name: str, at: float) -> None:
+    """Close a running step and give back the CPUs it held."""
+    _close_step(step, raw, state_name, at)
+    if step.overlap or not step.cpus:  # a batch or pre-layout step held nothing
+        return
+    for node, cpus in zip(step.nodes, step.cpus, strict=True):
+        left = job.step_cpus.get(node, 0) - cpus
+        if left > 0:
+            job.step_cpus[node] = left
+        else:
+            job.step_cpus.pop(node, None)
+
+
 def _job_step_complete(state: ClusterState, op: JobStepComplete) -> Any:
+    """One node's part of a step ended. The step ends when all of its nodes have reported:
+    its status combines theirs as slurmctld's step_partial_comp does (the highest raw
+    status, OOM winning), and DerivedExitCode follows."""
     job = state.jobs.get(op.job_id)
     if job is None:
         return _reject(state, INVALID_JOB)
     step = job.steps.get(op.step_id)
     if step is None:
         return _reject(state, Rejected("invalid_step", f"Job step {op.job_id}.{op.step_id} not found"))
-    if step.state != "RUNNING":
+    if step.state != "RUNNING" or op.node in step.node_status:
         return None  # duplicate report
+    if op.node not in step.nodes:
+        return _reject(state, Rejected("bad_node", f"Node {op.node} is not part of step {op.job_id}.{op.step_id}"))
     raw = exitcodes.SIG_OOM if op.oom else exitcodes.raw_status(op.exit_code, op.signal)
-    _close_step(step, raw, exitcodes.step_state(raw, op.oom), op.at)
-    job.derived_ec = exitcodes.derive(job.derived_ec, raw, op.oom)
+    step.node_status[op.node] = raw
+    if op.usage:
+        step.usage[op.node] = dict(op.usage)
+    if len(step.node_status) < len(step.nodes):
+        return None
+    combined = 0
+    for node in step.nodes:
+        combined = exitcodes.derive(combined, step.node_status[node], False)
+    oom = combined == exitcodes.SIG_OOM
+    _end_step(job, step, combined, exitcodes.step_state(combined, oom), op.at)
+    job.derived_ec = exitcodes.derive(job.derived_ec, combined, oom)
     return None
 
 
@@ -969,6 +1023,7 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
     job.start_time = job.end_time = 0.0
     job.suspended_secs = 0.0
     job.steps = {}
+    job.step_cpus = {}
     job.next_step_id = 0
     job.hold = HoldKind.USER if op.hold else job.hold
     if job.completing:

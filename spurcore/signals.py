@@ -20,6 +20,8 @@ __all__ = [
     "parse_signal",
     "sig_name",
     "sig_fullname",
+    "SLURM_SIGNAL_NAMES",
+    "sig_name2num",
 ]
 
 #: glibc reserves real-time signals 32 and 33 for NPTL, so the user-visible SIGRTMIN is 34.
@@ -175,3 +177,47 @@ def parse_signal(text: str) -> int:
         if num_from_name is not None:
             return num_from_name
     raise ValueError(f"Unknown signal: {text}")
+
+
+#: The names Slurm's own ``sig_name2num`` (src/common/proc_args.c) knows: sbatch/srun
+#: ``--signal``, salloc ``--kill-command``. Fewer than ``kill -l``: ``--signal=WINCH`` is
+#: refused by Slurm, so it is refused here too.
+SLURM_SIGNAL_NAMES: tuple[tuple[str, int], ...] = (
+    ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ABRT", 6), ("KILL", 9), ("ALRM", 14), ("TERM", 15),
+    ("CHLD", 17), ("USR1", 10), ("USR2", 12), ("PIPE", 13), ("URG", 23), ("CONT", 18),
+    ("STOP", 19), ("TSTP", 20), ("TTIN", 21), ("TTOU", 22), ("XCPU", 24),
+)
+
+
+def _c_strtol(text: str) -> tuple[int, int]:
+    """C ``strtol(text, &end, 10)``: (value, index of ``end``); index 0 when there are no digits."""
+    i = 0
+    n = len(text)
+    while i < n and text[i] in " \t\n\v\f\r":
+        i += 1
+    sign = 1
+    if i < n and text[i] in "+-":
+        sign = -1 if text[i] == "-" else 1
+        i += 1
+    start = i
+    while i < n and "0" <= text[i] <= "9":
+        i += 1
+    if i == start:
+        return 0, 0
+    return sign * int(text[start:i]), i
+
+
+def sig_name2num(text: str) -> int:
+    """Slurm's ``sig_name2num`` (proc_args.c): a number (trailing whitespace allowed, any
+    value, even 0 or negative), or one of ``SLURM_SIGNAL_NAMES`` with or without ``SIG``, any
+    case, surrounded by whitespace. Returns 0 for anything else (Slurm's "not found")."""
+    value, end = _c_strtol(text)
+    if end:
+        return value if not text[end:].strip() else 0
+    name = text.lstrip()
+    if name[:3].upper() == "SIG":
+        name = name[3:]
+    for known, num in SLURM_SIGNAL_NAMES:
+        if name[: len(known)].upper() == known and not name[len(known):].strip():
+            return num
+    return 0

@@ -35,9 +35,11 @@ from spurcore.model import (
 )
 
 SNAPSHOT_MAGIC = "spur-state"
+SNAPSHOT_VERSION = 4
 # 2: job arrays (four Job fields, array_purged) and JobSpec version 2
-# 3: partitions, node states and configuration, accounting, usage; JobSpec version 3
-SNAPSHOT_VERSION = 3
+# 3: step layouts (seven Step fields: tasks, cpus, overlap, cpus_per_task, distribution,
+#    node_status, usage) and Job.step_cpus
+# 4: partitions, node states and configuration, accounting, usage; JobSpec version 3
 
 
 class SnapshotError(ValueError):
@@ -55,7 +57,8 @@ _action_get = attrgetter(*_ACTION_FIELDS)
 _J = {name: i for i, name in enumerate(_JOB_FIELDS)}
 _JOB_SETS = (_J["unlaunched"], _J["undone"])
 _JOB_SPEC, _JOB_STATE, _JOB_STEPS, _JOB_NODES = _J["spec"], _J["state"], _J["steps"], _J["nodes"]
-_STEP_TUPLES = tuple(_STEP_FIELDS.index(f) for f in ("argv", "nodes"))
+_STEP_TUPLES = tuple(_STEP_FIELDS.index(f) for f in ("argv", "nodes", "cpus"))
+_STEP_TASKS = _STEP_FIELDS.index("tasks")
 _NODE_JOBS = _NODE_FIELDS.index("jobs")
 _ACTION_PENDING = _ACTION_FIELDS.index("pending")
 _ACTION_ACKS = _ACTION_FIELDS.index("acks")
@@ -164,6 +167,7 @@ def _encode_state(state: ClusterState) -> bytes:
 def _dec_step(values: list[Any]) -> Step:
     for i in _STEP_TUPLES:
         values[i] = tuple(values[i])
+    values[_STEP_TASKS] = tuple(map(tuple, values[_STEP_TASKS]))
     return Step(*values)
 
 
@@ -208,20 +212,35 @@ def _upcast_v1(body: list[Any]) -> list[Any]:
     return [*body, []]
 
 
+_STEP_V2_FIELDS = _STEP_FIELDS.index("uid") + 1
 _JOB_V2_FIELDS = _J["array_throttle"] + 1
-_JOB_V3_DEFAULTS = (("partition", ""), ("priority_set", -1), ("gres_alloc", None))
-_NODE_V2_FIELDS = _NODE_FIELDS.index("jobs") + 1
 
 
 def _upcast_v2(body: list[Any]) -> list[Any]:
-    """A version-2 snapshot in version 3's shape: no configuration applied (the implicit
-    ``debug`` partition), nodes as their agents registered them, no accounting or usage."""
+    """A version-2 snapshot in version 3's shape: steps without layouts (they held no CPUs)."""
     for values in body[5]:
         if len(values) == _JOB_V2_FIELDS:
+            for step in values[_JOB_STEPS]:
+                if len(step) == _STEP_V2_FIELDS:
+                    step.extend([[], [], False, 1, "", {}, {}])
+            values.append({})  # step_cpus
+    return body
+
+
+_JOB_V3_FIELDS = _J["step_cpus"] + 1
+_JOB_V4_DEFAULTS = (("partition", ""), ("priority_set", -1), ("gres_alloc", None))
+_NODE_V3_FIELDS = _NODE_FIELDS.index("jobs") + 1
+
+
+def _upcast_v3(body: list[Any]) -> list[Any]:
+    """A version-3 snapshot in version 4's shape: no configuration applied (the implicit
+    ``debug`` partition), nodes as their agents registered them, no accounting or usage."""
+    for values in body[5]:
+        if len(values) == _JOB_V3_FIELDS:
             values[_JOB_SPEC] = upcast_spec(values[_JOB_SPEC])
-            values.extend({} if d is None else d for _, d in _JOB_V3_DEFAULTS)
+            values.extend({} if d is None else d for _, d in _JOB_V4_DEFAULTS)
     for values in body[6]:
-        if len(values) == _NODE_V2_FIELDS:
+        if len(values) == _NODE_V3_FIELDS:
             cpus, mem = values[1], values[2]
             # configured, registered, drain, fail, admin_down, reason_time, reason_uid,
             # reported_cpus, reported_mem, features, weight, gres, gres_used
@@ -241,13 +260,15 @@ def _decode_state(data: bytes) -> ClusterState:
         raise SnapshotError(f"undecodable state snapshot: {exc}") from exc
     if not isinstance(body, list) or len(body) < 2 or body[0] != SNAPSHOT_MAGIC:
         raise SnapshotError("not a spur state snapshot")
-    if body[1] not in (1, 2, SNAPSHOT_VERSION):
+    if body[1] not in (1, 2, 3, SNAPSHOT_VERSION):
         raise SnapshotError(f"state snapshot version {body[1]} is not supported (this code reads {SNAPSHOT_VERSION})")
     try:
         if body[1] == 1:
             body = _upcast_v1(body)
         if body[1] in (1, 2):
             body = _upcast_v2(body)
+        if body[1] in (1, 2, 3):
+            body = _upcast_v3(body)
         (_, _, next_job, next_action, rejected, jobs, nodes, actions, requests, pending, unlaunched,
          array_purged, partitions, settings, config_digest, accounts, users, assocs, qos, usage, usage_epoch,
          usage_epoch_no, prio_rev) = body

@@ -36,3 +36,13 @@ STATE_CODES: dict[str, str] = {
 
 #: compact code -> name
 STATE_NAMES: dict[str, str] = {code: name for name, code in STATE_CODES.items()}
+
+#: Slurm's finished base states (IS_JOB_FINISHED): the one list of them. spurcore.model's
+#: TERMINAL, the renderers and the tools all take it from here.
+TERMINAL_STATES = frozenset(
+    {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
+     "DEADLINE"}
+)
+#: Rows that ended without the job ending: a run that was requeued (sacct -D).
+ENDED_RUN_STATES = TERMINAL_STATES | {"REQUEUED"}
+

@@ -30,6 +30,7 @@ __all__ = [
     "parse_sacct_time",
     "fmt_mem",
     "parse_mem",
+    "str_to_mbytes",
     "ctime_line",
 ]
 
@@ -563,3 +564,42 @@ def parse_mem(text: str) -> int:
     if unit == "K":
         return (value + 1023) // 1024
     return value * _MEM_FACTORS[unit]
+
+
+def str_to_mbytes(text: str) -> int | None:
+    """Slurm's ``str_to_mbytes`` (src/common/proc_args.c) exactly, as the ``--mem``,
+    ``--mem-per-cpu``, ``--mem-per-gpu`` and ``--tmp`` options use it: C ``strtoll`` (leading
+    whitespace and a sign allowed), then nothing (MB), or one of ``K M G T`` (any case)
+    optionally followed by ``B``/``b`` and nothing else. Kilobytes round up to whole MB.
+    Returns None where Slurm returns NO_VAL64 (no digits, negative, any other suffix)."""
+    i = 0
+    n = len(text)
+    while i < n and text[i] in " \t\n\v\f\r":
+        i += 1
+    negative = False
+    if i < n and text[i] in "+-":
+        negative = text[i] == "-"
+        i += 1
+    start = i
+    while i < n and "0" <= text[i] <= "9":
+        i += 1
+    if i == start:
+        return None
+    value = int(text[start:i])
+    if negative and value:
+        return None
+    rest = text[i:]
+    if not rest:
+        return value
+    if len(rest) > 2 or (len(rest) == 2 and rest[1] not in "Bb"):
+        return None
+    unit = rest[0].upper()
+    if unit == "K":
+        return (value + 1023) // 1024
+    if unit == "M":
+        return value
+    if unit == "G":
+        return value * 1024
+    if unit == "T":
+        return value * 1024 * 1024
+    return None

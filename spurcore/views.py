@@ -18,6 +18,8 @@ from spurcore.hostlist import compress
 from spurcore.model import BATCH_STEP, ClusterState, Job, JobState, Step, partition_nodes, partitions_of
 from spurcore.ops import HoldKind
 from spurcore.scheduler import dependency_status, planned_start
+from spurcore.steps import compress_counts
+from spurcore.usage import combine
 
 #: What ``%a`` becomes outside an array (Slurm: NO_VAL).
 NO_VAL = 0xFFFFFFFE
@@ -82,6 +84,18 @@ def run_time(job: Job, now: float) -> float:
 
 
 def step_info(step: Step, job: Job) -> dict[str, Any]:
+    """A step's record. For srun steps: the layout (``node_list``, ``tasks`` per node, the
+    CPUs given on each node), the status each node reported, and the usage combined from
+    the nodes' reports (``spurcore.usage``; empty until a node reports it)."""
+    batch = step.step_id == BATCH_STEP
+    if batch:  # the common case (one per batch job): no layout to describe
+        tasks: list[list[int]] = [[0]]
+        counts = [1]
+        cpus = job.cpus_per_node
+    else:
+        tasks = [list(t) for t in step.task_ids]
+        counts = [len(t) for t in tasks]
+        cpus = sum(step.cpus) if step.cpus else step.ntasks * job.spec.cpus_per_task
     return {
         "job_id": job.job_id,
         "step_id": step.step_id,
@@ -93,9 +107,18 @@ def step_info(step: Step, job: Job) -> dict[str, Any]:
         "nodes": compress(step.nodes),
         "node_count": len(step.nodes),
         "ntasks": step.ntasks,
-        "cpus": job.cpus_per_node if step.step_id == BATCH_STEP else step.ntasks * job.spec.cpus_per_task,
+        "cpus": cpus,
         "argv": list(step.argv),
         "uid": step.uid,
+        "node_list": list(step.nodes),
+        "tasks": tasks,
+        "tasks_per_node": (str(counts[0]) if len(counts) == 1 else compress_counts(counts)) if counts else "",
+        "cpus_per_node": list(step.cpus),
+        "cpus_per_task": step.cpus_per_task,
+        "overlap": step.overlap,
+        "distribution": step.distribution,
+        "node_status": dict(step.node_status) if step.node_status else {},
+        "usage": combine(step.usage.items()) if step.usage else {},
     }
 
 

@@ -27,7 +27,7 @@ import msgpack
 
 from spurcore.codec import CodecError, decode_batch
 from spurcore.model import ClusterState
-from spurcore.ops import JobsPurged
+from spurcore.ops import JobRequeued, JobsPurged, NodeDown
 from spurcore.reduce import apply, jobs_touched_by
 from spurcore.views import job_info
 
@@ -109,14 +109,50 @@ class Projector:
                         touched.clear()
                     # The same rule as the controller's read cache (an ACK can end a job, an
                     # array start creates a task record), taken before the op is applied.
-                    touched.update(jobs_touched_by(self.state, op))
+                    ids = jobs_touched_by(self.state, op)
+                    touched.update(ids)
+                    runs = self._runs_before(op, ids)
                     apply(self.state, op)
+                    if runs:
+                        self._close_requeued_runs(runs, op)
                 self._upsert(touched, last_at)
                 self.index = index
                 count += 1
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('index', ?)", (self.index,))
             self.db.commit()
             return count
+
+    def _runs_before(self, op: Any, ids: Iterable[int]) -> dict[int, tuple[int, dict[str, Any]]]:
+        """For ops that may requeue a job (scontrol requeue, a node failure): each job's run
+        count and record before the op, so the run that ends keeps its own row."""
+        if not isinstance(op, (JobRequeued, NodeDown)):
+            return {}
+        out = {}
+        for job_id in ids:
+            job = self.state.jobs.get(job_id)
+            if job is not None and job.start_time:
+                out[job_id] = (job.restarts, job_info(job, self.state, op.at))
+        return out
+
+    def _close_requeued_runs(self, runs: dict[int, tuple[int, dict[str, Any]]], op: Any) -> None:
+        """The row of a run that a requeue ended: REQUEUED (scontrol requeue) or NODE_FAIL (its
+        node failed), as sacct -D shows it; its steps that were running end with it."""
+        rows = []
+        for job_id, (restarts, info) in runs.items():
+            job = self.state.jobs.get(job_id)
+            if job is None or job.restarts == restarts:
+                continue
+            state = "NODE_FAIL" if isinstance(op, NodeDown) else "REQUEUED"
+            info = dict(info, state=state, base_state=state, end_time=op.at, reason="None")
+            info["steps"] = [
+                dict(st, state=state if state == "NODE_FAIL" else "CANCELLED", end_time=op.at)
+                if st.get("state") == "RUNNING" else st for st in info.get("steps", [])
+            ]
+            rows.append((job_id, restarts, job.spec.uid, job.spec.user, state, info["submit_time"],
+                         info["start_time"], op.at, msgpack.packb(info, use_bin_type=True),
+                         job.array_job_id, job.array_task_id))
+        if rows:
+            self.db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def query(self, job_ids: set[int], start: float | None, end: float | None) -> list[dict[str, Any]]:
         """Rows of the jobs asked for (an array's id names all its records), or all rows."""

@@ -58,13 +58,15 @@ def parse_partitions(text: str, nodes: list[str]) -> list[tuple[str, list[str]]]
 def write_config(
     directory: str | os.PathLike[str], *, replicas: int = 1, nodes: int = 1, cpus: int = 2,
     kill_wait: float = 2.0, node_timeout: float = 10.0, min_job_age: float = 300.0,
-    compaction_entries: int = 20000, extra: str = "", gpus: int = 0, mem_mb: int = 4096,
-    partitions: list[tuple[str, list[str]]] | str | None = None, scheduling: dict[str, Any] | None = None,
+    compaction_entries: int = 20000, extra: str = "", settings: dict[str, Any] | None = None,
+    gpus: int = 0, mem_mb: int = 4096, partitions: list[tuple[str, list[str]]] | str | None = None,
+    scheduling: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster: its replicas,
     and the nodes it starts (``node1..N`` with ``cpus`` CPUs, ``mem_mb`` MB and ``gpus`` fake
     GPUs each) in ``partitions`` (default: one ``debug`` partition with every node), with
-    Slurm's keys in ``[[node]]`` / ``[[partition]]`` tables and ``scheduling`` settings."""
+    Slurm's keys in ``[[node]]`` / ``[[partition]]`` tables and ``scheduling`` settings.
+    ``settings``: more ``[cluster]`` keys (``max_array_size``, ``requeue_delay``, ...)."""
     d = Path(directory).resolve()
     d.mkdir(parents=True, exist_ok=True)
     secret = d / "secret"
@@ -83,6 +85,7 @@ def write_config(
         f"node_timeout = {node_timeout}",
         "heartbeat_interval = 1",
         f"compaction_entries = {compaction_entries}",
+        *(f"{key} = {_toml_value(value)}" for key, value in (settings or {}).items()),
         "",
         "[local]",
         f"nodes = {nodes}",
@@ -108,7 +111,7 @@ def write_config(
     if scheduling:
         lines.append("[scheduling]")
         for key, value in scheduling.items():
-            lines.append(f"{key} = {value!r}".replace("'", '"') if isinstance(value, str) else f"{key} = {value}")
+            lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     # Unix socket paths are limited to 108 bytes; keep them short.
     run = d / "run"
@@ -124,6 +127,30 @@ def write_config(
     path = d / "spur.toml"
     path.write_text("\n".join(lines) + extra)
     return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``key=value`` from ``spur local up --set``: numbers and true/false as such."""
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip():
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    value = value.strip()
+    if value in ("true", "false"):
+        return key.strip(), value == "true"
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(value)
+        except ValueError:
+            pass
+    return key.strip(), value
 
 
 def _wait(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:

@@ -14,20 +14,51 @@ Invariants (DESIGN.md 3a; reference/pysyncobj-notes.md):
   corrupt snapshot or dump refuses to start (``SnapshotCorrupt``), never loads half-way.
 - ``state_lock`` guards the state: the tick thread applies under it; readers in other
   threads take it briefly.
+
+Elections (etcd raft's PreVote and CheckQuorum, built on pysyncobj 0.3.17, which has
+neither; issue 13):
+- PreVote: this class owns the election timer. pysyncobj's own deadline stays parked far
+  in the future; when our timer fires we ask the peers whether they *would* vote for us
+  at term+1 (``spur_pre_vote``, which changes nothing on the receiver), and only with a
+  majority of yes let pysyncobj campaign. A replica cut off from the leader therefore no
+  longer raises its term, and cannot depose a healthy leader when it comes back.
+- Leader stickiness: a replica that heard from a leader less than ``raft_min_timeout``
+  ago refuses pre-votes and ignores ``request_vote`` (and a leader that heard from a
+  majority that recently does too), so a disruptive candidate cannot win.
+- CheckQuorum: a leader that has not heard from a majority for ``raft_max_timeout`` (an
+  election timeout) steps down. "Heard" means: a follower answered an append sent at
+  that time (send times, not receive times, so a leader paused by SIGSTOP or a long GC
+  never counts late answers to old appends as fresh contact).
+- Lease: ``leader_ready()`` (which gates local reads and leader duties) also requires a
+  majority to have answered appends sent less than 0.9 * ``raft_min_timeout`` ago. No
+  follower grants a (pre-)vote within ``raft_min_timeout`` of an append, so no other
+  leader can exist while the lease holds: reads on the leader are linearizable.
+- A replica with a higher term than the leader's answers its appends with ``spur_term``,
+  and the leader steps down (etcd's answer to a stale higher term): that replica would
+  otherwise never rejoin. With PreVote this happens only after a real election.
+- Fail-stop: if the WAL or pysyncobj's journal cannot be written or synced (ENOSPC, EIO),
+  or the state directory's file system has under MIN_FREE_BYTES left, the replica stops
+  taking part in Raft at once (``failed`` says why): it sends, acknowledges and applies
+  nothing more, so it acknowledges nothing it could not make durable; pending clients
+  get ``unknown_outcome`` and retry elsewhere. Restart it once the disk is fixed.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import msgpack
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE
+from pysyncobj.monotonic import monotonic as raft_clock  # CLOCK_MONOTONIC_RAW: pysyncobj's deadlines
+from pysyncobj.syncobj import _RAFT_STATE
 
 from spurcore.codec import CodecError, decode_batch
 from spurcore.config import Config
@@ -47,6 +78,14 @@ from spurctld.wal import (
 log = logging.getLogger("spurctld.replica")
 
 TICK = 0.01  # longest wait of one Raft tick; events (peers, proposals) wake it earlier
+PARKED = 1e18  # pysyncobj's election deadline while our own timer (PreVote) is in charge
+LEASE_FRACTION = 0.9  # of raft_min_timeout: margin for clock rate differences between hosts
+MAX_INFLIGHT_APPENDS = 4096  # per peer; past that the oldest send times are forgotten
+# pysyncobj's journal is an mmap'd sparse file: writing a page the file system cannot back
+# kills the process with SIGBUS. Stop first (fail-stop) when the state directory's file
+# system has less than this left.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+DISK_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT}
 
 Done = Callable[[list[Any] | None, str | None], None]
 
@@ -94,6 +133,18 @@ class Replica(SyncObj):
         self.touched_all = True
         self._ops_since_snapshot = 0
         self._waiters_lock = threading.Lock()
+        self.failed: str | None = None  # why this replica stopped (fail-stop), or None
+        self._disk_checked = 0.0
+        # Elections (tick thread only): see the module docstring.
+        self._election_at = 0.0
+        self._campaign_allowed = False
+        self._prevote: tuple[int, set[str]] | None = None  # (term asked for, who said yes)
+        self._heard_leader = 0.0  # monotonic time of the last append from a current leader
+        self._leader_since = 0.0
+        self._appends: dict[str, deque[float]] = {}  # peer -> send times of unanswered appends
+        self._acked: dict[str, float] = {}  # peer -> send time of the newest answered append
+        self.raft_stats = {"pre_votes": 0, "pre_votes_won": 0, "votes_ignored": 0, "check_quorum_step_downs": 0,
+                           "stale_term_step_downs": 0}
         self.wal = Wal(os.path.join(self.dir, "wal"))
         self.dump_file = os.path.join(self.dir, "raft.dump")
         t0 = time.monotonic()
@@ -139,8 +190,24 @@ class Replica(SyncObj):
         others = [r.raft for r in config.replicas if r.id != rid]
         super().__init__(me.raft, others, conf)
         self._single = not others
+        self._majority = len(config.replicas) // 2 + 1
         if self._single:  # a single replica has nobody to wait for: elect itself at once
             self._SyncObj__raftElectionDeadline = 0
+        else:
+            transport = self._SyncObj__transport
+            send = transport.send
+
+            def send_and_note(node: Any, message: Any) -> Any:
+                # Remember when each append left, so that an answer dates the follower's
+                # contact by the send time (see _on_raft_message, next_node_idx).
+                if type(message) is dict and message.get("type") == "append_entries":
+                    q = self._appends.setdefault(node.id, deque())
+                    if len(q) >= MAX_INFLIGHT_APPENDS:
+                        q.popleft()
+                    q.append(raft_clock())
+                return send(node, message)
+
+            transport.send = send_and_note
         self.addOnTickCallback(self._on_tick)
         self._stop_ticking = False
         self._ticker = threading.Thread(target=self._tick_forever, name=f"raft-tick-{rid}", daemon=True)
@@ -151,11 +218,159 @@ class Replica(SyncObj):
         must answer sooner than that allows, so we run the same loop without the sleep."""
         while not self._stop_ticking:
             try:
+                if not self._single:
+                    self._before_tick(raft_clock())
                 self.doTick(TICK)
+            except OSError as exc:
+                log.exception("raft tick failed")
+                if exc.errno in DISK_ERRNOS:  # pysyncobj's journal or meta file
+                    self._fail_stop(f"pysyncobj's journal: {exc}")
+                time.sleep(TICK)
             except Exception:  # a tick must never kill the replica
                 log.exception("raft tick failed")
                 time.sleep(TICK)
-        self._doDestroy()
+        try:
+            self._doDestroy()
+        except Exception:  # a failed disk may refuse the journal's last flush
+            log.exception("replica %d: closing pysyncobj failed", self.rid)
+
+    # --- elections: PreVote, CheckQuorum, lease (tick thread) ----------------------------
+
+    def _before_tick(self, now: float) -> None:
+        """Runs before every pysyncobj tick: owns the election timer (PreVote) on followers
+        and candidates, and checks the quorum (CheckQuorum) on the leader."""
+        if self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            if now - self._quorum_contact(self._leader_since) > self.config.raft_max_timeout:
+                log.warning("replica %d: no answer from a majority for %.2f s: stepping down (CheckQuorum)",
+                            self.rid, self.config.raft_max_timeout)
+                self.raft_stats["check_quorum_step_downs"] += 1
+                self._step_down(self.term, now)
+            return
+        deadline = self._SyncObj__raftElectionDeadline
+        if deadline == 0 and self._campaign_allowed:
+            self._campaign_allowed = False  # pysyncobj campaigns in this tick
+            return
+        if deadline != PARKED:
+            # pysyncobj (re)armed its timer (an append from the leader, a vote granted):
+            # take it over.
+            self._election_at = deadline
+            self._SyncObj__raftElectionDeadline = PARKED
+            self._campaign_allowed = False
+        if now < self._election_at:
+            return
+        self._election_at = now + self._SyncObj__generateRaftTimeout()
+        term = self.term + 1
+        log.debug("replica %d: election timeout (last heard a leader %.3f s ago): pre-vote for term %d",
+                  self.rid, now - self._heard_leader, term)
+        self._prevote = (term, {self._SyncObj__selfNode.id})
+        self.raft_stats["pre_votes"] += 1
+        message = {
+            "type": "spur_pre_vote", "term": term,
+            "last_log_index": self._SyncObj__getCurrentLogIndex(),
+            "last_log_term": self._SyncObj__getCurrentLogTerm(),
+        }
+        for node in self._SyncObj__otherNodes:
+            self._SyncObj__transport.send(node, message)
+
+    def _step_down(self, term: int, now: float) -> None:
+        if term > self.term:
+            self._SyncObj__setCurrentTerm(term, None)
+        self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        self._SyncObj__raftLeader = None
+        self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+
+    def _quorum_contact(self, floor: float = 0.0) -> float:
+        """The latest time at which a majority (us included) is known to have been reachable:
+        the send time of the newest append each peer answered, majority-th newest."""
+        times = sorted((max(self._acked.get(n.id, 0.0), floor) for n in self._SyncObj__otherNodes), reverse=True)
+        need = self._majority - 1
+        return times[need - 1] if need <= len(times) else 0.0
+
+    def _in_lease(self, now: float) -> bool:
+        """A current leader is known: refuse (pre-)votes (leader stickiness)."""
+        if self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            return now - self._quorum_contact() < self.config.raft_min_timeout
+        return self._SyncObj__raftLeader is not None and now - self._heard_leader < self.config.raft_min_timeout
+
+    def _log_up_to_date(self, message: dict[str, Any]) -> bool:
+        last_term = self._SyncObj__getCurrentLogTerm()
+        if message["last_log_term"] != last_term:
+            return message["last_log_term"] > last_term
+        return message["last_log_index"] >= self._SyncObj__getCurrentLogIndex()
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802 (pysyncobj's name)
+        """Every Raft message passes here first (pysyncobj registers this at construction)."""
+        if self.failed is not None:
+            return
+        kind = message.get("type") if type(message) is dict else None
+        now = raft_clock()
+        if kind == "spur_pre_vote":
+            granted = (
+                message["term"] > self.term and not self._in_lease(now) and self._log_up_to_date(message)
+            )
+            self._SyncObj__transport.send(node, {
+                "type": "spur_pre_vote_response", "term": message["term"], "granted": granted, "current": self.term,
+            })
+            return
+        if kind == "spur_pre_vote_response":
+            if not message["granted"] and message["current"] > self.term:
+                self._step_down(message["current"], now)  # we are behind: follow that term
+                return
+            if message["granted"] and self._prevote is not None and message["term"] == self._prevote[0] == self.term + 1:
+                self._prevote[1].add(node.id)
+                if len(self._prevote[1]) >= self._majority and self._SyncObj__raftState != _RAFT_STATE.LEADER:
+                    self.raft_stats["pre_votes_won"] += 1
+                    log.info("replica %d: pre-vote for term %d won (%s)", self.rid, message["term"],
+                             ", ".join(sorted(self._prevote[1])))
+                    self._prevote = None
+                    self._campaign_allowed = True
+                    self._SyncObj__raftElectionDeadline = 0
+            return
+        if kind == "spur_term":
+            if message["term"] > self.term:
+                log.info("replica %d: a peer is at term %d > %d: stepping down", self.rid, message["term"], self.term)
+                self.raft_stats["stale_term_step_downs"] += 1
+                self._step_down(message["term"], now)
+            return
+        if kind == "request_vote" and self._in_lease(now):
+            self.raft_stats["votes_ignored"] += 1
+            return  # neither adopt its term nor vote: a leader is alive
+        if kind == "append_entries":
+            if message["term"] >= self.term:
+                self._heard_leader = now
+            else:
+                self._SyncObj__transport.send(node, {"type": "spur_term", "term": self.term})
+        elif kind == "next_node_idx":
+            q = self._appends.get(node.id)
+            if q:
+                sent = q.popleft()
+                if sent > self._acked.get(node.id, 0.0):
+                    self._acked[node.id] = sent
+        SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _SyncObj__onBecomeLeader(self) -> None:  # noqa: N802 (pysyncobj's name)
+        self._leader_since = raft_clock()  # the voters just heard from us
+        self._acked.clear()
+        SyncObj._SyncObj__onBecomeLeader(self)
+
+    def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # noqa: N802 (pysyncobj's name)
+        self._appends.pop(node.id, None)  # answers to those appends will never come
+        SyncObj._SyncObj__onNodeDisconnected(self, node)
+
+    def _fail_stop(self, reason: str) -> None:
+        """Stop taking part in Raft: our WAL can no longer make anything durable."""
+        if self.failed is not None:
+            return
+        self.failed = reason
+        log.critical("replica %d: %s; leaving the Raft group (fail-stop): restart this replica once fixed",
+                     self.rid, reason)
+        self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        self._SyncObj__raftLeader = None
+        self._stop_ticking = True
+        with self._waiters_lock:
+            waiters, self._durable_waiters = self._durable_waiters, []
+        for _, done, _ in waiters:
+            done(None, "unknown_outcome")
 
     # --- restart -------------------------------------------------------------------------
 
@@ -270,8 +485,9 @@ class Replica(SyncObj):
                 self._ops_since_snapshot += len(results)
                 try:
                     self.wal.append(index, blob)
-                except Exception:
+                except Exception as exc:
                     log.exception("WAL append failed at index %d", index)
+                    self._fail_stop(f"WAL append failed at index {index}: {exc}")
             if self.on_applied is not None:
                 self.on_applied()
             return (index, results)
@@ -289,13 +505,26 @@ class Replica(SyncObj):
             # pysyncobj appends new commands at the end of a tick and, alone, has no peer
             # reply to wake it up: without this the commit waits a whole tick period.
             self._SyncObj__pipeNotifier.notify()
-        if not self._durable_waiters:
-            self.wal.sync()
+        if self.failed is not None:
             return
+        now = time.monotonic()
+        if now - self._disk_checked > 0.2:
+            self._disk_checked = now
+            try:
+                st = os.statvfs(self.dir)
+                free = st.f_bavail * st.f_frsize
+            except OSError:
+                free = MIN_FREE_BYTES
+            if free < MIN_FREE_BYTES:
+                self._fail_stop(f"{self.dir}: only {free} bytes left on its file system")
+                return
         try:
             durable = self.wal.sync()
-        except Exception:
+        except Exception as exc:
             log.exception("WAL sync failed")
+            self._fail_stop(f"WAL sync failed: {exc}")
+            return
+        if not self._durable_waiters:
             return
         with self._waiters_lock:
             ready = [w for w in self._durable_waiters if w[0] <= durable]
@@ -306,13 +535,16 @@ class Replica(SyncObj):
     def propose(self, blob: bytes, done: Done) -> None:
         """Replicate ``blob``; ``done(results, None)`` once applied here and durable in our WAL,
         or ``done(None, error_code)``. Called from any thread; ``done`` runs in the tick thread."""
+        if self.failed is not None:
+            done(None, "no_leader")
+            return
 
         def callback(res: Any, err: int) -> None:
             if err != FAIL_REASON.SUCCESS:
                 done(None, FAIL_NAMES.get(err, "leader_changed"))
                 return
             index, results = res
-            if results is None:
+            if results is None or self.failed is not None:
                 done(None, "unknown_outcome")
                 return
             with self._waiters_lock:
@@ -327,15 +559,23 @@ class Replica(SyncObj):
         return self._getTerm()
 
     def leader_address(self) -> str | None:
+        if self.failed is not None:
+            return None
         leader = self._getLeader()
         return None if leader is None else getattr(leader, "id", str(leader))
 
     def leader_ready(self) -> bool:
-        """Leader, and every entry of earlier terms is applied here (our no-op is applied)."""
-        if not self._isLeader():
+        """Leader, every entry of earlier terms is applied here (our no-op is applied), and
+        the lease holds (a majority answered an append sent within 0.9 raft_min_timeout):
+        no other replica can have been elected meanwhile, so local reads are current."""
+        if not self._isLeader() or self.failed is not None:
             return False
         noop = getattr(self, "_SyncObj__noopIDx", None)
-        return noop is not None and self.raftLastApplied >= noop
+        if noop is None or self.raftLastApplied < noop:
+            return False
+        return self._single or (
+            raft_clock() - self._quorum_contact() < LEASE_FRACTION * self.config.raft_min_timeout
+        )
 
     def digest(self) -> tuple[str, int]:
         from spurcore.snapshot import digest
@@ -346,4 +586,9 @@ class Replica(SyncObj):
     def close(self) -> None:
         self._stop_ticking = True
         self._ticker.join(10)
-        self.wal.close()
+        try:
+            self.wal.close()
+        except Exception:
+            if self.failed is None:
+                raise
+            log.exception("replica %d: closing the failed WAL", self.rid)

@@ -27,31 +27,24 @@ from typing import Any
 import attrs
 import msgpack
 
-from spurcore import arrays, rpc
+from spurcore import arrays, leader, rpc
 from spurcore.codec import encode_batch
 from spurcore.config import Config, ConfigError
-from spurcore.depend import dependency_status
-from spurcore.intents import pending_actions, pending_starts
 from spurcore.model import COMPACT, JobState
 from spurcore.ops import (
     ActionAcked,
     ActionKind,
     ActionRequested,
     ArrayTasksSplit,
-    JobCancelled,
-    JobDeadlineReached,
     JobHeld,
     JobLaunched,
     JobNodeComplete,
     JobReleased,
     JobRequeued,
     JobSpec,
-    JobsPurged,
     JobStepComplete,
     JobSubmitted,
-    JobTimeLimitReached,
     JobUpdated,
-    NodeDown,
     NodeRegistered,
     Op,
     SignalTarget,
@@ -60,7 +53,7 @@ from spurcore.ops import (
 from spurcore.reduce import Rejected
 from spurcore.rpc import RpcError
 from spurcore.scheduler import pending_reasons, schedule
-from spurcore.views import job_info, launch_info, node_info, refresh_info
+from spurcore.views import job_info, node_info, refresh_info
 from spurctld.replica import Replica
 from spurctld.schedrpc import SchedulingMethods
 
@@ -68,6 +61,7 @@ log = logging.getLogger("spurctld")
 
 ACCESS_DENIED = RpcError("access_denied", "Access/permission denied")
 INVALID_JOB = RpcError("invalid_job_id", "Invalid job id specified")
+INVALID_USER = RpcError("invalid_user", "Invalid user id")  # Slurm's ESLURM_USER_ID_MISSING
 RESEND_AFTER = 5.0
 READ_SLICE = 512  # jobs rendered per hold of the state lock
 MAX_BATCH = 4000
@@ -140,26 +134,6 @@ def _since_process_start() -> float:
         return -1.0
 
 
-def _kill_reason(state: Any, action: Any) -> str:
-    """Why a KILL was asked, for slurmstepd's notice in the job's stderr ("" for none)."""
-    if action.kind != ActionKind.KILL:
-        return ""
-    if action.step_id >= 0:
-        return "cancel"
-    job = state.jobs.get(action.job_id)
-    if job is None:
-        return ""
-    if job.state is JobState.TIMEOUT:
-        return "time_limit"
-    if job.state is JobState.NODE_FAIL:
-        return "node_fail"
-    if job.state is JobState.CANCELLED:
-        return "cancel"
-    if job.state is JobState.PENDING:
-        return "requeue"
-    return ""  # the job ended on its own: other nodes are only cleaned up
-
-
 @functools.lru_cache(maxsize=4096)
 def _passwd(uid: int) -> tuple[str, int]:
     """(name, primary gid) of ``uid``; cached: reading /etc/passwd per request is slow."""
@@ -199,6 +173,10 @@ class Controller(SchedulingMethods):
         self._admin_uids = {0, os.getuid()}
         self._ready = threading.Event()
         self._info_cache: dict[int, dict[str, Any]] = {}  # job id -> info record (see m_jobs)
+        self._leader_cfg = leader.LeaderConfig(
+            node_timeout=config.node_timeout, min_job_age=config.min_job_age, kill_wait=config.kill_wait,
+            suspend_grace=config.suspend_grace, kill_invalid_depend=config.kill_invalid_depend,
+        )
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -330,6 +308,8 @@ class Controller(SchedulingMethods):
         ident = self.identity(conn)
         if ident.role == "viewer":
             raise ACCESS_DENIED
+        if ident.uid < 0 and ident.role in ("user", "operator"):
+            raise INVALID_USER  # a certificate whose CN this cluster cannot resolve to a uid
         return ident
 
     def _job_owner_check(self, ident: Identity, job_id: int) -> Any:
@@ -383,16 +363,35 @@ class Controller(SchedulingMethods):
         return ""
 
     async def m_ping(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """This replica's own view (never forwarded). ``agents``: on a leader running its
+        duties, seconds since each node's agent was last heard (``None``: not since this
+        replica became leader) and whether it is connected here; empty elsewhere."""
         assert self.replica is not None
-        leader = self.replica.leader_address()
+        replica = self.replica
+        leader = replica.leader_address()
+        agents: dict[str, dict[str, Any]] = {}
+        if self._lead_term != -1:
+            now_m = time.monotonic()
+            with replica.state_lock:
+                names = sorted(replica.state.nodes)
+            for name in names:
+                seen = self._last_seen.get(name)
+                agents[name] = {
+                    "last_contact": None if seen is None else round(now_m - seen, 3),
+                    "connected": name in self.agents,
+                }
         return {
             "id": self.rid,
-            "leader": self.replica._isLeader(),
-            "ready": self.replica.leader_ready(),
-            "term": self.replica.term,
+            "leader": replica._isLeader(),
+            "ready": replica.leader_ready(),
+            "term": replica.term,
             "leader_endpoint": self._endpoint_of(leader),
-            "applied_index": self.replica.applied_index,
+            "applied_index": replica.applied_index,
+            "commit_index": replica.raftCommitIndex,
             "pid": os.getpid(),
+            "failed": replica.failed,
+            "raft": dict(replica.raft_stats),
+            "agents": agents,
         }
 
     async def m_digest(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -415,6 +414,8 @@ class Controller(SchedulingMethods):
         fields.setdefault("env", {})
         fields.setdefault("cwd", "/")
         fields = {k: _check_spec_value(k, v) for k, v in fields.items()}
+        if fields["uid"] < 0 or fields.get("gid", 0) < 0:
+            raise INVALID_USER
         try:
             spec = JobSpec(**fields)
         except TypeError as exc:
@@ -662,7 +663,7 @@ class Controller(SchedulingMethods):
             "HealthCheckInterval": 0,
             "SchedulerTimeSlice": 30,
             "KillOnBadExit": 0,
-            "MpiDefault": "none",
+            "MpiDefault": "pmi2",
             "ProctrackType": "proctrack/cgroup",
             "TaskPlugin": "task/none",
             "SlurmdSpoolDir": c.agent_dir,
@@ -671,22 +672,89 @@ class Controller(SchedulingMethods):
         }}
 
     async def m_step_create(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """A new step: the leader lays it out (``spurcore.steps.plan``) and commits a
+        ``StepCreated`` carrying the layout. A step that does not fit yet only because
+        other steps hold the CPUs waits here up to ``wait`` seconds (re-planned as steps
+        end), then the caller gets ``nodes_busy`` and retries, as Slurm's srun does."""
+        from spurcore import steps
+        from spurcore.hostlist import compress
+
         ident = self._writer(conn)
         job_id = int(params.get("job_id", 0))
         self._job_owner_check(ident, job_id)
         argv = tuple(str(a) for a in params.get("argv", ()))
-        op = StepCreated(
-            str(params.get("request_id", "")), job_id, str(params.get("name", argv[0] if argv else "")),
-            argv, int(params.get("ntasks", 1)), "", ident.uid, time.time(),
-        )
-        step_id = await self.commit(op)
+        req = self._step_request(params)
+        deadline = time.monotonic() + max(0.0, min(float(params.get("wait") or 0), 600.0))
+        request_id = str(params.get("request_id", ""))
         assert self.replica is not None
+        while True:
+            with self.replica.state_lock:
+                state = self.replica.state
+                job = state.jobs.get(job_id)
+                known = state.requests.get(request_id) if request_id else None
+                if job is None:
+                    raise INVALID_JOB
+                layout = None if known is not None else steps.plan(job.nodes, job.cpus_per_node, job.step_cpus, req)
+            if isinstance(layout, steps.StepRefusal):
+                if job.state is JobState.RUNNING and not job.completing:
+                    if not layout.busy or time.monotonic() >= deadline:
+                        raise RpcError(layout.code, layout.message)
+                    await asyncio.sleep(0.05)
+                    continue
+                layout = None  # the reducer refuses it in the job's words
+            op = StepCreated(
+                request_id, job_id, str(params.get("name", argv[0] if argv else "")), argv, req.ntasks, "",
+                ident.uid, time.time(),
+                *(() if layout is None else (
+                    layout.nodes, layout.task_counts, tuple(t for ts in layout.tasks for t in ts), layout.cpus,
+                    layout.overlap, req.cpus_per_task, req.distribution)),
+            )
+            try:
+                step_id = await self.commit(op)
+            except RpcError as exc:
+                if exc.code == "nodes_busy" and time.monotonic() < deadline:
+                    continue  # another step got there first
+                raise
+            break
         with self.replica.state_lock:
-            job = self.replica.state.jobs[job_id]
-            step = job.steps.get(step_id)
-            node = step.nodes[0] if step else job.batch_host
-            agent = self.replica.state.nodes[node].address if node in self.replica.state.nodes else ""
-        return {"step_id": step_id, "node": node, "agent": agent}
+            state = self.replica.state
+            job = state.jobs[job_id]
+            step = job.steps[step_id]
+            nodes = [{"name": n, "address": state.nodes[n].address if n in state.nodes else "", "tasks": list(t),
+                      "cpus": (step.cpus[i] if step.cpus else 0)}
+                     for i, (n, t) in enumerate(zip(step.nodes, step.task_ids, strict=True))]
+            job_part = {"nodes": compress(job.nodes), "node_count": len(job.nodes), "name": job.spec.name,
+                        "cpus_per_node_text": steps.compress_counts([job.cpus_per_node] * len(job.nodes)),
+                        "cluster": self.config.name, "partition": job.spec.partition}
+        return {"step_id": step_id, "job_id": job_id, "nodes": nodes, "job": job_part,
+                "node": nodes[0]["name"], "agent": nodes[0]["address"]}
+
+    @staticmethod
+    def _step_request(params: dict[str, Any]) -> Any:
+        from spurcore import steps
+
+        def num(key: str, default: int) -> int:
+            value = params.get(key, default)
+            if value is None:
+                return default
+            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value < 2**31:
+                raise RpcError("bad_request", f"{key} must be an integer")
+            return value
+
+        def names(key: str) -> tuple[str, ...]:
+            value = params.get(key) or ()
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise RpcError("bad_request", f"{key} must be a list of node names")
+            return tuple(value)
+
+        return steps.StepRequest(
+            ntasks=max(1, num("ntasks", 1)), min_nodes=max(0, num("min_nodes", 0)),
+            max_nodes=max(0, num("max_nodes", 0)), cpus_per_task=max(1, num("cpus_per_task", 1)),
+            ntasks_per_node=max(0, num("ntasks_per_node", 0)),
+            distribution=steps.node_distribution(str(params.get("distribution") or "block")),
+            plane_size=max(0, num("plane_size", 0)), nodelist=names("nodelist"), exclude=names("exclude"),
+            exact=bool(params.get("exact")), overlap=bool(params.get("overlap")), relative=num("relative", -1),
+        )
 
     async def m_job_complete(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
@@ -730,11 +798,13 @@ class Controller(SchedulingMethods):
             raise RpcError("no_leader", "leader unreachable") from None
 
     def _read_local(self, params: dict[str, Any]) -> bool:
+        """True: answer here (the leader, lease held). A leader whose lease lapsed answers
+        ``not_ready`` itself (clients retry) instead of forwarding the read to itself."""
         assert self.replica is not None
         if self.replica.leader_ready():
             return True
-        if params.get("_forwarded"):
-            raise RpcError("not_ready", "not the leader")
+        if params.get("_forwarded") or self.replica._isLeader():
+            raise RpcError("not_ready", "not the leader" if params.get("_forwarded") else "leader not ready")
         return False
 
     async def m_jobs(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -937,7 +1007,16 @@ class Controller(SchedulingMethods):
 
     async def m_heartbeat(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         self._agent(conn)
-        self._last_seen[str(params.get("name", conn.data.get("node", "")))] = time.monotonic()
+        name = str(params.get("name", conn.data.get("node", "")))
+        assert self.replica is not None
+        with self.replica.state_lock:
+            node = self.replica.state.nodes.get(name)
+            up = node is not None and node.up
+        if not up:
+            # Marked DOWN while this connection stayed open (the agent was stopped, or the
+            # network dropped packets without closing it): refusing makes it register again.
+            raise RpcError("not_registered", f"node {name} is not registered or is DOWN: register again")
+        self._last_seen[name] = time.monotonic()
         return {}
 
     async def m_report(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -946,7 +1025,9 @@ class Controller(SchedulingMethods):
         at = float(params.get("at") or time.time())
         code, sig, oom = int(params.get("exit_code", 0)), int(params.get("signal", 0)), bool(params.get("oom"))
         if params.get("kind") == "step":
-            op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at)
+            usage = params.get("usage") if isinstance(params.get("usage"), dict) else {}
+            op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at,
+                                     {str(k): v for k, v in usage.items() if isinstance(v, (int, float, str))})
         else:
             op = JobNodeComplete(job_id, str(params["node"]), code, sig, oom, at)
         result = await asyncio.wait_for(self.propose(op), 10.0)
@@ -986,7 +1067,9 @@ class Controller(SchedulingMethods):
             self._wake.clear()
             replica = self.replica
             if not replica.leader_ready():
-                if self._lead_term != -1:
+                # A lapsed lease (a short stall) only pauses the duties; agents are let go
+                # when leadership itself is lost or a new term began.
+                if self._lead_term != -1 and (not replica._isLeader() or replica.term != self._lead_term):
                     log.info("replica %d: no longer leading", self.rid)
                     self._lead_term = -1
                     for conn in list(self.agents.values()):
@@ -1025,125 +1108,54 @@ class Controller(SchedulingMethods):
 
         fut.add_done_callback(done)
 
-    def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[str, Any]]]:
+    def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[Any, ...]]]:
+        """The pure core's decisions (spurcore.leader), minus those still in flight."""
         assert self.replica is not None
         self._maybe_configure(self._lead_term)
-        ops: list[tuple[Op, tuple[str, Any]]] = []
         with self.replica.state_lock:
             state = self.replica.state
-            for start in self._schedule(state, now, now_m):
-                key = ("start", start.job_id, start.array_task_id)
-                if key not in self._inflight:
-                    ops.append((start, key))
-            ops.extend(self._pending_duties(state, now))
-            seen_jobs: set[int] = set()
-            for node in state.nodes.values():
-                for job_id in node.jobs:
-                    if job_id in seen_jobs:
-                        continue
-                    seen_jobs.add(job_id)
-                    job = state.jobs.get(job_id)
-                    if (
-                        job is None
-                        or job.state is not JobState.RUNNING
-                        or job.completing
-                        or job.spec.time_limit is None
-                    ):
-                        continue
-                    ends_at = job.start_time + job.suspended_secs + job.spec.time_limit
-                    if now >= ends_at and ("timeout", job_id) not in self._inflight:
-                        ops.append((JobTimeLimitReached(job_id, now), ("timeout", job_id)))
-                    elif job.spec.signal and now >= ends_at - job.spec.signal_time:
-                        # --signal=[B:]SIG@T: once per run, T seconds before the time limit.
-                        # The request id makes it idempotent across passes and failovers.
-                        rid = f"warn:{job_id}:{job.restarts}"
-                        if rid not in state.requests and ("warn", job_id) not in self._inflight:
-                            target = SignalTarget.BATCH if "B" in job.spec.signal_flags else SignalTarget.STEPS
-                            op = ActionRequested(rid, job_id, -1, ActionKind.SIGNAL, job.spec.signal,
-                                                 target, 0, now)
-                            ops.append((op, ("warn", job_id)))
-                if node.up and now_m - self._last_seen.get(node.name, now_m) > self.config.node_timeout:
-                    if ("down", node.name) not in self._inflight:
-                        ops.append((NodeDown(node.name, "Not responding", now), ("down", node.name)))
-            if purge_due and ("purge", 0) not in self._inflight:
-                old = [
-                    j.job_id
-                    for j in state.jobs.values()
-                    if j.terminal and not j.completing and j.end_time + self.config.min_job_age <= now
-                ][:10000]
-                if old:
-                    ops.append((JobsPurged(tuple(old), now), ("purge", 0)))
-        return ops
+            silence = {name: now_m - self._last_seen.get(name, now_m) for name in state.nodes}
+            mode = self._schedule_mode(state, now_m)
+            decisions = leader.decide(state, now, silence, self._leader_cfg, purge=purge_due, scheduler=mode)
+        return [(d.op, d.key) for d in decisions if d.key not in self._inflight]
 
-    def _schedule(self, state: Any, now: float, now_m: float) -> list[Any]:
+    def _schedule_mode(self, state: Any, now_m: float) -> str:
         """Slurm's two schedulers: the main one whenever the state changed (or a second
         passed: BeginTime and dependency delays come due), the backfill one, which also
-        plans reservations, at most every ``bf_interval`` seconds (the settings' value)."""
+        plans reservations, at most every ``bf_interval`` seconds (the settings' value).
+        -> "backfill", "main" or "none" (``spurcore.leader.decide``'s ``scheduler``)."""
         applied = self.replica.applied_index if self.replica is not None else 0
         last_applied, last_main, last_bf = getattr(self, "_sched_marks", (-1, -1e9, -1e9))
         backfill = state.settings.get("scheduler_type", "sched/backfill") == "sched/backfill"
         interval = max(0.0, float(state.settings.get("bf_interval", 30)))
         if backfill and now_m - last_bf >= interval:
             self._sched_marks = (applied, now_m, now_m)
-            return schedule(state, now)
+            return "backfill"
         if applied == last_applied and now_m - last_main < 1.0:
-            return []
+            return "none"
         self._sched_marks = (applied, now_m, last_bf)
-        return schedule(state, now, backfill=False)
-
-    def _pending_duties(self, state: Any, now: float) -> list[tuple[Op, tuple[str, Any]]]:
-        """Pending jobs the leader ends: past their ``--deadline`` (DEADLINE), or with a
-        dependency that can never be satisfied when ``--kill-on-invalid-dep`` (or the
-        cluster's kill_invalid_depend) asks for it (CANCELLED)."""
-        ops: list[tuple[Op, tuple[str, Any]]] = []
-        for job_id in state.runnable:
-            job = state.jobs[job_id]
-            spec = job.spec
-            if spec.deadline:
-                need = spec.time_min if spec.time_min is not None else (spec.time_limit or 0)
-                if now + need > spec.deadline and ("deadline", job_id) not in self._inflight:
-                    ops.append((JobDeadlineReached(job_id, now), ("deadline", job_id)))
-                    continue
-            kill = spec.kill_on_invalid_dep == 1 or (spec.kill_on_invalid_dep == -1 and self.config.kill_invalid_depend)
-            if spec.dependency and kill and ("cancel", job_id) not in self._inflight:
-                if dependency_status(state, job, now)[0] == "failed":
-                    ops.append((JobCancelled(job_id, 0, now), ("cancel", job_id)))
-        return ops
+        return "main"
 
     def _dispatch(self, term: int) -> None:
+        """Send agents what state's intents say they must still be told (spurcore.leader),
+        each at most every RESEND_AFTER seconds, and only if this term still leads."""
         assert self.replica is not None
         if not self.agents:
             return
         now_m = time.monotonic()
-        sends: list[tuple[rpc.RpcConnection, str, dict[str, Any]]] = []
+
+        def wanted(key: tuple[Any, ...]) -> bool:
+            return key[2] in self.agents and now_m - self._sent.get(key, -1e9) >= RESEND_AFTER
+
         with self.replica.state_lock:
-            state = self.replica.state
-            now = time.time()
-            for intent in pending_starts(state):
-                conn = self.agents.get(intent.node)
-                key = ("start", intent.job.job_id, intent.node)
-                if conn is None or now_m - self._sent.get(key, -1e9) < RESEND_AFTER:
-                    continue
-                self._sent[key] = now_m
-                sends.append((conn, "start", {"job": launch_info(intent.job, state, now), "node": intent.node}))
-            for intent in pending_actions(state):
-                conn = self.agents.get(intent.node)
-                key = ("action", intent.action.action_id, intent.node)
-                if conn is None or now_m - self._sent.get(key, -1e9) < RESEND_AFTER:
-                    continue
-                self._sent[key] = now_m
-                a = intent.action
-                sends.append((conn, "action", {
-                    "action_id": a.action_id, "job_id": a.job_id, "step_id": a.step_id, "kind": a.kind,
-                    "signal": a.signal, "target": a.target, "kill_wait": self.config.kill_wait,
-                    "suspend_grace": self.config.suspend_grace, "node": intent.node,
-                    "why": _kill_reason(state, a), "at": a.at,
-                }))
+            messages = leader.deliveries(self.replica.state, time.time(), self._leader_cfg, wanted)
         if self.replica.term != term:
             return  # fenced: decided in an earlier term
-        for conn, method, params in sends:
-            if not conn.is_closed:
-                conn.notify(method, params)
+        for msg in messages:
+            self._sent[msg.key] = now_m
+            conn = self.agents.get(msg.node)
+            if conn is not None and not conn.is_closed:
+                conn.notify(msg.method, msg.params)
         if len(self._sent) > 100000:
             self._sent = {k: v for k, v in self._sent.items() if now_m - v < RESEND_AFTER}
 

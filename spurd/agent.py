@@ -77,6 +77,8 @@ REPORTED_FILE = "reported"
 BATCH = "batch"
 
 LEADERSHIP_ERRORS = ("not_leader", "no_leader")
+HANDED_OVER = object()  # a step request whose connection now belongs to a supervisor
+USAGE_INTERVAL = 30.0  # Slurm's JobAcctGatherFrequency default
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -113,6 +115,18 @@ def _repeat_compress(values: list[int]) -> str:
         parts.append(f"{values[i]}(x{n})" if n > 1 else str(values[i]))
         i = j
     return ",".join(parts)
+
+
+def acct_gather_interval(config: Config) -> float:
+    """How often step usage is sampled: ``[cluster] job_acct_gather_frequency`` in
+    spur.toml (Slurm's JobAcctGatherFrequency, seconds), 30 by default."""
+    from spurcore.config import read_toml
+
+    try:
+        value = read_toml(config.path).get("cluster", {}).get("job_acct_gather_frequency", USAGE_INTERVAL)
+        return max(0.1, float(value))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return USAGE_INTERVAL
 
 
 def tools_dir(python: str = sys.executable) -> str:
@@ -377,6 +391,7 @@ class Agent:
         self.heartbeat_interval = config.heartbeat_interval
         self.kill_wait = config.kill_wait
         self.suspend_grace = config.suspend_grace
+        self.usage_interval = acct_gather_interval(config)
         self.is_root = os.geteuid() == 0
         self.reports: ReportSpool
         self.actions: ActionStore
@@ -715,6 +730,7 @@ class Agent:
             "signal": int(status.get("signal") or 0),
             "oom": bool(status.get("oom")),
             "at": float(status.get("ended_at") or time.time()),
+            "usage": status.get("usage") or {},
         }
 
     def _spool_report(self, run: Run, status: dict[str, Any]) -> None:
@@ -1009,17 +1025,18 @@ class Agent:
             return None
         return devices_mod.confine(self.cgroup_root, rec.job_id, deny, rec.uid, set(self.jobs))
 
-    def _failed_run(self, rec: JobRecord, step: str | int, error: str) -> Run:
+    def _failed_run(self, rec: JobRecord, step: str | int, error: str, exit_code: int = 1, sig: int = 0) -> Run:
         """A run that could not be started: it ends at once with exit code 1 (and is reported)."""
         rundir = os.path.join(rec.directory, run_key(step))
         os.makedirs(rundir, mode=0o700, exist_ok=True)
-        procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(failure_status(error)).encode())
+        procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE),
+                           json.dumps(failure_status(error, exit_code, sig)).encode())
         run = self._new_run(rec, step, rundir)
         self._watch(run)
         return run
 
     async def _start_run(self, rec: JobRecord, step: str | int, spec: dict[str, Any],
-                         stdio: tuple[int, int, int] | None = None) -> Run:
+                         client: int | None = None) -> Run:
         rundir = os.path.join(rec.directory, run_key(step))
         try:
             os.makedirs(rundir, mode=0o700, exist_ok=False)
@@ -1029,7 +1046,7 @@ class Agent:
             return self._failed_run(rec, step, f"cannot create the run directory: {e}")
         run = self._new_run(rec, step, rundir)
         try:
-            run.pid = await asyncio.to_thread(procs.start_supervisor, rundir, self.python, (), stdio=stdio)
+            run.pid = await asyncio.to_thread(procs.start_supervisor, rundir, self.python, (), client=client)
             log.info("job %s step %s started: supervisor %s", rec.job_id, step, run.pid or "forked")
         except (procs.SupervisorStartError, OSError) as e:
             if not find_supervisors(rundir) and _read_status(rundir) is None:
@@ -1040,7 +1057,7 @@ class Agent:
         self._watch(run)
         return run
 
-    # ------------------------------------------------------------------ srun steps
+    # ------------------------------------------------------------------ srun, sattach, sstat
 
     async def _accept_loop(self, lsock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -1051,93 +1068,146 @@ class Agent:
                 log.warning("accept on %s failed: %s", self.socket_path, e)
                 await asyncio.sleep(0.1)
                 continue
-            self._spawn(self._serve_step_client(client), "run_step")
+            self._spawn(self._serve_step_client(client), "step_client")
 
     async def _serve_step_client(self, client: socket.socket) -> None:
+        """One request per connection. A launch or an attach hands the connection over to
+        the step's supervisor: the agent answers only errors (stepserver's docstring)."""
         with client:
             try:
                 request = await self._in_step_thread(stepserver.recv_request, client)
             except stepserver.StepProtocolError as e:
-                log.warning("bad run_step request: %s", e)
+                log.warning("bad step request: %s", e)
                 if e.code != "connection_failed":
                     await self._in_step_thread(stepserver.send_reply, client, e.msgid or 0,
                                                {"code": e.code, "message": e.message}, None)
                 return
+            handler = {"launch_tasks": self._launch_tasks, "attach_step": self._attach_step,
+                       "step_stat": self._step_stat}.get(request.method)
             error: dict[str, str] | None = None
             result: Any = None
             try:
-                result = await self._run_step(request)
+                if handler is None:
+                    raise RpcError("unknown_method", f"unknown method: {request.method}")
+                result = await handler(request, client)
             except RpcError as e:
                 error = e.to_wire()
             except Exception as e:
-                log.exception("run_step failed")
+                log.exception("%s failed", request.method)
                 error = {"code": "internal", "message": f"{type(e).__name__}: {e}"}
-            finally:
-                request.close_fds()
-            if not await self._in_step_thread(stepserver.send_reply, client, request.msgid, error, result):
-                log.info("srun for step %s.%s left before the step ended", request.params.get("job_id"),
-                         request.params.get("step_id"))
+            if result is HANDED_OVER:
+                return
+            await self._in_step_thread(stepserver.send_reply, client, request.msgid, error, result)
 
     async def _in_step_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._step_io, fn, *args)
 
-    async def _run_step(self, request: stepserver.StepRequest) -> dict[str, Any]:
-        if request.method != "run_step":
-            raise RpcError("unknown_method", f"unknown method: {request.method}")
+    async def _step_job(self, request: stepserver.StepRequest) -> tuple[JobRecord, int]:
+        """The job and step a step request names, with the caller's right to them."""
         params = request.params
         try:
             job_id = int(params["job_id"])
             step_id = int(params["step_id"])
-            argv = [str(a) for a in params["argv"]]
         except (KeyError, TypeError, ValueError) as e:
-            raise RpcError("bad_request", f"run_step needs job_id, step_id and argv: {e}") from None
-        if not argv or step_id < 0:
-            raise RpcError("bad_request", "run_step needs a non-empty argv and a step id >= 0")
-        if len(request.fds) != 3:
-            raise RpcError("bad_request", f"run_step needs 3 file descriptors (stdin, stdout, stderr), "
-                                          f"got {len(request.fds)}")
+            raise RpcError("bad_request", f"{request.method} needs job_id and step_id: {e}") from None
+        if step_id < 0:
+            raise RpcError("bad_request", "the step id must be >= 0")
         rec = await self._wait_for_job(job_id)
         if rec is None:
             raise RpcError("invalid_job", "Invalid job id specified")
         if request.peer_uid not in (0, rec.uid, os.getuid()):
             raise RpcError("permission_denied", "Access/permission denied")
-        async with self._lock(job_id):
-            rec = self.jobs.get(job_id)
-            if rec is None:
-                raise RpcError("invalid_job", "Invalid job id specified")
-            run = rec.runs.get(run_key(step_id))
-            if run is None:
-                if rec.ended:
+        return rec, step_id
+
+    async def _launch_tasks(self, request: stepserver.StepRequest, client: socket.socket) -> Any:
+        rec, step_id = await self._step_job(request)
+        params = request.params
+        try:
+            argv = [str(a) for a in params["argv"]]
+            tasks = [int(t) for t in params["tasks"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise RpcError("bad_request", f"launch_tasks needs argv and tasks: {e}") from None
+        if not argv or not tasks:
+            raise RpcError("bad_request", "launch_tasks needs a non-empty argv and task list")
+        async with self._lock(rec.job_id):
+            if rec.ended:
+                raise RpcError("already_done", "Job/step already completing or completed")
+            if run_key(step_id) in rec.runs:
+                if rec.runs[run_key(step_id)].finished:
                     raise RpcError("already_done", "Job/step already completing or completed")
-                env = {str(k): str(v) for k, v in (params.get("env") or {}).items()}
-                for key, value in (("SLURM_JOB_ID", str(job_id)), ("SLURM_JOBID", str(job_id)),
-                                   ("SLURM_STEP_ID", str(step_id)), ("SLURM_STEPID", str(step_id)),
-                                   ("SLURMD_NODENAME", self.name), ("SPUR_CONF", self.config.path),
-                                   ("SPURD_SOCKET", self.socket_path)):
-                    env.setdefault(key, value)
-                spec = {
-                    "job_id": job_id,
-                    "step": step_id,
-                    "argv": argv,
-                    "cwd": str(params.get("cwd") or rec.info.get("cwd") or "/"),
-                    "env": env,
-                    "uid": rec.uid,
-                    "gid": rec.gid,
-                    "stdout": None,
-                    "stderr": None,
-                    "stdin": None,
-                    "inherit_stdio": True,
-                    "kill_wait": self.kill_wait,
-                    "suspend_grace": self.suspend_grace,
-                    "mem_limit_mb": int(rec.info.get("mem_mb") or 0),
-                    "cgroup_root": self.cgroup_root,
-                }
-                fds = request.fds
-                run = await self._start_run(rec, step_id, spec, stdio=(fds[0], fds[1], fds[2]))
-            request.close_fds()  # the supervisor has its own copies now
-        status = await asyncio.shield(run.done)
-        return {"exit_code": int(status.get("exit_code") or 0), "signal": int(status.get("signal") or 0),
-                "node": self.name}
+                raise RpcError("already_launched", f"Step {rec.job_id}.{step_id} was already launched here")
+            spec = self._step_spec(rec, step_id, argv, tasks, params, request.msgid)
+            run = await self._start_run(rec, step_id, spec, client=client.fileno())
+        status = _read_status(run.rundir)
+        if status is not None and status.get("error"):  # the supervisor never took the connection
+            raise RpcError("launch_failed", str(status["error"]))
+        return HANDED_OVER
+
+    def _step_spec(self, rec: JobRecord, step_id: int, argv: list[str], tasks: list[int],
+                   params: dict[str, Any], msgid: int) -> dict[str, Any]:
+        """spec.json of this node's part of an srun step: the step's environment from srun
+        plus this node's variables (slurmstepd's part of Slurm's task environment)."""
+        env = {str(k): str(v) for k, v in (params.get("env") or {}).items()}
+        nodeid = int(params.get("nodeid") or 0)
+        env.update({
+            "SLURM_JOB_ID": str(rec.job_id),
+            "SLURM_JOBID": str(rec.job_id),
+            "SLURM_STEP_ID": str(step_id),
+            "SLURM_STEPID": str(step_id),
+            "SLURMD_NODENAME": self.name,
+            "SLURM_NODEID": str(nodeid),
+            "SLURM_GTIDS": ",".join(str(t) for t in tasks),
+            "SLURM_CPUS_ON_NODE": str(int(params.get("cpus_on_node") or len(tasks))),
+            "SPUR_CONF": self.config.path,
+            "SPURD_SOCKET": self.socket_path,
+        })
+        pmi = params.get("pmi") if isinstance(params.get("pmi"), dict) else None
+        return {
+            "job_id": rec.job_id,
+            "step": step_id,
+            "argv": argv,
+            "cwd": str(params.get("cwd") or rec.info.get("cwd") or "/"),
+            "env": env,
+            "uid": rec.uid,
+            "gid": rec.gid,
+            "tasks": tasks,
+            "task_env": True,
+            "io": params.get("io") if isinstance(params.get("io"), dict) else {},
+            "pmi": pmi,
+            "node_name": self.name,
+            "nodeid": nodeid,
+            "launch_msgid": msgid,
+            "open_mode": str(params.get("open_mode") or "truncate"),
+            "usage_interval": float(params.get("usage_interval") or self.usage_interval),
+            "kill_wait": self.kill_wait,
+            "suspend_grace": self.suspend_grace,
+            "mem_limit_mb": int(rec.info.get("mem_per_node") or rec.info.get("mem_mb") or 0),
+            "cgroup_root": self.cgroup_root,
+        }
+
+    async def _attach_step(self, request: stepserver.StepRequest, client: socket.socket) -> Any:
+        rec, step_id = await self._step_job(request)
+        run = rec.runs.get(run_key(step_id))
+        if run is None or run.finished:
+            raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here")
+        try:
+            reply = await asyncio.to_thread(procs.send_control, run.rundir,
+                                            {"op": "attach", "msgid": request.msgid}, 5.0, [client.fileno()])
+        except OSError as e:
+            raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here: {e}") from None
+        if not reply.get("ok"):
+            raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} does not relay its I/O")
+        return HANDED_OVER
+
+    async def _step_stat(self, request: stepserver.StepRequest, client: socket.socket) -> Any:
+        rec, step_id = await self._step_job(request)
+        run = rec.runs.get(run_key(step_id))
+        if run is None or run.finished:
+            raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here")
+        reply = await self._control(run, {"op": "stat"})
+        if not reply.get("ok"):
+            raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here")
+        return {"node": self.name, "usage": reply.get("usage") or {}, "pids": reply.get("pids") or []}
 
     async def _wait_for_job(self, job_id: int) -> JobRecord | None:
         deadline = time.monotonic() + JOB_WAIT
@@ -1185,6 +1255,12 @@ class Agent:
         if kind == ActionKind.KILL:
             async with self._lock(job_id):
                 if step_id >= 0:
+                    if run_key(step_id) not in rec.runs:
+                        # Killed before srun's launch reached this node (Slurm revokes the
+                        # step's credential): a late launch is refused, and this node's part
+                        # ends killed, so that the step can end.
+                        self._failed_run(rec, step_id, "the step was killed before it was launched here",
+                                         *SYNTHETIC_KILL)
                     runs = [r for r in (rec.runs.get(run_key(step_id)),) if r is not None]
                 else:
                     self._mark_ended(rec)

@@ -401,6 +401,17 @@ class JobCgroup:
                 pass
         return False
 
+    def memory_peak(self) -> int | None:
+        """The step's peak memory charge in bytes (v1 ``memory.max_usage_in_bytes``, v2
+        ``memory.peak``), None where the kernel keeps none."""
+        if self.memory_dir is None:
+            return None
+        name = "memory.max_usage_in_bytes" if self.hier.memory_version == 1 else "memory.peak"
+        try:
+            return int(_read(os.path.join(self.memory_dir, name)).split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def describe(self) -> dict[str, object]:
         return {
             "track": self.track_dir,

@@ -239,12 +239,12 @@ class Zygote:
         self._sock = ours
         return ours
 
-    def start(self, rundir: str, stdio: tuple[int, int, int] | None, timeout: float) -> bool:
+    def start(self, rundir: str, client: int | None, timeout: float) -> bool:
         with self._lock:
             try:
                 sock = self._ensure()
                 sock.settimeout(timeout)
-                socket.send_fds(sock, [os.fsencode(rundir)], list(stdio) if stdio else [])
+                socket.send_fds(sock, [os.fsencode(rundir)], [client] if client is not None else [])
                 return sock.recv(4096) == b"ok"
             except OSError:
                 self.close()
@@ -289,7 +289,7 @@ def start_supervisor(
     python: str = sys.executable,
     pass_fds: Iterable[int] = (),
     *,
-    stdio: tuple[int, int, int] | None = None,
+    client: int | None = None,
     timeout: float = 10.0,
 ) -> int | None:
     """Start ``python -m spurd.supervisor rundir`` detached and return the supervisor's pid.
@@ -298,14 +298,14 @@ def start_supervisor(
     with its pid if ``supervisor.pid`` is already there and None otherwise (the caller
     reads it later); the launcher path waits for the pid file.
 
-    ``stdio``: fds that become the supervisor's 0, 1, 2 (for a spec with
-    ``inherit_stdio``); otherwise stdin is /dev/null and stdout/stderr go to
-    ``rundir/supervisor.log``. ``pass_fds`` are further fds kept open in the supervisor.
-    Returns once ``supervisor.pid`` exists; raises SupervisorStartError after ``timeout``.
+    ``client``: srun's connection, handed to the supervisor of an srun step (the caller
+    may close its copy once this returns). The supervisor's stdin is /dev/null and its
+    stdout/stderr go to ``rundir/supervisor.log``. ``pass_fds`` are further fds kept open
+    in the supervisor. Raises SupervisorStartError after ``timeout``.
     """
     rundir = os.path.abspath(os.fspath(rundir))
     deadline = time.monotonic() + timeout
-    if _zygote is not None and not tuple(pass_fds) and _zygote.start(rundir, stdio, timeout):
+    if _zygote is not None and not tuple(pass_fds) and _zygote.start(rundir, client, timeout):
         return read_supervisor_pid(rundir)
     env = dict(os.environ)
     # The supervisor must import this package whatever the caller's cwd/sys.path.
@@ -314,17 +314,18 @@ def start_supervisor(
     log_fd = os.open(
         os.path.join(rundir, LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
     )
+    argv = [python, "-m", "spurd.supervisor", "--detach"]
+    keep = tuple(pass_fds)
+    if client is not None:
+        argv += ["--client-fd", str(client)]
+        keep += (client,)
     try:
-        if stdio is not None:
-            std_in, std_out, std_err = stdio
-        else:
-            std_in, std_out, std_err = subprocess.DEVNULL, log_fd, log_fd
         inter = subprocess.Popen(
-            [python, "-m", "spurd.supervisor", "--detach", rundir],
-            stdin=std_in,
-            stdout=std_out,
-            stderr=std_err,
-            pass_fds=tuple(pass_fds),
+            [*argv, rundir],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            pass_fds=keep,
             cwd="/",
             env=env,
             start_new_session=True,
@@ -355,8 +356,10 @@ def _connect(sock: socket.socket, rundir: str) -> None:
         os.close(dfd)
 
 
-def send_control(rundir: str | os.PathLike[str], msg: dict, timeout: float = 5.0) -> dict:
+def send_control(rundir: str | os.PathLike[str], msg: dict, timeout: float = 5.0,
+                 fds: Iterable[int] = ()) -> dict:
     """Send one JSON request to the supervisor of ``rundir`` and return its JSON reply.
+    ``fds`` travel with it (SCM_RIGHTS): a client connection for ``attach``.
 
     Raises OSError (FileNotFoundError/ConnectionRefusedError) when no supervisor listens
     and TimeoutError when it does not answer within ``timeout``.
@@ -365,7 +368,12 @@ def send_control(rundir: str | os.PathLike[str], msg: dict, timeout: float = 5.0
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         _connect(sock, rundir)
-        sock.sendall(json.dumps(msg).encode() + b"\n")
+        data = json.dumps(msg).encode() + b"\n"
+        fds = list(fds)
+        if fds:
+            sent = socket.send_fds(sock, [data], fds)
+            data = data[sent:]
+        sock.sendall(data)
         buf = b""
         while b"\n" not in buf:
             chunk = sock.recv(65536)

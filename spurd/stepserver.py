@@ -1,17 +1,27 @@
-"""The agent's local socket for ``srun``: one ``run_step`` request per connection.
+"""The agent's local socket for srun, sattach and sstat, and the step I/O wire.
 
-Wire (docs/protocol.md, "srun ↔ agent"): the client sends ONE message with
-``socket.send_fds(sock, [frame], [stdin, stdout, stderr])`` where ``frame`` is the
-length-prefixed msgpack request ``[0, msgid, "run_step", params]`` (params ``job_id``,
-``step_id``, ``argv``, ``env``, ``cwd``, ``uid``, ``gid``).  The agent answers once, when
-the step has ended, with ``[1, msgid, None, {"exit_code", "signal", "node"}]`` (or an
-error ``[1, msgid, {"code", "message"}, None]``) and closes the connection.
+Wire (docs/protocol.md, "srun ↔ agent ↔ step"): frames are ``spurcore.rpc``'s (4-byte
+length + msgpack), except that notification params may be any value (lists keep the
+output frames small). A client sends ONE request ``[0, msgid, method, params]``:
+
+- ``launch_tasks``: the agent starts this node's part of a step under a new supervisor and
+  hands it the connection itself. From then on the connection is between srun and that
+  supervisor: the supervisor answers the request (``[1, msgid, None, {"node", "tasks",
+  "pids"}]``) once the tasks are forked, then sends notifications ``[2, method, params]``:
+  ``out`` ``[task, 1|2, bytes]``, ``exit`` ``[[task ids], raw wait status]``, ``pmi_fence``
+  ``{key: value}``, ``pmi_abort`` ``[rank, code, message]`` and finally ``done``
+  ``{"status", "oom", "node"}``; srun sends ``in`` ``[task or -1, bytes]`` (empty = EOF),
+  ``signal`` ``N``, ``pmi_fence_done`` ``{key: value}`` and ``winch`` ``[rows, cols]``.
+  The agent can restart at any time: it is no longer on this path.
+- ``attach_step`` (sattach): the same hand-over to the running step's supervisor, which
+  answers and then sends ``out`` and ``done`` (and takes ``in``).
+- ``step_stat`` (sstat): answered by the agent with this node's current usage.
 
 Invariants:
 - The caller's identity is the peer uid of the socket (SO_PEERCRED), never a field of
   the request.
-- Received descriptors are close-on-exec in the agent and are closed by whoever received
-  them once the step's supervisor holds its own copies; nothing here leaks them.
+- The agent reads exactly the request frame and nothing after it: whatever srun sends
+  next belongs to the supervisor.
 - Blocking socket calls only (run them in a thread from asyncio); every call has a timeout.
 """
 
@@ -22,15 +32,24 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from spurcore.rpc import MAX_FRAME, REQUEST, RESPONSE, BadMessage, decode_body, encode_frame, parse_message
+from spurcore.rpc import (
+    MAX_FRAME,
+    NOTIFICATION,
+    REQUEST,
+    RESPONSE,
+    BadMessage,
+    decode_body,
+    encode_frame,
+    parse_message,
+)
 
 _HEADER = struct.Struct(">I")
 _SUN_PATH_MAX = 107
-MAX_REQUEST = 4 * 1024 * 1024  # a run_step request carries argv and env: generous, bounded
+MAX_REQUEST = 4 * 1024 * 1024  # a launch carries argv and env: generous, bounded
+MAX_STEP_FRAME = 16 * 1024 * 1024
 
 
 class StepProtocolError(Exception):
@@ -48,16 +67,55 @@ class StepRequest:
     msgid: int
     method: str
     params: dict[str, Any]
-    fds: list[int] = field(default_factory=list)
     peer_pid: int | None = None
     peer_uid: int | None = None
     peer_gid: int | None = None
 
-    def close_fds(self) -> None:
-        fds, self.fds = self.fds, []
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+
+# --- frames -------------------------------------------------------------------------------
+
+
+def notification(method: str, params: Any) -> bytes:
+    return encode_frame([NOTIFICATION, method, params], MAX_STEP_FRAME)
+
+
+def response(msgid: int, error: dict[str, str] | None, result: Any) -> bytes:
+    return encode_frame([RESPONSE, msgid, error, result], MAX_STEP_FRAME)
+
+
+def request(msgid: int, method: str, params: Any) -> bytes:
+    return encode_frame([REQUEST, msgid, method, params], MAX_REQUEST)
+
+
+class FrameReader:
+    """Incremental frame decoder: ``feed(bytes)`` -> the complete messages so far."""
+
+    def __init__(self, limit: int = MAX_STEP_FRAME) -> None:
+        self.buf = bytearray()
+        self.limit = limit
+
+    def feed(self, data: bytes) -> list[list[Any]]:
+        self.buf += data
+        out: list[list[Any]] = []
+        while len(self.buf) >= 4:
+            (length,) = _HEADER.unpack_from(self.buf)
+            if length > self.limit:
+                raise ValueError(f"frame of {length} bytes exceeds {self.limit}")
+            if len(self.buf) < 4 + length:
+                break
+            body = bytes(self.buf[4:4 + length])
+            del self.buf[:4 + length]
+            try:
+                msg = decode_body(body)
+            except BadMessage as e:
+                raise ValueError(e.message) from None
+            if not isinstance(msg, list) or not msg:
+                raise ValueError("a frame must hold a non-empty array")
+            out.append(msg)
+        return out
+
+
+# --- sockets ------------------------------------------------------------------------------
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None, int | None]:
@@ -104,54 +162,65 @@ def listen(path: str, mode: int = 0o666, backlog: int = 128) -> socket.socket:
     return sock
 
 
+def connect(endpoint: str, timeout: float | None = 10.0) -> socket.socket:
+    """A connection to an agent's endpoint (``unix:/path``). The transport is chosen here
+    only: a TLS endpoint for remote hosts plugs in beside the Unix one."""
+    kind, _, where = endpoint.partition(":")
+    if kind != "unix" or not where:
+        raise OSError(f"unsupported agent endpoint {endpoint or '(none)'}")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(timeout)
+    try:
+        _bind_long(sock, where, "connect")
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise StepProtocolError("bad_request", "connection closed inside a frame")
+        buf += chunk
+    return bytes(buf)
+
+
 def recv_request(sock: socket.socket, timeout: float = 10.0) -> StepRequest:
-    """Read the one request of a connection together with its SCM_RIGHTS descriptors."""
+    """Read the one request of a connection, and not a byte more."""
     sock.setblocking(True)
     sock.settimeout(timeout)
-    fds: list[int] = []
     try:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 3, socket.MSG_CMSG_CLOEXEC)
+            header = sock.recv(4, socket.MSG_PEEK)
         except TimeoutError:
             raise StepProtocolError("timeout", "no request within the timeout") from None
-        if not data:
+        if not header:
             raise StepProtocolError("bad_request", "connection closed before a request")
-        buf = bytearray(data)
-        while len(buf) < 4:
-            chunk = sock.recv(4 - len(buf))
-            if not chunk:
-                raise StepProtocolError("bad_request", "connection closed inside a frame header")
-            buf += chunk
-        (length,) = _HEADER.unpack_from(buf)
+        (length,) = _HEADER.unpack(_recv_exactly(sock, 4))
         if length > MAX_REQUEST:
             raise StepProtocolError("frame_too_large", f"request of {length} bytes exceeds {MAX_REQUEST} bytes")
-        while len(buf) < 4 + length:
-            chunk = sock.recv(min(262144, 4 + length - len(buf)))
-            if not chunk:
-                raise StepProtocolError("bad_request", "connection closed inside a frame body")
-            buf += chunk
+        body = _recv_exactly(sock, length)
         try:
-            msg = parse_message(decode_body(bytes(buf[4:4 + length])))
+            msg = parse_message(decode_body(body))
         except BadMessage as e:
             raise StepProtocolError("bad_request", e.message, e.msgid) from None
         if msg[0] != REQUEST:
             raise StepProtocolError("bad_request", "expected a request")
         _, msgid, method, params = msg
         pid, uid, gid = peer_credentials(sock)
-        request = StepRequest(msgid, method, params, list(fds), pid, uid, gid)
-        fds = []
-        return request
+        return StepRequest(msgid, method, params if isinstance(params, dict) else {}, pid, uid, gid)
+    except TimeoutError:
+        raise StepProtocolError("timeout", "the request was not complete within the timeout") from None
     except OSError as e:
         raise StepProtocolError("connection_failed", f"receive failed: {e}") from None
-    finally:
-        for fd in fds:  # only on failure: a returned request owns its descriptors
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def send_reply(sock: socket.socket, msgid: int, error: dict[str, str] | None, result: Any,
                timeout: float = 10.0) -> bool:
-    """Send ``[1, msgid, error, result]``; False if the client is gone (srun may leave early)."""
+    """Send ``[1, msgid, error, result]``; False if the client is gone."""
     try:
         sock.setblocking(True)
         sock.settimeout(timeout)
@@ -161,37 +230,22 @@ def send_reply(sock: socket.socket, msgid: int, error: dict[str, str] | None, re
         return False
 
 
-def run_step_client(path: str, params: dict[str, Any], fds: Sequence[int] = (0, 1, 2),
-                    timeout: float | None = None, msgid: int = 1) -> dict[str, Any]:
-    """Client side (for tools and tests): send ``run_step`` with ``fds`` and wait for the reply.
+def call(endpoint: str, method: str, params: dict[str, Any], timeout: float = 30.0) -> Any:
+    """One request and its answer on a fresh connection (sstat's ``step_stat``).
 
-    Raises :class:`spurcore.rpc.RpcError` on an error reply, ConnectionFailed if the
-    agent closes the connection without answering."""
-    from spurcore.rpc import ConnectionFailed, RpcError
+    Raises :class:`spurcore.rpc.RpcError` on an error reply, OSError if unreachable."""
+    from spurcore.rpc import RpcError
 
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-        sock.settimeout(timeout)
-        try:
-            _bind_long(sock, path, "connect")
-            frame = encode_frame([REQUEST, msgid, "run_step", params])
-            sent = socket.send_fds(sock, [frame], list(fds))
-            if sent < len(frame):
-                sock.sendall(frame[sent:])
-        except OSError as e:
-            raise ConnectionFailed(f"cannot reach the agent at {path}: {e}") from e
-        buf = bytearray()
+    with contextlib.closing(connect(endpoint, timeout)) as sock:
+        sock.sendall(request(1, method, params))
+        reader = FrameReader()
         while True:
-            if len(buf) >= 4:
-                (length,) = _HEADER.unpack_from(buf)
-                if len(buf) >= 4 + length:
-                    msg = parse_message(decode_body(bytes(buf[4:4 + length])))
-                    if msg[0] != RESPONSE:
-                        raise ConnectionFailed("unexpected message from the agent")
-                    _, _rid, error, result = msg
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("the agent closed the connection without a reply")
+            for msg in reader.feed(chunk):
+                if msg[0] == RESPONSE:
+                    _, _id, error, result = msg
                     if error is not None:
                         raise RpcError.from_wire(error)
                     return result
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionFailed("the agent closed the connection without a reply")
-            buf += chunk

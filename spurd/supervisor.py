@@ -40,7 +40,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from spurd import procs
@@ -67,7 +67,13 @@ def prctl(option: int, arg: int) -> None:
 
 @dataclass(frozen=True)
 class Spec:
-    """spec.json, validated. Unknown keys are ignored (the agent may add its own)."""
+    """spec.json, validated. Unknown keys are ignored (the agent may add its own).
+
+    A batch script is one task with file stdio (``stdin``/``stdout``/``stderr`` paths). An
+    srun step's part on this node is ``tasks`` (global task ids, in local order) with
+    ``io`` describing where each stream goes (see ``Relay``) and ``client_fd`` the srun
+    connection the agent handed over; ``env`` is the step's environment, to which each
+    task adds its own variables (``task_env``)."""
 
     job_id: int
     step: str
@@ -79,7 +85,6 @@ class Spec:
     stdin: str | None = "/dev/null"
     stdout: str | None = None
     stderr: str | None = None
-    inherit_stdio: bool = False
     open_mode: str = "append"  # or "truncate"
     kill_wait: float = 30.0
     suspend_grace: float = 2.0
@@ -88,6 +93,16 @@ class Spec:
     cgroup_mode: str | None = None  # auto | none | v1 | v2; None: $SPUR_CGROUP or auto
     umask: int | None = None
     unkillable_timeout: float = 120.0
+    # --- srun steps ---
+    tasks: tuple[int, ...] = (0,)
+    io: dict[str, Any] | None = None  # None: file stdio (batch)
+    client_fd: int = -1
+    launch_msgid: int = 0
+    node_name: str = ""
+    nodeid: int = 0
+    pmi: dict[str, Any] | None = None  # {"jobid", "size", "mapping"}: serve PMI on PMI_FD
+    usage_interval: float = 30.0
+    task_env: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -100,6 +115,12 @@ class Spec:
         open_mode = str(d.get("open_mode") or "append")
         if open_mode not in ("append", "truncate"):
             raise ValueError("open_mode must be append or truncate")
+        tasks = tuple(int(t) for t in d.get("tasks") or (0,))
+        if not tasks:
+            raise ValueError("tasks must not be empty")
+        io = d.get("io")
+        if io is not None and not isinstance(io, dict):
+            raise ValueError("io must be an object")
 
         def opt_int(key: str) -> int | None:
             v = d.get(key)
@@ -116,7 +137,6 @@ class Spec:
             stdin=d.get("stdin", "/dev/null"),
             stdout=d.get("stdout"),
             stderr=d.get("stderr"),
-            inherit_stdio=bool(d.get("inherit_stdio", False)),
             open_mode=open_mode,
             kill_wait=max(0.0, float(d.get("kill_wait", 30.0))),
             suspend_grace=max(0.0, float(d.get("suspend_grace", 2.0))),
@@ -125,6 +145,15 @@ class Spec:
             cgroup_mode=d.get("cgroup_mode"),
             umask=opt_int("umask"),
             unkillable_timeout=float(d.get("unkillable_timeout", 120.0)),
+            tasks=tasks,
+            io=io,
+            client_fd=int(d.get("client_fd", -1)),
+            launch_msgid=int(d.get("launch_msgid") or 0),
+            node_name=str(d.get("node_name") or ""),
+            nodeid=int(d.get("nodeid") or 0),
+            pmi=d.get("pmi") if isinstance(d.get("pmi"), dict) else None,
+            usage_interval=max(0.1, float(d.get("usage_interval") or 30.0)),
+            task_env=bool(d.get("task_env", False)),
         )
 
     @property
@@ -154,6 +183,85 @@ def _high_fd(fd: int) -> int:
     return new
 
 
+# ---------------------------------------------------------------------- tasks and I/O
+
+
+@dataclass(eq=False)
+class Task:
+    """One task (rank) on this node: its process group is its pid."""
+
+    gid: int  # global task id (SLURM_PROCID)
+    lid: int  # local id (SLURM_LOCALID)
+    pid: int = 0
+    status: int | None = None
+    rusage: Any = None
+    killed_by_cmd: bool = False  # still running when a kill was ordered: its status is ours
+    reported: bool = False  # its exit went to srun
+    stdin_fd: int = -1  # our end of its stdin pipe (relay)
+    stdin_buf: bytearray = field(default_factory=bytearray)
+    stdin_eof: bool = False
+    pmi_sock: socket.socket | None = None
+    # usage samples (bytes, seconds)
+    peak_rss: int = 0
+    peak_vm: int = 0
+    peak_pages: int = 0
+    sum_rss: float = 0.0
+    sum_vm: float = 0.0
+    sum_pages: float = 0.0
+    samples: int = 0
+    cpu: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(eq=False)
+class Stream:
+    """A task's stdout (1) or stderr (2) read end, relayed to the clients."""
+
+    fd: int
+    task: int
+    kind: int
+    partial: bytearray = field(default_factory=bytearray)
+
+
+@dataclass(eq=False)
+class Client:
+    """A connection from srun (``primary``: gets exits, fences and the launch answer) or
+    from sattach. Frames are ``spurd.stepserver`` notifications."""
+
+    sock: socket.socket
+    primary: bool
+    out: bytearray = field(default_factory=bytearray)
+    reader: Any = None
+    closing: bool = False
+
+
+MAX_CLIENT_BUFFER = 4 << 20  # stop reading task output while a client lags this much
+MAX_STDIN_BUFFER = 1 << 20  # per task: input beyond this is dropped for that task
+LINE_FLUSH = 64 << 10  # a partial line this long is sent anyway
+
+
+def _node_status(tasks: list[Task]) -> int:
+    """slurmstepd's ``_get_exit_code``: tasks killed on order do not count; the first
+    signalled task decides; OOM sticks; otherwise the highest status; when every task
+    was killed on order, the first task's status."""
+    rc: int | None = None
+    for t in tasks:
+        status = t.status if t.status is not None else 0
+        if t.killed_by_cmd:
+            continue
+        if os.WIFSIGNALED(status):
+            return status
+        if (status & 0xFF) == SIG_OOM:
+            rc = status
+        elif rc is None or (rc & 0xFF) != SIG_OOM:
+            rc = max(rc or 0, status)
+    if rc is None:
+        return tasks[0].status or 0 if tasks else 0
+    return rc
+
+
+SIG_OOM = 253
+
+
 class Supervisor:
     def __init__(self, rundir: str, spec: Spec, log: Log) -> None:
         self.rundir = rundir
@@ -161,8 +269,9 @@ class Supervisor:
         self.log = log
         self.pid = os.getpid()
         self.cgroup: JobCgroup | None = None
-        self.main_pid = 0
-        self.main_status: int | None = None
+        self.tasks: list[Task] = [Task(g, i) for i, g in enumerate(spec.tasks)]
+        self.by_pid: dict[int, Task] = {}
+        self.all_done = False
         self.started_at = 0.0
         self.ended_at = 0.0
         self.suspended = False
@@ -171,12 +280,26 @@ class Supervisor:
         self.suspend_deadline: float | None = None
         self.sweep_deadline = 0.0
         self.next_sweep = 0.0
+        self.next_sample = 0.0
         self.unkillable: list[int] = []
         self.term_requested = False
         self.sel = selectors.DefaultSelector()
         self.conns: dict[socket.socket, bytearray] = {}
         self.lsock: socket.socket | None = None
         self.wake_r = -1
+        self.streams: dict[int, Stream] = {}
+        self.clients: list[Client] = []
+        self.paused = False
+        self.pmi: Any = None
+        self.pmi_abort: tuple[int, int, str] | None = None
+
+    @property
+    def relay(self) -> bool:
+        return self.spec.io is not None
+
+    @property
+    def main_pid(self) -> int:
+        return self.tasks[0].pid
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -189,19 +312,26 @@ class Supervisor:
         self.sel.register(wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.lsock = self._listen()
         self.sel.register(self.lsock, selectors.EVENT_READ, self._on_accept)
+        if self.spec.client_fd >= 0:
+            self._add_client(socket.socket(fileno=self.spec.client_fd), primary=True)
         self.cgroup = self._make_cgroup()
         try:
-            self.main_pid = self._spawn()
+            self._spawn_all()
         except OSError as e:
             self.log(f"cannot start {self.spec.label}: {e}")
             write_pid(self.rundir)
+            self._send_all(("error", {"message": f"fork failed: {e}"}), primary_only=True)
+            self._flush_clients()
             self._close_control()
             write_failure(self.rundir, f"fork failed: {e}")
             self._cleanup()
             return 1
         self.started_at = time.time()
-        self.log(f"{self.spec.label} started: pid {self.main_pid} argv {list(self.spec.argv)}")
+        self.log(f"{self.spec.label} started: pids {[t.pid for t in self.tasks]} argv {list(self.spec.argv)}")
         write_pid(self.rundir)
+        if self.relay:
+            self._answer_launch()
+        self.next_sample = time.monotonic() + min(1.0, self.spec.usage_interval)
         self._loop()
         self._finish()
         return 0
@@ -215,17 +345,18 @@ class Supervisor:
             self._reap()
             now = time.monotonic()
             self._run_timers(now)
-            if self.main_status is not None and self._sweep(now):
+            if self.all_done and self._sweep(now):
+                self._drain_streams()
                 return
             for key, _ in self.sel.select(self._timeout(time.monotonic())):
                 key.data(key.fileobj)
 
     def _timeout(self, now: float) -> float:
         t = 1.0
-        for deadline in (self.kill_deadline, self.suspend_deadline):
+        for deadline in (self.kill_deadline, self.suspend_deadline, self.next_sample if self.relay else None):
             if deadline is not None:
                 t = min(t, deadline - now)
-        if self.main_status is not None:
+        if self.all_done:
             t = min(t, self.next_sweep - now)
         return max(0.0, t)
 
@@ -239,23 +370,45 @@ class Supervisor:
                 pass
 
     def _reap(self) -> None:
+        ended: list[Task] = []
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, rusage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             except InterruptedError:
                 continue
             if pid == 0:
-                return
-            if pid == self.main_pid and self.main_status is None:
-                self.main_status = status
-                self.ended_at = time.time()
-                self.kill_deadline = None
-                self.suspend_deadline = None
-                self.sweep_deadline = time.monotonic() + self.spec.unkillable_timeout
-                self.next_sweep = 0.0
-                self.log(f"{self.spec.label} main process {pid} ended: {procs.decode_wait_status(status)}")
+                break
+            task = self.by_pid.get(pid)
+            if task is not None and task.status is None:
+                task.status, task.rusage = status, rusage
+                ended.append(task)
+                self.log(f"{self.spec.label} task {task.gid} (pid {pid}) ended: {procs.decode_wait_status(status)}")
+        if ended:
+            self._tasks_ended(ended)
+        if not self.all_done and all(t.status is not None for t in self.tasks):
+            self.all_done = True
+            self.ended_at = time.time()
+            self.kill_deadline = None
+            self.suspend_deadline = None
+            self.sweep_deadline = time.monotonic() + self.spec.unkillable_timeout
+            self.next_sweep = 0.0
+
+    def _tasks_ended(self, ended: list[Task]) -> None:
+        """slurmstepd's exit messages: the tasks that ended together, one message per status."""
+        if self.pmi is not None and self.pmi.aborted is not None and self.pmi_abort is None:
+            self.pmi_abort = self.pmi.aborted
+        for stream in [s for s in self.streams.values() if s.task in {t.gid for t in ended}]:
+            self._drain_available(stream)  # its output before its exit, as srun prints them
+        by_status: dict[int, list[int]] = {}
+        for t in ended:
+            if t.status is not None:
+                by_status.setdefault(t.status, []).append(t.gid)
+            if t.stdin_fd >= 0:
+                self._close_stdin(t)
+        for status, gids in by_status.items():
+            self._send_all(("exit", [gids, status]), primary_only=True)
 
     def _run_timers(self, now: float) -> None:
         if self.suspend_deadline is not None and now >= self.suspend_deadline:
@@ -265,9 +418,12 @@ class Supervisor:
             self.log("KillWait expired: SIGKILL")
             self._kill_hard()
             self.kill_deadline = now + KILL_REPEAT
+        if self.relay and now >= self.next_sample:
+            self.next_sample = now + self.spec.usage_interval
+            self._sample()
 
     def _sweep(self, now: float) -> bool:
-        """After the main process ended: SIGKILL what is left; True once nothing is."""
+        """After every task ended: SIGKILL what is left; True once nothing is."""
         left = self._job_pids(include_zombies=True)
         if not left:
             return True
@@ -278,13 +434,15 @@ class Supervisor:
             return True
         if now >= self.next_sweep:
             if live:
-                self.log(f"killing processes left by the main process: {sorted(live)}")
+                self.log(f"killing processes left by the tasks: {sorted(live)}")
                 self._kill_hard()
             self.next_sweep = now + SWEEP_INTERVAL
         return False
 
     def _finish(self) -> None:
-        raw = self.main_status if self.main_status is not None else 0
+        raw = _node_status(self.tasks)
+        if self.pmi_abort is not None:
+            raw = (self.pmi_abort[1] & 0xFF) << 8  # PMI_Abort: that task's code decides
         code, sig = procs.decode_wait_status(raw)
         oom = False
         if self.cgroup is not None:
@@ -301,9 +459,16 @@ class Supervisor:
             "started_at": self.started_at,
             "main_pid": self.main_pid,
             "killed": self.killing,
+            "tasks": {str(t.gid): t.status for t in self.tasks},
         }
+        if self.relay:
+            status["usage"] = self._usage(final=True)
         if self.unkillable:
             status["unkillable"] = self.unkillable
+        # srun hears the end of this node's part before the status is on disk: the status
+        # file must mean that nothing runs and nobody is connected any more.
+        self._send_all(("done", {"status": raw, "oom": oom, "node": self.spec.node_name}))
+        self._flush_clients()
         self._close_control()  # status.json present => nobody to talk to any more
         procs.write_atomic(os.path.join(self.rundir, procs.STATUS_FILE), json.dumps(status).encode())
         self.log(f"{self.spec.label} done: exit {code}:{sig}{' (OOM)' if oom else ''}")
@@ -312,6 +477,8 @@ class Supervisor:
     def _close_control(self) -> None:
         for conn in list(self.conns):
             self._close(conn)
+        for client in list(self.clients):
+            self._drop_client(client)
         if self.lsock is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(self.lsock)
@@ -368,7 +535,51 @@ class Supervisor:
             )
         return cg
 
-    def _spawn(self) -> int:
+    def _spawn_all(self) -> None:
+        """Fork every task, then wait (bounded) until each has exec'd or failed."""
+        if self.spec.pmi is not None:
+            from spurcore.pmi import PmiNode
+
+            p = self.spec.pmi
+            self.pmi = PmiNode(str(p.get("jobid", "")), int(p.get("size", len(self.tasks))),
+                               tuple(self.spec.tasks), str(p.get("mapping", "")))
+        errs: list[int] = []
+        for task in self.tasks:
+            errs.append(self._spawn(task))
+        messages: dict[int, bytes] = {fd: b"" for fd in errs}
+        deadline = time.monotonic() + EXEC_WAIT
+        open_fds = set(errs)
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.log("a task has still not exec'd: serving anyway")
+                for fd in open_fds:
+                    self.sel.register(fd, selectors.EVENT_READ, self._on_child_messages)
+                break
+            ready, _, _ = select.select(list(open_fds), [], [], left)
+            for fd in ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except InterruptedError:
+                    continue
+                if not chunk:
+                    os.close(fd)
+                    open_fds.discard(fd)
+                else:
+                    messages[fd] += chunk
+        for data in messages.values():
+            for line in data.decode(errors="replace").splitlines():
+                self.log(f"job process: {line}")
+
+    def _spawn(self, task: Task) -> int:
+        """Fork one task; returns the read end of its exec-error pipe."""
+        plan = self._stdio_plan(task)
+        pmi_child = -1
+        if self.pmi is not None:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours.setblocking(False)
+            task.pmi_sock = ours
+            pmi_child = theirs.detach()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         # Blocked across fork: no Python handler of ours may run in the child.
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
@@ -376,41 +587,85 @@ class Supervisor:
             pid = os.fork()
             if pid == 0:
                 os.close(err_r)
-                _child(self.spec, self.cgroup, self.pid, err_w)
+                _child(self.spec, self.cgroup, self.pid, err_w, task, plan, pmi_child)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(err_w)
-        # EOF on err_r means exec succeeded (CLOEXEC) or the child died: its setsid and
-        # cgroup join are done either way, so signals aimed at its group are safe.
-        messages = b""
-        deadline = time.monotonic() + EXEC_WAIT
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.log("job process still not exec'd: serving anyway")
-                self.sel.register(err_r, selectors.EVENT_READ, self._on_child_messages)
-                break
-            ready, _, _ = select.select([err_r], [], [], left)
-            if not ready:
+        task.pid = pid
+        self.by_pid[pid] = task
+        for fd in plan.get("close_after_fork", ()):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if pmi_child >= 0:
+            os.close(pmi_child)
+            assert task.pmi_sock is not None
+            self.sel.register(task.pmi_sock, selectors.EVENT_READ, self._on_pmi)
+        for kind, fd in plan.get("streams", ()):
+            os.set_blocking(fd, False)
+            self.streams[fd] = Stream(fd, task.gid, kind)
+            self.sel.register(fd, selectors.EVENT_READ, self._on_stream)
+        if plan.get("stdin_fd", -1) >= 0:
+            task.stdin_fd = plan["stdin_fd"]
+            os.set_blocking(task.stdin_fd, False)
+        return err_r
+
+    def _stdio_plan(self, task: Task) -> dict[str, Any]:
+        """What the child gets as fds 0-2 (``child``: fd or path per stream) and what we keep."""
+        io = self.spec.io
+        if io is None:
+            return {}
+        child: dict[int, Any] = {}
+        streams: list[tuple[int, int]] = []
+        close_after: list[int] = []
+        stdin_fd = -1
+        if io.get("pty") and task.lid == 0 and task.gid == 0:
+            master, slave = os.openpty()
+            os.set_inheritable(slave, False)
+            fcntl.fcntl(master, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+            rows, cols = io.get("winsize") or (0, 0)
+            if rows and cols:
+                import struct
+                import termios
+
+                with contextlib.suppress(OSError):
+                    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            child = {0: slave, 1: slave, 2: slave, "pty": True}
+            streams.append((1, master))
+            close_after.append(slave)
+            stdin_fd = os.dup(master)
+            fcntl.fcntl(stdin_fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+            return {"child": child, "streams": streams, "close_after_fork": close_after, "stdin_fd": stdin_fd}
+        for kind, key in ((1, "stdout"), (2, "stderr")):
+            how = io.get(key) or {"mode": "relay"}
+            mode = how.get("mode", "relay")
+            if kind == 2 and mode == "same":
+                child[2] = child[1]
                 continue
-            try:
-                chunk = os.read(err_r, 4096)
-            except InterruptedError:
-                continue
-            if not chunk:
-                os.close(err_r)
-                break
-            messages += chunk
-        for line in messages.decode(errors="replace").splitlines():
-            self.log(f"job process: {line}")
-        if self.spec.inherit_stdio:
-            # Drop our copies of the job's stdio so its readers see EOF when the job ends.
-            null = os.open(os.devnull, os.O_RDWR)
-            os.dup2(null, 0)
-            os.close(null)
-            os.dup2(self.log.fd, 1)
-            os.dup2(self.log.fd, 2)
-        return pid
+            if mode == "task" and int(how.get("task", -1)) != task.gid:
+                mode = "none"
+            if mode in ("relay", "task"):
+                r, w = os.pipe2(os.O_CLOEXEC)
+                child[kind] = w
+                close_after.append(w)
+                streams.append((kind, r))
+            elif mode == "file":
+                child[kind] = ("path", _task_path(how.get("pattern") or "", task, self.spec))
+            else:
+                child[kind] = ("path", os.devnull)
+        how = io.get("stdin") or {"mode": "all"}
+        mode = how.get("mode", "all")
+        if mode == "task" and int(how.get("task", -1)) != task.gid:
+            mode = "none"
+        if mode in ("all", "task"):
+            r, w = os.pipe2(os.O_CLOEXEC)
+            child[0] = r
+            close_after.append(r)
+            stdin_fd = w
+        elif mode == "file":
+            child[0] = ("path", _task_path(how.get("pattern") or "", task, self.spec))
+        else:
+            child[0] = ("path", os.devnull)
+        return {"child": child, "streams": streams, "close_after_fork": close_after, "stdin_fd": stdin_fd}
 
     def _on_child_messages(self, fileobj: object) -> None:
         assert isinstance(fileobj, int)
@@ -440,19 +695,20 @@ class Supervisor:
     def _signal_job(self, sig: int) -> int:
         """Send ``sig`` once to every process of the job; returns how many got it."""
         targets = self._job_pids()
-        group = self.main_pid
-        # After the main process is reaped its pid may be reused: killpg only while a
-        # process of ours still carries that process group.
-        if self.main_status is not None and not any(procs.proc_pgid(p) == group for p in targets):
-            group = 0
+        # A reaped task's pid may be reused: killpg only while a process of ours still
+        # carries that process group.
+        groups = set()
+        for t in self.tasks:
+            if t.pid and (t.status is None or any(procs.proc_pgid(p) == t.pid for p in targets)):
+                groups.add(t.pid)
         sent = 0
-        if group:
+        for group in list(groups):
             try:
                 os.killpg(group, sig)
                 sent += 1
             except (ProcessLookupError, PermissionError):
-                group = 0
-        rest = [p for p in targets if not group or procs.proc_pgid(p) != group]
+                groups.discard(group)
+        rest = [p for p in targets if procs.proc_pgid(p) not in groups]
         return sent + procs.signal_all(rest, sig)
 
     def _kill_hard(self) -> None:
@@ -469,11 +725,14 @@ class Supervisor:
 
     def _start_kill(self, kill_wait: float) -> None:
         """Slurm's terminate sequence: SIGCONT, SIGTERM, KillWait, SIGKILL."""
-        if self.main_status is not None:
+        if self.all_done:
             return  # already ending: the sweep SIGKILLs whatever is left
+        for t in self.tasks:
+            if t.status is None:
+                t.killed_by_cmd = True
         now = time.monotonic()
         self.suspend_deadline = None
-        if self.suspended or procs.proc_state(self.main_pid) == "T":
+        if self.suspended or any(procs.proc_state(t.pid) == "T" for t in self.tasks if t.status is None):
             # Slurm: a suspended step is killed at once, without a graceful SIGTERM.
             self.killing = True
             self.suspended = False
@@ -489,6 +748,365 @@ class Supervisor:
         self._signal_job(signal.SIGCONT)
         self._signal_job(signal.SIGTERM)
         self.kill_deadline = now + kill_wait
+
+    # ------------------------------------------------------------------ usage (jobacct_gather)
+
+    def _sample(self) -> None:
+        """One poll of every running task's process tree (/proc): RSS, VM size, major
+        faults and CPU time; peaks and running averages per task."""
+        tree: dict[int, set[int]] | None = None
+        for t in self.tasks:
+            if t.status is not None or not t.pid:
+                continue
+            if tree is None:
+                tree = {}
+            pids = {t.pid} | procs.descendants(t.pid)
+            rss = vm = pages = 0
+            user = system = 0.0
+            for pid in pids:
+                stat = _proc_usage(pid)
+                if stat is None:
+                    continue
+                rss += stat[0]
+                vm += stat[1]
+                pages += stat[2]
+                user += stat[3]
+                system += stat[4]
+            t.peak_rss, t.peak_vm, t.peak_pages = max(t.peak_rss, rss), max(t.peak_vm, vm), max(t.peak_pages, pages)
+            t.sum_rss += rss
+            t.sum_vm += vm
+            t.sum_pages += pages
+            t.samples += 1
+            t.cpu = (max(t.cpu[0], user), max(t.cpu[1], system))
+
+    def _usage(self, final: bool = False) -> dict[str, Any]:
+        """This node's usage record (``spurcore.usage``): exact CPU times and peaks from
+        wait4 for ended tasks, the samples for running ones; the cgroup's memory peak
+        stands for a node with a single task."""
+        if not final:
+            self._sample()
+        rec: dict[str, Any] = {"ntasks": len(self.tasks)}
+        user = system = 0.0
+        peaks: dict[str, tuple[int, int]] = {}
+        sums = {"rss": 0.0, "vmsize": 0.0, "pages": 0.0}
+        min_cpu: tuple[float, int] | None = None
+        cg_peak = self.cgroup.memory_peak() if self.cgroup is not None and len(self.tasks) == 1 else None
+        for t in self.tasks:
+            u, s = t.cpu
+            rss, vm, pages = t.peak_rss, t.peak_vm, t.peak_pages
+            if t.rusage is not None:
+                u, s = max(u, t.rusage.ru_utime), max(s, t.rusage.ru_stime)
+                rss = max(rss, int(t.rusage.ru_maxrss) * 1024)
+                pages = max(pages, int(t.rusage.ru_majflt))
+            if cg_peak:
+                rss = max(rss, cg_peak)
+            user += u
+            system += s
+            n = max(t.samples, 1)
+            sums["rss"] += t.sum_rss / n if t.samples else rss
+            sums["vmsize"] += t.sum_vm / n if t.samples else vm
+            sums["pages"] += t.sum_pages / n if t.samples else pages
+            for key, value in (("max_rss", rss), ("max_vmsize", vm), ("max_pages", pages)):
+                if key not in peaks or value > peaks[key][0]:
+                    peaks[key] = (value, t.gid)
+            if min_cpu is None or u + s < min_cpu[0]:
+                min_cpu = (u + s, t.gid)
+        rec["user_cpu"], rec["sys_cpu"] = round(user, 6), round(system, 6)
+        for key, (value, gid) in peaks.items():
+            rec[key], rec[f"{key}_task"] = int(value), gid
+        for key, value in sums.items():
+            rec[f"ave_{key}_sum"] = float(value)
+        if min_cpu is not None:
+            rec["min_cpu"], rec["min_cpu_task"] = round(min_cpu[0], 6), min_cpu[1]
+        return rec
+
+    # ------------------------------------------------------------------ relay (srun, sattach)
+
+    def _add_client(self, sock: socket.socket, primary: bool) -> Client:
+        from spurd.stepserver import FrameReader
+
+        sock.setblocking(False)
+        client = Client(sock, primary, reader=FrameReader())
+        self.clients.append(client)
+        self.sel.register(sock, selectors.EVENT_READ, self._on_client)
+        return client
+
+    def _answer_launch(self) -> None:
+        from spurd.stepserver import response
+
+        reply = {"node": self.spec.node_name, "nodeid": self.spec.nodeid, "tasks": list(self.spec.tasks),
+                 "pids": [t.pid for t in self.tasks]}
+        for c in self.clients:
+            if c.primary:
+                self._queue(c, response(self.spec.launch_msgid, None, reply))
+
+    def _queue(self, client: Client, data: bytes) -> None:
+        if client.closing:
+            return
+        was_empty = not client.out
+        client.out += data
+        if was_empty:
+            self._try_send(client)
+        if len(client.out) > MAX_CLIENT_BUFFER and not self.paused:
+            self._pause_streams(True)
+
+    def _send_all(self, msg: tuple[str, Any], primary_only: bool = False) -> None:
+        from spurd.stepserver import notification
+
+        if not self.clients:
+            return
+        data = notification(*msg)
+        for c in list(self.clients):
+            if c.primary or not primary_only:
+                self._queue(c, data)
+
+    def _try_send(self, client: Client) -> None:
+        while client.out:
+            try:
+                n = client.sock.send(client.out)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._drop_client(client)
+                return
+            del client.out[:n]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.out else 0)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.modify(client.sock, events, self._on_client)
+        if self.paused and all(len(c.out) < MAX_CLIENT_BUFFER // 4 for c in self.clients):
+            self._pause_streams(False)
+
+    def _flush_clients(self, timeout: float = 5.0) -> None:
+        """Block (bounded) until every client has its queued frames (the end of a step)."""
+        deadline = time.monotonic() + timeout
+        for c in list(self.clients):
+            with contextlib.suppress(OSError):
+                c.sock.setblocking(True)
+                while c.out and time.monotonic() < deadline:
+                    c.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                    n = c.sock.send(c.out)
+                    del c.out[:n]
+
+    def _drop_client(self, client: Client) -> None:
+        client.closing = True
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(client.sock)
+        with contextlib.suppress(OSError):
+            client.sock.close()
+        if client in self.clients:
+            self.clients.remove(client)
+        if client.primary and not self.all_done:
+            self.log("srun's connection closed: the tasks keep running, their output is discarded")
+        if self.paused and all(len(c.out) < MAX_CLIENT_BUFFER // 4 for c in self.clients):
+            self._pause_streams(False)
+
+    def _pause_streams(self, pause: bool) -> None:
+        self.paused = pause
+        for fd in self.streams:
+            with contextlib.suppress(KeyError, ValueError):
+                if pause:
+                    self.sel.unregister(fd)
+                else:
+                    self.sel.register(fd, selectors.EVENT_READ, self._on_stream)
+
+    def _on_client(self, fileobj: object) -> None:
+        sock = fileobj
+        client = next((c for c in self.clients if c.sock is sock), None)
+        if client is None:
+            return
+        if client.out:
+            self._try_send(client)
+            if client.closing:
+                return
+        try:
+            data = client.sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client(client)
+            return
+        try:
+            messages = client.reader.feed(data)
+        except ValueError as e:
+            self.log(f"bad frame from a client: {e}")
+            self._drop_client(client)
+            return
+        for msg in messages:
+            self._client_message(client, msg)
+
+    def _client_message(self, client: Client, msg: list[Any]) -> None:
+        if not msg or msg[0] != 2 or len(msg) != 3:
+            return
+        method, params = msg[1], msg[2]
+        if method == "in":
+            task_id, data = params
+            self._stdin(int(task_id), bytes(data))
+        elif method == "signal":
+            sig = int(params)
+            if 0 < sig < signal.NSIG and not self.all_done:
+                self._signal_job(sig)
+        elif method == "kill":
+            self._start_kill(self.spec.kill_wait if params is None else float(params))
+        elif method == "pmi_fence_done" and self.pmi is not None:
+            for rank, reply in self.pmi.fence_done({str(k): str(v) for k, v in dict(params).items()}):
+                self._pmi_send(rank, reply)
+        elif method == "winch":
+            self._winch(params)
+
+    def _stdin(self, task_id: int, data: bytes) -> None:
+        targets = [t for t in self.tasks if t.stdin_fd >= 0 and (task_id < 0 or t.gid == task_id)]
+        for t in targets:
+            if not data:
+                t.stdin_eof = True
+            elif len(t.stdin_buf) < MAX_STDIN_BUFFER:
+                t.stdin_buf += data
+            self._write_stdin(t)
+
+    def _write_stdin(self, t: Task) -> None:
+        while t.stdin_buf and t.stdin_fd >= 0:
+            try:
+                n = os.write(t.stdin_fd, t.stdin_buf)
+            except BlockingIOError:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.register(t.stdin_fd, selectors.EVENT_WRITE, lambda _f, t=t: self._stdin_ready(t))
+                return
+            except OSError:  # EPIPE: the task closed its stdin
+                self._close_stdin(t)
+                return
+            del t.stdin_buf[:n]
+        if t.stdin_eof and t.stdin_fd >= 0 and not (self.spec.io or {}).get("pty"):
+            self._close_stdin(t)
+
+    def _stdin_ready(self, t: Task) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(t.stdin_fd)
+        self._write_stdin(t)
+
+    def _close_stdin(self, t: Task) -> None:
+        if t.stdin_fd < 0:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(t.stdin_fd)
+        with contextlib.suppress(OSError):
+            os.close(t.stdin_fd)
+        t.stdin_fd = -1
+        t.stdin_buf.clear()
+
+    def _winch(self, params: Any) -> None:
+        import struct
+        import termios
+
+        t = self.tasks[0]
+        if t.stdin_fd >= 0:
+            rows, cols = int(params[0]), int(params[1])
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(t.stdin_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            with contextlib.suppress(OSError):
+                os.killpg(t.pid, signal.SIGWINCH)
+
+    def _on_stream(self, fileobj: object) -> None:
+        assert isinstance(fileobj, int)
+        stream = self.streams.get(fileobj)
+        if stream is None:
+            return
+        try:
+            data = os.read(stream.fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # EIO: a pty whose slave side is closed
+            data = b""
+        self._stream_data(stream, data)
+
+    def _stream_data(self, stream: Stream, data: bytes) -> None:
+        """Line-buffered unless --unbuffered (slurmstepd sends whole lines); EOF flushes."""
+        unbuffered = bool((self.spec.io or {}).get("unbuffered"))
+        if not data:
+            if stream.partial:
+                self._send_all(("out", [stream.task, stream.kind, bytes(stream.partial)]))
+                stream.partial.clear()
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(stream.fd)
+            os.close(stream.fd)
+            del self.streams[stream.fd]
+            return
+        if unbuffered:
+            self._send_all(("out", [stream.task, stream.kind, data]))
+            return
+        stream.partial += data
+        end = stream.partial.rfind(b"\n")
+        if end >= 0:
+            self._send_all(("out", [stream.task, stream.kind, bytes(stream.partial[:end + 1])]))
+            del stream.partial[:end + 1]
+        elif len(stream.partial) >= LINE_FLUSH:
+            self._send_all(("out", [stream.task, stream.kind, bytes(stream.partial)]))
+            stream.partial.clear()
+
+    def _drain_available(self, stream: Stream) -> None:
+        for _ in range(64):  # bounded: a grandchild may keep writing
+            if stream.fd not in self.streams:
+                return
+            try:
+                data = os.read(stream.fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            self._stream_data(stream, data)
+            if not data:
+                return
+
+    def _drain_streams(self) -> None:
+        """Every writer is gone: read what is left in the pipes, then EOF."""
+        for stream in list(self.streams.values()):
+            while stream.fd in self.streams:
+                try:
+                    data = os.read(stream.fd, 65536)
+                except BlockingIOError:
+                    data = b""
+                except OSError:
+                    data = b""
+                self._stream_data(stream, data)
+
+    def _on_pmi(self, fileobj: object) -> None:
+        sock = fileobj
+        task = next((t for t in self.tasks if t.pmi_sock is sock), None)
+        if task is None or self.pmi is None:
+            return
+        try:
+            data = task.pmi_sock.recv(65536) if task.pmi_sock is not None else b""
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(sock)
+            if task.pmi_sock is not None:
+                task.pmi_sock.close()
+            task.pmi_sock = None
+            return
+        replies, fence = self.pmi.feed(task.gid, data)
+        for rank, reply in replies:
+            self._pmi_send(rank, reply)
+        if fence is not None:
+            self._send_all(("pmi_fence", fence), primary_only=True)
+        if self.pmi.aborted is not None and self.pmi_abort is None:
+            self.pmi_abort = self.pmi.aborted
+            rank, code, message = self.pmi_abort
+            self.log(f"task {rank} called PMI abort ({code}): {message}")
+            self._send_all(("pmi_abort", [rank, code, message]), primary_only=True)
+
+    def _pmi_send(self, rank: int, data: bytes) -> None:
+        task = next((t for t in self.tasks if t.gid == rank), None)
+        if task is None or task.pmi_sock is None:
+            return
+        with contextlib.suppress(OSError):
+            task.pmi_sock.setblocking(True)
+            task.pmi_sock.settimeout(5.0)
+            task.pmi_sock.sendall(data)
+            task.pmi_sock.setblocking(False)
 
     # ------------------------------------------------------------------ control socket
 
@@ -511,13 +1129,16 @@ class Supervisor:
     def _on_conn(self, fileobj: object) -> None:
         conn = fileobj
         assert isinstance(conn, socket.socket)
+        fds: list[int] = []
         try:
-            data = conn.recv(65536)
+            data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 1)
         except (BlockingIOError, InterruptedError, TimeoutError):
             return
         except OSError:
             data = b""
         if not data:
+            for fd in fds:
+                os.close(fd)
             self._close(conn)
             return
         buf = self.conns[conn]
@@ -528,14 +1149,17 @@ class Supervisor:
         while b"\n" in buf:
             line, _, rest = bytes(buf).partition(b"\n")
             buf[:] = rest
-            reply = self._dispatch(line)
+            reply = self._dispatch(line, fds)
+            fds = []
             try:
                 conn.sendall(json.dumps(reply).encode() + b"\n")
             except OSError:
                 self._close(conn)
                 return
+        for fd in fds:
+            os.close(fd)
 
-    def _dispatch(self, line: bytes) -> dict[str, Any]:
+    def _dispatch(self, line: bytes, fds: list[int] | None = None) -> dict[str, Any]:
         try:
             msg = json.loads(line)
             if not isinstance(msg, dict):
@@ -543,12 +1167,15 @@ class Supervisor:
         except ValueError as e:
             return {"ok": False, "errno": errno.EINVAL, "error": f"bad request: {e}"}
         op = msg.get("op")
+        if op == "attach":
+            return self._op_attach(msg, fds or [])
         handler: Callable[[dict[str, Any]], dict[str, Any]] | None = {
             "signal": self._op_signal,
             "kill": self._op_kill,
             "suspend": self._op_suspend,
             "resume": self._op_resume,
             "status": self._op_status,
+            "stat": self._op_stat,
         }.get(str(op))
         if handler is None:
             return {"ok": False, "errno": errno.EINVAL, "error": f"unknown op {op!r}"}
@@ -558,12 +1185,25 @@ class Supervisor:
             self.log(f"control op {op} failed: {e!r}")
             return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO, "error": str(e)}
 
+    def _op_attach(self, msg: dict[str, Any], fds: list[int]) -> dict[str, Any]:
+        """sattach: the agent hands over the client's connection (SCM_RIGHTS)."""
+        if len(fds) != 1 or not self.relay:
+            for fd in fds:
+                os.close(fd)
+            return {"ok": False, "errno": errno.EINVAL}
+        from spurd.stepserver import response
+
+        client = self._add_client(socket.socket(fileno=fds[0]), primary=False)
+        self._queue(client, response(int(msg.get("msgid") or 0), None, {
+            "node": self.spec.node_name, "nodeid": self.spec.nodeid, "tasks": list(self.spec.tasks)}))
+        return {"ok": True}
+
     def _op_signal(self, msg: dict[str, Any]) -> dict[str, Any]:
         sig = msg.get("sig")
         target = msg.get("target", "full")
         if not isinstance(sig, int) or not 0 <= sig < signal.NSIG or target not in ("steps", "batch", "full"):
             return {"ok": False, "errno": errno.EINVAL}
-        if self.main_status is not None:
+        if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
         if target == "batch":
             try:
@@ -578,7 +1218,7 @@ class Supervisor:
 
     def _op_kill(self, msg: dict[str, Any]) -> dict[str, Any]:
         notice = msg.get("notice")
-        if notice and self.main_status is None and not self.killing:
+        if notice and not self.all_done and not self.killing:
             self._write_notice(str(notice))
         kill_wait = msg.get("kill_wait")
         self._start_kill(self.spec.kill_wait if kill_wait is None else max(0.0, float(kill_wait)))
@@ -588,10 +1228,11 @@ class Supervisor:
         """slurmstepd's ``error:`` line in the job's stderr (where the job's own stderr goes)."""
         line = f"slurmstepd: error: {text}\n".encode()
         spec = self.spec
+        if self.relay:
+            # srun prints it as slurmstepd's own stderr (task -1: no label).
+            self._send_all(("out", [-1, 2, line]))
+            return
         try:
-            if spec.inherit_stdio:
-                os.write(2, line)
-                return
             path = spec.stderr or spec.stdout or os.devnull
             path = path if os.path.isabs(path) else os.path.join(spec.cwd, path)
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
@@ -603,7 +1244,7 @@ class Supervisor:
             self.log(f"cannot write the kill notice: {e}")
 
     def _op_suspend(self, msg: dict[str, Any]) -> dict[str, Any]:
-        if self.main_status is not None:
+        if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
         if self.killing:
             return {"ok": False, "errno": errno.EBUSY}
@@ -614,7 +1255,7 @@ class Supervisor:
         return {"ok": True}
 
     def _op_resume(self, msg: dict[str, Any]) -> dict[str, Any]:
-        if self.main_status is not None:
+        if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
         self.suspended = False
         self.suspend_deadline = None
@@ -624,23 +1265,62 @@ class Supervisor:
     def _op_status(self, msg: dict[str, Any]) -> dict[str, Any]:
         return {
             "ok": True,
-            "running": self.main_status is None,
+            "running": not self.all_done,
             "main_pid": self.main_pid,
+            "task_pids": {str(t.gid): t.pid for t in self.tasks if t.status is None},
             "pids": sorted(self._job_pids()),
             "suspended": self.suspended,
             "killing": self.killing,
             "cgroup": self.cgroup.describe() if self.cgroup is not None else None,
         }
 
+    def _op_stat(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """sstat: a fresh sample of this node's tasks (slurmstepd polls on request too)."""
+        return {"ok": True, "node": self.spec.node_name, "usage": self._usage(),
+                "pids": sorted(self._job_pids())}
+
+
+def _proc_usage(pid: int) -> tuple[int, int, int, float, float] | None:
+    """(rss bytes, vm bytes, major faults, user s, system s) of one process from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    try:
+        majflt = int(fields[9])
+        utime, stime = int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
+        vsize, rss_pages = int(fields[20]), int(fields[21])
+    except (IndexError, ValueError):
+        return None
+    return rss_pages * _PAGE, vsize, majflt, utime, stime
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _task_path(pattern: str, task: Task, spec: Spec) -> str:
+    """A ``-o/-e/-i`` pattern for this task (``%t %n %N %j %s %J %u %x %%``), relative to
+    the step's working directory."""
+    from spurcore.steps import expand_io_pattern
+
+    path = expand_io_pattern(pattern, job_id=spec.job_id, step_id=spec.step, task=task.gid, nodeid=spec.nodeid,
+                             node=spec.node_name, user=spec.env.get("SLURM_JOB_USER", spec.env.get("USER", "")),
+                             name=spec.env.get("SLURM_JOB_NAME", ""))
+    return path if os.path.isabs(path) else os.path.join(spec.cwd, path)
+
 
 # ---------------------------------------------------------------------- the job process
 
 
-def _child(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: int, err_w: int) -> NoReturn:
+def _child(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: int, err_w: int,
+           task: Task | None = None, plan: dict[str, Any] | None = None, pmi_fd: int = -1) -> NoReturn:
     """Runs in the forked child; never returns. Reports problems on err_w and stderr."""
     code = 1
     try:
-        code = _child_setup_and_exec(spec, cgroup, supervisor_pid, err_w)
+        code = _child_setup_and_exec(spec, cgroup, supervisor_pid, err_w, task, plan or {}, pmi_fd)
     except BaseException as e:  # noqa: B036 - nothing may escape a forked child
         _child_error(err_w, f"slurmstepd: error: {e!r}", to_stderr=False)
     finally:
@@ -656,7 +1336,8 @@ def _child_error(err_w: int, msg: str, to_stderr: bool = True) -> None:
         os.write(err_w, data)
 
 
-def _child_setup_and_exec(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: int, err_w: int) -> int:
+def _child_setup_and_exec(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: int, err_w: int,
+                          task: Task | None, plan: dict[str, Any], pmi_fd: int) -> int:
     os.setsid()
     signal.set_wakeup_fd(-1)
     for signum in range(1, signal.NSIG):
@@ -680,20 +1361,72 @@ def _child_setup_and_exec(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: 
         return 1  # the supervisor died before we could arm the death signal
     if spec.umask is not None:
         os.umask(spec.umask)
-    if not spec.inherit_stdio and not _open_stdio(spec, err_w):
+    child = plan.get("child")
+    if child is not None:
+        if not _task_stdio(child, spec, err_w):
+            return 1
+    elif not _open_stdio(spec, err_w):
         return 1
     try:
         os.chdir(spec.cwd)
     except OSError as e:
         _child_error(err_w, f"slurmstepd: error: couldn't chdir to `{spec.cwd}': {e.strerror}")
         return 1
-    _close_fds(keep={0, 1, 2, err_w})
+    env = spec.env
+    keep = {0, 1, 2, err_w}
+    if spec.task_env and task is not None:
+        env = dict(env)
+        env.update({"SLURM_PROCID": str(task.gid), "SLURM_LOCALID": str(task.lid),
+                    "SLURM_TASK_PID": str(os.getpid())})
+        if pmi_fd >= 0:
+            env.update({"PMI_FD": str(pmi_fd), "PMI_RANK": str(task.gid),
+                        "PMI_SIZE": str((spec.pmi or {}).get("size", 1)), "PMI_JOBID": str((spec.pmi or {}).get("jobid", "")),
+                        "PMI_SPAWNED": "0"})
+            os.set_inheritable(pmi_fd, True)
+            keep.add(pmi_fd)
+    _close_fds(keep=keep)
     try:
-        os.execvpe(spec.argv[0], list(spec.argv), spec.env)
+        os.execvpe(spec.argv[0], list(spec.argv), env)
     except OSError as e:
         _child_error(err_w, f"slurmstepd: error: execve(): {spec.argv[0]}: {e.strerror}")
         return 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM) else 127
     return 127  # not reached
+
+
+def _task_stdio(child: dict[Any, Any], spec: Spec, err_w: int) -> bool:
+    """An srun task's fds 0-2: pipe ends or a pty from the supervisor, or files (opened
+    here, as the user) for ``-o/-e/-i`` patterns."""
+    out_flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+    out_flags |= os.O_APPEND if spec.open_mode == "append" else os.O_TRUNC
+    fds: dict[int, int] = {}
+    opened: dict[str, int] = {}
+    for target in (0, 1, 2):
+        how = child.get(target)
+        if isinstance(how, int):
+            fds[target] = _high_fd(how) if how <= 2 else how
+            continue
+        path = how[1] if isinstance(how, (list, tuple)) else os.devnull
+        if path in opened and target != 0:
+            fds[target] = opened[path]
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if target == 0 else os.open(path, out_flags, 0o644)
+        except OSError as e:
+            what = ("stdin", "stdout", "stderr")[target]
+            _child_error(err_w, f"slurmstepd: error: Could not open {what} file {path}: {e.strerror}")
+            return False
+        fd = _high_fd(fd)
+        if target:
+            opened[path] = fd
+        fds[target] = fd
+    if child.get("pty"):
+        import termios
+
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fds[0], termios.TIOCSCTTY, 0)
+    for target, fd in fds.items():
+        os.dup2(fd, target)
+    return True
 
 
 def _drop_privileges(spec: Spec, err_w: int) -> bool:
@@ -792,8 +1525,9 @@ def write_failure(rundir: str, error: str, exit_code: int = 1) -> None:
     procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(status).encode())
 
 
-def supervise(rundir: str) -> int:
-    """Run the step of ``rundir`` to completion in this process (see the module doc)."""
+def supervise(rundir: str, client_fd: int = -1) -> int:
+    """Run the step of ``rundir`` to completion in this process (see the module doc).
+    ``client_fd``: the srun connection the agent handed over (an srun step)."""
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])  # whatever the agent had blocked
@@ -811,12 +1545,21 @@ def supervise(rundir: str) -> int:
         write_pid(rundir)
         write_failure(rundir, f"bad {procs.SPEC_FILE}: {e}")
         return 1
+    if client_fd >= 0:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, client_fd=client_fd)
     return Supervisor(rundir, spec, log).run()
+
+
+#: Where a supervisor forked by the zygote finds the srun connection it was handed.
+CLIENT_FD = 3
 
 
 def _spawn_from_zygote(rundir: str, fds: list[int]) -> None:
     """In the zygote: fork a detached supervisor for ``rundir`` (double fork, own session)
-    whose fds 0-2 are ``fds`` (or /dev/null and the rundir's log). Returns in the zygote."""
+    with fds 0-2 /dev/null and the rundir's log, and ``fds[0]`` (if any), srun's
+    connection, as ``CLIENT_FD``. Returns in the zygote."""
     pid = os.fork()
     if pid:
         os.waitpid(pid, 0)  # the intermediate child exits at once
@@ -826,16 +1569,17 @@ def _spawn_from_zygote(rundir: str, fds: list[int]) -> None:
         os.setsid()
         if os.fork():
             os._exit(0)
-        if len(fds) == 3:
-            stdio = fds
-        else:
-            log_fd = os.open(os.path.join(rundir, procs.LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            stdio = [os.open(os.devnull, os.O_RDONLY), log_fd, log_fd]
+        log_fd = os.open(os.path.join(rundir, procs.LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        stdio = [os.open(os.devnull, os.O_RDONLY), log_fd, log_fd]
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the zygote's socket and anything else
+        client = -1
+        if fds:
+            os.dup2(fds[0], CLIENT_FD)
+            client = CLIENT_FD
+        os.closerange(CLIENT_FD + 1 if client >= 0 else 3, os.sysconf("SC_OPEN_MAX"))
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        code = supervise(rundir)  # (fork cleared the zygote's parent-death signal)
+        code = supervise(rundir, client)  # (fork cleared the zygote's parent-death signal)
     finally:
         os._exit(code)
 
@@ -844,8 +1588,8 @@ def zygote(sock_fd: int) -> int:
     """``python -m spurd.supervisor --zygote FD``: a single-threaded supervisor factory.
 
     The agent (an asyncio program with threads, where fork() is unsafe) keeps one zygote
-    and asks it for supervisors: one datagram per request, the rundir path, with 0 or 3
-    file descriptors attached (SCM_RIGHTS) to become the supervisor's stdio. The reply is
+    and asks it for supervisors: one datagram per request, the rundir path, with 0 or 1
+    file descriptor attached (SCM_RIGHTS): srun's connection for an srun step. The reply is
     ``ok`` or ``error: ...``. A job then costs a fork instead of an interpreter start and
     the imports above. The zygote dies with the agent; its supervisors, in sessions of
     their own and not its children, do not.
@@ -856,7 +1600,7 @@ def zygote(sock_fd: int) -> int:
     sock = socket.socket(fileno=sock_fd)
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 3)
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
         except OSError:
             return 0
         if not msg:
@@ -882,8 +1626,11 @@ def main(argv: list[str] | None = None) -> int:
     detach = bool(args) and args[0] == "--detach"
     if detach:
         args = args[1:]
+    client_fd = -1
+    if len(args) == 3 and args[0] == "--client-fd":
+        client_fd, args = int(args[1]), args[2:]
     if len(args) != 1:
-        print("usage: python -m spurd.supervisor [--detach] RUNDIR", file=sys.stderr)
+        print("usage: python -m spurd.supervisor [--detach] [--client-fd FD] RUNDIR", file=sys.stderr)
         return 2
     rundir = os.path.abspath(args[0])
     if detach:
@@ -892,7 +1639,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.fork() != 0:
             os._exit(0)
         os.setsid()
-    return supervise(rundir)
+    return supervise(rundir, client_fd)
 
 
 if __name__ == "__main__":

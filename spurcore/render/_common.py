@@ -5,27 +5,14 @@ Pure module (no clock, no I/O). See src/squeue/print.c and src/sinfo/print.c ``_
 
 from __future__ import annotations
 
+from spurcore.states import ENDED_RUN_STATES, TERMINAL_STATES  # noqa: F401 - re-exported for the renderers
+
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
     from typing import Any
 
-
 NULL = "(null)"
 
-#: States that end a job (the base state names of ``spurcore.model.JobState``).
-TERMINAL_STATES = frozenset(
-    {
-        "COMPLETED",
-        "CANCELLED",
-        "FAILED",
-        "TIMEOUT",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "DEADLINE",
-    }
-)
 #: Job state flags that are displayed instead of the base state.
 FLAG_STATES = frozenset({"COMPLETING", "STOPPED"})
 
@@ -99,3 +86,239 @@ def tres_string(cpus: int, mem_mb: int, nodes: int, fmt_mem: Any) -> str:
     if cpus:
         parts.append(f"billing={cpus}")
     return ",".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# timestamps (slurm_make_time_str)
+
+#: strftime's buffer in most callers of slurm_make_time_str (``char time_str[256]``).
+TIME_STR_SIZE = 256
+_FMT_BUF = 32  # parse_time.c's fmt_buf: longer SLURM_TIME_FORMAT values are refused
+
+
+def time_format_error(time_format: str | None) -> str | None:
+    """The error Slurm logs for an unusable ``SLURM_TIME_FORMAT`` (None when it is usable):
+    ``invalid SLURM_TIME_FORMAT = '<fmt>'``; the standard format is used instead."""
+    if not time_format or time_format in ("standard", "relative"):
+        return None
+    if "%" not in time_format or len(time_format) >= _FMT_BUF:
+        return f"invalid SLURM_TIME_FORMAT = '{time_format}'"
+    return None
+
+
+def _relative_fmt(when: Any, now: float) -> str:
+    """parse_time.c ``_relative_date_fmt``: the format by distance in days from ``now``."""
+    import time
+
+    today = time.localtime(int(now))
+    distance = (1000 * when.tm_year + when.tm_yday - 1) - (1000 * today.tm_year + today.tm_yday - 1)
+    if distance == -1:
+        return "Ystday %H:%M"
+    if distance == 0:
+        return "%H:%M:%S"
+    if distance == 1:
+        return "Tomorr %H:%M"
+    if distance < -365 or distance > 365:
+        return "%-d %b %Y"
+    if distance < -1 or distance > 6:
+        return "%-d %b %H:%M"
+    return "%a %H:%M"
+
+
+def make_time_str(t: float | None, time_format: str | None = None, now: float = 0.0,
+                  size: int = TIME_STR_SIZE) -> str:
+    """``slurm_make_time_str``: ``Unknown`` for an unset time, else the local time in
+    ``SLURM_TIME_FORMAT`` (``None``/``standard``: ``%FT%T``; ``relative``: ``12:26:38``,
+    ``Ystday 20:13``, ``Sat 02:17``, ``18 Jun 13:14``, ``19 Jan 2003``; otherwise a strftime
+    format with a ``%``, under 32 characters). ``now`` anchors ``relative``. A result that
+    does not fit ``size`` bytes prints as ``#`` characters, as Slurm does."""
+    import time
+
+    if not t or t == 0xFFFFFFFF:
+        return "Unknown"
+    when = time.localtime(int(t))
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    if time_format and time_format != "standard":
+        if time_format == "relative":
+            fmt = _relative_fmt(when, now)
+        elif time_format_error(time_format) is None:
+            fmt = time_format
+    text = time.strftime(fmt, when)
+    if len(text.encode()) >= size or (not text and fmt):
+        return "#" * (size - 1)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML (--yaml): what Slurm's serializer/yaml writes for a data_t tree
+
+_YAML_PLAIN_BAD = set(":#{}[],&*!|>'\"%@`")
+
+
+def _yaml_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    text = str(value)
+    plain = (
+        text
+        and text.strip() == text
+        and not any(c in _YAML_PLAIN_BAD for c in text)
+        and text[0] not in "-?"
+        and text.lower() not in ("null", "true", "false", "yes", "no", "on", "off", "~")
+        and not _looks_numeric(text)
+        and text.isprintable()
+    )
+    if plain:
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _yaml_lines(value: Any, indent: int, out: list[str]) -> None:
+    pad = "  " * indent
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict) and item:
+                out.append(f"{pad}{_yaml_scalar(key)}:")
+                _yaml_lines(item, indent + 1, out)
+            elif isinstance(item, list) and item:
+                out.append(f"{pad}{_yaml_scalar(key)}:")
+                _yaml_lines(item, indent, out)  # libyaml writes sequences indentless
+            else:
+                out.append(f"{pad}{_yaml_scalar(key)}: {_yaml_inline(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, (dict, list)) and item:
+                sub: list[str] = []
+                _yaml_lines(item, indent + 1, sub)
+                first = sub[0][len(pad) + 2 :]
+                out.append(f"{pad}- {first}")
+                out.extend(sub[1:])
+            else:
+                out.append(f"{pad}- {_yaml_inline(item)}")
+    else:
+        out.append(pad + _yaml_scalar(value))
+
+
+def _yaml_inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return _yaml_scalar(value)
+
+
+def to_yaml(doc: Any) -> str:
+    """A JSON-shaped document as block-style YAML (``---`` first, as libyaml writes it)."""
+    out = ["---"]
+    _yaml_lines(doc, 0, out)
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# job times and TRES that scontrol, squeue and --json show alike
+
+
+def eligible_time(info: dict[str, Any]) -> float:
+    """EligibleTime (Slurm's begin_time) stays unset (``Unknown``) while a job is held or waits
+    on a dependency (job_mgr.c ``job_independent``)."""
+    if info.get("hold") and not info.get("nodes"):
+        return 0.0
+    if info.get("state") == "PENDING" and str(info.get("reason") or "").startswith("Dependency"):
+        return 0.0
+    return float(info.get("eligible_time") or 0)
+
+
+def accrue_time(info: dict[str, Any], now: float) -> float:
+    """AccrueTime: when the job started to accrue age priority (0: unset).
+
+    A held job, a job waiting on a dependency or a begin time in the future does not accrue.
+    """
+    if "accrue_time" in info:
+        return float(info["accrue_time"] or 0)
+    eligible = eligible_time(info)
+    if not eligible or (info.get("state") == "PENDING" and eligible > now):
+        return 0.0
+    return eligible
+
+
+def last_sched_eval(info: dict[str, Any]) -> float:
+    """LastSchedEval: the start for a job that got nodes, else its submission."""
+    if info.get("last_sched_eval"):
+        return float(info["last_sched_eval"])
+    start = float(info.get("start_time") or 0)
+    if start and info.get("nodes"):
+        return start
+    return float(info.get("submit_time") or 0)
+
+
+def job_tres(info: dict[str, Any]) -> tuple[str, str]:
+    """(AllocTRES, ReqTRES) of a job record (``""`` AllocTRES while it holds no nodes)."""
+    from spurcore.timefmt import fmt_mem
+
+    num_cpus = int(info.get("num_cpus") or 0)
+    nodes = int(info.get("node_count") or 0)
+    mem_mb = int(info.get("mem_mb") or 0)
+    if not mem_mb and info.get("mem_per_cpu"):
+        mem_mb = int(info["mem_per_cpu"]) * max(1, num_cpus // max(1, nodes))
+    req = tres_string(num_cpus, mem_mb * nodes, nodes, fmt_mem)
+    alloc = ""
+    if info.get("nodes"):
+        alloc_mem = int(info.get("alloc_mem_mb", mem_mb) or 0)
+        alloc = tres_string(num_cpus, alloc_mem * nodes, nodes, fmt_mem)
+    return alloc, req
+
+
+# ---------------------------------------------------------------------------------------------
+# --mail-type (proc_args.c parse_mail_type / print_mail_type)
+
+_MAIL_BITS = {
+    "ARRAY_TASKS": 0x100, "INVALID_DEPEND": 0x200, "BEGIN": 0x1, "END": 0x2, "FAIL": 0x4,
+    "REQUEUE": 0x8, "STAGE_OUT": 0x80, "TIME_LIMIT_50": 0x40, "TIME_LIMIT_80": 0x20,
+    "TIME_LIMIT_90": 0x10, "TIME_LIMIT": 0x400,
+}
+_MAIL_ALL = 0x200 | 0x1 | 0x2 | 0x4 | 0x8 | 0x80
+#: print_mail_type's order
+_MAIL_ORDER = ("ARRAY_TASKS", "INVALID_DEPEND", "BEGIN", "END", "FAIL", "REQUEUE", "STAGE_OUT",
+               "TIME_LIMIT_50", "TIME_LIMIT_80", "TIME_LIMIT_90", "TIME_LIMIT")
+
+
+def parse_mail_type(text: str) -> int | None:
+    """``parse_mail_type``: the bits of a ``--mail-type``/``MailType=`` list; ``NONE`` is 0;
+    None when no word is known (Slurm's INFINITE16: ``Invalid MailType``)."""
+    bits = 0
+    none = False
+    for tok in (t for t in text.split(",") if t):
+        word = tok.upper()
+        if word == "NONE":
+            bits, none = 0, True
+            break
+        if word == "ALL":
+            bits |= _MAIL_ALL
+        else:
+            bits |= _MAIL_BITS.get(word, 0)
+    if not bits and not none:
+        return None
+    return bits
+
+
+def print_mail_type(text: str) -> str:
+    """``print_mail_type`` of a ``--mail-type`` list as given: ``BEGIN,END,FAIL``..."""
+    bits = parse_mail_type(text)
+    if not bits:
+        return "NONE"
+    return ",".join(name for name in _MAIL_ORDER if bits & _MAIL_BITS[name])

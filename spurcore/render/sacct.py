@@ -25,16 +25,30 @@ Rules kept here:
   even though scontrol later shows the shell's ``0:15``.  Step rows show the step status.
 - DerivedExitCode, Partition, User, UID, Group, GID, Timelimit, WorkDir, Reason: job rows
   only (steps get an empty cell).
+- Job arrays (slurmdb_get_job_id_str): a task's rows are ``<array>_<task>``,
+  ``<array>_<task>.batch``...; the record of tasks that never started is
+  ``<array>_[<tasks>]`` (``xlate_array_task_str``: ``5-99%10``), one row per task with
+  ``--array``.  JobIDRaw is the record's own job id.
+- Dates follow ``SLURM_TIME_FORMAT``; a date that does not fit its column prints as ``#``
+  characters (slurm_make_time_str into a buffer of the column's width).
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 
+from spurcore.arrays import indexes, task_str
 from spurcore.exitcodes import fmt_exit
-from spurcore.render._common import TERMINAL_STATES, base_state, step_id_text, step_sort_key, tres_string
+from spurcore.render._common import (
+    ENDED_RUN_STATES,
+    base_state,
+    make_time_str,
+    step_id_text,
+    step_sort_key,
+    tres_string,
+)
 from spurcore.render.squeue import exit_code_json, json_meta
-from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_sacct, fmt_timestamp
+from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_sacct
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
@@ -178,7 +192,7 @@ def _job_cpus(job: dict[str, Any]) -> int:
 
 
 def _job_end(job: dict[str, Any]) -> float:
-    return float(job.get("end_time") or 0) if base_state(job) in TERMINAL_STATES else 0.0
+    return float(job.get("end_time") or 0) if base_state(job) in ENDED_RUN_STATES else 0.0
 
 
 def _job_elapsed(job: dict[str, Any]) -> int:
@@ -222,6 +236,19 @@ def _s(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
+def _job_req_cpus(job: dict[str, Any]) -> int:
+    return int(job.get("num_cpus") or 0)
+
+
+def _planned(job: dict[str, Any], now: float) -> int:
+    """Planned: the time from eligibility to the start (or to now while pending)."""
+    eligible = float(job.get("eligible_time") or 0)
+    if not eligible:
+        return 0
+    start = float(job.get("start_time") or 0) or (now if base_state(job) == "PENDING" else 0)
+    return max(0, int(start - eligible)) if start else 0
+
+
 
 _JOB: dict[str, _JobFn] = {
     "Account": lambda j, n: _s(j.get("account")),
@@ -238,8 +265,26 @@ _JOB: dict[str, _JobFn] = {
         if _job_ran(j)
         else ""
     ),
+    "AdminComment": lambda j, n: None,
+    "AssocID": lambda j, n: 0,
     "Cluster": lambda j, n: _s(j.get("cluster")),
     "Comment": lambda j, n: _s(j.get("comment")),
+    "Constraints": lambda j, n: _s(j.get("constraint")),
+    "DBIndex": lambda j, n: None,
+    "Extra": lambda j, n: None,
+    "Flags": lambda j, n: "SchedMain" if _job_ran(j) else None,
+    "Layout": lambda j, n: None,
+    "Planned": lambda j, n: _planned(j, n),
+    "PlannedCPU": lambda j, n: _planned(j, n) * _job_req_cpus(j),
+    "PlannedCPURAW": lambda j, n: _planned(j, n) * _job_req_cpus(j),
+    "QOSREQ": lambda j, n: _s(j.get("qos")),
+    "Reservation": lambda j, n: None,
+    "ReservationId": lambda j, n: None,
+    "ReqReservation": lambda j, n: None,
+    "SegmentSize": lambda j, n: 0,
+    "SystemComment": lambda j, n: None,
+    "WCKey": lambda j, n: _s(j.get("wckey")),
+    "WCKeyID": lambda j, n: 0,
     "CPUTime": lambda j, n: _job_elapsed(j) * _job_cpus(j),
     "CPUTimeRAW": lambda j, n: _job_elapsed(j) * _job_cpus(j),
     "DerivedExitCode": lambda j, n: fmt_exit(j.get("derived_ec") or 0),
@@ -347,11 +392,12 @@ _STEP: dict[str, _StepFn] = {
 # printing
 
 
-def _cell(f: Field, width: int, left: bool, value: _Value, parsable: bool) -> str:
+def _cell(f: Field, width: int, left: bool, value: _Value, parsable: bool,
+          time_format: str | None = None, now: float = 0.0) -> str:
     """One value as print_fields.c prints it (without the delimiter / trailing space)."""
     kind = f.kind
     if kind == "date":
-        text = fmt_timestamp(value or 0)
+        text = make_time_str(value or 0, time_format, now, 256 if parsable else width + 1)
         if parsable:
             return text
         text = text[:width]
@@ -374,6 +420,18 @@ def _cell(f: Field, width: int, left: bool, value: _Value, parsable: bool) -> st
     return text.ljust(width) if left else text.rjust(width)
 
 
+def expand_arrays(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``--array``: the record of never-started tasks as one record per task."""
+    out: list[dict[str, Any]] = []
+    for job in jobs:
+        ranges = [list(r) for r in job.get("array_pending") or ()]
+        if job.get("array_job_id") and job.get("array_task_id") is None and ranges:
+            out.extend({**job, "array_task_id": t, "array_pending": []} for t in indexes(ranges))
+        else:
+            out.append(job)
+    return out
+
+
 def rows(
     jobs: Iterable[dict[str, Any]], *, allocations: bool = False
 ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
@@ -388,7 +446,26 @@ def rows(
     return out
 
 
-def _value(f: Field, job: dict[str, Any], step: dict[str, Any] | None, now: float) -> _Value:
+def job_id_text(job: dict[str, Any], bitstr_len: int | None = None) -> str:
+    """sacct's JobID of a job record (``slurmdb_get_job_id_str``)."""
+    array_id = int(job.get("array_job_id") or 0)
+    if array_id:
+        task = job.get("array_task_id")
+        if task is None:
+            ranges = [list(r) for r in job.get("array_pending") or ()]
+            if ranges:
+                text = task_str(ranges, int(job.get("array_max_tasks") or 0), 64 if bitstr_len is None else bitstr_len)
+                return f"{array_id}_[{text}]"
+        else:
+            return f"{array_id}_{task}"
+    return str(job["job_id"])
+
+
+def _value(f: Field, job: dict[str, Any], step: dict[str, Any] | None, now: float,
+           bitstr_len: int | None = None) -> _Value:
+    if f.name == "JobID":
+        text = job_id_text(job, bitstr_len)
+        return text if step is None else f"{text}.{step_id_text(step.get('step_id'))}"
     if step is None:
         fn = _JOB.get(f.name)
         return fn(job, now) if fn is not None else None
@@ -406,11 +483,18 @@ def render(
     allocations: bool = False,
     delimiter: str = "|",
     now: float = 0.0,
+    time_format: str | None = None,
+    bitstr_len: int | None = None,
+    array: bool = False,
 ) -> str:
     """The sacct table.  ``fields`` is a ``parse_format`` result or format text (default
     ``DEFAULT_FIELDS``); ``parsable`` is ``-p``, ``parsable2`` is ``-P``, ``noheader`` is
-    ``-n``, ``allocations`` is ``-X``; ``now`` is used for the elapsed time of running steps.
+    ``-n``, ``allocations`` is ``-X``, ``array`` is ``--array``; ``now`` is used for the
+    elapsed time of running steps; ``time_format`` is ``SLURM_TIME_FORMAT`` and
+    ``bitstr_len`` ``SLURM_BITSTR_LEN`` (None: unset).
     """
+    if array:
+        jobs = expand_arrays(jobs)
     if fields is None:
         fields = DEFAULT_FIELDS
     if isinstance(fields, str):
@@ -435,7 +519,10 @@ def render(
         if not pars:
             out.append(line(["-" * width for _f, width, _l in fields]))
     for job, step in rows(jobs, allocations=allocations):
-        out.append(line([_cell(f, w, left, _value(f, job, step, now), pars) for f, w, left in fields]))
+        out.append(line([
+            _cell(f, w, left, _value(f, job, step, now, bitstr_len), pars, time_format, now)
+            for f, w, left in fields
+        ]))
     return "".join(out)
 
 
@@ -449,77 +536,158 @@ def _limit_json(limit: int | None) -> dict[str, Any]:
     return {"set": True, "infinite": False, "number": int(limit) // 60}
 
 
+def _no_val(value: int | None) -> dict[str, Any]:
+    if value is None:
+        return {"set": False, "infinite": False, "number": 0}
+    return {"set": True, "infinite": False, "number": int(value)}
+
+
+def _tres_list(cpus: int, mem_mb: int, nodes: int, billing: bool = True) -> list[dict[str, Any]]:
+    """TRES_STR: the TRES of a record as data_parser lists them (ids of the built-in TRES)."""
+    out: list[dict[str, Any]] = []
+    if cpus:
+        out.append({"type": "cpu", "name": "", "id": 1, "count": cpus})
+    if mem_mb:
+        out.append({"type": "mem", "name": "", "id": 2, "count": mem_mb})
+    if nodes:
+        out.append({"type": "node", "name": "", "id": 4, "count": nodes})
+    if cpus and billing:
+        out.append({"type": "billing", "name": "", "id": 5, "count": cpus})
+    return out
+
+
+def _cpu_time() -> dict[str, Any]:
+    return {"seconds": 0, "microseconds": 0}
+
+
 def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[str, Any]:
     raw = step.get("exit_code")
+    requid = step.get("requid")
+    cpus = int(step.get("cpus") or 0)
+    nodes = int(step.get("node_count") or 0)
     return {
-        "step": {"id": _step_jobid(step, job), "name": step.get("name") or ""},
-        "state": [str(step.get("state") or "")],
-        "exit_code": exit_code_json(raw if raw is not None else 0),
-        "nodes": {"count": int(step.get("node_count") or 0), "range": step.get("nodes") or ""},
-        "tasks": {"count": int(step.get("ntasks") or 0)},
         "time": {
             "elapsed": _step_elapsed(step, now),
-            "start": {"set": True, "infinite": False, "number": int(step.get("start_time") or 0)},
-            "end": {"set": True, "infinite": False, "number": int(step.get("end_time") or 0)},
+            "end": _no_val(int(step.get("end_time") or 0)),
+            "start": _no_val(int(step.get("start_time") or 0)),
             "suspended": 0,
+            "system": _cpu_time(),
+            "limit": _no_val(None),
+            "total": _cpu_time(),
+            "user": _cpu_time(),
         },
-        "tres": {"allocated": [{"type": "cpu", "name": "", "id": 1, "count": int(step.get("cpus") or 0)}]},
+        "exit_code": exit_code_json(raw if raw is not None else 0),
+        "nodes": {"count": nodes, "range": step.get("nodes") or "", "list": []},
+        "tasks": {"count": int(step.get("ntasks") or 0)},
+        "pid": "",
+        "CPU": {"requested_frequency": {"min": _no_val(None), "max": _no_val(None)}, "governor": []},
+        "kill_request_user": str(requid) if requid is not None and int(requid) >= 0 else "",
+        "state": [str(step.get("state") or "")],
+        "statistics": {"CPU": {"actual_frequency": 0}, "energy": {"consumed": _no_val(None)}},
+        "step": {"id": _step_jobid(step, job), "name": step.get("name") or "", "stderr": "", "stdin": "",
+                 "stdout": ""},
+        "task": {"distribution": "" if step.get("step_id") in ("batch", "extern") else "block"},
+        "tres": {
+            "requested": {"max": [], "min": [], "average": [], "total": []},
+            "consumed": {"max": [], "min": [], "average": [], "total": []},
+            "allocated": _tres_list(cpus, 0, nodes, billing=False),
+        },
     }
 
 
-def _job_json(job: dict[str, Any], now: float) -> dict[str, Any]:
+def _job_json(job: dict[str, Any], now: float, bitstr_len: int | None = None) -> dict[str, Any]:
     requid = job.get("requid")
     exit_text = _job_exit(job)
     code, sig = (int(x) for x in exit_text.split(":"))
     raw = sig if sig else code << 8
+    array_id = int(job.get("array_job_id") or 0)
+    task = job.get("array_task_id") if array_id else None
+    pending = [list(r) for r in job.get("array_pending") or ()] if array_id and task is None else []
+    throttle = int(job.get("array_max_tasks") or 0)
+    cpus = _job_cpus(job)
+    nodes = int(job.get("node_count") or 0)
+    mem_total = int(job.get("mem_mb") or 0) * nodes
+    mem_per_cpu = int(job.get("mem_per_cpu") or 0)
     return {
         "account": job.get("account") or "",
-        "allocation_nodes": int(job.get("node_count") or 0) if _job_ran(job) else 0,
-        "cluster": job.get("cluster") or "",
-        "derived_exit_code": exit_code_json(job.get("derived_ec") or 0),
-        "exit_code": exit_code_json(raw),
-        "failed_node": job.get("failed_node") or "",
-        "group": str(job.get("group") or job.get("gid", "")),
-        "job_id": job["job_id"],
-        "kill_request_user": str(requid) if requid is not None and int(requid) >= 0 else "",
-        "name": job.get("name") or "",
-        "nodes": job.get("nodes") or "None assigned",
-        "partition": job.get("partition") or "",
-        "priority": {"set": True, "infinite": False, "number": int(job.get("priority") or 0)},
-        "qos": job.get("qos") or "normal",
-        "required": {
-            "CPUs": int(job.get("num_cpus") or 0),
-            "memory_per_node": {
-                "set": bool(job.get("mem_mb")),
-                "infinite": False,
-                "number": int(job.get("mem_mb") or 0),
-            },
+        "comment": {"administrator": "", "job": job.get("comment") or "", "system": ""},
+        "allocation_nodes": nodes if _job_ran(job) else 0,
+        "array": {
+            "job_id": array_id,
+            "limits": {"max": {"running": {"tasks": throttle}}},
+            "task_id": _no_val(task),
+            "task": task_str(pending, throttle, 64 if bitstr_len is None else bitstr_len) if pending else "",
         },
-        "restart_cnt": int(job.get("restarts") or 0),
-        "state": {"current": [base_state(job)], "reason": _job_reason(job)},
-        "steps": [_step_json(s, job, now) for _j, s in rows([job]) if s is not None],
-        "submit_line": job.get("submit_line") or "",
+        "block": "",
+        "cluster": job.get("cluster") or "",
+        "constraints": job.get("constraint") or "",
+        "container": "",
+        "derived_exit_code": exit_code_json(job.get("derived_ec") or 0),
         "time": {
             "elapsed": _job_elapsed(job),
             "eligible": int(job.get("eligible_time") or 0),
             "end": int(_job_end(job)),
-            "limit": _limit_json(job.get("time_limit")),
+            "planned": _no_val(_planned(job, now)),
             "start": int(job.get("start_time") or 0),
             "submission": int(job.get("submit_time") or 0),
             "suspended": 0,
+            "system": _cpu_time(),
+            "limit": _limit_json(job.get("time_limit")),
+            "total": _cpu_time(),
+            "user": _cpu_time(),
         },
+        "exit_code": exit_code_json(raw),
+        "extra": "",
+        "failed_node": job.get("failed_node") or "",
+        "flags": ["SCHEDULED_BY_MAIN"] if _job_ran(job) else [],
+        "group": str(job.get("group") or job.get("gid", "")),
+        "het": {"job_id": 0, "job_offset": _no_val(None)},
+        "job_id": job["job_id"],
+        "name": job.get("name") or "",
+        "licenses": "",
+        "mcs": {"label": ""},
+        "nodes": job.get("nodes") or "None assigned",
+        "partition": job.get("partition") or "",
+        "hold": not int(job.get("priority") or 0),
+        "priority": _no_val(int(job.get("priority") or 0)),
+        "qos": job.get("qos") or "normal",
+        "qosreq": job.get("qos") or "",
+        "required": {
+            "CPUs": int(job.get("num_cpus") or 0),
+            "memory_per_cpu": _no_val(mem_per_cpu if mem_per_cpu else None),
+            "memory_per_node": _no_val(None if mem_per_cpu else int(job.get("mem_mb") or 0)),
+        },
+        "kill_request_user": str(requid) if requid is not None and int(requid) >= 0 else "",
+        "restart_cnt": int(job.get("restarts") or 0),
+        "reservation": {"id": 0, "name": "", "requested": ""},
+        "script": "",
+        "segment_size": 0,
+        "stdin": job.get("stdin") or "",
+        "stdout": job.get("stdout") or "",
+        "stderr": job.get("stderr") or "",
+        "state": {"current": [base_state(job)], "reason": _job_reason(job)},
+        "steps": [_step_json(s, job, now) for _j, s in rows([job]) if s is not None],
+        "submit_line": job.get("submit_line") or "",
+        "tres": {
+            "allocated": _tres_list(cpus, mem_total, nodes) if _job_ran(job) else [],
+            "requested": _tres_list(int(job.get("num_cpus") or 0), mem_total, nodes),
+        },
+        "used_gres": "",
         "user": job.get("user") or "",
+        "wckey": {"wckey": job.get("wckey") or "", "flags": []},
         "working_directory": job.get("work_dir") or "",
     }
 
 
 def to_json(
-    jobs: Iterable[dict[str, Any]], *, now: float = 0.0, command: Iterable[str] = ("sacct", "--json")
+    jobs: Iterable[dict[str, Any]], *, now: float = 0.0, command: Iterable[str] = ("sacct", "--json"),
+    bitstr_len: int | None = None, meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``sacct --json`` as a plain dict (``meta``, ``jobs``, ``errors``, ``warnings``)."""
+    """``sacct --json`` as a plain dict (``jobs`` in data_parser v0.0.44's JOB shape,
+    ``meta``, ``errors``, ``warnings``)."""
     return {
-        "jobs": [_job_json(j, now) for j in jobs],
-        "meta": json_meta(command, plugin="accounting_storage/spur"),
+        "jobs": [_job_json(j, now, bitstr_len) for j in jobs],
+        "meta": meta if meta is not None else json_meta(command, plugin="accounting_storage/spur"),
         "errors": [],
         "warnings": [],
     }

@@ -18,58 +18,71 @@ Rules kept here:
 
 from __future__ import annotations
 
+from spurcore.arrays import task_str
 from spurcore.exitcodes import fmt_exit, scontrol_reason
-from spurcore.render._common import base_state, null, tres_string
-from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_scontrol, fmt_timestamp
+from spurcore.render._common import (
+    accrue_time,
+    base_state,
+    eligible_time,
+    last_sched_eval,
+    make_time_str,
+    null,
+    print_mail_type,
+    tres_string,
+)
+from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_scontrol
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-__all__ = ["show_job", "show_jobs", "show_node", "show_nodes", "SLURM_VERSION"]
+__all__ = [
+    "show_job",
+    "show_jobs",
+    "show_node",
+    "show_nodes",
+    "show_step",
+    "show_steps",
+    "show_partition",
+    "show_config",
+    "array_task_text",
+    "SLURM_VERSION",
+]
 
 #: What ``Version=`` shows for a node (Slurm prints its full release string).
 SLURM_VERSION = "25.11.0"
 
 
-def _ts(t: float | None) -> str:
-    return fmt_timestamp(t)
+class _Clock:
+    """The time formatting of one rendering: ``SLURM_TIME_FORMAT`` and the clock it is
+    relative to."""
+
+    __slots__ = ("fmt", "now")
+
+    def __init__(self, fmt: str | None, now: float) -> None:
+        self.fmt = fmt
+        self.now = now
+
+    def __call__(self, t: float | None) -> str:
+        return make_time_str(t, self.fmt, self.now)
 
 
-def _accrue_time(info: dict[str, Any], now: float) -> float:
-    """AccrueTime: when the job started to accrue age priority (0 prints ``Unknown``).
-
-    A held job, a job waiting on a dependency or a begin time in the future does not accrue.
-    """
-    if "accrue_time" in info:
-        return float(info["accrue_time"] or 0)
-    eligible = _eligible_time(info)
-    if not eligible or (info.get("state") == "PENDING" and eligible > now):
-        return 0.0
-    return eligible
-
-
-def _eligible_time(info: dict[str, Any]) -> float:
-    """EligibleTime (Slurm's begin_time) stays unset (``Unknown``) while a job is held or waits
-    on a dependency (job_mgr.c ``job_independent``)."""
-    if info.get("hold") and not info.get("nodes"):
-        return 0.0
-    if info.get("state") == "PENDING" and str(info.get("reason") or "").startswith("Dependency"):
-        return 0.0
-    return float(info.get("eligible_time") or 0)
+def array_task_text(info: dict[str, Any], bitstr_len: int | None = None) -> str | None:
+    """``ArrayTaskId=`` of an array record: the pending tasks (``xlate_array_task_str``:
+    ``4-99%10``, ``1-99:2``) on the array's pending record, the task on a task record; None
+    for a job that is not part of an array."""
+    if not info.get("array_job_id"):
+        return None
+    task = info.get("array_task_id")
+    if task is not None:
+        return str(task)
+    ranges = [list(r) for r in info.get("array_pending") or ()]
+    return task_str(ranges, int(info.get("array_max_tasks") or 0), 64 if bitstr_len is None else bitstr_len)
 
 
-def _last_sched_eval(info: dict[str, Any]) -> float:
-    if info.get("last_sched_eval"):
-        return float(info["last_sched_eval"])
-    start = float(info.get("start_time") or 0)
-    if start and info.get("nodes"):
-        return start
-    return float(info.get("submit_time") or 0)
-
-
-def _job_lines(info: dict[str, Any], detail: bool, now: float) -> list[str]:
+def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitstr_len: int | None
+               ) -> list[str]:
     lines: list[str] = []
     state = str(info.get("state") or "")
     pending = state == "PENDING"
@@ -80,15 +93,21 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float) -> list[str]:
     batch_flag = int(info.get("batch_flag") or 0)
     restarts = int(info.get("restarts") or 0)
 
-    lines.append(f"JobId={info['job_id']} JobName={info.get('name', '')}")
+    head = f"JobId={info['job_id']} "
+    task_text = array_task_text(info, bitstr_len)
+    if task_text is not None:
+        head += f"ArrayJobId={info['array_job_id']} ArrayTaskId={task_text} "
+        if info.get("array_max_tasks"):
+            head += f"ArrayTaskThrottle={int(info['array_max_tasks'])} "
+    lines.append(f"{head}JobName={info.get('name', '')}")
 
     uid, gid = info.get("uid", 0), info.get("gid", 0)
     group = info.get("group") or str(gid)
     lines.append(f"UserId={info.get('user') or uid}({uid}) GroupId={group}({gid}) MCS_label=N/A")
 
     lines.append(
-        f"Priority={info.get('priority', 0)} Nice=0 Account={null(info.get('account'))} "
-        f"QOS={info.get('qos') or 'normal'}"
+        f"Priority={info.get('priority', 0)} Nice={int(info.get('nice') or 0)} "
+        f"Account={null(info.get('account'))} QOS={info.get('qos') or 'normal'}"
     )
 
     reason = scontrol_reason(str(info.get("reason") or "None"))
@@ -101,8 +120,10 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float) -> list[str]:
     exit_code = info.get("exit_code")
     # slurmctld counts a requeue in batch_flag as well as in restart_cnt.
     shown_batch_flag = batch_flag + restarts if batch_flag else 0
+    requeue = info.get("requeue")
+    requeue = 1 if requeue is None or int(requeue) < 0 else int(requeue)
     lines.append(
-        f"Requeue=1 Restarts={restarts} BatchFlag={shown_batch_flag} Reboot=0 "
+        f"Requeue={requeue} Restarts={restarts} BatchFlag={shown_batch_flag} Reboot=0 "
         f"ExitCode={fmt_exit(exit_code) if exit_code is not None else '0:0'}"
     )
     if detail:
@@ -111,28 +132,32 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float) -> list[str]:
 
     lines.append(
         f"RunTime={fmt_duration_scontrol(info.get('run_time') or 0)} "
-        f"TimeLimit={fmt_time_limit_scontrol(info.get('time_limit'))} TimeMin=N/A"
+        f"TimeLimit={fmt_time_limit_scontrol(info.get('time_limit'))} TimeMin={_time_min(info)}"
     )
-    lines.append(f"SubmitTime={_ts(info.get('submit_time'))} EligibleTime={_ts(_eligible_time(info))}")
-    lines.append(f"AccrueTime={_ts(_accrue_time(info, now))}")
+    lines.append(f"SubmitTime={ts(info.get('submit_time'))} EligibleTime={ts(eligible_time(info))}")
+    lines.append(f"AccrueTime={ts(accrue_time(info, now))}")
     end = float(info.get("end_time") or 0)
     if info.get("time_limit") is None and end > now:
         end_text = "Unknown"
     else:
-        end_text = _ts(end)
-    lines.append(f"StartTime={_ts(info.get('start_time'))} EndTime={end_text} Deadline=N/A")
+        end_text = ts(end)
+    deadline = info.get("deadline")
+    lines.append(
+        f"StartTime={ts(info.get('start_time'))} EndTime={end_text} "
+        f"Deadline={ts(deadline) if deadline else 'N/A'}"
+    )
 
     suspend = float(info.get("suspend_time") or 0)
     pre_sus = int(info.get("run_time") or 0) if base_state(info) == "SUSPENDED" else 0
     lines.append(
-        f"SuspendTime={_ts(suspend) if suspend else 'None'} SecsPreSuspend={pre_sus} "
-        f"LastSchedEval={_ts(_last_sched_eval(info))} Scheduler=Main"
+        f"SuspendTime={ts(suspend) if suspend else 'None'} SecsPreSuspend={pre_sus} "
+        f"LastSchedEval={ts(last_sched_eval(info))} Scheduler=Main"
     )
     lines.append(
         f"Partition={info.get('partition') or 'debug'} "
         f"AllocNode:Sid={null(info.get('alloc_node'))}:{info.get('alloc_sid', 0)}"
     )
-    lines.append("ReqNodeList=(null) ExcNodeList=(null)")
+    lines.append(f"ReqNodeList={null(info.get('req_nodes'))} ExcNodeList={null(info.get('exc_nodes'))}")
     lines.append(f"NodeList={null(nodes)}")
     if info.get("batch_host"):
         lines.append(f"BatchHost={info['batch_host']}")
@@ -156,9 +181,9 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float) -> list[str]:
     lines.append(f"AllocTRES={null(alloc)}")
     lines.append("Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*")
     lines.append(
-        f"MinCPUsNode={info.get('cpus_per_task', 1)} MinMemoryNode={fmt_mem(mem_mb)} MinTmpDiskNode=0"
+        f"MinCPUsNode={info.get('cpus_per_task', 1)} {_min_memory(info)} MinTmpDiskNode=0"
     )
-    lines.append("Features=(null) DelayBoot=00:00:00")
+    lines.append(f"Features={null(info.get('constraint'))} DelayBoot=00:00:00")
     lines.append("OverSubscribe=OK Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)")
     lines.append(f"Command={null(info.get('command'))}")
     lines.append(f"SubmitLine={null(info.get('submit_line'))}")
@@ -169,21 +194,50 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float) -> list[str]:
         lines.append(f"StdErr={null(info.get('stderr'))}")
         lines.append(f"StdIn={null(info.get('stdin'))}")
         lines.append(f"StdOut={null(info.get('stdout'))}")
+    kill_inv = info.get("kill_on_invalid_dep")
+    if kill_inv in (0, 1):
+        lines.append(f"KillOnInvalidDependent={'Yes' if kill_inv else 'No'}")
+    if info.get("mail_type"):
+        mail_type = print_mail_type(str(info["mail_type"]))
+        if mail_type not in ("NONE", ""):
+            lines.append(f"MailUser={info.get('mail_user') or info.get('user')} MailType={mail_type}")
     return lines
 
 
-def show_job(info: dict[str, Any], *, detail: bool = False, oneliner: bool = False, now: float) -> str:
-    """One ``scontrol [-d] [-o] show job`` record, including its terminating newline(s)."""
-    lines = _job_lines(info, detail, now)
+def _time_min(info: dict[str, Any]) -> str:
+    """TimeMin: ``N/A`` when unset, else minutes as ``mins2time_str`` prints them."""
+    secs = info.get("time_min")
+    if not secs:
+        return "N/A"
+    return fmt_time_limit_scontrol((int(secs) + 59) // 60 * 60)
+
+
+def _min_memory(info: dict[str, Any]) -> str:
+    """``MinMemoryCPU=`` for ``--mem-per-cpu``, else ``MinMemoryNode=``."""
+    if info.get("mem_per_cpu"):
+        return f"MinMemoryCPU={fmt_mem(int(info['mem_per_cpu']))}"
+    return f"MinMemoryNode={fmt_mem(int(info.get('mem_mb') or 0))}"
+
+
+def show_job(info: dict[str, Any], *, detail: bool = False, oneliner: bool = False, now: float,
+             time_format: str | None = None, bitstr_len: int | None = None) -> str:
+    """One ``scontrol [-d] [-o] show job`` record, including its terminating newline(s).
+    ``time_format`` is ``SLURM_TIME_FORMAT``, ``bitstr_len`` ``SLURM_BITSTR_LEN`` (None:
+    unset)."""
+    lines = _job_lines(info, detail, now, _Clock(time_format, now), bitstr_len)
     text = (" " if oneliner else "\n   ").join(lines).rstrip()
     return text + ("\n" if oneliner else "\n\n")
 
 
 def show_jobs(
-    infos: Iterable[dict[str, Any]], *, detail: bool = False, oneliner: bool = False, now: float
+    infos: Iterable[dict[str, Any]], *, detail: bool = False, oneliner: bool = False, now: float,
+    time_format: str | None = None, bitstr_len: int | None = None,
 ) -> str:
     """Records for several jobs, concatenated (Slurm prints them in the order given)."""
-    return "".join(show_job(i, detail=detail, oneliner=oneliner, now=now) for i in infos)
+    return "".join(
+        show_job(i, detail=detail, oneliner=oneliner, now=now, time_format=time_format, bitstr_len=bitstr_len)
+        for i in infos
+    )
 
 
 def _node_addr(address: str, name: str) -> str:
@@ -196,8 +250,10 @@ def _node_addr(address: str, name: str) -> str:
     return address
 
 
-def show_node(node: dict[str, Any], *, oneliner: bool = False) -> str:
+def show_node(node: dict[str, Any], *, oneliner: bool = False, time_format: str | None = None,
+              now: float = 0.0) -> str:
     """One ``scontrol show node`` record (25.11 layout), with its terminating newline(s)."""
+    _ts = _Clock(time_format, now)
     end = " " if oneliner else "\n   "
     name = str(node["name"])
     cpus = int(node.get("cpus") or 0)
@@ -248,5 +304,231 @@ def show_node(node: dict[str, Any], *, oneliner: bool = False) -> str:
     return out + ("\n" if oneliner else "\n\n")
 
 
-def show_nodes(nodes: Iterable[dict[str, Any]], *, oneliner: bool = False) -> str:
-    return "".join(show_node(n, oneliner=oneliner) for n in nodes)
+def show_nodes(nodes: Iterable[dict[str, Any]], *, oneliner: bool = False, time_format: str | None = None,
+               now: float = 0.0) -> str:
+    return "".join(show_node(n, oneliner=oneliner, time_format=time_format, now=now) for n in nodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# show step (info_job.c _sprint_step_info)
+
+
+def _step_id_text(step: dict[str, Any], job: dict[str, Any]) -> str:
+    sid = step.get("step_id")
+    sid_text = "TBD" if sid is None else str(sid)
+    if job.get("array_job_id") and job.get("array_task_id") is not None:
+        return f"{job['array_job_id']}_{job['array_task_id']}.{sid_text}"
+    return f"{job['job_id']}.{sid_text}"
+
+
+def show_step(step: dict[str, Any], job: dict[str, Any], *, oneliner: bool = False, now: float = 0.0,
+              time_format: str | None = None) -> str:
+    """One ``scontrol show step`` record (``StepId=12.0 UserId=...``), ``job`` its job's record."""
+    end = " " if oneliner else "\n   "
+    ts = _Clock(time_format, now)
+    cpus = int(step.get("cpus") or 0)
+    nodes = int(step.get("node_count") or 0)
+    tres = ",".join(p for p in (f"cpu={cpus}" if cpus else "", "mem=0", f"node={nodes}" if nodes else "") if p)
+    dist = "" if step.get("step_id") in ("batch", "extern", "interactive") else " Dist=Block"
+    out = (
+        f"StepId={_step_id_text(step, job)} UserId={step.get('uid', job.get('uid', 0))} "
+        f"StartTime={ts(step.get('start_time'))} TimeLimit=UNLIMITED"
+    )
+    out += end + f"State={step.get('state') or 'RUNNING'} Partition={null(job.get('partition'))} " \
+                 f"NodeList={null(step.get('nodes'))}"
+    out += end + f"Nodes={nodes} CPUs={cpus} Tasks={int(step.get('ntasks') or 0)} " \
+                 f"Name={null(step.get('name'))} Network=(null)"
+    out += end + f"TRES={tres}"
+    out += end + "ResvPorts=(null)"
+    out += end + "CPUFreqReq=Default" + dist
+    out += end + f"SrunHost:Pid={null(job.get('alloc_node'))}:0"
+    return out + ("\n" if oneliner else "\n\n")
+
+
+def show_steps(pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]], *, oneliner: bool = False,
+               now: float = 0.0, time_format: str | None = None) -> str:
+    return "".join(show_step(s, j, oneliner=oneliner, now=now, time_format=time_format) for s, j in pairs)
+
+
+# ---------------------------------------------------------------------------------------------
+# show partition (api/partition_info.c slurm_sprint_partition_info)
+
+
+def partitions_from_nodes(nodes: Iterable[dict[str, Any]], default: str = "debug") -> list[dict[str, Any]]:
+    """Partition records (name, nodes, total_cpus, total_nodes, total_mem, default, state)
+    from node records, in first-seen order. Spur has one partition per node list entry."""
+    from spurcore.hostlist import compress
+
+    parts: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        for name in node.get("partitions") or [node.get("partition") or default]:
+            part = parts.setdefault(str(name), {
+                "name": str(name), "node_names": [], "total_cpus": 0, "total_mem": 0,
+                "default": str(name) == default, "state": "UP", "max_time": None,
+            })
+            part["node_names"].append(str(node["name"]))
+            part["total_cpus"] += int(node.get("cpus") or 0)
+            part["total_mem"] += int(node.get("mem_mb") or 0)
+    out = []
+    for part in parts.values():
+        names = part.pop("node_names")
+        part["nodes"] = compress(names)
+        part["total_nodes"] = len(names)
+        out.append(part)
+    return out
+
+
+def show_partition(part: dict[str, Any], *, oneliner: bool = False) -> str:
+    """One ``scontrol show partition`` record (not trimmed, ``\\n\\n`` after it)."""
+    end = " " if oneliner else "\n   "
+    max_time = part.get("max_time")
+    cpus = int(part.get("total_cpus") or 0)
+    out = f"PartitionName={part['name']}" + end
+    out += "AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL" + end
+    out += f"AllocNodes=ALL Default={'YES' if part.get('default') else 'NO'} QoS=N/A" + end
+    out += "DefaultTime=NONE DisableRootJobs=NO ExclusiveUser=NO ExclusiveTopo=NO GraceTime=0 Hidden=NO" + end
+    out += (
+        f"MaxNodes=UNLIMITED MaxTime={'UNLIMITED' if max_time is None else fmt_duration_scontrol(max_time)} "
+        "MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED MaxCPUsPerSocket=UNLIMITED" + end
+    )
+    out += f"Nodes={null(part.get('nodes'))}" + end
+    out += "PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO" + end
+    out += "OverTimeLimit=NONE PreemptMode=OFF" + end
+    out += (
+        f"State={part.get('state') or 'UP'} TotalCPUs={cpus} TotalNodes={int(part.get('total_nodes') or 0)} "
+        "SelectTypeParameters=NONE" + end
+    )
+    out += "JobDefaults=(null)" + end
+    out += "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED" + end
+    out += f"TRES={tres_string(cpus, int(part.get('total_mem') or 0), int(part.get('total_nodes') or 0), fmt_mem)}"
+    return out + ("\n" if oneliner else "\n\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# show config (api/config_info.c slurm_print_ctl_conf)
+
+#: slurm_ctl_conf_2_key_pairs' order (25.11); other keys follow, sorted.
+CONFIG_ORDER = (
+    "AccountingStorageBackupHost AccountingStorageEnforce AccountingStorageHost "
+    "AccountingStorageExternalHost AccountingStorageParameters AccountingStoragePort "
+    "AccountingStorageTRES AccountingStorageType AccountingStoreFlags AcctGatherEnergyType "
+    "AcctGatherFilesystemType AcctGatherInterconnectType AcctGatherNodeFreq AcctGatherProfileType "
+    "AllowSpecResourcesUsage AuthAltTypes AuthAltParameters AuthInfo AuthType BatchStartTimeout "
+    "BcastExclude BcastParameters BOOT_TIME BurstBufferType CertgenParameters CertgenType "
+    "CertmgrParameters CertmgrType CliFilterParameters CliFilterPlugins ClusterName "
+    "CommunicationParameters CompleteWait CpuFreqDef CpuFreqGovernors CredType DataParserParameters "
+    "DebugFlags DefMemPerNode DefMemPerCPU DependencyParameters DisableRootJobs EioTimeout "
+    "EnforcePartLimits EpilogMsgTime FairShareDampeningFactor FederationParameters FirstJobId GresTypes "
+    "GpuFreqDef GroupUpdateForce GroupUpdateTime HASH_VAL HashPlugin HealthCheckInterval "
+    "HealthCheckNodeState HealthCheckProgram HttpParserType InactiveLimit InteractiveStepOptions "
+    "JobAcctGatherFrequency JobAcctGatherType JobAcctGatherParams JobCompHost JobCompLoc JobCompParams "
+    "JobCompPass JobCompPort JobCompType JobCompUser JobDefaults JobFileAppend JobRequeue "
+    "JobSubmitPlugins KillOnBadExit KillWait LaunchParameters Licenses LogTimeFormat MailDomain MailProg "
+    "MaxArraySize MaxBatchRequeue MaxDBDMsgs MaxJobCount MaxJobId MaxMemPerNode MaxMemPerCPU "
+    "MaxNodeCount MaxStepCount MaxTasksPerNode MCSPlugin MCSParameters MessageTimeout MetricsType "
+    "MinJobAge MpiDefault MpiParams MULTIPLE_SLURMD NamespaceType NEXT_JOB_ID NodeFeaturesPlugins "
+    "OverTimeLimit PluginDir PlugStackConfig PreemptMode PreemptParameters PreemptType PreemptExemptTime "
+    "PrEpParameters PrEpPlugins PriorityParameters PrioritySiteFactorParameters "
+    "PrioritySiteFactorPlugin PriorityType PriorityDecayHalfLife PriorityCalcPeriod PriorityFavorSmall "
+    "PriorityFlags PriorityMaxAge PriorityUsageResetPeriod PriorityWeightAge PriorityWeightAssoc "
+    "PriorityWeightFairShare PriorityWeightJobSize PriorityWeightPartition PriorityWeightQOS "
+    "PriorityWeightTRES PrivateData ProctrackType PrologEpilogTimeout EpilogTimeout PrologTimeout "
+    "PrologFlags PropagatePrioProcess PropagateResourceLimits PropagateResourceLimitsExcept "
+    "RebootProgram ReconfigFlags RequeueExit RequeueExitHold ResumeFailProgram ResumeProgram ResumeRate "
+    "ResumeTimeout ResvEpilog ResvOverRun ResvProlog ReturnToService SchedulerParameters "
+    "SchedulerTimeSlice SchedulerType ScronParameters SelectType SelectTypeParameters SlurmUser "
+    "SlurmctldAddr SlurmctldDebug SlurmctldLogFile SlurmctldPort SlurmctldSyslogDebug "
+    "SlurmctldPrimaryOffProg SlurmctldPrimaryOnProg SlurmctldTimeout SlurmctldParameters SlurmdDebug "
+    "SlurmdLogFile SlurmdParameters SlurmdPidFile SlurmdPort SlurmdSpoolDir SlurmdSyslogDebug "
+    "SlurmdTimeout SlurmdUser SlurmSchedLogFile SlurmSchedLogLevel SlurmctldPidFile SLURM_CONF "
+    "SLURM_VERSION SrunEpilog SrunPortRange SrunProlog StateSaveLocation SuspendExcNodes SuspendExcParts "
+    "SuspendExcStates SuspendProgram SuspendRate SuspendTime SuspendTimeout SwitchParameters SwitchType "
+    "TaskEpilog TaskPlugin TaskPluginParam TaskProlog TCPTimeout TLSParameters TLSType TmpFS "
+    "TopologyParam TopologyPlugin TrackWCKey TreeWidth UsePam UnkillableStepProgram "
+    "UnkillableStepTimeout UrlParserType VSizeFactor WaitTime X11Parameters"
+).split()
+
+#: The unit config_info.c prints after a number.
+_CONFIG_UNITS = {
+    "AcctGatherNodeFreq": " sec", "BatchStartTimeout": " sec", "CompleteWait": " sec",
+    "EpilogMsgTime": " usec", "GroupUpdateTime": " sec", "HealthCheckInterval": " sec",
+    "InactiveLimit": " sec", "KillWait": " sec", "MessageTimeout": " sec", "MinJobAge": " sec",
+    "OverTimeLimit": " min", "ResumeRate": " nodes/min", "ResumeTimeout": " sec", "ResvOverRun": " min",
+    "SchedulerTimeSlice": " sec", "SlurmctldTimeout": " sec", "SlurmdTimeout": " sec",
+    "SuspendRate": " nodes/min", "TCPTimeout": " sec", "UnkillableStepTimeout": " sec",
+    "VSizeFactor": " percent", "WaitTime": " sec",
+}
+
+
+def _config_value(key: str, value: Any) -> str:
+    if value is None or value == "":
+        return "(null)"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value}{_CONFIG_UNITS.get(key, '')}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def show_config(config: dict[str, Any], *, last_update: float, time_format: str | None = None,
+                now: float = 0.0) -> str:
+    """``scontrol show config`` (without the ping lines): ``Configuration data as of <time>``
+    and ``%-23s = %s`` lines in Slurm's key order, then the blank line scontrol prints."""
+    ts = _Clock(time_format, now)
+    order = {key: i for i, key in enumerate(CONFIG_ORDER)}
+    keys = sorted(config, key=lambda k: (order.get(k, len(order)), k))
+    out = [f"Configuration data as of {ts(last_update)}\n"]
+    out.extend(f"{key:<23} = {_config_value(key, config[key])}\n" for key in keys)
+    out.append("\n")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# show hostnames / hostlist / hostlistsorted
+
+
+def hostlist_ranged(hosts: Iterable[str], *, sort: bool = False) -> str:
+    """``hostlist_ranged_string`` of hosts as given (``show hostlist``: ``n3,n1,n2`` ->
+    ``n[3,1-2]``): a host joins the previous range when it has the same prefix, the next
+    number and the same zero padding; runs of ranges with one prefix share a bracket.
+    ``sort`` (``show hostlistsorted``): sorted and merged first (``n[1-3]``)."""
+    import re
+
+    from spurcore.hostlist import compress
+
+    names = list(hosts)
+    if sort:
+        return compress(names)
+    groups: list[tuple[str, list[list[int]]]] = []  # (prefix, [[lo, hi, width], ...])
+    for name in names:
+        m = re.match(r"^(.*?)(\d+)$", name)
+        if not m:
+            groups.append((name, []))
+            continue
+        prefix, digits = m.group(1), m.group(2)
+        num, width = int(digits), len(digits)
+        if groups and groups[-1][0] == prefix and groups[-1][1]:
+            last = groups[-1][1][-1]
+            if num == last[1] + 1 and str(num).zfill(last[2]) == digits:
+                last[1] = num
+            else:
+                groups[-1][1].append([num, num, width])
+            continue
+        groups.append((prefix, [[num, num, width]]))
+    parts: list[str] = []
+    for prefix, ranges in groups:
+        if not ranges:
+            parts.append(prefix)
+            continue
+        texts = [
+            str(lo).zfill(w) if lo == hi else f"{str(lo).zfill(w)}-{str(hi).zfill(w)}" for lo, hi, w in ranges
+        ]
+        if len(texts) == 1 and ranges[0][0] == ranges[0][1]:
+            parts.append(prefix + texts[0])
+        else:
+            parts.append(f"{prefix}[{','.join(texts)}]")
+    return ",".join(parts)

@@ -1,11 +1,13 @@
-"""``squeue`` text: the ``-o`` percent-format engine, the ``-O`` field engine, sorting, the
-state filter and ``--json``.
+"""``squeue`` text: the ``-o`` percent-format engine, the ``-O`` field engine, job arrays,
+sorting (``-S``), the filters and ``--json``/``--yaml``.
 
 Pure module: job info dicts (``spurcore.views.job_info``) and an explicit ``now`` in, text out.
 
 Sources (Slurm 25.11): src/squeue/opts.c (``parse_format``, ``_parse_token``,
-``_parse_long_token``, ``fmt_data_job``/``fmt_data_step``), src/squeue/print.c (``_print_str``
-and the ``_print_job_*`` functions), src/squeue/sort.c, src/squeue/squeue.c.
+``_parse_long_token``, ``fmt_data_job``/``fmt_data_step``), src/squeue/print.c (``_print_str``,
+the ``_print_job_*`` functions, ``_filter_job``, ``_combine_pending_array_tasks``),
+src/squeue/sort.c, src/squeue/squeue.c, src/common/slurm_protocol_defs.c
+(``xlate_array_task_str``), src/plugins/data_parser/v0.0.44/parsers.c (``JOB_INFO``).
 
 Column rules (``_print_str``):
 - ``%.N`` right-justifies in N columns, ``%N`` left-justifies and pads; values and headers
@@ -14,26 +16,36 @@ Column rules (``_print_str``):
 - No width prints the value at its own length.  Text before the first ``%`` is a prefix and
   text after a field letter a suffix, both printed verbatim (header line included).
 - ``-O name[:[.]size[suffix]]``: no size means width 20, left-justified, no separator.
+
+Job arrays (a record of the array's pending tasks has ``array_task_id`` None and its indexes
+in ``array_pending``; every started task is a record with its own ``array_task_id``):
+- the pending record shows ``<array>_[<tasks>]``, the tasks as ``xlate_array_task_str`` gives
+  them (``1-99:2``, ``4-99%10``, cut at ``SLURM_BITSTR_LEN`` with ``...``); a task record
+  shows ``<array>_<task>``;
+- pending task records that were split off (held, updated) are folded back into the pending
+  record's line unless ``-r`` (their reason joined to its reason, ``Priority,JobHeldUser``);
+- ``-r`` prints one line per pending task.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
 
+from spurcore.arrays import contains, fmt_bitmap, indexes, normalize, task_str
 from spurcore.exitcodes import fmt_exit
-from spurcore.render._common import FLAG_STATES, base_state, print_str, step_id_text
+from spurcore.render._common import FLAG_STATES, base_state, make_time_str, print_str, step_id_text
 from spurcore.signals import sig_fullname
 from spurcore.states import STATE_CODES
-from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_timestamp_squeue
+from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_mem
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
     _Value = tuple[str | None, bool]
-    _JobFn = Callable[[dict[str, Any], float], _Value]
-    _StepFn = Callable[[dict[str, Any], dict[str, Any], float], _Value]
+    _JobFn = Callable[[dict[str, Any], "View"], _Value]
+    _StepFn = Callable[[dict[str, Any], dict[str, Any], "View"], _Value]
     _Headers = dict[str, tuple[str, bool]]  # key -> (header text, force left-justified)
 
 __all__ = [
@@ -41,25 +53,38 @@ __all__ = [
     "DEFAULT_FORMAT_LONG",
     "LONG_FORMAT",
     "LONG_FORMAT_LONG",
+    "START_FORMAT",
     "STEPS_FORMAT",
     "DEFAULT_STATES",
+    "View",
     "FormatItem",
     "ParsedFormat",
+    "JobFilter",
     "parse_format",
     "parse_long_format",
+    "parse_sort",
     "render_jobs",
     "render_steps",
+    "display_records",
     "default_sort",
+    "sort_jobs",
     "sort_steps",
     "job_shown",
     "filter_jobs",
+    "select_jobs",
     "parse_states",
+    "help_format",
+    "help_long_format",
     "to_json",
 ]
 
 DEFAULT_FORMAT = "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R"
 LONG_FORMAT = "%.18i %.9P %.8j %.8u %.8T %.10M %.9l %.6D %R"
 STEPS_FORMAT = "%.15i %.8j %.9P %.8u %.9M %N"
+#: ``--start``'s layout (opts.c), sorted by ``S`` and showing only pending jobs by default.
+START_FORMAT = "%.18i %.9P %.8j %.8u %.2t %.19S %.6D %20Y %R"
+#: ``--only-job-state``'s layout when no format is given (squeue.c).
+ONLY_STATE_FORMAT = "%.18i %.2t"
 #: The ``-O`` lists squeue itself builds for the two default layouts (same output).
 DEFAULT_FORMAT_LONG = (
     "jobarrayid:.18 ,partition:.9 ,name:.8 ,username:.8 ,statecompact:.2 ,timeused:.10 ,"
@@ -77,6 +102,38 @@ DEFAULT_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "STAGE_OUT", "COM
 _ALL_STATE_CODES = STATE_CODES
 _RUNNING_LIKE = frozenset({"RUNNING", "SUSPENDED"})
 _REASON_STATES = frozenset({"PENDING", "TIMEOUT", "OUT_OF_MEMORY", "DEADLINE", "FAILED"})
+_FORMAT_STRING_SIZE = 32  # print.h: %i of a pending array is cut to 31 characters
+_YEAR = 365 * 86400
+
+
+class View:
+    """What rendering needs besides the records (all given by the caller: the module reads
+    no clock and no environment).
+
+    ``now``: the controller's clock; ``time_format``: ``SLURM_TIME_FORMAT``;
+    ``bitstr_len``: ``SLURM_BITSTR_LEN`` as an int, None when unset (``-r`` sets it to 0);
+    ``array``: ``-r``; ``expand_patterns``: ``--expand-patterns``; ``noconvert``:
+    ``--noconvert``; ``cluster``: this cluster's name (``%Cluster``).
+    """
+
+    __slots__ = ("now", "time_format", "bitstr_len", "array", "expand_patterns", "noconvert", "cluster")
+
+    def __init__(self, now: float = 0.0, *, time_format: str | None = None, bitstr_len: int | None = None,
+                 array: bool = False, expand_patterns: bool = False, noconvert: bool = False,
+                 cluster: str = "") -> None:
+        self.now = now
+        self.time_format = time_format
+        self.bitstr_len = bitstr_len
+        self.array = array
+        self.expand_patterns = expand_patterns
+        self.noconvert = noconvert
+        self.cluster = cluster
+
+    def time(self, t: float | None) -> str:
+        """squeue's ``_print_time``: ``N/A`` for an unset time."""
+        if not t:
+            return "N/A"
+        return make_time_str(t, self.time_format, self.now)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +226,100 @@ def parse_long_format(fmt: str, *, steps: bool = False) -> ParsedFormat:
 
 
 # ---------------------------------------------------------------------------------------------
+# job arrays
+
+
+def _is_array(info: dict[str, Any]) -> bool:
+    return bool(info.get("array_job_id"))
+
+
+def _pending_tasks(info: dict[str, Any]) -> list[list[int]]:
+    """The pending task ranges of a pending array record ([] for any other record)."""
+    if not _is_array(info) or info.get("array_task_id") is not None:
+        return []
+    return [list(r) for r in info.get("array_pending") or ()]
+
+
+def _array_id(info: dict[str, Any]) -> int:
+    """The array's id for an array record, the job id otherwise (sort.c ``_sort_job_by_id``)."""
+    return int(info.get("array_job_id") or 0) or int(info["job_id"])
+
+
+def _with_task_str(info: dict[str, Any], view: View) -> dict[str, Any]:
+    """``info`` with ``_task_str``: what the API's unpack sets as ``array_task_str``."""
+    ranges = _pending_tasks(info)
+    if not ranges:
+        return info
+    bitstr = 64 if view.bitstr_len is None else view.bitstr_len
+    text = task_str(ranges, int(info.get("array_max_tasks") or 0), bitstr)
+    return {**info, "_task_str": text, "_task_ranges": ranges}
+
+
+def _merge_reason(record: dict[str, Any], task: dict[str, Any]) -> None:
+    """print.c ``_merge_job_reason``: a folded task's reason joins the record's reason."""
+    mine, theirs = str(record.get("reason") or "None"), str(task.get("reason") or "None")
+    if mine == theirs:
+        return
+    desc = record.get("_reason_desc") or mine
+    if theirs in desc:
+        return
+    record["_reason_desc"] = f"{desc},{theirs}"
+
+
+def _combine_pending(records: list[dict[str, Any]], view: View) -> list[dict[str, Any]]:
+    """``_combine_pending_array_tasks``: pending task records of an array with a pending
+    record (same name, same partition) are shown on its line, its task string re-made with
+    ``bit_fmt`` (no step form, no throttle, no ``...``)."""
+    owners = {
+        int(r["array_job_id"]): r for r in records if "_task_ranges" in r and base_state(r) == "PENDING"
+    }
+    if not owners:
+        return records
+    out: list[dict[str, Any]] = []
+    folded: dict[int, list[int]] = {}
+    for r in records:
+        owner = owners.get(int(r.get("array_job_id") or 0))
+        if (
+            owner is not None
+            and r is not owner
+            and r.get("array_task_id") is not None
+            and base_state(r) == "PENDING"
+            and (r.get("name") or "") == (owner.get("name") or "")
+            and (r.get("partition") or "") == (owner.get("partition") or "")
+        ):
+            _merge_reason(owner, r)
+            folded.setdefault(int(owner["array_job_id"]), []).append(int(r["array_task_id"]))
+            continue
+        out.append(r)
+    for array_id, tasks in folded.items():
+        owner = owners[array_id]
+        ranges = normalize(owner["_task_ranges"] + [[t, t, 1] for t in tasks])
+        owner["_task_ranges"] = ranges
+        bitstr = 64 if view.bitstr_len is None else view.bitstr_len
+        owner["_task_str"] = fmt_bitmap(ranges, 0 if bitstr == 0 else (bitstr if bitstr > 0 else 64))
+    return out
+
+
+def display_records(infos: Iterable[dict[str, Any]], view: View) -> list[dict[str, Any]]:
+    """The records squeue prints, in order: each pending array record gets its task string
+    (``_task_str``); without ``-r`` split-off pending tasks are folded back into it, with
+    ``-r`` it becomes one record per pending task. Records are new dicts where changed."""
+    records = [_with_task_str(i, view) for i in infos]
+    if view.array:
+        out: list[dict[str, Any]] = []
+        for r in records:
+            ranges = r.get("_task_ranges")
+            if not ranges:
+                out.append(r)
+                continue
+            base = {k: v for k, v in r.items() if k not in ("_task_str", "_task_ranges")}
+            for task in indexes(ranges):
+                out.append({**base, "array_task_id": task, "_expanded": True})
+        return out
+    return _combine_pending(records, view)
+
+
+# ---------------------------------------------------------------------------------------------
 # job fields
 
 # A column value: (text or None for a C NULL, cut to the width when right-justified?)
@@ -181,37 +332,43 @@ def _s(value: Any) -> str | None:
     return str(value)
 
 
-def _time_used(info: dict[str, Any]) -> int:
+def _secs(secs: float) -> str:
+    """print.c ``_print_secs`` (``INVALID`` when negative or above a year)."""
+    return fmt_duration_squeue(secs)
+
+
+def job_time_used(info: dict[str, Any]) -> int:
+    """print.c ``job_time_used``: 0 while pending, frozen while suspended."""
     return int(info.get("run_time") or 0)
 
 
-def _time_limit(info: dict[str, Any], _now: float) -> _Value:
+def _time_limit(info: dict[str, Any], _v: View) -> _Value:
     limit = info.get("time_limit")
     if limit is None:
         return "UNLIMITED", True
-    return fmt_duration_squeue(limit), False
+    return _secs(limit), False
 
 
-def _time_left(info: dict[str, Any], _now: float) -> _Value:
+def _time_left(info: dict[str, Any], _v: View) -> _Value:
     limit = info.get("time_limit")
     if limit is None:
         return "UNLIMITED", True
-    return fmt_duration_squeue(int(limit) - _time_used(info)), False
+    return _secs(int(limit) - job_time_used(info)), False
 
 
-def _end_time(info: dict[str, Any], now: float) -> _Value:
+def _end_time(info: dict[str, Any], v: View) -> _Value:
     end = float(info.get("end_time") or 0)
     running = base_state(info) in _RUNNING_LIKE and info.get("state") != "COMPLETING"
-    if info.get("time_limit") is None and (end > now or (not end and running)):
+    if info.get("time_limit") is None and (end > v.now or (not end and running)):
         return "NONE", True
-    return fmt_timestamp_squeue(end), True
+    return v.time(end), True
 
 
 def _reason(info: dict[str, Any]) -> str:
-    return str(info.get("reason") or "None")
+    return str(info.get("_reason_desc") or info.get("reason") or "None")
 
 
-def _reason_list(info: dict[str, Any], _now: float) -> _Value:
+def _reason_list(info: dict[str, Any], _v: View) -> _Value:
     if info.get("state") != "COMPLETING" and base_state(info) in _REASON_STATES:
         return f"({_reason(info)})", True
     return _s(info.get("nodes")), False
@@ -221,13 +378,13 @@ def _exit(key: str) -> _JobFn:
     """A job's status is 0 until one is recorded (slurmctld never sends NO_VAL for a job), so
     None prints ``0:0`` like scontrol's ExitCode."""
 
-    def fn(info: dict[str, Any], _now: float) -> _Value:
+    def fn(info: dict[str, Any], _v: View) -> _Value:
         return fmt_exit(info.get(key) or 0), True
 
     return fn
 
 
-def _priority(info: dict[str, Any], _now: float) -> _Value:
+def _priority(info: dict[str, Any], _v: View) -> _Value:
     return f"{int(info.get('priority') or 0) / 0xFFFFFFFF:16.14f}", True
 
 
@@ -237,111 +394,338 @@ def _compact(info: dict[str, Any]) -> str:
 
 
 def _plain(key: str) -> _JobFn:
-    return lambda info, _now: (_s(info.get(key)), True)
+    return lambda info, _v: (_s(info.get(key)), True)
 
 
 def _num(key: str, default: int = 0) -> _JobFn:
-    return lambda info, _now: (str(int(info.get(key) or default)), True)
+    return lambda info, _v: (str(int(info.get(key) or default)), True)
+
+
+def _const(text: str | None) -> _JobFn:
+    """A field Spur has no data for: what Slurm prints when it is unset."""
+    return lambda _info, _v: (text, True)
 
 
 def _ts(key: str) -> _JobFn:
-    return lambda info, _now: (fmt_timestamp_squeue(info.get(key)), True)
+    return lambda info, v: (v.time(info.get(key)), True)
 
 
-# key -> (header, value function).  Keys are the -O names (canonical spelling).
-_JOB_FIELDS: dict[str, tuple[str, _JobFn]] = {
-    "Account": ("ACCOUNT", _plain("account")),
-    "AllocNodes": ("ALLOC_NODES", _plain("alloc_node")),
-    "AllocSID": ("ALLOC_SID", _num("alloc_sid")),
-    "ArrayJobId": ("ARRAY_JOB_ID", lambda i, _n: (str(i["job_id"]), True)),
-    "ArrayTaskId": ("ARRAY_TASK_ID", lambda i, _n: ("N/A", True)),
-    "BatchFlag": ("BATCH_FLAG", _num("batch_flag")),
-    "BatchHost": ("EXEC_HOST", lambda i, _n: (i.get("batch_host") or i.get("alloc_node") or "n/a", True)),
-    "Command": ("COMMAND", _plain("command")),
-    "Comment": ("COMMENT", _plain("comment")),
-    "CPUsPerTask": ("CPUS_PER_TASK", _num("cpus_per_task", 1)),
-    "Dependency": ("DEPENDENCY", _plain("dependency")),
-    "DerivedEC": ("DERIVED_EC", _exit("derived_ec")),
-    "EligibleTime": ("ELIGIBLE_TIME", _ts("eligible_time")),
-    "EndTime": ("END_TIME", _end_time),
-    "exit_code": ("EXIT_CODE", _exit("exit_code")),
-    "GroupId": ("GROUP", lambda i, _n: (str(i.get("gid", 0)), True)),
-    "GroupName": ("GROUP", lambda i, _n: (str(i.get("group") or i.get("gid", 0)), True)),
-    "JobArrayId": ("JOBID", lambda i, _n: (str(i["job_id"]), True)),
-    "JobId": ("JOBID", lambda i, _n: (str(i["job_id"]), True)),
-    "MinCPUs": ("MIN_CPUS", _num("cpus_per_task", 1)),
-    "Name": ("NAME", _plain("name")),
-    "Nice": ("NICE", lambda i, _n: ("0", True)),
-    "NodeList": ("NODELIST", lambda i, _n: (_s(i.get("nodes")), False)),
-    "NumCPUs": ("CPUS", _num("num_cpus")),
-    "NumNodes": ("NODES", _num("node_count")),
-    "NumTasks": ("TASKS", _num("num_tasks", 1)),
-    "Partition": ("PARTITION", _plain("partition")),
-    "Priority": ("PRIORITY", _priority),
-    "PriorityLong": ("PRIORITY", _num("priority")),
-    "QOS": ("QOS", lambda i, _n: (i.get("qos") or "normal", True)),
-    "Reason": ("REASON", lambda i, _n: (_reason(i), True)),
-    "ReasonList": ("NODELIST(REASON)", _reason_list),
-    "Reboot": ("REBOOT", lambda i, _n: ("0", True)),
-    "Requeue": ("REQUEUE", lambda i, _n: ("1", True)),
-    "RestartCnt": ("RESTART_COUNT", _num("restarts")),
-    "StartTime": ("START_TIME", _ts("start_time")),
-    "State": ("STATE", lambda i, _n: (str(i.get("state") or ""), True)),
-    "StateCompact": ("ST", lambda i, _n: (_compact(i), True)),
-    "StdErr": ("STDERR", _plain("stderr")),
-    "StdIn": ("STDIN", _plain("stdin")),
-    "StdOut": ("STDOUT", _plain("stdout")),
-    "SubmitTime": ("SUBMIT_TIME", _ts("submit_time")),
-    "TimeLeft": ("TIME_LEFT", _time_left),
-    "TimeLimit": ("TIME_LIMIT", _time_limit),
-    "TimeUsed": ("TIME", lambda i, _n: (fmt_duration_squeue(_time_used(i)), False)),
-    "UserId": ("UID", lambda i, _n: (str(i.get("uid", 0)), True)),
-    "UserName": ("USER", lambda i, _n: (_s(i.get("user")) or str(i.get("uid", 0)), True)),
-    "WorkDir": ("WORK_DIR", _plain("work_dir")),
-}
+def _mem(mb: int, v: View) -> str:
+    """``convert_num_unit(mb, UNIT_MEGA, ...)`` (``--noconvert``: no unit change)."""
+    if v.noconvert:
+        return "0" if not mb else f"{int(mb)}M"
+    return fmt_mem(mb)
+
+
+def _job_id(info: dict[str, Any], v: View) -> _Value:
+    """``%i`` (JobArrayId): ``A_[tasks]`` for a pending array record, ``A_T`` for a task."""
+    if info.get("_task_str") is not None:
+        text = f"{info['array_job_id']}_[{info['_task_str']}]"
+        if v.bitstr_len is not None:
+            return text, False  # print.c: uncut when SLURM_BITSTR_LEN is set
+        return text[: _FORMAT_STRING_SIZE - 1], True
+    if _is_array(info) and info.get("array_task_id") is not None:
+        return f"{info['array_job_id']}_{info['array_task_id']}", True
+    return str(info["job_id"]), True
+
+
+def _array_job_id(info: dict[str, Any], _v: View) -> _Value:
+    return str(_array_id(info)), True
+
+
+def _array_task_id(info: dict[str, Any], _v: View) -> _Value:
+    if info.get("_task_str") is not None:
+        return str(info["_task_str"]), True
+    if _is_array(info) and info.get("array_task_id") is not None:
+        return str(info["array_task_id"]), True
+    return "N/A", True
+
+
+def _batch_host(info: dict[str, Any], _v: View) -> _Value:
+    host = info.get("batch_host") if info.get("batch_flag") else info.get("alloc_node")
+    return (host or "n/a"), True
+
+
+def _over_subscribe(info: dict[str, Any], _v: View) -> _Value:
+    """``job_share_string``: exclusive NO, --exclusive=user USER, mcs MCS, topo TOPO,
+    --oversubscribe YES, otherwise OK."""
+    return _share_string(info), True
+
+
+def _share_string(info: dict[str, Any]) -> str:
+    exclusive = str(info.get("exclusive") or "")
+    table = {"exclusive": "NO", "user": "USER", "mcs": "MCS", "topo": "TOPO"}
+    if exclusive in table:
+        return table[exclusive]
+    if "oversubscribe" in (info.get("options") or {}):
+        return "YES"
+    return "OK"
+
+
+def _pending_time(info: dict[str, Any], v: View) -> _Value:
+    start = float(info.get("start_time") or 0)
+    submit = float(info.get("submit_time") or 0)
+    if start and start < v.now:
+        return str(int(start - submit)), True
+    return str(int(v.now - submit)), True
+
+
+def _nice(info: dict[str, Any], _v: View) -> _Value:
+    return str(int(info.get("nice") or 0)), True
+
+
+def _requeue(info: dict[str, Any], _v: View) -> _Value:
+    value = info.get("requeue")
+    return str(1 if value is None or int(value) < 0 else int(value)), True
+
+
+def _ntasks_per_node(info: dict[str, Any], _v: View) -> _Value:
+    n = int(info.get("ntasks_per_node") or 0)
+    return (str(n) if n else "N/A"), True
+
+
+def _min_memory(info: dict[str, Any], v: View) -> _Value:
+    mb = int(info.get("mem_per_cpu") or 0) or int(info.get("mem_mb") or 0)
+    return _mem(mb, v), True
+
+
+def _min_time(info: dict[str, Any], _v: View) -> _Value:
+    return _secs(int(info.get("time_min") or 0)), True
+
+
+def _stdio(key: str) -> _JobFn:
+    """StdOut/StdErr/StdIn: the info record holds the expanded path already, which is also
+    what ``--expand-patterns`` prints."""
+    return lambda info, _v: (_s(info.get(key)), True)
+
+
+def _accrue(info: dict[str, Any], v: View) -> _Value:
+    from spurcore.render._common import accrue_time
+
+    return v.time(accrue_time(info, v.now)), True
+
+
+def _eligible(info: dict[str, Any], v: View) -> _Value:
+    from spurcore.render._common import eligible_time
+
+    return v.time(eligible_time(info)), True
+
+
+def _last_sched(info: dict[str, Any], v: View) -> _Value:
+    from spurcore.render._common import last_sched_eval
+
+    return v.time(last_sched_eval(info)), True
+
+
+def _tres_alloc(info: dict[str, Any], _v: View) -> _Value:
+    from spurcore.render._common import job_tres
+
+    alloc, req = job_tres(info)
+    return (alloc or req or "N/A"), True
+
+
+def _group_name(info: dict[str, Any], _v: View) -> _Value:
+    return str(info.get("group") or info.get("gid", 0)), True
+
+
+def _user_name(info: dict[str, Any], _v: View) -> _Value:
+    return (_s(info.get("user")) or str(info.get("uid", 0))), True
+
+
+def _nodes(key: str) -> _JobFn:
+    return lambda info, _v: (_s(info.get(key)), False)
+
+
+# key -> (header, value function, hidden).  Keys are the -O names (Slurm's spelling), in
+# fmt_data_job order; ``hidden`` fields are left out of --helpFormat.
+_JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
+    ("Account", "ACCOUNT", _plain("account"), False),
+    ("AccrueTime", "ACCRUE_TIME", _accrue, False),
+    ("admin_comment", "ADMIN_COMMENT", _const(None), False),
+    ("AllocNodes", "ALLOC_NODES", _plain("alloc_node"), False),
+    ("AllocSID", "ALLOC_SID", _num("alloc_sid"), False),
+    ("ArrayJobId", "ARRAY_JOB_ID", _array_job_id, False),
+    ("ArrayTaskId", "ARRAY_TASK_ID", _array_task_id, False),
+    ("AssocId", "ASSOC_ID", _const("0"), False),
+    ("BatchFlag", "BATCH_FLAG", _num("batch_flag"), False),
+    ("BatchHost", "EXEC_HOST", _batch_host, False),
+    ("BoardsPerNode", "BOARDS_PER_NODE", _const("N/A"), False),
+    ("BurstBuffer", "BURST_BUFFER", _const(None), False),
+    ("BurstBufferState", "BURST_BUFFER_STATE", _const(None), False),
+    ("Cluster", "CLUSTER", lambda i, v: (_s(i.get("cluster")) or _s(v.cluster), True), False),
+    ("ClusterFeature", "CLUSTER_FEATURES", _const(None), False),
+    ("Command", "COMMAND", _plain("command"), False),
+    ("Comment", "COMMENT", _plain("comment"), False),
+    ("Container", "CONTAINER", _const(None), False),
+    ("ContainerId", "CONTAINERID", _const(None), False),
+    ("Contiguous", "CONTIGUOUS", _const("0"), False),
+    ("Cores", "CORES_PER_SOCKET", _const("*"), False),
+    ("CoreSpec", "CORE_SPEC", _const("N/A"), False),
+    ("CPUsPerTask", "CPUS_PER_TASK", _num("cpus_per_task", 1), False),
+    ("cpus-per-task", "CPUS_PER_TASK", _num("cpus_per_task", 1), False),
+    ("cpus-per-tres", "CPUS_PER_TRES", _const("N/A"), False),
+    ("CronJob", "CRON_JOB", _const("No"), False),
+    ("Deadline", "DEADLINE", _ts("deadline"), False),
+    ("DelayBoot", "DELAY_BOOT", _const("0:00"), False),
+    ("Dependency", "DEPENDENCY", _plain("dependency"), False),
+    ("DerivedEC", "DERIVED_EC", _exit("derived_ec"), False),
+    ("EligibleTime", "ELIGIBLE_TIME", _eligible, False),
+    ("EndTime", "END_TIME", _end_time, False),
+    ("ExcNodes", "EXC_NODES", _nodes("exc_nodes"), False),
+    ("exit_code", "EXIT_CODE", _exit("exit_code"), False),
+    ("Feature", "FEATURES", _plain("constraint"), False),
+    ("Gres", "TRES_PER_NODE", _const("N/A"), True),
+    ("GroupId", "GROUP", lambda i, _v: (str(i.get("gid", 0)), True), False),
+    ("GroupName", "GROUP", _group_name, False),
+    ("HetJobId", "HET_JOB_ID", _const("N/A"), False),
+    ("HetJobIdSet", "HET_JOB_ID_SET", _const("N/A"), False),
+    ("HetJobOffset", "HET_JOB_OFFSET", _const("N/A"), False),
+    ("JobArrayId", "JOBID", _job_id, False),
+    ("JobId", "JOBID", lambda i, _v: (str(i["job_id"]), True), False),
+    ("LastSchedEval", "LAST_SCHED_EVAL", _last_sched, False),
+    ("Licenses", "LICENSES", _const(None), False),
+    ("LicensesAlloc", "LICENSES_ALLOC", _const(None), False),
+    ("MaxCPUs", "MAX_CPUS", _num("num_cpus"), False),
+    ("MaxNodes", "MAX_NODES", _num("node_count"), False),
+    ("mem-per-tres", "MEM_PER_TRES", _const("N/A"), False),
+    ("MCSLabel", "MCSLABEL", _const(None), False),
+    ("MinCPUs", "MIN_CPUS", _num("cpus_per_task", 1), False),
+    ("MinMemory", "MIN_MEMORY", _min_memory, False),
+    ("MinTime", "TIME_MIN", _min_time, False),
+    ("MinTmpDisk", "MIN_TMP_DISK", _const("0"), False),
+    ("Name", "NAME", _plain("name"), False),
+    ("Network", "NETWORK", _const(None), False),
+    ("Nice", "NICE", _nice, False),
+    ("NodeList", "NODELIST", _nodes("nodes"), False),
+    ("NTPerCore", "NTASKS_PER_CORE", _const("N/A"), False),
+    ("NTPerNode", "NTASKS_PER_NODE", _ntasks_per_node, False),
+    ("NTPerSocket", "NTASKS_PER_SOCKET", _const("N/A"), False),
+    ("NTPerBoard", "NTASKS_PER_BOARD", _const("N/A"), False),
+    ("NumCPUs", "CPUS", _num("num_cpus"), False),
+    ("NumNodes", "NODES", _num("node_count"), False),
+    ("NumTasks", "TASKS", _num("num_tasks", 1), False),
+    ("Origin", "ORIGIN", _const("NA"), False),
+    ("OriginRaw", "ORIGIN_RAW", _const("NA"), False),
+    ("OverSubscribe", "OVER_SUBSCRIBE", _over_subscribe, False),
+    ("PackJobId", "HET_JOB_ID", _const("N/A"), True),
+    ("PackJobIdSet", "HET_JOB_ID_SET", _const("N/A"), True),
+    ("PackJobOffset", "HET_JOB_OFFSET", _const("N/A"), True),
+    ("Partition", "PARTITION", _plain("partition"), False),
+    ("PendingTime", "PENDING_TIME", _pending_time, False),
+    ("PreemptTime", "PREEMPT_TIME", _const("N/A"), False),
+    ("Prefer", "PREFER", _const(None), False),
+    ("Priority", "PRIORITY", _priority, False),
+    ("PriorityLong", "PRIORITY", _num("priority"), False),
+    ("Profile", "PROFILE", _const("NotSet"), False),
+    ("QOS", "QOS", lambda i, _v: (i.get("qos") or "normal", True), False),
+    ("Reason", "REASON", lambda i, _v: (_reason(i), True), False),
+    ("ReasonList", "NODELIST(REASON)", _reason_list, False),
+    ("Reboot", "REBOOT", _const("0"), False),
+    ("ReqNodes", "REQ_NODES", _nodes("req_nodes"), False),
+    ("ReqSwitch", "REQ_SWITCH", _const("0"), False),
+    ("Requeue", "REQUEUE", _requeue, False),
+    ("Reservation", "RESERVATION", _const(None), False),
+    ("ResizeTime", "RESIZE_TIME", lambda _i, _v: ("N/A", False), False),
+    ("RestartCnt", "RESTART_COUNT", _num("restarts"), False),
+    ("SchedNodes", "SCHEDNODES", _const(None), False),
+    ("SCT", "S:C:T", _const("*:*:*"), False),
+    ("SegmentSize", "SEGMENT_SIZE", _const("N/A"), False),
+    ("SiblingsActive", "ACTIVE_SIBLINGS", _const("NA"), False),
+    ("SiblingsActiveRaw", "ACTIVE_SIBLINGS_RAW", _const("NA"), False),
+    ("SiblingsViable", "VIABLE_SIBLINGS", _const("NA"), False),
+    ("SiblingsViableRaw", "VIALBLE_SIBLINGS_RAW", _const("NA"), False),  # sic (print.c)
+    ("Shared", "OVER_SUBSCRIBE", _over_subscribe, True),
+    ("SLUID", "SLUID", _const("s0000000000000"), False),
+    ("Sockets", "SOCKETS_PER_NODE", _const("*"), False),
+    ("SPerBoard", "SOCKETS_PER_BOARD", _const("0"), False),
+    ("StartTime", "START_TIME", _ts("start_time"), False),
+    ("State", "STATE", lambda i, _v: (str(i.get("state") or ""), True), False),
+    ("StateCompact", "ST", lambda i, _v: (_compact(i), True), False),
+    ("StdErr", "STDERR", _stdio("stderr"), False),
+    ("StdIn", "STDIN", _stdio("stdin"), False),
+    ("StdOut", "STDOUT", _stdio("stdout"), False),
+    ("SubmitTime", "SUBMIT_TIME", _ts("submit_time"), False),
+    ("system_comment", "SYSTEM_COMMENT", _const(None), False),
+    ("Threads", "THREADS_PER_CORE", _const("*"), False),
+    ("TimeLeft", "TIME_LEFT", _time_left, False),
+    ("TimeLimit", "TIME_LIMIT", _time_limit, False),
+    ("TimeUsed", "TIME", lambda i, _v: (_secs(job_time_used(i)), False), False),
+    ("Tres", "TRES_ALLOC", _tres_alloc, True),
+    ("tres-alloc", "TRES_ALLOC", _tres_alloc, False),
+    ("tres-bind", "TRES_BIND", _const("N/A"), False),
+    ("tres-freq", "TRES_FREQ", _const("N/A"), False),
+    ("tres-per-job", "TRES_PER_JOB", _const("N/A"), False),
+    ("tres-per-node", "TRES_PER_NODE", _const("N/A"), True),
+    ("tres-per-socket", "TRES_PER_SOCKET", _const("N/A"), False),
+    ("tres-per-task", "TRES_PER_TASK", _const("N/A"), False),
+    ("UserId", "UID", lambda i, _v: (str(i.get("uid", 0)), True), False),
+    ("UserName", "USER", _user_name, False),
+    ("Wait4Switch", "WAIT4SWITCH", _const("0:00"), False),
+    ("WCKey", "WCKEY", _plain("wckey"), False),
+    ("WorkDir", "WORK_DIR", _plain("work_dir"), False),
+)
+_JOB_FIELDS: dict[str, tuple[str, _JobFn]] = {k: (h, fn) for k, h, fn, _hidden in _JOB_TABLE}
 
 # Header quirks: node-list headers are printed uncut (cut_output=false) and the step
 # START_TIME header is always left-justified (print.c).
-_UNCUT_HEADERS = frozenset({"NodeList", "ReasonList", "Nodes"})
+_UNCUT_HEADERS = frozenset({"NodeList", "ReasonList", "Nodes", "SchedNodes"})
 
+#: fmt_data_job letters (``%b`` Gres and ``%h`` Shared/OverSubscribe are hidden but valid).
 _JOB_LETTERS: dict[str, str] = {
     "a": "Account",
     "A": "JobId",
+    "b": "Gres",
     "B": "BatchHost",
-    "C": "NumCPUs",
     "c": "MinCPUs",
+    "C": "NumCPUs",
+    "d": "MinTmpDisk",
     "D": "NumNodes",
     "e": "EndTime",
     "E": "Dependency",
+    "f": "Feature",
     "F": "ArrayJobId",
     "g": "GroupName",
     "G": "GroupId",
+    "h": "OverSubscribe",
+    "H": "Sockets",
     "i": "JobArrayId",
+    "I": "Cores",
     "j": "Name",
+    "J": "Threads",
     "k": "Comment",
     "K": "ArrayTaskId",
     "l": "TimeLimit",
     "L": "TimeLeft",
+    "m": "MinMemory",
     "M": "TimeUsed",
+    "n": "ReqNodes",
     "N": "NodeList",
     "o": "Command",
+    "O": "Contiguous",
     "p": "Priority",
     "P": "Partition",
     "q": "QOS",
     "Q": "PriorityLong",
     "r": "Reason",
     "R": "ReasonList",
+    "s": "SLUID",
     "S": "StartTime",
     "t": "StateCompact",
     "T": "State",
     "u": "UserName",
     "U": "UserId",
+    "v": "Reservation",
     "V": "SubmitTime",
+    "w": "WCKey",
+    "W": "Licenses",
+    "x": "ExcNodes",
+    "X": "CoreSpec",
     "y": "Nice",
+    "Y": "SchedNodes",
+    "z": "SCT",
     "Z": "WorkDir",
 }
 _JOB_NAMES: dict[str, str] = {name.lower(): name for name in _JOB_FIELDS}
-_JOB_NAMES["cpus-per-task"] = "CPUsPerTask"
 
 
 def _render_items(items: list[FormatItem], value: Callable[[str], _Value] | None, headers: _Headers) -> str:
@@ -370,13 +754,19 @@ def render_jobs(
     noheader: bool = False,
     long: bool = False,
     now: float = 0.0,
+    *,
+    view: View | None = None,
+    date_line: bool | None = None,
 ) -> str:
-    """The squeue job table for ``infos`` (already filtered and sorted; see ``filter_jobs`` and
-    ``default_sort``).  ``fmt`` is ``-o``, ``Fmt`` is ``-O``; with neither the default (or, with
-    ``long``, the ``-l``) layout is used.  ``-l`` prints the ctime date line first unless
-    ``noheader``.  Invalid format letters are printed verbatim (see ``parse_format`` for the
-    error texts).
+    """The squeue job table for ``infos`` (already filtered and sorted; see ``select_jobs``
+    and ``sort_jobs``).  ``fmt`` is ``-o``, ``Fmt`` is ``-O``; with neither the default (or,
+    with ``long``, the ``-l``) layout is used.  The ctime date line comes first when
+    ``date_line`` (default: with ``-l``) unless ``noheader``.  Invalid format letters are
+    printed verbatim (see ``parse_format`` for the error texts).  Job arrays are laid out by
+    ``display_records`` with ``view`` (``-r``, ``SLURM_BITSTR_LEN``, ``SLURM_TIME_FORMAT``).
     """
+    if view is None:
+        view = View(now)
     if fmt:
         items = parse_format(fmt).items
     elif Fmt:
@@ -385,17 +775,18 @@ def render_jobs(
         items = parse_long_format(LONG_FORMAT_LONG if long else DEFAULT_FORMAT_LONG).items
     out: list[str] = []
     if not noheader:
-        if long:
-            out.append(ctime_line(now) + "\n")
+        if long if date_line is None else date_line:
+            out.append(ctime_line(view.now) + "\n")
         out.append(_render_items(items, None, _JOB_HEADERS))
+    records = display_records(infos, view)
     # Rows are the hot path (squeue of 20,000 jobs): resolve each item's field function
     # once, then per row only call it and pad (same rules as _render_items).
     compiled = [(_JOB_FIELDS[i.key][1] if i.key is not None else None, i.width, i.right, i.suffix) for i in items]
-    for info in infos:
+    for info in records:
         parts: list[str] = []
         for fn, width, right, suffix in compiled:
             if fn is not None:
-                text, cut = fn(info, now)
+                text, cut = fn(info, view)
                 parts.append(print_str(text, width, right, cut))
             parts.append(suffix)
         parts.append("\n")
@@ -403,9 +794,38 @@ def render_jobs(
     return "".join(out)
 
 
+def help_format(*, steps: bool = False) -> str:
+    """``--helpformat``: the format letters in table order, eight per line (``%%%-5c``)."""
+    if steps:
+        keys = [row[0] for row in _STEP_TABLE]
+        letter_of = {v: k for k, v in _STEP_LETTERS.items() if v != "tres-per-node"}
+    else:
+        keys = [k for k, _h, _f, hidden in _JOB_TABLE if not hidden]
+        letter_of = {v: k for k, v in _JOB_LETTERS.items()}
+    return _columns([f"%{letter_of[k]:<5}" for k in keys if k in letter_of], 8)
+
+
+def help_long_format(*, steps: bool = False) -> str:
+    """``--helpFormat``: the ``-O`` names, four per line (``%-20s``)."""
+    if steps:
+        names = [row[0] for row in _STEP_TABLE]
+    else:
+        names = [k for k, _h, _f, hidden in _JOB_TABLE if not hidden]
+    return _columns([f"{n:<20}" for n in names], 4)
+
+
+def _columns(cells: list[str], per_line: int) -> str:
+    """opts.c's help printers: a newline after every ``per_line`` cells (``cnt & per_line``)."""
+    out = []
+    for i, cell in enumerate(cells):
+        if i and i % per_line == 0:
+            out.append("\n")
+        out.append(cell)
+    return "".join(out) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # steps (squeue -s)
-
 
 
 def _step_time(step: dict[str, Any], now: float) -> int:
@@ -416,26 +836,64 @@ def _step_time(step: dict[str, Any], now: float) -> int:
     return max(0, int(end) - int(start))
 
 
-_STEP_FIELDS: dict[str, tuple[str, _StepFn]] = {
-    "JobId": ("JOB_ID", lambda s, j, _n: (str(j["job_id"]), True)),
-    "Nodes": ("NODELIST", lambda s, j, _n: (_s(s.get("nodes")), False)),
-    "NumCPUs": ("NUM_CPUS", lambda s, j, _n: (str(int(s.get("cpus") or 0)), True)),
-    "NumTasks": ("TASKS", lambda s, j, _n: (str(int(s.get("ntasks") or 0)), True)),
-    "Partition": ("PARTITION", lambda s, j, _n: (_s(j.get("partition")), True)),
-    "StartTime": ("START_TIME", lambda s, j, _n: (fmt_timestamp_squeue(s.get("start_time")), True)),
-    "StepId": (
+def _step_job_text(job: dict[str, Any]) -> str:
+    if _is_array(job) and job.get("array_task_id") is not None:
+        return f"{job['array_job_id']}_{job['array_task_id']}"
+    return str(job["job_id"])
+
+
+def _step_array_job(s: dict[str, Any], j: dict[str, Any], _v: View) -> _Value:
+    return str(_array_id(j)), True
+
+
+def _step_array_task(s: dict[str, Any], j: dict[str, Any], _v: View) -> _Value:
+    task = j.get("array_task_id") if _is_array(j) else None
+    return (str(task) if task is not None else "N/A"), True
+
+
+_STEP_TABLE: tuple[tuple[str, str, _StepFn], ...] = (
+    ("ArrayJobId", "ARRAY_JOB_ID", _step_array_job),
+    ("ArrayTaskId", "ARRAY_TASK_ID", _step_array_task),
+    ("Cluster", "CLUSTER", lambda s, j, v: (_s(v.cluster), True)),
+    ("Container", "CONTAINER", lambda s, j, _v: (None, True)),
+    ("ContainerId", "CONTAINERID", lambda s, j, _v: (None, True)),
+    ("CPUFreq", "CPU_FREQ", lambda s, j, _v: ("Unknown-Unknown:Unknown", True)),
+    ("cpus-per-tres", "CPUS_PER_TRES", lambda s, j, _v: (None, True)),
+    ("JobId", "JOB_ID", lambda s, j, _v: (str(j["job_id"]), True)),
+    ("mem-per-tres", "MEM_PER_TRES", lambda s, j, _v: (None, True)),
+    ("Network", "NETWORK", lambda s, j, _v: (None, True)),
+    ("Nodes", "NODELIST", lambda s, j, _v: (_s(s.get("nodes")), False)),
+    ("NumCPUs", "NUM_CPUS", lambda s, j, _v: (str(int(s.get("cpus") or 0)), True)),
+    ("NumTasks", "TASKS", lambda s, j, _v: (str(int(s.get("ntasks") or 0)), True)),
+    ("Partition", "PARTITION", lambda s, j, _v: (_s(j.get("partition")), True)),
+    ("ResvPorts", "RESERVED_PORTS", lambda s, j, _v: (None, True)),
+    ("StartTime", "START_TIME", lambda s, j, v: (v.time(s.get("start_time")), True)),
+    ("StdErr", "STDERR", lambda s, j, _v: (_s(j.get("stderr")) or "", True)),
+    ("StdIn", "STDIN", lambda s, j, _v: (_s(j.get("stdin")) or "", True)),
+    ("StdOut", "STDOUT", lambda s, j, _v: (_s(j.get("stdout")) or "", True)),
+    (
+        "StepId",
         "STEPID",
-        lambda s, j, _n: (f"{j['job_id']}.{step_id_text(s.get('step_id'))}", True),
+        lambda s, j, _v: (f"{_step_job_text(j)}.{step_id_text(s.get('step_id'))}", True),
     ),
-    "StepName": ("NAME", lambda s, j, _n: (_s(s.get("name")), True)),
-    "StepState": ("STATE", lambda s, j, _n: (str(s.get("state") or ""), True)),
-    "TimeLimit": ("TIME_LIMIT", lambda s, j, _n: ("UNLIMITED", True)),
-    "TimeUsed": ("TIME", lambda s, j, n: (fmt_duration_squeue(_step_time(s, n)), False)),
-    "UserId": ("UID", lambda s, j, _n: (str(s.get("uid", j.get("uid", 0))), True)),
-    "UserName": ("USER", lambda s, j, _n: (_s(j.get("user")) or str(j.get("uid", 0)), True)),
-}
+    ("StepName", "NAME", lambda s, j, _v: (_s(s.get("name")), True)),
+    ("StepState", "STATE", lambda s, j, _v: (str(s.get("state") or ""), True)),
+    ("TimeLimit", "TIME_LIMIT", lambda s, j, _v: ("UNLIMITED", True)),
+    ("TimeUsed", "TIME", lambda s, j, v: (_secs(_step_time(s, v.now)), False)),
+    ("tres-bind", "TRES_BIND", lambda s, j, _v: (None, True)),
+    ("tres-freq", "TRES_FREQ", lambda s, j, _v: (None, True)),
+    ("tres-per-job", "TRES_PER_STEP", lambda s, j, _v: (None, True)),
+    ("tres-per-node", "TRES_PER_JOB", lambda s, j, _v: (None, True)),
+    ("tres-per-socket", "TRES_PER_SOCKET", lambda s, j, _v: (None, True)),
+    ("tres-per-step", "TRES_PER_STEP", lambda s, j, _v: (None, True)),
+    ("tres-per-task", "TRES_PER_TASK", lambda s, j, _v: (None, True)),
+    ("UserId", "UID", lambda s, j, _v: (str(s.get("uid", j.get("uid", 0))), True)),
+    ("UserName", "USER", lambda s, j, _v: (_s(j.get("user")) or str(j.get("uid", 0)), True)),
+)
+_STEP_FIELDS: dict[str, tuple[str, _StepFn]] = {k: (h, fn) for k, h, fn in _STEP_TABLE}
 _STEP_LETTERS: dict[str, str] = {
     "A": "NumTasks",
+    "b": "tres-per-node",
     "i": "StepId",
     "j": "StepName",
     "l": "TimeLimit",
@@ -451,19 +909,33 @@ _STEP_HEADERS: _Headers = {k: (v[0], k == "StartTime") for k, v in _STEP_FIELDS.
 
 
 def sort_steps(
-    pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+    pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]], spec: str | None = None, now: float = 0.0
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """squeue's step order ``P,i``: partition, job id, then step id as Slurm numbers them
-    (numbered steps, then interactive, batch, extern: 0xfffffffa..0xfffffffc)."""
+    """squeue's step order (sort.c ``sort_step_list``), default ``P,i``: partition, job id,
+    then step id as Slurm numbers them (numbered steps, then interactive, batch, extern:
+    0xfffffffa..0xfffffffc). Other keys: ``N l S M u U``."""
     special = {"interactive": 0xFFFFFFFA, "batch": 0xFFFFFFFB, "extern": 0xFFFFFFFC}
 
-    def key(pair: tuple[dict[str, Any], dict[str, Any]]) -> tuple[str, int, int]:
-        step, job = pair
+    def step_num(step: dict[str, Any]) -> int:
         sid = step.get("step_id")
-        num = sid if isinstance(sid, int) else special.get(str(sid), 0xFFFFFFFD)
-        return (str(job.get("partition") or ""), int(job["job_id"]), num)
+        return sid if isinstance(sid, int) else special.get(str(sid), 0xFFFFFFFD)
 
-    return sorted(pairs, key=key)
+    keys: dict[str, Callable[[tuple[dict[str, Any], dict[str, Any]]], Any]] = {
+        "P": lambda p: str(p[1].get("partition") or ""),
+        "i": lambda p: (int(p[1]["job_id"]), step_num(p[0])),
+        "N": lambda p: _node_key(p[0].get("nodes")),
+        "l": lambda p: 0xFFFFFFFF,
+        "S": lambda p: float(p[0].get("start_time") or 0),
+        "M": lambda p: now - float(p[0].get("start_time") or 0),
+        "u": lambda p: str(p[1].get("user") or ""),
+        "U": lambda p: int(p[0].get("uid", p[1].get("uid", 0)) or 0),
+    }
+    out = list(pairs)
+    for letter, reverse in reversed(_sort_terms(spec or "P,i", steps=True)):
+        fn = keys.get(letter)
+        if fn is not None:
+            out.sort(key=fn, reverse=reverse)
+    return out
 
 
 def render_steps(
@@ -472,9 +944,15 @@ def render_steps(
     Fmt: str | None = None,  # squeue's -O
     noheader: bool = False,
     now: float = 0.0,
+    *,
+    view: View | None = None,
+    sort: str | None = None,
+    date_line: bool = False,
 ) -> str:
     """``squeue -s``: one row per running step of ``infos`` (batch steps included), sorted
-    ``P,i``.  Default layout ``%.15i %.8j %.9P %.8u %.9M %N``."""
+    ``P,i`` (or ``sort``).  Default layout ``%.15i %.8j %.9P %.8u %.9M %N``."""
+    if view is None:
+        view = View(now)
     if Fmt and not fmt:
         items = parse_long_format(Fmt, steps=True).items
     else:
@@ -484,33 +962,162 @@ def render_steps(
     ]
     out: list[str] = []
     if not noheader:
+        if date_line:
+            out.append(ctime_line(view.now) + "\n")
         out.append(_render_items(items, None, _STEP_HEADERS))
-    for step, job in sort_steps(pairs):
+    for step, job in sort_steps(pairs, sort, view.now):
 
         def value(key: str, step: dict[str, Any] = step, job: dict[str, Any] = job) -> _Value:
-            return _STEP_FIELDS[key][1](step, job, now)
+            return _STEP_FIELDS[key][1](step, job, view)
 
         out.append(_render_items(items, value, _STEP_HEADERS))
     return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
-# sorting and filtering
+# sorting
+
+
+def _sort_terms(spec: str, *, steps: bool = False) -> list[tuple[str, bool]]:
+    """sort.c's walk of ``-S``: letters (``-`` before one reverses it), ``cluster`` as a word;
+    ``,`` and ``+`` are separators.  Returns ``(letter, reverse)`` in the given order."""
+    terms: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(spec):
+        c = spec[i]
+        if c in ",+-":
+            i += 1
+            continue
+        reverse = i > 0 and spec[i - 1] == "-"
+        if spec[i : i + 7].lower() == "cluster":
+            terms.append(("cluster", reverse))
+            i += 7
+            continue
+        terms.append((c, reverse))
+        i += 1
+    return terms
+
+
+class SortError(ValueError):
+    """``Invalid sort specification: <c>`` (squeue exits 1)."""
+
+
+def parse_sort(spec: str) -> list[tuple[str, bool]]:
+    """Validate a job ``-S`` list: the letters sort.c knows (``b`` only logs a notice).
+    Raises SortError with squeue's message for any other letter."""
+    terms = _sort_terms(spec)
+    for letter, _rev in terms:
+        if letter != "cluster" and letter not in _SORT_LETTERS:
+            raise SortError(f"Invalid sort specification: {letter}")
+    return terms
+
+
+def _node_key(nodes: Any) -> tuple[Any, ...]:
+    """hostlist_cmp_first: the first host of the sorted list, natural order."""
+    from spurcore.hostlist import expand
+
+    text = str(nodes or "")
+    if not text:
+        return ()
+    first = sorted(expand(text), key=_nat)[0]
+    return _nat(first)
+
+
+def _nat(name: str) -> tuple[Any, ...]:
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name) if p != "")
+
+
+def _time_left_key(info: dict[str, Any]) -> int:
+    limit = info.get("time_limit")
+    if limit is None:
+        return 0xFFFFFFFF
+    return int(limit) - job_time_used(info)
+
+
+def _start_key(info: dict[str, Any], now: float) -> float:
+    start = float(info.get("start_time") or 0)
+    if base_state(info) == "PENDING" and start < now:
+        return now
+    return start
+
+
+#: sort letter -> key function (info, now); letters sort.c accepts but ignores map to None.
+_SORT_LETTERS: dict[str, Callable[[dict[str, Any], float], Any] | None] = {
+    "B": lambda i, _n: str(i.get("batch_host") or ""),
+    "b": None,
+    "c": None,
+    "C": lambda i, _n: int(i.get("num_cpus") or 0),
+    "d": lambda i, _n: 0,
+    "D": lambda i, _n: int(i.get("node_count") or 0),
+    "e": lambda i, _n: float(i.get("end_time") or 0),
+    "f": None,
+    "g": lambda i, _n: str(i.get("group") or i.get("gid", 0)),
+    "G": lambda i, _n: int(i.get("gid") or 0),
+    "h": None,
+    "H": lambda i, _n: 0,
+    "i": lambda i, _n: (_array_id(i), 0xFFFFFFFE if i.get("array_task_id") is None
+                        else int(i["array_task_id"])),
+    "I": lambda i, _n: 0,
+    "j": lambda i, _n: str(i.get("name") or ""),
+    "J": lambda i, _n: 0,
+    "l": lambda i, _n: 0xFFFFFFFF if i.get("time_limit") is None else int(i["time_limit"]),
+    "L": lambda i, _n: _time_left_key(i),
+    "m": lambda i, _n: int(i.get("mem_per_cpu") or 0) or int(i.get("mem_mb") or 0),
+    "M": lambda i, _n: job_time_used(i),
+    "n": None,
+    "N": lambda i, _n: _node_key(i.get("nodes")),
+    "O": None,
+    "p": lambda i, _n: int(i.get("priority") or 0),
+    "P": lambda i, _n: str(i.get("partition") or ""),
+    "Q": lambda i, _n: int(i.get("priority") or 0),
+    "S": lambda i, n: _start_key(i, n),
+    "t": lambda i, _n: _compact(i),
+    "T": lambda i, _n: str(i.get("state") or ""),
+    "u": lambda i, _n: str(i.get("user") or i.get("uid", 0)),
+    "U": lambda i, _n: int(i.get("uid") or 0),
+    "v": lambda i, _n: "",
+    "V": lambda i, _n: float(i.get("submit_time") or 0),
+    "z": lambda i, _n: 0,
+}
+
+
+def _tie_key(info: dict[str, Any]) -> tuple[int, int]:
+    task = info.get("array_task_id")
+    return (_array_id(info), 0xFFFFFFFE if task is None else int(task))
+
+
+def sort_jobs(infos: Iterable[dict[str, Any]], spec: str | None = None, now: float = 0.0) -> list[dict[str, Any]]:
+    """squeue's job order: ``-S`` (default ``P,t,-p``) applied from its last key to its first
+    with stable sorts, as sort.c does; ties keep job id order (Slurm leaves them to qsort).
+    ``S`` puts jobs without a start time last whatever its sign, as sort.c's comparator
+    does."""
+    out = sorted(infos, key=_tie_key)
+    for letter, reverse in reversed(parse_sort(spec or "P,t,-p")):
+        if letter == "cluster":
+            continue
+        fn = _SORT_LETTERS.get(letter)
+        if fn is None:
+            continue
+        if letter == "S":
+            started = [i for i in out if i.get("start_time")]
+            unset = [i for i in out if not i.get("start_time")]
+            started.sort(key=lambda i, fn=fn: fn(i, now), reverse=reverse)
+            out = started + unset
+            continue
+        out.sort(key=lambda i, fn=fn: fn(i, now), reverse=reverse)
+    return out
 
 
 def default_sort(infos: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """squeue's default order ``P,t,-p``: partition name, compact state (as strings, so CG
     before PD before R), priority descending; ties by job id."""
+    return sort_jobs(infos)
 
-    def key(info: dict[str, Any]) -> tuple[str, str, int, int]:
-        return (
-            str(info.get("partition") or ""),
-            _compact(info),
-            -int(info.get("priority") or 0),
-            int(info["job_id"]),
-        )
 
-    return sorted(infos, key=key)
+# ---------------------------------------------------------------------------------------------
+# filtering
 
 
 def parse_states(text: str) -> frozenset[str]:
@@ -528,6 +1135,8 @@ def parse_states(text: str) -> frozenset[str]:
             out.add(name)
         elif name in short:
             out.add(short[name])
+        elif name == "CANCELED":
+            out.add("CANCELLED")
         else:
             raise ValueError(f"Invalid job state specified: {tok.strip()}")
     return frozenset(out)
@@ -556,11 +1165,119 @@ def filter_jobs(
     return [i for i in infos if job_shown(i, states)]
 
 
+#: One ``-j`` entry: the job id and the array task (None: the job or every record of the
+#: array with that id).
+JobSel = namedtuple("JobSel", "job_id task_id")
+
+
+class JobFilter:
+    """squeue's filters (print.c ``_filter_job`` and ``_filter_job_part``), all optional:
+    ``jobs`` (JobSel list), ``states`` (long names; None: the default set; ``ALL``: every
+    state), ``users`` (names or uids as text), ``names``, ``partitions``, ``accounts``,
+    ``qos``, ``reservations``, ``licenses``, ``nodes`` (host names), ``not_uid`` (``--notme``),
+    ``running_over``/``running_under`` (seconds)."""
+
+    __slots__ = ("jobs", "states", "users", "names", "partitions", "accounts", "qos", "reservations",
+                 "licenses", "nodes", "not_uid", "running_over", "running_under")
+
+    def __init__(self, **kw: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, kw.pop(name, None))
+        if kw:
+            raise TypeError(f"unknown filters: {sorted(kw)}")
+
+
+def _job_matches_ids(info: dict[str, Any], jobs: Sequence[JobSel]) -> tuple[bool, list[int] | None]:
+    """(kept, the pending tasks asked for when only some of a pending array record are)."""
+    job_id = int(info["job_id"])
+    array_id = int(info.get("array_job_id") or 0)
+    task = info.get("array_task_id") if array_id else None
+    pending = _pending_tasks(info)
+    for sel in jobs:
+        if sel.task_id is None and sel.job_id in (array_id, job_id):
+            return True, None
+        if sel.task_id is not None and array_id == sel.job_id and task == sel.task_id:
+            return True, None
+        if sel.task_id is not None and array_id == sel.job_id and contains(pending, sel.task_id):
+            wanted = [s.task_id for s in jobs if s.job_id == array_id and s.task_id is not None]
+            return True, [t for t in wanted if contains(pending, t)]
+    return False, None
+
+
+def _only_tasks(info: dict[str, Any], tasks: list[int]) -> dict[str, Any]:
+    """The pending record narrowed to ``tasks`` (``-j A_T``): one task shows as ``A_T``."""
+    tasks = sorted(set(tasks))
+    if len(tasks) == 1:
+        return {**info, "array_task_id": tasks[0], "array_pending": []}
+    ranges = [[t, t, 1] for t in tasks]
+    return {**info, "array_pending": normalize(ranges), "array_max_tasks": 0, "_partial": True}
+
+
+def select_jobs(infos: Iterable[dict[str, Any]], flt: JobFilter, now: float = 0.0) -> list[dict[str, Any]]:
+    """The records ``flt`` keeps, in order (print.c ``_filter_job``); a pending array record
+    asked for by some of its tasks (``-j 12_3``) is narrowed to them."""
+    from spurcore.hostlist import expand
+
+    node_set = set(flt.nodes) if flt.nodes is not None else None
+    out: list[dict[str, Any]] = []
+    for info in infos:
+        if not info.get("job_id"):
+            continue
+        partial: list[int] | None = None
+        if flt.jobs is not None:
+            kept, partial = _job_matches_ids(info, flt.jobs)
+            if not kept:
+                continue
+        if flt.licenses is not None:
+            continue  # Spur jobs hold no licenses
+        if flt.accounts is not None and str(info.get("account") or "").lower() not in {
+            a.lower() for a in flt.accounts
+        }:
+            continue
+        if flt.qos is not None and str(info.get("qos") or "normal").lower() not in {q.lower() for q in flt.qos}:
+            continue
+        states = flt.states
+        if states is None or "ALL" not in states:
+            if not job_shown(info, None if states is None else frozenset(states)):
+                continue
+        if node_set is not None:
+            nodes = str(info.get("nodes") or "")
+            if not nodes or not node_set.intersection(expand(nodes)):
+                continue
+        if flt.not_uid is not None and int(info.get("uid", -1)) == int(flt.not_uid):
+            continue
+        if flt.users is not None:
+            users = set(flt.users)
+            if str(info.get("uid")) not in users and str(info.get("user")) not in users:
+                continue
+        if flt.reservations is not None:
+            continue  # no Spur job runs in a reservation
+        if flt.names is not None and str(info.get("name") or "").lower() not in {n.lower() for n in flt.names}:
+            continue
+        if flt.partitions is not None and not set(str(info.get("partition") or "").split(",")) & set(
+            flt.partitions
+        ):
+            continue
+        if flt.running_over is not None and (
+            base_state(info) != "RUNNING" or job_time_used(info) < flt.running_over
+        ):
+            continue
+        if flt.running_under is not None and (
+            base_state(info) != "RUNNING" or job_time_used(info) >= flt.running_under
+        ):
+            continue
+        if partial:
+            info = _only_tasks(info, partial)
+        out.append(info)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
-# --json
+# --json (data_parser v0.0.44, JOB_INFO)
 
 
 def _num_obj(value: float | int | None, *, infinite: bool = False) -> dict[str, Any]:
+    """``*_NO_VAL`` numbers: ``{"set", "infinite", "number"}``."""
     if infinite:
         return {"set": False, "infinite": True, "number": 0}
     if value is None:
@@ -592,20 +1309,23 @@ def exit_code_json(raw: int | None) -> dict[str, Any]:
     }
 
 
-def json_meta(command: Iterable[str], plugin: str = "openapi/slurmctld") -> dict[str, Any]:
+def json_meta(command: Iterable[str], plugin: str = "openapi/slurmctld", *, cluster: str = "spur",
+              user: str = "", group: str = "", plugin_name: str = "",
+              accounting_storage: str = "") -> dict[str, Any]:
+    """The ``meta`` object of a data_parser document (v0.0.44)."""
     return {
         "plugin": {
             "type": plugin,
-            "name": "",
+            "name": plugin_name,
             "data_parser": "data_parser/v0.0.44",
-            "accounting_storage": "",
+            "accounting_storage": accounting_storage,
         },
-        "client": {"source": "", "user": "", "group": ""},
+        "client": {"source": "", "user": user, "group": group},
         "command": list(command),
         "slurm": {
             "version": {"major": "25", "micro": "0", "minor": "11"},
             "release": "25.11.0",
-            "cluster": "spur",
+            "cluster": cluster,
         },
     }
 
@@ -617,58 +1337,239 @@ def job_state_list(info: dict[str, Any]) -> list[str]:
     return [base, shown] if shown in FLAG_STATES and shown != base else [base]
 
 
-def _job_json(info: dict[str, Any]) -> dict[str, Any]:
+_MAIL_FLAGS = ("BEGIN", "END", "FAIL", "REQUEUE", "TIME=100%", "TIME=90%", "TIME=80%", "TIME=50%",
+               "STAGE_OUT", "ARRAY_TASKS", "INVALID_DEPENDENCY")
+
+
+def _mail_list(text: str) -> list[str]:
+    """JOB_MAIL_FLAGS: ``--mail-type`` words as data_parser names them."""
+    out: list[str] = []
+    for word in str(text or "").upper().split(","):
+        word = word.strip()
+        if not word or word == "NONE":
+            continue
+        names = {"ALL": ["BEGIN", "END", "FAIL", "REQUEUE", "STAGE_OUT"], "TIME_LIMIT": ["TIME=100%"],
+                 "TIME_LIMIT_90": ["TIME=90%"], "TIME_LIMIT_80": ["TIME=80%"], "TIME_LIMIT_50": ["TIME=50%"]}
+        for name in names.get(word, [word]):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _str(value: Any) -> str:
+    return "" if value in (None, "(null)") else str(value)
+
+
+def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
+    from spurcore.render._common import accrue_time, eligible_time, job_tres, last_sched_eval
+
     limit = info.get("time_limit")
+    array_id = int(info.get("array_job_id") or 0)
+    task = info.get("array_task_id") if array_id else None
+    pending = _pending_tasks(info)
+    throttle = int(info.get("array_max_tasks") or 0)
+    tres_alloc, tres_req = job_tres(info)
+    mem_per_cpu = int(info.get("mem_per_cpu") or 0)
+    mem_node = int(info.get("mem_mb") or 0)
+    time_min = info.get("time_min")
+    state = base_state(info)
+    flags: list[str] = []
+    if info.get("kill_on_invalid_dep") == 1:
+        flags.append("KILL_INVALID_DEPENDENCY")
+    elif info.get("kill_on_invalid_dep") == 0:
+        flags.append("NO_KILL_INVALID_DEPENDENCY")
+    requeue = info.get("requeue")
+    share = _share_string(info)
     return {
-        "account": info.get("account") or "",
+        "account": _str(info.get("account")),
+        "accrue_time": _num_obj(accrue_time(info, v.now)),
+        "admin_comment": "",
+        "allocating_node": _str(info.get("alloc_node")),
+        "array_job_id": _num_obj(array_id),
+        "array_task_id": _num_obj(task),
+        "array_max_tasks": _num_obj(throttle),
+        "array_task_string": task_str(pending, throttle, 64 if v.bitstr_len is None else v.bitstr_len)
+        if pending else "",
+        "association_id": 0,
+        "batch_features": "",
         "batch_flag": bool(info.get("batch_flag")),
-        "batch_host": info.get("batch_host") or "",
-        "command": info.get("command") or "",
-        "cpus": _num_obj(info.get("num_cpus") or 0),
+        "batch_host": _str(info.get("batch_host")),
+        "flags": flags,
+        "burst_buffer": "",
+        "burst_buffer_state": "",
+        "cluster": v.cluster,
+        "cluster_features": "",
+        "command": _str(info.get("command")),
+        "comment": _str(info.get("comment")),
+        "container": "",
+        "container_id": "",
+        "contiguous": False,
+        "core_spec": 0,
+        "thread_spec": 0,
+        "cores_per_socket": _num_obj(None),
+        "billable_tres": {"set": True, "infinite": False, "number": float(info.get("num_cpus") or 0)},
         "cpus_per_task": _num_obj(info.get("cpus_per_task") or 1),
-        "current_working_directory": info.get("work_dir") or "",
-        "dependency": "" if info.get("dependency") in (None, "(null)") else info["dependency"],
+        "cpu_frequency_minimum": _num_obj(None),
+        "cpu_frequency_maximum": _num_obj(None),
+        "cpu_frequency_governor": _num_obj(None),
+        "cpus_per_tres": "",
+        "cron": "",
+        "deadline": _num_obj(info.get("deadline") or 0),
+        "delay_boot": _num_obj(0),
+        "dependency": _str(info.get("dependency")),
         "derived_exit_code": exit_code_json(info.get("derived_ec")),
-        "eligible_time": _num_obj(info.get("eligible_time") or 0),
+        "eligible_time": _num_obj(eligible_time(info)),
         "end_time": _num_obj(info.get("end_time") or 0),
+        "excluded_nodes": _str(info.get("exc_nodes")),
         "exit_code": exit_code_json(info.get("exit_code")),
-        "failed_node": info.get("failed_node") or "",
-        "group_id": info.get("gid", 0),
-        "group_name": info.get("group") or str(info.get("gid", 0)),
-        "job_id": info["job_id"],
+        "extra": "",
+        "failed_node": _str(info.get("failed_node")),
+        "features": _str(info.get("constraint")),
+        "federation_origin": "",
+        "federation_siblings_active": "",
+        "federation_siblings_viable": "",
+        "gres_detail": [],
+        "group_id": int(info.get("gid", 0) or 0),
+        "group_name": str(info.get("group") or info.get("gid", 0)),
+        "het_job_id": _num_obj(0),
+        "het_job_id_set": "",
+        "het_job_offset": _num_obj(0),
+        "job_id": int(info["job_id"]),
+        "job_resources": _job_resources(info),
+        "job_size_str": [],
         "job_state": job_state_list(info),
-        "name": info.get("name") or "",
+        "last_sched_evaluation": _num_obj(last_sched_eval(info)),
+        "licenses": "",
+        "licenses_allocated": "",
+        "mail_type": _mail_list(info.get("mail_type") or ""),
+        "mail_user": _str(info.get("mail_user")) or _str(info.get("user")),
+        "max_cpus": _num_obj(0),
+        "max_nodes": _num_obj(0),
+        "mcs_label": "",
+        "memory_per_tres": "",
+        "name": _str(info.get("name")),
+        "network": "",
+        "nodes": _str(info.get("nodes")),
+        "nice": int(info.get("nice") or 0),
+        "tasks_per_core": _num_obj(None),
+        "tasks_per_tres": _num_obj(None),
+        "tasks_per_node": _num_obj(info.get("ntasks_per_node") or None),
+        "tasks_per_socket": _num_obj(None),
+        "tasks_per_board": _num_obj(None),
+        "cpus": _num_obj(info.get("num_cpus") or 0),
         "node_count": _num_obj(info.get("node_count") or 0),
-        "nodes": info.get("nodes") or "",
-        "partition": info.get("partition") or "",
-        "priority": _num_obj(info.get("priority") or 0),
-        "qos": info.get("qos") or "normal",
-        "requeue": True,
-        "restart_cnt": info.get("restarts") or 0,
-        "standard_error": info.get("stderr") or "",
-        "standard_input": info.get("stdin") or "",
-        "standard_output": info.get("stdout") or "",
-        "start_time": _num_obj(info.get("start_time") or 0),
-        "state_description": "",
-        "state_reason": str(info.get("reason") or "None"),
-        "submit_line": info.get("submit_line") or "",
-        "submit_time": _num_obj(info.get("submit_time") or 0),
         "tasks": _num_obj(info.get("num_tasks") or 1),
+        "partition": _str(info.get("partition")),
+        "prefer": "",
+        "memory_per_cpu": _num_obj(mem_per_cpu if mem_per_cpu else None),
+        "memory_per_node": _num_obj(None if mem_per_cpu else mem_node),
+        "minimum_cpus_per_node": _num_obj(info.get("cpus_per_task") or 1),
+        "minimum_tmp_disk_per_node": _num_obj(0),
+        "preempt_time": _num_obj(0),
+        "preemptable_time": _num_obj(0),
+        "pre_sus_time": _num_obj(job_time_used(info) if state == "SUSPENDED" else 0),
+        "hold": not int(info.get("priority") or 0),
+        "priority": _num_obj(info.get("priority") or 0),
+        "priority_by_partition": [],
+        "profile": ["NOT_SET"],
+        "qos": _str(info.get("qos")) or "normal",
+        "reboot": False,
+        "required_nodes": _str(info.get("req_nodes")),
+        "required_switches": 0,
+        "requeue": bool(1 if requeue is None or int(requeue) < 0 else int(requeue)),
+        "resize_time": _num_obj(0),
+        "restart_cnt": int(info.get("restarts") or 0),
+        "resv_name": "",
+        "scheduled_nodes": "",
+        "segment_size": 0,
+        "selinux_context": "",
+        "shared": [] if share == "OK" else [{"NO": "none", "YES": "oversubscribe", "USER": "user",
+                                              "MCS": "mcs", "TOPO": "topo"}[share]],
+        "step_id": {"sluid": "", "job_id": _num_obj(info["job_id"]), "step_het_component": _num_obj(None),
+                    "step_id": "TBD"},
+        "sockets_per_board": 0,
+        "sockets_per_node": _num_obj(None),
+        "start_time": _num_obj(info.get("start_time") or 0),
+        "state_description": _str(info.get("_reason_desc")),
+        "state_reason": _reason(info),
+        "standard_input": _str(info.get("stdin")),
+        "standard_output": _str(info.get("stdout")),
+        "standard_error": _str(info.get("stderr")),
+        "stdin_expanded": _str(info.get("stdin")),
+        "stdout_expanded": _str(info.get("stdout")),
+        "stderr_expanded": _str(info.get("stderr")),
+        "submit_time": _num_obj(info.get("submit_time") or 0),
+        "submit_line": _str(info.get("submit_line")),
+        "suspend_time": _num_obj(info.get("suspend_time") or 0),
+        "system_comment": "",
         "time_limit": _num_obj(None if limit is None else int(limit) // 60, infinite=limit is None),
-        "user_id": info.get("uid", 0),
-        "user_name": info.get("user") or "",
+        "time_minimum": _num_obj(int(time_min) // 60 if time_min else 0),
+        "threads_per_core": _num_obj(None),
+        "tres_bind": "",
+        "tres_freq": "",
+        "tres_per_job": "",
+        "tres_per_node": "",
+        "tres_per_socket": "",
+        "tres_per_task": "",
+        "tres_req_str": tres_req,
+        "tres_alloc_str": tres_alloc,
+        "user_id": int(info.get("uid", 0) or 0),
+        "user_name": _str(info.get("user")) or str(info.get("uid", 0)),
+        "maximum_switch_wait_time": 0,
+        "wckey": _str(info.get("wckey")),
+        "current_working_directory": _str(info.get("work_dir")),
+    }
+
+
+def _job_resources(info: dict[str, Any]) -> dict[str, Any]:
+    """JOB_RES_PTR for a job that holds nodes ({} otherwise)."""
+    from spurcore.hostlist import expand
+
+    nodes = str(info.get("nodes") or "")
+    if not nodes:
+        return {}
+    names = expand(nodes)
+    cpus = int(info.get("num_cpus") or 0)
+    per_node = cpus // len(names) if names else 0
+    mem = int(info.get("mem_mb") or 0)
+    return {
+        "select_type": ["CPU"],
+        "nodes": {
+            "count": len(names),
+            "select_type": ["AVAILABLE"],
+            "list": nodes,
+            "whole": str(info.get("exclusive") or "") == "exclusive",
+            "allocation": [
+                {
+                    "index": i,
+                    "name": name,
+                    "cpus": {"count": per_node, "used": 0},
+                    "memory": {"used": 0, "allocated": mem},
+                    "sockets": [],
+                }
+                for i, name in enumerate(names)
+            ],
+        },
+        "cpus": cpus,
+        "threads_per_core": _num_obj(1),
     }
 
 
 def to_json(
-    infos: Iterable[dict[str, Any]], *, now: float = 0.0, command: Iterable[str] = ("squeue", "--json")
+    infos: Iterable[dict[str, Any]], *, now: float = 0.0, command: Iterable[str] = ("squeue", "--json"),
+    view: View | None = None, meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``squeue --json`` as a plain dict (``json.dumps`` it): ``meta``, ``jobs``, ``errors``..."""
+    """``squeue --json`` as a plain dict (``json.dumps`` it): ``jobs`` (one object per job
+    record, as the controller keeps them: a pending array record is one object with its
+    ``array_task_string``), ``last_backfill``, ``last_update``, ``meta``, ``errors``,
+    ``warnings``."""
+    if view is None:
+        view = View(now)
     return {
-        "jobs": [_job_json(i) for i in infos],
+        "jobs": [_job_json(i, view) for i in infos],
         "last_backfill": _num_obj(0),
-        "last_update": _num_obj(now),
-        "meta": json_meta(command),
+        "last_update": _num_obj(view.now),
+        "meta": meta if meta is not None else json_meta(command, cluster=view.cluster or "spur"),
         "errors": [],
         "warnings": [],
     }

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 
 from spurcore import rpc
@@ -463,54 +461,85 @@ def test_reports_spooled_while_the_leader_is_down(cluster: Cluster) -> None:
     assert len(cluster.leader.reports(rid)) == 1
 
 
-def _send_run_step(path: str, params: dict[str, Any], fds: list[int]) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(15)
-    sock.connect(path)
-    body = msgpack.packb([0, 7, "run_step", params], use_bin_type=True)
-    frame = struct.pack(">I", len(body)) + body
-    assert socket.send_fds(sock, [frame], fds) == len(frame)
+def _launch(path: str, params: dict[str, Any]) -> socket.socket:
+    from spurd import stepserver
+
+    sock = stepserver.connect(f"unix:{path}", timeout=15)
+    sock.sendall(stepserver.request(7, "launch_tasks", params))
     return sock
 
 
-def _read_reply(sock: socket.socket) -> list[Any]:
-    buf = b""
-    while len(buf) < 4 or len(buf) < 4 + struct.unpack(">I", buf[:4])[0]:
+def _read_until_done(sock: socket.socket, timeout: float = 15.0) -> list[list[Any]]:
+    """Every frame the step's supervisor sends, up to and including ``done``."""
+    from spurd import stepserver
+
+    reader = stepserver.FrameReader()
+    sock.settimeout(timeout)
+    out: list[list[Any]] = []
+    while True:
         chunk = sock.recv(65536)
-        assert chunk, "the agent closed the connection without a reply"
-        buf += chunk
-    return msgpack.unpackb(buf[4:], raw=False)
+        assert chunk, f"the connection closed before done: {out}"
+        for msg in reader.feed(chunk):
+            out.append(msg)
+            if msg[0] == 2 and msg[1] == "done":
+                return out
 
 
 def test_srun_step_through_the_agent_socket(cluster: Cluster) -> None:
+    """launch_tasks: the agent hands srun's connection to the step's supervisor, which
+    answers, relays each task's output and exit, and ends with done; the agent reports the
+    node's part (slurmstepd's rule: the highest status) to the controller."""
     info = cluster.job(None)  # an srun-created allocation: nothing runs until a step
     job_id = info["job_id"]
     cluster.leader.start_job(info)
     wait_until(lambda: cluster.launched(job_id), what="launched")
-    r, w = os.pipe()
-    null = os.open(os.devnull, os.O_RDONLY)
-    try:
-        params = {"job_id": job_id, "step_id": 0, "argv": ["/bin/bash", "-c", "echo hi; exit 4"],
-                  "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(cluster.work), "uid": os.getuid(),
-                  "gid": os.getgid()}
-        with _send_run_step(cluster.sock, params, [null, w, w]) as sock:
-            os.close(w)
-            w = -1
-            output = b""
-            while chunk := os.read(r, 65536):  # EOF: nobody but the step held the pipe
-                output += chunk
-            reply = _read_reply(sock)
-    finally:
-        for fd in (r, w, null):
-            if fd >= 0:
-                os.close(fd)
-    assert output == b"hi\n"
-    assert reply == [1, 7, None, {"exit_code": 4, "signal": 0, "node": NODE}]
+    params = {"job_id": job_id, "step_id": 0, "argv": ["/bin/bash", "-c", "echo hi $SLURM_PROCID; exit 4"],
+              "env": {"PATH": "/usr/bin:/bin"}, "cwd": str(cluster.work), "tasks": [0, 1], "nodeid": 0,
+              "io": {}}
+    with _launch(cluster.sock, params) as sock:
+        frames = _read_until_done(sock)
+    assert frames[0][:3] == [1, 7, None] and frames[0][3]["tasks"] == [0, 1]
+    outs = sorted(bytes(m[2][2]) for m in frames if m[0] == 2 and m[1] == "out")
+    assert outs == [b"hi 0\n", b"hi 1\n"]
+    exits = sorted(t for m in frames if m[0] == 2 and m[1] == "exit" for t in m[2][0])
+    assert exits == [0, 1] and all(m[2][1] == 4 << 8 for m in frames if m[0] == 2 and m[1] == "exit")
     report = cluster.report(f"{NODE}:{job_id}:0")
     assert (report["kind"], report["step_id"], report["exit_code"], report["signal"]) == ("step", 0, 4, 0)
+    assert report["usage"]["ntasks"] == 2
+
+
+def test_step_io_survives_an_agent_restart(cluster: Cluster) -> None:
+    """The agent is SIGKILLed while a step runs: srun's connection belongs to the step's
+    supervisor, so the output and the end still arrive; the new agent reports the step."""
+    info = cluster.job(None)
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched")
+    gate = cluster.work / "restart-gate"
+    params = {"job_id": job_id, "step_id": 0, "cwd": str(cluster.work), "tasks": [0], "io": {},
+              "argv": ["/bin/bash", "-c", f"echo before; while [ ! -e {gate} ]; do sleep 0.02; done; echo after"],
+              "env": {"PATH": "/usr/bin:/bin"}}
+    with _launch(cluster.sock, params) as sock:
+        from spurd import stepserver
+
+        reader = stepserver.FrameReader()
+        frames: list[list[Any]] = []
+        sock.settimeout(15)
+        while not any(m[0] == 2 and m[1] == "out" for m in frames):
+            frames.extend(reader.feed(sock.recv(65536)))
+        cluster.kill_agent()
+        cluster.start_agent()
+        gate.touch()
+        rest = _read_until_done(sock)
+    outs = b"".join(bytes(m[2][2]) for m in frames + rest if m[0] == 2 and m[1] == "out")
+    assert outs == b"before\nafter\n"
+    report = cluster.report(f"{NODE}:{job_id}:0")
+    assert (report["exit_code"], report["signal"]) == (0, 0)
 
 
 def test_run_step_after_the_allocation_ended_is_refused(cluster: Cluster) -> None:
+    from spurd import stepserver
+
     info = cluster.job(None)
     job_id = info["job_id"]
     cluster.leader.start_job(info)
@@ -518,11 +547,13 @@ def test_run_step_after_the_allocation_ended_is_refused(cluster: Cluster) -> Non
     cluster.leader.action({"action_id": 201, "job_id": job_id, "step_id": -1, "kind": 1, "signal": 0,
                            "target": 0, "kill_wait": 2, "suspend_grace": 0.5})
     wait_until(lambda: [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 201], what="ack")
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        params = {"job_id": job_id, "step_id": 0, "argv": ["true"], "env": {}, "cwd": "/", "uid": 0, "gid": 0}
-        with _send_run_step(cluster.sock, params, [null, null, null]) as sock:
-            reply = _read_reply(sock)
-    finally:
-        os.close(null)
-    assert reply[0:2] == [1, 7] and reply[2]["code"] == "already_done" and reply[3] is None
+    params = {"job_id": job_id, "step_id": 0, "argv": ["true"], "env": {}, "cwd": "/", "tasks": [0]}
+    with _launch(cluster.sock, params) as sock:
+        sock.settimeout(15)
+        reader = stepserver.FrameReader()
+        reply: list[Any] = []
+        while not reply:
+            chunk = sock.recv(65536)
+            assert chunk
+            reply = reader.feed(chunk)
+    assert reply[0][0:2] == [1, 7] and reply[0][2]["code"] == "already_done" and reply[0][3] is None

@@ -120,3 +120,23 @@ def test_node_failure_and_reconciliation(make_cluster, tmp_path):
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: not _job_pids(marker), 30, "the returning node to kill the failed job")
+
+
+def test_node_marked_down_while_its_agent_was_stopped_comes_back(make_cluster):
+    """An agent stopped (SIGSTOP) past node_timeout keeps its connection open; the leader
+    marks the node DOWN. After SIGCONT its heartbeats are refused, so it registers again
+    and the node is UP (found by the simulation: heartbeats used to be accepted and the node
+    stayed DOWN for good)."""
+    cluster = make_cluster(replicas=1, nodes=1, node_timeout=2.0)
+    with Client(cluster.config, retry_for=30) as client:
+        def node_state() -> str:
+            return client.call("nodes", {})["nodes"][0]["state"]
+
+        wait_for(lambda: node_state() == "IDLE", 20, "node1 up")
+        pid = cluster.pid("node1")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: node_state() == "DOWN", 20, "node1 DOWN while its agent is stopped")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: node_state() == "IDLE", 20, "node1 UP again after SIGCONT")

@@ -13,9 +13,9 @@ import itertools
 import json
 import os
 import pwd
-import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -427,38 +427,50 @@ def test_bad_spec_reports_failure(tmp_path: Path) -> None:
     assert (st["exit_code"], st["signal"]) == (1, 0) and "argv" in st["error"]
 
 
-def test_inherit_stdio_sees_eof(tmp_path: Path) -> None:
-    """srun steps: the job writes to the agent's pipe, whose reader sees EOF at the end
-    (the supervisor keeps no copy of the job's stdio)."""
+def test_relayed_step_tasks_output_and_statuses(tmp_path: Path) -> None:
+    """An srun step's part on a node: one process group per task, each with its rank's
+    variables; output and exits relayed over the connection handed to the supervisor; the
+    node's status is slurmstepd's (the highest exit code); stdin reaches every task."""
+    from spurd.stepserver import FrameReader, notification
+
     spec = {
         "job_id": next(_job_ids),
         "step": 0,
-        "argv": ["/bin/sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        "argv": ["/bin/sh", "-c", "read x; echo $x $SLURM_PROCID $SLURM_LOCALID $SLURM_TASK_PID; "
+                 "echo oops >&2; exit $SLURM_PROCID"],
         "cwd": str(tmp_path),
         "env": {"PATH": "/usr/bin:/bin"},
-        "inherit_stdio": True,
+        "tasks": [4, 7],
+        "task_env": True,
+        "io": {},
+        "launch_msgid": 3,
         "cgroup_root": None,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    r, w = os.pipe()
-    null = os.open(os.devnull, os.O_RDONLY)
+    ours, theirs = socket.socketpair()
     try:
-        start_supervisor(tmp_path, stdio=(null, w, w))
+        start_supervisor(tmp_path, client=theirs.fileno())
     finally:
-        os.close(w)
-        os.close(null)
-    data = b""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([r], [], [], deadline - time.monotonic())
-        chunk = os.read(r, 4096) if ready else b""
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    assert data == b"hello\noops\n"
+        theirs.close()
+    ours.sendall(notification("in", [-1, b"hello\n"]) + notification("in", [-1, b""]))
+    reader, frames = FrameReader(), []
+    ours.settimeout(10)
+    while not any(m[0] == 2 and m[1] == "done" for m in frames):
+        chunk = ours.recv(65536)
+        assert chunk
+        frames.extend(reader.feed(chunk))
+    ours.close()
+    answer = frames[0]
+    assert answer[:3] == [1, 3, None] and answer[3]["tasks"] == [4, 7]
+    pids = dict(zip([4, 7], answer[3]["pids"], strict=True))
+    out = {m[2][0]: bytes(m[2][2]) for m in frames if m[1] == "out" and m[2][1] == 1}
+    assert out == {4: f"hello 4 0 {pids[4]}\n".encode(), 7: f"hello 7 1 {pids[7]}\n".encode()}
+    assert sorted(bytes(m[2][2]) for m in frames if m[1] == "out" and m[2][1] == 2) == [b"oops\n"] * 2
+    assert sorted((m[2][0], m[2][1]) for m in frames if m[1] == "exit") == [([4], 4 << 8), ([7], 7 << 8)]
+    assert frames[-1][2]["status"] == 7 << 8
     st = wait_for(lambda: read_status(tmp_path), what="status.json")
-    assert (st["exit_code"], st["signal"]) == (3, 0)
+    assert (st["exit_code"], st["signal"], st["tasks"]) == (7, 0, {"4": 4 << 8, "7": 7 << 8})
+    assert st["usage"]["ntasks"] == 2 and st["usage"]["user_cpu"] >= 0
 
 
 def test_long_rundir_path(tmp_path: Path) -> None:

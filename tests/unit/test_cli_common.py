@@ -173,10 +173,35 @@ def test_cli_does_not_import_attrs_or_asyncio():
     import sys
 
     code = (
-        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcore.rpc,"
+        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcli.srun, spurcore.rpc,"
         " spurcore.config, spurcore.rpc_client;"
+        # parsing a busy command line (the whole option table, times, host lists) stays light too
+        "spurcli.sbatch.build_submission(['-N2', '-w', 'n[1-2]', '--begin=now+1hour', '--mail-type=ALL',"
+        " '--signal=B:USR1@30', '--mem=1G', '--export=NONE', '--wrap=true'], environ={});"
+        "import spurcli.srun_opts; spurcli.srun_opts.parse(['-n2', '-l', '--mpi=pmi2', 'true'], environ={});"
         "bad = [m for m in ('attr', 'attrs', 'asyncio', 'ssl', 'rich', 'spurcore.reduce', 'tomllib')"
         " if m in sys.modules]; print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_getopt_ambiguity_lists_possibilities_as_glibc():
+    # an alias of the first match (same option) is not listed again; other options are
+    opts_ = (Opt("bind", "", ("cpu-bind", "cpu_bind"), REQUIRED), Opt("freq", "", "cpu-freq", REQUIRED),
+             Opt("cpt", "c", "cpus-per-task", REQUIRED))
+    with pytest.raises(UsageError) as info:
+        common.getopt(["--cpu"], opts_)
+    assert info.value.message == ("option '--cpu' is ambiguous; possibilities: '--cpu-bind' '--cpu-freq' "
+                                  "'--cpus-per-task'")
+    # a prefix of two aliases only is not ambiguous
+    assert common.getopt(["--cpu-b=x"], opts_)[0] == [("bind", "x")]
+
+
+def test_run_usage_exit_code(capsys):
+    def body(args):
+        raise UsageError("unrecognized option '--x'")
+
+    assert common.run("squeue", body, []) == 1
+    assert common.run("sbatch", body, [], usage_code=255) == 255
+    assert capsys.readouterr().err.endswith('Try "sbatch --help" for more information\n')

@@ -265,8 +265,8 @@ def test_scancel_retries_transitional_state(fake, capsys, monkeypatch):
 
 
 def test_scancel_invalid_id(fake, capsys):
-    assert scancel.main(["12_3"]) == 1
-    assert capsys.readouterr().err == "scancel: error: Invalid job id 12_3\n"
+    assert scancel.main(["12_x"]) == 1
+    assert capsys.readouterr().err == "scancel: error: Invalid job id 12_x\n"
     assert fake.calls == []
 
 
@@ -315,7 +315,7 @@ def test_squeue_unknown_single_job_empty_answer(fake, capsys):
     assert squeue.main(["--jobs=99"]) == 1
     assert capsys.readouterr().err == "slurm_load_jobs error: Invalid job id specified\n"
     (params,) = fake.params("jobs")
-    assert params["job_ids"] == [99] and params["columns"] is True
+    assert params["job_refs"] == ["99"] and params["columns"] is True
 
 
 def test_squeue_default_table(fake, capsys):
@@ -428,13 +428,15 @@ def test_sinfo_node_oriented(fake, capsys):
 
 
 class FakeAgent:
-    """An agent's srun socket: takes one run_step request (with the three fds) and answers."""
+    """An agent's step socket standing in for the agent and the step's supervisor: takes
+    one ``launch_tasks`` request, answers it, then sends ``script`` (a list of
+    notifications, each ``(method, params)``, or a callable run in between) and ``done``."""
 
-    def __init__(self, path: str, reply: dict[str, Any]) -> None:
+    def __init__(self, path: str, script: list[Any]) -> None:
         self.path = path
-        self.reply = reply
+        self.script = script
         self.request: list[Any] = []
-        self.fds: list[int] = []
+        self.received: list[list[Any]] = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(1)
@@ -442,54 +444,81 @@ class FakeAgent:
         self.thread.start()
 
     def _serve(self) -> None:
+        from spurd import stepserver
+
         conn, _ = self.sock.accept()
         with conn:
-            data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
-            self.fds = fds
-            buf = bytearray(data)
-            while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
-                buf += conn.recv(65536)
-            self.request = rpc.decode_body(bytes(buf[4:]))
-            os.write(fds[1], b"")  # the step could write to srun's stdout here
-            for fd in fds:
-                os.close(fd)
-            conn.sendall(rpc.encode_frame([rpc.RESPONSE, self.request[1], None, self.reply]))
+            reader = stepserver.FrameReader()
+            while not self.request:
+                for msg in reader.feed(conn.recv(65536)):
+                    self.request = msg
+            conn.sendall(stepserver.response(self.request[1], None, {"node": "n1", "tasks": [0], "pids": [1]}))
+            for item in self.script:
+                if callable(item):
+                    item(conn, reader, self)
+                else:
+                    conn.sendall(stepserver.notification(*item))
+            conn.sendall(stepserver.notification("done", {"status": 0, "oom": False, "node": "n1"}))
         self.sock.close()
 
 
 def _step_create(agent_path: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda p: {"step_id": 0, "node": "n1", "agent": f"unix:{agent_path}"}
+    return lambda p: {"step_id": 0, "job_id": p["job_id"], "job": {"nodes": "n1", "node_count": 1},
+                      "nodes": [{"name": "n1", "address": f"unix:{agent_path}", "tasks": [0], "cpus": 1}]}
 
 
 def test_srun_inside_allocation(fake, short_dir, capsys, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "5")
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    monkeypatch.delenv("SLURM_NNODES", raising=False)
     fake.jobs[5] = job_info(5)
-    agent = FakeAgent(os.path.join(short_dir, "agent.sock"), {"exit_code": 3, "signal": 0, "node": "n1"})
+    agent = FakeAgent(os.path.join(short_dir, "agent.sock"),
+                      [("out", [0, 1, b"hello\n"]), ("exit", [[0], 3 << 8])])
     fake.handlers["step_create"] = _step_create(agent.path)
     assert srun.main(["-n", "1", "/bin/sh", "-c", "exit 3"]) == 3
-    assert capsys.readouterr().err == "srun: error: n1: task 0: Exited with exit code 3\n"
+    captured = capsys.readouterr()
+    assert captured.err == "srun: error: n1: task 0: Exited with exit code 3\n"
     (params,) = fake.params("step_create")
     assert params["job_id"] == 5 and params["name"] == "sh" and params["argv"] == ["/bin/sh", "-c", "exit 3"]
+    assert params["ntasks"] == 1 and params["distribution"] == "block"
     agent.thread.join(5)
     tag, msgid, method, run = agent.request
-    assert (tag, msgid, method) == (0, 1, "run_step")
+    assert (tag, method) == (0, "launch_tasks")
     assert run["job_id"] == 5 and run["step_id"] == 0 and run["argv"] == ["/bin/sh", "-c", "exit 3"]
-    assert run["env"]["SLURM_STEP_ID"] == "0" and run["env"]["SLURM_STEPID"] == "0"
-    assert run["cwd"] == os.getcwd() and run["uid"] == os.getuid()
-    assert len(agent.fds) == 3
+    assert run["tasks"] == [0] and run["nodeid"] == 0
+    assert run["env"]["SLURM_STEP_ID"] == "0" and run["env"]["SLURM_STEP_NUM_TASKS"] == "1"
+    assert run["env"]["SLURM_STEP_TASKS_PER_NODE"] == "1" and run["env"]["SLURM_STEP_NODELIST"] == "n1"
+    assert run["cwd"] == os.getcwd()
 
 
 def test_srun_signalled_step(fake, short_dir, capsys, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "5")
-    agent = FakeAgent(os.path.join(short_dir, "agent.sock"), {"exit_code": 0, "signal": 9, "node": "n1"})
+    agent = FakeAgent(os.path.join(short_dir, "agent.sock"), [("exit", [[0], 9])])
     fake.handlers["step_create"] = _step_create(agent.path)
     assert srun.main(["sleep", "100"]) == 128 + 9
     assert capsys.readouterr().err == "srun: error: n1: task 0: Killed\n"
 
 
+def test_srun_exit_status_rules(fake, short_dir, capsys, monkeypatch):
+    """launch.c _task_finish: a signal outranks any exit code; the highest code otherwise;
+    one line per exit message, tasks as Slurm lists them."""
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    agent = FakeAgent(os.path.join(short_dir, "agent.sock"),
+                      [("exit", [[0, 1, 2], 2 << 8]), ("exit", [[3], 15]), ("exit", [[4], 7 << 8])])
+    fake.handlers["step_create"] = lambda p: {
+        "step_id": 0, "job_id": 5, "job": {}, "nodes": [
+            {"name": "n1", "address": f"unix:{agent.path}", "tasks": [0, 1, 2, 3, 4], "cpus": 5}]}
+    assert srun.main(["-n", "5", "true"]) == 128 + 15
+    assert capsys.readouterr().err == (
+        "srun: error: n1: tasks 0-2: Exited with exit code 2\n"
+        "srun: error: n1: task 3: Terminated\n"
+        "srun: error: n1: task 4: Exited with exit code 7\n")
+
+
 def test_srun_outside_allocation(fake, short_dir, capsys, monkeypatch):
     monkeypatch.setattr(srun, "POLL_FIRST_SLEEP", 0.01)
-    agent = FakeAgent(os.path.join(short_dir, "agent.sock"), {"exit_code": 0, "signal": 0, "node": "n1"})
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    agent = FakeAgent(os.path.join(short_dir, "agent.sock"), [("exit", [[0], 0])])
     fake.handlers["step_create"] = _step_create(agent.path)
     polls = []
 
@@ -504,12 +533,14 @@ def test_srun_outside_allocation(fake, short_dir, capsys, monkeypatch):
     (submit,) = fake.params("submit")
     assert submit["spec"]["script"] is None and submit["spec"]["name"] == "hn"
     assert submit["spec"]["argv"] == ["hostname"]
-    assert fake.methods() == ["submit", "jobs", "jobs", "step_create", "job_complete"]
+    assert fake.methods()[:4] == ["submit", "jobs", "jobs", "step_create"]
+    assert fake.methods()[-1] == "job_complete"
     (done,) = fake.params("job_complete")
     assert (done["job_id"], done["exit_code"], done["signal"]) == (100, 0, 0)
 
 
 def test_srun_allocation_revoked(fake, capsys, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     fake.handlers["jobs"] = lambda p: {"now": 0, "jobs": [job_info(100, "CANCELLED")]}
     assert srun.main(["hostname"]) == 1
     assert capsys.readouterr().err == "srun: error: Job allocation 100 has been revoked.\n"
@@ -547,47 +578,76 @@ def test_no_config(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == "squeue: error: no spur.toml found (set SPUR_CONF)\n"
 
 
-def test_srun_interrupt_cancels_the_step(fake, short_dir, capsys, monkeypatch):
-    # SIGINT while the step runs: srun asks the controller to KILL the step, then keeps
-    # waiting for the agent's answer (Slurm: "Job step aborted: Waiting up to N seconds").
+def _signal_srun(sig: int, times: int = 1) -> Callable[..., None]:
+    """A script step: signal srun (as a terminal would) and wait for it to react."""
+    import signal as signal_module
+
+    main_ident = threading.main_thread().ident
+
+    def step(conn: socket.socket, reader: Any, agent: FakeAgent) -> None:
+        for _ in range(times):
+            signal_module.pthread_kill(main_ident, sig)
+            time.sleep(0.05)
+
+    return step
+
+
+def _wait_for_kill(fake: FakeController) -> Callable[..., None]:
+    def step(conn: socket.socket, reader: Any, agent: FakeAgent) -> None:
+        deadline = time.monotonic() + 5
+        while not fake.params("signal") and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return step
+
+
+def test_srun_sigterm_kills_the_step(fake, short_dir, capsys, monkeypatch):
+    """srun_job.c: SIGTERM forces termination: the step is killed through the controller
+    (slurm_kill_job_step), "Job step aborted: Waiting up to KillWait+2 seconds"."""
     import signal as signal_module
 
     monkeypatch.setenv("SLURM_JOB_ID", "5")
     fake.jobs[5] = job_info(5)
-    killed = threading.Event()
-
-    def on_signal(params: dict[str, Any]) -> Any:
-        killed.set()
-        return {"action_id": 1}
-
-    fake.handlers["signal"] = on_signal
-    path = os.path.join(short_dir, "agent.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(1)
-
-    def agent() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            data, fds, _f, _a = socket.recv_fds(conn, 1 << 20, 3)
-            for fd in fds:
-                os.close(fd)
-            signal_module.pthread_kill(main_ident, signal_module.SIGINT)  # as a Ctrl-C would
-            assert killed.wait(5)
-            conn.sendall(rpc.encode_frame([rpc.RESPONSE, 1, None, {"exit_code": 0, "signal": 9, "node": "n1"}]))
-        listener.close()
-
-    main_ident = threading.main_thread().ident
-    assert main_ident is not None
-    thread = threading.Thread(target=agent, daemon=True)
-    thread.start()
-    fake.handlers["step_create"] = _step_create(path)
-    before = signal_module.getsignal(signal_module.SIGINT)
+    fake.handlers["signal"] = lambda p: {"action_id": 1}
+    agent = FakeAgent(os.path.join(short_dir, "agent.sock"),
+                      [_signal_srun(signal_module.SIGTERM), _wait_for_kill(fake), ("exit", [[0], 9])])
+    fake.handlers["step_create"] = _step_create(agent.path)
+    before = signal_module.getsignal(signal_module.SIGTERM)
     assert srun.main(["sleep", "100"]) == 137
-    thread.join(5)
+    agent.thread.join(5)
     assert capsys.readouterr().err == (
+        "srun: forcing job termination\n"
         "srun: Job step aborted: Waiting up to 3 seconds for job step to finish.\n"
         "srun: error: n1: task 0: Killed\n")
     (params,) = fake.params("signal")
     assert (params["job_id"], params["step_id"], params["kind"]) == (5, 0, 1)
-    assert signal_module.getsignal(signal_module.SIGINT) is before  # handlers restored
+    assert signal_module.getsignal(signal_module.SIGTERM) is before  # handlers restored
+
+
+def test_srun_one_sigint_prints_status_two_abort(fake, short_dir, capsys, monkeypatch):
+    """srun_job.c _handle_intr: one Ctrl-C prints the tasks' states; two within a second
+    send Ctrl-C to the tasks and force termination (quiet task lines afterwards)."""
+    import signal as signal_module
+
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    fake.handlers["signal"] = lambda p: {"action_id": 1}
+
+    def check_forwarded(conn: socket.socket, reader: Any, agent: FakeAgent) -> None:
+        conn.settimeout(5)
+        while not any(m[1] == "signal" for m in agent.received):
+            agent.received.extend(reader.feed(conn.recv(65536)))
+
+    def pause(*_args: Any) -> None:
+        time.sleep(0.2)
+
+    agent = FakeAgent(os.path.join(short_dir, "agent.sock"),
+                      [pause, _signal_srun(signal_module.SIGINT), pause, _signal_srun(signal_module.SIGINT),
+                       check_forwarded, _wait_for_kill(fake), ("exit", [[0], 9])])
+    fake.handlers["step_create"] = _step_create(agent.path)
+    assert srun.main(["sleep", "100"]) == 137
+    agent.thread.join(5)
+    err = capsys.readouterr().err
+    assert err.startswith("srun: interrupt (one more within 1 sec to abort)\n"
+                          "srun: StepId=5.0 task 0: running\n")
+    assert "srun: sending Ctrl-C to StepId=5.0\nsrun: forcing job termination\n" in err
+    assert "Killed" not in err  # srun's job is cancelled: signalled tasks only with -v
+    assert [m[2] for m in agent.received if m[1] == "signal"] == [signal_module.SIGINT]

@@ -101,6 +101,14 @@ EXAMPLES["PartitionUpdated"] = PartitionUpdated("gpu", {"state": "DOWN", "max_ti
 EXAMPLES["AccountingUpdated"] = AccountingUpdated(
     "add", "user", ("alice",), {}, {"Account": ["physics"], "MaxJobs": 4, "GrpTRES": {"cpu": 8}}, 0, 1700000022.0,
 )
+EXAMPLES["StepCreated"] = StepCreated(
+    "req-2", 1, "prog", ("prog", "x"), 3, "", 1000, 1700000005.0, ("node1", "node2"), (2, 1), (0, 2, 1),
+    (4, 4), False, 1, "cyclic",
+)
+EXAMPLES["JobStepComplete"] = JobStepComplete(
+    1, 0, "node1", 7, 0, False, 1700000006.0,
+    {"ntasks": 2, "user_cpu": 1.25, "sys_cpu": 0.5, "max_rss": 209715200, "max_rss_task": 1},
+)
 
 #: Records of earlier versions, as they were written: they decode (upcast) to these ops.
 OLD_VERSIONS = {
@@ -109,6 +117,8 @@ OLD_VERSIONS = {
     "JobStart@1": JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0),
     "JobStart@2": JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0, 5),
     "JobRequeued@1": JobRequeued(1, 0, False, 1700000015.0, 1700000015.0 + 121),
+    "StepCreated@1": StepCreated("req-2", 1, "prog", ("prog", "x"), 1, "node1", 1000, 1700000005.0),
+    "JobStepComplete@1": JobStepComplete(1, 0, "node1", 7, 0, False, 1700000006.0),
 }
 
 

@@ -274,8 +274,11 @@ def test_dates_timelimit_nodelist() -> None:
     assert render([info], fields, parsable2=True, noheader=True) == (
         "7|PENDING|0|1|None assigned|Unknown|Unknown|2025-05-01T12:00:00|1-01:01:01|None\n"
     )
+    # print_fields_date: slurm_make_time_str into a buffer of the column's width + 1; a time
+    # that does not fit fills it with '#' (parse_time.c), "Unknown" fits.
     fixed = render([info], "submit%10,start%-8", noheader=True)
-    assert fixed == "2025-05-01 Unknown  \n"
+    assert fixed == "########## Unknown  \n"
+    assert render([info], "submit%20", noheader=True) == " 2025-05-01T12:00:00 \n"
 
 
 def test_cancelled_pending_job() -> None:
@@ -362,3 +365,92 @@ def test_json() -> None:
     assert [s["step"]["id"] for s in j["steps"]] == ["1234.batch", "1234.extern", "1234.0"]
     assert j["steps"][0]["exit_code"]["signal"]["id"]["number"] == 15
     assert j["derived_exit_code"]["status"] == ["SIGNALED"]
+
+
+# ---------------------------------------------------------------------------------------------
+# job arrays (slurmdb_defs.c slurmdb_get_job_id_str, print.c _print_expanded_array_job)
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/render/<name>; SPUR_UPDATE_GOLDEN=1 rewrites the file."""
+    import os
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "golden" / "render" / name
+    if os.environ.get("SPUR_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def array_history() -> list[dict[str, Any]]:
+    """Array 123 (``--array=0-99%10``): task 0 ran as job 124 (a batch step and step 0),
+    tasks 5-99 never started (the array's pending record, job 123)."""
+    state, job_id = started()
+    info = run_steps(state, job_id, [0], 0)
+    task = {**info, "job_id": 124, "array_job_id": 123, "array_task_id": 0, "array_pending": [],
+            "array_max_tasks": 10}
+    task["steps"] = [{**s, "job_id": 124} for s in task["steps"]]
+    never = {**info, "job_id": 123, "state": "PENDING", "base_state": "PENDING", "reason": "JobArrayTaskLimit",
+             "start_time": 0, "end_time": 0, "run_time": 0, "nodes": "", "steps": [], "exit_code": None,
+             "array_job_id": 123, "array_task_id": None, "array_pending": [[5, 99, 1]], "array_max_tasks": 10}
+    return [never, task]
+
+
+def test_array_rows_golden() -> None:
+    """``123_0``, ``123_0.batch``, ``123_0.0`` for the task that ran (JobIDRaw ``124``,
+    ``124.batch``); ``123_[5-99%10]`` for the never-started tasks (JobIDRaw ``123``)."""
+    text = render(array_history(), "jobid%16,jobidraw,jobname,state,exitcode", now=T0 + 30)
+    check_golden("sacct_array.txt", text)
+    rows = render(array_history(), "jobid,jobidraw,state", parsable2=True, noheader=True, now=T0 + 30)
+    assert rows.splitlines() == [
+        "123_[5-99%10]|123|PENDING",
+        "123_0|124|COMPLETED",
+        "123_0.batch|124.batch|COMPLETED",
+        "123_0.0|124.0|COMPLETED",
+    ]
+
+
+def test_array_option_expands_never_started_tasks() -> None:
+    """sacct --array: the record of never-started tasks prints one row per task."""
+    rows = render(array_history(), "jobid,jobidraw", parsable2=True, noheader=True, allocations=True,
+                  array=True, now=T0).splitlines()
+    assert rows[:2] == ["123_5|123", "123_6|123"]
+    assert rows[94] == "123_99|123" and rows[95] == "123_0|124" and len(rows) == 96
+
+
+def test_array_json() -> None:
+    """data_parser JOB: ``array`` object {job_id, limits.max.running.tasks, task_id, task}."""
+    never, task = to_json(array_history(), now=T0)["jobs"]
+    assert never["array"] == {"job_id": 123, "limits": {"max": {"running": {"tasks": 10}}},
+                              "task_id": {"set": False, "infinite": False, "number": 0}, "task": "5-99%10"}
+    assert task["array"]["task_id"] == {"set": True, "infinite": False, "number": 0}
+    assert task["job_id"] == 124 and [s["step"]["id"] for s in task["steps"]] == ["124.batch", "124.0"]
+    assert set(task) >= {"account", "comment", "time", "exit_code", "state", "steps", "tres", "wckey",
+                         "required", "working_directory", "submit_line", "hold", "priority"}
+
+
+def test_time_format_and_truncated_dates() -> None:
+    """SLURM_TIME_FORMAT for Start/End/Submit/Eligible (print_fields_date)."""
+    state, job_id = started()
+    info = run_steps(state, job_id, [], 0)
+    assert render([info], "start,end", parsable2=True, noheader=True, time_format="%H:%M",
+                  allocations=True) == "12:00|12:00\n"
+
+
+def test_every_field_golden() -> None:
+    """``-o ALL`` (every field of sacct.c's table, in order) for a job with a batch step and a
+    numbered step, parsable; fields Spur keeps no data for print empty (NO_VAL/NULL)."""
+    state, job_id = started()
+    info = run_steps(state, job_id, [1 << 8], 0)
+    info["group"] = "alice"
+    text = render([info], "ALL", parsable2=True, now=T0 + 30)
+    header, *rows = text.splitlines()
+    assert len(header.split("|")) == len(FIELDS_ALL()) and all(len(r.split("|")) == len(FIELDS_ALL()) for r in rows)
+    lines = [f"{name}={'|'.join(r.split('|')[i] for r in rows)}" for i, name in enumerate(header.split("|"))]
+    check_golden("sacct_every_field.txt", "\n".join(lines) + "\n")
+
+
+def FIELDS_ALL() -> list[str]:  # noqa: N802 - the table's name
+    from spurcore.render.sacct import FIELDS
+
+    return [f.name for f in FIELDS]

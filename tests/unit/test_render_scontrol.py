@@ -295,3 +295,140 @@ def test_show_node_mixed_and_down_with_reason() -> None:
     assert down.endswith("CurrentWatts=0 AveWatts=0\n   Reason=Not responding [root@2025-05-01T12:00:05]\n\n")
     one = show_node(node(state, "node02"), oneliner=True)
     assert one.count("\n") == 1 and "State=DOWN " in one
+
+
+# ---------------------------------------------------------------------------------------------
+# job arrays, the updatable fields, steps, partitions, config, host lists
+
+
+def array_records() -> list[dict[str, Any]]:
+    """Array 1234 (``--array=0-99%10``): task 0 started as job 1235, tasks 1-99 pending."""
+    state = cluster()
+    job_id = ok(state, JobSubmitted("r1", spec(), T0))
+    pending = job_info(state.jobs[job_id], state, T0 + 60)
+    pending.update(group="alice", array_job_id=1234, array_task_id=None, array_pending=[[1, 99, 1]],
+                   array_max_tasks=10, reason="JobArrayTaskLimit")
+    other = cluster(1235)
+    task_id = ok(other, JobSubmitted("r2", spec(), T0))
+    ok(other, JobStart(task_id, ("node01",), 1, 1000, T0 + 1))
+    task = job_info(other.jobs[task_id], other, T0 + 60)
+    task.update(group="alice", array_job_id=1234, array_task_id=0, array_pending=[], array_max_tasks=10)
+    return [pending, task]
+
+
+def test_array_records_golden() -> None:
+    """info_job.c line 1: ``JobId=1234 ArrayJobId=1234 ArrayTaskId=1-99%10
+    ArrayTaskThrottle=10 JobName=job.sh`` on the pending record (its task string as
+    xlate_array_task_str makes it), ``ArrayTaskId=0`` on a task's own record (its own JobId)."""
+    text = show_jobs(array_records(), now=T0 + 60)
+    check_golden("scontrol_show_job_array.txt", text)
+    assert text.startswith("JobId=1234 ArrayJobId=1234 ArrayTaskId=1-99%10 ArrayTaskThrottle=10 JobName=job.sh\n")
+    assert "\n\nJobId=1235 ArrayJobId=1234 ArrayTaskId=0 ArrayTaskThrottle=10 JobName=job.sh\n" in text
+
+
+def test_array_task_of_pending_record_and_no_throttle() -> None:
+    """``show job 1234_7`` prints the pending record with ArrayTaskId=7 (info_job.c sets
+    array_task_id and clears array_task_str); without %N there is no ArrayTaskThrottle."""
+    pending = {**array_records()[0], "array_task_id": 7, "array_max_tasks": 0}
+    assert show_job(pending, now=T0, oneliner=True).startswith(
+        "JobId=1234 ArrayJobId=1234 ArrayTaskId=7 JobName=job.sh UserId=")
+    plain = show_job(finished_job(), now=T0, oneliner=True)
+    assert plain.startswith("JobId=1234 JobName=job.sh ")
+
+
+def test_updatable_fields_are_shown() -> None:
+    """Fields ``scontrol update job`` changes are where info_job.c prints them: Nice, TimeMin
+    (mins2time_str), Deadline, Requeue, ReqNodeList/ExcNodeList, Features, MinMemoryCPU,
+    Comment, MailUser/MailType, KillOnInvalidDependent."""
+    info = {**finished_job(), "nice": 5, "time_min": 600, "deadline": T0 + 86400, "requeue": 0,
+            "req_nodes": "node01", "exc_nodes": "node02", "constraint": "fast", "mem_per_cpu": 2048,
+            "comment": "hello", "mail_type": "END,FAIL", "mail_user": "a@b", "kill_on_invalid_dep": 1}
+    text = show_job(info, now=T0 + 60)
+    assert "   Priority=1 Nice=5 Account=acct1 QOS=normal\n" in text
+    assert "TimeMin=00:10:00\n" in text
+    assert "Deadline=2025-05-02T12:00:00\n" in text
+    assert "   Requeue=0 Restarts=0 " in text
+    assert "   ReqNodeList=node01 ExcNodeList=node02\n" in text
+    assert "   Features=fast DelayBoot=00:00:00\n" in text
+    assert "MinCPUsNode=1 MinMemoryCPU=2G MinTmpDiskNode=0" in text
+    assert "   Comment=hello\n" in text
+    assert text.endswith("   KillOnInvalidDependent=Yes\n   MailUser=a@b MailType=END,FAIL\n\n")
+
+
+def test_time_format_applies_to_every_timestamp() -> None:
+    """parse_time.c slurm_make_time_str: SLURM_TIME_FORMAT (a strftime format, or
+    ``relative``) for every time scontrol prints."""
+    text = show_job(finished_job(), now=T0 + 60, time_format="%d/%m %H:%M")
+    assert "SubmitTime=01/05 12:00 EligibleTime=01/05 12:00\n" in text
+    assert "StartTime=01/05 12:00 EndTime=01/05 12:00 Deadline=N/A" in text
+    rel = show_job(finished_job(), now=T0 + 60, time_format="relative")
+    assert "SubmitTime=12:00:00 " in rel
+    assert "Unknown" not in rel.split("AccrueTime=")[0]
+
+
+def test_show_step() -> None:
+    """info_job.c _sprint_step_info: StepId, UserId, StartTime, TimeLimit; State, Partition,
+    NodeList; Nodes, CPUs, Tasks, Name, Network; TRES; ResvPorts; CPUFreqReq; SrunHost:Pid.
+    A task's steps are ``<array>_<task>.<step>``."""
+    from spurcore.render.scontrol import show_step
+
+    state = cluster()
+    job_id = ok(state, JobSubmitted("r1", spec(), T0))
+    ok(state, JobStart(job_id, ("node01",), 1, 1000, T0 + 1))
+    ok(state, StepCreated("s", job_id, "hostname", ("hostname",), 1, "node01", 1000, T0 + 2))
+    info = job_info(state.jobs[job_id], state, T0 + 60)
+    step = next(s for s in info["steps"] if s["step_id"] == 0)
+    assert show_step(step, info, now=T0 + 60) == (
+        "StepId=1234.0 UserId=1000 StartTime=2025-05-01T12:00:02 TimeLimit=UNLIMITED\n"
+        "   State=RUNNING Partition=debug NodeList=node01\n"
+        "   Nodes=1 CPUs=1 Tasks=1 Name=hostname Network=(null)\n"
+        "   TRES=cpu=1,mem=0,node=1\n"
+        "   ResvPorts=(null)\n"
+        "   CPUFreqReq=Default Dist=Block\n"
+        "   SrunHost:Pid=login1:0\n\n"
+    )
+    task = {**info, "array_job_id": 1200, "array_task_id": 34}
+    assert show_step(step, task, oneliner=True, now=T0).startswith("StepId=1200_34.0 UserId=1000 ")
+
+
+def test_show_partition_golden() -> None:
+    """api/partition_info.c slurm_sprint_partition_info for Spur's partition built from its
+    nodes (not trimmed; ``\\n\\n`` after the record)."""
+    from spurcore.render.scontrol import partitions_from_nodes, show_partition
+
+    state = cluster()
+    nodes = [node_info(state, n) for n in ("node01", "node02")]
+    (part,) = partitions_from_nodes(nodes)
+    check_golden("scontrol_show_partition.txt", show_partition(part))
+    assert show_partition(part, oneliner=True).count("\n") == 1
+
+
+def test_show_config_layout() -> None:
+    """slurm_print_ctl_conf: ``Configuration data as of <time>``, ``%-23s = %s`` in
+    slurm_ctl_conf_2_key_pairs' order with Slurm's units, other keys after, then a blank line."""
+    from spurcore.render.scontrol import show_config
+
+    text = show_config({"MinJobAge": 300, "ClusterName": "spur", "KillWait": 30, "MaxArraySize": 1001,
+                        "SpurThing": "x", "AccountingStorageType": None}, last_update=T0)
+    assert text == (
+        "Configuration data as of 2025-05-01T12:00:00\n"
+        "AccountingStorageType   = (null)\n"
+        "ClusterName             = spur\n"
+        "KillWait                = 30 sec\n"
+        "MaxArraySize            = 1001\n"
+        "MinJobAge               = 300 sec\n"
+        "SpurThing               = x\n"
+        "\n"
+    )
+
+
+def test_hostlist_forms() -> None:
+    """info_job.c scontrol_encode_hostlist: ``show hostlist`` keeps the order given
+    (hostlist_ranged_string), ``show hostlistsorted`` sorts and merges."""
+    from spurcore.render.scontrol import hostlist_ranged
+
+    assert hostlist_ranged(["n3", "n1", "n2"]) == "n[3,1-2]"
+    assert hostlist_ranged(["n3", "n1", "n2"], sort=True) == "n[1-3]"
+    assert hostlist_ranged(["n1", "n2", "n3", "m1"]) == "n[1-3],m1"
+    assert hostlist_ranged(["a", "n01", "n02"]) == "a,n[01-02]"
+    assert hostlist_ranged(["n9", "n10"]) == "n[9-10]"

@@ -240,10 +240,13 @@ def test_other_codes() -> None:
 
 
 def test_invalid_letter_is_printed_verbatim() -> None:
-    """opts.c parse_format: an unknown letter is an error and prints as ``%<token>``."""
-    parsed = parse_format("%i %5b!")
-    assert parsed.errors == ["Invalid job format specification: b"]
-    assert render_jobs([job()], fmt="%i %5b!", now=T0) == "JOBID %5b!\n1234 %5b!\n"
+    """opts.c parse_format: an unknown letter is an error and prints as ``%<token>``. Every
+    letter of a-z and A-Z is a 25.11 job field (``%b`` is the hidden Gres), so only other
+    characters are unknown."""
+    parsed = parse_format("%i %5@!")
+    assert parsed.errors == ["Invalid job format specification: @"]
+    assert render_jobs([job()], fmt="%i %5@!", now=T0) == "JOBID %5@!\n1234 %5@!\n"
+    assert parse_format("%b").errors == []
     assert parse_long_format("jobid,bogus:3").errors == ["Invalid job format specification: bogus"]
 
 
@@ -389,3 +392,192 @@ def test_null_strings() -> None:
     precision under 6 applies (``%5a`` is ``%.5s``)."""
     j = [job(account="")]
     assert render_jobs(j, fmt="%a|%5a|%.8a|%.3a|", noheader=True, now=T0) == "(null)|     |  (null)|(nu|\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# job arrays (print.c _print_job_job_id / _print_job_array_*; squeue.c -r; print.c
+# _combine_pending_array_tasks; slurm_protocol_defs.c xlate_array_task_str)
+
+GOLDEN = __import__("pathlib").Path(__file__).resolve().parents[1] / "golden" / "render"
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/render/<name>; SPUR_UPDATE_GOLDEN=1 rewrites the file."""
+    import os
+
+    path = GOLDEN / name
+    if os.environ.get("SPUR_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def array_jobs() -> list[dict[str, Any]]:
+    """Array 100 (``--array=0-99%10``): tasks 0-2 started as jobs 101-103 (task 1 done), task 3
+    split off while pending (held), tasks 4-99 still in the array's pending record; and a
+    plain job 200."""
+    pend = dict(state="PENDING", base_state="PENDING", reason="JobArrayTaskLimit", start_time=0.0,
+                end_time=0.0, run_time=0.0, nodes="", batch_host="", name="arr.sh", array_job_id=100,
+                array_max_tasks=10)
+    run = dict(name="arr.sh", array_job_id=100, array_max_tasks=10)
+    return [
+        job(job_id=100, array_task_id=None, array_pending=[[4, 99, 1]], **pend),
+        job(job_id=101, array_task_id=0, **run),
+        job(job_id=102, array_task_id=1, state="COMPLETED", base_state="COMPLETED", **run),
+        job(job_id=103, array_task_id=2, nodes="node02", **run),
+        job(job_id=104, array_task_id=3, **{**pend, "reason": "JobHeldUser", "priority": 0, "hold": 1}),
+        job(job_id=200, name="plain.sh"),
+    ]
+
+
+def test_array_default_layout_golden() -> None:
+    """The pending record shows ``100_[4-99%10]`` until the held pending task 104 is folded
+    into it (same name and partition), which re-formats the tasks with bit_fmt: ``100_[3-99]``
+    and the reasons joined ``(JobArrayTaskLimit,JobHeldUser)``; started tasks show
+    ``100_<task>``; finished ones are filtered out by default."""
+    rows = default_sort(filter_jobs(array_jobs()))
+    check_golden("squeue_array_default.txt", render_jobs(rows, now=T0 + 3723))
+
+
+def test_array_pending_record_alone_keeps_throttle() -> None:
+    """xlate_array_task_str: without a folded task the unpacked text is printed, ``%N``
+    throttle included."""
+    rec = array_jobs()[0]
+    assert render_jobs([rec], fmt="%i|%K|%F|%A", noheader=True) == "100_[4-99%10]|4-99%10|100|100\n"
+
+
+def test_array_expanded_r_golden() -> None:
+    """squeue -r: one line per pending task (``100_4`` ... ``100_99``), no folding."""
+    from spurcore.render.squeue import View
+
+    rows = default_sort(filter_jobs(array_jobs()))
+    text = render_jobs(rows, fmt="%.18i %.8j %.2t %r", view=View(T0, array=True, bitstr_len=0))
+    assert text.count("\n") == 1 + 96 + 1 + 2 + 1  # header, tasks 4-99, held task 3, tasks 0 and 2, job 200
+    assert "100_[" not in text
+    check_golden("squeue_array_r.txt", text)
+
+
+def test_array_format_codes_golden() -> None:
+    """%i (JobArrayId), %A (JobId: the record's own id), %F (ArrayJobId), %K (ArrayTaskId:
+    task list on the pending record, N/A outside arrays)."""
+    rows = default_sort(filter_jobs(array_jobs(), parse_states("all")))
+    check_golden("squeue_array_codes.txt", render_jobs(rows, fmt="%i|%A|%F|%K|%t|%r", now=T0))
+
+
+def test_array_long_fields_golden() -> None:
+    """-O JobArrayID, ArrayJobID, ArrayTaskID, JobID (case-insensitive names)."""
+    rows = default_sort(filter_jobs(array_jobs(), parse_states("all")))
+    text = render_jobs(rows, Fmt="jobarrayid:.16,arrayjobid:.13,arraytaskid:.14,jobid:.6,statecompact:.3",
+                       now=T0)
+    check_golden("squeue_array_long_fields.txt", text)
+
+
+def test_array_task_string_forms() -> None:
+    """xlate_array_task_str: more than five indexes spanning more than ten with the second
+    one unset print as ``first-last:step``; a text longer than SLURM_BITSTR_LEN-3 (default
+    64) ends in ``...``; SLURM_BITSTR_LEN=0 prints it whole (and %i is then uncut); %i of a
+    pending record is cut to 31 characters (FORMAT_STRING_SIZE) otherwise."""
+    from spurcore.arrays import compress
+    from spurcore.render.squeue import View
+
+    stepped = job(job_id=7, state="PENDING", base_state="PENDING", array_job_id=7, array_task_id=None,
+                  array_pending=[[1, 99, 2]])
+    assert render_jobs([stepped], fmt="%i", noheader=True) == "7_[1-99:2]\n"
+    sparse = compress([i for i in range(0, 300) if i % 3])
+    big = job(job_id=8, state="PENDING", base_state="PENDING", array_job_id=8, array_task_id=None,
+              array_pending=sparse)
+    text = render_jobs([big], fmt="%K", noheader=True)
+    assert text == "1-2,4-5,7-8,10-11,13-14,16-17,19-20,22-23,25-26,28-29,31-32,...\n"
+    assert len(text) - 1 == 63
+    cut = render_jobs([big], fmt="%i", noheader=True)
+    assert cut == "8_[1-2,4-5,7-8,10-11,13-14,16-1\n" and len(cut) - 1 == 31
+    full = render_jobs([big], fmt="%.12i", noheader=True, view=View(T0, bitstr_len=0))
+    assert full.startswith("8_[1-2,4-5,") and full.endswith(",295-296,298-299]\n")
+    assert render_jobs([big], fmt="%K", noheader=True, view=View(T0, bitstr_len=20)) == "1-2,4-5,7-8,10-1...\n"
+
+
+def test_array_job_filter_narrows_pending_record() -> None:
+    """print.c _filter_job: ``-j 100_7`` keeps the pending record but only task 7 (printed
+    ``100_7``); two of its tasks print ``100_[7,9]``; ``-j 100`` keeps every record of the
+    array; ``-j 101`` (a task's own job id) keeps only that record."""
+    from spurcore.render.squeue import JobFilter, JobSel, select_jobs
+
+    jobs = array_jobs()
+
+    def ids(sels: list[tuple[int, int | None]]) -> str:
+        flt = JobFilter(jobs=[JobSel(j, t) for j, t in sels], states=["ALL"])
+        return render_jobs(select_jobs(jobs, flt), fmt="%i", noheader=True)
+
+    assert ids([(100, 7)]) == "100_7\n"
+    assert ids([(100, 7), (100, 9)]) == "100_[7,9]\n"
+    assert ids([(100, 2)]) == "100_2\n"
+    # every record; the held pending task 3 is then folded into the pending record's line
+    assert ids([(100, None)]).split() == ["100_[3-99]", "100_0", "100_1", "100_2"]
+    assert ids([(101, None)]) == "100_0\n"
+    assert ids([(100, 500)]) == ""
+
+
+def test_array_sort_by_id() -> None:
+    """sort.c _sort_job_by_id: the array id, then the task (the pending record, NO_VAL, last)."""
+    from spurcore.render.squeue import sort_jobs
+
+    rows = sort_jobs(filter_jobs(array_jobs(), parse_states("all")), "i")
+    assert [(r["job_id"], r.get("array_task_id")) for r in rows] == [
+        (101, 0), (102, 1), (103, 2), (104, 3), (100, None), (200, None)]
+
+
+def test_array_steps() -> None:
+    """print.c _print_step_id: a task's steps are ``<array>_<task>.<step>``."""
+    j = job(job_id=103, array_job_id=100, array_task_id=2, steps=[
+        {"step_id": 0, "name": "s", "state": "RUNNING", "start_time": T0, "nodes": "node01", "ntasks": 1,
+         "cpus": 1, "uid": 1000}])
+    assert render_steps([j], fmt="%i|%A", noheader=True, now=T0 + 5) == "100_2.0|1\n"
+    assert render_steps([j], Fmt="ArrayJobId:5,ArrayTaskId:5,JobId:5", noheader=True, now=T0) == (
+        "100  2    103  \n")
+
+
+def test_array_json_shape() -> None:
+    """data_parser v0.0.44 JOB_INFO: array_job_id / array_task_id / array_max_tasks are
+    ``{"set","infinite","number"}``; the pending record has ``array_task_id`` unset and its
+    tasks in ``array_task_string``."""
+    data = to_json(array_jobs()[:2], now=T0)
+    pend, task = data["jobs"]
+    assert pend["array_job_id"] == {"set": True, "infinite": False, "number": 100}
+    assert pend["array_task_id"] == {"set": False, "infinite": False, "number": 0}
+    assert pend["array_max_tasks"] == {"set": True, "infinite": False, "number": 10}
+    assert pend["array_task_string"] == "4-99%10"
+    assert pend["job_state"] == ["PENDING"] and pend["state_reason"] == "JobArrayTaskLimit"
+    assert task["job_id"] == 101 and task["array_task_id"] == {"set": True, "infinite": False, "number": 0}
+    assert task["array_task_string"] == ""
+    plain = to_json([job()], now=T0)["jobs"][0]
+    assert plain["array_job_id"]["number"] == 0 and plain["array_task_id"]["set"] is False
+    for key in ("accrue_time", "eligible_time", "end_time", "start_time", "submit_time", "time_limit",
+                "cpus", "node_count", "tasks", "priority"):
+        assert set(plain[key]) == {"set", "infinite", "number"}, key
+    assert set(data) == {"jobs", "last_backfill", "last_update", "meta", "errors", "warnings"}
+    assert data["meta"]["plugin"]["data_parser"] == "data_parser/v0.0.44"
+
+
+def test_every_field_golden() -> None:
+    """Every -O field of fmt_data_job (hidden ones included) for a running job, a pending
+    array record and a job with most options set; what Spur keeps no data for prints what
+    Slurm prints when it is unset (``(null)``, ``N/A``, ``0``, ``*``...). One field a line:
+    ``name=value``."""
+    from spurcore.render.squeue import _JOB_TABLE
+
+    rich = job(job_id=300, comment="c", wckey="k", nice=5, qos="high", constraint="fast", req_nodes="node01",
+               exc_nodes="node02", deadline=T0 + 86400, time_min=600, ntasks_per_node=2, mem_per_cpu=512,
+               exclusive="user", requeue=0, mail_type="END")
+    lines = []
+    for info in (job(), array_jobs()[0], rich):
+        for name, *_rest in _JOB_TABLE:
+            text = render_jobs([info], Fmt=f"{name}:0", noheader=True, now=T0 + 3723)
+            lines.append(f"{info['job_id']} {name}={text.rstrip(chr(10))}")
+    check_golden("squeue_every_field.txt", "\n".join(lines) + "\n")
+
+
+def test_percent_all() -> None:
+    """opts.c ``%all``: every letter a-z then A-Z, ``|``-separated, unknown ones skipped."""
+    text = render_jobs([job()], fmt="%all", now=T0)
+    header, row = text.splitlines()
+    assert header.startswith("ACCOUNT|TRES_PER_NODE|MIN_CPUS|MIN_TMP_DISK|END_TIME|")
+    assert len(header.split("|")) == 52 and len(row.split("|")) == 52

@@ -1,0 +1,328 @@
+"""Multi-node srun steps on a ``spur local`` cluster with two real agents (issue 10).
+
+Each case cites the Slurm 25.11 behaviour it pins: srun(1) for distributions, labels,
+-K and exit statuses, src/srun/launch.c for the task exit lines, stepmgr.c for the step
+status, salloc(1)/sattach(1)/sstat(1) for those commands.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spurctld.local import LocalCluster, write_config
+from tests.integration.conftest import wait_for
+
+BIN = Path(sys.executable).parent
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    d = tmp_path_factory.mktemp("steps")
+    write_config(d, replicas=1, nodes=2, cpus=8, kill_wait=1.0, node_timeout=4.0)
+    c = LocalCluster(d)
+    c.up()
+    yield c
+    c.down()
+
+
+@pytest.fixture
+def work(tmp_path):
+    return tmp_path
+
+
+def run(cluster, *args, cwd=None, check=True, timeout=90, input=None, env=None):
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
+                          env={**cluster.env, **(env or {})}, cwd=cwd, timeout=timeout, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def alloc(cluster, work, *argv: str, nodes: int = 2, ntasks: int = 4, check=True, input=None, env=None):
+    """``salloc -N2 -n4 srun ...``: the step inside a fresh two-node allocation."""
+    return run(cluster, "salloc", "-Q", f"-N{nodes}", f"-n{ntasks}", str(BIN / "srun"), *argv, cwd=work,
+               check=check, input=input, env=env)
+
+
+def labelled(out: str) -> dict[int, str]:
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\s*(\d+): (.*)$", out, re.M)}
+
+
+def show_step(cluster, job_id: int, step: int) -> list[str]:
+    return run(cluster, "sacct", "-n", "-P", "-j", f"{job_id}", "-o", "JobID,State,ExitCode").stdout.splitlines()
+
+
+# --- fan-out, placement, labels, environment --------------------------------------------
+
+
+def test_fan_out_ranks_and_environment(cluster, work):
+    """srun -N2 -n4 -l: four tasks, two per node (block), each knowing its rank."""
+    fmt = ("$SLURM_PROCID $SLURM_LOCALID $SLURM_NODEID $SLURMD_NODENAME $SLURM_STEP_NUM_TASKS "
+           "$SLURM_STEP_NUM_NODES $SLURM_STEP_TASKS_PER_NODE $SLURM_TASKS_PER_NODE $SLURM_NTASKS $SLURM_NNODES "
+           "$SLURM_STEP_NODELIST $SLURM_CPUS_ON_NODE $SLURM_STEP_ID $SLURM_GTIDS $SLURM_TASK_PID $$")
+    out = alloc(cluster, work, "-l", "bash", "-c", f"echo {fmt}").stdout
+    rows = labelled(out)
+    assert sorted(rows) == [0, 1, 2, 3]
+    for rank, line in rows.items():
+        f = line.split()
+        node = "node1" if rank < 2 else "node2"
+        assert f[:12] == [str(rank), str(rank % 2), str(rank // 2), node, "4", "2", "2(x2)", "2(x2)", "4", "2",
+                          "node[1-2]", "2"], line
+        assert f[12] == "0" and f[13] == ("0,1" if rank < 2 else "2,3")
+        assert f[14] == f[15]  # SLURM_TASK_PID is the task's own pid
+
+
+@pytest.mark.parametrize(("dist", "placement"), [
+    ("block", {0: "node1", 1: "node1", 2: "node2", 3: "node2"}),
+    ("cyclic", {0: "node1", 1: "node2", 2: "node1", 3: "node2"}),
+    ("plane=1", {0: "node1", 1: "node2", 2: "node1", 3: "node2"}),
+])
+def test_distributions_place_tasks_as_slurm(cluster, work, dist, placement):
+    out = alloc(cluster, work, "-l", "-m", dist, "bash", "-c", "echo $SLURMD_NODENAME").stdout
+    assert labelled(out) == placement
+
+
+def test_plane_and_arbitrary(cluster, work):
+    """plane=2 over 2 nodes of 3 CPUs with 6 tasks: planes of 2 while a node has room
+    (0,1 | 2,3), then what fits (4 | 5); arbitrary: task i on the i-th -w host."""
+    out = alloc(cluster, work, "-n6", "-N2", "-l", "-m", "plane=2", "bash", "-c", "echo $SLURMD_NODENAME",
+                ntasks=6).stdout
+    assert labelled(out) == {0: "node1", 1: "node1", 2: "node2", 3: "node2", 4: "node1", 5: "node2"}
+    out = alloc(cluster, work, "-l", "-m", "arbitrary", "-w", "node2,node1,node2", "bash", "-c",
+                "echo $SLURMD_NODENAME $SLURM_LOCALID").stdout
+    assert labelled(out) == {0: "node2 0", 1: "node1 0", 2: "node2 1"}
+
+
+def test_label_width_output_files_and_stdin(cluster, work):
+    """-l pads to the widest task id; -o with %t writes one file per task on its node;
+    stdin goes to every task by default and to one with --input=N."""
+    out = alloc(cluster, work, "-n12", "-N2", "-l", "bash", "-c", "echo x", ntasks=12).stdout
+    assert " 0: x" in out.splitlines() and "11: x" in out.splitlines()
+    alloc(cluster, work, "-o", "out-%t-%N.txt", "bash", "-c", "echo task $SLURM_PROCID")
+    for t in range(4):
+        node = "node1" if t < 2 else "node2"
+        assert (work / f"out-{t}-{node}.txt").read_text() == f"task {t}\n"
+    got = alloc(cluster, work, "-l", "cat", input="hello\n").stdout
+    assert labelled(got) == {0: "hello", 1: "hello", 2: "hello", 3: "hello"}
+    got = alloc(cluster, work, "-l", "--input=2", "cat", input="only\n").stdout
+    assert labelled(got) == {2: "only"}
+
+
+# --- exit statuses ----------------------------------------------------------------------
+
+
+def test_one_failing_task_and_one_signalled(cluster, work):
+    """launch.c: one error line per exit message; srun exits with the highest code, but a
+    signal outranks codes (128+sig); the step's ExitCode is the highest raw status."""
+    proc = alloc(cluster, work, "bash", "-c", "[ $SLURM_PROCID = 2 ] && exit 5; exit 0", check=False)
+    assert proc.returncode == 5
+    assert "srun: error: node2: task 2: Exited with exit code 5" in proc.stderr
+    proc = alloc(cluster, work, "bash", "-c", "[ $SLURM_PROCID = 3 ] && kill -USR1 $$; exit 7", check=False)
+    assert proc.returncode == 128 + signal.SIGUSR1
+    assert "srun: error: node2: task 3: User defined signal 1" in proc.stderr
+    assert re.search(r"srun: error: node1: tasks? 0(-1)?: Exited with exit code 7", proc.stderr)
+
+
+def test_kill_on_bad_exit_ends_the_other_tasks(cluster, work):
+    """-K: the first task that fails kills the step; the others do not run to their end."""
+    t0 = time.monotonic()
+    proc = alloc(cluster, work, "-K", "bash", "-c", "[ $SLURM_PROCID = 1 ] && exit 3; sleep 60", check=False)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode != 0
+    assert "srun: error: node1: task 1: Exited with exit code 3" in proc.stderr
+    assert "Job step aborted" in proc.stderr
+
+
+def test_sbatch_step_sets_derived_exit_code_and_sacct_rows(cluster, work):
+    script = work / "job.sh"
+    script.write_text("#!/bin/bash\nsrun bash -c 'exit $SLURM_PROCID'\nexit 0\n")
+    job_id = int(run(cluster, "sbatch", "--parsable", "-N2", "-n4", str(script), cwd=work).stdout.strip())
+    wait_for(lambda: run(cluster, "sacct", "-n", "-X", "-P", "-j", str(job_id), "-o", "State").stdout.strip()
+             in FINISHED, 60, "the job")
+    rows = run(cluster, "sacct", "-n", "-P", "-j", str(job_id), "-o", "JobID,State,ExitCode,DerivedExitCode,NodeList,NTasks"
+               ).stdout.splitlines()
+    assert rows[0] == f"{job_id}|COMPLETED|0:0|3:0|node[1-2]|"
+    assert f"{job_id}.0|FAILED|3:0||node[1-2]|4" in rows
+
+
+def test_cancel_of_a_multi_node_step(cluster, work):
+    """scancel of the job while a 2-node step runs: every task on both nodes ends."""
+    marker = work / "pids"
+    script = work / "job.sh"
+    script.write_text(f"#!/bin/bash\nsrun bash -c 'echo $$ >> {marker}; sleep 300'\n")
+    job_id = int(run(cluster, "sbatch", "--parsable", "-N2", "-n4", str(script), cwd=work).stdout.strip())
+    wait_for(lambda: marker.exists() and len(marker.read_text().split()) == 4, 60, "4 tasks")
+    pids = [int(p) for p in marker.read_text().split()]
+    run(cluster, "scancel", str(job_id))
+    wait_for(lambda: not any(_alive(p) for p in pids), 30, "every task to end")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_agent_killed_while_it_hosts_part_of_a_step(cluster, work):
+    """spurd SIGKILLed while node2 runs half a step: the step's supervisor holds srun's
+    connection, so the step ends normally once the agent is back."""
+    gate = work / "gate"
+    started = work / "started"
+    srun = subprocess.Popen(
+        [str(BIN / "salloc"), "-Q", "-N2", "-n2", str(BIN / "srun"), "-l", "bash", "-c",
+         f"touch {started}.$SLURM_PROCID; while [ ! -e {gate} ]; do sleep 0.05; done; echo end $SLURMD_NODENAME"],
+        env=cluster.env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: Path(f"{started}.0").exists() and Path(f"{started}.1").exists(), 60, "both tasks")
+    cluster.kill("node2", signal.SIGKILL)
+    cluster.start_agent("node2")
+    gate.touch()
+    out, err = srun.communicate(timeout=60)
+    assert srun.returncode == 0, err
+    assert labelled(out) == {0: "end node1", 1: "end node2"}
+
+
+def test_node_down_ends_the_step_and_leaves_no_task(cluster, work):
+    """An agent that stays away past node_timeout: the node is DOWN, the job NODE_FAIL, the
+    step on both nodes ends; when the agent returns its leftover tasks are killed."""
+    marker = work / "pids"
+    script = work / "job.sh"
+    script.write_text(f"#!/bin/bash\nsrun bash -c 'echo $$ >> {marker}; sleep 300'\n")
+    job_id = int(run(cluster, "sbatch", "--parsable", "-N2", "-n2", str(script), cwd=work).stdout.strip())
+    wait_for(lambda: marker.exists() and len(marker.read_text().split()) == 2, 60, "2 tasks")
+    pids = [int(p) for p in marker.read_text().split()]
+    cluster.kill("node2", signal.SIGKILL)
+    try:
+        wait_for(lambda: "NODE_FAIL" in run(cluster, "sacct", "-n", "-X", "-P", "-j", str(job_id), "-o",
+                                            "State").stdout, 60, "NODE_FAIL")
+    finally:
+        cluster.start_agent("node2")
+    wait_for(lambda: not any(_alive(p) for p in pids), 60, "no task left on any node")
+    rows = run(cluster, "sacct", "-n", "-P", "-j", str(job_id), "-o", "JobID,State").stdout.splitlines()
+    assert f"{job_id}.0|NODE_FAIL" in rows
+    wait_for(lambda: "State=IDLE" in run(cluster, "scontrol", "show", "node", "node2").stdout, 60, "node2 back")
+
+
+# --- salloc, sattach, sstat, usage --------------------------------------------------------
+
+
+def test_salloc_messages_and_exit_status(cluster, work):
+    """salloc(1): Granted, the command with the job's environment, Relinquishing; its
+    exit status is the command's and the job ends with it."""
+    proc = run(cluster, "salloc", "-N1", "bash", "-c", "echo job=$SLURM_JOB_ID nodes=$SLURM_JOB_NODELIST; exit 3",
+               cwd=work, check=False)
+    assert proc.returncode == 3
+    m = re.search(r"salloc: Granted job allocation (\d+)", proc.stderr)
+    assert m, proc.stderr
+    job_id = m.group(1)
+    assert f"salloc: Relinquishing job allocation {job_id}" in proc.stderr
+    assert f"job={job_id} nodes=node" in proc.stdout
+    state = run(cluster, "sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State,ExitCode").stdout.strip()
+    assert state == "FAILED|3:0"
+
+
+def test_sattach_sees_a_running_steps_output(cluster, work):
+    gate = work / "gate"
+    script = work / "job.sh"
+    started = work / "started"
+    script.write_text("#!/bin/bash\nsrun -l bash -c "
+                      f"'touch {started}.$SLURM_PROCID; while [ ! -e {gate} ]; do sleep 0.1; done; "
+                      "echo attached-$SLURM_PROCID'\n")
+    job_id = int(run(cluster, "sbatch", "--parsable", "-N2", "-n2", str(script), cwd=work).stdout.strip())
+    wait_for(lambda: Path(f"{started}.0").exists() and Path(f"{started}.1").exists(), 60, "the step's tasks")
+    att = subprocess.Popen([str(BIN / "sattach"), "-l", f"{job_id}.0"], env=cluster.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    time.sleep(1.0)  # let sattach connect before the output is produced
+    gate.touch()
+    out, err = att.communicate(timeout=60)
+    assert att.returncode == 0, err
+    assert labelled(out) == {0: "attached-0", 1: "attached-1"}
+
+
+def test_usage_of_a_200mb_task_in_sstat_and_sacct(cluster, work):
+    """sstat while it runs, sacct afterwards: MaxRSS of a task holding 200 MB is >= 200M."""
+    ready = work / "ready"
+    script = work / "job.sh"
+    script.write_text("#!/bin/bash\nsrun -n1 python3 -c \"import time, pathlib; b = bytearray(200 << 20); "
+                      f"b[::4096] = b'x' * len(b[::4096]); pathlib.Path('{ready}').touch(); time.sleep(4)\"\n")
+    job_id = int(run(cluster, "sbatch", "--parsable", "-N1", "-n1", str(script), cwd=work).stdout.strip())
+    wait_for(ready.exists, 60, "the allocation")
+    out = run(cluster, "sstat", "-n", "-P", "-j", f"{job_id}.0", "--noconvert", "-o", "JobID,MaxRSS,NTasks").stdout
+    jid, max_rss, ntasks = out.strip().split("|")
+    assert (jid, ntasks) == (f"{job_id}.0", "1") and int(max_rss) >= 200 << 20
+    wait_for(lambda: run(cluster, "sacct", "-n", "-X", "-P", "-j", str(job_id), "-o", "State").stdout.strip()
+             in FINISHED, 60, "the job")
+    info = _job_record(cluster, job_id)
+    usage = next(s for s in info["steps"] if s["step_id"] == 0)["usage"]
+    assert usage["max_rss"] >= 200 << 20 and usage["ntasks"] == 1 and usage["total_cpu"] > 0
+
+
+def _job_record(cluster, job_id: int) -> dict:
+    from spurcore.rpc_client import Client
+
+    client = Client(cluster.config)
+    try:
+        return client.call("jobs", {"job_ids": [job_id]})["jobs"][0]
+    finally:
+        client.close()
+
+
+# --- MPI ----------------------------------------------------------------------------------
+
+
+def _mpi4py_python(tmp_root: Path) -> str | None:
+    """A venv with mpi4py built against MPICH (Debian's python3-mpi4py is Open MPI's):
+    ``MPICC=mpicc.mpich pip install --no-binary mpi4py mpi4py``, cached across runs."""
+    cached = os.environ.get("SPUR_MPI4PY_PYTHON")
+    if cached:
+        return cached
+    here = [sys.executable, "-c", "from mpi4py import MPI; assert 'MPICH' in MPI.Get_library_version()"]
+    if subprocess.run(here, capture_output=True).returncode == 0:
+        return sys.executable  # make's install step built it into the venv
+    if shutil.which("mpicc.mpich") is None:
+        return None
+    venv = Path(os.environ.get("SPUR_TEST_CACHE", "/tmp/spur-test-cache")) / "mpi4py-mpich"
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", "from mpi4py import MPI; assert 'MPICH' in MPI.Get_library_version()"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return str(python)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-binary", "mpi4py", "mpi4py"],
+                          env={**os.environ, "MPICC": "mpicc.mpich"}, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0 or subprocess.run(probe, capture_output=True).returncode != 0:
+        return None
+    return str(python)
+
+
+def test_mpi4py_over_mpich_across_two_agents(cluster, work, tmp_path_factory):
+    """srun --mpi=pmi2 serves MPICH's PMI: ranks 0-3 of 4 and an allreduce, no mpiexec."""
+    python = _mpi4py_python(tmp_path_factory.getbasetemp())
+    if python is None:
+        pytest.skip("MPICH (mpicc.mpich) or an mpi4py built against it is not available")
+    code = "from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.Get_rank(), c.Get_size(), c.allreduce(c.Get_rank() + 1))"
+    out = alloc(cluster, work, "-l", "--mpi=pmi2", python, "-c", code).stdout
+    assert labelled(out) == {r: f"{r} 4 10" for r in range(4)}
+
+
+def test_mpich_c_program(cluster, work):
+    if shutil.which("mpicc.mpich") is None:
+        pytest.skip("MPICH (mpicc.mpich) is not installed")
+    src = work / "hello.c"
+    src.write_text('#include <mpi.h>\n#include <stdio.h>\nint main(int c, char **v) { int r, s, t;\n'
+                   'MPI_Init(&c, &v); MPI_Comm_rank(MPI_COMM_WORLD, &r); MPI_Comm_size(MPI_COMM_WORLD, &s);\n'
+                   'MPI_Allreduce(&r, &t, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);\n'
+                   'printf("%d %d %d\\n", r, s, t); MPI_Finalize(); return 0; }\n')
+    subprocess.run(["mpicc.mpich", "-o", str(work / "hello"), str(src)], check=True)
+    out = alloc(cluster, work, "-l", str(work / "hello")).stdout
+    assert labelled(out) == {r: f"{r} 4 6" for r in range(4)}
