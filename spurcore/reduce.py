@@ -319,8 +319,9 @@ def _set_reason(node: Node, reason: str, at: float, uid: int) -> None:
 def _node_registered(state: ClusterState, op: NodeRegistered) -> Any:
     node = state.nodes.get(op.name)
     if node is None:
-        if state.config_digest:
-            # A configured cluster knows its nodes: an agent may only register as one of them.
+        if any(n.configured for n in state.nodes.values()):
+            # A configuration that names nodes knows them all: an agent may only register as
+            # one of them. (One that names none leaves agents to name themselves, as before.)
             return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {op.name}"))
         state.nodes[op.name] = Node(op.name, op.cpus, op.mem_mb, op.address, registered_at=op.at,
                                     reported_cpus=op.cpus, reported_mem=op.mem_mb)
@@ -1316,7 +1317,11 @@ def _cluster_configured(state: ClusterState, op: ClusterConfigured) -> Any:
                 _set_reason(node, "", op.at, -1)
         nodes[name] = node
     for name, node in state.nodes.items():
-        if name not in nodes and node.jobs:
+        if name in nodes:
+            continue
+        if not confs:
+            nodes[name] = node  # a configuration without nodes: agents name themselves
+        elif node.jobs:
             node.drain, node.configured = True, False
             _set_reason(node, "Node removed from the configuration", op.at, -1)
             nodes[name] = node

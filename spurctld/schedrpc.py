@@ -91,6 +91,9 @@ class SchedulingMethods:
                 if line not in self._reported_unused:
                     self._reported_unused.add(line)
                     log.warning("configuration: not used by Spur: %s", line)
+            if not conf.nodes:
+                log.warning("configuration: no node is named (NodeName lines or [[node]] tables): agents "
+                            "register under any valid name with the resources they report")
             self._cluster_conf = conf
         return self._cluster_conf
 

@@ -968,7 +968,7 @@ class Controller(SchedulingMethods):
         except ConfigError as exc:
             raise RpcError("bad_config", str(exc)) from None
         conf = self.load_cluster()
-        if conf.node(name) is None:
+        if conf.nodes and conf.node(name) is None:
             raise RpcError("invalid_node", f"Invalid node name specified: {name} is not in the configuration"
                                            f" ({self.config.path})")
         with self.replica.state_lock:

@@ -508,3 +508,16 @@ def test_a_start_in_a_partition_the_job_did_not_ask_for_is_rejected():
     assert apply(state, JobStart(job, ("g1",), 1, 0, T0, -1, "gpu")).message == "Requested nodes not in this partition"
     assert apply(state, JobStart(job, ("n1",), 1, 0, T0, -1, "")) is None  # version 2: inferred
     assert state.jobs[job].partition == "batch"
+
+
+def test_a_configuration_without_nodes_lets_agents_name_themselves():
+    """An older spur.toml names no node: agents register as before (a valid name, the
+    resources they report) and stay across reconfigurations."""
+    conf = parse([("slurm.conf", "PriorityWeightAge=10\n")])
+    state = ClusterState()
+    op = ClusterConfigured(conf.digest, (), tuple(conf.partitions), conf.settings, T0)
+    assert apply(state, op) is None
+    assert apply(state, NodeRegistered("anyname", 3, 1000, "", T0)) is None
+    assert apply(state, op) is None and state.nodes["anyname"].cpus == 3
+    job = submit(state, ntasks=3)
+    assert run_pass(state) == [job] and state.jobs[job].partition == "debug"
