@@ -1,13 +1,19 @@
 """``make bench``: every Spur benchmark, each figure beside a baseline measured in the same run.
 
-    python -m benchmarks.run [--quick]
+    python -m benchmarks.run [--quick] [--only cli,...] [--bindir DIR]
+
+``--bindir`` names the directory of the commands to measure (``make bench`` passes a venv
+with a regular, non-editable ``pip install .``: the tools as users install them); the
+cluster itself always runs from this interpreter's venv.
 
 Writes ``benchmarks/results/latest.json`` and ``benchmarks/results/latest.md`` (figure,
-baseline, ratio, spread) and prints the table. Workloads (issue: benchmarks):
+baseline, ratio, spread; ``latest-<groups>.*`` for an ``--only`` subset) and prints the
+table. Workloads (issue: benchmarks):
   1 replay       decode+apply ops/s for 1M ops vs bare msgpack decode of the same bytes
   2 commit       pipelined submissions/s through 3 journaled replicas vs raw pysyncobj;
                  single-op commit latency p50/p99
-  3 CLI          sbatch/squeue wall time vs `python -c pass`; sbatch/s from 4 shell loops
+  3 CLI          squeue/sbatch/scancel wall time, each beside `python -I -S -c pass` run in
+                 the same loop; sbatch/s from 4 shell loops
   4 latency      submit -> RUNNING on an idle cluster
   5 throughput   500 trivial jobs on one 2-CPU node
   6 kill         scancel -> processes gone / -> CANCELLED, p50/p99 over 20 runs
@@ -23,6 +29,7 @@ plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -73,6 +80,8 @@ def _metric_rows(metrics: list[Metric], baselines: dict[str, tuple[str, str]], t
     by_key = {m.key: m for m in metrics}
     rows = []
     for m in metrics:
+        if m.key.startswith("cli.") and m.key.endswith((".base", ".ratio")):  # in the baseline/ratio columns
+            continue
         if not m.samples:
             rows.append(_row(m.label, float("nan"), None, m.note, m.unit))
             continue
@@ -224,60 +233,125 @@ def _comm(pid: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run)")
+    parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated subset of {','.join(GROUPS)}")
+    parser.add_argument("--bindir", help="where the measured commands are (default: beside this interpreter)")
     args = parser.parse_args(argv)
+    only = {g for g in args.only.split(",") if g}
+    if only - set(GROUPS):
+        parser.error(f"unknown groups: {', '.join(sorted(only - set(GROUPS)))}")
     q = args.quick
     rows: list[dict[str, Any]] = []
     started = time.time()
+    if "replay" in only:
+        rows += replay_rows(q)
+    if "commit" in only:
+        rows += commit_rows(q)
+    if only & CLUSTER_GROUPS:
+        rows += cluster_rows(q, only, args.bindir)
+    growth: list[dict[str, Any]] = []
+    if "arrays" in only:
+        rows += array_rows(q)
+    if "steps" in only:
+        rows += step_rows(q)
+    if "growth" in only:
+        growth_rows, growth = growth_figures(q)
+        rows += growth_rows
+    if "scheduler" in only:
+        sched_rows, sched_growth = scheduler_rows(q)
+        rows += sched_rows
+        growth.append({"scheduler": sched_growth})
+    name = "latest" if only == set(GROUPS) else "latest-" + "-".join(g for g in GROUPS if g in only)
+    write(rows, growth, started, name)
+    return 0
 
+
+#: The groups of figures ``--only`` selects (in the order they run).
+GROUPS = ("replay", "commit", "cli", "latency", "throughput", "kill", "scale", "api", "failover", "arrays", "steps",
+          "growth", "scheduler")
+CLUSTER_GROUPS = {"cli", "latency", "throughput", "kill", "scale", "api", "failover"}
+
+#: Each CLI figure beside the baseline run in the same loop (benchmarks.spur_workloads.cli_latency).
+CLI_CASES = ("cli.python", "cli.true", "cli.squeue", "cli.squeue_small", "cli.sbatch", "cli.scancel")
+CLI_TARGETS = {"cli.squeue": "<= 2.0x", "cli.squeue_small": "<= 2.0x", "cli.sbatch": "<= 2.5x",
+               "cli.scancel": "<= 2.5x", "cli.sbatch_rate_held": ">= 80 jobs/s"}
+
+
+def replay_rows(q: bool) -> list[dict[str, Any]]:
+    rows = []
     print("== 1 replay", flush=True)
     r = replay.main(["--ops", "200000" if q else "1000000", "--repeat", "3"])
     rows.append(_row("replay: decode+apply ops/s", r["value"], r["baseline"], "bare msgpack decode, same bytes",
                      "ops/s", r["spread"], ">= 200,000 ops/s"))
+    return rows
 
+
+def commit_rows(q: bool) -> list[dict[str, Any]]:
+    rows = []
     print("== 2 commit", flush=True)
     for c in commit.main(["--jobs", "3000" if q else "10000", "--runs", "1" if q else "3"]):
         rows.append(_row(c["figure"], c["value"], c["baseline"], c["baseline_name"],
                          "jobs/s" if "pipelined" in c["figure"] else "ms", c["spread"], c["target"]))
+    return rows
 
+
+def cluster_rows(q: bool, only: set[str], bindir: str | None) -> list[dict[str, Any]]:
     print("== 3-8 on a 3-replica local cluster with one 2-CPU node", flush=True)
     metrics: list[Metric] = []
     with spur_local(replicas=3, nodes=1, cpus=2, kill_wait=2.0) as cluster:
-        metrics += cli_latency(cluster, runs=10 if q else 20)
-        metrics += start_latency(cluster, runs=5 if q else 10)
-        metrics += throughput(cluster, jobs=100 if q else 500)
-        metrics += kill_latency(cluster, runs=5 if q else 20)
-        metrics += scale(cluster, sizes=(1000, 5000) if q else (1000, 5000, 20000, 100000))
-        metrics += api_workloads(cluster, jobs=100 if q else 500, kills=5 if q else 20)
-        metrics += failover(cluster, runs=2 if q else 5)
-    baselines = {
-        "cli.squeue": ("cli.python", "`python -c pass`, same interpreter"),
-        "cli.sbatch": ("cli.python", "`python -c pass`, same interpreter"),
-    }
+        if bindir:  # the commands as installed there, talking to this cluster
+            bindir = os.path.abspath(bindir)
+            cluster = dataclasses.replace(cluster, bindir=bindir, python=os.path.join(bindir, "python3"))
+            print(f"   commands from {bindir}", flush=True)
+        if "cli" in only:
+            metrics += cli_latency(cluster, runs=10 if q else 20, per_loop=25 if q else 50)
+        if "latency" in only:
+            metrics += start_latency(cluster, runs=5 if q else 10)
+        if "throughput" in only:
+            metrics += throughput(cluster, jobs=100 if q else 500)
+        if "kill" in only:
+            metrics += kill_latency(cluster, runs=5 if q else 20)
+        if "scale" in only:
+            metrics += scale(cluster, sizes=(1000, 5000) if q else (1000, 5000, 20000, 100000))
+        if "api" in only:
+            metrics += api_workloads(cluster, jobs=100 if q else 500, kills=5 if q else 20)
+        if "failover" in only:
+            metrics += failover(cluster, runs=2 if q else 5)
+    baselines = {key: (key + ".base", "`python -I -S -c pass`, same loop") for key in CLI_CASES}
+    baselines.update({key + ".cpu": (key + ".cpu.base", "`python -I -S -c pass`, same loop")
+                      for key in CLI_CASES})
     targets = {
-        "cli.squeue": "<= 1.3x python", "cli.sbatch": "<= 1.3x python", "latency.running.p50": "<= 50 ms",
+        **CLI_TARGETS, "latency.running.p50": "<= 50 ms",
         "throughput.rate": ">= 50 jobs/s", "kill.gone.p50": "<= 20 ms", "kill.gone.p99": "<= 20 ms",
         "kill.cancelled.p50": "<= 50 ms", "kill.cancelled.p99": "<= 50 ms",
         "scale.squeue.20000": "<= 0.27 s", "scale.restart": "<= 0.5 s", "failover.commit.p50": "<= 1 s",
         "api.throughput": ">= 50 jobs/s", "api.kill.gone.p50": "<= 20 ms", "api.kill.cancelled.p50": "<= 50 ms",
     }
-    rows += _metric_rows(metrics, baselines, targets)
+    return _metric_rows(metrics, baselines, targets)
 
+
+def array_rows(q: bool) -> list[dict[str, Any]]:
     print("== 9 job arrays", flush=True)
     from benchmarks import arrays
 
     array_metrics = arrays.run(quick=q)
-    rows += _metric_rows(array_metrics, {
+    return _metric_rows(array_metrics, {
         "array.rate": ("array.rate.base", "separate jobs, same client, same run"),
         "array.pending.log": ("array.pending.log.base", "as many separate pending jobs"),
         "array.pending.state": ("array.pending.state.base", "as many separate pending jobs"),
         "array.pending.heap": ("array.pending.heap.base", "as many separate pending jobs"),
     }, {"array.rate": ">= 200 tasks/s", "array.pending.log": "< 10 KB", "array.pending.state": "< 10 KB"})
 
+
+
+def step_rows(q: bool) -> list[dict[str, Any]]:
     print("== 10 steps: srun -n 64 on 2 nodes", flush=True)
     from benchmarks import steps as step_bench
 
-    rows += step_bench.measure(runs=3 if q else 10)
+    return step_bench.measure(runs=3 if q else 10)
 
+
+def growth_figures(q: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows = []
     print("== 7 restart data cost vs history size, memory per job", flush=True)
     growth = []
     for n_ops in ((10_000, 100_000) if q else (10_000, 100_000, 1_000_000)):
@@ -289,21 +363,23 @@ def main(argv: list[str] | None = None) -> int:
     for n_jobs in ((1000, 10000) if q else (1000, 10_000, 100_000)):
         rows.append(_row(f"memory per job in the hot state ({n_jobs:,} jobs)", memory_per_job(n_jobs), None, "",
                          "bytes"))
+    return rows, growth
 
+
+def scheduler_rows(q: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     print("== 11 scheduler pass", flush=True)
     sched = sched_bench.main(["--quick"] if q else [])
     p = sched["pass"]
     n = f"{p['jobs']:,} pending jobs, {p['nodes']:,} nodes, {p['partitions']} partitions"
-    rows.append(_row(f"scheduler: main pass, {n}", p["main"], None, "", "s", 0.0, "<= 100 ms"))
-    rows.append(_row(f"scheduler: main + backfill pass (bf_max_job_test=500), {n}", p["main+backfill"], None, "",
-                     "s", 0.0, "<= 100 ms + bounded backfill"))
-    rows.append(_row(f"scheduler: pass at a new PriorityCalcPeriod (priorities recombined), {n}",
-                     p["main+backfill cold"], None, "", "s"))
-    rows.append(_row(f"scheduler: pending reasons of every job (squeue), {n}", p["reasons"], None, "", "s"))
-    growth.append({"scheduler": sched["growth"]})
-
-    write(rows, growth, started)
-    return 0
+    rows = [
+        _row(f"scheduler: main pass, {n}", p["main"], None, "", "s", 0.0, "<= 100 ms"),
+        _row(f"scheduler: main + backfill pass (bf_max_job_test=500), {n}", p["main+backfill"], None, "", "s", 0.0,
+             "<= 100 ms + bounded backfill"),
+        _row(f"scheduler: pass at a new PriorityCalcPeriod (priorities recombined), {n}", p["main+backfill cold"],
+             None, "", "s"),
+        _row(f"scheduler: pending reasons of every job (squeue), {n}", p["reasons"], None, "", "s"),
+    ]
+    return rows, sched["growth"]
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -316,14 +392,14 @@ def _fmt(v: float | None, unit: str) -> str:
     return f"{v:,.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}"
 
 
-def write(rows: list[dict[str, Any]], growth: list[dict[str, Any]], started: float) -> None:
+def write(rows: list[dict[str, Any]], growth: list[dict[str, Any]], started: float, name: str = "latest") -> None:
     RESULTS.mkdir(exist_ok=True)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
         "duration_s": round(time.time() - started, 1),
     }
-    (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows, "history": growth}, indent=1))
+    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "history": growth}, indent=1))
     lines = [f"Measured {meta['date']} on {meta['machine']['cpus']} CPUs, Python {meta['machine']['python']}.", "",
              "| figure | value | baseline (same run) | ratio | spread | target |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -332,7 +408,7 @@ def write(rows: list[dict[str, Any]], growth: list[dict[str, Any]], started: flo
         spread = f"±{r['spread'] * 50:.0f}%" if r["spread"] else ""
         lines.append(f"| {r['figure']} | {_fmt(r['value'], r['unit'])} | {base} | {ratio} | {spread} | {r['target']} |")
     table = "\n".join(lines)
-    (RESULTS / "latest.md").write_text(table + "\n")
+    (RESULTS / f"{name}.md").write_text(table + "\n")
     print()
     print(table)
 

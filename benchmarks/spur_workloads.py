@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import pwd
+import resource
 import shutil
 import signal
 import statistics
@@ -151,7 +152,8 @@ class Cluster:
     jobs; default: squeue), ``submit_held(n)`` (submit n held jobs, fast; default: 4 parallel
     ``sbatch -H`` loops), ``stop_controller()``/``start_controller()`` and ``kill_leader()``
     (SIGKILL the leader; returns a function that restarts it) with ``commit()`` (one held
-    submit that returns the job id once committed).
+    submit that returns the job id once committed), ``daemon_pids()`` (the controllers' and
+    agents' pids: their CPU time is counted per submission).
     """
 
     name: str
@@ -169,6 +171,7 @@ class Cluster:
     commit: Callable[[], int] | None = None
     state_query: str = "squeue -h -t all -j ID -o %T"
     python: str = sys.executable
+    daemon_pids: Callable[[], list[int]] | None = None  # controllers and agents, for CPU accounting
     extra: dict[str, Any] = field(default_factory=dict)
 
     def cmd(self, name: str) -> str:
@@ -262,6 +265,16 @@ def parallel_sbatch(cluster: Cluster, loops: int, per_loop: int, *args: str, tim
     return elapsed
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a live process and of its children it has waited for."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _shquote(s: str) -> str:
     import shlex
 
@@ -270,39 +283,167 @@ def _shquote(s: str) -> str:
 
 # --- 3. CLI ------------------------------------------------------------------------------------
 
+#: The start-up baseline: the same interpreter with no site (-S) and no environment or user
+#: directories (-I), doing nothing. A command's ratio to it is what its own work costs.
+BASELINE_ARGS = ("-I", "-S", "-c", "pass")
 
-def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int = 50,
+
+class Sample:
+    """One run of a command: wall time, and CPU time (user + system) of the process and its
+    children. CPU time hardly moves with other load on a shared machine; wall time does."""
+
+    __slots__ = ("wall", "cpu", "stdout")
+
+    def __init__(self, wall: float, cpu: float, stdout: str) -> None:
+        self.wall, self.cpu, self.stdout = wall, cpu, stdout
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> Sample:
+    """Run ``argv`` to its end. Its CPU time is the growth of RUSAGE_CHILDREN, so nothing else
+    of this process's children may end meanwhile (the workloads start none in the loop)."""
+    cpu0 = _children_cpu()
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise WorkloadError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-300:]}")
+    return Sample(wall, _children_cpu() - cpu0, proc.stdout.decode())
+
+
+@dataclass
+class CliCase:
+    """One command timed beside the baseline. ``argv()`` builds the command line of a run
+    (after any untimed preparation, say submitting the job that scancel cancels); ``after``
+    gets the command's stdout and settles the cluster, untimed."""
+
+    key: str
+    label: str
+    argv: Callable[[], list[str]]
+    after: Callable[[str], None] | None = None
+
+
+def interleaved(cases: Sequence[CliCase], baseline: Sequence[str], env: dict[str, str], cwd: Path,
+                runs: int) -> dict[str, tuple[list[Sample], list[Sample]]]:
+    """Each case's runs and those of ``baseline`` run right beside them, in one loop: a round
+    runs every case once, each next to one baseline run; even rounds run the baseline first,
+    odd rounds the command first, and the cases' order is reversed too, so neither side of a
+    pair profits from running second. Returns ``{key: (command samples, baseline samples)}``."""
+    out: dict[str, tuple[list[Sample], list[Sample]]] = {c.key: ([], []) for c in cases}
+    for i in range(runs):
+        for case in (cases if i % 2 == 0 else list(reversed(cases))):
+            argv = case.argv()
+            if i % 2 == 0:
+                out[case.key][1].append(_run_once(baseline, env, cwd))
+                sample = _run_once(argv, env, cwd)
+            else:
+                sample = _run_once(argv, env, cwd)
+                out[case.key][1].append(_run_once(baseline, env, cwd))
+            out[case.key][0].append(sample)
+            if case.after is not None:
+                case.after(sample.stdout)
+    return out
+
+
+def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int = 50, small_queue: int = 10,
                 idle_timeout: float = 300) -> list[Metric]:
-    """squeue (on an idle queue) and sbatch --wrap true wall times next to `python -c pass` and
-    /bin/true, then sbatch submissions/s from ``loops`` parallel shell loops. The submitted
-    jobs are cancelled, not waited for (a slowly scheduling cluster would take minutes)."""
+    """Wall times (and CPU times) of the commands users run in loops, each beside
+    ``python -I -S -c pass`` (the same interpreter) run in the same loop (:func:`interleaved`):
+
+    * an idle queue: ``squeue``; ``python -c pass`` (site on, no command) and ``/bin/true`` as
+      references;
+    * ``small_queue`` held jobs queued: ``squeue``; ``sbatch -o /dev/null --wrap true`` (each
+      job is waited for, untimed, so that it does not run under the next sample);
+      ``scancel <id>`` of a held job submitted just before (untimed).
+
+    Then sbatch submissions/s from ``loops`` parallel shell loops of ``per_loop`` each: held
+    jobs (``-H``: the submission path alone), then jobs that run meanwhile (the 2 CPUs are
+    shared with their starts and ends). The jobs are cancelled afterwards, not waited for.
+    """
     cluster.wait_idle(idle_timeout)
     env, cwd = cluster.env, cluster.workdir
-    py = Metric("cli.python", f"`{os.path.basename(cluster.python)} -c pass` (baseline)", "s",
-                time_argv([cluster.python, "-c", "pass"], env, cwd, runs))
-    true = Metric("cli.true", "`/bin/true` (baseline)", "s", time_argv(["/bin/true"], env, cwd, runs))
-    squeue = Metric("cli.squeue", "`squeue` wall time (idle queue)", "s",
-                    time_argv([cluster.cmd("squeue")], env, cwd, runs))
-    try:
-        sbatch = Metric("cli.sbatch", "`sbatch --wrap true` wall time", "s",
-                        time_argv([cluster.cmd("sbatch"), "-o", "/dev/null", "--wrap", "true"], env, cwd, runs))
-        cluster.cancel_all()
-        cluster.wait_idle(idle_timeout)
-        elapsed = parallel_sbatch(cluster, loops, per_loop, "-o", "/dev/null", "--wrap", "true")
-    finally:
-        cluster.cancel_all()
-    rate = Metric("cli.sbatch_rate", f"sbatch submissions/s, {loops} parallel shell loops", "jobs/s",
-                  [loops * per_loop / elapsed], higher_is_better=True,
-                  note=f"{loops}x{per_loop} `sbatch -o /dev/null --wrap true`")
-    cluster.wait_idle(idle_timeout)
-    return [
-        py, true, sbatch, squeue,
-        ratio_metric("cli.sbatch_vs_python", "sbatch / python -c pass", sbatch, py),
-        ratio_metric("cli.sbatch_vs_true", "sbatch / /bin/true", sbatch, true),
-        ratio_metric("cli.squeue_vs_python", "squeue / python -c pass", squeue, py),
-        ratio_metric("cli.squeue_vs_true", "squeue / /bin/true", squeue, true),
-        rate,
+    base = [cluster.python, *BASELINE_ARGS]
+    base_label = f"`{os.path.basename(cluster.python)} {' '.join(BASELINE_ARGS[:2])} -c pass`"
+    metrics: list[Metric] = []
+
+    def add(samples: dict[str, tuple[list[Sample], list[Sample]]], cases: Sequence[CliCase]) -> None:
+        for c in cases:
+            cmd, b = samples[c.key]
+            wall = Metric(c.key, c.label, "s", [s.wall for s in cmd])
+            wall_base = Metric(c.key + ".base", f"{base_label} beside {c.label}", "s", [s.wall for s in b],
+                               note="the baseline run in the same loop")
+            short = c.label.split(" wall")[0]
+            metrics.extend([
+                wall, wall_base, ratio_metric(c.key + ".ratio", f"{short} / {base_label}", wall, wall_base),
+                Metric(c.key + ".cpu", f"{short} CPU time (user+sys)", "s", [s.cpu for s in cmd]),
+                Metric(c.key + ".cpu.base", f"{base_label} CPU time beside {short}", "s", [s.cpu for s in b]),
+            ])
+
+    idle = [
+        CliCase("cli.python", f"`{os.path.basename(cluster.python)} -c pass` (site, no command)",
+                lambda: [cluster.python, "-c", "pass"]),
+        CliCase("cli.true", "`/bin/true`", lambda: ["/bin/true"]),
+        CliCase("cli.squeue", "`squeue` wall time (idle queue)", lambda: [cluster.cmd("squeue")]),
     ]
+    add(interleaved(idle, base, env, cwd, runs), idle)
+
+    held: list[int] = []
+    try:
+        held += [cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true") for _ in range(small_queue)]
+
+        def settle(stdout: str) -> None:
+            job_id = int(stdout.strip().split(";")[0])
+            wait_until(lambda: cluster.state(job_id) in (*FINAL_STATES, None), idle_timeout,
+                       f"job {job_id} to end", interval=0.005)
+
+        def scancel_argv() -> list[str]:
+            held.append(cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true"))
+            return [cluster.cmd("scancel"), str(held[-1])]
+
+        busy = [
+            CliCase("cli.squeue_small", f"`squeue` wall time ({small_queue} pending jobs)",
+                    lambda: [cluster.cmd("squeue")]),
+            CliCase("cli.sbatch", "`sbatch --wrap true` wall time",
+                    lambda: [cluster.cmd("sbatch"), "--parsable", "-o", "/dev/null", "--wrap", "true"], settle),
+            CliCase("cli.scancel", "`scancel <id>` wall time (a pending job)", scancel_argv),
+        ]
+        add(interleaved(busy, base, env, cwd, runs), busy)
+    finally:
+        if held:
+            cluster.run("scancel", *map(str, held), check=False)
+    n = loops * per_loop
+    for key, tag, label, extra in (
+            ("cli.sbatch_rate_held", "held", "held jobs: the submission path alone", ("-H",)),
+            ("cli.sbatch_rate", "running", "the jobs run meanwhile", ())):
+        try:
+            cluster.wait_idle(idle_timeout)
+            daemons = cluster.daemon_pids() if cluster.daemon_pids is not None else []
+            before = _children_cpu(), sum(process_cpu(pid) for pid in daemons)
+            elapsed = parallel_sbatch(cluster, loops, per_loop, *extra, "-o", "/dev/null", "--wrap", "true")
+            used = _children_cpu() - before[0], sum(process_cpu(pid) for pid in daemons) - before[1]
+        finally:
+            cluster.cancel_all()
+        metrics.append(Metric(key, f"sbatch submissions/s, {loops} parallel shell loops, {label}", "jobs/s",
+                              [n / elapsed], higher_is_better=True,
+                              note=f"{loops}x{per_loop} `sbatch {' '.join(extra)} -o /dev/null --wrap true`"))
+        if daemons:
+            # CPU time barely depends on what else runs on a shared machine: what this many
+            # CPUs could sustain if they were ours alone, beside what the loops achieved
+            per_job = (used[0] + used[1]) / n
+            metrics += [
+                Metric(key + ".cpu.loops", f"sbatch loops ({tag}): CPU per submission in the loops (bash + sbatch)",
+                       "s", [used[0] / n]),
+                Metric(key + ".cpu.daemons", f"sbatch loops ({tag}): CPU per submission in the cluster's daemons",
+                       "s", [used[1] / n]),
+                Metric(key + ".cpu_bound", f"sbatch loops ({tag}): submissions/s {os.cpu_count()} idle CPUs allow",
+                       "jobs/s", [(os.cpu_count() or 1) / per_job], higher_is_better=True),
+            ]
+    cluster.wait_idle(idle_timeout)
+    return metrics
 
 
 # --- 4. submit -> RUNNING ----------------------------------------------------------------------
@@ -673,8 +814,13 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
                             raise WorkloadError(f"spur: no commit within {timeout:.0f} s: {exc}") from exc
                         c.close()
                         time.sleep(0.01)
+        def daemon_pids() -> list[int]:
+            names = [f"ctld-{r.id}" for r in local.config.replicas] + local.node_names()
+            return [pid for pid in map(local.pid, names) if pid is not None]
+
         yield Cluster(
             name="spur", env=env, bindir=bindir, workdir=wd, job_state=job_state, active_jobs=active_jobs,
+            daemon_pids=daemon_pids,
             submit_held=submit_held, submit_held_method="4 threads of spurcore.rpc_client.Client submit (hold)",
             stop_controller=stop_controller, start_controller=start_controller,
             kill_leader=kill_leader if replicas >= 3 else None, commit=commit, state_query="spurcore.rpc_client.Client `jobs`",

@@ -452,13 +452,13 @@ def call_jobs(ctl: Controller, params: dict[str, Any]) -> dict[str, Any]:
     much quicker to decode for a long queue), turned back into one map per job."""
     result = ctl.call("jobs", {**params, "columns": True})
     if "row_chunks" in result:
-        import msgpack
+        from spurcore.wirecodec import unpackb  # msgpack itself only for a long queue
 
         fields = result["fields"]
         result["jobs"] = [
             dict(zip(fields, row, strict=True))
             for chunk in result.pop("row_chunks")
-            for row in msgpack.unpackb(chunk, raw=False, strict_map_key=False)
+            for row in unpackb(chunk)
         ]
     return result
 

@@ -436,10 +436,15 @@ def _job_env_from_options(st: opts.State) -> dict[str, str]:
 # --------------------------------------------------------------------------- verification
 
 
-def verify(st: opts.State, error_exit: int) -> None:
-    """sbatch/opt.c ``_opt_verify`` after ``validate_options_salloc_sbatch_srun``."""
+def _expand_hosts(text: str) -> list[str]:
+    """``spurcore.hostlist.expand``, imported only when a node list is given (it loads collections)."""
     from spurcore.hostlist import expand
 
+    return expand(text)
+
+
+def verify(st: opts.State, error_exit: int) -> None:
+    """sbatch/opt.c ``_opt_verify`` after ``validate_options_salloc_sbatch_srun``."""
     opts.validate_common(st)
     f = st.f
     ok = True
@@ -487,7 +492,7 @@ def verify(st: opts.State, error_exit: int) -> None:
     if f.get("distribution") == "arbitrary" and not (f.get("nodes_set") and ntasks_set) and "{" not in (
             nodelist := f.get("nodelist") or ""):
         try:
-            hosts = expand(nodelist)
+            hosts = _expand_hosts(nodelist)
         except ValueError:
             st.fatal("Invalid node list specified")
         if not ntasks_set:
@@ -506,7 +511,7 @@ def verify(st: opts.State, error_exit: int) -> None:
     # slurm_opt_create_job_desc
     if f.get("nodelist"):
         try:
-            expand(f["nodelist"])
+            _expand_hosts(f["nodelist"])
         except ValueError:
             raise CliError("Invalid node list specified", error_exit) from None
     elif f.get("distribution") == "arbitrary":

@@ -128,7 +128,13 @@ def _job_step_complete_v1(values: list[Any]) -> list[Any]:
 
 # (type, from_version) -> function taking the field list of that version and returning the
 # field list of the next version.
+def _node_down_v1(values: list[Any]) -> list[Any]:
+    return [*values, False, False, 0.0]  # fenced, job_requeue, begin_time: no fencing then
+
+
 _UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {
+    (2, 1): _node_down_v1,
+    (8, 1): _node_down_v1,  # JobNodeComplete version 1: not fenced (the same three defaults)
     (3, 1): _job_submitted_v1,
     (3, 2): _job_submitted_v2,
     (4, 1): _job_start_v1,

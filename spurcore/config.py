@@ -15,6 +15,8 @@ Example::
     job_requeue = 1                  # Slurm's JobRequeue: may batch jobs be requeued by default
     kill_invalid_depend = false      # SchedulerParameters=kill_invalid_depend
     requeue_delay = 121              # a requeued job's BeginTime: now + this (Slurm: cred_expire + 1)
+    fence_timeout = 15               # an agent out of touch with a quorum this long kills its jobs;
+                                     # default node_timeout / 2, 0 = off (then no requeue on NODE_FAIL)
 
     [tls]                            # optional: TCP clients need a certificate
     ca = "/etc/spur/ca.pem"
@@ -101,6 +103,7 @@ _DEFAULTS: dict[str, Any] = {
     "requeue_delay": 121.0,
     "slurm_conf": "",
     "cluster_tables": {},
+    "fence_timeout": -1.0,  # -1: node_timeout / 2
 }
 
 
@@ -132,6 +135,7 @@ class Config:
     requeue_delay: float
     slurm_conf: str  # a Slurm-syntax file with NodeName/PartitionName/scheduling lines ("": none)
     cluster_tables: dict[str, Any]  # spur.toml's [[node]], [[partition]], [[gres]], [scheduling], [local]
+    fence_timeout: float
 
     def __init__(self, path: str, name: str, state_dir: str, secret_file: str,
                  replicas: tuple[ReplicaConfig, ...], **settings: Any) -> None:
@@ -142,6 +146,19 @@ class Config:
         self.replicas = replicas
         for key, default in _DEFAULTS.items():
             setattr(self, key, settings.get(key, default))
+
+    @property
+    def fence(self) -> tuple[float, float]:
+        """(fence timeout, fence grace): how long an agent may go without a quorum before its
+        jobs are killed, and the SIGTERM -> SIGKILL grace then. Both fit inside node_timeout
+        with room to spare, so the jobs are gone before the node can be declared failed.
+        (0, 0): fencing is off."""
+        timeout = self.node_timeout / 2 if self.fence_timeout < 0 else self.fence_timeout
+        if timeout <= 0 or timeout >= self.node_timeout:
+            return 0.0, 0.0
+        margin = max(1.0, self.node_timeout * 0.1)
+        grace = max(0.0, min(self.kill_wait, self.node_timeout - timeout - margin))
+        return timeout, grace
 
     def replica(self, rid: int) -> ReplicaConfig:
         for r in self.replicas:
@@ -317,6 +334,7 @@ def load(path: str | os.PathLike[str]) -> Config:
             requeue_delay=float(cluster.get("requeue_delay", 121)),
             slurm_conf=_resolve(base, cluster.get("slurm_conf", "")),
             cluster_tables={k: raw[k] for k in ("node", "partition", "gres", "scheduling", "local") if k in raw},
+            fence_timeout=float(cluster.get("fence_timeout", -1)),
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc

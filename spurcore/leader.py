@@ -57,6 +57,9 @@ class LeaderConfig:
     kill_wait: float = 30.0
     suspend_grace: float = 2.0
     kill_invalid_depend: bool = False
+    fenced: bool = False  # agents fence themselves within node_timeout (spur.toml fence_timeout)
+    job_requeue: bool = True  # Slurm's JobRequeue
+    requeue_delay: float = 121.0
 
 
 @attrs.frozen
@@ -100,7 +103,8 @@ def decide(state: ClusterState, now: float, silence: Mapping[str, float], cfg: L
     out.extend(running_duties(state, now))
     for node in state.nodes.values():
         if node.up and silence.get(node.name, 0.0) > cfg.node_timeout:
-            out.append(Decision(NodeDown(node.name, "Not responding", now), ("down", node.name)))
+            op = NodeDown(node.name, "Not responding", now, cfg.fenced, cfg.job_requeue, now + cfg.requeue_delay)
+            out.append(Decision(op, ("down", node.name)))
     if purge:
         old = purgeable(state, now, cfg.min_job_age)
         if old:

@@ -120,10 +120,15 @@ class NodeRegistered:
 @attrs.frozen(slots=True)
 class NodeDown:
     TYPE: ClassVar[int] = 2
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: fenced, job_requeue, begin_time
     name: str
     reason: str
     at: float
+    # The proposer's settings: the node's jobs are fenced (certain to have stopped), the
+    # cluster's JobRequeue, and when requeued jobs may start again. Version 1: no requeue.
+    fenced: bool = False
+    job_requeue: bool = False
+    begin_time: float = 0.0
 
 
 @attrs.frozen(slots=True)
@@ -220,13 +225,19 @@ class JobNodeComplete:
     """The batch script (or, for an srun-created job, its only step) ended on ``node``."""
 
     TYPE: ClassVar[int] = 8
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: fenced, job_requeue, begin_time
     job_id: int
     node: str
     exit_code: int
     signal: int
     oom: bool
     at: float
+    # The node's supervisor killed the script because the node lost the controllers' quorum
+    # (fencing): the job's node failed. job_requeue and begin_time: the proposer's requeue
+    # settings, as in NodeDown.
+    fenced: bool = False
+    job_requeue: bool = False
+    begin_time: float = 0.0
 
 
 @attrs.frozen(slots=True)

@@ -344,9 +344,10 @@ def _node_registered(state: ClusterState, op: NodeRegistered) -> Any:
     return None
 
 
-def _fail_jobs_on(state: ClusterState, node: Node, at: float, dead: bool) -> None:
-    """The node failed (or an admin set it DOWN): its running jobs end NODE_FAIL. A dead
-    node's agent cannot ACK a terminate, so nothing waits for it."""
+def _fail_jobs_on(state: ClusterState, node: Node, at: float, dead: bool, fenced: bool = False,
+                  job_requeue: bool = False, begin_time: float = 0.0) -> None:
+    """The node failed (or an admin set it DOWN): its running jobs end NODE_FAIL
+    (``_fail_on_node``). A dead node's agent cannot ACK a terminate, so nothing waits for it."""
     for job_id in sorted(node.jobs):
         job = state.jobs.get(job_id)
         if job is None:
@@ -355,15 +356,7 @@ def _fail_jobs_on(state: ClusterState, node: Node, at: float, dead: bool) -> Non
         if not job.unlaunched:
             state.unlaunched.pop(job_id, None)
         if job.state in (JobState.RUNNING, JobState.SUSPENDED):
-            check_transition(job.state, Event.NODE_FAIL)
-            job.reason, job.state_desc, job.failed_node = "NodeDown", "", node.name
-            job.exit_status = 1  # Slurm sets exit_code=1 raw: shown 0:1
-            for step in job.steps.values():
-                if step.state == "RUNNING" and node.name in step.nodes:
-                    _end_step(job, step, None, "NODE_FAIL", at)
-            if dead:
-                job.undone.discard(node.name)
-            _end_running(state, job, JobState.NODE_FAIL, at, 0)
+            _fail_on_node(state, job, node.name, at, fenced, job_requeue, begin_time, dead)
         elif dead:
             job.undone.discard(node.name)
             _maybe_finish(state, job)
@@ -378,7 +371,8 @@ def _node_down(state: ClusterState, op: NodeDown) -> Any:
     node.up, node.down_at = False, op.at
     if not (node.drain or node.fail or node.admin_down):
         _set_reason(node, op.reason, op.at, -1)
-    _fail_jobs_on(state, node, op.at, dead=True)
+    _fail_jobs_on(state, node, op.at, dead=True, fenced=op.fenced, job_requeue=op.job_requeue,
+                  begin_time=op.begin_time)
     return None
 
 
@@ -456,6 +450,26 @@ def _job_partition(state: ClusterState, spec_partition: str) -> tuple[list[str],
         if name not in parts:
             return names, Rejected("invalid_partition", policy.INVALID_PARTITION)
     return names, None
+
+
+def _fail_on_node(state: ClusterState, job: Job, node: str, at: float, fenced: bool, job_requeue: bool,
+                  begin_time: float, dead: bool = True) -> None:
+    """``job`` ends NODE_FAIL because ``node`` failed (or fenced it: lost the controllers'
+    quorum); its other nodes are told to terminate it. Slurm's JobRequeue: a batch job runs
+    again unless it was submitted --no-requeue, but only when ``fenced`` (the proposer knows
+    the failed node's jobs stop themselves before it can be declared failed)."""
+    check_transition(job.state, Event.NODE_FAIL)
+    job.reason, job.state_desc, job.failed_node = "NodeDown", "", node
+    job.exit_status = 1  # Slurm sets exit_code=1 raw: shown 0:1
+    for step in job.steps.values():
+        if step.state == "RUNNING" and node in step.nodes:
+            _end_step(job, step, None, "NODE_FAIL", at)
+    if dead:  # a dead node's agent cannot ACK a terminate (an admin's DOWN leaves it alive)
+        job.undone.discard(node)
+    _end_running(state, job, JobState.NODE_FAIL, at, 0)
+    wants = job.spec.requeue == 1 or (job.spec.requeue == -1 and job_requeue)
+    if fenced and wants and job.spec.script is not None:
+        _back_to_pending(state, job, at, begin_time, job.hold)
 
 
 def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
@@ -761,6 +775,11 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
         return _reject(state, Rejected("bad_node", f"Node {op.node} is not the batch host of job {job.job_id}"))
     if job.node_reported:
         return None  # duplicate report
+    if op.fenced and job.state in (JobState.RUNNING, JobState.SUSPENDED):
+        # The node fenced the job (it lost the quorum for the fence timeout) and came back
+        # before it was declared failed: to the job, its node failed all the same.
+        _fail_on_node(state, job, op.node, op.at, True, op.job_requeue, op.begin_time)
+        return None
     job.node_reported = True
     raw = exitcodes.SIG_OOM if op.oom else exitcodes.raw_status(op.exit_code, op.signal)
     batch = job.steps.get(BATCH_STEP)
@@ -1013,10 +1032,17 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
     was_running = job.state in (JobState.RUNNING, JobState.SUSPENDED)
     if was_running:
         _end_running(state, job, JobState.CANCELLED, op.at, op.uid)
+    _back_to_pending(state, job, op.at, op.begin_time, HoldKind.USER if op.hold else job.hold)
+    return None
+
+
+def _back_to_pending(state: ClusterState, job: Job, at: float, begin_time: float, hold: int) -> None:
+    """A requeued job (ended on its nodes already) waits again as a new run: restarts + 1,
+    eligible from ``begin_time`` (Slurm: now + cred_expire + 1, reason BeginTime)."""
     job.state = JobState.PENDING
     job.restarts += 1
-    job.submit_time = op.at
-    job.eligible_time = max(op.at, op.begin_time)  # Slurm: BeginTime = now + cred_expire + 1
+    job.submit_time = at
+    job.eligible_time = max(at, begin_time)
     job.reason, job.state_desc, job.failed_node = "BeginTime", "", ""
     job.requid = -1
     job.exit_status = None
@@ -1026,13 +1052,12 @@ def _job_requeued(state: ClusterState, op: JobRequeued) -> Any:
     job.steps = {}
     job.step_cpus = {}
     job.next_step_id = 0
-    job.hold = HoldKind.USER if op.hold else job.hold
+    job.hold = hold
     if job.completing:
-        return None  # back in the queue once every node has ACKed the terminate
+        return  # back in the queue once every node has ACKed the terminate
     job.nodes = ()
     state.pending[job.job_id] = None
     _make_runnable(state, job)
-    return None
 
 
 def _array_tasks_split(state: ClusterState, op: ArrayTasksSplit) -> Any:

@@ -28,13 +28,14 @@ import _socket
 import os
 import struct
 import time
-from collections import deque
+from _collections import deque  # not collections: its namedtuple machinery costs start-up time
 
-import msgpack
+from spurcore.wirecodec import packb, unpackb
 
-# Command-line tools import this module on every run: ``typing``, ``socket`` (its enums)
-# and ``collections.abc`` cost more than the rest of a short command, so they are imported
-# only for type checking or inside the asyncio side that needs them.
+# Command-line tools import this module on every run: ``typing``, ``socket`` (its enums),
+# ``collections`` and msgpack (which imports datetime) cost more than the rest of a short
+# command, so they are imported only for type checking, inside the asyncio side that needs
+# them, or when a message needs them (``spurcore.wirecodec``).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
@@ -161,7 +162,7 @@ class BadMessage(RpcError):
 
 def encode_frame(obj: Any, max_frame: int | None = None) -> bytes:
     """Length-prefixed msgpack frame of ``obj``; FrameTooLarge if the body exceeds ``max_frame``."""
-    body = msgpack.packb(obj, use_bin_type=True)
+    body = packb(obj)
     if max_frame is not None and len(body) > max_frame:
         raise FrameTooLarge(len(body), max_frame)
     return _HEADER.pack(len(body)) + body
@@ -170,7 +171,7 @@ def encode_frame(obj: Any, max_frame: int | None = None) -> bytes:
 def decode_body(body: bytes) -> Any:
     """Decode one frame body; BadMessage if it is not exactly one msgpack object."""
     try:
-        return msgpack.unpackb(body, raw=False, strict_map_key=False)
+        return unpackb(body)
     except Exception as e:  # msgpack raises many types (ExtraData, FormatError, ValueError, ...)
         raise BadMessage(f"malformed msgpack body: {type(e).__name__}: {e}") from None
 
@@ -508,6 +509,8 @@ class RpcConnection:
                  handler: Handler | None = None, on_notification: NotificationCallback | None = None, *,
                  max_frame: int = MAX_FRAME, peer: dict[str, Any] | None = None) -> None:
         import asyncio
+
+        import msgpack  # noqa: F401  (a daemon's frames: msgpack's C codec, see spurcore.wirecodec)
 
         self.reader = reader
         self.writer = writer

@@ -33,7 +33,7 @@ import attrs
 
 __all__ = [
     "BadRequest", "Kind", "Str", "Int", "Float", "Bool", "StrList", "IntList", "StrMap", "AnyMap",
-    "OneOf", "Nested", "NestedList", "Optional", "field", "structure", "unstructure",
+    "OneOf", "Nested", "NestedList", "Optional", "Either", "field", "structure", "unstructure",
     "NAME", "NODE_NAME", "MAX_PATH", "MAX_TEXT", "U32", "I64",
 ]
 
@@ -220,6 +220,22 @@ def NestedList(cls: type, max_items: int = 100_000) -> Kind:
     return _List(Nested(cls), max_items)
 
 
+class Either(Kind):
+    """The first of ``kinds`` that accepts the value (``"batch"`` or a step number)."""
+
+    def __init__(self, *kinds: Kind) -> None:
+        self.kinds = kinds
+        self.expected = " or ".join(k.expected for k in kinds)
+
+    def check(self, where: str, value: Any) -> Any:
+        for kind in self.kinds:
+            try:
+                return kind.check(where, value)
+            except BadRequest:
+                continue
+        raise self.fail(where)
+
+
 class Optional(Kind):
     """``None`` or the inner kind."""
 
@@ -247,10 +263,11 @@ def field(kind: Kind, default: Any = _NO_DEFAULT, *, factory: Callable[[], Any] 
     return attrs.field(default=default, metadata=meta)
 
 
-_PLAN: dict[type, tuple[tuple[str, Kind, bool], ...]] = {}
+_PLAN: dict[type, tuple[tuple[str, Kind, bool, str], ...]] = {}
 
 
-def _plan(cls: type) -> tuple[tuple[str, Kind, bool], ...]:
+def _plan(cls: type) -> tuple[tuple[str, Kind, bool, str], ...]:
+    """(wire name, kind, required, init argument name) per field, cached per class."""
     plan = _PLAN.get(cls)
     if plan is None:
         out = []
@@ -258,7 +275,7 @@ def _plan(cls: type) -> tuple[tuple[str, Kind, bool], ...]:
             kind = f.metadata.get("kind")
             if kind is None:
                 raise TypeError(f"{cls.__name__}.{f.name} has no wire kind")
-            out.append((f.name, kind, f.default is attrs.NOTHING))
+            out.append((f.name, kind, f.default is attrs.NOTHING, f.alias or f.name))
         plan = _PLAN[cls] = tuple(out)
     return plan
 
@@ -282,15 +299,15 @@ def structure(cls: type, raw: Any, where: str = "") -> Any:
             version += 1
     prefix = f"{where}." if where else ""
     plan = _plan(cls)
-    names = {name for name, _, _ in plan}
+    names = {name for name, _, _, _ in plan}
     for key in raw:
         if key not in names and key != "v":
             shown = key if isinstance(key, str) and len(key) <= 64 else repr(key)[:64]
             raise BadRequest(f"{prefix}{shown}", f"unknown field (fields of {cls.__name__}: {', '.join(sorted(names))})")
     values = {}
-    for name, kind, required in plan:
+    for name, kind, required, arg in plan:
         if name in raw:
-            values[name] = kind.check(prefix + name, raw[name])
+            values[arg] = kind.check(prefix + name, raw[name])
         elif required:
             raise BadRequest(prefix + name, f"missing (expected {kind.expected})")
     try:
@@ -302,7 +319,7 @@ def structure(cls: type, raw: Any, where: str = "") -> Any:
 def unstructure(obj: Any) -> dict[str, Any]:
     """An instance as the plain map ``structure`` takes back."""
     out: dict[str, Any] = {}
-    for name, kind, _ in _plan(type(obj)):
+    for name, kind, _, _ in _plan(type(obj)):
         out[name] = kind.dump(getattr(obj, name))
     version = getattr(type(obj), "VERSION", 1)
     if version != 1:

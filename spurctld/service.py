@@ -176,6 +176,7 @@ class Controller(SchedulingMethods):
         self._leader_cfg = leader.LeaderConfig(
             node_timeout=config.node_timeout, min_job_age=config.min_job_age, kill_wait=config.kill_wait,
             suspend_grace=config.suspend_grace, kill_invalid_depend=config.kill_invalid_depend,
+            fenced=config.fence[0] > 0, job_requeue=bool(config.job_requeue), requeue_delay=config.requeue_delay,
         )
 
     # --- life cycle ----------------------------------------------------------------------
@@ -999,10 +1000,13 @@ class Controller(SchedulingMethods):
         for key in [k for k in self._sent if k[2] == name]:
             del self._sent[key]
         self._kick()
+        fence_timeout, fence_grace = self.config.fence
         return {
             "heartbeat_interval": self.config.heartbeat_interval,
             "kill_wait": self.config.kill_wait,
             "suspend_grace": self.config.suspend_grace,
+            "fence_timeout": fence_timeout,
+            "fence_grace": fence_grace,
         }
 
     async def m_heartbeat(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -1017,7 +1021,8 @@ class Controller(SchedulingMethods):
             # network dropped packets without closing it): refusing makes it register again.
             raise RpcError("not_registered", f"node {name} is not registered or is DOWN: register again")
         self._last_seen[name] = time.monotonic()
-        return {}
+        # quorum: this leader's read lease holds, so the agent may renew its fencing lease
+        return {"quorum": self.replica.leader_ready()}
 
     async def m_report(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         self._agent(conn)
@@ -1029,7 +1034,9 @@ class Controller(SchedulingMethods):
             op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at,
                                      {str(k): v for k, v in usage.items() if isinstance(v, (int, float, str))})
         else:
-            op = JobNodeComplete(job_id, str(params["node"]), code, sig, oom, at)
+            fenced = bool(params.get("fenced"))
+            op = JobNodeComplete(job_id, str(params["node"]), code, sig, oom, at, fenced,
+                                 bool(self.config.job_requeue), time.time() + self.config.requeue_delay)
         result = await asyncio.wait_for(self.propose(op), 10.0)
         if isinstance(result, Rejected):
             log.info("report %s rejected: %s", params.get("report_id"), result.message)

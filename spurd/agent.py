@@ -391,6 +391,10 @@ class Agent:
         self.heartbeat_interval = config.heartbeat_interval
         self.kill_wait = config.kill_wait
         self.suspend_grace = config.suspend_grace
+        # Fencing: set from the controllers' answer to node_register (0: off).
+        self.fence_timeout = 0.0
+        self.fence_grace = config.kill_wait
+        self.lease_path = os.path.join(self.spool_dir, "lease")
         self.usage_interval = acct_gather_interval(config)
         self.is_root = os.geteuid() == 0
         self.reports: ReportSpool
@@ -602,6 +606,9 @@ class Agent:
             self.kill_wait = float(reply["kill_wait"])
         if reply.get("suspend_grace") is not None:
             self.suspend_grace = float(reply["suspend_grace"])
+        self.fence_timeout = float(reply.get("fence_timeout") or 0.0)
+        self.fence_grace = float(reply.get("fence_grace") or self.kill_wait)
+        self._renew_lease()  # the leader that registered us holds a quorum
         self.registered_count += 1
         log.info("registered with the leader at %s (%d reports to resend)", endpoint, len(self.reports))
         tasks: list[asyncio.Task[Any]] = []
@@ -636,13 +643,32 @@ class Agent:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                await conn.call("heartbeat", {"name": self.name}, timeout=max(5.0, 3 * self.heartbeat_interval))
+                reply = await conn.call("heartbeat", {"name": self.name},
+                                        timeout=max(5.0, 3 * self.heartbeat_interval))
+                if not isinstance(reply, dict) or reply.get("quorum", True):
+                    self._renew_lease()
             except (ConnectionFailed, RpcTimeout) as e:
                 log.warning("heartbeat failed: %s", e)
                 return
             except RpcError as e:
                 log.warning("heartbeat refused (%s): registering again", e)
                 return
+
+    def _renew_lease(self) -> None:
+        """Fencing (docs/reliability.md): while the agent is in touch with a leader that holds
+        a quorum, its jobs may run for ``fence_timeout`` more seconds; every supervisor kills
+        its job when the lease runs out, before the controllers may declare the node failed
+        and run the job elsewhere."""
+        if self.fence_timeout > 0:
+            procs.write_lease(self.lease_path, self.fence_timeout)
+        elif os.path.exists(self.lease_path):
+            os.unlink(self.lease_path)  # fencing turned off by the controllers
+
+    def _fencing(self) -> dict[str, Any]:
+        """What every supervisor's spec carries for fencing."""
+        if self.fence_timeout <= 0:
+            return {}
+        return {"lease_file": self.lease_path, "fence_grace": self.fence_grace}
 
     async def _dispatch(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
         while True:
@@ -731,6 +757,7 @@ class Agent:
             "oom": bool(status.get("oom")),
             "at": float(status.get("ended_at") or time.time()),
             "usage": status.get("usage") or {},
+            "fenced": bool(status.get("fenced")),
         }
 
     def _spool_report(self, run: Run, status: dict[str, Any]) -> None:
@@ -1012,6 +1039,7 @@ class Agent:
             "suspend_grace": self.suspend_grace,
             "mem_limit_mb": int(info.get("mem_per_node") or info.get("mem_mb") or 0),
             "cgroup_root": self.cgroup_root,
+            **self._fencing(),
         }
 
     def _confine_devices(self, rec: JobRecord) -> str | None:
@@ -1183,6 +1211,7 @@ class Agent:
             "suspend_grace": self.suspend_grace,
             "mem_limit_mb": int(rec.info.get("mem_per_node") or rec.info.get("mem_mb") or 0),
             "cgroup_root": self.cgroup_root,
+            **self._fencing(),
         }
 
     async def _attach_step(self, request: stepserver.StepRequest, client: socket.socket) -> Any:

@@ -173,6 +173,26 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bool = T
             os.close(dfd)
 
 
+def write_lease(path: str | os.PathLike[str], seconds: float) -> None:
+    """Renew the node's fencing lease: a CLOCK_MONOTONIC deadline ``seconds`` from now (the
+    clock every process on this host shares, immune to wall-clock jumps). Not fsynced: after
+    a reboot the deadline means nothing, and no supervisor survives one anyway."""
+    write_atomic(path, f"{time.monotonic() + seconds:.3f}\n".encode(), durable=False)
+
+
+def read_lease(path: str | os.PathLike[str] | None) -> float | None:
+    """The lease deadline (CLOCK_MONOTONIC), or None when there is no lease file."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return float(f.read().strip() or b"0")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return 0.0  # unreadable: treat as run out (fail safe: fence)
+
+
 def read_status(rundir: str | os.PathLike[str]) -> dict | None:
     """The supervisor's final ``status.json``, None while the job runs."""
     try:

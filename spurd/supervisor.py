@@ -45,6 +45,7 @@ from typing import Any, NoReturn
 
 from spurd import procs
 from spurd.cgroups import JobCgroup, detect, step_relpath
+from spurd.procs import read_lease
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -54,6 +55,7 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 EXEC_WAIT = 5.0  # how long the supervisor waits for the job's exec before serving anyway
 SWEEP_INTERVAL = 0.05  # re-SIGKILL period for leftovers after the main process exited
 KILL_REPEAT = 1.0  # re-SIGKILL period while the main process survives past KillWait
+LEASE_CHECK = 0.5  # how often a supervisor reads its agent's lease (fencing)
 
 
 def prctl(option: int, arg: int) -> None:
@@ -103,6 +105,11 @@ class Spec:
     pmi: dict[str, Any] | None = None  # {"jobid", "size", "mapping"}: serve PMI on PMI_FD
     usage_interval: float = 30.0
     task_env: bool = False
+    # Fencing: the agent renews this file (a CLOCK_MONOTONIC deadline) while it is in touch
+    # with a controller quorum. Past the deadline the node may be declared failed and its
+    # jobs run elsewhere: the step is killed, with ``fence_grace`` for SIGTERM -> SIGKILL.
+    lease_file: str | None = None
+    fence_grace: float = 5.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Spec:
@@ -154,6 +161,8 @@ class Spec:
             pmi=d.get("pmi") if isinstance(d.get("pmi"), dict) else None,
             usage_interval=max(0.1, float(d.get("usage_interval") or 30.0)),
             task_env=bool(d.get("task_env", False)),
+            lease_file=str(d["lease_file"]) if d.get("lease_file") else None,
+            fence_grace=max(0.0, float(d.get("fence_grace", 5.0))),
         )
 
     @property
@@ -277,6 +286,8 @@ class Supervisor:
         self.suspended = False
         self.killing = False
         self.kill_deadline: float | None = None
+        self.next_lease_check = 0.0
+        self.fenced = False
         self.suspend_deadline: float | None = None
         self.sweep_deadline = 0.0
         self.next_sweep = 0.0
@@ -353,7 +364,8 @@ class Supervisor:
 
     def _timeout(self, now: float) -> float:
         t = 1.0
-        for deadline in (self.kill_deadline, self.suspend_deadline, self.next_sample if self.relay else None):
+        lease = self.next_lease_check if self.spec.lease_file is not None else None
+        for deadline in (self.kill_deadline, self.suspend_deadline, self.next_sample if self.relay else None, lease):
             if deadline is not None:
                 t = min(t, deadline - now)
         if self.all_done:
@@ -410,7 +422,22 @@ class Supervisor:
         for status, gids in by_status.items():
             self._send_all(("exit", [gids, status]), primary_only=True)
 
+    def _check_lease(self, now: float) -> None:
+        """Fence: kill the step once the agent's lease on this node has run out (the agent
+        lost the controllers' quorum, or died, for longer than the fence timeout)."""
+        self.next_lease_check = now + LEASE_CHECK
+        if self.fenced or self.all_done:
+            return
+        expiry = read_lease(self.spec.lease_file)
+        if expiry is None or time.monotonic() < expiry:
+            return
+        self.fenced = True
+        self.log(f"no contact with a controller quorum since the lease ran out: fencing {self.spec.label}")
+        self._start_kill(self.spec.fence_grace)
+
     def _run_timers(self, now: float) -> None:
+        if self.spec.lease_file is not None and now >= self.next_lease_check:
+            self._check_lease(now)
         if self.suspend_deadline is not None and now >= self.suspend_deadline:
             self.suspend_deadline = None
             self._signal_job(signal.SIGSTOP)
@@ -461,6 +488,8 @@ class Supervisor:
             "killed": self.killing,
             "tasks": {str(t.gid): t.status for t in self.tasks},
         }
+        if self.fenced:
+            status["fenced"] = True
         if self.relay:
             status["usage"] = self._usage(final=True)
         if self.unkillable:

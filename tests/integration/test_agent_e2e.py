@@ -105,8 +105,10 @@ def test_kill_wait_is_honoured(make_cluster, tmp_path):
 
 
 def test_node_failure_and_reconciliation(make_cluster, tmp_path):
-    """A silent node goes DOWN, its job ends NODE_FAIL; when it returns, the job is killed there."""
-    cluster = make_cluster(replicas=1, nodes=1, node_timeout=2.0)
+    """Without fencing (fence_timeout = 0): a silent node goes DOWN, its job ends NODE_FAIL
+    (and is not requeued: nothing proves it stopped); when the node returns, the job is
+    killed there (reconciliation)."""
+    cluster = make_cluster(replicas=1, nodes=1, node_timeout=2.0, settings={"fence_timeout": 0})
     marker = f"spur-nf-{time.monotonic_ns()}"
     job_id = submit(cluster, f"#!/bin/bash\nexec -a {marker} sleep 300\n", tmp_path)
     wait_job(cluster, job_id, ("RUNNING",))
@@ -140,3 +142,37 @@ def test_node_marked_down_while_its_agent_was_stopped_comes_back(make_cluster):
         finally:
             os.kill(pid, signal.SIGCONT)
         wait_for(lambda: node_state() == "IDLE", 20, "node1 UP again after SIGCONT")
+
+
+def test_agent_out_of_touch_fences_its_job_and_the_job_runs_again_elsewhere(make_cluster, tmp_path):
+    """Fencing and JobRequeue (docs/reliability.md): node1's agent is stopped, so nothing
+    renews its lease; its job's supervisor kills the job after fence_timeout (node_timeout / 2),
+    before the controller may declare node1 failed; then the job (NODE_FAIL) is requeued and
+    runs on node2 with SLURM_RESTART_COUNT=1. The two runs never overlap."""
+    cluster = make_cluster(replicas=1, nodes=2, node_timeout=4.0, settings={"requeue_delay": 0.5})
+    marker = tmp_path / "runs"
+    name = f"spur-fence-{time.monotonic_ns()}"
+    script = (f"#!/bin/bash\necho \"$SLURMD_NODENAME $SLURM_RESTART_COUNT\" >> {marker}\n"
+              f"exec -a {name} sleep 300\n")
+    with Client(cluster.config, retry_for=30) as client:
+        job_id = client.call("submit", {"request_id": "fence", "spec": {
+            "name": "fence", "script": script, "cwd": str(tmp_path), "stdout": "/dev/null"}})["job_id"]
+        first = wait_for(lambda: _job_pids(name), 30, "the first run")
+        assert job(cluster, job_id)["nodes"] == "node1"  # the scheduler fills node1 first
+        agent = cluster.pid("node1")
+        os.kill(agent, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            wait_for(lambda: not any(_proc_state(p) for p in first), 15, "the fenced run gone")
+            fenced_after = time.monotonic() - t0
+            second = wait_for(lambda: [p for p in _job_pids(name) if p not in first], 30, "the second run")
+            info = job(cluster, job_id)
+        finally:
+            os.kill(agent, signal.SIGCONT)
+        # gone before the controller could have declared node1 failed (node_timeout 4 s)
+        assert fenced_after < 4.0, f"fenced {fenced_after:.1f} s after the agent stopped"
+        assert (info["state"], info["nodes"], info["restarts"]) == ("RUNNING", "node2", 1)
+        assert marker.read_text().splitlines() == ["node1 ", "node2 1"]  # SLURM_RESTART_COUNT: run 2 only
+        assert second
+        client.call("signal", {"job_id": job_id, "kind": 1, "request_id": "done"})
+        wait_job(cluster, job_id)

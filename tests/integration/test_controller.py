@@ -187,7 +187,8 @@ def test_a_replica_with_the_wrong_secret_cannot_join(make_cluster):
 def test_tcp_client_needs_a_valid_certificate(make_cluster, tmp_path):
     from spurcore.pki import generate_test_pki
 
-    pki = generate_test_pki(tmp_path / "pki", [("alice", "user"), ("bob", "user")])
+    # Two users the host knows (a TLS user the cluster cannot resolve is refused: "Invalid user id").
+    pki = generate_test_pki(tmp_path / "pki", [("daemon", "user"), ("nobody", "user"), ("ghost-user", "user")])
     port = __import__("spurctld.local", fromlist=["free_ports"]).free_ports(1)[0]
     extra = (
         f'\n[tls]\nca = "{pki["ca_cert"]}"\ncert = "{pki["server_cert"]}"\nkey = "{pki["server_key"]}"\n'
@@ -205,13 +206,20 @@ def test_tcp_client_needs_a_valid_certificate(make_cluster, tmp_path):
             ctx = rpc.client_ssl_context(None, None, pki["ca_cert"])
             with rpc.SyncClient.tcp("127.0.0.1", port, timeout=5, ssl_context=ctx) as c:
                 c.call("ping", {})
-        # a valid certificate: CN is the user; alice may not cancel bob's job
-        alice = pki["clients"]["alice"]
-        bob = pki["clients"]["bob"]
+        # a valid certificate: CN is the user; alice (daemon) may not cancel bob's (nobody's) job
+        alice = pki["clients"]["daemon"]
+        bob = pki["clients"]["nobody"]
+        ghost = pki["clients"]["ghost-user"]
         with rpc.SyncClient.tcp("127.0.0.1", port, timeout=5,
                                 ssl_context=rpc.client_ssl_context(bob["cert"], bob["key"], pki["ca_cert"])) as c:
-            spec = dict(SPEC, uid=4242)
+            spec = dict(SPEC, uid=4242)  # ignored: a user submits as itself
             job_id = c.call("submit", {"request_id": "b1", "spec": spec})["job_id"]
+            assert c.call("jobs", {"job_ids": [job_id]})["jobs"][0]["user"] == "nobody"
+        with rpc.SyncClient.tcp("127.0.0.1", port, timeout=5,
+                                ssl_context=rpc.client_ssl_context(ghost["cert"], ghost["key"], pki["ca_cert"])) as c:
+            with pytest.raises(rpc.RpcError) as err:
+                c.call("submit", {"request_id": "g1", "spec": SPEC})
+            assert err.value.message == "Invalid user id"  # no passwd entry for the CN
         with rpc.SyncClient.tcp("127.0.0.1", port, timeout=5,
                                 ssl_context=rpc.client_ssl_context(alice["cert"], alice["key"], pki["ca_cert"])) as c:
             with pytest.raises(rpc.RpcError) as err:

@@ -194,12 +194,14 @@ def test_agent_killed_while_it_hosts_part_of_a_step(cluster, work):
 
 
 def test_node_down_ends_the_step_and_leaves_no_task(cluster, work):
-    """An agent that stays away past node_timeout: the node is DOWN, the job NODE_FAIL, the
-    step on both nodes ends; when the agent returns its leftover tasks are killed."""
+    """An agent that stays away past node_timeout: the node is DOWN, the job NODE_FAIL (not
+    requeued: --no-requeue), the step on both nodes ends; when the agent returns its
+    leftover tasks are killed."""
     marker = work / "pids"
     script = work / "job.sh"
     script.write_text(f"#!/bin/bash\nsrun bash -c 'echo $$ >> {marker}; sleep 300'\n")
-    job_id = int(run(cluster, "sbatch", "--parsable", "-N2", "-n2", str(script), cwd=work).stdout.strip())
+    job_id = int(run(cluster, "sbatch", "--parsable", "--no-requeue", "-N2", "-n2", str(script),
+                     cwd=work).stdout.strip())
     wait_for(lambda: marker.exists() and len(marker.read_text().split()) == 2, 60, "2 tasks")
     pids = [int(p) for p in marker.read_text().split()]
     cluster.kill("node2", signal.SIGKILL)

@@ -62,7 +62,7 @@ signals = st.sampled_from([0, 0, 0, 2, 9, 11, 15])
 
 ops = st.one_of(
     st.builds(NodeRegistered, nodes, st.integers(1, 4), st.sampled_from([1000, 4000]), texts, times),
-    st.builds(NodeDown, nodes, texts, times),
+    st.builds(NodeDown, nodes, texts, times, st.booleans(), st.booleans(), times),
     st.builds(JobSubmitted, st.sampled_from(["", "r1", "r2", "r3"]), specs, times),
     st.builds(JobStart, job_ids, st.one_of(st.tuples(nodes), st.tuples(nodes, nodes)), st.integers(1, 3),
               st.sampled_from([0, 100]), times, st.sampled_from([-1, -1, 0, 1, 2, 3, 4])),
@@ -70,7 +70,8 @@ ops = st.one_of(
     st.builds(StepCreated, st.sampled_from(["", "s1", "s2"]), job_ids, texts, st.tuples(texts), st.integers(1, 2),
               st.sampled_from(["", "n1"]), st.just(1000), times),
     st.builds(JobStepComplete, job_ids, small, nodes, exit_codes, signals, st.booleans(), times),
-    st.builds(JobNodeComplete, job_ids, nodes, exit_codes, signals, st.booleans(), times),
+    st.builds(JobNodeComplete, job_ids, nodes, exit_codes, signals, st.booleans(), times, st.booleans(),
+              st.booleans(), times),
     st.builds(ActionRequested, st.sampled_from(["", "a1"]), job_ids, st.sampled_from([-1, -1, 0, 1]),
               st.integers(1, 4), st.sampled_from([0, 9, 10, 15, 18, 19]), st.integers(0, 2), st.just(0), times),
     st.builds(ActionAcked, st.integers(1, 10), nodes, st.just(0), st.just(0), times),

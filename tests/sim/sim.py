@@ -235,6 +235,9 @@ class FakeRun:
     exit_code: int
     signal: int = 0
     done: bool = False
+    reported: bool = False
+    status: tuple[int, int] = (0, 0)
+    fenced: bool = False
 
 
 _SLEEP = re.compile(r"sleep\s+([\d.]+)")
@@ -265,6 +268,7 @@ class SimAgent:
         self.next_heartbeat = 0.0
         self.next_resend = 0.0
         self.last_answer = 0.0
+        self.lease_until = 0.0  # the fencing lease: renewed by answers from a quorum leader
 
     @property
     def name(self) -> str:
@@ -276,11 +280,21 @@ class SimAgent:
         self.sim.net.send(self.sim.now, self.name, target, ("agent", self.node, method, params))
 
     def tick(self, now: float) -> None:
+        # The fake supervisors run whether or not the agent does: jobs end, and a job whose
+        # node lost its lease (no quorum contact for fence_timeout) is killed (fencing).
+        for run in self.runs.values():
+            if run.done:
+                continue
+            if now >= run.ends_at:
+                run.done, run.status = True, (run.exit_code, run.signal)
+            elif self.sim.fence_timeout and now > self.lease_until:
+                run.done, run.status, run.fenced = True, (0, 15), True
+                self.sim.fenced += 1
         if not self.alive:
             return
         for run in self.runs.values():
-            if not run.done and now >= run.ends_at:
-                self._ended(run, run.exit_code, run.signal)
+            if run.done and not run.reported:
+                self._ended(run, *run.status)
         if self.registered and now - self.last_answer > 3.0:
             self.registered = False  # the heartbeat call timed out: connect and register again
         if now >= self.next_heartbeat:
@@ -294,16 +308,18 @@ class SimAgent:
                 self.send("report", report)
 
     def _ended(self, run: FakeRun, code: int, sig: int) -> None:
-        run.done = True
+        run.done, run.reported = True, True
         rid = f"{self.node}:{run.job_id}:{run.restarts}"
         self.spool[rid] = {"report_id": rid, "job_id": run.job_id, "node": self.node, "exit_code": code,
-                           "signal": sig, "at": self.sim.wall()}
+                           "signal": sig, "at": self.sim.wall(), "fenced": run.fenced}
         self.send("report", self.spool[rid])
 
     def receive(self, method: str, params: dict[str, Any]) -> None:
         if not self.alive:
             return
         self.last_answer = self.sim.now
+        if method in ("registered", "heartbeat_ok"):
+            self.lease_until = self.sim.now + self.sim.fence_timeout
         if method == "registered":
             self.registered = True
         elif method == "not_registered":
@@ -420,7 +436,8 @@ class SimController:
             known = ldr.state.nodes.get(node)
             reply("heartbeat_ok" if known is not None and known.up else "not_registered", {})
         elif method == "report":
-            op = JobNodeComplete(params["job_id"], node, params["exit_code"], params["signal"], False, params["at"])
+            op = JobNodeComplete(params["job_id"], node, params["exit_code"], params["signal"], False, params["at"],
+                                 params["fenced"], self.sim.cfg.job_requeue, self.sim.wall() + self.sim.cfg.requeue_delay)
             self.propose([op], lambda r: r is not None and reply("committed", {"report_id": params["report_id"]}))
         elif method == "launched":
             self.propose([JobLaunched(params["job_id"], node, self.sim.wall())], lambda _r: None)
@@ -451,14 +468,20 @@ class ClientOp:
 
 class Sim:
     def __init__(self, seed: int, replicas: int = 3, nodes: int = 2, cpus: int = 2,
-                 election_timeout: float = 0.5, node_timeout: float = 10.0, kill_wait: float = 1.0) -> None:
+                 election_timeout: float = 0.5, node_timeout: float = 10.0, kill_wait: float = 1.0,
+                 fence_timeout: float = 5.0, requeue_delay: float = 1.0) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.now = 0.0
         self.net = Network(self.rng)
         self.replicas = [SimReplica(i + 1) for i in range(replicas)]
         self.log = SimLog(self.replicas, self.net, election_timeout)
-        self.cfg = leader.LeaderConfig(node_timeout=node_timeout, min_job_age=10**9, kill_wait=kill_wait)
+        # Fencing and requeue on NODE_FAIL as spurctld runs them: the checker proves no run of a
+        # requeued job overlaps the run its failed node was still fencing.
+        self.fence_timeout = fence_timeout
+        self.fenced = 0
+        self.cfg = leader.LeaderConfig(node_timeout=node_timeout, min_job_age=10**9, kill_wait=kill_wait,
+                                       fenced=fence_timeout > 0, job_requeue=True, requeue_delay=requeue_delay)
         self.ctl = SimController(self)
         self.agents = {f"node{i + 1}": SimAgent(self, f"node{i + 1}", cpus) for i in range(nodes)}
         self.history: list[ClientOp] = []
@@ -705,6 +728,8 @@ class Sim:
             outcomes[op.outcome] = outcomes.get(op.outcome, 0) + 1
         return {"seed": self.seed, "sim_seconds": round(self.now, 2), "elections": self.log.elections,
                 "messages": self.net.sent, "dropped": self.net.dropped, "duplicated": self.net.duplicated,
+                "fenced": self.fenced,
+                "requeued": sum(1 for j in self.log.leader.state.jobs.values() if j.restarts) if self.log.leader else 0,
                 "ops": outcomes, "jobs": len(self.log.leader.state.jobs) if self.log.leader else 0,
                 "states": sorted({j.state.value for j in self.log.leader.state.jobs.values()})
                 if self.log.leader else []}

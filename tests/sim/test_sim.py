@@ -91,7 +91,8 @@ def random_schedule(seed: int) -> Sim:
 def test_random_fault_schedules() -> None:
     seeds = int(os.environ.get("SPUR_SIM_SEEDS", "200"))
     t0 = time.monotonic()
-    totals = {"elections": 0, "messages": 0, "dropped": 0, "duplicated": 0, "jobs": 0, "sim_seconds": 0.0}
+    totals = {"elections": 0, "messages": 0, "dropped": 0, "duplicated": 0, "jobs": 0, "sim_seconds": 0.0,
+              "fenced": 0, "requeued": 0}
     for seed in range(seeds):
         figures = random_schedule(seed).figures()
         for key in totals:
@@ -151,3 +152,38 @@ def test_checker_catches_a_reducer_that_ignores_request_ids(monkeypatch):
     with pytest.raises(AssertionError, match="exists 2 times"):
         for seed in range(40):
             _lossy_run(seed).check()
+
+
+def _partitioned_node_run(seed: int) -> Sim:
+    """A job's node is cut off from everything past node_timeout: NODE_FAIL, requeue."""
+    sim = Sim(seed, replicas=3, nodes=2, cpus=1)
+    sim.submit("long", "sleep 30; exit 0")
+    sim.run_until(2.0)
+    node = next(a.node for a in sim.agents.values() if any(not r.done for r in a.runs.values()))
+    sim.partition([[str(r.rid) for r in sim.replicas] + [n for n in sim.agents if n != node], [node]])
+    sim.run_until(20.0)
+    sim.heal()
+    sim.quiesce()
+    return sim
+
+
+def test_a_cut_off_node_fences_its_job_before_it_is_requeued():
+    sim = _partitioned_node_run(4)
+    sim.check()
+    figures = sim.figures()
+    assert figures["fenced"] == 1 and figures["requeued"] == 1, figures
+
+
+def test_checker_catches_requeue_without_fencing(monkeypatch):
+    """Requeue on NODE_FAIL without fencing runs the job twice at once: caught."""
+    from tests.sim import sim as simmod
+
+    original = simmod.Sim.__init__
+
+    def unfenced(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.fence_timeout = 0.0  # the agents never fence, but the controller believes they do
+
+    monkeypatch.setattr(simmod.Sim, "__init__", unfenced)
+    with pytest.raises(AssertionError, match="runs on"):
+        _partitioned_node_run(4).check()

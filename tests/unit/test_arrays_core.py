@@ -332,3 +332,31 @@ def test_requeue_waits_until_the_proposed_begin_time_and_no_requeue_refuses():
     run_pass(state, 2.0)
     assert apply(state, JobRequeued(fixed, 0, False, 3.0, 5.0)) == Rejected(
         "disabled", "Requested operation is presently disabled")  # sbatch --no-requeue
+
+
+# --- node failure: requeue (Slurm's JobRequeue) once fenced ----------------------------------
+
+
+def test_node_failure_requeues_batch_jobs_only_when_fenced_and_allowed():
+    from spurcore.ops import NodeDown
+
+    for fenced, requeue, expect in ((True, -1, JobState.PENDING), (False, -1, JobState.NODE_FAIL),
+                                    (True, 0, JobState.NODE_FAIL), (True, 1, JobState.PENDING)):
+        state = cluster(cpus=2)
+        job_id = submit(state, requeue=requeue)
+        run_pass(state, 2.0)
+        assert apply(state, NodeDown("n1", "Not responding", 3.0, fenced, True, 5.0)) is None
+        job = state.jobs[job_id]
+        assert job.state is expect, (fenced, requeue)
+        if expect is JobState.PENDING:  # a new run, eligible after the requeue delay
+            assert (job.restarts, job.eligible_time, job.reason) == (1, 5.0, "BeginTime")
+
+
+def test_a_fenced_report_is_a_node_failure_of_that_job():
+    state = cluster(cpus=2)
+    job_id = submit(state)
+    run_pass(state, 2.0)
+    apply(state, JobNodeComplete(job_id, "n1", 0, 15, False, 3.0, True, True, 6.0))
+    job = state.jobs[job_id]
+    assert (job.state, job.restarts, job.eligible_time) == (JobState.PENDING, 1, 6.0)
+    assert state.nodes["n1"].up  # the node itself is back; only the job's run failed

@@ -71,7 +71,7 @@ def test_silent_nodes_go_down_and_purges_wait_for_min_job_age():
     state = cluster(SPEC)
     run_all(state, 2.0)
     assert ops_of(state, 3.0, {"n1": 29.0}) == []
-    assert ops_of(state, 3.0, {"n1": 31.0}) == [NodeDown("n1", "Not responding", 3.0)]
+    assert ops_of(state, 3.0, {"n1": 31.0}) == [NodeDown("n1", "Not responding", 3.0, False, True, 124.0)]
     apply(state, JobNodeComplete(1, "n1", 0, 0, False, 4.0))
     assert state.jobs[1].state is JobState.COMPLETED
     assert ops_of(state, 303.0) == []
