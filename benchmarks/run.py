@@ -21,6 +21,8 @@ table. Workloads (issue: benchmarks):
                  first answer; restart data cost with a 1,000,000-op history; memory per job
   8 failover     leader SIGKILLed -> next commit
   9 steps        srun -n 64 true on 2 nodes inside an allocation vs srun -n 1 true (benchmarks/steps.py)
+ 11 scheduler    one pass (main, main + backfill) over 1,000 nodes and 100,000 pending jobs in
+                 10 partitions (benchmarks/sched.py), and how it grows with jobs and nodes
 plus growth: how squeue, restart and memory cost grow with 1k/10k/100k jobs.
 """
 
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import commit, replay
+from benchmarks import sched as sched_bench
 from benchmarks.spur_workloads import (
     Metric,
     cli_latency,
@@ -253,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     if "growth" in only:
         growth_rows, growth = growth_figures(q)
         rows += growth_rows
+    if "scheduler" in only:
+        sched_rows, sched_growth = scheduler_rows(q)
+        rows += sched_rows
+        growth.append({"scheduler": sched_growth})
     name = "latest" if only == set(GROUPS) else "latest-" + "-".join(g for g in GROUPS if g in only)
     write(rows, growth, started, name)
     return 0
@@ -260,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
 #: The groups of figures ``--only`` selects (in the order they run).
 GROUPS = ("replay", "commit", "cli", "latency", "throughput", "kill", "scale", "api", "failover", "arrays", "steps",
-          "growth")
+          "growth", "scheduler")
 CLUSTER_GROUPS = {"cli", "latency", "throughput", "kill", "scale", "api", "failover"}
 
 #: Each CLI figure beside the baseline run in the same loop (benchmarks.spur_workloads.cli_latency).
@@ -357,6 +364,22 @@ def growth_figures(q: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         rows.append(_row(f"memory per job in the hot state ({n_jobs:,} jobs)", memory_per_job(n_jobs), None, "",
                          "bytes"))
     return rows, growth
+
+
+def scheduler_rows(q: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    print("== 11 scheduler pass", flush=True)
+    sched = sched_bench.main(["--quick"] if q else [])
+    p = sched["pass"]
+    n = f"{p['jobs']:,} pending jobs, {p['nodes']:,} nodes, {p['partitions']} partitions"
+    rows = [
+        _row(f"scheduler: main pass, {n}", p["main"], None, "", "s", 0.0, "<= 100 ms"),
+        _row(f"scheduler: main + backfill pass (bf_max_job_test=500), {n}", p["main+backfill"], None, "", "s", 0.0,
+             "<= 100 ms + bounded backfill"),
+        _row(f"scheduler: pass at a new PriorityCalcPeriod (priorities recombined), {n}", p["main+backfill cold"],
+             None, "", "s"),
+        _row(f"scheduler: pending reasons of every job (squeue), {n}", p["reasons"], None, "", "s"),
+    ]
+    return rows, sched["growth"]
 
 
 def _fmt(v: float | None, unit: str) -> str:

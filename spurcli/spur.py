@@ -1,6 +1,7 @@
 """``spur``: the one-machine cluster, job logs, a live view and time travel.
 
-    spur local up --dir DIR [--replicas 1|3] [--nodes N] [--cpus C]
+    spur local up --dir DIR [--replicas 1|3] [--nodes N] [--cpus C] [--gpus G]
+                  [--partitions 'NAME[=NODES];...']
     spur local down --dir DIR
     spur local status --dir DIR [--json]
     spur log [-f] JOBID
@@ -32,8 +33,13 @@ def _cmd_local(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 print(f"spur: error: --set: {exc}", file=sys.stderr)
                 return 2
-            write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
-                         kill_wait=args.kill_wait, settings=settings, tls=args.tls)
+            try:
+                write_config(directory, replicas=args.replicas, nodes=args.nodes, cpus=args.cpus,
+                             kill_wait=args.kill_wait, settings=settings, gpus=args.gpus,
+                             partitions=args.partitions or None, tls=args.tls)
+            except ValueError as exc:
+                print(f"spur: error: {exc}", file=sys.stderr)
+                return 1
         cluster = LocalCluster(directory)
         try:
             cluster.up(timeout=args.timeout)
@@ -302,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     local.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     local.add_argument("--kill-wait", type=float, default=2.0)
     local.add_argument("--tls", action="store_true",
-                       help="TLS for the controllers' and agents' endpoints, with a test PKI in DIR/pki")
+                       help="TLS for the controllers' and agents' endpoints, with a test PKI in DIR/tls")
+    local.add_argument("--gpus", type=int, default=0, help="fake GPUs per node (Gres=gpu:N) for tests and demos")
+    local.add_argument("--partitions", default="",
+                       help="partitions as 'NAME=NODES;NAME2=NODES2' (a bare NAME holds every node; the first is the default)")
     local.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a [cluster] setting of the new spur.toml (max_array_size=10001, ...)")
     local.add_argument("--timeout", type=float, default=60.0)

@@ -47,20 +47,45 @@ _ARGV = _SPEC_FIELDS.index("argv")
 _ENV = _SPEC_FIELDS.index("env")
 _OPTIONS = _SPEC_FIELDS.index("options")
 
-#: JobSpec as JobSubmitted version 1 wrote it: the fields up to ``alloc_sid``. Version 2
-#: appended the rest, each with a default (written here as msgpack gives it back).
+#: JobSpec as JobSubmitted version 1 wrote it: the fields up to ``alloc_sid``; version 2
+#: appended the option surface up to ``options``, version 3 the GRES fields. Each later
+#: field has a default (written here as msgpack gives it back).
 SPEC_V1_FIELDS = _SPEC_FIELDS.index("alloc_sid") + 1
-_SPEC_V2_DEFAULTS: tuple[Any, ...] = tuple(
-    (f.default.factory() if isinstance(f.default, attrs.Factory) else f.default)  # type: ignore[union-attr]
-    for f in attrs.fields(JobSpec)[SPEC_V1_FIELDS:]
-)
+SPEC_V2_FIELDS = _SPEC_FIELDS.index("options") + 1
+
+
+def _defaults(first: int, end: int) -> tuple[Any, ...]:
+    return tuple(
+        (f.default.factory() if isinstance(f.default, attrs.Factory) else f.default)  # type: ignore[union-attr]
+        for f in attrs.fields(JobSpec)[first:end]
+    )
+
+
+_SPEC_PADDING = {
+    SPEC_V1_FIELDS: _defaults(SPEC_V1_FIELDS, SPEC_V2_FIELDS),
+    SPEC_V2_FIELDS: _defaults(SPEC_V2_FIELDS, len(_SPEC_FIELDS)),
+}
+
+
+def _pad_spec(spec: Any, length: int) -> Any:
+    if isinstance(spec, list) and len(spec) == length:
+        return [*spec, *(dict(d) if isinstance(d, dict) else d for d in _SPEC_PADDING[length])]
+    return spec
 
 
 def upcast_spec_v1(spec: Any) -> Any:
     """A version-1 JobSpec field list, padded with the version-2 defaults."""
-    if isinstance(spec, list) and len(spec) == SPEC_V1_FIELDS:
-        return [*spec, *(dict(d) if isinstance(d, dict) else d for d in _SPEC_V2_DEFAULTS)]
-    return spec
+    return _pad_spec(spec, SPEC_V1_FIELDS)
+
+
+def upcast_spec_v2(spec: Any) -> Any:
+    """A version-2 JobSpec field list, padded with the version-3 (GRES) defaults."""
+    return _pad_spec(spec, SPEC_V2_FIELDS)
+
+
+def upcast_spec(spec: Any) -> Any:
+    """A JobSpec field list of any earlier version in the current shape."""
+    return upcast_spec_v2(upcast_spec_v1(spec))
 
 
 def _job_submitted_v1(values: list[Any]) -> list[Any]:
@@ -69,8 +94,18 @@ def _job_submitted_v1(values: list[Any]) -> list[Any]:
     return values
 
 
+def _job_submitted_v2(values: list[Any]) -> list[Any]:
+    if len(values) == 3:
+        values[1] = upcast_spec_v2(values[1])
+    return values
+
+
 def _job_start_v1(values: list[Any]) -> list[Any]:
     return [*values, -1]  # array_task_id: not an array task
+
+
+def _job_start_v2(values: list[Any]) -> list[Any]:
+    return [*values, ""]  # partition: the first of the job's that holds the nodes
 
 
 #: Slurm's default requeue delay (cred_expire 120 s + 1), what version-1 requeues meant.
@@ -101,7 +136,9 @@ _UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {
     (2, 1): _node_down_v1,
     (8, 1): _node_down_v1,  # JobNodeComplete version 1: not fenced (the same three defaults)
     (3, 1): _job_submitted_v1,
+    (3, 2): _job_submitted_v2,
     (4, 1): _job_start_v1,
+    (4, 2): _job_start_v2,
     (6, 1): _step_created_v1,
     (7, 1): _job_step_complete_v1,
     (16, 1): _job_requeued_v1,

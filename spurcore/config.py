@@ -32,6 +32,19 @@ Example::
     [auth]
     operators = [1001]
 
+    # The nodes, partitions and scheduling settings, with Slurm's keys (admin guide):
+    slurm_conf = "/etc/slurm/slurm.conf"   # in [cluster]: an existing slurm.conf (+ gres.conf beside it)
+    [[node]]                               # and/or tables here
+    NodeName = "node[1-4]"
+    CPUs = 16
+    RealMemory = 64000
+    [[partition]]
+    PartitionName = "batch"
+    Nodes = "ALL"
+    Default = "YES"
+    [scheduling]
+    PriorityWeightAge = 1000
+
 Relative paths are taken relative to the file's directory. The module only parses; it
 reads the file it is given and nothing else.
 
@@ -88,6 +101,8 @@ _DEFAULTS: dict[str, Any] = {
     "job_requeue": 1,
     "kill_invalid_depend": False,
     "requeue_delay": 121.0,
+    "slurm_conf": "",
+    "cluster_tables": {},
     "fence_timeout": -1.0,  # -1: node_timeout / 2
 }
 
@@ -118,6 +133,8 @@ class Config:
     job_requeue: int
     kill_invalid_depend: bool
     requeue_delay: float
+    slurm_conf: str  # a Slurm-syntax file with NodeName/PartitionName/scheduling lines ("": none)
+    cluster_tables: dict[str, Any]  # spur.toml's [[node]], [[partition]], [[gres]], [scheduling], [local]
     fence_timeout: float
 
     def __init__(self, path: str, name: str, state_dir: str, secret_file: str,
@@ -315,10 +332,54 @@ def load(path: str | os.PathLike[str]) -> Config:
             job_requeue=int(cluster.get("job_requeue", 1)),
             kill_invalid_depend=bool(cluster.get("kill_invalid_depend", False)),
             requeue_delay=float(cluster.get("requeue_delay", 121)),
+            slurm_conf=_resolve(base, cluster.get("slurm_conf", "")),
+            cluster_tables={k: raw[k] for k in ("node", "partition", "gres", "scheduling", "local") if k in raw},
             fence_timeout=float(cluster.get("fence_timeout", -1)),
         )
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def load_cluster_conf(config: Config) -> Any:
+    """The nodes, partitions and scheduling settings (a ``spurcore.slurmconf.ClusterConf``):
+    ``slurm_conf`` (with its ``Include`` files and a ``gres.conf`` beside it), then the
+    spur.toml tables. Without any node, the ``[local]`` section of a one-machine cluster
+    names them (``node1..N``). Raises ConfigError naming the file and line."""
+    import glob
+
+    from spurcore import slurmconf
+
+    def read_file(path: str) -> tuple[str, str]:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return path, f.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+    def include(including: str, pattern: str) -> list[tuple[str, str]]:
+        if not pattern:
+            raise ConfigError(f"{including}: Include without a file")
+        full = pattern if os.path.isabs(pattern) else os.path.join(os.path.dirname(including), pattern)
+        paths = sorted(glob.glob(full)) if any(c in full for c in "*?[") else [full]
+        return [read_file(p) for p in paths]
+
+    sources = []
+    if config.slurm_conf:
+        sources.append(read_file(config.slurm_conf))
+        gres = os.path.join(os.path.dirname(config.slurm_conf), "gres.conf")
+        if os.path.exists(gres):
+            sources.append(read_file(gres))
+    tables = dict(config.cluster_tables)
+    local = tables.get("local") or {}
+    if not tables.get("node") and not config.slurm_conf and local.get("nodes"):
+        implied = slurmconf.local_tables(int(local["nodes"]), int(local.get("cpus", 2)),
+                                         int(local.get("mem_mb", 4096)), int(local.get("gpus", 0)))
+        tables["node"] = implied["node"]
+        tables.setdefault("partition", implied["partition"])
+    try:
+        return slurmconf.parse(sources, include, tables)
+    except slurmconf.ConfError as exc:
+        raise ConfigError(f"{config.path}: {exc}") from exc
 
 
 def find_config_path(env: Any = None, cwd: str | None = None) -> str | None:

@@ -94,10 +94,11 @@ def ready(state: ClusterState, now: float, silence: Mapping[str, float], cfg: Le
 
 
 def decide(state: ClusterState, now: float, silence: Mapping[str, float], cfg: LeaderConfig, *,
-           purge: bool = True) -> list[Decision]:
-    out: list[Decision] = [
-        Decision(start, ("start", start.job_id, start.array_task_id)) for start in schedule(state, now)
-    ]
+           purge: bool = True, scheduler: str = "backfill") -> list[Decision]:
+    """``scheduler``: "backfill" (the full pass, reservations included), "main" (Slurm's
+    main scheduler alone, between backfill cycles) or "none" (nothing changed since)."""
+    starts = [] if scheduler == "none" else schedule(state, now, backfill=scheduler == "backfill")
+    out: list[Decision] = [Decision(start, ("start", start.job_id, start.array_task_id)) for start in starts]
     out.extend(pending_duties(state, now, cfg))
     out.extend(running_duties(state, now))
     for node in state.nodes.values():

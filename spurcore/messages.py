@@ -107,6 +107,13 @@ JOB_SPEC: dict[str, Any] = {
     "mail_type": Str(MAX_TEXT),
     "mail_user": Str(MAX_TEXT),
     "options": StrMap(1000, ARG_MAX),
+    # JobSpec version 3: GRES (the scheduler's; spurcore.gres parses them)
+    "gres": Str(MAX_TEXT),
+    "gpus": Str(MAX_TEXT),
+    "gpus_per_node": Str(MAX_TEXT),
+    "gpus_per_task": Str(MAX_TEXT),
+    "cpus_per_gpu": Int(0, 100_000),
+    "mem_per_gpu": Int(0, 2**50),
 }
 
 

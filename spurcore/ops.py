@@ -64,7 +64,7 @@ class JobSpec:
     stdin: str = "/dev/null"
     hold: bool = False
     dependency: str = ""
-    partition: str = "debug"
+    partition: str = ""  # -p: one name or "a,b" (the first that can start it); "" = the default
     account: str = ""
     command: str = ""  # the script path, or "(null)"
     submit_line: str = ""
@@ -96,6 +96,14 @@ class JobSpec:
     # Every other accepted option, recorded as given: long option name -> value ("" for a
     # flag). Shown where Slurm shows it; see the user guide's differences from Slurm.
     options: dict[str, str] = attrs.field(factory=dict)
+    # --- JobSubmitted version 3: generic resources (typed forms of sbatch's text options;
+    # the reducer also lifts them from ``options`` when a client sent them only there) ---
+    gres: str = ""  # --gres: "gpu:2", "gpu:a100:1,nic:1" (per node)
+    gpus: str = ""  # -G/--gpus: "[type:]count" for the whole job
+    gpus_per_node: str = ""  # --gpus-per-node: "[type:]count"
+    gpus_per_task: str = ""  # --gpus-per-task: "[type:]count"
+    cpus_per_gpu: int = 0  # --cpus-per-gpu (0 = not given)
+    mem_per_gpu: int = 0  # --mem-per-gpu in MB (0 = not given)
 
 
 @attrs.frozen(slots=True)
@@ -128,7 +136,7 @@ class JobSubmitted:
     """A new job; the reducer allocates its id. ``request_id`` makes retries idempotent."""
 
     TYPE: ClassVar[int] = 3
-    VERSION: ClassVar[int] = 2  # 2: JobSpec grew the option-surface fields
+    VERSION: ClassVar[int] = 3  # 2: JobSpec grew the option-surface fields; 3: GRES fields
     request_id: str
     spec: JobSpec
     at: float
@@ -139,7 +147,7 @@ class JobStart:
     """The scheduler's decision: run ``job_id`` on ``nodes`` (first one is the batch host)."""
 
     TYPE: ClassVar[int] = 4
-    VERSION: ClassVar[int] = 2  # 2: array_task_id
+    VERSION: ClassVar[int] = 3  # 2: array_task_id; 3: partition
     job_id: int
     nodes: tuple[str, ...]
     cpus_per_node: int
@@ -148,6 +156,9 @@ class JobStart:
     # For a job array's pending record: the task to split off and start (it becomes a job
     # of its own, with an id the reducer allocates). -1: start ``job_id`` itself.
     array_task_id: int = -1
+    # The partition it starts in, one of the job's (``-p a,b``). "": the first of them that
+    # holds the nodes (how version-2 records are read).
+    partition: str = ""
 
 
 @attrs.frozen(slots=True)
@@ -362,6 +373,74 @@ class JobDeadlineReached:
     at: float
 
 
+# --- the configuration, node states, partitions and accounting (TYPE 30+) --------------------
+
+
+@attrs.frozen(slots=True)
+class ClusterConfigured:
+    """The configuration's nodes, partitions and scheduling settings, as the leader read
+    them from spur.toml / slurm.conf (``spurcore.slurmconf``), proposed at start-up when the
+    file differs from what the state last took from it, and on ``scontrol reconfigure``.
+
+    ``nodes`` and ``partitions`` are the canonical records of ``slurmconf`` (plain maps,
+    one per node name); ``settings`` the scheduling settings (``slurmconf.SETTINGS``).
+    Partitions and settings are replaced; node records are created or updated, and nodes
+    the configuration no longer names leave once idle. ``digest`` names the file content."""
+
+    TYPE: ClassVar[int] = 30
+    VERSION: ClassVar[int] = 1
+    digest: str
+    nodes: tuple[dict[str, Any], ...]
+    partitions: tuple[dict[str, Any], ...]
+    settings: dict[str, Any]
+    at: float
+
+
+@attrs.frozen(slots=True)
+class NodeStateUpdated:
+    """``scontrol update nodename=... state=...``: ``state`` is one of Slurm's DOWN,
+    DRAIN, FAIL, RESUME, UNDRAIN (upper case). DOWN ends the jobs on the node (NODE_FAIL)."""
+
+    TYPE: ClassVar[int] = 31
+    VERSION: ClassVar[int] = 1
+    names: tuple[str, ...]
+    state: str
+    reason: str
+    uid: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class PartitionUpdated:
+    """``scontrol update partitionname=... key=value ...``: ``changes`` maps canonical
+    partition keys (``slurmconf.PARTITION_KEYS``) to values already parsed by the proposer."""
+
+    TYPE: ClassVar[int] = 32
+    VERSION: ClassVar[int] = 1
+    name: str
+    changes: dict[str, Any]
+    uid: int
+    at: float
+
+
+@attrs.frozen(slots=True)
+class AccountingUpdated:
+    """``sacctmgr add|modify|delete account|user|qos``: ``names`` are the entities named
+    (for modify and delete, with ``where`` narrowing them, e.g. ``{"account": "physics"}``
+    for a user's association), ``fields`` the values to set (Slurm's names, parsed:
+    ``{"MaxJobs": 4, "GrpTRES": {"cpu": 8}, "Fairshare": 10}``). All or nothing."""
+
+    TYPE: ClassVar[int] = 33
+    VERSION: ClassVar[int] = 1
+    action: str  # add, modify, delete
+    entity: str  # account, user, qos
+    names: tuple[str, ...]
+    where: dict[str, Any]
+    fields: dict[str, Any]
+    uid: int
+    at: float
+
+
 Op = (
     NodeRegistered
     | NodeDown
@@ -382,6 +461,10 @@ Op = (
     | ArrayTasksSplit
     | JobUpdated
     | JobDeadlineReached
+    | ClusterConfigured
+    | NodeStateUpdated
+    | PartitionUpdated
+    | AccountingUpdated
 )
 
 ALL_OPS: tuple[type, ...] = (
@@ -404,4 +487,8 @@ ALL_OPS: tuple[type, ...] = (
     ArrayTasksSplit,
     JobUpdated,
     JobDeadlineReached,
+    ClusterConfigured,
+    NodeStateUpdated,
+    PartitionUpdated,
+    AccountingUpdated,
 )

@@ -17,19 +17,39 @@ Invariants (DESIGN.md 1, 2):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 import attrs
 
-from spurcore import arrays, depend, exitcodes, steps
-from spurcore.model import BATCH_STEP, ActionRecord, ClusterState, Job, JobState, Node, Step
+from spurcore import arrays, depend, exitcodes, gres, policy, steps
+from spurcore.model import (
+    BATCH_STEP,
+    Account,
+    ActionRecord,
+    Assoc,
+    ClusterState,
+    Job,
+    JobState,
+    Node,
+    Partition,
+    Qos,
+    Step,
+    User,
+    assoc_key,
+    default_partition,
+    in_partition,
+    partitions_of,
+)
 from spurcore.ops import (
+    AccountingUpdated,
     ActionAcked,
     ActionKind,
     ActionRequested,
     ArrayTasksSplit,
+    ClusterConfigured,
     HoldKind,
     JobCancelled,
     JobDeadlineReached,
@@ -38,6 +58,7 @@ from spurcore.ops import (
     JobNodeComplete,
     JobReleased,
     JobRequeued,
+    JobSpec,
     JobsPurged,
     JobStart,
     JobStepComplete,
@@ -46,21 +67,24 @@ from spurcore.ops import (
     JobUpdated,
     NodeDown,
     NodeRegistered,
+    NodeStateUpdated,
     Op,
+    PartitionUpdated,
     SignalTarget,
     StepCreated,
 )
+from spurcore.resources import parse_constraint
 from spurcore.scheduler import (
     DependencyError,
     array_running,
     could_ever_fit,
+    features_valid,
     node_count,
     parse_dependency,
     pending_reason,
 )
 
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
-PARTITIONS = ("debug",)  # one partition, holding every node
 #: Slurm's upper bound for MaxArraySize; the proposer checks the configured one.
 MAX_ARRAY_SIZE = 4_000_001
 _STATE_BY_NAME = {s.value: s for s in JobState}
@@ -171,6 +195,8 @@ def _acquire(state: ClusterState, job: Job) -> None:
             node.alloc_cpus += job.cpus_per_node
             node.alloc_mem += job.mem_per_node
             node.jobs.add(job.job_id)
+            for gname, indexes in job.gres_alloc.get(name, {}).items():
+                node.gres_used[gname] = sorted(set(node.gres_used.get(gname, ())) | set(indexes))
     job.allocated = True
 
 
@@ -182,7 +208,40 @@ def _release(state: ClusterState, job: Job) -> None:
         if node is not None:
             node.alloc_cpus = max(0, node.alloc_cpus - job.cpus_per_node)
             node.alloc_mem = max(0, node.alloc_mem - job.mem_per_node)
+            for gname, indexes in job.gres_alloc.get(name, {}).items():
+                left = sorted(set(node.gres_used.get(gname, ())) - set(indexes))
+                if left:
+                    node.gres_used[gname] = left
+                else:
+                    node.gres_used.pop(gname, None)
     job.allocated = False
+
+
+def _charge_usage(state: ClusterState, job: Job, end: float) -> None:
+    """Fair-share usage: CPU-seconds of the run just ended, charged to its account and user,
+    with the half-life decay of everything charged before (PriorityDecayHalfLife). The
+    usage every priority of the period sees is kept first (``usage_epoch``), so that
+    priorities stay what they were for the rest of a PriorityCalcPeriod, as in Slurm."""
+    if not job.start_time or not job.nodes:
+        return
+    seconds = max(0.0, end - job.start_time - job.suspended_secs)
+    if job.state is JobState.SUSPENDED:
+        seconds = max(0.0, job.suspend_time - job.start_time - job.suspended_secs)
+    charge = seconds * job.cpus_per_node * len(job.nodes)
+    if charge <= 0:
+        return
+    settings = state.settings
+    period = max(1, int(settings.get("priority_calc_period", 300)))
+    epoch = int(end // period)
+    if epoch > state.usage_epoch_no:
+        state.usage_epoch = {k: list(v) for k, v in state.usage.items()}
+        state.usage_epoch_no = epoch
+    half_life = float(settings.get("priority_decay_half_life", 7 * 86400))
+    key = assoc_key(job.spec.account, job.spec.user).rsplit("|", 1)[0]
+    value, at = state.usage.get(key, (0.0, end))
+    if half_life > 0 and end > at:
+        value *= 0.5 ** ((end - at) / half_life)
+    state.usage[key] = [value + charge, max(at, end)]
 
 
 def _drop_launch_intents(state: ClusterState, job: Job) -> None:
@@ -224,6 +283,7 @@ def _maybe_finish(state: ClusterState, job: Job) -> None:
 
 def _end_running(state: ClusterState, job: Job, new_state: JobState, at: float, uid: int) -> None:
     """A running or suspended job is ended by the controller: terminate it everywhere."""
+    _charge_usage(state, job, at)
     if job.state is JobState.SUSPENDED:
         job.end_time = job.suspend_time or at
         job.suspended_secs += at - job.suspend_time
@@ -248,14 +308,64 @@ def _close_step(step: Step, raw: int | None, state_name: str, at: float) -> None
 # --- handlers ------------------------------------------------------------------------------
 
 
+def _low_resources(node: Node, cpus: int, mem: int) -> str:
+    """Slurm's DRAIN reason for a node that registers with less than configured ("")."""
+    reasons = []
+    if cpus < node.cpus:
+        reasons.append("Low CPUs")
+    if mem < node.mem_mb:
+        reasons.append(f"Low RealMemory (reported:{mem} < 100.00% of configured:{node.mem_mb})")
+    return ", ".join(reasons)
+
+
+def _set_reason(node: Node, reason: str, at: float, uid: int) -> None:
+    node.reason, node.reason_time, node.reason_uid = reason, at, uid
+
+
 def _node_registered(state: ClusterState, op: NodeRegistered) -> Any:
     node = state.nodes.get(op.name)
     if node is None:
-        state.nodes[op.name] = Node(op.name, op.cpus, op.mem_mb, op.address, registered_at=op.at)
+        if any(n.configured for n in state.nodes.values()):
+            # A configuration that names nodes knows them all: an agent may only register as
+            # one of them. (One that names none leaves agents to name themselves, as before.)
+            return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {op.name}"))
+        state.nodes[op.name] = Node(op.name, op.cpus, op.mem_mb, op.address, registered_at=op.at,
+                                    reported_cpus=op.cpus, reported_mem=op.mem_mb)
         return None
-    node.cpus, node.mem_mb, node.address = op.cpus, op.mem_mb, op.address
-    node.up, node.reason, node.registered_at = True, "", op.at
+    if not node.configured:
+        node.cpus, node.mem_mb = op.cpus, op.mem_mb
+    node.address, node.reported_cpus, node.reported_mem = op.address, op.cpus, op.mem_mb
+    node.up, node.registered, node.registered_at = True, True, op.at
+    if not (node.drain or node.fail or node.admin_down):
+        node.reason = ""  # "Not responding" ends with the registration
+    low = _low_resources(node, op.cpus, op.mem_mb) if node.configured else ""
+    if low and not node.drain:
+        node.drain = True
+        _set_reason(node, low, op.at, -1)
+    elif not low and node.drain and node.reason_uid == -1 and node.reason.startswith("Low "):
+        # The admin fixed the node (more memory, the right CPU count): Slurm clears its own
+        # registration drain when the node comes back valid.
+        node.drain = False
+        _set_reason(node, "", op.at, -1)
     return None
+
+
+def _fail_jobs_on(state: ClusterState, node: Node, at: float, dead: bool, fenced: bool = False,
+                  job_requeue: bool = False, begin_time: float = 0.0) -> None:
+    """The node failed (or an admin set it DOWN): its running jobs end NODE_FAIL
+    (``_fail_on_node``). A dead node's agent cannot ACK a terminate, so nothing waits for it."""
+    for job_id in sorted(node.jobs):
+        job = state.jobs.get(job_id)
+        if job is None:
+            continue
+        job.unlaunched.discard(node.name)
+        if not job.unlaunched:
+            state.unlaunched.pop(job_id, None)
+        if job.state in (JobState.RUNNING, JobState.SUSPENDED):
+            _fail_on_node(state, job, node.name, at, fenced, job_requeue, begin_time, dead)
+        elif dead:
+            job.undone.discard(node.name)
+            _maybe_finish(state, job)
 
 
 def _node_down(state: ClusterState, op: NodeDown) -> Any:
@@ -264,24 +374,92 @@ def _node_down(state: ClusterState, op: NodeDown) -> Any:
         return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {op.name}"))
     if not node.up:
         return None
-    node.up, node.reason, node.down_at = False, op.reason, op.at
-    for job_id in sorted(node.jobs):
-        job = state.jobs.get(job_id)
-        if job is None:
-            continue
-        job.unlaunched.discard(op.name)
-        if not job.unlaunched:
-            state.unlaunched.pop(job_id, None)
-        if job.state in (JobState.RUNNING, JobState.SUSPENDED):
-            _fail_on_node(state, job, op.name, op.at, op.fenced, op.job_requeue, op.begin_time)
-        else:
-            job.undone.discard(op.name)
-            _maybe_finish(state, job)
+    node.up, node.down_at = False, op.at
+    if not (node.drain or node.fail or node.admin_down):
+        _set_reason(node, op.reason, op.at, -1)
+    _fail_jobs_on(state, node, op.at, dead=True, fenced=op.fenced, job_requeue=op.job_requeue,
+                  begin_time=op.begin_time)
     return None
 
 
+NODE_STATES = ("DOWN", "DRAIN", "FAIL", "RESUME", "UNDRAIN")
+
+
+def _node_state_updated(state: ClusterState, op: NodeStateUpdated) -> Any:
+    """scontrol update nodename=... state=...: Slurm's DOWN, DRAIN, FAIL, RESUME, UNDRAIN."""
+    want = op.state.upper()
+    if want not in NODE_STATES:
+        return _reject(state, Rejected("invalid_state", "Invalid node state specified"))
+    if want in ("DOWN", "DRAIN", "FAIL") and not op.reason:
+        return _reject(state, Rejected("reason_required", "You must specify a reason when DOWNING or DRAINING a node"))
+    nodes = [state.nodes.get(name) for name in op.names]
+    if not op.names or any(n is None for n in nodes):
+        missing = next((name for name, n in zip(op.names, nodes, strict=True) if n is None), "")
+        return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {missing}"))
+    for node in nodes:
+        assert node is not None
+        if want == "DRAIN":
+            node.drain = True
+            _set_reason(node, op.reason, op.at, op.uid)
+        elif want == "FAIL":
+            node.fail = True
+            _set_reason(node, op.reason, op.at, op.uid)
+        elif want == "DOWN":
+            node.admin_down = True
+            node.down_at = op.at
+            _set_reason(node, op.reason, op.at, op.uid)
+            _fail_jobs_on(state, node, op.at, dead=not node.up)
+        elif want == "UNDRAIN":
+            node.drain = False
+            if not (node.fail or node.admin_down):
+                _set_reason(node, "" if node.up else node.reason, op.at, op.uid)
+        else:  # RESUME
+            node.drain = node.fail = node.admin_down = False
+            _set_reason(node, "" if node.up or not node.registered else "Not responding", op.at, op.uid)
+    return None
+
+
+def _features_known(state: ClusterState, constraint: str) -> bool:
+    """The constraint parses and every feature it names is some node's (Slurm refuses others
+    at submission: "Invalid feature specification")."""
+    if not features_valid(constraint):
+        return False
+    if not state.config_digest:
+        return True
+    known = {f for node in state.nodes.values() for f in node.features}
+    return all(f in known for alt in parse_constraint(constraint) or () for f in alt)
+
+
+_SPEC_SLOTS = tuple(f.name for f in attrs.fields(JobSpec))
+_SPEC_INDEX = {name: i for i, name in enumerate(_SPEC_SLOTS)}
+_spec_values = operator.attrgetter(*_SPEC_SLOTS)
+
+
+def _respec(spec: JobSpec, changes: dict[str, Any]) -> JobSpec:
+    """``attrs.evolve`` for JobSpec without its cost (a submission fills in defaults, and a
+    replay applies 100,000s of them): the fields in order, into the generated __init__."""
+    values = list(_spec_values(spec))
+    for name, value in changes.items():
+        values[_SPEC_INDEX[name]] = value
+    return JobSpec(*values)
+
+
+def _job_partition(state: ClusterState, spec_partition: str) -> tuple[list[str], Rejected | None]:
+    names = policy.job_partitions(state, spec_partition)
+    parts = partitions_of(state)
+    if not names:
+        default = default_partition(state)
+        if not default:
+            return [], Rejected("invalid_partition", policy.NO_DEFAULT_PARTITION)
+        names = [default]
+    for name in names:
+        if name not in parts:
+            return names, Rejected("invalid_partition", policy.INVALID_PARTITION)
+    return names, None
+
+
 def _fail_on_node(state: ClusterState, job: Job, node: str, at: float, fenced: bool, job_requeue: bool,
-                  begin_time: float) -> None:
+                  begin_time: float, dead: bool = True) -> None:
     """``job`` ends NODE_FAIL because ``node`` failed (or fenced it: lost the controllers'
     quorum); its other nodes are told to terminate it. Slurm's JobRequeue: a batch job runs
     again unless it was submitted --no-requeue, but only when ``fenced`` (the proposer knows
@@ -292,7 +470,8 @@ def _fail_on_node(state: ClusterState, job: Job, node: str, at: float, fenced: b
     for step in job.steps.values():
         if step.state == "RUNNING" and node in step.nodes:
             _end_step(job, step, None, "NODE_FAIL", at)
-    job.undone.discard(node)
+    if dead:  # a dead node's agent cannot ACK a terminate (an admin's DOWN leaves it alive)
+        job.undone.discard(node)
     _end_running(state, job, JobState.NODE_FAIL, at, 0)
     wants = job.spec.requeue == 1 or (job.spec.requeue == -1 and job_requeue)
     if fenced and wants and job.spec.script is not None:
@@ -304,8 +483,9 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     if known is not None:
         return known[1]
     spec = op.spec
-    if spec.partition not in PARTITIONS:
-        return _reject(state, Rejected("invalid_partition", "Invalid partition name specified"))
+    names, refusal = _job_partition(state, spec.partition)
+    if refusal is not None:
+        return _reject(state, refusal)
     if spec.nodes < 1 or spec.ntasks < 1 or spec.cpus_per_task < 1 or spec.ntasks < spec.nodes:
         return _reject(state, Rejected("bad_request", "Invalid node count or task count specification"))
     if spec.dependency:
@@ -324,12 +504,57 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
             ranges, throttle = arrays.parse_array(spec.array, MAX_ARRAY_SIZE)
         except arrays.ArrayError:
             return _reject(state, INVALID_ARRAY)
+    # What the submitter left out comes from the cluster: GRES options sent only as text,
+    # the default partition, the partition's DefaultTime, the user's default account/QOS.
+    changes: dict[str, Any] = {}
+    try:
+        if spec.options:
+            for field, value in gres.fields_from_options(spec.options).items():
+                if not getattr(spec, field):
+                    changes[field] = value
+        if changes or spec.gres or spec.gpus or spec.gpus_per_node or spec.gpus_per_task:
+            gres.job_request(_respec(spec, changes) if changes else spec, max(1, spec.nodes))
+    except gres.GresError as exc:
+        return _reject(state, Rejected("invalid_gres", str(exc)))
+    if spec.constraint and not _features_known(state, spec.constraint):
+        return _reject(state, Rejected("invalid_feature", "Invalid feature specification"))
+    parts = partitions_of(state)
+    if spec.time_limit is None:
+        default_time = policy.effective_time_limit(parts[names[0]], None)
+        if default_time is not None:
+            changes["time_limit"] = default_time
+    account, qos, refusal_text = policy.check_submit(
+        state, spec.user, spec.uid, spec.gid, spec.account, spec.qos, names)
+    if refusal_text is not None:
+        code = {policy.INVALID_ACCOUNT: "invalid_account", policy.INVALID_QOS: "invalid_qos"}.get(refusal_text,
+                                                                                                    "accounting_policy")
+        return _reject(state, Rejected(code, refusal_text))
+    if account != spec.account:
+        changes["account"] = account
+    if qos != spec.qos:
+        changes["qos"] = qos
+    if changes:
+        spec = _respec(spec, changes)
     job_id = state.next_job_id
     job = Job(job_id, spec, op.at, eligible_time=max(op.at, spec.begin_time))
-    if not could_ever_fit(state, job):
-        return _reject(
-            state, Rejected("node_config", "Requested node configuration is not available")
-        )
+    if not spec.partition:
+        job.partition = names[0]  # the default partition, as it is now
+    refusal = None
+    for name in names:
+        part = parts[name]
+        why = policy.partition_access(part, spec.account, spec.uid, spec.gid)
+        if why is None and part.state in ("INACTIVE", "DRAIN"):
+            why = policy.PARTITION_NOT_AVAIL
+        if why is None and not could_ever_fit(state, job, part):
+            why = "Requested node configuration is not available"
+        if why is None:
+            refusal = None
+            break
+        refusal = refusal or why
+    if refusal is not None:
+        code = {policy.INVALID_ACCOUNT: "invalid_account", policy.GROUP_NOT_PERMITTED: "access_denied",
+                policy.PARTITION_NOT_AVAIL: "partition_not_avail"}.get(refusal, "node_config")
+        return _reject(state, Rejected(code, refusal))
     state.next_job_id += 1
     if spec.hold:
         job.hold = HoldKind.USER
@@ -393,15 +618,33 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
     nodes = set(op.nodes)
     if len(op.nodes) != node_count(job.spec) or len(nodes) != len(op.nodes):
         return _reject(state, Rejected("bad_allocation", "Requested node configuration is not available"))
+    names = policy.job_partitions(state, job.partition_list) or [default_partition(state)]
+    parts = partitions_of(state)
+    partition = op.partition
+    if not partition:  # a version-2 start: the first of the job's partitions holding the nodes
+        partition = next((p for p in names if p in parts and in_partition(state, parts[p], op.nodes)), "")
+    part = parts.get(partition)
+    if part is None or partition not in names or not in_partition(state, part, op.nodes):
+        return _reject(state, Rejected("bad_allocation", "Requested nodes not in this partition"))
+    try:
+        request = gres.job_request(job.spec, len(op.nodes))
+    except gres.GresError:
+        return _reject(state, Rejected("invalid_gres", gres.INVALID_GRES))
+    alloc: dict[str, dict[str, list[int]]] = {}
     for name in op.nodes:
         node = state.nodes.get(name)
         if (
             node is None
-            or not node.up
+            or not node.usable
             or node.cpus - node.alloc_cpus < op.cpus_per_node
             or node.mem_mb - node.alloc_mem < op.mem_per_node
         ):
             return _reject(state, Rejected("resources", f"Resources not available on {name}"))
+        if request:
+            devices = gres.allocate(node.gres, node.gres_used, request)
+            if devices is None:
+                return _reject(state, Rejected("resources", f"Resources not available on {name}"))
+            alloc[name] = devices
     check_transition(job.state, Event.START)
     if op.array_task_id >= 0:
         job = _split_task(state, job, op.array_task_id)
@@ -409,6 +652,8 @@ def _job_start(state: ClusterState, op: JobStart) -> Any:
     job.reason, job.state_desc = "None", ""
     job.start_time = op.at
     job.nodes = op.nodes
+    job.partition = partition
+    job.gres_alloc = alloc
     job.cpus_per_node, job.mem_per_node = op.cpus_per_node, op.mem_per_node
     job.unlaunched = nodes
     job.undone = set(nodes)
@@ -551,6 +796,7 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
         state.unlaunched.pop(job.job_id, None)
     if job.state in (JobState.RUNNING, JobState.SUSPENDED):
         check_transition(job.state, Event.COMPLETE)
+        _charge_usage(state, job, op.at)
         name, reason, desc = exitcodes.final_state(raw, op.oom)
         if job.state is JobState.SUSPENDED:
             job.suspended_secs += op.at - job.suspend_time
@@ -870,7 +1116,11 @@ UPDATABLE: dict[str, tuple[str | None, bool, bool]] = {
     "NumNodes": ("nodes", True, False),
     "NumTasks": ("ntasks", True, False),
     "ArrayTaskThrottle": (None, False, False),
+    "Priority": (None, True, True),  # admin: a fixed priority (0 holds the job, as in Slurm)
 }
+
+#: Fields whose change moves the job's priority (readers' priority caches recompute).
+_PRIORITY_FIELDS = {"Nice", "Partition", "QOS", "Account", "Priority", "StartTime", "NumNodes", "NumTasks"}
 
 
 def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
@@ -887,6 +1137,7 @@ def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
     fields: dict[str, Any] = {}
     eligible = None
     throttle = None
+    priority = None
     for key, value in op.changes.items():
         rule = UPDATABLE.get(key)
         if rule is None:
@@ -903,7 +1154,7 @@ def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
                 old = job.spec.time_limit
                 if old is not None and (value is None or value > old):
                     return _reject(state, ACCESS_DENIED)
-        elif key in ("Nice", "Requeue", "NumNodes", "NumTasks", "ArrayTaskThrottle"):
+        elif key in ("Nice", "Requeue", "NumNodes", "NumTasks", "ArrayTaskThrottle", "Priority"):
             if not isinstance(value, int) or isinstance(value, bool):
                 return _reject(state, Rejected("bad_request", f"Invalid {key} value"))
             if key == "Nice" and (value < 0 and not op.admin or abs(value) > 2147483645):
@@ -917,6 +1168,11 @@ def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
                     return _reject(state, Rejected("bad_request", "Invalid ArrayTaskThrottle value"))
                 throttle = value
                 continue
+            if key == "Priority":
+                if not 0 <= value < 2**32:
+                    return _reject(state, Rejected("bad_request", "Invalid Priority value"))
+                priority = value
+                continue
         elif key in ("StartTime", "Deadline"):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 return _reject(state, Rejected("bad_request", f"Invalid {key} value"))
@@ -926,8 +1182,8 @@ def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
             value = float(value)
         elif not isinstance(value, str):
             return _reject(state, Rejected("bad_request", f"Invalid {key} value"))
-        elif key == "Partition" and value not in PARTITIONS:
-            return _reject(state, Rejected("invalid_partition", "Invalid partition name specified"))
+        elif key == "Partition" and _job_partition(state, value)[1] is not None:
+            return _reject(state, _job_partition(state, value)[1] or INVALID_JOB)
         elif key == "Dependency" and value:
             try:
                 _, items = parse_dependency(value)
@@ -941,17 +1197,488 @@ def _job_updated(state: ClusterState, op: JobUpdated) -> Any:
         spec = attrs.evolve(job.spec, **fields)
         if spec.ntasks < spec.nodes:
             return _reject(state, Rejected("bad_request", "Invalid node count or task count specification"))
+        if ("account" in fields or "qos" in fields) and policy.enforced(state, "associations"):
+            names = policy.job_partitions(state, spec.partition or job.partition)
+            _, _, refusal = policy.check_submit(state, spec.user, spec.uid, spec.gid, spec.account,
+                                                spec.qos, names)
+            if refusal in (policy.INVALID_ACCOUNT, policy.INVALID_QOS):
+                return _reject(state, Rejected("invalid_account" if refusal == policy.INVALID_ACCOUNT
+                                               else "invalid_qos", refusal))
         job.spec = spec
+        if "partition" in fields:
+            job.partition = ""  # pending: the new list (spec.partition) holds
         if "dependency" in fields:
             job.dep_resolved = {}
     if eligible is not None:
         job.eligible_time = eligible
+    if priority is not None:
+        job.priority_set = priority
+        if priority == 0 and not job.hold:  # Slurm: priority 0 is an admin hold
+            job.hold = HoldKind.ADMIN
+            state.runnable.pop(job.job_id, None)
+    if _PRIORITY_FIELDS & set(op.changes):
+        state.prio_rev += 1
     if throttle is not None:
         record = state.jobs.get(job.array_job_id) or job
         record.array_throttle = throttle
         for member in state.array_members.get(job.array_job_id, ()):
             state.jobs[member].array_throttle = throttle
     return None
+
+
+# --- the configuration, node states, partitions and accounting --------------------------------
+
+
+def _int(v: Any, low: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValueError(f"bad number {v!r}")
+    return v
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else _int(v)
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"bad text {v!r}")
+    return v
+
+
+def _texts(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, (list, tuple)):
+        raise ValueError(f"bad list {v!r}")
+    return tuple(_text(x) for x in v)
+
+
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"bad flag {v!r}")
+    return v
+
+
+def _gres_conf(v: Any) -> list[list[Any]]:
+    out = []
+    for item in v:
+        name, gtype, count, files = item
+        out.append([_text(name), _text(gtype), _int(count), list(_texts(files))])
+    return out
+
+
+def _partition_from(d: dict[str, Any], known: dict[str, Any]) -> Partition:
+    nodes = _texts(d.get("nodes", ()))
+    all_nodes = nodes == ("ALL",)
+    if not all_nodes:
+        unknown = [n for n in nodes if n not in known]
+        if unknown:
+            raise ValueError(f"partition {d.get('name')}: unknown nodes {', '.join(unknown)}")
+    state = _text(d.get("state", "UP")).upper()
+    if state not in ("UP", "DOWN", "DRAIN", "INACTIVE"):
+        raise ValueError(f"bad partition state {state}")
+    return Partition(
+        _text(d["name"]), () if all_nodes else nodes, all_nodes, _flag(d.get("default", False)),
+        _opt_int(d.get("max_time")), _opt_int(d.get("default_time")), _opt_int(d.get("max_nodes")),
+        _int(d.get("min_nodes", 0)), state, _int(d.get("priority_tier", 1)), _int(d.get("priority_job_factor", 1)),
+        _texts(d.get("allow_accounts", ())), _texts(d.get("deny_accounts", ())), _texts(d.get("allow_groups", ())),
+        tuple(_int(x) for x in d.get("allow_uids", ())), tuple(_int(x) for x in d.get("allow_gids", ())),
+        _text(d.get("oversubscribe", "NO")).upper(), _flag(d.get("hidden", False)),
+        _flag(d.get("exclusive_user", False)),
+    )
+
+
+def _settings_from(d: dict[str, Any]) -> dict[str, Any]:
+    from spurcore.slurmconf import SETTINGS
+
+    out = dict(SETTINGS)
+    for key, value in d.items():
+        if key not in SETTINGS:
+            raise ValueError(f"unknown setting {key}")
+        default = SETTINGS[key]
+        if isinstance(default, bool):
+            out[key] = _flag(value)
+        elif isinstance(default, int):
+            out[key] = _int(value)
+        elif isinstance(default, list):
+            out[key] = sorted(_texts(value))
+        else:
+            out[key] = _text(value)
+    return out
+
+
+def _cluster_configured(state: ClusterState, op: ClusterConfigured) -> Any:
+    """Nodes, partitions and settings from the configuration. A node new to it takes its
+    configured State=; a registered node is re-checked against its new configuration (DRAIN
+    ``Low ...``); a node the configuration no longer names leaves (or, while it still runs
+    jobs, stays DRAIN until a later configuration finds it idle)."""
+    try:
+        confs = []
+        for d in op.nodes:
+            confs.append((_text(d["name"]), _int(d["cpus"], 1), _int(d["real_memory"], 1), _gres_conf(d.get("gres", [])),
+                          _texts(d.get("features", ())), _int(d.get("weight", 1)),
+                          _text(d.get("state", "UNKNOWN")).upper(), _text(d.get("reason", ""))))
+        names = [c[0] for c in confs]
+        if len(set(names)) != len(names):
+            raise ValueError("a node is named twice")
+        parts = [_partition_from(d, dict.fromkeys(names)) for d in op.partitions]
+        if len({p.name for p in parts}) != len(parts) or sum(p.default for p in parts) > 1:
+            raise ValueError("partitions named twice, or two defaults")
+        settings = _settings_from(op.settings)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        return _reject(state, Rejected("bad_config", f"Invalid configuration: {exc}"))
+    nodes: dict[str, Node] = {}
+    for name, cpus, mem, node_gres, features, weight, conf_state, reason in confs:
+        node = state.nodes.get(name)
+        fresh = node is None or not node.configured
+        if node is None:
+            node = Node(name, cpus, mem, "", up=False, registered=False)
+        node.configured, node.cpus, node.mem_mb = True, cpus, mem
+        node.features, node.weight, node.gres = features, weight, node_gres
+        if fresh and conf_state in ("DOWN", "DRAIN", "FAIL", "FUTURE"):
+            node.drain = conf_state == "DRAIN"
+            node.fail = conf_state == "FAIL"
+            node.admin_down = conf_state in ("DOWN", "FUTURE")
+            _set_reason(node, reason or f"State={conf_state} in the configuration", op.at, -1)
+        if node.registered:
+            low = _low_resources(node, node.reported_cpus, node.reported_mem)
+            if low and not node.drain:
+                node.drain = True
+                _set_reason(node, low, op.at, -1)
+            elif not low and node.drain and node.reason_uid == -1 and node.reason.startswith("Low "):
+                node.drain = False
+                _set_reason(node, "", op.at, -1)
+        nodes[name] = node
+    for name, node in state.nodes.items():
+        if name in nodes:
+            continue
+        if not confs:
+            nodes[name] = node  # a configuration without nodes: agents name themselves
+        elif node.jobs:
+            node.drain, node.configured = True, False
+            _set_reason(node, "Node removed from the configuration", op.at, -1)
+            nodes[name] = node
+    state.nodes = nodes
+    state.partitions = {p.name: p for p in parts}
+    state.settings = settings
+    state.config_digest = op.digest
+    state.prio_rev += 1
+    return None
+
+
+def _partition_updated(state: ClusterState, op: PartitionUpdated) -> Any:
+    """scontrol update partition: the changes apply together or not at all."""
+    from spurcore.slurmconf import PARTITION_KEYS
+
+    part = state.partitions.get(op.name)
+    if part is None:
+        return _reject(state, Rejected("invalid_partition", policy.INVALID_PARTITION))
+    unknown = set(op.changes) - set(PARTITION_KEYS) - {"allow_uids", "allow_gids"} | ({"name"} & set(op.changes))
+    if unknown:
+        return _reject(state, Rejected("bad_request", f"Update of {sorted(unknown)[0]} is not supported"))
+    current = {f.name: getattr(part, f.name) for f in attrs.fields(Partition)}
+    current["nodes"] = ["ALL"] if part.all_nodes else list(part.nodes)
+    current.update(op.changes)
+    try:
+        new = _partition_from(current, state.nodes)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        return _reject(state, Rejected("bad_request", f"Invalid partition update: {exc}"))
+    if new.default:
+        for other in state.partitions.values():
+            other.default = False
+    state.partitions[op.name] = new
+    state.prio_rev += 1
+    return None
+
+
+_ASSOC_FIELDS = ("Parent", "Fairshare", "Priority", "QOS", "DefaultQOS")
+_ACCOUNT_FIELDS = ("Description", "Organization", *_ASSOC_FIELDS, *policy.LIMIT_KEYS)
+_USER_FIELDS = ("Account", "DefaultAccount", "AdminLevel", "Partition", "Fairshare", "Priority", "QOS",
+                "DefaultQOS", *policy.LIMIT_KEYS)
+_QOS_FIELDS = ("Description", "Priority", *policy.LIMIT_KEYS)
+_ADMIN_LEVELS = ("None", "Operator", "Administrator")
+NOTHING_ADDED = Rejected("nothing_added", "Nothing new added.")
+NOTHING_MODIFIED = Rejected("nothing_modified", "Nothing modified")
+NOTHING_DELETED = Rejected("nothing_deleted", "Nothing deleted")
+JOBS_ACTIVE = Rejected("jobs_active", "Job(s) active, cancel job(s) before remove")
+
+
+def _limit_value(key: str, value: Any) -> Any:
+    """A parsed limit: int >= 0 (None clears it); TRES limits are maps of such ints."""
+    if key in policy.TRES_LIMITS:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be a TRES map")
+        return {_text(k): _opt_int(v) for k, v in value.items()}
+    return _opt_int(value)
+
+
+def _set_limits(limits: dict[str, Any], fields: dict[str, Any]) -> None:
+    for key in policy.LIMIT_KEYS:
+        if key not in fields:
+            continue
+        value = fields[key]
+        if value is None:
+            limits.pop(key, None)
+        elif key in policy.TRES_LIMITS:
+            tres = dict(limits.get(key) or {})
+            for k, v in value.items():
+                if v is None:
+                    tres.pop(k, None)
+                else:
+                    tres[k] = v
+            if tres:
+                limits[key] = tres
+            else:
+                limits.pop(key, None)
+        else:
+            limits[key] = value
+
+
+def _check_fields(fields: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key not in allowed:
+            raise ValueError(f"Unknown option: {key}")
+        if key in policy.LIMIT_KEYS:
+            out[key] = _limit_value(key, value)
+        elif key in ("Fairshare", "Priority"):
+            out[key] = _int(value) if key == "Priority" else _int(value, 0)
+        elif key in ("QOS", "Account"):
+            out[key] = _texts(value)
+        elif key == "AdminLevel":
+            if value not in _ADMIN_LEVELS:
+                raise ValueError(f"AdminLevel must be one of {', '.join(_ADMIN_LEVELS)}")
+            out[key] = value
+        else:
+            out[key] = _text(value)
+    return out
+
+
+def _apply_assoc_fields(assoc: Assoc, fields: dict[str, Any]) -> None:
+    if "Fairshare" in fields:
+        assoc.shares = fields["Fairshare"]
+    if "Priority" in fields:
+        assoc.priority = fields["Priority"]
+    if "QOS" in fields:
+        assoc.qos = fields["QOS"]
+    if "DefaultQOS" in fields:
+        assoc.default_qos = fields["DefaultQOS"]
+    _set_limits(assoc.limits, fields)
+
+
+def _jobs_of(state: ClusterState, accounts: set[str] | None = None, user: str | None = None,
+             qos: str | None = None) -> bool:
+    for job in state.jobs.values():
+        if job.terminal and not job.completing:
+            continue
+        spec = job.spec
+        if (accounts is None or spec.account in accounts) and (user is None or spec.user == user) and (
+                qos is None or spec.qos == qos):
+            return True
+    return False
+
+
+def _accounting_updated(state: ClusterState, op: AccountingUpdated) -> Any:
+    """sacctmgr add/modify/delete of accounts, users (with their associations) and QOS. ->
+    the number of records added, modified or deleted."""
+    entity, action = op.entity, op.action
+    allowed = {"account": _ACCOUNT_FIELDS, "user": _USER_FIELDS, "qos": _QOS_FIELDS}.get(entity)
+    if allowed is None or action not in ("add", "modify", "delete"):
+        return _reject(state, Rejected("bad_request", f"Unknown sacctmgr request {action} {entity}"))
+    try:
+        fields = _check_fields(op.fields, allowed)
+        names = _texts(op.names)
+        where = {k: _text(v) for k, v in op.where.items()}
+        if set(where) - {"account", "partition"}:
+            raise ValueError(f"Unknown condition: {sorted(set(where) - {'account', 'partition'})[0]}")
+    except (TypeError, ValueError) as exc:
+        return _reject(state, Rejected("bad_request", str(exc)))
+    if not names:
+        return _reject(state, Rejected("bad_request", "No names given"))
+    handler = {"account": _acct_account, "user": _acct_user, "qos": _acct_qos}[entity]
+    result = handler(state, action, names, where, fields)
+    if isinstance(result, Rejected):
+        return _reject(state, result)
+    if "normal" not in state.qos:
+        state.qos = {"normal": Qos("normal", "Normal QOS default"), **state.qos}
+    state.prio_rev += 1
+    return result
+
+
+def _descendants(state: ClusterState, account: str) -> set[str]:
+    out = {account}
+    changed = True
+    while changed:
+        changed = False
+        for a in state.assocs.values():
+            if not a.user and a.parent in out and a.account not in out:
+                out.add(a.account)
+                changed = True
+    return out
+
+
+def _acct_account(state: ClusterState, action: str, names: tuple[str, ...], where: dict[str, str],
+                  fields: dict[str, Any]) -> Any:
+    if action == "add":
+        parent = fields.get("Parent", policy.ROOT)
+        if parent != policy.ROOT and assoc_key(parent) not in state.assocs:
+            return Rejected("invalid_parent", "Invalid parent account specified")
+        new = [n for n in names if n not in state.accounts and n != policy.ROOT]
+        if not new:
+            return NOTHING_ADDED
+        if assoc_key(policy.ROOT) not in state.assocs:
+            state.accounts[policy.ROOT] = Account(policy.ROOT, "default root account", "root")
+            state.assocs[assoc_key(policy.ROOT)] = Assoc(policy.ROOT)
+        for name in new:
+            state.accounts[name] = Account(name, fields.get("Description", name), fields.get("Organization", name))
+            assoc = Assoc(name, parent=parent)
+            _apply_assoc_fields(assoc, fields)
+            state.assocs[assoc.key] = assoc
+        return len(new)
+    targets = [n for n in names if n in state.accounts]
+    if not targets:
+        return NOTHING_MODIFIED if action == "modify" else NOTHING_DELETED
+    if action == "modify":
+        if "Parent" in fields:
+            parent = fields["Parent"]
+            if parent != policy.ROOT and assoc_key(parent) not in state.assocs:
+                return Rejected("invalid_parent", "Invalid parent account specified")
+            if any(parent in _descendants(state, t) for t in targets):
+                return Rejected("invalid_parent", "Invalid parent account specified")
+        for name in targets:
+            account = state.accounts[name]
+            account.description = fields.get("Description", account.description)
+            account.organization = fields.get("Organization", account.organization)
+            assoc = state.assocs[assoc_key(name)]
+            if "Parent" in fields and name != policy.ROOT:
+                assoc.parent = fields["Parent"]
+            _apply_assoc_fields(assoc, fields)
+        return len(targets)
+    if policy.ROOT in targets:
+        return Rejected("bad_request", "The root account cannot be removed")
+    doomed: set[str] = set()
+    for name in targets:
+        doomed |= _descendants(state, name)
+    if _jobs_of(state, accounts=doomed):
+        return JOBS_ACTIVE
+    for key in [k for k, a in state.assocs.items() if a.account in doomed]:
+        del state.assocs[key]
+    for name in doomed:
+        state.accounts.pop(name, None)
+    for user in state.users.values():
+        if user.default_account in doomed:
+            user.default_account = next((a.account for a in state.assocs.values() if a.user == user.name), "")
+    return len(targets)
+
+
+def _acct_user(state: ClusterState, action: str, names: tuple[str, ...], where: dict[str, str],
+               fields: dict[str, Any]) -> Any:
+    partition = fields.get("Partition", where.get("partition", ""))
+    if action == "add":
+        accounts = list(fields.get("Account", ())) or ([fields["DefaultAccount"]] if "DefaultAccount" in fields else [])
+        if not accounts:
+            return Rejected("bad_request", "Need an account to add a user (Account=)")
+        for acct in accounts:
+            if assoc_key(acct) not in state.assocs:
+                return Rejected("invalid_account", f"There is no account named {acct}")
+        if partition and partition not in partitions_of(state):
+            return Rejected("invalid_partition", policy.INVALID_PARTITION)
+        added = 0
+        for name in names:
+            user = state.users.get(name)
+            if user is None:
+                user = state.users[name] = User(name, fields.get("DefaultAccount", accounts[0]),
+                                                fields.get("AdminLevel", "None"), fields.get("DefaultQOS", ""))
+                added += 1
+            for acct in accounts:
+                key = assoc_key(acct, name, partition)
+                if key in state.assocs:
+                    continue
+                assoc = Assoc(acct, name, partition, parent=acct)
+                _apply_assoc_fields(assoc, fields)
+                state.assocs[key] = assoc
+                added += 1
+            if not user.default_account:
+                user.default_account = accounts[0]
+        return added if added else NOTHING_ADDED
+    targets = [n for n in names if n in state.users]
+    if not targets:
+        return NOTHING_MODIFIED if action == "modify" else NOTHING_DELETED
+
+    def matching(user: str) -> list[str]:
+        return [k for k, a in state.assocs.items() if a.user == user
+                and ("account" not in where or a.account == where["account"])
+                and ("partition" not in where or a.partition == where["partition"])]
+
+    if action == "modify":
+        count = 0
+        for name in targets:
+            user = state.users[name]
+            if "DefaultAccount" in fields:
+                if not any(a.user == name and a.account == fields["DefaultAccount"] for a in state.assocs.values()):
+                    return Rejected("invalid_account", policy.INVALID_ACCOUNT)
+        for name in targets:
+            user = state.users[name]
+            if "DefaultAccount" in fields:
+                user.default_account = fields["DefaultAccount"]
+            if "AdminLevel" in fields:
+                user.admin_level = fields["AdminLevel"]
+            if "DefaultQOS" in fields and "account" not in where:
+                user.default_qos = fields["DefaultQOS"]
+            count += 1
+            assoc_fields = {k: v for k, v in fields.items() if k not in ("DefaultAccount", "AdminLevel", "Account")}
+            for key in matching(name):
+                _apply_assoc_fields(state.assocs[key], assoc_fields)
+        return count
+    count = 0
+    for name in targets:
+        keys = matching(name)
+        accounts = {state.assocs[k].account for k in keys}
+        if _jobs_of(state, accounts=accounts, user=name):
+            return JOBS_ACTIVE
+    for name in targets:
+        for key in matching(name):
+            del state.assocs[key]
+            count += 1
+        left = [a for a in state.assocs.values() if a.user == name]
+        if not left:
+            del state.users[name]
+            count += 1
+        elif state.users[name].default_account not in {a.account for a in left}:
+            state.users[name].default_account = left[0].account
+    return count if count else NOTHING_DELETED
+
+
+def _acct_qos(state: ClusterState, action: str, names: tuple[str, ...], where: dict[str, str],
+              fields: dict[str, Any]) -> Any:
+    if action == "add":
+        new = [n for n in names if n not in state.qos]
+        if not new:
+            return NOTHING_ADDED
+        for name in new:
+            q = Qos(name, fields.get("Description", name), fields.get("Priority", 0))
+            _set_limits(q.limits, fields)
+            state.qos[name] = q
+        return len(new)
+    targets = [n for n in names if n in state.qos or n == policy.NORMAL_QOS]
+    if not targets:
+        return NOTHING_MODIFIED if action == "modify" else NOTHING_DELETED
+    if action == "modify":
+        for name in targets:
+            q = state.qos.setdefault(name, Qos(name, "Normal QOS default"))
+            q.description = fields.get("Description", q.description)
+            q.priority = fields.get("Priority", q.priority)
+            _set_limits(q.limits, fields)
+        return len(targets)
+    for name in targets:
+        if _jobs_of(state, qos=name):
+            return JOBS_ACTIVE
+    for name in targets:
+        state.qos.pop(name, None)
+        for assoc in state.assocs.values():
+            if name in assoc.qos:
+                assoc.qos = tuple(q for q in assoc.qos if q != name)
+    return len(targets)
 
 
 _HANDLERS: dict[type, Callable[[ClusterState, Any], Any]] = {
@@ -974,6 +1701,10 @@ _HANDLERS: dict[type, Callable[[ClusterState, Any], Any]] = {
     ArrayTasksSplit: _array_tasks_split,
     JobUpdated: _job_updated,
     JobDeadlineReached: _job_deadline,
+    ClusterConfigured: _cluster_configured,
+    NodeStateUpdated: _node_state_updated,
+    PartitionUpdated: _partition_updated,
+    AccountingUpdated: _accounting_updated,
 }
 
 
@@ -989,6 +1720,8 @@ def jobs_touched_by(state: ClusterState, op: Op) -> tuple[int, ...]:
     if isinstance(op, NodeDown):
         node = state.nodes.get(op.name)
         return tuple(node.jobs) if node is not None else ()
+    if isinstance(op, NodeStateUpdated):
+        return tuple(j for name in op.names if (n := state.nodes.get(name)) is not None for j in n.jobs)
     if isinstance(op, ActionAcked):
         record = state.actions.get(op.action_id)
         return (record.job_id,) if record is not None else ()

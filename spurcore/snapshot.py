@@ -19,14 +19,27 @@ from typing import Any
 import attrs
 import msgpack
 
-from spurcore.codec import _plain, _spec_from, upcast_spec_v1
-from spurcore.model import ActionRecord, ClusterState, Job, JobState, Node, Step
+from spurcore.codec import _plain, _spec_from, upcast_spec, upcast_spec_v1
+from spurcore.model import (
+    Account,
+    ActionRecord,
+    Assoc,
+    ClusterState,
+    Job,
+    JobState,
+    Node,
+    Partition,
+    Qos,
+    Step,
+    User,
+)
 
 SNAPSHOT_MAGIC = "spur-state"
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 # 2: job arrays (four Job fields, array_purged) and JobSpec version 2
 # 3: step layouts (seven Step fields: tasks, cpus, overlap, cpus_per_task, distribution,
 #    node_status, usage) and Job.step_cpus
+# 4: partitions, node states and configuration, accounting, usage; JobSpec version 3
 
 
 class SnapshotError(ValueError):
@@ -67,6 +80,28 @@ def _enc_node(node: Node) -> list[Any]:
     out = list(_node_get(node))
     out[_NODE_JOBS] = sorted(node.jobs)
     return out
+
+
+class _Plain:
+    """Encode/decode a small attrs record as its field list; tuple fields come back as tuples."""
+
+    def __init__(self, cls: type) -> None:
+        fields = attrs.fields(cls)
+        self.cls = cls
+        self.get = attrgetter(*(f.name for f in fields))
+        self.tuples = tuple(i for i, f in enumerate(fields) if str(f.type).startswith("tuple"))
+
+    def enc(self, obj: Any) -> list[Any]:
+        return list(self.get(obj))
+
+    def dec(self, values: list[Any]) -> Any:
+        for i in self.tuples:
+            values[i] = tuple(values[i])
+        return self.cls(*values)
+
+
+_PARTITION, _ACCOUNT, _USER, _ASSOC, _QOS = (_Plain(c) for c in (Partition, Account, User, Assoc, Qos))
+_NODE_FEATURES = _NODE_FIELDS.index("features")
 
 
 def _enc_action(action: ActionRecord) -> list[Any]:
@@ -114,6 +149,17 @@ def _encode_state(state: ClusterState) -> bytes:
         list(state.pending),
         list(state.unlaunched),
         [[k, v] for k, v in state.array_purged.items()],
+        [_PARTITION.enc(p) for p in state.partitions.values()],
+        state.settings,
+        state.config_digest,
+        [_ACCOUNT.enc(a) for a in state.accounts.values()],
+        [_USER.enc(u) for u in state.users.values()],
+        [_ASSOC.enc(a) for a in state.assocs.values()],
+        [_QOS.enc(q) for q in state.qos.values()],
+        [[k, v] for k, v in state.usage.items()],
+        [[k, v] for k, v in state.usage_epoch.items()],
+        state.usage_epoch_no,
+        state.prio_rev,
     ]
     return msgpack.packb(body, use_bin_type=True)
 
@@ -143,6 +189,7 @@ def _dec_job(values: list[Any]) -> Job:
 
 def _dec_node(values: list[Any]) -> Node:
     values[_NODE_JOBS] = set(values[_NODE_JOBS])
+    values[_NODE_FEATURES] = tuple(values[_NODE_FEATURES])
     return Node(*values)
 
 
@@ -180,6 +227,27 @@ def _upcast_v2(body: list[Any]) -> list[Any]:
     return body
 
 
+_JOB_V3_FIELDS = _J["step_cpus"] + 1
+_JOB_V4_DEFAULTS = (("partition", ""), ("priority_set", -1), ("gres_alloc", None))
+_NODE_V3_FIELDS = _NODE_FIELDS.index("jobs") + 1
+
+
+def _upcast_v3(body: list[Any]) -> list[Any]:
+    """A version-3 snapshot in version 4's shape: no configuration applied (the implicit
+    ``debug`` partition), nodes as their agents registered them, no accounting or usage."""
+    for values in body[5]:
+        if len(values) == _JOB_V3_FIELDS:
+            values[_JOB_SPEC] = upcast_spec(values[_JOB_SPEC])
+            values.extend({} if d is None else d for _, d in _JOB_V4_DEFAULTS)
+    for values in body[6]:
+        if len(values) == _NODE_V3_FIELDS:
+            cpus, mem = values[1], values[2]
+            # configured, registered, drain, fail, admin_down, reason_time, reason_uid,
+            # reported_cpus, reported_mem, features, weight, gres, gres_used
+            values.extend([False, True, False, False, False, 0.0, -1, cpus, mem, [], 1, [], {}])
+    return [*body, [], {}, "", [], [], [], [], [], [], -1, 0]
+
+
 def decode_state(data: bytes) -> ClusterState:
     with gc_paused():
         return _decode_state(data)
@@ -192,15 +260,18 @@ def _decode_state(data: bytes) -> ClusterState:
         raise SnapshotError(f"undecodable state snapshot: {exc}") from exc
     if not isinstance(body, list) or len(body) < 2 or body[0] != SNAPSHOT_MAGIC:
         raise SnapshotError("not a spur state snapshot")
-    if body[1] not in (1, 2, SNAPSHOT_VERSION):
+    if body[1] not in (1, 2, 3, SNAPSHOT_VERSION):
         raise SnapshotError(f"state snapshot version {body[1]} is not supported (this code reads {SNAPSHOT_VERSION})")
     try:
         if body[1] == 1:
             body = _upcast_v1(body)
         if body[1] in (1, 2):
             body = _upcast_v2(body)
+        if body[1] in (1, 2, 3):
+            body = _upcast_v3(body)
         (_, _, next_job, next_action, rejected, jobs, nodes, actions, requests, pending, unlaunched,
-         array_purged) = body
+         array_purged, partitions, settings, config_digest, accounts, users, assocs, qos, usage, usage_epoch,
+         usage_epoch_no, prio_rev) = body
         state = ClusterState(next_job_id=next_job, next_action_id=next_action, rejected=rejected)
         members = state.array_members
         for values in jobs:
@@ -219,6 +290,16 @@ def _decode_state(data: bytes) -> ClusterState:
         state.runnable = dict.fromkeys(j for j in sorted(pending) if not state.jobs[j].hold)
         state.unlaunched = dict.fromkeys(unlaunched)
         state.array_purged = {k: list(v) for k, v in array_purged}
+        state.partitions = {p.name: p for p in map(_PARTITION.dec, partitions)}
+        state.settings = dict(settings)
+        state.config_digest = config_digest
+        state.accounts = {a.name: a for a in map(_ACCOUNT.dec, accounts)}
+        state.users = {u.name: u for u in map(_USER.dec, users)}
+        state.assocs = {a.key: a for a in map(_ASSOC.dec, assocs)}
+        state.qos = {q.name: q for q in map(_QOS.dec, qos)}
+        state.usage = {k: list(v) for k, v in usage}
+        state.usage_epoch = {k: list(v) for k, v in usage_epoch}
+        state.usage_epoch_no, state.prio_rev = usage_epoch_no, prio_rev
     except (TypeError, ValueError, KeyError) as exc:
         raise SnapshotError(f"malformed state snapshot: {exc}") from exc
     return state

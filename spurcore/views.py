@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from spurcore import gres
 from spurcore.hostlist import compress
-from spurcore.model import BATCH_STEP, ClusterState, Job, JobState, Step
+from spurcore.model import BATCH_STEP, ClusterState, Job, JobState, Step, partition_nodes, partitions_of
 from spurcore.ops import HoldKind
-from spurcore.scheduler import dependency_status
+from spurcore.scheduler import dependency_status, planned_start
 from spurcore.steps import compress_counts
 from spurcore.usage import combine
 
@@ -123,12 +124,19 @@ def step_info(step: Step, job: Job) -> dict[str, Any]:
 
 def refresh_info(info: dict[str, Any], job: Job, state: ClusterState, now: float, reason: str | None) -> None:
     """Update the fields of ``info`` that change without an op on ``job``: the run time
-    (the clock), a pending job's reason (the queue) and the dependency text (other jobs)."""
+    (the clock), a pending job's reason, priority and expected start (the queue) and the
+    dependency text (other jobs)."""
     if job.state is JobState.PENDING and not job.completing:
         if job.hold == HoldKind.ADMIN:
             info["reason"] = "JobHeldAdmin"
         else:
             info["reason"] = reason or ("JobHeldUser" if job.hold == HoldKind.USER else "None")
+        from spurcore.priority import queued_priority
+
+        info["priority"] = 0 if job.hold else queued_priority(state, job, now)
+        planned = planned_start(state, job.job_id, now)
+        info["start_time"] = planned[0] if planned else 0.0
+        info["sched_nodes"] = compress(planned[1]) if planned else ""
     info["run_time"] = run_time(job, now)
     if job.spec.dependency:
         info["dependency"] = dependency_status(state, job, now)[1]
@@ -137,8 +145,54 @@ def refresh_info(info: dict[str, Any], job: Job, state: ClusterState, now: float
 def job_info(job: Job, state: ClusterState, now: float, reason: str | None = None) -> dict[str, Any]:
     """The record of one job. ``reason`` is the derived reason for a pending job."""
     info = _static_info(job)
+    if job.state is not JobState.PENDING and job.start_time:
+        from spurcore.priority import job_priority
+
+        info["priority"] = job_priority(state, job, job.start_time)  # what it had when it started
+    info.update(_tres_info(job, state))
     refresh_info(info, job, state, now, reason)
     return info
+
+
+def _tres(cpus: int, mem: int, nodes: int, gpus: int) -> str:
+    """Slurm's TRES string: ``cpu=4,mem=2000M,node=1,billing=4,gres/gpu=2``."""
+    parts = [f"cpu={cpus}"]
+    if mem:
+        parts.append(f"mem={mem}M")
+    parts += [f"node={nodes}", f"billing={cpus}"]
+    if gpus:
+        parts.append(f"gres/gpu={gpus}")
+    return ",".join(parts)
+
+
+def _tres_info(job: Job, state: ClusterState) -> dict[str, Any]:
+    """ReqTRES/AllocTRES, TresPerNode and the devices of each node (scontrol show job -d)."""
+    from spurcore.resources import job_need
+
+    spec = job.spec
+    need = job_need(spec)
+    out: dict[str, Any] = {
+        "req_tres": _tres(need.cpus * need.nodes, need.mem * need.nodes, need.nodes, need.gpus * need.nodes),
+        "alloc_tres": "",
+        "tres_per_node": ",".join(f"gres/{n}:{t}:{c}" if t else f"gres/{n}:{c}" for n, t, c in need.gres),
+        "gres": spec.gres, "gpus": spec.gpus, "gpus_per_node": spec.gpus_per_node,
+        "gpus_per_task": spec.gpus_per_task, "cpus_per_gpu": spec.cpus_per_gpu, "mem_per_gpu": spec.mem_per_gpu,
+        "gres_detail": [],
+        "job_gpus": "",
+    }
+    if job.nodes:
+        gpus = sum(len(job.gres_alloc.get(n, {}).get("gpu", ())) for n in job.nodes)
+        out["alloc_tres"] = _tres(job.cpus_per_node * len(job.nodes), job.mem_per_node * len(job.nodes),
+                                  len(job.nodes), gpus)
+        detail = []
+        for name in job.nodes:
+            node = state.nodes.get(name)
+            alloc = job.gres_alloc.get(name, {})
+            detail.append(gres.fmt_used(node.gres, alloc) if node is not None and alloc else "")
+        out["gres_detail"] = detail
+        first = job.gres_alloc.get(job.batch_host, {}).get("gpu", [])
+        out["job_gpus"] = ",".join(str(i) for i in first)
+    return out
 
 
 def _static_info(job: Job) -> dict[str, Any]:
@@ -160,16 +214,18 @@ def _static_info(job: Job) -> dict[str, Any]:
         "reason": job.state_desc or job.reason,
         "exit_code": job.exit_status,
         "derived_ec": job.derived_ec,
-        "priority": 0 if job.hold else 1,
+        "priority": 0 if job.hold else 1,  # see refresh_info (pending) and job_info (started)
         "hold": job.hold,
         "submit_time": job.submit_time,
         "eligible_time": job.eligible_time,
-        "start_time": job.start_time,
+        "start_time": job.start_time,  # a pending job's: its expected start (squeue --start), 0: unknown
+        "sched_nodes": "",  # a pending job's expected nodes (squeue --start's SchedNodes)
         "end_time": end_time,
         "suspend_time": job.suspend_time,
         "run_time": 0.0,
         "time_limit": time_limit,
-        "partition": spec.partition,
+        # pending: the partitions it may run in ("a,b"); started: the one it runs in
+        "partition": job.partition_list if job.state is JobState.PENDING else (job.partition or spec.partition),
         "account": spec.account,
         "nodes": compress(job.nodes),
         "node_count": len(job.nodes) if job.nodes else spec.nodes,
@@ -224,22 +280,102 @@ def _static_info(job: Job) -> dict[str, Any]:
     }
 
 
-def node_info(state: ClusterState, name: str) -> dict[str, Any]:
+def node_partitions(state: ClusterState) -> dict[str, list[str]]:
+    """node -> the partitions holding it, in configuration order (memoized per state until
+    its partitions or nodes change: sinfo asks for every node)."""
+    from spurcore.priority import PerState
+
+    global _NODE_PARTS
+    if _NODE_PARTS is None:
+        _NODE_PARTS = PerState()
+    parts = partitions_of(state)
+    key = (id(state.partitions), id(state.nodes), len(state.nodes), tuple(id(p) for p in parts.values()))
+    cached = _NODE_PARTS.get(state)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    out: dict[str, list[str]] = {}
+    for part in parts.values():
+        for name in partition_nodes(state, part):
+            out.setdefault(name, []).append(part.name)
+    _NODE_PARTS[state] = (key, out)
+    return out
+
+
+_NODE_PARTS: Any = None
+
+
+def node_info(state: ClusterState, name: str, partitions: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """A node's record. ``partitions`` (from ``node_partitions``) saves recomputing the
+    membership for every node of a listing."""
     node = state.nodes[name]
+    parts = (partitions if partitions is not None else node_partitions(state)).get(name, [])
+    used_gpus = len(node.gres_used.get("gpu", ()))
     return {
         "name": node.name,
         "state": node.display_state,
+        "state_flags": list(node.state_flags),
+        "not_responding": not node.up and node.registered and not node.admin_down,
         "cpus": node.cpus,
         "alloc_cpus": node.alloc_cpus,
         "mem_mb": node.mem_mb,
         "alloc_mem": node.alloc_mem,
         "address": node.address,
         "reason": node.reason,
+        "reason_time": node.reason_time,
+        "reason_uid": node.reason_uid,
+        "reason_user": "root" if node.reason_uid == 0 else "",  # others: the reader maps reason_uid
         "registered_at": node.registered_at,
         "down_at": node.down_at,
         "jobs": sorted(node.jobs),
-        "partition": "debug",
+        "partition": parts[0] if parts else "",
+        "partitions": parts,
+        "features": list(node.features),
+        "active_features": list(node.features),
+        "weight": node.weight,
+        "gres": gres.fmt_node_gres(node.gres),
+        "gres_used": gres.fmt_used(node.gres, node.gres_used),
+        "gpus": sum(int(g[2]) for g in node.gres if g[0] == "gpu"),
+        "alloc_gpus": used_gpus,
+        "configured": node.configured,
+        "registered": node.registered,
+        "reported_cpus": node.reported_cpus,
+        "reported_mem": node.reported_mem,
+        "cfg_tres": _tres(node.cpus, node.mem_mb, 1, sum(int(g[2]) for g in node.gres if g[0] == "gpu")),
+        "alloc_tres": _tres(node.alloc_cpus, node.alloc_mem, 1, used_gpus) if node.alloc_cpus else "",
     }
+
+
+def partition_info(state: ClusterState) -> list[dict[str, Any]]:
+    """Every partition's record (scontrol show partition, sinfo), in configuration order."""
+    out = []
+    for part in partitions_of(state).values():
+        names = partition_nodes(state, part)
+        nodes = [state.nodes[n] for n in names if n in state.nodes]
+        out.append({
+            "name": part.name,
+            "nodes": compress(list(names)) if names else "",
+            "node_list": list(names),
+            "all_nodes": part.all_nodes,
+            "default": part.default,
+            "max_time": part.max_time,
+            "default_time": part.default_time,
+            "max_nodes": part.max_nodes,
+            "min_nodes": part.min_nodes,
+            "state": part.state,
+            "priority_tier": part.priority_tier,
+            "priority_job_factor": part.priority_job_factor,
+            "allow_accounts": list(part.allow_accounts),
+            "deny_accounts": list(part.deny_accounts),
+            "allow_groups": list(part.allow_groups),
+            "oversubscribe": part.oversubscribe,
+            "hidden": part.hidden,
+            "exclusive_user": part.exclusive_user,
+            "total_cpus": sum(n.cpus for n in nodes),
+            "total_nodes": len(nodes),
+            "tres": _tres(sum(n.cpus for n in nodes), sum(n.mem_mb for n in nodes), len(nodes),
+                          sum(int(g[2]) for n in nodes for g in n.gres if g[0] == "gpu")),
+        })
+    return out
 
 
 def launch_info(job: Job, state: ClusterState, now: float) -> dict[str, Any]:
@@ -257,6 +393,18 @@ def launch_info(job: Job, state: ClusterState, now: float) -> dict[str, Any]:
             "node_list": list(job.nodes),
             "cpus_per_node": job.cpus_per_node,
             "mem_per_node": job.mem_per_node,
+            # GRES each node was given: indexes (CUDA_VISIBLE_DEVICES & co) and device files
+            "gres_alloc": {n: {g: list(ix) for g, ix in a.items()} for n, a in job.gres_alloc.items()},
+            "gres_files": {
+                n: {g: gres.device_files(state.nodes[n].gres, g, ix) for g, ix in a.items()}
+                for n, a in job.gres_alloc.items() if n in state.nodes
+            },
+            # every device file of those nodes: the agent denies the ones not given (cgroups)
+            "gres_node_files": {
+                n: {g: gres.device_files(state.nodes[n].gres, g, list(range(len(t))))
+                    for g, t in gres.device_types(state.nodes[n].gres).items()}
+                for n in job.gres_alloc if n in state.nodes
+            },
         }
     )
     return info

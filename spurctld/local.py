@@ -38,14 +38,36 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def parse_partitions(text: str, nodes: list[str]) -> list[tuple[str, list[str]]]:
+    """``--partitions 'batch=node[1-2];gpu=node3'`` -> [(batch, [node1, node2]), (gpu, [node3])];
+    a bare name holds every node; the first is the default partition."""
+    from spurcore.hostlist import expand
+
+    out: list[tuple[str, list[str]]] = []
+    for item in [p.strip() for p in text.replace(" ", ";").split(";") if p.strip()]:
+        name, eq, hosts = item.partition("=")
+        names = expand(hosts) if eq and hosts else list(nodes)
+        unknown = [n for n in names if n not in nodes]
+        if unknown or not name:
+            raise ValueError(f"--partitions {item!r}: unknown nodes {', '.join(unknown)}" if unknown
+                             else f"--partitions {item!r}: no name")
+        out.append((name, names))
+    return out
+
+
 def write_config(
     directory: str | os.PathLike[str], *, replicas: int = 1, nodes: int = 1, cpus: int = 2,
     kill_wait: float = 2.0, node_timeout: float = 10.0, min_job_age: float = 300.0,
     compaction_entries: int = 20000, extra: str = "", settings: dict[str, Any] | None = None,
     tls: bool = False, tls_users: list[tuple[str, str]] | None = None,
+    gpus: int = 0, mem_mb: int = 4096, partitions: list[tuple[str, list[str]]] | str | None = None,
+    scheduling: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster. ``settings``:
-    more ``[cluster]`` keys (``max_array_size``, ``requeue_delay``, ...).
+    """Write ``DIR/spur.toml`` (and the shared secret) for a loopback cluster: its replicas,
+    and the nodes it starts (``node1..N`` with ``cpus`` CPUs, ``mem_mb`` MB and ``gpus`` fake
+    GPUs each) in ``partitions`` (default: one ``debug`` partition with every node), with
+    Slurm's keys in ``[[node]]`` / ``[[partition]]`` tables and ``scheduling`` settings.
+    ``settings``: more ``[cluster]`` keys (``max_array_size``, ``requeue_delay``, ...).
 
     ``tls``: a throw-away PKI in ``DIR/tls`` (``spurcore.pki``; its server certificate,
     for 127.0.0.1, is every daemon's), the replicas also serve TLS on ``rpc``, and every
@@ -76,6 +98,8 @@ def write_config(
         "[local]",
         f"nodes = {nodes}",
         f"cpus = {cpus}",
+        f"mem_mb = {mem_mb}",
+        f"gpus = {gpus}",
         "",
     ]
     if tls:
@@ -93,6 +117,25 @@ def write_config(
             'rpc = "127.0.0.1:0"',  # each agent binds a free port and registers it
             "",
         ]
+    names = [f"node{i + 1}" for i in range(nodes)]
+    if isinstance(partitions, str):
+        partitions = parse_partitions(partitions, names)
+    for name in names:
+        lines += ["[[node]]", f'NodeName = "{name}"', f"CPUs = {cpus}", f"RealMemory = {mem_mb}"]
+        if gpus:
+            # Fake devices: CUDA_VISIBLE_DEVICES & co are set, no device file exists to isolate.
+            lines.append(f'Gres = "gpu:{gpus}"')
+        lines.append("")
+    for i, (pname, pnodes) in enumerate(partitions or [("debug", names)]):
+        lines += ["[[partition]]", f'PartitionName = "{pname}"', f'Nodes = "{",".join(pnodes) or "ALL"}"',
+                  f'Default = "{"YES" if i == 0 else "NO"}"', 'MaxTime = "INFINITE"', 'State = "UP"', ""]
+    # A one-machine cluster is for tests and demos: backfill every second, not every 30.
+    scheduling = {"SchedulerParameters": "bf_interval=1", **(scheduling or {})}
+    if scheduling:
+        lines.append("[scheduling]")
+        for key, value in scheduling.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
     # Unix socket paths are limited to 108 bytes; keep them short.
     run = d / "run"
     run.mkdir(exist_ok=True)
@@ -232,13 +275,20 @@ class LocalCluster:
         raw = tomllib.loads(self.config_path.read_text())
         return int(raw.get("local", {}).get("cpus", 2))
 
-    def start_agent(self, name: str, cpus: int | None = None) -> int:
+    def node_mem(self) -> int:
+        import tomllib
+
+        raw = tomllib.loads(self.config_path.read_text())
+        return int(raw.get("local", {}).get("mem_mb", 4096))
+
+    def start_agent(self, name: str, cpus: int | None = None, mem_mb: int | None = None) -> int:
         cpus = self.node_cpus() if cpus is None else cpus
+        mem_mb = self.node_mem() if mem_mb is None else mem_mb
         sock = self.dir / "run" / f"{name}.sock"
         return self._spawn(
             name,
             ["-m", "spurd.main", "--config", str(self.config_path), "--name", name, "--cpus", str(cpus),
-             "--mem", "4096", "--socket", str(sock), *(["-v"] if os.environ.get("SPURD_VERBOSE") else [])],
+             "--mem", str(mem_mb), "--socket", str(sock), *(["-v"] if os.environ.get("SPURD_VERBOSE") else [])],
         )
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
@@ -335,7 +385,9 @@ class LocalCluster:
                     nodes = {n["name"]: n for n in c.call("nodes")["nodes"]}
             except RpcError:
                 return False
-            return all(n in nodes and nodes[n]["state"] != "DOWN" for n in names)
+            # registered and responding (UNKNOWN: configured, no agent yet)
+            return all(n in nodes and nodes[n]["state"] not in ("DOWN", "UNKNOWN") and not nodes[n].get("not_responding")
+                       for n in names)
 
         _wait(ready, timeout, f"nodes {names} to register", interval=0.05)
 

@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import pwd
+import re
 import threading
 import time
 from typing import Any
@@ -28,7 +29,7 @@ import msgpack
 
 from spurcore import arrays, leader, rpc
 from spurcore.codec import encode_batch
-from spurcore.config import Config
+from spurcore.config import Config, ConfigError
 from spurcore.model import COMPACT, JobState
 from spurcore.ops import (
     ActionAcked,
@@ -54,6 +55,7 @@ from spurcore.rpc import RpcError
 from spurcore.scheduler import pending_reasons, schedule
 from spurcore.views import job_info, node_info, refresh_info
 from spurctld.replica import Replica
+from spurctld.schedrpc import SchedulingMethods
 
 log = logging.getLogger("spurctld")
 
@@ -65,6 +67,7 @@ READ_SLICE = 512  # jobs rendered per hold of the state lock
 MAX_BATCH = 4000
 SPEC_FIELDS = {f.name for f in attrs.fields(JobSpec)}
 INVALID_ARRAY = RpcError("invalid_array", "Invalid job array specification")
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 # What each JobSpec field must be on the wire (validated before anything is proposed).
 _STR, _INT, _FLOAT = ("str",), ("int",), ("float",)
@@ -145,7 +148,7 @@ def _user_name(uid: int) -> str:
     return _passwd(uid)[0]
 
 
-class Controller:
+class Controller(SchedulingMethods):
     """One replica's process: the pysyncobj replica plus its asyncio RPC service."""
 
     def __init__(self, config: Config, rid: int) -> None:
@@ -346,6 +349,7 @@ class Controller:
             "report": self.m_report,
             "launched": self.m_launched,
             "ack": self.m_ack,
+            **self._sched_methods(),
         }
 
     def _endpoint_of(self, raft_addr: str | None, *, remote: bool = False) -> str:
@@ -951,12 +955,27 @@ class Controller:
     async def m_node_register(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         self._agent(conn)
         assert self.replica is not None
-        name = str(params["name"])
-        cpus, mem = int(params.get("cpus", 1)), int(params.get("mem_mb", 0))
-        address = str(params.get("address", ""))
+        name, cpus, mem = params.get("name"), params.get("cpus", 1), params.get("mem_mb", 0)
+        address = params.get("address", "")
+        if not isinstance(name, str) or not _NODE_NAME.fullmatch(name):
+            raise RpcError("invalid_node", f"Invalid node name specified: {name!r}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**40 for v in (cpus, mem)) or \
+                not isinstance(address, str):
+            raise RpcError("bad_request", "cpus and mem_mb must be non-negative integers, address a string")
+        # An agent registers only as a node the configuration names (with at least the
+        # configured resources, else the reducer drains it: "Low CPUs", "Low RealMemory").
+        try:
+            await self.ensure_configured()
+        except ConfigError as exc:
+            raise RpcError("bad_config", str(exc)) from None
+        conf = self.load_cluster()
+        if conf.nodes and conf.node(name) is None:
+            raise RpcError("invalid_node", f"Invalid node name specified: {name} is not in the configuration"
+                                           f" ({self.config.path})")
         with self.replica.state_lock:
             node = self.replica.state.nodes.get(name)
-            changed = node is None or not node.up or (node.cpus, node.mem_mb, node.address) != (cpus, mem, address)
+            changed = node is None or not node.up or \
+                (node.reported_cpus, node.reported_mem, node.address) != (cpus, mem, address)
         # Heartbeat first: the leader loop wakes on the NodeRegistered apply and must not
         # see the old silence and take the node down again.
         self._last_seen[name] = time.monotonic()
@@ -1099,11 +1118,30 @@ class Controller:
     def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[Any, ...]]]:
         """The pure core's decisions (spurcore.leader), minus those still in flight."""
         assert self.replica is not None
+        self._maybe_configure(self._lead_term)
         with self.replica.state_lock:
             state = self.replica.state
             silence = {name: now_m - self._last_seen.get(name, now_m) for name in state.nodes}
-            decisions = leader.decide(state, now, silence, self._leader_cfg, purge=purge_due)
+            mode = self._schedule_mode(state, now_m)
+            decisions = leader.decide(state, now, silence, self._leader_cfg, purge=purge_due, scheduler=mode)
         return [(d.op, d.key) for d in decisions if d.key not in self._inflight]
+
+    def _schedule_mode(self, state: Any, now_m: float) -> str:
+        """Slurm's two schedulers: the main one whenever the state changed (or a second
+        passed: BeginTime and dependency delays come due), the backfill one, which also
+        plans reservations, at most every ``bf_interval`` seconds (the settings' value).
+        -> "backfill", "main" or "none" (``spurcore.leader.decide``'s ``scheduler``)."""
+        applied = self.replica.applied_index if self.replica is not None else 0
+        last_applied, last_main, last_bf = getattr(self, "_sched_marks", (-1, -1e9, -1e9))
+        backfill = state.settings.get("scheduler_type", "sched/backfill") == "sched/backfill"
+        interval = max(0.0, float(state.settings.get("bf_interval", 30)))
+        if backfill and now_m - last_bf >= interval:
+            self._sched_marks = (applied, now_m, now_m)
+            return "backfill"
+        if applied == last_applied and now_m - last_main < 1.0:
+            return "none"
+        self._sched_marks = (applied, now_m, last_bf)
+        return "main"
 
     def _dispatch(self, term: int) -> None:
         """Send agents what state's intents say they must still be told (spurcore.leader),

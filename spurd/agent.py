@@ -51,6 +51,7 @@ from spurcore.config import Config
 from spurcore.hostlist import compress
 from spurcore.ops import ActionKind, SignalTarget
 from spurcore.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
+from spurd import devices as devices_mod
 from spurd import procs, stepserver
 from spurd.spool import ActionStore, ReportSpool, write_durable
 
@@ -143,7 +144,7 @@ def with_tools_path(env: dict[str, str], python: str = sys.executable) -> dict[s
 
 
 def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str, agent_socket: str,
-              python: str = sys.executable) -> dict[str, str]:
+              python: str = sys.executable, devices_constrained: bool = False) -> dict[str, str]:
     """The batch script's environment: the job's exported env plus Slurm's variables."""
     env = {str(k): str(v) for k, v in (info.get("env") or {}).items()}
     node_list = [str(n) for n in info.get("node_list") or [node]]
@@ -191,6 +192,7 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
     if int(info.get("restarts") or 0) > 0:
         slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
     slurm.update(array_env(info))
+    slurm.update(gpu_env(info, node, constrained=devices_constrained))
     if info.get("open_mode") in ("append", "truncate"):
         slurm["SLURM_OPEN_MODE"] = "a" if info["open_mode"] == "append" else "t"  # for srun inside
     for key, var in (("comment", "SLURM_JOB_COMMENT"), ("qos", "SLURM_JOB_QOS"), ("wckey", "SLURM_WCKEY")):
@@ -206,6 +208,30 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
             slurm["SLURM_JOB_END_TIME"] = str(int(float(info["start_time"]) + float(info["time_limit"])))
     env.update(slurm)
     return with_tools_path(env, python)
+
+
+def gpu_env(info: dict[str, Any], node: str, *, constrained: bool = False) -> dict[str, str]:
+    """The GPU variables of Slurm's gres/gpu plugin (src/plugins/gres/common/gres_common.c)
+    for the GPUs this node gave the job: SLURM_JOB_GPUS lists their indexes on the node;
+    CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES and GPU_DEVICE_ORDINAL
+    the same, or 0..N-1 when a device cgroup hides the others (``constrained``); plus the
+    request options (SLURM_GPUS, SLURM_GPUS_PER_NODE, ...)."""
+    out: dict[str, str] = {}
+    for key, var in (("gpus", "SLURM_GPUS"), ("gpus_per_node", "SLURM_GPUS_PER_NODE"),
+                     ("gpus_per_task", "SLURM_GPUS_PER_TASK"), ("cpus_per_gpu", "SLURM_CPUS_PER_GPU"),
+                     ("mem_per_gpu", "SLURM_MEM_PER_GPU")):
+        if info.get(key):
+            out[var] = str(info[key])
+    gpus = sorted(int(i) for i in ((info.get("gres_alloc") or {}).get(node) or {}).get("gpu", ()))
+    if not gpus:
+        return out
+    global_list = ",".join(str(i) for i in gpus)
+    local_list = ",".join(str(i) for i in range(len(gpus))) if constrained else global_list
+    out["SLURM_JOB_GPUS"] = global_list
+    out["SLURM_GPUS_ON_NODE"] = str(len(gpus))
+    for var in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL"):
+        out[var] = local_list
+    return out
 
 
 def array_env(info: dict[str, Any]) -> dict[str, str]:
@@ -1004,13 +1030,18 @@ class Agent:
             os.fchmod(fd, 0o700)
         finally:
             os.close(fd)
+        argv = script_argv(script_path, script, [str(a) for a in info.get("argv") or []])
+        devices = self._confine_devices(rec)
+        if devices:
+            argv = devices_mod.wrap(devices, argv, self.python)
         return {
             "job_id": rec.job_id,
             "step": BATCH,
-            "argv": script_argv(script_path, script, [str(a) for a in info.get("argv") or []]),
+            "argv": argv,
             "cwd": str(info.get("cwd") or info.get("work_dir") or "/"),
             "env": batch_env(info, self.name, cluster=self.config.name, config_path=self.config.path,
-                             agent_socket=self.socket_path, python=self.python),
+                             agent_socket=self.socket_path, python=self.python,
+                             devices_constrained=bool(devices)),
             "uid": rec.uid,
             "gid": rec.gid,
             "stdout": info.get("stdout") or None,
@@ -1025,6 +1056,17 @@ class Agent:
             "cgroup_root": self.cgroup_root,
             **self._fencing(),
         }
+
+    def _confine_devices(self, rec: JobRecord) -> str | None:
+        """The devices cgroup denying this node's GPUs the job was not given (None: no
+        isolation here; see spurd.devices)."""
+        info = rec.info
+        every = ((info.get("gres_node_files") or {}).get(self.name) or {}).get("gpu") or []
+        mine = set(((info.get("gres_files") or {}).get(self.name) or {}).get("gpu") or [])
+        deny = [f for f in every if f not in mine]
+        if not deny:
+            return None
+        return devices_mod.confine(self.cgroup_root, rec.job_id, deny, rec.uid, set(self.jobs))
 
     def _failed_run(self, rec: JobRecord, step: str | int, error: str, exit_code: int = 1, sig: int = 0) -> Run:
         """A run that could not be started: it ends at once with exit code 1 (and is reported)."""
@@ -1392,6 +1434,7 @@ def _has_rundirs(directory: str) -> bool:
 
 def _remove_cgroup_root(cgroup_root: str) -> None:
     """rmdir the (empty) cgroup subtree of this agent's jobs; anything still in use stays."""
+    devices_mod.remove_root(cgroup_root)
     try:
         from spurd.cgroups import detect
 

@@ -16,9 +16,11 @@ import pytest
 from spurcore.codec import CodecError, decode_op, encode_op
 from spurcore.ops import (
     ALL_OPS,
+    AccountingUpdated,
     ActionAcked,
     ActionRequested,
     ArrayTasksSplit,
+    ClusterConfigured,
     JobCancelled,
     JobDeadlineReached,
     JobHeld,
@@ -35,6 +37,8 @@ from spurcore.ops import (
     JobUpdated,
     NodeDown,
     NodeRegistered,
+    NodeStateUpdated,
+    PartitionUpdated,
     StepCreated,
 )
 
@@ -76,8 +80,27 @@ SPEC_V2 = attrs.evolve(
     qos="normal", constraint="fast", time_min=600, mail_type="END", mail_user="a@b",
     options={"licenses": "foo:2", "contiguous": ""},
 )
-EXAMPLES["JobSubmitted"] = JobSubmitted("req-1", SPEC_V2, 1700000002.0)
-EXAMPLES["JobStart"] = JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0, 5)
+SPEC_V3 = attrs.evolve(
+    SPEC_V2, gres="gpu:a100:1,nic:1", gpus="2", gpus_per_node="a100:2", gpus_per_task="1", cpus_per_gpu=4,
+    mem_per_gpu=8192,
+)
+EXAMPLES["JobSubmitted"] = JobSubmitted("req-1", SPEC_V3, 1700000002.0)
+EXAMPLES["JobStart"] = JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0, 5, "gpu")
+EXAMPLES["ClusterConfigured"] = ClusterConfigured(
+    "84f7d608c8c8d0aee9d4496f93fec981",
+    ({"name": "g1", "cpus": 8, "real_memory": 8000, "gres": [["gpu", "a100", 2, ["/dev/nvidia0", "/dev/nvidia1"]]],
+      "features": ["fast"], "weight": 1, "state": "UNKNOWN", "reason": ""},),
+    ({"name": "gpu", "nodes": ["g1"], "default": True, "max_time": 3600, "default_time": None, "max_nodes": None,
+      "min_nodes": 0, "state": "UP", "priority_tier": 2, "priority_job_factor": 1, "allow_accounts": ["phys"],
+      "deny_accounts": [], "allow_groups": [], "oversubscribe": "NO", "hidden": False, "exclusive_user": False},),
+    {"scheduler_type": "sched/backfill", "bf_window": 3600, "priority_weight_age": 1000, "enforce": ["associations"]},
+    1700000019.0,
+)
+EXAMPLES["NodeStateUpdated"] = NodeStateUpdated(("node1", "node2"), "DRAIN", "bad disk", 0, 1700000020.0)
+EXAMPLES["PartitionUpdated"] = PartitionUpdated("gpu", {"state": "DOWN", "max_time": 600}, 0, 1700000021.0)
+EXAMPLES["AccountingUpdated"] = AccountingUpdated(
+    "add", "user", ("alice",), {}, {"Account": ["physics"], "MaxJobs": 4, "GrpTRES": {"cpu": 8}}, 0, 1700000022.0,
+)
 EXAMPLES["StepCreated"] = StepCreated(
     "req-2", 1, "prog", ("prog", "x"), 3, "", 1000, 1700000005.0, ("node1", "node2"), (2, 1), (0, 2, 1),
     (4, 4), False, 1, "cyclic",
@@ -90,7 +113,9 @@ EXAMPLES["JobStepComplete"] = JobStepComplete(
 #: Records of earlier versions, as they were written: they decode (upcast) to these ops.
 OLD_VERSIONS = {
     "JobSubmitted@1": JobSubmitted("req-1", SPEC, 1700000002.0),
+    "JobSubmitted@2": JobSubmitted("req-1", SPEC_V2, 1700000002.0),
     "JobStart@1": JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0),
+    "JobStart@2": JobStart(1, ("node1", "node2"), 2, 100, 1700000003.0, 5),
     "JobRequeued@1": JobRequeued(1, 0, False, 1700000015.0, 1700000015.0 + 121),
     "NodeDown@1": NodeDown("node1", "Not responding", 1700000001.0),
     "JobNodeComplete@1": JobNodeComplete(1, "node1", 0, 15, False, 1700000007.0),

@@ -98,7 +98,8 @@ def test_state_compact() -> None:
 
 
 def test_from_cluster_state() -> None:
-    """End to end from spurcore.views.node_info: a busy node is mix/alloc, a failed one down."""
+    """End to end from spurcore.views.node_info: a busy node is mix/alloc, a failed one down*
+    (Slurm's ``*``: not responding)."""
     state = ClusterState()
     for name in ("c1", "c2", "c3"):
         assert apply(state, NodeRegistered(name, 2, 4000, f"{name}:6818", 100.0)) is None
@@ -110,12 +111,12 @@ def test_from_cluster_state() -> None:
     nodes = [node_info(state, n) for n in ("c1", "c2", "c3")]
     assert render(nodes) == (
         "PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
+        "debug*       up   infinite      1  down* c3\n"
         "debug*       up   infinite      1  alloc c2\n"
         "debug*       up   infinite      1   idle c1\n"
-        "debug*       up   infinite      1   down c3\n"
     )
     assert render(nodes, node_oriented=True, noheader=True) == (
-        "c1             1    debug* idle  \nc2             1    debug* alloc \nc3             1    debug* down  \n"
+        "c1             1    debug* idle  \nc2             1    debug* alloc \nc3             1    debug* down* \n"
     )
 
 

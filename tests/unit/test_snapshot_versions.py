@@ -27,3 +27,38 @@ def test_version_1_snapshot_loads_with_array_fields_defaulted():
     assert state.array_members == {} and state.array_purged == {}
     # and it round-trips in the current version
     assert decode_state(encode_state(state)) == state
+
+
+def test_version_2_snapshot_loads_with_no_configuration_applied():
+    # Written by version-2 code (before steps, partitions, accounting): node1 up, node2 down (Not responding),
+    # array 1 (0-3%2) with task 0 running as job 2, job 3 PENDING (afterok:1) in "debug".
+    from spurcore.model import partitions_of
+
+    state = decode_state((GOLDEN / "snapshot-v2-arrays.bin").read_bytes())
+    assert sorted(state.jobs) == [1, 2, 3]
+    task = state.jobs[2]
+    assert (task.state, task.array_job_id, task.array_task_id, task.nodes) == (JobState.RUNNING, 1, 0, ("node1",))
+    assert (task.partition, task.priority_set, task.gres_alloc) == ("", -1, {})
+    assert task.spec.gres == "" and task.spec.cpus_per_gpu == 0 and task.spec.comment == "c"
+    node1, node2 = state.nodes["node1"], state.nodes["node2"]
+    assert (node1.cpus, node1.alloc_cpus, node1.registered, node1.configured) == (4, 2, True, False)
+    assert (node1.reported_cpus, node1.reported_mem, node1.features, node1.gres) == (4, 2000, (), [])
+    assert node2.display_state == "DOWN" and node2.reason == "Not responding"
+    assert state.partitions == {} and list(partitions_of(state)) == ["debug"]
+    assert (state.config_digest, state.accounts, state.assocs, state.usage, state.prio_rev) == ("", {}, {}, {}, 0)
+    assert decode_state(encode_state(state)) == state
+
+
+def test_version_3_snapshot_loads_with_no_configuration_applied():
+    # Written by version-3 code (steps, before partitions and accounting): node1 up running
+    # job 1 (2 CPUs, partition "debug" in its spec), node2 down, job 2 PENDING.
+    from spurcore.model import partitions_of
+
+    state = decode_state((GOLDEN / "snapshot-v3.bin").read_bytes())
+    running, waiting = state.jobs[1], state.jobs[2]
+    assert running.state is JobState.RUNNING and running.nodes == ("node1",) and running.step_cpus == {}
+    assert (running.partition, running.priority_set, running.gres_alloc) == ("", -1, {})
+    assert running.partition_list == "debug" and waiting.spec.gpus == "" and list(state.runnable) == [2]
+    assert state.nodes["node2"].display_state == "DOWN" and state.nodes["node1"].reported_cpus == 4
+    assert state.partitions == {} and list(partitions_of(state)) == ["debug"] and state.config_digest == ""
+    assert decode_state(encode_state(state)) == state

@@ -1,0 +1,188 @@
+"""Reading the cluster configuration (slurm.conf syntax and spur.toml tables), sacctmgr's
+words, and the rendering of sacctmgr, sprio and sshare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spurcli import sacctmgr, sprio, sshare
+from spurcore import acctmgr
+from spurcore.config import ConfigError, load, load_cluster_conf
+from spurcore.slurmconf import ConfError, parse, partition_changes
+
+SLURM_CONF = """\
+ClusterName=old
+SlurmctldHost=ctl1
+NodeName=DEFAULT CPUs=4 RealMemory=8000
+NodeName=c[01-03] Features=ib Weight=5
+NodeName=g1 Sockets=2 CoresPerSocket=4 ThreadsPerCore=2 Gres=gpu:a100:2,gpu:v100:1 NodeAddr=10.0.0.9
+PartitionName=DEFAULT MaxTime=60
+PartitionName=batch Nodes=c[01-03] Default=YES DefaultTime=10 State=UP
+PartitionName=gpu Nodes=g1 MaxTime=INFINITE Priority=5 Shared=EXCLUSIVE Hidden=YES
+SchedulerType=sched/backfill
+SchedulerParameters=bf_window=120,bf_resolution=30,bf_continue,max_rpc_cnt=10
+PriorityWeightAge=100
+PriorityMaxAge=1-0
+AccountingStorageEnforce=limits
+Include site.conf
+"""
+
+
+def test_slurm_conf_is_read_with_defaults_hostlists_and_includes():
+    def read(including: str, pattern: str) -> list[tuple[str, str]]:
+        assert (including, pattern) == ("slurm.conf", "site.conf")
+        return [("site.conf", "PartitionName=debug Nodes=ALL MaxNodes=1 AllowAccounts=a,b\nNodeName=c04\n")]
+
+    gres = "NodeName=g1 Name=gpu Type=a100 File=/dev/nvidia[0-1]\nName=gpu Type=v100 File=/dev/nvidia2\n"
+    conf = parse([("slurm.conf", SLURM_CONF), ("gres.conf", gres)], read)
+    nodes = {n["name"]: n for n in conf.nodes}
+    assert list(nodes) == ["c01", "c02", "c03", "g1", "c04"]  # the Include, last, is read in place
+    assert (nodes["c02"]["cpus"], nodes["c02"]["real_memory"], nodes["c02"]["features"]) == (4, 8000, ["ib"])
+    assert nodes["c04"]["weight"] == 1 and nodes["c04"]["cpus"] == 4  # DEFAULT holds for later lines
+    assert nodes["g1"]["cpus"] == 16  # sockets * cores * threads
+    assert nodes["g1"]["gres"] == [["gpu", "a100", 2, ["/dev/nvidia0", "/dev/nvidia1"]],
+                                   ["gpu", "v100", 1, ["/dev/nvidia2"]]]
+    parts = {p["name"]: p for p in conf.partitions}
+    assert (parts["batch"]["max_time"], parts["batch"]["default_time"], parts["batch"]["default"]) == (3600, 600, True)
+    assert parts["gpu"]["max_time"] is None and parts["gpu"]["oversubscribe"] == "EXCLUSIVE"
+    assert (parts["gpu"]["priority_tier"], parts["gpu"]["priority_job_factor"], parts["gpu"]["hidden"]) == (5, 5, True)
+    assert parts["debug"]["nodes"] == ["ALL"] and parts["debug"]["allow_accounts"] == ["a", "b"]
+    s = conf.settings
+    assert (s["bf_window"], s["bf_resolution"], s["bf_continue"], s["priority_weight_age"]) == (7200, 30, True, 100)
+    assert s["priority_max_age"] == 86400 and s["enforce"] == ["associations", "limits"]
+    assert conf.unused == [
+        "slurm.conf:1: ClusterName=old (Spur: spur.toml [cluster] name)",
+        "slurm.conf:2: SlurmctldHost=ctl1 (Spur: spur.toml [[replica]])",
+        "slurm.conf:5: NodeName NodeAddr=10.0.0.9",
+        "slurm.conf:10: SchedulerParameters max_rpc_cnt=10",
+    ]
+    assert conf.digest == parse([("slurm.conf", SLURM_CONF), ("gres.conf", gres)], read).digest
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("NodeName=n1 CPUs=x", "slurm.conf:1: NodeName CPUs=x"),
+        ("NodeName=n1\nNodeName=n1", "duplicated NodeName n1"),
+        ("PartitionName=p Nodes=zz", "unknown nodes: zz"),
+        ("NodeName=n1\nPartitionName=p Nodes=n1 State=SLEEPY", "partition State must be one of"),
+        ("NodeName=n1\nPartitionName=a Nodes=n1 Default=YES\nPartitionName=b Nodes=n1 Default=YES",
+         "more than one Default=YES"),
+        ("SchedulerType=sched/gang", "only sched/backfill and sched/builtin"),
+        ("Include x.conf", "Include is not allowed here"),
+    ],
+)
+def test_what_spur_cannot_read_is_an_error_naming_the_line(text, message):
+    with pytest.raises(ConfError, match=message.replace("[", r"\[")):
+        parse([("slurm.conf", text)])
+
+
+def test_spur_toml_tables_and_the_local_fallback(tmp_path: Path):
+    (tmp_path / "spur.toml").write_text(
+        '[cluster]\nname = "t"\n\n[[replica]]\nid = 1\nraft = "127.0.0.1:1"\n\n'
+        '[[node]]\nNodeName = "n[1-2]"\nCPUs = 8\nRealMemory = 1000\nGres = "gpu:2"\n\n'
+        '[[partition]]\nPartitionName = "p"\nNodes = "ALL"\nDefault = "YES"\n\n'
+        '[scheduling]\nSchedulerType = "sched/builtin"\nPriorityWeightAge = 5\n'
+    )
+    conf = load_cluster_conf(load(tmp_path / "spur.toml"))
+    assert [n["name"] for n in conf.nodes] == ["n1", "n2"] and conf.nodes[0]["gres"][0][3] == ["/dev/nvidia0",
+                                                                                              "/dev/nvidia1"]
+    assert conf.settings["scheduler_type"] == "sched/builtin" and conf.settings["priority_weight_age"] == 5
+    # an older local cluster's spur.toml: [local] names the nodes
+    (tmp_path / "spur.toml").write_text('[cluster]\nname = "t"\n\n[local]\nnodes = 2\ncpus = 3\n\n'
+                                        '[[replica]]\nid = 1\nraft = "127.0.0.1:1"\n')
+    conf = load_cluster_conf(load(tmp_path / "spur.toml"))
+    assert [(n["name"], n["cpus"]) for n in conf.nodes] == [("node1", 3), ("node2", 3)]
+    assert [(p["name"], p["nodes"], p["default"]) for p in conf.partitions] == [("debug", ["node1", "node2"], True)]
+    (tmp_path / "spur.toml").write_text('[cluster]\nname = "t"\nslurm_conf = "missing.conf"\n\n'
+                                        '[[replica]]\nid = 1\nraft = "127.0.0.1:1"\n')
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_cluster_conf(load(tmp_path / "spur.toml"))
+
+
+def test_scontrol_update_partition_words():
+    assert partition_changes([("State", "down"), ("MaxTime", "2:00:00"), ("Nodes", "n[1-2]")]) == {
+        "state": "DOWN", "max_time": 7200, "nodes": ["n1", "n2"]}
+    with pytest.raises(ConfError, match="Update of Bogus is not supported"):
+        partition_changes([("Bogus", "1")])
+
+
+def test_sacctmgr_words_are_parsed_as_slurm_spells_them():
+    req = acctmgr.request("add", "user", ["bob"], [], [("account", "ml,phys"), ("maxjobs", "4"),
+                                                       ("GrpTRES", "cpu=8,mem=2G,gpu=2"), ("MaxWall", "1-0"),
+                                                       ("adminlevel", "admin")])
+    assert req == {"action": "add", "entity": "user", "names": ["bob"], "where": {}, "fields": {
+        "Account": ["ml", "phys"], "MaxJobs": 4, "GrpTRES": {"cpu": 8, "mem": 2048, "gres/gpu": 2},
+        "MaxWall": 86400, "AdminLevel": "Administrator"}}
+    req = acctmgr.request("modify", "users", [], [("name", "bob"), ("account", "ml")], [("MaxJobs", "-1")])
+    assert (req["names"], req["where"], req["fields"]) == (["bob"], {"account": "ml"}, {"MaxJobs": None})
+    with pytest.raises(acctmgr.AcctError, match="Unknown option: Colour"):
+        acctmgr.request("add", "account", ["a"], [], [("Colour", "red")])
+    with pytest.raises(acctmgr.AcctError, match="Bad value for MaxJobs"):
+        acctmgr.request("add", "account", ["a"], [], [("MaxJobs", "many")])
+
+
+ACCT = {
+    "cluster": "c",
+    "accounts": [{"name": "root", "description": "default root account", "organization": "root"},
+                 {"name": "phys", "description": "physics", "organization": "uni"}],
+    "users": [{"name": "bob", "default_account": "phys", "admin_level": "None", "default_qos": ""}],
+    "qos": [{"name": "normal", "description": "Normal QOS default", "priority": 0, "limits": {}}],
+    "associations": [
+        {"account": "root", "user": "", "partition": "", "parent": "", "shares": 1, "priority": 0, "qos": [],
+         "default_qos": "", "limits": {}},
+        {"account": "phys", "user": "", "partition": "", "parent": "root", "shares": 10, "priority": 0, "qos": [],
+         "default_qos": "", "limits": {"GrpTRES": {"cpu": 64}}},
+        {"account": "phys", "user": "bob", "partition": "", "parent": "phys", "shares": 1, "priority": 0,
+         "qos": ["normal"], "default_qos": "", "limits": {"MaxJobs": 4, "MaxWall": 3600}},
+    ],
+}
+
+
+def test_sacctmgr_show_tables():
+    records, fmt = sacctmgr.show_records(ACCT, "account", [], {}, False)
+    text = sacctmgr.render_table(records, sacctmgr.parse_format(",".join(sacctmgr.DEFAULT_FORMATS[fmt])), "c")
+    assert text == (
+        "   Account                Descr                  Org \n"
+        "---------- -------------------- -------------------- \n"
+        "      root default root account                 root \n"
+        "      phys              physics                  uni \n"
+    )
+    records, _ = sacctmgr.show_records(ACCT, "association", [], {}, False)
+    cols = sacctmgr.parse_format("Account,User,Share,GrpTRES,MaxJobs,MaxWall,QOS")
+    assert sacctmgr.render_table(records, cols, "c", noheader=True, parsable="P") == (
+        "root||1||||\nphys||10|cpu=64|||\nphys|bob|1||4|01:00:00|normal\n")
+
+
+def test_sprio_hides_factors_whose_weight_is_zero():
+    data = {"weights": {"age": 1000, "fairshare": 0, "job_size": 100, "partition": 0, "qos": 0, "assoc": 0,
+                        "site": 0, "nice": 0},
+            "jobs": [{"job_id": 7, "partition": "batch", "user": "bob", "account": "phys", "priority": 612,
+                      "site": 0, "age": 600.0, "assoc": 0.0, "fairshare": 0.0, "job_size": 12.5,
+                      "partition_weighted": 0.0, "qos": 0.0, "nice": 0.0, "tres": ""}]}
+    assert sprio.render(data) == (
+        "          JOBID PARTITION   PRIORITY        AGE    JOBSIZE   NICE\n"
+        "              7 batch            612        600 12.5000000      0\n"
+    )
+    assert sprio.render(data, weights=True).splitlines()[1].split() == ["Weights", "1000", "100"]
+
+
+def test_sshare_rows():
+    rows = [
+        {"account": "root", "user": "", "depth": 0, "raw_shares": 1, "norm_shares": 1.0, "raw_usage": 100.0,
+         "effective_usage": 1.0, "fairshare": 1.0},
+        {"account": "phys", "user": "", "depth": 1, "raw_shares": 10, "norm_shares": 1.0, "raw_usage": 100.0,
+         "effective_usage": 1.0, "fairshare": 0.5},
+        {"account": "phys", "user": "bob", "depth": 2, "raw_shares": 1, "norm_shares": 1.0, "raw_usage": 100.0,
+         "effective_usage": 1.0, "fairshare": 0.5},
+    ]
+    assert sshare.render(rows, parsable="P") == (
+        "Account|User|RawShares|NormShares|RawUsage|EffectvUsage|FairShare\n"
+        "root|||1.000000|100|1.000000|\n"
+        "phys||10|1.000000|100|1.000000|\n"
+        "phys|bob|1|1.000000|100|1.000000|0.500000\n"
+    )
+    mine = sshare.select(rows, all_users=False, users=[], accounts=[], me="alice")
+    assert [r["user"] for r in mine] == ["", ""]
