@@ -29,10 +29,9 @@ in ``array_pending``; every started task is a record with its own ``array_task_i
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 from spurcore.arrays import contains, fmt_bitmap, indexes, normalize, task_str
 from spurcore.exitcodes import fmt_exit
+from spurcore.records import Record
 from spurcore.render._common import FLAG_STATES, base_state, make_time_str, print_str, step_id_text
 from spurcore.signals import sig_fullname
 from spurcore.states import STATE_CODES
@@ -140,12 +139,23 @@ class View:
 # format parsing
 
 
-#: One printed item: a field (``key``: str), or verbatim text (``key`` None: prefix or
-#: invalid token); ``width`` (0: natural), ``right`` (justify), ``suffix`` (verbatim).
-FormatItem = namedtuple("FormatItem", "key width right suffix", defaults=(0, False, ""))
+class FormatItem(Record):
+    """One printed item: a field (``key``: str), or verbatim text (``key`` None: prefix or
+    invalid token); ``width`` (0: natural), ``right`` (justify), ``suffix`` (verbatim)."""
 
-#: ``items`` (list of FormatItem) and ``errors`` (squeue's "Invalid ... specification" lines).
-ParsedFormat = namedtuple("ParsedFormat", "items errors")
+    __slots__ = ()
+
+    def __new__(cls, key: str | None, width: int = 0, right: bool = False, suffix: str = "") -> FormatItem:
+        return tuple.__new__(cls, (key, width, right, suffix))
+
+
+class ParsedFormat(Record):
+    """``items`` (list of FormatItem) and ``errors`` (squeue's "Invalid ... specification" lines)."""
+
+    __slots__ = ()
+
+    def __new__(cls, items: list[FormatItem], errors: list[str]) -> ParsedFormat:
+        return tuple.__new__(cls, (items, errors))
 
 
 def _strtok(text: str, delim: str) -> list[str]:
@@ -1165,9 +1175,14 @@ def filter_jobs(
     return [i for i in infos if job_shown(i, states)]
 
 
-#: One ``-j`` entry: the job id and the array task (None: the job or every record of the
-#: array with that id).
-JobSel = namedtuple("JobSel", "job_id task_id")
+class JobSel(Record):
+    """One ``-j`` entry: the job id and the array task (None: the job or every record of the
+    array with that id)."""
+
+    __slots__ = ()
+
+    def __new__(cls, job_id: int, task_id: int | None) -> JobSel:
+        return tuple.__new__(cls, (job_id, task_id))
 
 
 class JobFilter:
