@@ -45,7 +45,6 @@ from spurcore.render._common import (
     step_sort_key,
     tres_string,
 )
-from spurcore.render.squeue import exit_code_json, json_meta
 from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_sacct
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
@@ -580,6 +579,8 @@ def _cpu_time() -> dict[str, Any]:
 
 
 def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[str, Any]:
+    from spurcore.render.squeue import exit_code_json  # --json only: squeue's renderer is a big module
+
     raw = step.get("exit_code")
     requid = step.get("requid")
     cpus = int(step.get("cpus") or 0)
@@ -615,6 +616,8 @@ def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[st
 
 
 def _job_json(job: dict[str, Any], now: float, bitstr_len: int | None = None) -> dict[str, Any]:
+    from spurcore.render.squeue import exit_code_json
+
     requid = job.get("requid")
     exit_text = _job_exit(job)
     code, sig = (int(x) for x in exit_text.split(":"))
@@ -704,6 +707,8 @@ def to_json(
 ) -> dict[str, Any]:
     """``sacct --json`` as a plain dict (``jobs`` in data_parser v0.0.44's JOB shape,
     ``meta``, ``errors``, ``warnings``)."""
+    from spurcore.render.squeue import json_meta
+
     return {
         "jobs": [_job_json(j, now, bitstr_len) for j in jobs],
         "meta": meta if meta is not None else json_meta(command, plugin="accounting_storage/spur"),

@@ -1231,9 +1231,9 @@ def _only_tasks(info: dict[str, Any], tasks: list[int]) -> dict[str, Any]:
 def select_jobs(infos: Iterable[dict[str, Any]], flt: JobFilter, now: float = 0.0) -> list[dict[str, Any]]:
     """The records ``flt`` keeps, in order (print.c ``_filter_job``); a pending array record
     asked for by some of its tasks (``-j 12_3``) is narrowed to them."""
-    from spurcore.hostlist import expand
-
     node_set = set(flt.nodes) if flt.nodes is not None else None
+    if node_set is not None:
+        from spurcore.hostlist import expand  # only for -w: not on every squeue's path
     out: list[dict[str, Any]] = []
     for info in infos:
         if not info.get("job_id"):
