@@ -25,15 +25,16 @@ in ``array_pending``; every started task is a record with its own ``array_task_i
 - pending task records that were split off (held, updated) are folded back into the pending
   record's line unless ``-r`` (their reason joined to its reason, ``Priority,JobHeldUser``);
 - ``-r`` prints one line per pending task.
+
+Start-up: every ``squeue`` loads this module, so at load time it imports only what every
+table needs; array task lists, exit codes, signal names and host lists are imported by the
+functions that use them (never once per row of a plain job).
 """
 
 from __future__ import annotations
 
-from spurcore.arrays import contains, fmt_bitmap, indexes, normalize, task_str
-from spurcore.exitcodes import fmt_exit
 from spurcore.records import Record
 from spurcore.render._common import FLAG_STATES, base_state, make_time_str, print_str, step_id_text
-from spurcore.signals import sig_fullname
 from spurcore.states import STATE_CODES
 from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_mem
 
@@ -260,6 +261,8 @@ def _with_task_str(info: dict[str, Any], view: View) -> dict[str, Any]:
     ranges = _pending_tasks(info)
     if not ranges:
         return info
+    from spurcore.arrays import task_str  # array records only (start-up: see the module docstring)
+
     bitstr = 64 if view.bitstr_len is None else view.bitstr_len
     text = task_str(ranges, int(info.get("array_max_tasks") or 0), bitstr)
     return {**info, "_task_str": text, "_task_ranges": ranges}
@@ -285,6 +288,8 @@ def _combine_pending(records: list[dict[str, Any]], view: View) -> list[dict[str
     }
     if not owners:
         return records
+    from spurcore.arrays import fmt_bitmap, normalize
+
     out: list[dict[str, Any]] = []
     folded: dict[int, list[int]] = {}
     for r in records:
@@ -316,6 +321,8 @@ def display_records(infos: Iterable[dict[str, Any]], view: View) -> list[dict[st
     ``-r`` it becomes one record per pending task. Records are new dicts where changed."""
     records = [_with_task_str(i, view) for i in infos]
     if view.array:
+        from spurcore.arrays import indexes
+
         out: list[dict[str, Any]] = []
         for r in records:
             ranges = r.get("_task_ranges")
@@ -389,9 +396,20 @@ def _exit(key: str) -> _JobFn:
     None prints ``0:0`` like scontrol's ExitCode."""
 
     def fn(info: dict[str, Any], _v: View) -> _Value:
-        return fmt_exit(info.get(key) or 0), True
+        return _fmt_exit(info.get(key) or 0), True
 
     return fn
+
+
+def _fmt_exit(raw: int) -> str:
+    """``spurcore.exitcodes.fmt_exit``, imported when the first exit code is printed (most
+    tables show none, and the module loads the signal table), which then takes this name:
+    the next rows call it directly, without an import statement per row."""
+    global _fmt_exit
+    from spurcore.exitcodes import fmt_exit
+
+    _fmt_exit = fmt_exit
+    return fmt_exit(raw)
 
 
 def _priority(info: dict[str, Any], _v: View) -> _Value:
@@ -1213,14 +1231,19 @@ def _job_matches_ids(info: dict[str, Any], jobs: Sequence[JobSel]) -> tuple[bool
             return True, None
         if sel.task_id is not None and array_id == sel.job_id and task == sel.task_id:
             return True, None
-        if sel.task_id is not None and array_id == sel.job_id and contains(pending, sel.task_id):
-            wanted = [s.task_id for s in jobs if s.job_id == array_id and s.task_id is not None]
-            return True, [t for t in wanted if contains(pending, t)]
+        if sel.task_id is not None and array_id == sel.job_id and pending:
+            from spurcore.arrays import contains  # a pending array record: rare, and no start-up cost
+
+            if contains(pending, sel.task_id):
+                wanted = [s.task_id for s in jobs if s.job_id == array_id and s.task_id is not None]
+                return True, [t for t in wanted if contains(pending, t)]
     return False, None
 
 
 def _only_tasks(info: dict[str, Any], tasks: list[int]) -> dict[str, Any]:
     """The pending record narrowed to ``tasks`` (``-j A_T``): one task shows as ``A_T``."""
+    from spurcore.arrays import normalize
+
     tasks = sorted(set(tasks))
     if len(tasks) == 1:
         return {**info, "array_task_id": tasks[0], "array_pending": []}
@@ -1310,6 +1333,8 @@ def exit_code_json(raw: int | None) -> dict[str, Any]:
         }
     sig = raw & 0x7F
     if sig and sig != 0x7F:
+        from spurcore.signals import sig_fullname
+
         status = ["SIGNALED"] + (["CORE_DUMPED"] if raw & 0x80 else [])
         return {
             "status": status,
@@ -1376,6 +1401,7 @@ def _str(value: Any) -> str:
 
 
 def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
+    from spurcore.arrays import task_str
     from spurcore.render._common import accrue_time, eligible_time, job_tres, last_sched_eval
 
     limit = info.get("time_limit")
