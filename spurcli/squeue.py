@@ -675,9 +675,10 @@ def _once(q: Query, args: list[str], env: Any, ctl: Any) -> int:
 
         shown = filter_jobs(q, jobs, now) if not q.steps else _filter_steps(q, jobs)
         user = common.current_user()[0]
-        meta = render.json_meta([PROG, *args], cluster=view.cluster, user=user,
-                                group=common.group_name(os.getgid()))
-        doc = render.to_json(shown, view=view, meta=meta)
+        from spurcore.render.data_parser import json_meta, to_json
+
+        meta = json_meta([PROG, *args], cluster=view.cluster, user=user, group=common.group_name(os.getgid()))
+        doc = to_json(shown, view=view, meta=meta)
         sys.stdout.write(dump_document(doc, q.mime, env))
         return 0
     if q.verbose:

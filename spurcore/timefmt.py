@@ -13,8 +13,6 @@ src/common/proc_args.c (``str_to_mbytes``).
 
 from __future__ import annotations
 
-import math
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
@@ -136,8 +134,11 @@ def fmt_elapsed_sacct(secs: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}"
 
 
+_INFINITIES = (float("inf"), float("-inf"))  # math.isinf without math (a shared library to load)
+
+
 def _is_unlimited(secs: float | None) -> bool:
-    return secs is None or (isinstance(secs, float) and math.isinf(secs))
+    return secs is None or (isinstance(secs, float) and secs in _INFINITIES)
 
 
 def fmt_time_limit_scontrol(secs: float | None) -> str:

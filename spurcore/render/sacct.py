@@ -579,7 +579,7 @@ def _cpu_time() -> dict[str, Any]:
 
 
 def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[str, Any]:
-    from spurcore.render.squeue import exit_code_json  # --json only: squeue's renderer is a big module
+    from spurcore.render.data_parser import exit_code_json  # --json only
 
     raw = step.get("exit_code")
     requid = step.get("requid")
@@ -616,7 +616,7 @@ def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[st
 
 
 def _job_json(job: dict[str, Any], now: float, bitstr_len: int | None = None) -> dict[str, Any]:
-    from spurcore.render.squeue import exit_code_json
+    from spurcore.render.data_parser import exit_code_json
 
     requid = job.get("requid")
     exit_text = _job_exit(job)
@@ -707,7 +707,7 @@ def to_json(
 ) -> dict[str, Any]:
     """``sacct --json`` as a plain dict (``jobs`` in data_parser v0.0.44's JOB shape,
     ``meta``, ``errors``, ``warnings``)."""
-    from spurcore.render.squeue import json_meta
+    from spurcore.render.data_parser import json_meta
 
     return {
         "jobs": [_job_json(j, now, bitstr_len) for j in jobs],
