@@ -124,7 +124,7 @@ class Field:
     ``kind``: str | uint | date | secs. Equal when the three are.
 
     A slots class, not a named tuple: rendering reads ``name`` and ``kind`` for every cell, and
-    slot reads cost about half a tuple field's (sacct of 20,000 jobs renders 5-8% faster)."""
+    slot reads cost about half a tuple field's (sacct of 20,000 jobs renders 2-5% faster)."""
 
     __slots__ = ("name", "width", "kind")
 
