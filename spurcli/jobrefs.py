@@ -15,29 +15,49 @@ decide which error text a user sees):
 What goes to the controller is always a single reference: ``"123"`` (a job, or every record
 of the array 123) or ``"123_4"`` (one task); lists of tasks are expanded here.
 
-Invariant: pure functions of their arguments; imports only what they need, when called.
+Invariant: pure functions of their arguments; at load time imports only spurcore.records (the
+named tuples), the rest when called.
 """
 
 from __future__ import annotations
 
-from collections import namedtuple
+from spurcore.records import Record  # a namedtuple without collections' import cost
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-#: One squeue/sacct selection: a job id and an array task (None: the whole job or array).
-JobSel = namedtuple("JobSel", "job_id task_id")
 
-#: One scancel request: ``job_id``, ``task`` (None, an int, or ``"*"`` for every task),
-#: ``step`` (None: the job; an int), ``text`` (this request's id: ``12``, ``12_3``, ``12_*``),
-#: ``given`` (the operand it came from, as scancel prints it: ``12_[1-3]``).
-CancelId = namedtuple("CancelId", "job_id task step text given")
+class JobSel(Record):
+    """One squeue/sacct selection: a job id and an array task (None: the whole job or array)."""
 
-#: One step selection (``squeue -s``, ``sacct -j``): job id, task (None), step (None: the
-#: job; int or ``batch``/``extern``/``interactive``).
-StepSel = namedtuple("StepSel", "job_id task_id step")
+    __slots__ = ()
+
+    def __new__(cls, job_id: int, task_id: int | None) -> JobSel:
+        return tuple.__new__(cls, (job_id, task_id))
+
+
+class CancelId(Record):
+    """One scancel request: ``job_id``, ``task`` (None, an int, or ``"*"`` for every task),
+    ``step`` (None: the job; an int), ``text`` (this request's id: ``12``, ``12_3``, ``12_*``),
+    ``given`` (the operand it came from, as scancel prints it: ``12_[1-3]``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, job_id: int, task: int | str | None, step: int | None, text: str, given: str) -> CancelId:
+        return tuple.__new__(cls, (job_id, task, step, text, given))
+
+
+class StepSel(Record):
+    """One step selection (``squeue -s``, ``sacct -j``): job id, task (None), step (None: the
+    job; int or ``batch``/``extern``/``interactive``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, job_id: int, task_id: int | None, step: int | str | None) -> StepSel:
+        return tuple.__new__(cls, (job_id, task_id, step))
+
 
 _NAMED_STEPS = ("batch", "extern", "interactive")
 

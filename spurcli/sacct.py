@@ -806,7 +806,7 @@ def _body(args: list[str]) -> int:
         jobs = _truncate(q, jobs)
     if q.mime:
         from spurcli.jobrefs import dump_document
-        from spurcore.render.squeue import json_meta
+        from spurcore.render.data_parser import json_meta
 
         meta = json_meta([PROG, *args], plugin="accounting_storage/spur", cluster=common.load_config().name,
                          user=common.current_user()[0], group=common.group_name(os.getgid()),

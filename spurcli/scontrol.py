@@ -146,7 +146,7 @@ def _dump(s: Session, doc: dict[str, Any]) -> None:
 
 
 def _meta(args: list[str]) -> dict[str, Any]:
-    from spurcore.render.squeue import json_meta
+    from spurcore.render.data_parser import json_meta
 
     return json_meta([PROG, *args], cluster=common.load_config().name, user=common.current_user()[0],
                      group=common.group_name(os.getgid()))
@@ -167,7 +167,6 @@ def _parse_show_job_id(text: str) -> tuple[int, int | None] | None:
 
 def show_job(s: Session, val: str | None, at_text: str | None = None, args: list[str] | None = None) -> None:
     from spurcore.render import scontrol as render
-    from spurcore.render.squeue import View, to_json
     from spurcore.rpc import RpcError
 
     job_id: int | None = None
@@ -191,6 +190,9 @@ def show_job(s: Session, val: str | None, at_text: str | None = None, args: list
     except RpcError as exc:
         message = exc.message or exc.code
         if s.mime:
+            from spurcore.render.data_parser import to_json  # --json/--yaml only
+            from spurcore.render.squeue import View
+
             _dump(s, {**to_json([], view=View(0.0), meta=_meta(args or [])), "errors": [
                 {"description": message, "source": "slurm_load_job", "error": message, "error_number": 2017}]})
         s.fail(f"slurm_load_jobs error: {message}")
@@ -203,6 +205,9 @@ def show_job(s: Session, val: str | None, at_text: str | None = None, args: list
             s.fail(f"slurm_load_jobs error: {INVALID_JOB}")
             return
     if s.mime:
+        from spurcore.render.data_parser import to_json
+        from spurcore.render.squeue import View
+
         view = View(now, time_format=s.time_format, bitstr_len=s.bitstr_len, cluster=common.load_config().name)
         _dump(s, to_json(jobs, view=view, meta=_meta(args or [])))
         return

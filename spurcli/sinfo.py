@@ -137,7 +137,7 @@ class Query:
 
 
 def parse_args(args: list[str], environ: Any = None) -> Query:
-    from spurcli import jobrefs
+    """sinfo's command line (spurcli.jobrefs is imported by the options that need it)."""
     from spurcore.render import sinfo as render
 
     env = os.environ if environ is None else environ
@@ -163,6 +163,8 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
     for key, value in pairs:
         text = value or ""
         if key == "autocomplete":
+            from spurcli import jobrefs
+
             sys.stdout.write(jobrefs.suggest_completion(OPTIONS, text))
             raise common.Exit(0)
         if key == "all":
@@ -178,6 +180,8 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
         elif key == "noheader":
             q.noheader = True
         elif key == "iterate":
+            from spurcli import jobrefs
+
             secs = jobrefs.strtol(text)[0]
             if secs <= 0:
                 raise CliError(f"Error: invalid entry for --iterate={text}")
@@ -245,11 +249,15 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
             raise common.Exit(0)
         # federation, local, noconvert: accepted (one cluster, no unit conversion in play)
     if q.long and q.fmt is not None:
+        from spurcli import jobrefs
+
         raise jobrefs.fatal(PROG, "Options -o(--format) and -l(--long) are mutually exclusive. "
                                   "Please remove one and retry.")
     if opt_a and opt_p:
         raise CliError("Conflicting options, -a and -p, specified. Please choose one or the other.")
     if clusters:
+        from spurcli import jobrefs
+
         try:
             q.clusters = jobrefs.check_clusters(clusters, common.load_config().name, PROG, isenv=clusters_env)
         except jobrefs.RefError as exc:
@@ -319,7 +327,7 @@ def _once(q: Query, args: list[str], ctl: Any, env: Any) -> None:
     cluster = common.load_config().name
     if q.mime:
         from spurcli.jobrefs import dump_document
-        from spurcore.render.squeue import json_meta
+        from spurcore.render.data_parser import json_meta
 
         meta = json_meta([PROG, *args], cluster=cluster, user=common.current_user()[0],
                          group=common.group_name(os.getgid()))

@@ -213,10 +213,10 @@ class Query:
 
     def params(self) -> dict[str, Any]:
         """The ``jobs`` call: server-side filters."""
-        from spurcli.jobrefs import refs_of
-
         params: dict[str, Any] = {}
         if self.jobs is not None:
+            from spurcli.jobrefs import refs_of
+
             params["job_refs"] = refs_of(self.jobs)
         if self.users is not None:
             params["users"] = list(self.users)
@@ -302,10 +302,8 @@ def _running_time(text: str) -> int:
 def parse_args(args: list[str], environ: Any = None) -> Query:
     """squeue's command line and environment (opts.c ``parse_command_line``). Prints what
     squeue prints for ``--help``-like options and raises ``common.Exit``; raises CliError
-    with squeue's message for a bad value."""
-    from spurcli import jobrefs
-    from spurcli.jobrefs import fatal
-
+    with squeue's message for a bad value. (spurcli.jobrefs is imported by the options that
+    need it: a plain ``squeue`` does not.)"""
     env = os.environ if environ is None else environ
     pairs, operands = common.getopt(args, OPTIONS)
     q = Query()
@@ -322,6 +320,8 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
         q.used.add(key)
         text = value or ""
         if key == "autocomplete":
+            from spurcli import jobrefs
+
             sys.stdout.write(jobrefs.suggest_completion(OPTIONS, text))
             raise common.Exit(0)
         if key == "accounts":
@@ -331,12 +331,16 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
         elif key == "noheader":
             q.noheader = True
         elif key == "iterate":
+            from spurcli import jobrefs
+
             secs = jobrefs.strtol(text)[0]
             if secs <= 0:
                 raise CliError(f"--iterate={text}\n")
             q.iterate = secs
         elif key == "jobs":
             if value is not None:
+                from spurcli import jobrefs
+
                 try:
                     q.jobs = jobrefs.squeue_jobs(text)
                 except jobrefs.RefError as exc:
@@ -374,6 +378,8 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
             q.array = True
         elif key == "steps":
             if value is not None:
+                from spurcli import jobrefs
+
                 try:
                     q.step_filter = jobrefs.squeue_steps(text)
                 except jobrefs.RefError as exc:
@@ -418,6 +424,8 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
             q.mime = key
             q.data_parser = value
         elif key == "helpstate":
+            from spurcli import jobrefs
+
             sys.stdout.write("\n".join(jobrefs.JOB_STATE_NAMES) + "\n")
             raise common.Exit(0)
         elif key == "helpformat":
@@ -437,9 +445,13 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
         # federation, local, sibling: Spur is one cluster; accepted.
 
     if q.long and q.fmt is not None:
+        from spurcli.jobrefs import fatal
+
         raise fatal(PROG, "Options -o(--format) and -l(--long) are mutually exclusive. Please remove one "
                     "and retry.")
     if q.only_state and not q.used <= _ONLY_STATE_OK:
+        from spurcli.jobrefs import fatal
+
         raise fatal(PROG, "Option --only-job-state only works alone, with -j (--jobs) and/or -t (--states) "
                     "parameters, parameters for cluster/federation selection, and the printing options.")
     if not override_format_env:
@@ -449,12 +461,16 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
             q.Fmt = env["SQUEUE_FORMAT2"]
     if operands:
         if q.job_flag:
+            from spurcli import jobrefs
+
             try:
                 q.jobs = jobrefs.squeue_jobs(operands[0])
             except jobrefs.RefError as exc:
                 raise CliError(str(exc)) from None
             operands = operands[1:]
         elif q.steps:
+            from spurcli import jobrefs
+
             try:
                 q.step_filter = jobrefs.squeue_steps(operands[0])
             except jobrefs.RefError as exc:
@@ -498,6 +514,7 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
         if q.states is None:
             q.states = ["PENDING"]
     if q.running_over and q.running_under and q.running_over > q.running_under:
+        from spurcli.jobrefs import fatal
         from spurcore.timefmt import fmt_duration_scontrol
 
         raise fatal(PROG, f"--running-over={fmt_duration_scontrol(q.running_over)} and "
@@ -527,15 +544,14 @@ def _node_list(text: str) -> list[str]:
 
 
 def _check_nodes(q: Query, ctl: Any) -> None:
-    """opts.c ``_filter_nodes``: every -w name must be a node (or ``localhost``)."""
-    import socket
-
+    """opts.c ``_filter_nodes``: every -w name must be a node (or ``localhost``, this host's
+    short name: gethostname(2), which is uname's nodename; ``socket`` would cost 4 ms)."""
     if q.nodes is None:
         return
     known = {str(n.get("name")) for n in ctl.call("nodes", {}).get("nodes") or ()}
     out: list[str] = []
     for name in q.nodes:
-        mapped = socket.gethostname().split(".")[0] if name.lower() == "localhost" else name
+        mapped = os.uname().nodename.split(".")[0] if name.lower() == "localhost" else name
         if mapped not in known:
             raise CliError(f"Invalid node name {name}")
         out.append(mapped)
@@ -659,9 +675,10 @@ def _once(q: Query, args: list[str], env: Any, ctl: Any) -> int:
 
         shown = filter_jobs(q, jobs, now) if not q.steps else _filter_steps(q, jobs)
         user = common.current_user()[0]
-        meta = render.json_meta([PROG, *args], cluster=view.cluster, user=user,
-                                group=common.group_name(os.getgid()))
-        doc = render.to_json(shown, view=view, meta=meta)
+        from spurcore.render.data_parser import json_meta, to_json
+
+        meta = json_meta([PROG, *args], cluster=view.cluster, user=user, group=common.group_name(os.getgid()))
+        doc = to_json(shown, view=view, meta=meta)
         sys.stdout.write(dump_document(doc, q.mime, env))
         return 0
     if q.verbose:

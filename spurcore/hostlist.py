@@ -27,7 +27,9 @@ Rules of ``compress`` (matching hostlist.c):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+TYPE_CHECKING = False  # annotations only: collections.abc imports collections (command start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["expand", "compress", "strnatcmp", "MAX_RANGE"]
 

@@ -23,42 +23,53 @@ leader calls ``plan`` to propose a ``StepCreated`` carrying the layout; the redu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from spurcore.records import Record
 
-import attrs
+TYPE_CHECKING = False  # annotations only: srun loads this module for its helpers (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 #: Slurm's node-level distributions (the part of ``-m`` before the first ``:``).
 DISTRIBUTIONS = ("block", "cyclic", "plane", "arbitrary")
 
+# The values below are immutable named tuples (spurcore.records), not attrs classes: srun and
+# salloc import this module, and attrs costs them about 10 ms (typing, re, inspect, threading).
 
-@attrs.frozen(slots=True)
-class StepRequest:
+
+class StepRequest(Record):
     """What srun asks for (already through srun's option checks)."""
 
-    ntasks: int = 1
-    min_nodes: int = 0  # 0: not given
-    max_nodes: int = 0  # 0: same as min_nodes
-    cpus_per_task: int = 1
-    ntasks_per_node: int = 0  # 0: not given
-    distribution: str = "block"
-    plane_size: int = 0
-    nodelist: tuple[str, ...] = ()  # -w (arbitrary: one entry per task)
-    exclude: tuple[str, ...] = ()
-    exact: bool = False
-    overlap: bool = False
-    relative: int = -1  # -r: first node of the job to use; -1 = not given
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        ntasks: int = 1,
+        min_nodes: int = 0,  # 0: not given
+        max_nodes: int = 0,  # 0: same as min_nodes
+        cpus_per_task: int = 1,
+        ntasks_per_node: int = 0,  # 0: not given
+        distribution: str = "block",
+        plane_size: int = 0,
+        nodelist: tuple[str, ...] = (),  # -w (arbitrary: one entry per task)
+        exclude: tuple[str, ...] = (),
+        exact: bool = False,
+        overlap: bool = False,
+        relative: int = -1,  # -r: first node of the job to use; -1 = not given
+    ) -> StepRequest:
+        return tuple.__new__(cls, (ntasks, min_nodes, max_nodes, cpus_per_task, ntasks_per_node, distribution,
+                                   plane_size, nodelist, exclude, exact, overlap, relative))
 
 
-@attrs.frozen(slots=True)
-class StepLayout:
+class StepLayout(Record):
     """Where a step's tasks run: ``nodes`` in the job's order (sorted for arbitrary),
     ``tasks[i]`` the global task ids on ``nodes[i]``, ``cpus[i]`` the CPUs the step is
     given there (held unless ``overlap``)."""
 
-    nodes: tuple[str, ...]
-    tasks: tuple[tuple[int, ...], ...]
-    cpus: tuple[int, ...]
-    overlap: bool = False
+    __slots__ = ()
+
+    def __new__(cls, nodes: tuple[str, ...], tasks: tuple[tuple[int, ...], ...], cpus: tuple[int, ...],
+                overlap: bool = False) -> StepLayout:
+        return tuple.__new__(cls, (nodes, tasks, cpus, overlap))
 
     @property
     def ntasks(self) -> int:
@@ -75,13 +86,13 @@ class StepLayout:
         raise KeyError(task)
 
 
-@attrs.frozen(slots=True)
-class StepRefusal:
+class StepRefusal(Record):
     """``busy``: retry when other steps end (Slurm: "Requested nodes are busy")."""
 
-    code: str
-    message: str
-    busy: bool = False
+    __slots__ = ()
+
+    def __new__(cls, code: str, message: str, busy: bool = False) -> StepRefusal:
+        return tuple.__new__(cls, (code, message, busy))
 
 
 NODES_BUSY = StepRefusal("nodes_busy", "Requested nodes are busy", busy=True)

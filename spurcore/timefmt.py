@@ -13,8 +13,12 @@ src/common/proc_args.c (``str_to_mbytes``).
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+
+# ``datetime`` (1-1.5 ms of a command's start-up) is imported by the functions that use it:
+# squeue, sacct, sinfo and ``sbatch --time`` load this module for durations and limits only.
 
 __all__ = [
     "fmt_timestamp",
@@ -50,6 +54,8 @@ def fmt_timestamp(t: float | None) -> str:
     if _is_unset(t):
         return "Unknown"
     assert t is not None
+    from datetime import datetime
+
     return datetime.fromtimestamp(int(t)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
@@ -68,11 +74,15 @@ def ctime_line(now: float) -> str:
     """C ``ctime()`` without the newline, as squeue -l's first line: ``Thu Jan  1 00:00:00 1970``.
 
     Day and month names are the C locale's (no locale lookup); the day of month is space-padded.
+    The fields are ``localtime``'s, as ctime's (``time``, not ``datetime``: squeue -l and
+    sinfo -l need nothing else from it).
     """
-    d = datetime.fromtimestamp(int(now))
+    import time
+
+    d = time.localtime(int(now))
     return (
-        f"{_DAYS[d.weekday()]} {_MONTHS[d.month - 1]} {d.day:2d} "
-        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d} {d.year}"
+        f"{_DAYS[d.tm_wday]} {_MONTHS[d.tm_mon - 1]} {d.tm_mday:2d} "
+        f"{d.tm_hour:02d}:{d.tm_min:02d}:{d.tm_sec:02d} {d.tm_year}"
     )
 
 
@@ -124,8 +134,11 @@ def fmt_elapsed_sacct(secs: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}"
 
 
+_INFINITIES = (float("inf"), float("-inf"))  # math.isinf without math (a shared library to load)
+
+
 def _is_unlimited(secs: float | None) -> bool:
-    return secs is None or (isinstance(secs, float) and math.isinf(secs))
+    return secs is None or (isinstance(secs, float) and secs in _INFINITIES)
 
 
 def fmt_time_limit_scontrol(secs: float | None) -> str:
@@ -399,6 +412,8 @@ def _get_date(s: str, i: int, text: str) -> tuple[int, int, int | None, int]:
 
 def _mktime(year: int, month: int, day: int, hour: int, minute: int, second: int) -> float:
     """``mktime`` in local time, normalising an out-of-range day (Feb 31 -> Mar 3)."""
+    from datetime import datetime, timedelta
+
     base = datetime(year, month, 1, hour, minute, second)
     return (base + timedelta(days=day - 1)).timestamp()
 
@@ -420,6 +435,7 @@ def parse_time(text: str, now: float, *, past: bool = False) -> float:
         if not (digits.isascii() and digits.isdigit()) or int(digits) < 1000000:
             raise _bad_time(text)
         return float(int(digits))
+    from datetime import datetime
 
     time_now = int(now)
     now_tm = datetime.fromtimestamp(time_now)

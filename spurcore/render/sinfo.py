@@ -25,10 +25,10 @@ Layouts:
 
 from __future__ import annotations
 
-from collections import namedtuple
-from functools import cmp_to_key
+from _functools import cmp_to_key  # functools' own (C); functools itself imports collections
 
 from spurcore.hostlist import compress, expand, strnatcmp
+from spurcore.records import Record
 from spurcore.render._common import make_time_str, print_str
 from spurcore.timefmt import fmt_duration_squeue
 
@@ -131,8 +131,13 @@ def node_state_list() -> str:
     return _STATE_NAMES
 
 
-#: One -t entry: a state name Spur can test and whether it is negated (``~``/``!``).
-StateSel = namedtuple("StateSel", "name negate")
+class StateSel(Record):
+    """One -t entry: a state name Spur can test and whether it is negated (``~``/``!``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, negate: bool) -> StateSel:
+        return tuple.__new__(cls, (name, negate))
 
 
 class StateError(ValueError):
@@ -143,13 +148,11 @@ def parse_states(text: str) -> tuple[list[StateSel], bool]:
     """``-t`` list (``_build_state_list``): names (prefixes of a long or compact name, any
     case), ``~``/``!`` negates, ``+``/``&`` means all must hold (else any); ``all`` is every
     state. Returns (entries, and_mode). Raises StateError naming the bad entry."""
-    import re
-
     if text.lower() == "all":
         return [], False
     and_mode = "+" in text or "&" in text
     out: list[StateSel] = []
-    for item in (t for t in re.split(r"[,&+]", text) if t):
+    for item in (t for t in text.replace("&", ",").replace("+", ",").split(",") if t):  # not re: start-up
         negate = item[0] in "~!"
         name = item[1:] if negate else item
         state = _node_state_id(name)
@@ -546,9 +549,22 @@ for _name, _letter, _h, _f, _hidden in _TABLE:
 _NAMES = {k.lower(): k for k in _FIELDS}
 _UNCUT_HEADERS = frozenset({"NodeList", "NodeHost", "NodeAddr"})
 
-#: One printed item (as squeue's).
-FormatItem = namedtuple("FormatItem", "key width right suffix", defaults=(0, False, ""))
-ParsedFormat = namedtuple("ParsedFormat", "items errors")
+class FormatItem(Record):
+    """One printed item (as squeue's): a field (``key``), or verbatim text (``key`` None)."""
+
+    __slots__ = ()
+
+    def __new__(cls, key: str | None, width: int = 0, right: bool = False, suffix: str = "") -> FormatItem:
+        return tuple.__new__(cls, (key, width, right, suffix))
+
+
+class ParsedFormat(Record):
+    """``items`` (list of FormatItem) and ``errors`` (sinfo's "Invalid ... specification" lines)."""
+
+    __slots__ = ()
+
+    def __new__(cls, items: list[FormatItem], errors: list[str]) -> ParsedFormat:
+        return tuple.__new__(cls, (items, errors))
 
 
 def parse_format(fmt: str) -> ParsedFormat:

@@ -40,45 +40,20 @@ HEAVY = frozenset({
 #: by one line of COMMANDS. These live in files of other areas; when one goes, remove it here
 #: (test_allowances_are_still_needed says so).
 ALLOWED: dict[str, dict[str, str]] = {
-    "squeue": {
-        "collections": "spurcli/jobrefs.py and spurcore/render/squeue.py: namedtuples at load time",
-        "socket": "spurcli/squeue.py _check_nodes imports socket before `if q.nodes is None: return`",
-        "selectors": "through socket",
-        "enum": "through socket",
-        "functools": "through socket (enum)",
-        "datetime": "spurcore/timefmt.py: datetime at load time",
-    },
-    "scancel": {"collections": "spurcli/jobrefs.py: namedtuples at load time"},
-    "scontrol": {
-        "collections": "spurcli/jobrefs.py: namedtuples at load time",
-        "datetime": "spurcore/timefmt.py (through spurcore.render.scontrol)",
-    },
-    "sacct": {
-        "collections": "spurcli/jobrefs.py, spurcore/render/sacct.py and render/squeue.py: namedtuples",
-        "datetime": "spurcore/timefmt.py (through spurcore.render.sacct)",
-    },
-    "sinfo": {
-        "collections": "spurcli/jobrefs.py and spurcore/render/sinfo.py: namedtuples at load time",
-        "functools": "spurcore/render/sinfo.py: cmp_to_key at load time",
-        "datetime": "spurcore/timefmt.py (through spurcore.render.sinfo)",
-    },
-    "sbatch --parsable -H {script}": {
-        "datetime": "spurcore/timefmt.py at load time, imported by spurcli/opts.py to parse --time",
-    },
     "srun": {
-        "attr": "spurcore/steps.py: `import attrs` at load time (imported by spurcli/srun.py)",
-        "attrs": "spurcore/steps.py",
-        "typing": "through attrs",
-        "re": "through typing",
-        "enum": "through re, and signal",
-        "inspect": "through attrs",
+        "attr": "spurcore/pmi.py: `import attrs` at load time (spurcli/srun.py imports it to launch a step)",
+        "attrs": "spurcore/pmi.py",
         "threading": "through attrs",
-        "contextlib": "through typing",
-        "functools": "through attrs and signal",
-        "collections": "spurcore/hostlist.py (collections.abc at load time), spurcore/steps.py",
-        "socket": "spurd/stepserver.py, imported by spurcli/srun.py for the step's I/O",
+        "typing": "spurd/stepserver.py (`from typing import Any`), and attrs",
+        "dataclasses": "spurd/stepserver.py, imported by spurcli/srun.py for the step's I/O",
+        "inspect": "through dataclasses",
+        "re": "through dataclasses",
+        "socket": "spurd/stepserver.py",
+        "contextlib": "spurd/stepserver.py",
         "selectors": "spurcli/srun.py's I/O loop; socket",
-        "dataclasses": "spurd/stepserver.py",
+        "enum": "signal (spurcli/srun.py), socket",
+        "functools": "through enum",
+        "collections": "through functools",
     },
     "salloc": {
         "subprocess": "spurcli/salloc.py runs the command in the allocation",
@@ -90,10 +65,6 @@ ALLOWED: dict[str, dict[str, str]] = {
         "enum": "signal (spurcli/salloc.py)",
         "functools": "through enum",
         "collections": "through functools",
-        "attr": "spurcore/steps.py: `import attrs` at load time",
-        "attrs": "spurcore/steps.py",
-        "typing": "through attrs",
-        "inspect": "through attrs",
     },
 }
 
@@ -101,12 +72,14 @@ ALLOWED: dict[str, dict[str, str]] = {
 COMMANDS: list[tuple[str, list[str]]] = [
     ("squeue", []),
     ("squeue", ["-j", "{job}"]),
+    ("squeue", ["-l", "-w", "node1"]),
     ("sbatch", ["--parsable", "-H", "-o", "/dev/null", "--wrap", "true"]),
     ("sbatch", ["--parsable", "-H", "{script}"]),
     ("scancel", ["{job}"]),
     ("scontrol", ["show", "job", "{job}"]),
     ("sacct", ["-j", "{job}"]),
     ("sinfo", []),
+    ("sinfo", ["-l", "-t", "idle"]),
     ("srun", ["-n1", "true"]),
     ("salloc", ["-n1", "true"]),
 ]
