@@ -24,12 +24,12 @@ from spurcore import acctmgr, slurmconf
 from spurcore.hostlist import expand
 from spurcore.model import assoc_key, default_partition, partitions_of
 from spurcore.ops import AccountingUpdated, ClusterConfigured, NodeStateUpdated, PartitionUpdated
+from spurctld.identity import ACCESS_DENIED
 from spurio import rpc
 from spurio.config import ConfigError, load, load_cluster_conf
 from spurio.rpc import RpcError
 
 log = logging.getLogger("spurctld")
-ACCESS_DENIED = RpcError("access_denied", "Access/permission denied")
 
 
 def resolve_groups(groups: list[str]) -> tuple[list[int], list[int]]:
