@@ -33,6 +33,7 @@ from spurcore.schema import (
     NODE_NAME,
     U32,
     AnyMap,
+    BadRequest,
     Bool,
     Either,
     Float,
@@ -46,6 +47,7 @@ from spurcore.schema import (
     StrList,
     StrMap,
     field,
+    structure,
 )
 
 JOB_ID = Int(1, U32 - 1)
@@ -372,6 +374,16 @@ REQUESTS: dict[str, type] = {
     "sshare": Read,
     "sched_config": Read,
 }
+
+
+def parse_request(method: str, params: Any) -> Any:
+    """The typed request of ``method`` (a name in ``REQUESTS``), or BadRequest naming the
+    method, the field and what was expected (the controller's dispatcher, and the tests'
+    fake controllers, which must refuse what the real one refuses)."""
+    try:
+        return structure(REQUESTS[method], params)
+    except BadRequest as exc:
+        raise BadRequest(f"{method}: {exc.where}", exc.expected) from None
 
 
 def to_params(msg: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from spurcore import leader, messages
 from spurcore.ops import Op
-from spurcore.schema import BadRequest, structure
+from spurcore.schema import BadRequest
 from spurctld.agentrpc import AgentMethods
 from spurctld.commit import GroupCommit
 from spurctld.duties import LeaderDuties, since_process_start
@@ -150,13 +150,11 @@ class Controller(GroupCommit, JobMethods, ReadMethods, AgentMethods, LeaderDutie
             raise RuntimeError(f"methods without a request schema: {missing}")
 
         def typed(name: str, fn: Any) -> Any:
-            cls = messages.REQUESTS[name]
-
             async def handler(conn: rpc.RpcConnection, params: dict[str, Any]) -> Any:
                 try:
-                    msg = structure(cls, params)
+                    msg = messages.parse_request(name, params)
                 except BadRequest as exc:
-                    raise RpcError("bad_request", f"{name}: {exc}") from None
+                    raise RpcError("bad_request", str(exc)) from None
                 return await fn(conn, messages.to_params(msg))
 
             return handler

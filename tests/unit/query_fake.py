@@ -23,6 +23,7 @@ from spurcli import common
 from spurcore.arrays import contains
 from spurio import rpc
 from spurio.rpc import RpcError
+from tests.contract.controller_contract import real_job_record, real_node_record, validate_request
 
 INVALID_JOB = ("invalid_job_id", "Invalid job id specified")
 NOW = 1746100800.0  # 2025-05-01T12:00:00Z
@@ -32,8 +33,9 @@ def job(job_id: int, state: str = "RUNNING", **extra: Any) -> dict[str, Any]:
     """A job record shaped like spurcore.views.job_info."""
     base = extra.pop("base_state", state if state not in ("COMPLETING", "STOPPED") else "RUNNING")
     pending = base == "PENDING"
-    info = {
-        "job_id": job_id, "name": "job.sh", "user": "root", "uid": 0, "gid": 0, "group": "root",
+    info = real_job_record(job_id, NOW)  # every field the real record has
+    info.update({
+        "job_id": job_id, "name": "job.sh", "user": "root", "uid": 0, "gid": 0,
         "state": state, "base_state": base, "reason": "Priority" if pending else "None",
         "exit_code": None if pending else 0, "derived_ec": 0, "priority": 1, "hold": 0,
         "submit_time": NOW - 100, "eligible_time": NOW - 100, "start_time": 0 if pending else NOW - 60,
@@ -50,7 +52,7 @@ def job(job_id: int, state: str = "RUNNING", **extra: Any) -> dict[str, Any]:
         "signal_flags": "", "requeue": -1, "kill_on_invalid_dep": -1, "comment": "", "wckey": "",
         "nice": 0, "qos": "", "constraint": "", "time_min": None, "mail_type": "", "mail_user": "",
         "options": {},
-    }
+    })
     info.update(extra)
     return info
 
@@ -93,14 +95,14 @@ class FakeController:
         self.jobs: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.now = NOW
-        self.nodes: list[dict[str, Any]] = [
+        self.nodes: list[dict[str, Any]] = [dict(real_node_record(n["name"]), **n) for n in [
             {"name": "n1", "state": "MIXED", "cpus": 4, "alloc_cpus": 1, "mem_mb": 8000, "alloc_mem": 0,
              "address": "unix:/x", "reason": "", "registered_at": NOW - 3600, "down_at": 0, "jobs": [1],
              "partition": "debug"},
             {"name": "n2", "state": "IDLE", "cpus": 4, "alloc_cpus": 0, "mem_mb": 8000, "alloc_mem": 0,
              "address": "unix:/y", "reason": "", "registered_at": NOW - 3600, "down_at": 0, "jobs": [],
              "partition": "debug"},
-        ]
+        ]]
         self.config: dict[str, Any] = {"ClusterName": "spur", "MinJobAge": 300, "KillWait": 30,
                                        "MaxArraySize": 1001}
         self.refused: dict[str, tuple[str, str]] = {}  # job_ref -> error for writes
@@ -159,6 +161,7 @@ class FakeController:
         fn = self.handlers.get(method)
         if fn is None:
             raise RpcError("unknown_method", f"unknown method: {method}")
+        validate_request(method, params)  # as the real controller does, before any handler
         return fn(params)
 
     def _run(self) -> None:
