@@ -77,4 +77,4 @@ chaos: $(STAMP)
 .PHONY: fuzz
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(STAMP)
-	SPUR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/integration/test_fuzz_controller.py
+	SPUR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --timeout 0 tests/integration/test_fuzz_controller.py

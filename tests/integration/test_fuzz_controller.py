@@ -190,18 +190,19 @@ class Fuzz:
         return code, message
 
     def raw(self, data: bytes) -> bytes:
-        """Send ``data`` on a fresh connection; what came back before the server closed it or
-        went quiet for a moment."""
+        """Send ``data`` on a fresh connection and end it (the server sees EOF); what came
+        back before the server closed its side."""
         got = b""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(0.3)
+        s.settimeout(10)
         try:
             s.connect(self.socket)
             s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
             while chunk := s.recv(65536):
                 got += chunk
-        except (TimeoutError, BrokenPipeError, ConnectionResetError):
-            pass  # quiet (a partial frame waits for more) or closed on us: both fine
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed on us mid-frame: fine
         finally:
             s.close()
         return got
