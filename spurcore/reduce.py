@@ -83,6 +83,7 @@ from spurcore.scheduler import (
     parse_dependency,
     pending_reason,
 )
+from spurcore.schema import NODE_NAME
 
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
 #: Slurm's upper bound for MaxArraySize; the proposer checks the configured one.
@@ -317,6 +318,10 @@ def _set_reason(node: Node, reason: str, at: float, uid: int) -> None:
 
 
 def _node_registered(state: ClusterState, op: NodeRegistered) -> Any:
+    if type(op.name) is not str or not NODE_NAME.fullmatch(op.name):
+        return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {op.name!r}"))
+    if type(op.cpus) is not int or type(op.mem_mb) is not int or op.cpus < 1 or op.mem_mb < 0:
+        return _reject(state, Rejected("bad_request", f"Invalid node resources: cpus={op.cpus!r} mem={op.mem_mb!r}"))
     node = state.nodes.get(op.name)
     if node is None:
         if any(n.configured for n in state.nodes.values()):
@@ -472,11 +477,34 @@ def _fail_on_node(state: ClusterState, job: Job, node: str, at: float, fenced: b
         _back_to_pending(state, job, at, begin_time, job.hold)
 
 
+#: The JobSpec fields the reducer re-checks the type of (the boundary checks every field
+#: and its range, ``spurcore.messages``): the names and numbers state is keyed and
+#: compared by. A few type tests per submission, cheap enough for replay.
+_SPEC_STRS = ("name", "user", "cwd", "partition", "account", "qos", "array", "dependency", "nodelist", "exclude")
+_SPEC_INTS = ("uid", "gid", "nodes", "ntasks", "cpus_per_task", "mem_mb")
+
+
+def _spec_problem(spec: Any) -> str | None:
+    """The first JobSpec field whose type is wrong (a proposer that skipped the boundary)."""
+    for name in _SPEC_STRS:
+        if type(getattr(spec, name)) is not str:
+            return name
+    for name in _SPEC_INTS:
+        if type(getattr(spec, name)) is not int:
+            return name
+    if spec.script is not None and type(spec.script) is not str:
+        return "script"
+    return None
+
+
 def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     known = state.requests.get(op.request_id) if op.request_id else None
     if known is not None:
         return known[1]
     spec = op.spec
+    bad = _spec_problem(spec)
+    if bad is not None:
+        return _reject(state, Rejected("bad_request", f"Invalid job specification: {bad}"))
     names, refusal = _job_partition(state, spec.partition)
     if refusal is not None:
         return _reject(state, refusal)
