@@ -157,7 +157,8 @@ class JobMethods:
                 if start.job_id == job_id and started is not None:
                     nodes = started.nodes
                     return {"job_id": job_id, "start_time": t, "nodes": compress(nodes),
-                            "partition": spec.partition, "cpus": started.cpus_per_node * len(nodes)}
+                            "partition": started.partition or spec.partition,
+                            "cpus": started.cpus_per_node * len(nodes)}
             ends = sorted(j.start_time + j.suspended_secs + j.spec.time_limit for j in state.jobs.values()
                           if j.state is JobState.RUNNING and j.spec.time_limit is not None
                           and j.start_time + j.suspended_secs + j.spec.time_limit > t)
