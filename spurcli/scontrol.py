@@ -374,17 +374,17 @@ def _node_json(node: dict[str, Any]) -> dict[str, Any]:
 def _load_partitions(s: Session) -> list[dict[str, Any]] | None:
     """The partitions scontrol may show (hidden ones and those of other groups only with
     ``-a``/``all``, as slurmctld filters them without SHOW_ALL)."""
-    from spurcli.sinfo import caller_groups, load_partitions
+    from spurcli import sinfo
     from spurcore.render.sinfo import visible_partitions
 
     loaded = _load_nodes(s, "slurm_load_partitions error")
     if loaded is None:
         return None
-    parts = load_partitions(s.ctl, loaded[0])
+    parts = sinfo.load_partitions(s.ctl, loaded[0])
     if parts is None:
         s.fail("slurm_load_partitions error: Unable to contact slurm controller (connect failure)")
         return None
-    return visible_partitions(parts, show_all=s.all, uid=os.getuid(), groups=caller_groups())
+    return visible_partitions(parts, show_all=s.all, uid=sinfo.caller_uid(), groups=sinfo.caller_groups())
 
 
 def show_partition(s: Session, val: str | None, args: list[str]) -> None:

@@ -328,7 +328,7 @@ def _once(q: Query, args: list[str], ctl: Any, env: Any) -> None:
     now = float(result.get("now") or 0.0)
     nodes = select_nodes(q, list(result.get("nodes") or []))
     resolve_reason_users(nodes)
-    parts = render.visible_partitions(parts, show_all=q.all, uid=os.getuid(), groups=caller_groups())
+    parts = render.visible_partitions(parts, show_all=q.all, uid=caller_uid(), groups=caller_groups())
     if q.partitions is not None:
         parts = [p for p in parts if p["name"] in q.partitions]
     cluster = common.load_config().name
@@ -376,6 +376,11 @@ def load_partitions(ctl: Any, nodes: list[dict[str, Any]]) -> list[dict[str, Any
         if default is not None:
             part["default"] = part.get("name") == default
     return parts
+
+
+def caller_uid() -> int:
+    """The caller's uid (root sees every partition, as SlurmUser does)."""
+    return os.getuid()
 
 
 def caller_groups() -> list[str]:

@@ -262,6 +262,28 @@ def eligible_time(info: dict[str, Any]) -> float:
     return float(info.get("eligible_time") or 0)
 
 
+def job_times(info: dict[str, Any], now: float) -> tuple[float, float]:
+    """(StartTime, EndTime) as slurmctld sends them (job_mgr.c ``pack_job``): a started job's
+    own; a pending job's expected start (the backfill scheduler's, never in the past) or
+    else its begin time when that is still to come, each with an end at start + time
+    limit; 0 for unknown."""
+    start = float(info.get("start_time") or 0)
+    end = float(info.get("end_time") or 0)
+    if base_state(info) != "PENDING":
+        return start, end
+    begin = float(info.get("eligible_time") or 0)
+    if start:
+        start = max(start, now)
+    elif begin > now:
+        start = begin
+    else:
+        return 0.0, end
+    limit = info.get("time_limit")
+    if limit is not None:
+        end = max(end, start + float(limit))
+    return start, end
+
+
 def accrue_time(info: dict[str, Any], now: float) -> float:
     """AccrueTime: when the job started to accrue age priority (0: unset).
 

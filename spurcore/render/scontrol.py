@@ -24,6 +24,7 @@ from spurcore.render._common import (
     accrue_time,
     base_state,
     eligible_time,
+    job_times,
     job_tres,
     job_tres_per,
     last_sched_eval,
@@ -138,14 +139,14 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitst
     )
     lines.append(f"SubmitTime={ts(info.get('submit_time'))} EligibleTime={ts(eligible_time(info))}")
     lines.append(f"AccrueTime={ts(accrue_time(info, now))}")
-    end = float(info.get("end_time") or 0)
+    start, end = job_times(info, now)
     if info.get("time_limit") is None and end > now:
         end_text = "Unknown"
     else:
         end_text = ts(end)
     deadline = info.get("deadline")
     lines.append(
-        f"StartTime={ts(info.get('start_time'))} EndTime={end_text} "
+        f"StartTime={ts(start)} EndTime={end_text} "
         f"Deadline={ts(deadline) if deadline else 'N/A'}"
     )
 

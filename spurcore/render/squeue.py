@@ -373,8 +373,16 @@ def _time_left(info: dict[str, Any], _v: View) -> _Value:
     return _secs(int(limit) - job_time_used(info)), False
 
 
+def _start_time(info: dict[str, Any], v: View) -> _Value:
+    from spurcore.render._common import job_times
+
+    return v.time(job_times(info, v.now)[0]), True
+
+
 def _end_time(info: dict[str, Any], v: View) -> _Value:
-    end = float(info.get("end_time") or 0)
+    from spurcore.render._common import job_times
+
+    end = job_times(info, v.now)[1] if base_state(info) == "PENDING" else float(info.get("end_time") or 0)
     running = base_state(info) in _RUNNING_LIKE and info.get("state") != "COMPLETING"
     if info.get("time_limit") is None and (end > v.now or (not end and running)):
         return "NONE", True
@@ -684,7 +692,7 @@ _JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
     ("SLUID", "SLUID", _const("s0000000000000"), False),
     ("Sockets", "SOCKETS_PER_NODE", _const("*"), False),
     ("SPerBoard", "SOCKETS_PER_BOARD", _const("0"), False),
-    ("StartTime", "START_TIME", _ts("start_time"), False),
+    ("StartTime", "START_TIME", _start_time, False),
     ("State", "STATE", lambda i, _v: (str(i.get("state") or ""), True), False),
     ("StateCompact", "ST", lambda i, _v: (_compact(i), True), False),
     ("StdErr", "STDERR", _stdio("stderr"), False),
