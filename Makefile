@@ -13,16 +13,16 @@ $(STAMP): pyproject.toml $(wildcard bin/*)
 	# mpi4py for the MPI tests, built against MPICH (Debian's python3-mpi4py is Open MPI's)
 	if command -v mpicc.mpich >/dev/null; then \
 	    MPICC=mpicc.mpich $(BIN)/pip install -q --no-binary mpi4py mpi4py || echo "mpi4py not built: MPI tests skip"; fi
-	$(BIN)/python -m compileall -q spurcore spurctld spurd spurcli
+	$(BIN)/python -m compileall -q spurcore spurio spurctld spurd spurcli
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check spurcore spurctld spurd spurcli tests benchmarks
+	$(BIN)/ruff check spurcore spurio spurctld spurd spurcli tests benchmarks
 
 test: lint
-	$(BIN)/python -m compileall -q spurcore spurctld spurd spurcli
+	$(BIN)/python -m compileall -q spurcore spurio spurctld spurd spurcli
 	$(BIN)/pytest -q tests
 
 demo: $(STAMP)

@@ -84,8 +84,8 @@ def _wait_done(client: Any, refs: list[str], budget: float) -> int:
 
 
 def array_throughput(cluster: Any, tasks: int = 10_000, separate: int = 300, budget: float = 600) -> list[Metric]:
-    from spurcore.config import load
-    from spurcore.rpc_client import Client, new_request_id
+    from spurio.client import Client, new_request_id
+    from spurio.config import load
 
     config = load(os.path.join(cluster.extra["dir"], "spur.toml"))
     spec = {**SPEC_FIELDS, "cwd": str(cluster.workdir)}

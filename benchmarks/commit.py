@@ -21,8 +21,8 @@ import sys
 import tempfile
 import time
 
-from spurcore import rpc
 from spurctld.local import LocalCluster, write_config
+from spurio import rpc
 
 SPEC = {"name": "bench", "script": "#!/bin/bash\ntrue\n", "cwd": "/tmp"}
 

@@ -182,8 +182,8 @@ def api_workloads(cluster: Any, jobs: int, kills: int) -> list[Metric]:
     """The same questions as workloads 5 and 6, asked through the Python client instead of
     the command-line tools, so the system's own latency shows apart from CLI start-up."""
     from benchmarks.spur_workloads import env_job_pids
-    from spurcore.config import load
-    from spurcore.rpc_client import Client, new_request_id
+    from spurio.client import Client, new_request_id
+    from spurio.config import load
 
     config = load(os.path.join(cluster.extra["dir"], "spur.toml"))
     workdir = str(cluster.workdir)

@@ -675,7 +675,7 @@ def failover(cluster: Cluster, runs: int = 5) -> list[Metric]:
         restart()
     cluster.run("scancel", *map(str, probes), check=False)
     return [Metric("failover.commit", "leader SIGKILLed -> next commit", "s", samples, percentiles=True,
-                   note="a held submit through spurcore.rpc_client.Client, retried every 10 ms")]
+                   note="a held submit through spurio.client.Client, retried every 10 ms")]
 
 
 # --- a spur local cluster ----------------------------------------------------------------------
@@ -691,9 +691,9 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
                **settings: Any) -> Iterator[Cluster]:
     """Start ``spur local up`` in ``directory`` (a temporary one by default), yield its Cluster,
     and always run ``spur local down``."""
-    from spurcore.config import load
-    from spurcore.rpc_client import Client
     from spurctld.local import LocalCluster
+    from spurio.client import Client
+    from spurio.config import load
 
     bindir = _spur_bin()
     tmp = None
@@ -821,9 +821,9 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
         yield Cluster(
             name="spur", env=env, bindir=bindir, workdir=wd, job_state=job_state, active_jobs=active_jobs,
             daemon_pids=daemon_pids,
-            submit_held=submit_held, submit_held_method="4 threads of spurcore.rpc_client.Client submit (hold)",
+            submit_held=submit_held, submit_held_method="4 threads of spurio.client.Client submit (hold)",
             stop_controller=stop_controller, start_controller=start_controller,
-            kill_leader=kill_leader if replicas >= 3 else None, commit=commit, state_query="spurcore.rpc_client.Client `jobs`",
+            kill_leader=kill_leader if replicas >= 3 else None, commit=commit, state_query="spurio.client.Client `jobs`",
             extra={"dir": d, "local": local, "replicas": replicas},
         )
         client.close()

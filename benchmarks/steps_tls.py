@@ -52,7 +52,7 @@ def measure(runs: int = 10) -> dict[str, Any]:
     import pwd
 
     from spurctld.local import LocalCluster, write_config
-    from spurd import stepserver
+    from spurio import stepserver
 
     me = pwd.getpwuid(os.getuid()).pw_name
     out: dict[str, Any] = {}

@@ -3,7 +3,7 @@ controller, Slurm's error lines, job-id and state-name parsing.
 
 Invariants:
 - Start-up time is part of the contract (users run these commands in loops): this module
-  imports only ``os``/``sys`` at load time. ``spurcore.config`` and ``spurcore.rpc_client``
+  imports only ``os``/``sys`` at load time. ``spurio.config`` and ``spurio.client``
   (socket, msgpack) are imported when the first call is made; neither imports attrs,
   and ``tomllib`` is loaded only for a ``spur.toml`` outside the flat subset.
 - Errors leave a command as exceptions (``CliError``, ``UsageError``, ``RpcError``);
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
-    from spurcore.config import Config
-    from spurcore.rpc_client import Client as Controller
+    from spurio.client import Client as Controller
+    from spurio.config import Config
 
 VERSION_LINE = "slurm 25.11.0"
 
@@ -102,8 +102,8 @@ def run(prog: str, body: Callable[[list[str]], int], argv: Sequence[str] | None,
             pass
         return 1
     except Exception as exc:
-        from spurcore.rpc import RpcError
-        from spurcore.rpc_client import ControllerUnavailable
+        from spurio.client import ControllerUnavailable
+        from spurio.rpc import RpcError
 
         if isinstance(exc, (RpcError, ControllerUnavailable)):
             error(prog, exc.message or exc.code)
@@ -266,8 +266,8 @@ def parse_int(text: str, what: str, *, positive: bool = True) -> int:
 
 
 def load_config() -> Config:
-    """spur.toml from SPUR_CONF / ./spur.toml / /etc/spur/spur.toml (``spurcore.config``)."""
-    from spurcore.config import ConfigError, find_config_path, load
+    """spur.toml from SPUR_CONF / ./spur.toml / /etc/spur/spur.toml (``spurio.config``)."""
+    from spurio.config import ConfigError, find_config_path, load
 
     path = find_config_path()
     if path is None:
@@ -282,7 +282,7 @@ def load_config() -> Config:
 
 
 def new_request_id() -> str:
-    from spurcore.rpc_client import new_request_id as new
+    from spurio.client import new_request_id as new
 
     return new()
 
@@ -293,8 +293,8 @@ RETRY_FOR = 10.0
 
 
 def connect(*, retry_for: float | None = None) -> Controller:
-    """The controller client for this command (``spurcore.rpc_client.Client``)."""
-    from spurcore.rpc_client import Client
+    """The controller client for this command (``spurio.client.Client``)."""
+    from spurio.client import Client
 
     if retry_for is None:
         try:
@@ -465,7 +465,7 @@ def call_jobs(ctl: Controller, params: dict[str, Any]) -> dict[str, Any]:
 
 def get_job(ctl: Controller, job_id: int) -> dict[str, Any] | None:
     """One job's record from ``jobs`` (None when the controller no longer knows it)."""
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         result = call_jobs(ctl, {"job_ids": [job_id]})

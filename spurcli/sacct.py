@@ -782,7 +782,7 @@ def _body(args: list[str]) -> int:
     except render.FormatError as exc:
         raise CliError(str(exc)) from None
     from spurcore.render._common import time_format_error
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     time_format = env.get("SLURM_TIME_FORMAT")
     problem = time_format_error(time_format)

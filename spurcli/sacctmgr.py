@@ -282,7 +282,7 @@ def _body(args: list[str]) -> int:
     if "immediate" not in opts and not _confirm():
         sys.stdout.write(" Changes Discarded\n")
         return 0
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         ctl.call("accounting_update", {"request_id": common.new_request_id(), "action": action, "entity": entity,

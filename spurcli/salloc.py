@@ -136,7 +136,7 @@ def _body(args: list[str]) -> int:
 
     from spurcli.sbatch import base_spec
     from spurcli.srun import allocation_env, install_handlers, restore_handlers
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     cwd = os.getcwd()
     spec, command, quiet = parse(args, cwd=cwd)
@@ -202,7 +202,7 @@ def _body(args: list[str]) -> int:
 
 def _complete(ctl: common.Controller, job_id: int, raw: int, quiet: bool) -> None:
     from spurcore.exitcodes import decode_wait_status
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     if not quiet:
         common.info(PROG, f"Relinquishing job allocation {job_id}")

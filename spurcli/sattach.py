@@ -86,7 +86,7 @@ def find_step(ctl: common.Controller, job_id: int, step_id: int) -> tuple[dict[s
 def _body(args: list[str]) -> int:
     import selectors
 
-    from spurd import stepserver
+    from spurio import stepserver
 
     pairs, rest = common.getopt(args, OPTIONS)
     common.handle_common(PROG, pairs, HELP, USAGE)

@@ -698,10 +698,10 @@ def wait_exit_code(info: dict[str, Any]) -> int:
     raw = info.get("exit_code")
     if raw is None:
         return 1
-    raw = int(raw)
-    if raw & 0x7F == 0:  # WIFEXITED
-        return (raw >> 8) & 0xFF
-    return 1
+    from spurcore.exitcodes import decode_wait_status
+
+    code, sig = decode_wait_status(int(raw))
+    return 1 if sig else code
 
 
 #: Poll interval bounds for --wait (seconds).
@@ -712,8 +712,8 @@ WAIT_MAX_SLEEP = 1.0
 def wait_for_job(ctl: common.Controller, job_id: int) -> int:
     import time
 
-    from spurcore.rpc import RpcError
-    from spurcore.rpc_client import ControllerUnavailable
+    from spurio.client import ControllerUnavailable
+    from spurio.rpc import RpcError
 
     delay = WAIT_FIRST_SLEEP
     while True:
@@ -748,7 +748,7 @@ def will_run(ctl: Any, spec: dict[str, Any], prog: str = PROG, *, quiet: bool = 
     """``--test-only`` (sbatch and srun): ask the controller when and where the job would
     start; submit nothing. Exit 0 with Slurm's line on stderr (an ``info()`` line, which
     -Q hides), or 1 with ``allocation failure: ...`` (``slurm_perror``)."""
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         result = ctl.call("submit", {"request_id": common.new_request_id(), "spec": spec, "test_only": True})
@@ -769,7 +769,7 @@ def run_test_only(ctl: Any, sub: Submission) -> int:
 def _body(args: list[str]) -> int:
     sub = build_submission(args)
     ctl = common.connect()
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     if sub.test_only:
         try:

@@ -401,7 +401,7 @@ def cancel_one(ctl: common.Controller, r: Request, job: Any, step: int | None, *
     verbose line (default: ``job``)."""
     import time
 
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     if r.verbose > 0 and not quiet_verbose:
         common.info(PROG, verbose_message(r, job if shown is None else shown, step))
@@ -440,7 +440,7 @@ def cancel_many(ctl: common.Controller, r: Request, jobs: list[Any]) -> int:
     once per shown text."""
     import time
 
-    from spurcore.rpc_client import RETRYABLE
+    from spurio.client import RETRYABLE
 
     pairs = [j if isinstance(j, tuple) else (j, j) for j in jobs]
     rc = 0
@@ -577,7 +577,7 @@ def _confirm(job: dict[str, Any], job_text: str, step: int | None) -> bool:
 
 def cancel_filtered(ctl: common.Controller, r: Request) -> int:
     """The path with filters or ``-i``: load, verify ids, filter, cancel pending first."""
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     params: dict[str, Any] = {}
     if r.ids:

@@ -167,7 +167,7 @@ def _parse_show_job_id(text: str) -> tuple[int, int | None] | None:
 
 def show_job(s: Session, val: str | None, at_text: str | None = None, args: list[str] | None = None) -> None:
     from spurcore.render import scontrol as render
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     job_id: int | None = None
     task: int | None = None
@@ -252,8 +252,8 @@ def _show_job_at(s: Session, job_id: int | None, at_text: str) -> None:
     import time
 
     from spurcore.render import scontrol as render
-    from spurcore.rpc import RpcError
     from spurcore.timefmt import parse_time
+    from spurio.rpc import RpcError
 
     if job_id is None:
         s.fail(f"{PROG}: error: show job --at needs a job id")
@@ -277,7 +277,7 @@ def _show_job_at(s: Session, job_id: int | None, at_text: str) -> None:
 
 
 def _load_nodes(s: Session, what: str = "slurm_load_node error") -> tuple[list[dict[str, Any]], float] | None:
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         result = s.ctl.call("nodes", {})
@@ -452,7 +452,7 @@ def _partition_json(part: dict[str, Any]) -> dict[str, Any]:
 
 def show_steps(s: Session, val: str | None, args: list[str]) -> None:
     from spurcore.render import scontrol as render
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     job_id: int | None = None
     task: int | None = None
@@ -513,7 +513,7 @@ def show_steps(s: Session, val: str | None, args: list[str]) -> None:
 
 def show_config(s: Session, args: list[str]) -> None:
     from spurcore.render import scontrol as render
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         result = s.ctl.call("config", {})
@@ -539,7 +539,7 @@ def ping(s: Session, args: list[str]) -> None:
     """``Slurmctld(primary) at <host> is UP`` per replica (each is asked directly)."""
     import copy
 
-    from spurcore.rpc_client import Client
+    from spurio.client import Client
 
     config = common.load_config()
     results = []
@@ -741,7 +741,7 @@ def _send(s: Session, method: str, job_str: str, extra: dict[str, Any]) -> None:
     """One Slurm job id string (``12``, ``12_1-3``): one call per task, errors as
     ``<message> for job <id>``."""
     from spurcli.jobrefs import RefError, expand_job_str
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         refs = expand_job_str(job_str)
@@ -796,7 +796,7 @@ def job_control(s: Session, command: str, words: list[str]) -> None:
 
 def _hold_by_name(s: Session, method: str, extra: dict[str, Any], name: str) -> None:
     """``hold Name=x``: every job of that name (pending ones, or array tasks)."""
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         jobs = common.call_jobs(s.ctl, {}).get("jobs") or []
@@ -1139,7 +1139,7 @@ def update_job(s: Session, words: list[str]) -> None:
 
 def _send_update(s: Session, job_str: str, changes: dict[str, Any]) -> None:
     from spurcli.jobrefs import RefError, expand_job_str
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         refs = expand_job_str(job_str)
@@ -1162,7 +1162,7 @@ def _fatal_update(s: Session, message: str) -> None:
 def _current_time_limit(s: Session, job_str: str) -> int | None:
     """``_get_job_time``: the job's limit in minutes (-1 UNLIMITED); None after an error."""
     from spurcli.jobrefs import strtol
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     job_id, end = strtol(job_str)
     task = None
@@ -1199,7 +1199,7 @@ def _current_time_limit(s: Session, job_str: str) -> int | None:
 
 def _is_single_job(s: Session, job_str: str) -> bool:
     from spurcli.jobrefs import strtol
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     job_id, end = strtol(job_str)
     task = None
@@ -1223,7 +1223,7 @@ def _is_single_job(s: Session, job_str: str) -> bool:
 
 
 def _job_name2id(s: Session, name: str, uid: int | None) -> str | None:
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         jobs = common.call_jobs(s.ctl, {}).get("jobs") or []
@@ -1575,8 +1575,8 @@ def completing(s: Session) -> None:
     """``completing``: ``JobId=N EndTime=T CompletingTime=D Nodes(COMPLETING)=... ``."""
     from spurcore.hostlist import compress, expand
     from spurcore.render._common import make_time_str
-    from spurcore.rpc import RpcError
     from spurcore.timefmt import fmt_duration_scontrol
+    from spurio.rpc import RpcError
 
     try:
         result = common.call_jobs(s.ctl, {})
@@ -1609,7 +1609,7 @@ def wait_job(s: Session, word: str) -> None:
     pending one is waited for; one that ended is Slurm's ``Job allocation has been revoked``."""
     import time
 
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     job_str = _strip_prefix(word, ("jobid=", "job="))
     if not job_str.isdigit():

@@ -313,7 +313,7 @@ def select_nodes(q: Query, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _once(q: Query, args: list[str], ctl: Any, env: Any) -> None:
     from spurcore.render import sinfo as render
     from spurcore.render._common import time_format_error
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     if q.reservation:
         sys.stdout.write("No reservations in the system\n")

@@ -68,8 +68,8 @@ def _cmd_local(args: argparse.Namespace) -> int:
 
 
 def _client():
-    from spurcore.config import find_config_path, load
-    from spurcore.rpc_client import Client
+    from spurio.client import Client
+    from spurio.config import find_config_path, load
 
     path = find_config_path()
     if path is None:
@@ -89,7 +89,7 @@ def _cmd_log(args: argparse.Namespace) -> int:
     The file is the single source: readers keep their own offset, so history and live
     output meet with no gap and no duplicate, and any number of readers may follow.
     """
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     client = _client()
     try:
@@ -144,8 +144,8 @@ def _cmd_log(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     from spurcli.common import group_name
     from spurcore.render.scontrol import show_job
-    from spurcore.rpc import RpcError
     from spurcore.timefmt import parse_time
+    from spurio.rpc import RpcError
 
     client = _client()
     now = time.time()
@@ -168,8 +168,8 @@ def _cmd_top(args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.table import Table
 
-    from spurcore.rpc import RpcError
     from spurcore.timefmt import fmt_duration_squeue
+    from spurio.rpc import RpcError
 
     client = _client()
 
@@ -203,8 +203,8 @@ def _cmd_top(args: argparse.Namespace) -> int:
 
 def _probe(config, replica, timeout: float) -> dict:
     """One replica's own answers to ``ping`` and ``digest`` (never forwarded)."""
-    from spurcore.rpc import RpcError
-    from spurcore.rpc_client import endpoint_of, open_replica
+    from spurio.client import endpoint_of, open_replica
+    from spurio.rpc import RpcError
 
     row = {"id": replica.id, "address": endpoint_of(replica).split(":", 1)[1], "error": None}
     t = time.monotonic()
@@ -256,7 +256,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     """Each replica's role, term, applied index, digest and lag, and the agents' last contact."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from spurcore.config import find_config_path, load
+    from spurio.config import find_config_path, load
 
     path = find_config_path()
     if path is None:

@@ -640,7 +640,7 @@ def _view(q: Query, now: float, env: Any) -> Any:
 
 
 def _load(q: Query, ctl: Any) -> tuple[list[dict[str, Any]], float]:
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         result = common.call_jobs(ctl, q.params())

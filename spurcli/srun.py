@@ -145,7 +145,7 @@ def create_step(ctl: common.Controller, job_id: int, command: list[str], sp: dic
     launch_g_create_job_step does (src/srun/launch.c)."""
     import time
 
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     params = {
         "request_id": common.new_request_id(), "job_id": job_id, "name": sp["name"], "argv": command,
@@ -369,7 +369,7 @@ class Launcher:
     def _connect_all(self) -> None:
         import selectors
 
-        from spurd import stepserver
+        from spurio import stepserver
 
         io = dict(self.remote_io)
         if self.sp["pty"]:
@@ -462,7 +462,7 @@ class Launcher:
             self._flush_node(i)
         if not mask & selectors.EVENT_READ:
             return
-        from spurd import stepserver
+        from spurio import stepserver
 
         try:
             data = stepserver.recv_some(sock)
@@ -597,7 +597,7 @@ class Launcher:
         self._finish_node(i)
 
     def _send(self, i: int, method: str, params: Any) -> None:
-        from spurd import stepserver
+        from spurio import stepserver
 
         if i not in self.socks:
             return
@@ -610,7 +610,7 @@ class Launcher:
         sock = self.socks.get(i)
         if sock is None:
             return
-        from spurd import stepserver
+        from spurio import stepserver
 
         q = self.outq[i]
         while q:
@@ -869,8 +869,8 @@ class Launcher:
         one srun lost) and wait KillWait + STEP_ABORT_TIME for it to end."""
         import time
 
-        from spurcore.rpc import RpcError
-        from spurcore.rpc_client import ControllerUnavailable
+        from spurio.client import ControllerUnavailable
+        from spurio.rpc import RpcError
 
         if self.aborted:
             return
@@ -921,7 +921,7 @@ def _connect_agent(address: str, tls: tuple[str, str | None, str | None]) -> Any
     import errno
     import time
 
-    from spurd import stepserver
+    from spurio import stepserver
 
     deadline = time.monotonic() + AGENT_RETRY
     delay = 0.05
@@ -969,8 +969,8 @@ POLL_MAX_SLEEP = 0.5
 
 
 def _cancel_job(ctl: common.Controller, job_id: int) -> None:
-    from spurcore.rpc import RpcError
-    from spurcore.rpc_client import ControllerUnavailable
+    from spurio.client import ControllerUnavailable
+    from spurio.rpc import RpcError
 
     try:
         ctl.call("signal", {"request_id": common.new_request_id(), "job_id": job_id, "step_id": -1,
@@ -1052,7 +1052,7 @@ def _body(args: list[str]) -> int:
             old = {}
             return run_step(ctl, job_id, command, sp, step_cwd)
 
-        from spurcore.rpc import RpcError
+        from spurio.rpc import RpcError
 
         spec.update({
             "script": None,

@@ -162,9 +162,9 @@ def _cell(text: str, width: int, parsable: int) -> str:
 
 def stat_step(job_id: int, step: dict[str, Any], addresses: dict[str, str]) -> tuple[dict[str, Any], list[int]]:
     """Ask every node of the step for its sample; the combined record and every pid."""
-    from spurcore.rpc import RpcError
     from spurcore.usage import combine
-    from spurd import stepserver
+    from spurio import stepserver
+    from spurio.rpc import RpcError
 
     records, pids = [], []
     for name in step.get("node_list") or []:

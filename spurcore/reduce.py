@@ -269,12 +269,6 @@ def _maybe_finish(state: ClusterState, job: Job) -> None:
         node = state.nodes.get(name)
         if node is not None:
             node.jobs.discard(job.job_id)
-    if job.terminal:
-        # Slurm closes a finished job's steps: one whose node never reported (its agent had
-        # not started it when the kill came, or was away) ends with the job.
-        for step in job.steps.values():
-            if step.state == "RUNNING":
-                _end_step(job, step, None, "CANCELLED", job.end_time)
     if job.state is JobState.PENDING:  # a requeued job is ready to be scheduled again
         job.nodes = ()
         state.pending[job.job_id] = None
@@ -759,18 +753,23 @@ def _job_step_complete(state: ClusterState, op: JobStepComplete) -> Any:
     if op.node not in step.nodes:
         return _reject(state, Rejected("bad_node", f"Node {op.node} is not part of step {op.job_id}.{op.step_id}"))
     raw = exitcodes.SIG_OOM if op.oom else exitcodes.raw_status(op.exit_code, op.signal)
-    step.node_status[op.node] = raw
-    if op.usage:
-        step.usage[op.node] = dict(op.usage)
-    if len(step.node_status) < len(step.nodes):
-        return None
-    combined = 0
-    for node in step.nodes:
-        combined = exitcodes.derive(combined, step.node_status[node], False)
-    oom = combined == exitcodes.SIG_OOM
-    _end_step(job, step, combined, exitcodes.step_state(combined, oom), op.at)
-    job.derived_ec = exitcodes.derive(job.derived_ec, combined, oom)
+    _step_node_done(job, step, op.node, raw, op.oom, op.usage, op.at)
     return None
+
+
+def _step_node_done(job: Job, step: Step, node: str, raw: int, oom: bool, usage: Any, at: float) -> None:
+    """``node``'s part of ``step`` is over with ``raw``; the last part closes the step."""
+    step.node_status[node] = raw
+    if usage:
+        step.usage[node] = dict(usage)
+    if len(step.node_status) < len(step.nodes):
+        return
+    combined = 0
+    for n in step.nodes:
+        combined = exitcodes.derive(combined, step.node_status[n], False)
+    oom = combined == exitcodes.SIG_OOM
+    _end_step(job, step, combined, exitcodes.step_state(combined, oom), at)
+    job.derived_ec = exitcodes.derive(job.derived_ec, combined, oom)
 
 
 def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
@@ -922,6 +921,14 @@ def _action_acked(state: ClusterState, op: ActionAcked) -> Any:
     if not record.pending:
         del state.actions[op.action_id]
     job = state.jobs.get(record.job_id)
+    if job is not None and record.kind == ActionKind.KILL and record.step_id < 0:
+        # The agent ACKs a job's KILL only once its reports are committed: a step still
+        # waiting for this node's part never started there (0:9, as a launch killed before
+        # it arrived).
+        for step in job.steps.values():
+            if step.state == "RUNNING" and step.step_id != BATCH_STEP and op.node in step.nodes \
+                    and op.node not in step.node_status:
+                _step_node_done(job, step, op.node, exitcodes.raw_status(0, SIGKILL), False, None, op.at)
     if job is not None and record.kind == ActionKind.KILL and record.step_id < 0 and job.completing:
         # The agent ACKs a terminate only once nothing of the job runs on that node.
         job.undone.discard(op.node)

@@ -11,7 +11,7 @@ Two sources give the same result:
 
 Invariants:
 - ``parse`` is pure: the text of each file comes in (through ``read``, a function the caller
-  gives: the edge module ``spurcore.config`` reads files), canonical records come out.
+  gives: the edge module ``spurio.config`` reads files), canonical records come out.
 - Keys are matched without regard to case, as Slurm does. Every line or key Spur does not
   use is listed once in ``ClusterConf.unused`` (with its file and line) and never silently
   dropped; a value Spur cannot read is a ``ConfError`` naming the file and line.

@@ -16,6 +16,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any
 
 # ``datetime`` (1-1.5 ms of a command's start-up) is imported by the functions that use it:
 # squeue, sacct, sinfo and ``sbatch --time`` load this module for durations and limits only.
@@ -70,6 +71,22 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def local_tm(t: float) -> Any:
+    """``localtime(t)``: the broken-down local time of an epoch value, for display.
+
+    The one place the core meets the process's time zone (what Slurm's tools print in too);
+    it converts a time it is given and never reads the clock."""
+    import time
+
+    return time.localtime(int(t))
+
+
+def strftime(fmt: str, tm: Any) -> str:
+    import time
+
+    return time.strftime(fmt, tm)
+
+
 def ctime_line(now: float) -> str:
     """C ``ctime()`` without the newline, as squeue -l's first line: ``Thu Jan  1 00:00:00 1970``.
 
@@ -77,9 +94,7 @@ def ctime_line(now: float) -> str:
     The fields are ``localtime``'s, as ctime's (``time``, not ``datetime``: squeue -l and
     sinfo -l need nothing else from it).
     """
-    import time
-
-    d = time.localtime(int(now))
+    d = local_tm(now)
     return (
         f"{_DAYS[d.tm_wday]} {_MONTHS[d.tm_mon - 1]} {d.tm_mday:2d} "
         f"{d.tm_hour:02d}:{d.tm_min:02d}:{d.tm_sec:02d} {d.tm_year}"

@@ -10,7 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
-import os
+import posixpath
 from typing import Any
 
 from spurcore import gres
@@ -70,7 +70,7 @@ def output_paths(job: Job) -> tuple[str, str, str]:
     out = expand_pattern(out_pat, *args)
     err = expand_pattern(err_pat, *args)
     stdin = expand_pattern(spec.stdin, *args) if spec.stdin else "/dev/null"
-    return os.path.join(spec.cwd, out), os.path.join(spec.cwd, err), os.path.join(spec.cwd, stdin)
+    return posixpath.join(spec.cwd, out), posixpath.join(spec.cwd, err), posixpath.join(spec.cwd, stdin)
 
 
 def run_time(job: Job, now: float) -> float:

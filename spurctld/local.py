@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spurcore.config import Config, load
-from spurcore.rpc import ConnectionFailed, RpcError, SyncClient
-from spurcore.rpc_client import Client
 from spurd.procs import is_supervisor_of
+from spurio.client import Client
+from spurio.config import Config, load
+from spurio.rpc import ConnectionFailed, RpcError, SyncClient
 
 
 def free_ports(n: int) -> list[int]:
@@ -69,7 +69,7 @@ def write_config(
     Slurm's keys in ``[[node]]`` / ``[[partition]]`` tables and ``scheduling`` settings.
     ``settings``: more ``[cluster]`` keys (``max_array_size``, ``requeue_delay``, ...).
 
-    ``tls``: a throw-away PKI in ``DIR/tls`` (``spurcore.pki``; its server certificate,
+    ``tls``: a throw-away PKI in ``DIR/tls`` (``spurio.pki``; its server certificate,
     for 127.0.0.1, is every daemon's), the replicas also serve TLS on ``rpc``, and every
     agent has a TLS step endpoint on 127.0.0.1 (``[agent] rpc``, a free port each), so that
     srun, sattach and sstat can reach the agents as from another host. ``tls_users``: the
@@ -103,7 +103,7 @@ def write_config(
         "",
     ]
     if tls:
-        from spurcore.pki import generate_test_pki
+        from spurio.pki import generate_test_pki
 
         users = tls_users if tls_users is not None else [(_current_user(), "user")]
         pki = generate_test_pki(d / "tls", users, server_names=("localhost",), server_ips=("127.0.0.1",))

@@ -11,10 +11,10 @@ import logging
 import signal
 import sys
 
-from spurcore.config import ConfigError, load
 from spurcore.snapshot import tune_gc
 from spurctld.service import Controller
 from spurctld.wal import WalError
+from spurio.config import ConfigError, load
 
 
 def main(argv: list[str] | None = None) -> int:

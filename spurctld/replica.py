@@ -61,7 +61,6 @@ from pysyncobj.monotonic import monotonic as raft_clock  # CLOCK_MONOTONIC_RAW: 
 from pysyncobj.syncobj import _RAFT_STATE
 
 from spurcore.codec import CodecError, decode_batch
-from spurcore.config import Config
 from spurcore.model import ClusterState
 from spurcore.reduce import Rejected, apply, jobs_touched_by
 from spurcore.snapshot import decode_state, encode_state, gc_paused
@@ -74,6 +73,7 @@ from spurctld.wal import (
     write_snapshot,
     write_snapshot_file,
 )
+from spurio.config import Config
 
 log = logging.getLogger("spurctld.replica")
 

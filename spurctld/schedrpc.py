@@ -20,12 +20,13 @@ import pwd
 import time
 from typing import Any
 
-from spurcore import acctmgr, rpc, slurmconf
-from spurcore.config import ConfigError, load, load_cluster_conf
+from spurcore import acctmgr, slurmconf
 from spurcore.hostlist import expand
 from spurcore.model import assoc_key, default_partition, partitions_of
 from spurcore.ops import AccountingUpdated, ClusterConfigured, NodeStateUpdated, PartitionUpdated
-from spurcore.rpc import RpcError
+from spurio import rpc
+from spurio.config import ConfigError, load, load_cluster_conf
+from spurio.rpc import RpcError
 
 log = logging.getLogger("spurctld")
 ACCESS_DENIED = RpcError("access_denied", "Access/permission denied")

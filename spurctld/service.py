@@ -27,9 +27,8 @@ from typing import Any
 import attrs
 import msgpack
 
-from spurcore import arrays, leader, rpc
+from spurcore import arrays, leader
 from spurcore.codec import encode_batch
-from spurcore.config import Config, ConfigError
 from spurcore.model import COMPACT, JobState
 from spurcore.ops import (
     ActionAcked,
@@ -51,11 +50,13 @@ from spurcore.ops import (
     StepCreated,
 )
 from spurcore.reduce import Rejected
-from spurcore.rpc import RpcError
 from spurcore.scheduler import pending_reasons, schedule
 from spurcore.views import job_info, node_info, refresh_info
 from spurctld.replica import Replica
 from spurctld.schedrpc import SchedulingMethods
+from spurio import rpc
+from spurio.config import Config, ConfigError
+from spurio.rpc import RpcError
 
 log = logging.getLogger("spurctld")
 

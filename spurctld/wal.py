@@ -56,13 +56,14 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from spurio.fs import fsync_dir, write_atomic
 
 __all__ = [
     "WAL_MAGIC",
@@ -131,14 +132,6 @@ def _segment_name(first_index: int) -> str:
 
 def _snapshot_name(index: int) -> str:
     return f"snap-{index:020d}.snap"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _list_segments(path: Path) -> list[tuple[int, Path]]:
@@ -269,7 +262,7 @@ class Wal:
             else:
                 with open(last.path, "rb") as f:
                     os.fdatasync(f.fileno())
-        _fsync_dir(self._seg_dir)
+        fsync_dir(self._seg_dir)
         self._durable_index = self._last_index
 
     def _check_frames(self, buf: bytes, path: Path, prev: int) -> Iterator[tuple[int, int, int]]:
@@ -340,7 +333,7 @@ class Wal:
                 f.write(buf[keep_from:])
                 f.flush()
                 os.fsync(f.fileno())
-            _fsync_dir(keep_dir)
+            fsync_dir(keep_dir)
         action = "removing the file" if removing else f"truncating to {good_end} bytes"
         msg = f"WAL segment {path}: {reason} at offset {good_end}; dropping {dropped} bytes, {action}"
         if kept is not None:
@@ -359,7 +352,7 @@ class Wal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(self._seg_dir)
+        fsync_dir(self._seg_dir)
 
     # ------------------------------------------------------------------ properties
 
@@ -434,7 +427,7 @@ class Wal:
         active.close()
         self._active = None
         if self._dir_dirty:
-            _fsync_dir(self._seg_dir)
+            fsync_dir(self._seg_dir)
             self._dir_dirty = False
         sealed_last = self._segments[-1].last_index
         if sealed_last > self._durable_index:
@@ -476,7 +469,7 @@ class Wal:
                 if fd is not None:
                     os.fdatasync(fd)
                 if dir_dirty:
-                    _fsync_dir(self._seg_dir)
+                    fsync_dir(self._seg_dir)
             except OSError as e:
                 with self._lock:
                     raise self._fail("fdatasync", e) from e
@@ -547,8 +540,8 @@ class Wal:
                 self._archive.append((seg.first_index, dest.name))
                 moved += 1
             if moved:
-                _fsync_dir(self._arch_dir)
-                _fsync_dir(self._seg_dir)
+                fsync_dir(self._arch_dir)
+                fsync_dir(self._seg_dir)
         return moved
 
     def close(self) -> None:
@@ -587,19 +580,7 @@ def write_snapshot_file(path: str | Path, index: int, payload: bytes) -> None:
     """Atomically write a snapshot to ``path``: temp file in the same directory, fsync, rename, fsync dir."""
     path = Path(path)
     header = _SNAP_HDR.pack(SNAPSHOT_MAGIC, index, zlib.crc32(payload), len(payload))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_SNAP_TMP_PREFIX, suffix=_SNAP_TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    write_atomic(path, [header, payload], mode=0o600, tmp_prefix=_SNAP_TMP_PREFIX, tmp_suffix=_SNAP_TMP_SUFFIX)
 
 
 def read_snapshot_file(path: str | Path) -> tuple[int, bytes]:
@@ -648,7 +629,7 @@ def write_snapshot(directory: str | Path, index: int, payload: bytes) -> Path:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
         if stale:
-            _fsync_dir(snap_dir)
+            fsync_dir(snap_dir)
     return path
 
 

@@ -46,14 +46,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from spurcore import arrays, rpc
-from spurcore.config import Config
+from spurcore import arrays
+from spurcore.exitcodes import raw_status
 from spurcore.hostlist import compress
 from spurcore.ops import ActionKind, SignalTarget
-from spurcore.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
 from spurd import devices as devices_mod
-from spurd import procs, stepserver
+from spurd import procs
 from spurd.spool import ActionStore, ReportSpool, write_durable
+from spurio import rpc, stepserver
+from spurio.config import Config
+from spurio.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
 
 log = logging.getLogger("spurd")
 
@@ -120,7 +122,7 @@ def _repeat_compress(values: list[int]) -> str:
 def acct_gather_interval(config: Config) -> float:
     """How often step usage is sampled: ``[cluster] job_acct_gather_frequency`` in
     spur.toml (Slurm's JobAcctGatherFrequency, seconds), 30 by default."""
-    from spurcore.config import read_toml
+    from spurio.config import read_toml
 
     try:
         value = read_toml(config.path).get("cluster", {}).get("job_acct_gather_frequency", USAGE_INTERVAL)
@@ -293,7 +295,7 @@ def kill_notice(params: dict[str, Any], run: Run, node: str) -> str:
 
 
 def failure_status(error: str, exit_code: int = 1, signal: int = 0) -> dict[str, Any]:
-    raw = (signal & 0x7F) if signal else ((exit_code & 0xFF) << 8)
+    raw = raw_status(exit_code, signal)
     return {
         "wait_status": raw,
         "exit_code": exit_code,
@@ -1116,8 +1118,8 @@ class Agent:
     def _listen_tls(self) -> socket.socket:
         """Bind the TLS step endpoint and start the relays' zygote (spurd.steprelay).
         Raises OSError (or ssl.SSLError) on a bad address or unusable certificates."""
-        from spurcore.rpc import server_ssl_context
         from spurd.steprelay import Spawner
+        from spurio.rpc import server_ssl_context
 
         host, port = stepserver.split_host_port(self.rpc)
         cert = os.environ.get("SPUR_CERT") or self.config.tls_cert

@@ -21,9 +21,9 @@ import signal
 import socket
 import sys
 
-from spurcore import config as spurconfig
-from spurd import stepserver
 from spurd.agent import Agent, total_memory_mb
+from spurio import config as spurconfig
+from spurio import stepserver
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

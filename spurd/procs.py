@@ -26,6 +26,7 @@ from pathlib import Path
 
 # One decoder for the whole code base: (WEXITSTATUS, 0) if exited, (0, WTERMSIG) if signalled.
 from spurcore.exitcodes import decode_wait_status as decode_wait_status
+from spurio.fs import write_atomic as write_atomic  # one atomic write for every process (spurio.fs)
 
 SPEC_FILE = "spec.json"
 PID_FILE = "supervisor.pid"
@@ -149,28 +150,6 @@ def signal_all(pids: Iterable[int], sig: int) -> int:
 
 
 # ---------------------------------------------------------------------------- files
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a tmp file and rename (fsync file and dir if durable)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    if durable:
-        dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def write_lease(path: str | os.PathLike[str], seconds: float) -> None:

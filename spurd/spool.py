@@ -26,34 +26,17 @@ import time
 import urllib.parse
 from typing import Any
 
+from spurio.fs import write_atomic
+
 log = logging.getLogger("spurd.spool")
 
 TMP_PREFIX = ".tmp-"
 _REPORT_RE = re.compile(r"^(\d{12})\.([^/]+)\.json$")
 
 
-def fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_durable(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Atomically replace ``path`` with ``data``: tmp file, fsync, rename, fsync the directory."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    fsync_dir(directory or ".")
+    """Atomically replace ``path`` with ``data`` (spurio.fs: tmp file, fsync, rename, fsync dir)."""
+    write_atomic(path, data, mode=mode, tmp_prefix=TMP_PREFIX, tmp_suffix="")
 
 
 def _remove_torn(directory: str) -> None:

@@ -76,8 +76,8 @@ def _recv_exactly(sock: Any, n: int, deadline: float) -> bytes:
 
 def read_request(tls: Any, deadline: float) -> tuple[int, str, dict[str, Any]]:
     """The client's one request ``(msgid, method, params)``, and not a byte more."""
-    from spurcore.rpc import REQUEST, decode_body, parse_message
-    from spurd.stepserver import MAX_REQUEST
+    from spurio.rpc import REQUEST, decode_body, parse_message
+    from spurio.stepserver import MAX_REQUEST
 
     length = int.from_bytes(_recv_exactly(tls, 4, deadline), "big")
     if length > MAX_REQUEST:
@@ -90,7 +90,7 @@ def read_request(tls: Any, deadline: float) -> tuple[int, str, dict[str, Any]]:
 
 
 def _connect_agent(path: str) -> socket.socket:
-    from spurd.stepserver import connect
+    from spurio.stepserver import connect
 
     deadline = time.monotonic() + AGENT_TIMEOUT
     delay = 0.05
@@ -106,8 +106,8 @@ def _connect_agent(path: str) -> socket.socket:
 
 def serve(conn: socket.socket, ctx: Any, agent_socket: str) -> None:
     """One client connection, from the handshake to the end of the step's I/O."""
-    from spurcore.rpc import RpcError, peer_identity_from_cert
-    from spurd.stepserver import TLS_PEER, request, response
+    from spurio.rpc import RpcError, peer_identity_from_cert
+    from spurio.stepserver import TLS_PEER, request, response
 
     deadline = time.monotonic() + HANDSHAKE_TIMEOUT
     conn.settimeout(HANDSHAKE_TIMEOUT)
@@ -178,7 +178,7 @@ def copy(tls: Any, plain: socket.socket) -> None:
     side ends; then flush what the other side still has to get, and return."""
     import selectors
 
-    from spurd.stepserver import recv_some, send_some
+    from spurio.stepserver import recv_some, send_some
 
     tls.setblocking(False)
     plain.setblocking(False)
@@ -257,8 +257,8 @@ def zygote(fd: int, cert: str, key: str, ca: str, agent_socket: str) -> int:
     import selectors  # noqa: F401 - loaded once here, not in every relay
     import signal
 
-    from spurcore.rpc import server_ssl_context
-    from spurd import stepserver  # noqa: F401 - the same
+    from spurio import stepserver  # noqa: F401 - the same
+    from spurio.rpc import server_ssl_context
 
     ctx = server_ssl_context(cert, key, ca)
     chan = socket.socket(fileno=fd)

@@ -234,7 +234,7 @@ class Stream:
 @dataclass(eq=False)
 class Client:
     """A connection from srun (``primary``: gets exits, fences and the launch answer) or
-    from sattach. Frames are ``spurd.stepserver`` notifications."""
+    from sattach. Frames are ``spurio.stepserver`` notifications."""
 
     sock: socket.socket
     primary: bool
@@ -852,7 +852,7 @@ class Supervisor:
     # ------------------------------------------------------------------ relay (srun, sattach)
 
     def _add_client(self, sock: socket.socket, primary: bool) -> Client:
-        from spurd.stepserver import FrameReader
+        from spurio.stepserver import FrameReader
 
         sock.setblocking(False)
         client = Client(sock, primary, reader=FrameReader())
@@ -861,7 +861,7 @@ class Supervisor:
         return client
 
     def _answer_launch(self) -> None:
-        from spurd.stepserver import response
+        from spurio.stepserver import response
 
         reply = {"node": self.spec.node_name, "nodeid": self.spec.nodeid, "tasks": list(self.spec.tasks),
                  "pids": [t.pid for t in self.tasks]}
@@ -880,7 +880,7 @@ class Supervisor:
             self._pause_streams(True)
 
     def _send_all(self, msg: tuple[str, Any], primary_only: bool = False) -> None:
-        from spurd.stepserver import notification
+        from spurio.stepserver import notification
 
         if not self.clients:
             return
@@ -1220,7 +1220,7 @@ class Supervisor:
             for fd in fds:
                 os.close(fd)
             return {"ok": False, "errno": errno.EINVAL}
-        from spurd.stepserver import response
+        from spurio.stepserver import response
 
         client = self._add_client(socket.socket(fileno=fds[0]), primary=False)
         self._queue(client, response(int(msg.get("msgid") or 0), None, {

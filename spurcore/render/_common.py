@@ -127,9 +127,9 @@ def time_format_error(time_format: str | None) -> str | None:
 
 def _relative_fmt(when: Any, now: float) -> str:
     """parse_time.c ``_relative_date_fmt``: the format by distance in days from ``now``."""
-    import time
+    from spurcore.timefmt import local_tm
 
-    today = time.localtime(int(now))
+    today = local_tm(now)
     distance = (1000 * when.tm_year + when.tm_yday - 1) - (1000 * today.tm_year + today.tm_yday - 1)
     if distance == -1:
         return "Ystday %H:%M"
@@ -151,18 +151,18 @@ def make_time_str(t: float | None, time_format: str | None = None, now: float = 
     ``Ystday 20:13``, ``Sat 02:17``, ``18 Jun 13:14``, ``19 Jan 2003``; otherwise a strftime
     format with a ``%``, under 32 characters). ``now`` anchors ``relative``. A result that
     does not fit ``size`` bytes prints as ``#`` characters, as Slurm does."""
-    import time
+    from spurcore.timefmt import local_tm, strftime
 
     if not t or t == 0xFFFFFFFF:
         return "Unknown"
-    when = time.localtime(int(t))
+    when = local_tm(t)
     fmt = "%Y-%m-%dT%H:%M:%S"
     if time_format and time_format != "standard":
         if time_format == "relative":
             fmt = _relative_fmt(when, now)
         elif time_format_error(time_format) is None:
             fmt = time_format
-    text = time.strftime(fmt, when)
+    text = strftime(fmt, when)
     if len(text.encode()) >= size or (not text and fmt):
         return "#" * (size - 1)
     return text

@@ -12,6 +12,7 @@ dicts out (``json.dumps`` them). Source: src/plugins/data_parser/v0.0.44/parsers
 from __future__ import annotations
 
 from spurcore.arrays import task_str
+from spurcore.exitcodes import decode_wait_status
 from spurcore.render._common import (
     FLAG_STATES,
     accrue_time,
@@ -49,15 +50,14 @@ def exit_code_json(raw: int | None) -> dict[str, Any]:
             "return_code": _num_obj(None),
             "signal": {"id": _num_obj(None), "name": ""},
         }
-    sig = raw & 0x7F
-    if sig and sig != 0x7F:
+    code, sig = decode_wait_status(raw)
+    if sig:
         status = ["SIGNALED"] + (["CORE_DUMPED"] if raw & 0x80 else [])
         return {
             "status": status,
             "return_code": _num_obj(None),
             "signal": {"id": _num_obj(sig), "name": sig_fullname(sig)},
         }
-    code = (raw >> 8) & 0xFF
     return {
         "status": ["SUCCESS" if code == 0 else "ERROR"],
         "return_code": _num_obj(code),

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from spurcore.rpc import RpcError
-from spurcore.rpc_client import Client
+from spurio.client import Client
+from spurio.rpc import RpcError
 from tests.integration.conftest import wait_for
 from tests.sim.sim import Sim
 

@@ -346,7 +346,7 @@ class HostCluster:
 
     def _ssl(self) -> Any:
         if not hasattr(self, "_ssl_ctx"):
-            from spurcore.rpc import client_ssl_context
+            from spurio.rpc import client_ssl_context
 
             cert, key = self.cert("mon")
             self._ssl_ctx = client_ssl_context(cert, key, str(self.host_dir("mon") / "tls" / "ca.pem"))
@@ -354,7 +354,7 @@ class HostCluster:
 
     def rpc(self, rid: int, method: str, params: dict[str, Any] | None = None, timeout: float = 1.0) -> Any:
         """One call to replica ``rid`` itself (no retry, no redirect); None if it fails."""
-        from spurcore.rpc import RpcError, SyncClient
+        from spurio.rpc import RpcError, SyncClient
 
         addr = self.hosts[f"ctl{rid}"].address
         ctx = self._ssl()
@@ -389,8 +389,8 @@ class HostCluster:
 
     def client_call(self, method: str, params: dict[str, Any] | None = None, retry_for: float = 10.0) -> Any:
         """A call through the cluster client from `mon` (follows the leader, retries)."""
-        from spurcore.config import load
-        from spurcore.rpc_client import Client
+        from spurio.client import Client
+        from spurio.config import load
 
         cert, key = self.cert("mon")
         config = load(str(self.conf("mon")))
@@ -402,8 +402,8 @@ class HostCluster:
         return self.mon(call)
 
     def wait_nodes(self, timeout: float = 30.0, names: list[str] | None = None) -> None:
-        from spurcore.rpc import RpcError
-        from spurcore.rpc_client import ControllerUnavailable
+        from spurio.client import ControllerUnavailable
+        from spurio.rpc import RpcError
 
         want = names or [n.name for n in self.nodes]
 

@@ -1,4 +1,4 @@
-"""spurcore.rpc_client without namespaces (no root needed): the leader cache, the
+"""spurio.client without namespaces (no root needed): the leader cache, the
 staggered concurrent connects, and "no call pays a dead replica's timeout twice".
 
 A "dead" replica here is a TLS port that accepts TCP but never answers the handshake:
@@ -19,10 +19,10 @@ import time
 import msgpack
 import pytest
 
-from spurcore import rpc_client
-from spurcore.config import load
-from spurcore.pki import generate_test_pki
-from spurcore.rpc_client import Client, connect_first, read_cache, write_cache
+from spurio import client as rpc_client
+from spurio.client import Client, connect_first, read_cache, write_cache
+from spurio.config import load
+from spurio.pki import generate_test_pki
 
 
 class FakeReplica:
@@ -177,7 +177,7 @@ def test_client_moves_to_the_leader_a_follower_names(tmp_path, pki, monkeypatch)
 
 
 def test_importing_the_client_loads_no_threads_or_ssl():
-    code = ("import sys, spurcore.rpc_client;"
+    code = ("import sys, spurio.client;"
             "print(','.join(m for m in ('threading', 'asyncio', 'ssl', 'socket') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

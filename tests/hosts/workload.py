@@ -1,7 +1,7 @@
 """A client workload run on a host: submits, cancels and reads, recording a history.
 
 Run as ``python tests/hosts/workload.py --out FILE ...`` inside a host's namespace (the
-harness does that). Each client thread has its own ``spurcore.rpc_client.Client``, as a
+harness does that). Each client thread has its own ``spurio.client.Client``, as a
 command-line tool would, and appends JSON lines to ``--out``:
 
     {"client", "op": submit|cancel|read, "phase": invoke|ok|fail|unknown, "t": monotonic,
@@ -27,9 +27,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from spurcli.sbatch import build_submission  # noqa: E402
-from spurcore.config import load  # noqa: E402
-from spurcore.rpc import RpcError  # noqa: E402
-from spurcore.rpc_client import Client, ControllerUnavailable, new_request_id  # noqa: E402
+from spurio.client import Client, ControllerUnavailable, new_request_id  # noqa: E402
+from spurio.config import load  # noqa: E402
+from spurio.rpc import RpcError  # noqa: E402
 
 # Task records: one line per start and per normal end, in the node's own file.
 SCRIPT = (

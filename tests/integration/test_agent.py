@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from spurcore import rpc
-from spurcore.rpc import RpcConnection
+from spurio import rpc
+from spurio.rpc import RpcConnection
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -462,7 +462,7 @@ def test_reports_spooled_while_the_leader_is_down(cluster: Cluster) -> None:
 
 
 def _launch(path: str, params: dict[str, Any]) -> socket.socket:
-    from spurd import stepserver
+    from spurio import stepserver
 
     sock = stepserver.connect(f"unix:{path}", timeout=15)
     sock.sendall(stepserver.request(7, "launch_tasks", params))
@@ -471,7 +471,7 @@ def _launch(path: str, params: dict[str, Any]) -> socket.socket:
 
 def _read_until_done(sock: socket.socket, timeout: float = 15.0) -> list[list[Any]]:
     """Every frame the step's supervisor sends, up to and including ``done``."""
-    from spurd import stepserver
+    from spurio import stepserver
 
     reader = stepserver.FrameReader()
     sock.settimeout(timeout)
@@ -520,7 +520,7 @@ def test_step_io_survives_an_agent_restart(cluster: Cluster) -> None:
               "argv": ["/bin/bash", "-c", f"echo before; while [ ! -e {gate} ]; do sleep 0.02; done; echo after"],
               "env": {"PATH": "/usr/bin:/bin"}}
     with _launch(cluster.sock, params) as sock:
-        from spurd import stepserver
+        from spurio import stepserver
 
         reader = stepserver.FrameReader()
         frames: list[list[Any]] = []
@@ -538,7 +538,7 @@ def test_step_io_survives_an_agent_restart(cluster: Cluster) -> None:
 
 
 def test_run_step_after_the_allocation_ended_is_refused(cluster: Cluster) -> None:
-    from spurd import stepserver
+    from spurio import stepserver
 
     info = cluster.job(None)
     job_id = info["job_id"]

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from spurcore.rpc_client import Client
+from spurio.client import Client
 from tests.integration.conftest import wait_for
 from tests.integration.test_e2e_cli import _job_pids, _proc_state
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spurcore.rpc import RpcError
-from spurcore.rpc_client import Client
+from spurio.client import Client
+from spurio.rpc import RpcError
 from tests.integration.conftest import wait_for
 
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "DEADLINE"}

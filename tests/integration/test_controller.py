@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from spurcore import rpc
-from spurcore.rpc_client import Client
 from spurctld.local import LocalCluster, write_config
+from spurio import rpc
+from spurio.client import Client
 from tests.integration.conftest import wait_for
 
 SPEC = {"name": "x", "script": "#!/bin/bash\nexit 0\n", "cwd": "/tmp"}
@@ -185,7 +185,7 @@ def test_a_replica_with_the_wrong_secret_cannot_join(make_cluster):
 
 
 def test_tcp_client_needs_a_valid_certificate(make_cluster, tmp_path):
-    from spurcore.pki import generate_test_pki
+    from spurio.pki import generate_test_pki
 
     # Two users the host knows (a TLS user the cluster cannot resolve is refused: "Invalid user id").
     pki = generate_test_pki(tmp_path / "pki", [("daemon", "user"), ("nobody", "user"), ("ghost-user", "user")])
@@ -263,7 +263,7 @@ def _cancel_as_nobody(cluster: LocalCluster) -> None:
         job_id = client.call("submit", {"request_id": "root-1", "spec": SPEC})["job_id"]
     code = (
         "import os,sys\n"
-        "from spurcore import rpc\n"
+        "from spurio import rpc\n"
         "os.setgid(65534); os.setuid(65534)\n"
         f"c = rpc.SyncClient.unix({cluster.config.replicas[0].socket!r}, timeout=5)\n"
         "try:\n"

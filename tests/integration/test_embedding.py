@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from spurcore.config import load
-from spurcore.rpc_client import Client, ControllerUnavailable
 from spurctld.local import write_config
 from spurctld.service import run_in_thread
+from spurio.client import Client, ControllerUnavailable
+from spurio.config import load
 from tests.integration.conftest import wait_for
 
 SPEC = {"name": "x", "script": "#!/bin/bash\nexit 0\n", "cwd": "/tmp"}

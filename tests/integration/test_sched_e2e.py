@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from spurcore.rpc import RpcError
-from spurcore.rpc_client import Client
 from spurctld.local import LocalCluster, write_config
+from spurio.client import Client
+from spurio.rpc import RpcError
 from tests.integration.conftest import wait_for
 
 BIN = Path(sys.executable).parent
@@ -79,7 +79,7 @@ def test_unknown_partition_is_refused_by_sbatch(cluster: LocalCluster, tmp_path:
 
 
 def test_an_agent_with_an_unconfigured_name_is_refused(cluster: LocalCluster) -> None:
-    from spurcore import rpc
+    from spurio import rpc
 
     with rpc.SyncClient.unix(cluster.config.replicas[0].socket, timeout=5) as c:
         for name in ("node9", ["True"], {"nodes": None}):

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from spurcore.pki import generate_test_pki
-from spurd import stepserver
 from spurd.steprelay import Spawner
+from spurio import stepserver
+from spurio.pki import generate_test_pki
 
 
 class FakeAgent:
@@ -129,7 +129,7 @@ def test_no_certificate_or_a_foreign_one_reaches_nothing(relay, tmp_path):
     for ca, cert, key in attempts:
         import ssl
 
-        from spurcore.rpc import client_ssl_context
+        from spurio.rpc import client_ssl_context
 
         raw = socket.create_connection(("127.0.0.1", endpoint.port), timeout=10)
         with client_ssl_context(cert, key, ca).wrap_socket(raw, server_hostname="127.0.0.1") as sock:

@@ -271,7 +271,7 @@ def test_usage_of_a_200mb_task_in_sstat_and_sacct(cluster, work):
 
 
 def _job_record(cluster, job_id: int) -> dict:
-    from spurcore.rpc_client import Client
+    from spurio.client import Client
 
     client = Client(cluster.config)
     try:

@@ -431,7 +431,7 @@ def test_relayed_step_tasks_output_and_statuses(tmp_path: Path) -> None:
     """An srun step's part on a node: one process group per task, each with its rank's
     variables; output and exits relayed over the connection handed to the supervisor; the
     node's status is slurmstepd's (the highest exit code); stdin reaches every task."""
-    from spurd.stepserver import FrameReader, notification
+    from spurio.stepserver import FrameReader, notification
 
     spec = {
         "job_id": next(_job_ids),

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from spurcli import common
-from spurcore import rpc
 from spurcore.arrays import contains
-from spurcore.rpc import RpcError
+from spurio import rpc
+from spurio.rpc import RpcError
 
 INVALID_JOB = ("invalid_job_id", "Invalid job id specified")
 NOW = 1746100800.0  # 2025-05-01T12:00:00Z

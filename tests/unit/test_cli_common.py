@@ -6,7 +6,7 @@ import pytest
 
 from spurcli import common
 from spurcli.common import NO_ARG, OPTIONAL, REQUIRED, Opt, UsageError
-from spurcore import config
+from spurio import config
 
 OPTS = (
     Opt("nodes", "N", "nodes", REQUIRED),
@@ -173,8 +173,8 @@ def test_cli_does_not_import_attrs_or_asyncio():
     import sys
 
     code = (
-        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcli.srun, spurcore.rpc,"
-        " spurcore.config, spurcore.rpc_client;"
+        "import sys, spurcli.common, spurcli.sbatch, spurcli.scancel, spurcli.squeue, spurcli.srun, spurio.rpc,"
+        " spurio.config, spurio.client;"
         # parsing a busy command line (the whole option table, times, host lists) stays light too
         "spurcli.sbatch.build_submission(['-N2', '-w', 'n[1-2]', '--begin=now+1hour', '--mail-type=ALL',"
         " '--signal=B:USR1@30', '--mem=1G', '--export=NONE', '--wrap=true'], environ={});"

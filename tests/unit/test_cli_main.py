@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from spurcli import common, sacct, sbatch, scancel, scontrol, sinfo, squeue, srun
-from spurcore import rpc
-from spurcore.rpc import RpcError
+from spurio import rpc
+from spurio.rpc import RpcError
 
 INVALID_JOB = ("invalid_job_id", "Invalid job id specified")
 
@@ -444,7 +444,7 @@ class FakeAgent:
         self.thread.start()
 
     def _serve(self) -> None:
-        from spurd import stepserver
+        from spurio import stepserver
 
         conn, _ = self.sock.accept()
         with conn:

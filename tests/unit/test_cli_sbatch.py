@@ -640,7 +640,7 @@ def test_test_only_asks_the_controller_and_prints_slurms_line(tmp_path, capsys, 
 
 
 def test_test_only_failure(tmp_path, capsys):
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     sub = sbatch.build_submission(["--test-only", "--wrap=true"], environ={}, cwd=str(tmp_path))
     ctl = FakeCtl(RpcError("node_config", "Requested node configuration is not available"))

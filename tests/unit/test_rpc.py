@@ -1,4 +1,4 @@
-"""spurcore.rpc over real sockets (Unix sockets in tmp_path, TLS on loopback); no mocks."""
+"""spurio.rpc over real sockets (Unix sockets in tmp_path, TLS on loopback); no mocks."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from spurcore import rpc
-from spurcore.rpc import (
+from spurio import rpc
+from spurio.rpc import (
     ConnectionFailed,
     Dispatcher,
     RpcConnection,
@@ -120,7 +120,7 @@ def port_of(server: asyncio.Server) -> int:
 
 
 def test_import_is_light() -> None:
-    code = ("import sys, spurcore.rpc; "
+    code = ("import sys, spurio.rpc; "
             "print(sorted(m for m in ('asyncio', 'ssl', 'cryptography') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

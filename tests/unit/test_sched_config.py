@@ -9,8 +9,8 @@ import pytest
 
 from spurcli import sacctmgr, sprio, sshare
 from spurcore import acctmgr
-from spurcore.config import ConfigError, load, load_cluster_conf
 from spurcore.slurmconf import ConfError, parse, partition_changes
+from spurio.config import ConfigError, load, load_cluster_conf
 
 SLURM_CONF = """\
 ClusterName=old

@@ -1,4 +1,4 @@
-"""spurd.stepserver's transport choice and the agent's access rule for step requests
+"""spurio.stepserver's transport choice and the agent's access rule for step requests
 (docs/protocol.md, "srun, sattach, sstat ↔ agent"; operator guide, "TLS certificates")."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from spurd import stepserver
-from spurd.stepserver import agent_address, endpoints, split_host_port, step_access
+from spurio import stepserver
+from spurio.stepserver import agent_address, endpoints, split_host_port, step_access
 
 USERS = {"alice": 1000, "bob": 1001, "root": 0}
 
@@ -98,7 +98,7 @@ def test_connect_without_the_socket_goes_to_tls(tmp_path):
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    from spurcore.pki import generate_test_pki
+    from spurio.pki import generate_test_pki
 
     return generate_test_pki(tmp_path_factory.mktemp("pki"), [("alice", "user")])
 
@@ -109,7 +109,7 @@ def _tls_server(pki):
     import ssl
     import threading
 
-    from spurcore.rpc import server_ssl_context
+    from spurio.rpc import server_ssl_context
 
     ctx = server_ssl_context(pki["server_cert"], pki["server_key"], pki["ca_cert"])
     lsock = socket.create_server(("127.0.0.1", 0))
@@ -153,7 +153,7 @@ def test_tls_checks_the_agents_name(tmp_path):
     one made for another host is refused."""
     import ssl
 
-    from spurcore.pki import generate_test_pki
+    from spurio.pki import generate_test_pki
 
     other = generate_test_pki(tmp_path, [("alice", "user")], server_names=("node9.example",),
                               server_ips=("10.9.9.9",))

@@ -127,7 +127,7 @@ def test_damaged_bodies_decode_as_msgpack_does_or_go_to_it(value: object, data: 
 
 _FRESH = """
 import sys
-from spurcore import rpc
+from spurio import rpc
 frame = rpc.encode_frame([0, 1, "jobs", {"states": ["PENDING"], "columns": True}])
 assert rpc.decode_body(frame[4:]) == [0, 1, "jobs", {"states": ["PENDING"], "columns": True}]
 print("msgpack" in sys.modules)

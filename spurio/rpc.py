@@ -1,4 +1,5 @@
-"""RPC framing: the one shared I/O module of spurcore.
+"""The RPC transport: Spur's processes talk over it (the I/O edge; frames, errors and the
+message codec are the pure ``spurcore.frames``).
 
 Wire format (msgpack-RPC style), identical on Unix sockets and TLS/TCP:
 
@@ -30,7 +31,24 @@ import struct
 import time
 from _collections import deque  # not collections: its namedtuple machinery costs start-up time
 
-from spurcore.wirecodec import packb, unpackb
+from spurcore.frames import (  # noqa: F401 - the frame layer, re-exported for the transports' users
+    _HEADER,
+    MAX_FRAME,
+    MAX_REPLY_FRAME,
+    NOTIFICATION,
+    REQUEST,
+    RESPONSE,
+    BadMessage,
+    ConnectionFailed,
+    FrameReader,
+    FrameTooLarge,
+    RpcError,
+    RpcTimeout,
+    decode_body,
+    encode_frame,
+    frame_length,
+    parse_message,
+)
 
 # Command-line tools import this module on every run: ``typing``, ``socket`` (its enums),
 # ``collections`` and msgpack (which imports datetime) cost more than the rest of a short
@@ -76,152 +94,12 @@ __all__ = [
     "generate_test_pki",
 ]
 
-MAX_FRAME = 16 * 1024 * 1024
-#: Replies may be much larger than requests (squeue of 100,000 jobs is ~60 MB): a server
-#: writes, and a client reads, reply frames up to this size. Requests stay at MAX_FRAME.
-MAX_REPLY_FRAME = 1024 * 1024 * 1024
-
-REQUEST = 0
-RESPONSE = 1
-NOTIFICATION = 2
-
-_HEADER = struct.Struct(">I")
-
 
 
 def _log() -> logging.Logger:
     import logging
 
     return logging.getLogger("spur.rpc")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class RpcError(Exception):
-    """An error reply (``code``, ``message``), raised by calls and by handlers."""
-
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(f"{code}: {message}" if message else code)
-        self.code = code
-        self.message = message
-
-    def to_wire(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
-    @classmethod
-    def from_wire(cls, error: Any) -> RpcError:
-        """Build the exception for an ``error`` field received on the wire."""
-        if isinstance(error, dict):
-            code = error.get("code", "error")
-            message = error.get("message", "")
-            code = code if isinstance(code, str) else str(code)
-            message = message if isinstance(message, str) else str(message)
-        else:
-            code, message = "error", str(error)
-        if code == "connection_failed":
-            return ConnectionFailed(message)
-        if code == "frame_too_large":
-            return FrameTooLarge(message=message)
-        return cls(code, message)
-
-
-class ConnectionFailed(RpcError):
-    """The connection could not be made, broke, or was closed (also EOF)."""
-
-    def __init__(self, message: str = "connection failed") -> None:
-        super().__init__("connection_failed", message)
-
-
-class RpcTimeout(RpcError):
-    """No reply within the timeout (the connection itself is still usable)."""
-
-    def __init__(self, message: str = "timed out") -> None:
-        super().__init__("timeout", message)
-
-
-class FrameTooLarge(RpcError):
-    def __init__(self, length: int | None = None, max_frame: int | None = None, message: str = "") -> None:
-        if not message:
-            message = f"frame of {length} bytes exceeds the maximum of {max_frame} bytes"
-        super().__init__("frame_too_large", message)
-        self.length = length
-        self.max_frame = max_frame
-
-
-class BadMessage(RpcError):
-    """A frame that is not a valid message; ``msgid`` is set when it could be recovered."""
-
-    def __init__(self, message: str, msgid: int | None = None) -> None:
-        super().__init__("bad_request", message)
-        self.msgid = msgid
-
-
-# --------------------------------------------------------------------------- codec
-
-
-def encode_frame(obj: Any, max_frame: int | None = None) -> bytes:
-    """Length-prefixed msgpack frame of ``obj``; FrameTooLarge if the body exceeds ``max_frame``."""
-    body = packb(obj)
-    if max_frame is not None and len(body) > max_frame:
-        raise FrameTooLarge(len(body), max_frame)
-    return _HEADER.pack(len(body)) + body
-
-
-def decode_body(body: bytes) -> Any:
-    """Decode one frame body; BadMessage if it is not exactly one msgpack object."""
-    try:
-        return unpackb(body)
-    except Exception as e:  # msgpack raises many types (ExtraData, FormatError, ValueError, ...)
-        raise BadMessage(f"malformed msgpack body: {type(e).__name__}: {e}") from None
-
-
-def _is_int(x: Any) -> bool:
-    return type(x) is int
-
-
-def parse_message(msg: Any) -> tuple[Any, ...]:
-    """Validate a decoded message.
-
-    Returns ``(REQUEST, msgid, method, params)``, ``(RESPONSE, msgid, error, result)`` or
-    ``(NOTIFICATION, method, params)``.  Raises :class:`BadMessage` (with ``msgid`` when it
-    can be recovered, so that the receiver can answer instead of closing).
-    """
-    if not isinstance(msg, list) or not msg:
-        raise BadMessage(f"message must be a non-empty array, got {type(msg).__name__}")
-    tag = msg[0]
-    msgid = msg[1] if len(msg) > 1 and _is_int(msg[1]) else None
-    if not _is_int(tag):
-        raise BadMessage(f"message type must be an integer, got {tag!r}", msgid)
-    if tag == REQUEST:
-        if msgid is None:
-            raise BadMessage("request without an integer msgid")
-        if len(msg) != 4:
-            raise BadMessage(f"request must have 4 elements, got {len(msg)}", msgid)
-        method, params = msg[2], msg[3]
-        if not isinstance(method, str):
-            raise BadMessage(f"method must be a string, got {type(method).__name__}", msgid)
-        if not isinstance(params, dict):
-            raise BadMessage(f"params must be a map, got {type(params).__name__}", msgid)
-        return (REQUEST, msgid, method, params)
-    if tag == RESPONSE:
-        # Never answer a response: a bad one is a connection-level error.
-        if len(msg) != 4 or msgid is None:
-            raise BadMessage("malformed response (expected [1, msgid, error, result])")
-        error = msg[2]
-        if error is not None and not isinstance(error, dict | str):
-            raise BadMessage(f"response error must be a map or nil, got {type(error).__name__}")
-        return (RESPONSE, msgid, error, msg[3])
-    if tag == NOTIFICATION:
-        if len(msg) != 3:
-            raise BadMessage(f"notification must have 3 elements, got {len(msg)}")
-        method, params = msg[1], msg[2]
-        if not isinstance(method, str):
-            raise BadMessage(f"notification method must be a string, got {type(method).__name__}")
-        if not isinstance(params, dict):
-            raise BadMessage(f"notification params must be a map, got {type(params).__name__}")
-        return (NOTIFICATION, method, params)
-    raise BadMessage(f"unknown message type {tag}", msgid)
 
 
 def _error_message(exc: BaseException) -> str:
@@ -244,7 +122,8 @@ class SyncClient:
         self.timeout = timeout
         self.max_frame = max_frame  # requests this client sends
         self.max_reply_frame = max(max_frame, MAX_REPLY_FRAME)  # replies it accepts
-        self._buf = bytearray()
+        self._frames = FrameReader(self.max_reply_frame)
+        self._bodies: deque[bytes] = deque()
         self._next_id = 1
         self._notifications: deque[tuple[str, dict[str, Any]]] = deque()
 
@@ -381,20 +260,12 @@ class SyncClient:
 
     def _recv_message(self, deadline: float | None) -> tuple[Any, ...]:
         while True:
-            buf = self._buf
-            if len(buf) >= 4:
-                (length,) = _HEADER.unpack_from(buf)
-                if length > self.max_reply_frame:
+            if self._bodies:
+                try:
+                    return parse_message(decode_body(self._bodies.popleft()))
+                except BadMessage as e:
                     self.close()
-                    raise FrameTooLarge(length, self.max_reply_frame)
-                if len(buf) >= 4 + length:
-                    body = bytes(buf[4:4 + length])
-                    del buf[:4 + length]
-                    try:
-                        return parse_message(decode_body(body))
-                    except BadMessage as e:
-                        self.close()
-                        raise RpcError("protocol_error", f"bad message from server: {e.message}") from None
+                    raise RpcError("protocol_error", f"bad message from server: {e.message}") from None
             sock = self._require_sock()
             self._set_timeout(sock, deadline)
             try:
@@ -407,7 +278,11 @@ class SyncClient:
             if not chunk:
                 self.close()
                 raise ConnectionFailed("connection closed by peer")
-            buf += chunk
+            try:
+                self._bodies.extend(self._frames.feed(chunk))
+            except FrameTooLarge:
+                self.close()
+                raise
 
     def _dispatch_other(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == NOTIFICATION:
@@ -435,9 +310,7 @@ async def read_frame(reader: asyncio.StreamReader, max_frame: int = MAX_FRAME) -
         if not e.partial:
             return None
         raise ConnectionFailed("connection closed inside a frame header") from None
-    (length,) = _HEADER.unpack(header)
-    if length > max_frame:
-        raise FrameTooLarge(length, max_frame)
+    length = frame_length(header, max_frame)
     try:
         return await reader.readexactly(length)
     except asyncio.IncompleteReadError:
@@ -937,7 +810,7 @@ def client_ssl_context(cert_file: str | os.PathLike[str] | None, key_file: str |
 
 
 def generate_test_pki(directory: str | os.PathLike[str], users: list[tuple[str, str]]) -> dict[str, Any]:
-    """See :func:`spurcore.pki.generate_test_pki` (imported lazily: needs ``cryptography``)."""
-    from spurcore.pki import generate_test_pki as _generate
+    """See :func:`spurio.pki.generate_test_pki` (imported lazily: needs ``cryptography``)."""
+    from spurio.pki import generate_test_pki as _generate
 
     return _generate(directory, users)

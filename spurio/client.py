@@ -44,8 +44,8 @@ import os
 import select
 import time
 
-from spurcore.config import Config, ReplicaConfig
-from spurcore.rpc import ConnectionFailed, RpcError, RpcTimeout, SyncClient
+from spurio.config import Config, ReplicaConfig
+from spurio.rpc import ConnectionFailed, RpcError, RpcTimeout, SyncClient
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
@@ -318,7 +318,7 @@ def open_replica(config: Config, replica: ReplicaConfig, *, timeout: float = CON
         return SyncClient.unix(e[5:], timeout=timeout)
     ctx = None
     if config.tls_ca:
-        from spurcore.rpc import client_ssl_context
+        from spurio.rpc import client_ssl_context
 
         cert = cert if cert is not None else (os.environ.get("SPUR_CERT") or None)
         key = key if key is not None else (os.environ.get("SPUR_KEY") or None)
@@ -385,7 +385,7 @@ class Client:
 
     def _ssl_context(self) -> Any:
         if self._ssl is None and self.config.tls_ca:
-            from spurcore.rpc import client_ssl_context
+            from spurio.rpc import client_ssl_context
 
             self._ssl = client_ssl_context(self.cert, self.key, self.config.tls_ca)
         return self._ssl

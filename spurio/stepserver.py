@@ -6,7 +6,7 @@ A node's ``address`` lists its endpoints (:func:`endpoints`); :func:`connect` is
 place a client picks one: the Unix socket when it exists on this host, else TLS with the
 user's certificate (``SPUR_CERT``/``SPUR_KEY``, as for the controllers).
 
-Wire (docs/protocol.md, "srun ↔ agent ↔ step"): frames are ``spurcore.rpc``'s (4-byte
+Wire (docs/protocol.md, "srun ↔ agent ↔ step"): frames are ``spurio.rpc``'s (4-byte
 length + msgpack), except that notification params may be any value (lists keep the
 output frames small). A client sends ONE request ``[0, msgid, method, params]``:
 
@@ -43,7 +43,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from spurcore.rpc import (
+from spurcore import frames
+from spurcore.frames import (
     MAX_FRAME,
     NOTIFICATION,
     REQUEST,
@@ -54,7 +55,6 @@ from spurcore.rpc import (
     parse_message,
 )
 
-_HEADER = struct.Struct(">I")
 _SUN_PATH_MAX = 107
 MAX_REQUEST = 4 * 1024 * 1024  # a launch carries argv and env: generous, bounded
 MAX_STEP_FRAME = 16 * 1024 * 1024
@@ -96,23 +96,19 @@ def request(msgid: int, method: str, params: Any) -> bytes:
 
 
 class FrameReader:
-    """Incremental frame decoder: ``feed(bytes)`` -> the complete messages so far."""
+    """Incremental step-connection decoder: ``feed(bytes)`` -> the complete messages so far
+    (the frames themselves are ``spurcore.frames``; a step message is a non-empty array)."""
 
     def __init__(self, limit: int = MAX_STEP_FRAME) -> None:
-        self.buf = bytearray()
-        self.limit = limit
+        self._frames = frames.FrameReader(limit)
 
     def feed(self, data: bytes) -> list[list[Any]]:
-        self.buf += data
         out: list[list[Any]] = []
-        while len(self.buf) >= 4:
-            (length,) = _HEADER.unpack_from(self.buf)
-            if length > self.limit:
-                raise ValueError(f"frame of {length} bytes exceeds {self.limit}")
-            if len(self.buf) < 4 + length:
-                break
-            body = bytes(self.buf[4:4 + length])
-            del self.buf[:4 + length]
+        try:
+            bodies = self._frames.feed(data)
+        except frames.FrameTooLarge as e:
+            raise ValueError(e.message) from None
+        for body in bodies:
             try:
                 msg = decode_body(body)
             except BadMessage as e:
@@ -265,7 +261,7 @@ def _connect_unix(path: str, timeout: float | None) -> socket.socket:
 def client_tls_files() -> TlsFiles:
     """The CA of the configuration (``SPUR_CONF``, ./spur.toml, /etc/spur) and the user's
     ``SPUR_CERT``/``SPUR_KEY``, as the other tools use them."""
-    from spurcore import config as spurconfig
+    from spurio import config as spurconfig
 
     path = spurconfig.find_config_path()
     ca = spurconfig.load(path).tls_ca if path else ""
@@ -282,7 +278,7 @@ def _tls_files_for(where: str, tls: TlsFiles | None) -> TlsFiles:
 
 
 def _connect_tls(where: str, timeout: float | None, tls: TlsFiles) -> socket.socket:
-    from spurcore.rpc import client_ssl_context
+    from spurio.rpc import client_ssl_context
 
     ca, cert, key = tls
     try:
@@ -381,9 +377,10 @@ def recv_request(sock: socket.socket, timeout: float = 10.0) -> StepRequest:
             raise StepProtocolError("timeout", "no request within the timeout") from None
         if not header:
             raise StepProtocolError("bad_request", "connection closed before a request")
-        (length,) = _HEADER.unpack(_recv_exactly(sock, 4))
-        if length > MAX_REQUEST:
-            raise StepProtocolError("frame_too_large", f"request of {length} bytes exceeds {MAX_REQUEST} bytes")
+        try:
+            length = frames.frame_length(_recv_exactly(sock, 4), MAX_REQUEST)
+        except frames.FrameTooLarge as e:
+            raise StepProtocolError("frame_too_large", e.message) from None
         body = _recv_exactly(sock, length)
         try:
             msg = parse_message(decode_body(body))
@@ -415,8 +412,8 @@ def send_reply(sock: socket.socket, msgid: int, error: dict[str, str] | None, re
 def call(endpoint: str, method: str, params: dict[str, Any], timeout: float = 30.0) -> Any:
     """One request and its answer on a fresh connection (sstat's ``step_stat``).
 
-    Raises :class:`spurcore.rpc.RpcError` on an error reply, OSError if unreachable."""
-    from spurcore.rpc import RpcError
+    Raises :class:`spurio.rpc.RpcError` on an error reply, OSError if unreachable."""
+    from spurio.rpc import RpcError
 
     with contextlib.closing(connect(endpoint, timeout)) as sock:
         sock.sendall(request(1, method, params))
