@@ -1374,7 +1374,7 @@ def update_node(s: Session, words: list[str]) -> None:
 
 def _call_update(s: Session, method: str, params: dict[str, Any]) -> None:
     """An update request; a refusal is ``slurm_update error: <message>`` (slurm_perror)."""
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         s.ctl.call(method, {"request_id": common.new_request_id(), **params})
@@ -1556,7 +1556,7 @@ def _nodes_plus_minus(s: Session, name: str, sign: str, text: str) -> str | None
 def reconfigure(s: Session) -> None:
     """``scontrol reconfigure``: the controller re-reads its configuration and applies it.
     With ``-v``, the lines of it Spur does not use are listed."""
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         answer = s.ctl.call("reconfigure", {"request_id": common.new_request_id()})

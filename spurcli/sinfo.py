@@ -360,7 +360,7 @@ def load_partitions(ctl: Any, nodes: list[dict[str, Any]]) -> list[dict[str, Any
     """The ``partitions`` answer's records (configuration order), or, from a controller
     that has no such method, one record per partition name the nodes carry (the default:
     ``debug``). None when the controller refused the request."""
-    from spurcore.rpc import RpcError
+    from spurio.rpc import RpcError
 
     try:
         answer = ctl.call("partitions", {})
