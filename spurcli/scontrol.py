@@ -530,6 +530,10 @@ def show_config(s: Session, args: list[str]) -> None:
             return
     else:
         config = render.merge_sched_config(config, dict(sched.get("config") or {}))
+    if not now:  # a controller that sends no clock: the time of asking
+        import time
+
+        now = time.time()
     last = float(result.get("last_update") or now)
     sys.stdout.write(render.show_config(config, last_update=last, time_format=s.time_format, now=now))
     ping(s, [])
