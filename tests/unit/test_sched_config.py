@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from spurcli import sacctmgr, sprio, sshare
+from spurcli.common import CliError
 from spurcore import acctmgr
 from spurcore.slurmconf import ConfError, parse, partition_changes
 from spurio.config import ConfigError, load, load_cluster_conf
@@ -218,3 +219,33 @@ def test_sshare_rows():
         ("root", ""), ("chem", ""), ("chem", "zed"), ("phys", ""), ("phys", "amy"), ("phys", "bob")]
     mine = sshare.select(rows, all_users=False, users=[], accounts=[], me="alice")
     assert [r["user"] for r in mine] == ["", ""]
+
+
+def test_sacctmgr_fields_are_slurms():
+    """common.c _get_print_field: Slurm's spellings (prefixes no shorter than the minimum,
+    first match in its order), headers and widths; TRES in the TRES table's order with
+    memory in units; fields Spur keeps no value for print blank; an unknown one is
+    ``Unknown field 'x'``."""
+    cols = sacctmgr.parse_format("Acc,ParentN,Share,GrpTRES,MaxTRESPerJob%20,MaxWall,Lineage,Flags")
+    assert [(h, w) for _k, h, w in cols] == [("Account", 10), ("ParentName", 10), ("Share", 9), ("GrpTRES", 13),
+                                            ("MaxTRES", 20), ("MaxWall", 11), ("Lineage", -20), ("Flags", 20)]
+    with pytest.raises(CliError, match="Unknown field 'Colour'"):
+        sacctmgr.parse_format("Colour")
+    with pytest.raises(CliError):
+        sacctmgr.parse_format("Ac")  # shorter than Account's 3
+    tres = {"gres/gpu": 2, "node": 1, "mem": 2048, "cpu": 8}
+    assert sacctmgr._tres_text(tres) == "cpu=8,mem=2G,node=1,gres/gpu=2"
+    records, _ = sacctmgr.show_records(ACCT, "association", [], {}, False)
+    text = sacctmgr.render_table(records, sacctmgr.parse_format("Account,User,Lineage%8,GrpTRES,Flags%5"), "c")
+    assert text.splitlines() == [
+        "   Account       User  Lineage       GrpTRES Flags ",  # %8: a width of 8, right-justified
+        "---------- ---------- -------- ------------- ----- ",
+        "      root                                         ",
+        "      phys                            cpu=64       ",
+        "      phys        bob                              ",
+    ]
+    qos, fmt = sacctmgr.show_records(ACCT, "qos", [], {}, False)
+    header = sacctmgr.render_table(qos, sacctmgr.parse_format(",".join(sacctmgr.DEFAULT_FORMATS[fmt])), "c")
+    assert header.splitlines()[0].split()[:9] == ["Name", "Priority", "GraceTime", "Preempt", "PreemptExemptTime",
+                                                  "PreemptMode", "Flags", "UsageThres", "UsageFactor"]
+    assert header.splitlines()[2].split()[:4] == ["normal", "0", "00:00:00", "cluster"]
