@@ -298,6 +298,47 @@ class Ack:
     errno: int = field(Int(0, 4095), 0)
 
 
+# --- administration (scheduler configuration, accounts) ----------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class UpdateNode:
+    """scontrol update nodename=LIST state=... reason=..."""
+
+    request_id: str = field(REQUEST_ID, "")
+    names: str = field(Str(128 * 1024, allow_empty=False))
+    state: str = field(Str(32, allow_empty=False))
+    reason: str = field(Str(MAX_TEXT), "")
+
+
+@attrs.frozen(kw_only=True)
+class UpdatePartition:
+    """scontrol update partitionname=NAME Key=Value ... (Slurm's keys, values as text)."""
+
+    request_id: str = field(REQUEST_ID, "")
+    name: str = field(Str(MAX_TEXT, allow_empty=False))
+    changes: dict[str, Any] = field(AnyMap(64))
+
+
+@attrs.frozen(kw_only=True)
+class AccountingUpdate:
+    """sacctmgr add/modify/delete account|user|qos ..."""
+
+    request_id: str = field(REQUEST_ID, "")
+    action: str = field(OneOf("add", "modify", "delete"))
+    entity: str = field(Str(32, allow_empty=False))
+    names: tuple[str, ...] = field(StrList(10_000, MAX_TEXT), ())
+    where: dict[str, str] = field(StrMap(64, MAX_TEXT), factory=dict)
+    fields: dict[str, str] = field(StrMap(64, MAX_TEXT), factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Sprio:
+    job_ids: tuple[int, ...] = field(IntList(1_000_000, 1, U32 - 1), ())
+    users: tuple[str, ...] = field(StrList(10_000, 256), ())
+    _forwarded: bool = field(Bool(), False)
+
+
 #: method -> its request class. The dispatcher refuses a method not named here.
 REQUESTS: dict[str, type] = {
     "ping": Empty,
@@ -321,4 +362,27 @@ REQUESTS: dict[str, type] = {
     "report": Report,
     "launched": Launched,
     "ack": Ack,
+    "update_node": UpdateNode,
+    "update_partition": UpdatePartition,
+    "reconfigure": Empty,
+    "accounting_update": AccountingUpdate,
+    "partitions": Read,
+    "accounting_show": Read,
+    "sprio": Sprio,
+    "sshare": Read,
+    "sched_config": Read,
 }
+
+
+def to_params(msg: Any) -> dict[str, Any]:
+    """A validated request as the map its handler reads: every field present (defaults
+    filled), a nested job spec with only the fields the client gave."""
+    out: dict[str, Any] = {}
+    for f in attrs.fields(type(msg)):
+        value = getattr(msg, f.name)
+        if isinstance(value, JobSpecMsg):
+            value = spec_fields(value)
+        elif isinstance(value, tuple) and value and attrs.has(type(value[0])):
+            value = [to_params(v) for v in value]
+        out[f.name] = value
+    return out

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import msgpack
 
-from spurcore import arrays, leader
+from spurcore import arrays, leader, messages
 from spurcore.codec import encode_batch
 from spurcore.model import COMPACT, JobState
 from spurcore.ops import (
@@ -51,6 +51,7 @@ from spurcore.ops import (
 )
 from spurcore.reduce import Rejected
 from spurcore.scheduler import pending_reasons, schedule
+from spurcore.schema import BadRequest, structure
 from spurcore.views import job_info, node_info, refresh_info
 from spurctld.replica import Replica
 from spurctld.schedrpc import SchedulingMethods
@@ -186,7 +187,7 @@ class Controller(SchedulingMethods):
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.replica = Replica(self.config, self.rid, on_applied=self._on_applied)
-        handler = rpc.Dispatcher(self._methods())
+        handler = rpc.Dispatcher(self._typed_methods())
         if self.me.socket:
             os.makedirs(os.path.dirname(self.me.socket), exist_ok=True)
             self._servers.append(await rpc.serve_unix(self.me.socket, handler, on_connect=self._on_connect))
@@ -326,6 +327,29 @@ class Controller(SchedulingMethods):
         return job
 
     # --- methods -------------------------------------------------------------------------
+
+    def _typed_methods(self) -> dict[str, Any]:
+        """Every method behind its request schema (spurcore.messages): the raw map is
+        structured and validated before the handler runs, which reads the validated values
+        (``to_params``). A bad request is ``bad_request`` naming the field and the rule."""
+        methods = self._methods()
+        missing = sorted(set(methods) - set(messages.REQUESTS))
+        if missing:
+            raise RuntimeError(f"methods without a request schema: {missing}")
+
+        def typed(name: str, fn: Any) -> Any:
+            cls = messages.REQUESTS[name]
+
+            async def handler(conn: rpc.RpcConnection, params: dict[str, Any]) -> Any:
+                try:
+                    msg = structure(cls, params)
+                except BadRequest as exc:
+                    raise RpcError("bad_request", f"{name}: {exc}") from None
+                return await fn(conn, messages.to_params(msg))
+
+            return handler
+
+        return {name: typed(name, fn) for name, fn in methods.items()}
 
     def _methods(self) -> dict[str, Any]:
         return {

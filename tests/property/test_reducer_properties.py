@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from spurcore.codec import decode_batch, decode_op, encode_batch, encode_op
@@ -26,10 +24,6 @@ from spurcore.ops import (
 from spurcore.reduce import Rejected, apply
 from spurcore.snapshot import decode_state, digest, encode_state
 from tests.property.strategies import exit_codes, op_lists, ops, signals
-
-settings.register_profile("ci", max_examples=150, deadline=None)
-settings.register_profile("long", max_examples=3000, deadline=None)
-settings.load_profile(os.environ.get("SPUR_HYPOTHESIS_PROFILE", "ci"))
 
 
 def fold(op_seq, state=None):
