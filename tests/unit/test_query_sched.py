@@ -187,6 +187,17 @@ def test_squeue_start_priority_partition_and_tres() -> None:
     assert text == "gres/gpu:2          gres/gpu:1024       N/A  (null)\n"
 
 
+def test_sacct_tres_of_a_gpu_job() -> None:
+    """sacct ReqTRES/AllocTRES: the history record's (GRES included, memory in units)."""
+    from spurcore.render import sacct
+
+    state, jobs = recorded()
+    (gpu,) = jobs_info(state, [jobs["gpu"]])
+    text = sacct.render([gpu], "JobID,Partition,ReqTRES%45,AllocTRES%45", parsable2=True, noheader=True,
+                        allocations=True, now=NOW)
+    assert text == "3|gpu|cpu=2,mem=1G,node=1,billing=2,gres/gpu=1|cpu=8,mem=1G,node=1,billing=8,gres/gpu=1\n"
+
+
 def test_squeue_priority_lists_a_job_once_per_partition() -> None:
     """-P (print.c _create_priority_list): one line per partition of a pending job."""
     job = {"job_id": 7, "state": "PENDING", "base_state": "PENDING", "partition": "batch,gpu", "priority": 42,
