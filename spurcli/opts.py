@@ -2112,6 +2112,8 @@ _NOT_RECORDED = frozenset({
     "mail-type", "mail-user", "mem", "mem-per-cpu", "nice", "no-requeue", "nodefile", "nodelist", "nodes",
     "ntasks", "ntasks-per-node", "open-mode", "output", "oversubscribe", "partition", "qos", "requeue",
     "signal", "time", "time-min", "wckey", "gid", "uid",
+    # GRES: typed JobSpec fields (gres, gpus, gpus_per_node, gpus_per_task, cpus_per_gpu, mem_per_gpu)
+    "gres", "gpus", "gpus-per-node", "gpus-per-task", "cpus-per-gpu", "mem-per-gpu",
     # what the command does, not what the job is
     "autocomplete", "help", "usage", "version", "verbose", "quiet", "parsable", "wait", "wrap", "test-only",
     "ignore-pbs", "external",
@@ -2165,6 +2167,18 @@ def job_spec(st: State) -> dict[str, Any]:
             spec[key] = f[field]
     if "ntasks_per_node" in f:
         spec["ntasks_per_node"] = f["ntasks_per_node"]
+    # GRES as JobSpec's typed fields (text "[type:]count" lists; cpus_per_gpu an int,
+    # mem_per_gpu MB). slurm_opt.c: --gres=none means no GRES and is not sent.
+    gres = f.get("gres")
+    if gres and str(gres).lower() != "none":
+        spec["gres"] = str(gres)
+    for field in ("gpus", "gpus_per_node", "gpus_per_task"):
+        if f.get(field):
+            spec[field] = str(f[field])
+    if f.get("cpus_per_gpu"):
+        spec["cpus_per_gpu"] = int(f["cpus_per_gpu"])
+    if f.get("mem_per_gpu"):
+        spec["mem_per_gpu"] = int(f["mem_per_gpu"])
     shared = f.get("shared")
     if shared in ("exclusive", "user", "mcs", "topo"):
         spec["exclusive"] = shared

@@ -1,8 +1,9 @@
 """A fake controller for the query tools' tests: a real ``serve_unix`` server in a thread
 that answers ``jobs`` (``job_refs``, ``job_ids``, ``users``, ``states``), ``nodes``,
 ``history``, ``config``, ``ping``, ``signal``/``signal_many``, ``hold``, ``release``,
-``requeue`` and ``update_job`` (``job_ref``) from records the test sets up, recording every
-call. It follows the RPC contract of the query tools (job arrays as the controller keeps
+``requeue`` and ``update_job`` (``job_ref``), ``partitions``, ``sched_config``,
+``update_node``, ``update_partition`` and ``reconfigure`` from records the test sets up,
+recording every call. It follows the RPC contract of the query tools (job arrays as the controller keeps
 them: one record of pending tasks, one record per started task).
 """
 
@@ -105,6 +106,10 @@ class FakeController:
         ]]
         self.config: dict[str, Any] = {"ClusterName": "spur", "MinJobAge": 300, "KillWait": 30,
                                        "MaxArraySize": 1001}
+        # None: a controller without the ``partitions``/``sched_config`` methods
+        self.partitions: list[dict[str, Any]] | None = None
+        self.default_partition = "debug"
+        self.sched_config: dict[str, Any] | None = None
         self.refused: dict[str, tuple[str, str]] = {}  # job_ref -> error for writes
         self.handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "jobs": self._jobs,
@@ -118,6 +123,11 @@ class FakeController:
             "release": self._write,
             "requeue": self._write,
             "update_job": self._write,
+            "partitions": self._partitions,
+            "sched_config": self._sched_config,
+            "update_node": self._admin_write,
+            "update_partition": self._admin_write,
+            "reconfigure": lambda p: self._admin_write(p) or {"digest": "d1", "unused": ["slurm.conf:3: X=1"]},
         }
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -137,6 +147,24 @@ class FakeController:
             states = {str(s).upper() for s in params["states"]}
             jobs = [j for j in jobs if j["state"] in states or j["base_state"] in states]
         return {"now": self.now, "jobs": [dict(j) for j in jobs]}
+
+    def _partitions(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.partitions is None:
+            raise RpcError("unknown_method", "unknown method: partitions")
+        return {"partitions": [dict(p) for p in self.partitions], "default": self.default_partition}
+
+    def _sched_config(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.sched_config is None:
+            raise RpcError("unknown_method", "unknown method: sched_config")
+        return {"config": dict(self.sched_config)}
+
+    def _admin_write(self, params: dict[str, Any]) -> dict[str, Any]:
+        """update_node/update_partition/reconfigure: ``refused`` keyed by the method's name
+        (``"update_node"``) holds the error to answer."""
+        for method, refusal in self.refused.items():
+            if method in ("update_node", "update_partition", "reconfigure") and self.calls[-1][0] == method:
+                raise RpcError(*refusal)
+        return {}
 
     def _write(self, params: dict[str, Any]) -> dict[str, Any]:
         ref = str(params.get("job_ref") or params.get("job_id"))

@@ -382,7 +382,7 @@ def test_scontrol_show_node(fake, capsys):
     assert scontrol.main(["show", "node", "n1"]) == 0
     assert capsys.readouterr().out.startswith("NodeName=n1 ")
     assert scontrol.main(["show", "node", "nope"]) == 1
-    assert capsys.readouterr().err == "Node nope not found\n"
+    assert capsys.readouterr().out == "Node nope not found\n"  # info_node.c: printf
 
 
 def test_scontrol_job_control(fake, capsys):
