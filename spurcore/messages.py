@@ -314,6 +314,13 @@ class UpdateNode:
 
 
 @attrs.frozen(kw_only=True)
+class Reconfigure:
+    """scontrol reconfigure (a write: it proposes the file's configuration)."""
+
+    request_id: str = field(REQUEST_ID, "")
+
+
+@attrs.frozen(kw_only=True)
 class UpdatePartition:
     """scontrol update partitionname=NAME Key=Value ... (Slurm's keys, values as text)."""
 
@@ -366,7 +373,7 @@ REQUESTS: dict[str, type] = {
     "ack": Ack,
     "update_node": UpdateNode,
     "update_partition": UpdatePartition,
-    "reconfigure": Empty,
+    "reconfigure": Reconfigure,
     "accounting_update": AccountingUpdate,
     "partitions": Read,
     "accounting_show": Read,
