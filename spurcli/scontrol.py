@@ -1367,13 +1367,14 @@ def update_node(s: Session, words: list[str]) -> None:
     if count == 0:
         s.fail("No changes specified")
         return
-    if unsupported or state is None:
+    if unsupported:
         s.fail(f"slurm_update error: {DISABLED}")
         return
     if not names:
         s.fail("slurm_update error: Invalid node name specified")
         return
-    _call_update(s, "update_node", {"names": names, "state": state, "reason": reason or ""})
+    # no State=: only the reason changes (update_node sets a given reason first)
+    _call_update(s, "update_node", {"names": names, "state": state or "", "reason": reason or ""})
 
 
 def _call_update(s: Session, method: str, params: dict[str, Any]) -> None:

@@ -309,7 +309,7 @@ class UpdateNode:
 
     request_id: str = field(REQUEST_ID, "")
     names: str = field(Str(128 * 1024, allow_empty=False))
-    state: str = field(Str(32, allow_empty=False))
+    state: str = field(Str(32), "")  # "": only the reason changes
     reason: str = field(Str(MAX_TEXT), "")
 
 

@@ -381,20 +381,38 @@ def _node_down(state: ClusterState, op: NodeDown) -> Any:
     return None
 
 
-NODE_STATES = ("DOWN", "DRAIN", "FAIL", "RESUME", "UNDRAIN")
+NODE_STATES = ("DOWN", "DRAIN", "FAIL", "RESUME", "UNDRAIN", "IDLE", "")
+INVALID_TRANSITION = Rejected("invalid_state_transition", "Invalid node state transition")
+
+
+def _node_transition_valid(node: Node, want: str) -> bool:
+    """node_mgr.c ``_valid_node_state_change`` for the states Spur has: RESUME needs a
+    node that is DOWN, DRAIN or FAIL; IDLE one that is DOWN or idle (no jobs)."""
+    down = node.admin_down or (not node.up and node.registered)
+    if want == "RESUME":
+        return down or node.drain or node.fail
+    if want == "IDLE":
+        return down or not node.jobs
+    return True
 
 
 def _node_state_updated(state: ClusterState, op: NodeStateUpdated) -> Any:
-    """scontrol update nodename=... state=...: Slurm's DOWN, DRAIN, FAIL, RESUME, UNDRAIN."""
+    """scontrol update nodename=... state=... reason=...: Slurm's DOWN, DRAIN, FAIL, RESUME,
+    UNDRAIN and IDLE (RESUME that also brings a DOWN node back, as update_node does); no
+    state: only the reason changes. All nodes or none."""
     want = op.state.upper()
     if want not in NODE_STATES:
         return _reject(state, Rejected("invalid_state", "Invalid node state specified"))
     if want in ("DOWN", "DRAIN", "FAIL") and not op.reason:
         return _reject(state, Rejected("reason_required", "You must specify a reason when DOWNING or DRAINING a node"))
+    if not want and not op.reason:
+        return _reject(state, Rejected("no_changes", "No changes specified"))
     nodes = [state.nodes.get(name) for name in op.names]
     if not op.names or any(n is None for n in nodes):
         missing = next((name for name, n in zip(op.names, nodes, strict=True) if n is None), "")
         return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {missing}"))
+    if not all(_node_transition_valid(n, want) for n in nodes if n is not None):
+        return _reject(state, INVALID_TRANSITION)
     for node in nodes:
         assert node is not None
         if want == "DRAIN":
@@ -412,9 +430,11 @@ def _node_state_updated(state: ClusterState, op: NodeStateUpdated) -> Any:
             node.drain = False
             if not (node.fail or node.admin_down):
                 _set_reason(node, "" if node.up else node.reason, op.at, op.uid)
-        else:  # RESUME
+        elif want in ("RESUME", "IDLE"):
             node.drain = node.fail = node.admin_down = False
             _set_reason(node, "" if node.up or not node.registered else "Not responding", op.at, op.uid)
+        else:  # the reason alone
+            _set_reason(node, op.reason, op.at, op.uid)
     return None
 
 

@@ -111,6 +111,20 @@ def test_drain_with_scontrol_then_sinfo_lists_the_reason_and_resume(cluster: Loc
     assert cmd(cluster, tmp_path, "sinfo", "-h", "-n", "node2", "-o", "%t").stdout == "idle\n"
 
 
+def test_resume_idle_and_reason_only_updates_as_slurm(cluster: LocalCluster, tmp_path: Path) -> None:
+    """RESUME on a node that is not DOWN/DRAIN/FAIL is an invalid transition; a reason alone
+    is recorded without a state change; State=IDLE brings a drained node back."""
+    bad = cmd(cluster, tmp_path, "scontrol", "update", "nodename=node2", "state=resume", ok=False)
+    assert (bad.returncode, bad.stderr) == (1, "slurm_update error: Invalid node state transition\n")
+    cmd(cluster, tmp_path, "scontrol", "update", "nodename=node2", "reason=cable check")
+    node = cmd(cluster, tmp_path, "scontrol", "show", "node", "node2").stdout
+    assert "\n   State=IDLE " in node and "\n   Reason=cable check [" in node
+    cmd(cluster, tmp_path, "scontrol", "update", "nodename=node2", "state=drain", "reason=x")
+    cmd(cluster, tmp_path, "scontrol", "update", "nodename=node2", "state=idle")
+    assert cmd(cluster, tmp_path, "sinfo", "-h", "-n", "node2", "-o", "%t").stdout == "idle\n"
+    assert cmd(cluster, tmp_path, "sinfo", "-R", "-h").stdout == ""
+
+
 def test_scontrol_update_partition(cluster: LocalCluster, tmp_path: Path) -> None:
     cmd(cluster, tmp_path, "scontrol", "update", "partitionname=gpu", "MaxTime=30", "Hidden=YES")
     try:
