@@ -193,7 +193,7 @@ class ReadMethods:
         """``scontrol show config``: the settings Spur has, under Slurm's names."""
         self.identity(conn)
         c = self.config
-        return {"config": {
+        return {"now": time.time(), "config": {
             "ClusterName": c.name,
             "JobRequeue": int(c.job_requeue),
             "KillWait": int(c.kill_wait),

@@ -288,7 +288,7 @@ class SchedulingMethods:
                     weighted = priority.weighted(ctx, priority.factors(ctx, job, part))
                     weighted["partition_weighted"] = weighted.pop("partition")
                     rows.append({"job_id": job_id, "partition": name, "user": job.spec.user,
-                                 "account": job.spec.account, "priority": 0 if job.hold else
+                                 "qos_name": job.spec.qos or "normal", "account": job.spec.account, "priority": 0 if job.hold else
                                  priority.compute(ctx, job, part), "site": 0, **weighted, "tres": ""})
             s = state.settings
             weights = {"age": s.get("priority_weight_age", 0), "fairshare": s.get("priority_weight_fairshare", 0),

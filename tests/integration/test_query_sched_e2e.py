@@ -154,3 +154,23 @@ def test_a_gres_job_in_scontrol_show_job_and_squeue(cluster: LocalCluster, tmp_p
         cmd(cluster, tmp_path, "scancel", str(job_id), ok=False)
     with Client(cluster.config, retry_for=30) as client:
         wait_for(lambda: all(n["state"] == "IDLE" for n in client.call("nodes")["nodes"]), 30, "idle again")
+
+
+def test_squeue_P_lists_each_partitions_own_priority_and_sprio_the_qos(tmp_path: Path) -> None:
+    """A job pending in two partitions is listed once per partition, each with its priority
+    there (the partitions' PriorityJobFactor differ and the partition factor weighs in)."""
+    d = tmp_path / "cluster"
+    write_config(d, replicas=1, nodes=2, cpus=2, partitions="low=node1;high=node2",
+                 scheduling={"PriorityType": "priority/multifactor", "PriorityWeightPartition": 1000})
+    cluster = LocalCluster(d)
+    cluster.up()
+    try:
+        cmd(cluster, tmp_path, "scontrol", "update", "partitionname=high", "PriorityJobFactor=100")
+        job = sbatch(cluster, tmp_path, "-p", "low,high", "--begin=now+1hour", "--wrap", "true")
+        rows = cmd(cluster, tmp_path, "squeue", "-h", "-P", "-j", str(job), "-o", "%P %Q").stdout.split("\n")[:-1]
+        prio = {part: int(p) for part, p in (r.split() for r in rows)}
+        assert sorted(prio) == ["high", "low"] and prio["high"] > prio["low"], rows
+        sprio = cmd(cluster, tmp_path, "sprio", "-h", "-j", str(job), "-o", "%i %r %n").stdout.split("\n")[:-1]
+        assert sorted(s.split() for s in sprio) == [[str(job), "high", "normal"], [str(job), "low", "normal"]]
+    finally:
+        cluster.down()
