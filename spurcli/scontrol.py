@@ -1976,10 +1976,31 @@ def _split_line(line: str) -> list[str]:
     return words
 
 
+def _take_at(args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` without ``--at TIME`` / ``--at=TIME``, and those words."""
+    rest: list[str] = []
+    at: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--at" and i + 1 < len(args):
+            at += args[i : i + 2]
+            i += 2
+            continue
+        (at if args[i].startswith("--at=") else rest).append(args[i])
+        i += 1
+    return rest, at
+
+
 def _body(args: list[str]) -> int:
     from spurcli.jobrefs import RefError, check_clusters, fatal, suggest_completion
 
-    pairs, words = common.getopt(args, OPTIONS, permute=False)
+    # Options anywhere, as GNU getopt_long permutes them (``scontrol show job -o``), except
+    # after ``setdebugflags`` (its ``-flag`` words are not options), and without Spur's
+    # ``--at TIME`` extension, which show() reads from the words.
+    args, at_words = _take_at(args)
+    stop = next((i for i, a in enumerate(args) if a[:8].lower() == "setdebug"), len(args))
+    pairs, words = common.getopt(args[:stop], OPTIONS, permute=True)
+    words = [*words, *args[stop:], *at_words]
     s = Session()
     env = os.environ
     s.env = env

@@ -28,6 +28,17 @@ def run(capsys, *args):
 # ---------------------------------------------------------------------------------- show job
 
 
+def test_options_may_follow_the_command_as_getopt_permutes_them(ctld, capsys):
+    """``scontrol show job -o`` is ``scontrol -o show job`` (GNU getopt_long permutes);
+    after setdebugflags a ``-flag`` is the command's word, not an option."""
+    ctld.jobs = [job(5), job(6)]
+    rc, out, err = run(capsys, "show", "job", "-o")
+    assert rc == 0 and err == "" and out == run(capsys, "-o", "show", "job")[1]
+    assert [line.split()[0] for line in out.splitlines()] == ["JobId=5", "JobId=6"]
+    rc, out, err = run(capsys, "setdebugflags", "-Backfill")
+    assert (rc, err) == (1, "slurm_set_debugflags error:Requested operation is presently disabled\n")
+
+
 def test_show_job_of_an_array_shows_every_record(ctld, capsys):
     ctld.jobs = [job(5)] + arr()
     rc, out, err = run(capsys, "-o", "show", "job", "10")
