@@ -183,6 +183,8 @@ def show_job(s: Session, val: str | None, at_text: str | None = None, args: list
         _show_job_at(s, job_id, at_text)
         return
     params: dict[str, Any] = {"with_steps": True}
+    if not s.mime:  # the text needs only what the renderer reads: a long queue costs a third less
+        params["fields"] = list(render.JOB_FIELDS)
     if job_id is not None:
         params["job_refs"] = [str(job_id)]
     try:

@@ -17,6 +17,7 @@ from spurcore import gres
 from spurcore.hostlist import compress
 from spurcore.model import BATCH_STEP, ClusterState, Job, JobState, Step, partition_nodes, partitions_of
 from spurcore.ops import HoldKind
+from spurcore.priority import partition_priorities, queued_priority
 from spurcore.scheduler import dependency_status, planned_start
 from spurcore.steps import compress_counts
 from spurcore.usage import combine
@@ -122,25 +123,37 @@ def step_info(step: Step, job: Job) -> dict[str, Any]:
     }
 
 
+#: The fields of a job's record that change without an op on the job (``refresh_info``).
+DYNAMIC_FIELDS = frozenset({"reason", "priority", "priority_by_partition", "start_time", "sched_nodes",
+                            "run_time", "dependency"})
+
+_PENDING = JobState.PENDING
+_HELD_ADMIN = int(HoldKind.ADMIN)
+_HELD_USER = int(HoldKind.USER)
+
+
 def refresh_info(info: dict[str, Any], job: Job, state: ClusterState, now: float, reason: str | None) -> None:
-    """Update the fields of ``info`` that change without an op on ``job``: the run time
-    (the clock), a pending job's reason, priority and expected start (the queue) and the
-    dependency text (other jobs)."""
-    if job.state is JobState.PENDING and not job.completing:
-        if job.hold == HoldKind.ADMIN:
+    """Update the fields of ``info`` that change without an op on ``job`` (``DYNAMIC_FIELDS``):
+    the run time (the clock), a pending job's reason, priority and expected start (the
+    queue) and the dependency text (other jobs).
+
+    Runs for every record of every ``squeue``: module-level names only, no import here."""
+    if job.state is _PENDING and not job.completing:
+        hold = job.hold
+        if hold == _HELD_ADMIN:
             info["reason"] = "JobHeldAdmin"
         else:
-            info["reason"] = reason or ("JobHeldUser" if job.hold == HoldKind.USER else "None")
-        from spurcore.priority import queued_priority
-
-        info["priority"] = 0 if job.hold else queued_priority(state, job, now)
-        if "," in job.partition_list and not job.hold:
-            from spurcore.priority import partition_priorities
-
+            info["reason"] = reason or ("JobHeldUser" if hold == _HELD_USER else "None")
+        info["priority"] = 0 if hold else queued_priority(state, job, now)
+        if not hold and "," in job.partition_list:
             info["priority_by_partition"] = partition_priorities(state, job, now)
         planned = planned_start(state, job.job_id, now)
-        info["start_time"] = planned[0] if planned else 0.0
-        info["sched_nodes"] = compress(planned[1]) if planned else ""
+        if planned:
+            info["start_time"] = planned[0]
+            info["sched_nodes"] = compress(planned[1])
+        else:
+            info["start_time"] = 0.0
+            info["sched_nodes"] = ""
     info["run_time"] = run_time(job, now)
     if job.spec.dependency:
         info["dependency"] = dependency_status(state, job, now)[1]

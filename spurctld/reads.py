@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -28,6 +29,23 @@ from spurio.config import Config
 from spurio.rpc import RpcError
 
 READ_SLICE = 512  # jobs rendered per hold of the state lock
+
+
+def _rows(infos: list[dict[str, Any]], fields: list[str]) -> list[Any]:
+    """Each record's values of ``fields``, in that order (None for a field a record lacks).
+    ``itemgetter`` takes them in one C call when the records have every field (they all
+    have the same keys: ``job_info``'s); otherwise, or for a record that lacks one, the
+    slow way."""
+    if len(fields) == 1 or not infos or any(f not in infos[0] for f in fields):
+        return [[info.get(f) for f in fields] for info in infos]
+    take = itemgetter(*fields)
+    rows: list[Any] = []
+    for info in infos:
+        try:
+            rows.append(take(info))
+        except KeyError:
+            rows.append([info.get(f) for f in fields])
+    return rows
 
 
 class ReadMethods:
@@ -110,16 +128,20 @@ class ReadMethods:
         # a large answer in short slices, letting it in between, so that a big squeue never
         # delays heartbeats past an election timeout. Each job's record is consistent, and
         # comes from the cache unless an op touched the job since it was built.
+        if "ALL" in states:
+            states = set()
         for start in range(0, len(jobs), READ_SLICE):
             with lock:
                 self._invalidate_info_cache()
                 for job in jobs[start : start + READ_SLICE]:
                     if users and job.spec.user not in users and str(job.spec.uid) not in users:
                         continue
-                    shown = job.display_state
-                    if states and "ALL" not in states and shown not in states and COMPACT.get(shown) not in states:
-                        continue
                     info = cache.get(job.job_id)
+                    if states:
+                        # a cached record's state is the job's display state (only ops change it)
+                        shown = job.display_state if info is None else info["state"]
+                        if shown not in states and COMPACT.get(shown) not in states:
+                            continue
                     if info is None:
                         info = cache[job.job_id] = job_info(job, state, now, reasons.get(job.job_id))
                     else:
@@ -137,10 +159,7 @@ class ReadMethods:
             chunks = []
             for start in range(0, len(out), READ_SLICE):
                 part = out[start : start + READ_SLICE]
-                if wanted:
-                    rows = [[info.get(f) for f in fields] for info in part]
-                else:
-                    rows = [list(info.values()) for info in part]
+                rows = _rows(part, fields) if wanted else [list(info.values()) for info in part]
                 chunks.append(msgpack.packb(rows, use_bin_type=True))
                 time.sleep(0)
             return {"now": now, "fields": fields, "row_chunks": chunks}

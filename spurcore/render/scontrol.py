@@ -85,132 +85,204 @@ def array_task_text(info: dict[str, Any], bitstr_len: int | None = None) -> str 
     return task_str(ranges, int(info.get("array_max_tasks") or 0), 64 if bitstr_len is None else bitstr_len)
 
 
-def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitstr_len: int | None,
-               oneliner: bool = False) -> list[str]:
-    lines: list[str] = []
-    state = str(info.get("state") or "")
-    pending = state == "PENDING"
-    nodes = str(info.get("nodes") or "")
-    node_count = int(info.get("node_count") or 0)
-    num_cpus = int(info.get("num_cpus") or 0)
-    batch_flag = int(info.get("batch_flag") or 0)
-    restarts = int(info.get("restarts") or 0)
+#: The fields of the controller's job records (``spurcore.views.job_info``) that ``show_job``
+#: reads: ``scontrol show job`` asks for these alone. Not asked for: what those records do not
+#: have (``max_nodes``, ``last_sched_eval``, ``accrue_time``, ``alloc_mem_mb``: a field asked
+#: for arrives as None, and the mere presence of some of them changes the text) and
+#: ``group``, which scontrol fills in itself.
+JOB_FIELDS = (
+    "job_id", "name", "user", "uid", "gid", "state", "base_state", "reason", "exit_code", "derived_ec",
+    "priority", "hold", "submit_time", "eligible_time", "start_time", "sched_nodes", "end_time",
+    "suspend_time", "run_time", "time_limit", "time_min", "deadline", "partition", "account", "qos", "nice",
+    "nodes", "node_count", "num_cpus", "num_tasks", "cpus_per_task", "mem_mb", "mem_per_cpu",
+    "mem_per_gpu", "dependency", "batch_flag", "batch_host", "restarts", "requeue", "failed_node", "command",
+    "submit_line", "work_dir", "comment", "stdout", "stderr", "stdin", "alloc_node", "alloc_sid", "req_nodes",
+    "exc_nodes", "constraint", "kill_on_invalid_dep", "mail_type", "mail_user",
+    "array_job_id", "array_task_id", "array_pending", "array_max_tasks", "req_tres", "alloc_tres",
+    "gres_detail", "gres", "gpus", "gpus_per_node", "gpus_per_task", "cpus_per_gpu",
+)
 
-    head = f"JobId={info['job_id']} "
-    task_text = array_task_text(info, bitstr_len)
-    if task_text is not None:
-        head += f"ArrayJobId={info['array_job_id']} ArrayTaskId={task_text} "
-        if info.get("array_max_tasks"):
-            head += f"ArrayTaskThrottle={int(info['array_max_tasks'])} "
-    lines.append(f"{head}JobName={info.get('name', '')}")
 
-    uid, gid = info.get("uid", 0), info.get("gid", 0)
-    group = info.get("group") or str(gid)
-    lines.append(f"UserId={info.get('user') or uid}({uid}) GroupId={group}({gid}) MCS_label=N/A")
+class _JobText:
+    """One rendering of job records (``show_job``/``show_jobs``): the layout of info_job.c
+    ``_sprint_job_info``, one record per call.
 
-    lines.append(
-        f"Priority={info.get('priority', 0)} Nice={int(info.get('nice') or 0)} "
-        f"Account={null(info.get('account'))} QOS={info.get('qos') or 'normal'}"
-    )
+    The hot path of ``scontrol show job`` with a long queue (about 30 fields of 20,000
+    records): what many records share is computed once per distinct value and kept for the
+    rendering (time strings, exit codes, reasons, durations, TRES strings, the TresPer*
+    lines, the memory field), and each record is built from a few f-strings instead of a list
+    of lines. Invariant: the text of a record depends on that record, ``now``, the time
+    format, ``bitstr_len`` and the two flags alone, never on the records rendered before it
+    (tests/property/test_render_equivalence.py checks it against the plain renderer)."""
 
-    reason = scontrol_reason(str(info.get("reason") or "None"))
-    line = f"JobState={state} Reason={reason} "
-    if info.get("failed_node"):
-        line += f"FailedNode={info['failed_node']} "
-    line += f"Dependency={null(info.get('dependency'))}"
-    lines.append(line)
+    __slots__ = ("detail", "oneliner", "now", "time_format", "bitstr_len", "sep", "end", "_times",
+                 "_exits", "_reasons", "_runs", "_limits", "_mins", "_tres", "_per", "_mem")
 
-    exit_code = info.get("exit_code")
-    # slurmctld counts a requeue in batch_flag as well as in restart_cnt.
-    shown_batch_flag = batch_flag + restarts if batch_flag else 0
-    requeue = info.get("requeue")
-    requeue = 1 if requeue is None or int(requeue) < 0 else int(requeue)
-    lines.append(
-        f"Requeue={requeue} Restarts={restarts} BatchFlag={shown_batch_flag} Reboot=0 "
-        f"ExitCode={fmt_exit(exit_code) if exit_code is not None else '0:0'}"
-    )
-    if detail:
-        derived = info.get("derived_ec")
-        lines.append(f"DerivedExitCode={fmt_exit(derived) if derived is not None else '0:0'}")
+    def __init__(self, *, detail: bool, oneliner: bool, now: float, time_format: str | None,
+                 bitstr_len: int | None) -> None:
+        self.detail = detail
+        self.oneliner = oneliner
+        self.now = now
+        self.time_format = time_format
+        self.bitstr_len = bitstr_len
+        self.sep = " " if oneliner else "\n   "
+        self.end = "\n" if oneliner else "\n\n"
+        self._times: dict[Any, str] = {}
+        self._exits: dict[Any, str] = {}
+        self._reasons: dict[Any, str] = {}
+        self._runs: dict[Any, str] = {}
+        self._limits: dict[Any, str] = {}
+        self._mins: dict[Any, str] = {}
+        self._tres: dict[Any, tuple[str, str]] = {}
+        self._per: dict[Any, str] = {}
+        self._mem: dict[Any, str] = {}
 
-    lines.append(
-        f"RunTime={fmt_duration_scontrol(info.get('run_time') or 0)} "
-        f"TimeLimit={fmt_time_limit_scontrol(info.get('time_limit'))} TimeMin={_time_min(info)}"
-    )
-    lines.append(f"SubmitTime={ts(info.get('submit_time'))} EligibleTime={ts(eligible_time(info))}")
-    lines.append(f"AccrueTime={ts(accrue_time(info, now))}")
-    start, end = job_times(info, now)
-    if info.get("time_limit") is None and end > now:
-        end_text = "Unknown"
-    else:
-        end_text = ts(end)
-    deadline = info.get("deadline")
-    lines.append(
-        f"StartTime={ts(start)} EndTime={end_text} "
-        f"Deadline={ts(deadline) if deadline else 'N/A'}"
-    )
+    def time(self, t: float | None) -> str:
+        """``make_time_str`` with this rendering's format, once per whole second: every
+        value whose integer part is neither 0 nor 0xFFFFFFFF (the special ones) prints as
+        that integer second does (``local_tm`` drops the fraction)."""
+        if not t:
+            return "Unknown"
+        key = int(t)
+        text = self._times.get(key)
+        if text is None:
+            if key == 0 or key == 0xFFFFFFFF:
+                return make_time_str(t, self.time_format, self.now)
+            text = self._times[key] = make_time_str(key, self.time_format, self.now)
+        return text
 
-    suspend = float(info.get("suspend_time") or 0)
-    pre_sus = int(info.get("run_time") or 0) if base_state(info) == "SUSPENDED" else 0
-    lines.append(
-        f"SuspendTime={ts(suspend) if suspend else 'None'} SecsPreSuspend={pre_sus} "
-        f"LastSchedEval={ts(last_sched_eval(info))} Scheduler=Main"
-    )
-    lines.append(
-        f"Partition={info.get('partition') or 'debug'} "
-        f"AllocNode:Sid={null(info.get('alloc_node'))}:{info.get('alloc_sid', 0)}"
-    )
-    lines.append(f"ReqNodeList={null(info.get('req_nodes'))} ExcNodeList={null(info.get('exc_nodes'))}")
-    line = f"NodeList={null(nodes)}"
-    if info.get("sched_nodes"):
-        line += f" SchedNodeList={info['sched_nodes']}"  # a pending job's expected nodes
-    lines.append(line)
-    if info.get("batch_host"):
-        lines.append(f"BatchHost={info['batch_host']}")
+    def _exit(self, raw: Any) -> str:
+        text = self._exits.get(raw)
+        if text is None:
+            text = self._exits[raw] = fmt_exit(raw) if raw is not None else "0:0"
+        return text
 
-    max_nodes = int(info.get("max_nodes") or 0) if pending else 0
-    min_nodes = node_count
-    if max_nodes and max_nodes < min_nodes:
-        min_nodes = max_nodes
-    num_nodes = f"{min_nodes}-{max_nodes}" if max_nodes else str(min_nodes)
-    lines.append(
-        f"NumNodes={num_nodes} NumCPUs={num_cpus} NumTasks={info.get('num_tasks', 1)} "
-        f"CPUs/Task={info.get('cpus_per_task', 1)} ReqB:S:C:T=0:0:*:*"
-    )
-    alloc, req = job_tres(info)
-    lines.append(f"ReqTRES={req}")
-    lines.append(f"AllocTRES={null(alloc)}")
-    lines.append("Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*")
-    if detail and nodes:
-        lines.extend(_detail_lines(info, nodes, oneliner))
-    lines.append(
-        f"MinCPUsNode={info.get('cpus_per_task', 1)} {_min_memory(info)} MinTmpDiskNode=0"
-    )
-    lines.append(f"Features={null(info.get('constraint'))} DelayBoot=00:00:00")
-    lines.append("OverSubscribe=OK Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)")
-    lines.append(f"Command={null(info.get('command'))}")
-    lines.append(f"SubmitLine={null(info.get('submit_line'))}")
-    lines.append(f"WorkDir={null(info.get('work_dir'))}")
-    if info.get("comment"):
-        lines.append(f"Comment={info['comment']}")
-    if batch_flag:
-        lines.append(f"StdErr={null(info.get('stderr'))}")
-        lines.append(f"StdIn={null(info.get('stdin'))}")
-        lines.append(f"StdOut={null(info.get('stdout'))}")
-    kill_inv = info.get("kill_on_invalid_dep")
-    if kill_inv in (0, 1):
-        lines.append(f"KillOnInvalidDependent={'Yes' if kill_inv else 'No'}")
+    def __call__(self, info: dict[str, Any]) -> str:
+        get = info.get
+        sep = self.sep
+        ts = self.time
+        now = self.now
+        state = str(get("state") or "")
+        nodes = str(get("nodes") or "")
+        node_count = int(get("node_count") or 0)
+        batch_flag = int(get("batch_flag") or 0)
+        restarts = int(get("restarts") or 0)
+
+        if get("array_job_id"):
+            head = f"JobId={info['job_id']} "
+            task_text = array_task_text(info, self.bitstr_len)
+            head += f"ArrayJobId={info['array_job_id']} ArrayTaskId={task_text} "
+            if get("array_max_tasks"):
+                head += f"ArrayTaskThrottle={int(info['array_max_tasks'])} "
+        else:
+            head = f"JobId={info['job_id']} "
+        uid, gid = get("uid", 0), get("gid", 0)
+
+        raw_reason = get("reason")
+        reason = self._reasons.get(raw_reason)
+        if reason is None:
+            reason = self._reasons[raw_reason] = scontrol_reason(str(raw_reason or "None"))
+        failed = f"FailedNode={info['failed_node']} " if get("failed_node") else ""
+
+        requeue = get("requeue")
+        requeue = 1 if requeue is None or int(requeue) < 0 else int(requeue)
+        derived = f"{sep}DerivedExitCode={self._exit(get('derived_ec'))}" if self.detail else ""
+
+        run_raw = get("run_time") or 0
+        run = self._runs.get(run_raw)
+        if run is None:
+            run = self._runs[run_raw] = fmt_duration_scontrol(run_raw)
+        limit_raw = get("time_limit")
+        limit = self._limits.get(limit_raw)
+        if limit is None:
+            limit = self._limits[limit_raw] = fmt_time_limit_scontrol(limit_raw)
+        min_raw = get("time_min")
+        time_min = self._mins.get(min_raw)
+        if time_min is None:
+            time_min = self._mins[min_raw] = _time_min(info)
+
+        start, end = job_times(info, now)
+        end_text = "Unknown" if limit_raw is None and end > now else ts(end)
+        deadline = get("deadline")
+        suspend = float(get("suspend_time") or 0)
+        pre_sus = int(run_raw) if base_state(info) == "SUSPENDED" else 0
+        sched = f" SchedNodeList={info['sched_nodes']}" if get("sched_nodes") else ""
+        batch_host = f"{sep}BatchHost={info['batch_host']}" if get("batch_host") else ""
+
+        max_nodes = int(get("max_nodes") or 0) if state == "PENDING" else 0
+        min_nodes = node_count
+        if max_nodes and max_nodes < min_nodes:
+            min_nodes = max_nodes
+        num_nodes = f"{min_nodes}-{max_nodes}" if max_nodes else str(min_nodes)
+
+        if get("req_tres"):  # job_tres: the controller's strings, in Slurm's units
+            key = (get("alloc_tres"), get("req_tres"))
+            tres = self._tres.get(key)
+            if tres is None:
+                tres = self._tres[key] = job_tres(info)
+        else:  # a record of an older history: made from the counts
+            tres = job_tres(info)
+        alloc, req = tres
+        detail_lines = "".join(sep + line for line in _detail_lines(info, nodes, self.oneliner)) if self.detail and nodes else ""
+
+        mem_key = (get("mem_per_gpu"), get("mem_mb"))
+        min_memory = self._mem.get(mem_key)
+        if min_memory is None:
+            min_memory = self._mem[mem_key] = _min_memory(info)
+
+        text = (
+            f"{head}JobName={get('name', '')}"
+            f"{sep}UserId={get('user') or uid}({uid}) GroupId={get('group') or str(gid)}({gid}) MCS_label=N/A"
+            f"{sep}Priority={get('priority', 0)} Nice={int(get('nice') or 0)} "
+            f"Account={null(get('account'))} QOS={get('qos') or 'normal'}"
+            f"{sep}JobState={state} Reason={reason} {failed}Dependency={null(get('dependency'))}"
+            f"{sep}Requeue={requeue} Restarts={restarts} BatchFlag={batch_flag + restarts if batch_flag else 0} "
+            f"Reboot=0 ExitCode={self._exit(get('exit_code'))}{derived}"
+            f"{sep}RunTime={run} TimeLimit={limit} TimeMin={time_min}"
+            f"{sep}SubmitTime={ts(get('submit_time'))} EligibleTime={ts(eligible_time(info))}"
+            f"{sep}AccrueTime={ts(accrue_time(info, now))}"
+            f"{sep}StartTime={ts(start)} EndTime={end_text} Deadline={ts(deadline) if deadline else 'N/A'}"
+            f"{sep}SuspendTime={ts(suspend) if suspend else 'None'} SecsPreSuspend={pre_sus} "
+            f"LastSchedEval={ts(last_sched_eval(info))} Scheduler=Main"
+            f"{sep}Partition={get('partition') or 'debug'} "
+            f"AllocNode:Sid={null(get('alloc_node'))}:{get('alloc_sid', 0)}"
+            f"{sep}ReqNodeList={null(get('req_nodes'))} ExcNodeList={null(get('exc_nodes'))}"
+            f"{sep}NodeList={null(nodes)}{sched}{batch_host}"
+            f"{sep}NumNodes={num_nodes} NumCPUs={int(get('num_cpus') or 0)} NumTasks={get('num_tasks', 1)} "
+            f"CPUs/Task={get('cpus_per_task', 1)} ReqB:S:C:T=0:0:*:*"
+            f"{sep}ReqTRES={req}{sep}AllocTRES={null(alloc)}"
+            f"{sep}Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*{detail_lines}"
+            f"{sep}MinCPUsNode={get('cpus_per_task', 1)} {min_memory} MinTmpDiskNode=0"
+            f"{sep}Features={null(get('constraint'))} DelayBoot=00:00:00"
+            f"{sep}OverSubscribe=OK Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)"
+            f"{sep}Command={null(get('command'))}{sep}SubmitLine={null(get('submit_line'))}"
+            f"{sep}WorkDir={null(get('work_dir'))}"
+        )
+        if get("comment"):
+            text += f"{sep}Comment={info['comment']}"
+        if batch_flag:
+            text += f"{sep}StdErr={null(get('stderr'))}{sep}StdIn={null(get('stdin'))}{sep}StdOut={null(get('stdout'))}"
+        kill_inv = get("kill_on_invalid_dep")
+        if kill_inv in (0, 1):
+            text += f"{sep}KillOnInvalidDependent={'Yes' if kill_inv else 'No'}"
+        per_key = (get("gpus"), get("gpus_per_node"), get("gres"), get("gpus_per_task"), get("cpus_per_task"),
+                   get("cpus_per_gpu"), get("mem_per_gpu"))
+        per = self._per.get(per_key)
+        if per is None:
+            per = self._per[per_key] = _tres_per_lines(info, sep)
+        if get("mail_type"):
+            mail_type = print_mail_type(str(info["mail_type"]))
+            if mail_type not in ("NONE", ""):
+                per += f"{sep}MailUser={get('mail_user') or get('user')} MailType={mail_type}"
+        return (text + per).rstrip() + self.end
+
+
+def _tres_per_lines(info: dict[str, Any], sep: str) -> str:
+    """The ``CpusPerTres= ... TresPerTask=`` lines that are set, each after ``sep``."""
     per = job_tres_per(info)
-    for key, name in (("cpus_per_tres", "CpusPerTres"), ("mem_per_tres", "MemPerTres"),
-                      ("tres_per_job", "TresPerJob"), ("tres_per_node", "TresPerNode"),
-                      ("tres_per_task", "TresPerTask")):
-        if per[key]:
-            lines.append(f"{name}={per[key]}")
-    if info.get("mail_type"):
-        mail_type = print_mail_type(str(info["mail_type"]))
-        if mail_type not in ("NONE", ""):
-            lines.append(f"MailUser={info.get('mail_user') or info.get('user')} MailType={mail_type}")
-    return lines
+    return "".join(f"{sep}{name}={per[key]}" for key, name in (
+        ("cpus_per_tres", "CpusPerTres"), ("mem_per_tres", "MemPerTres"), ("tres_per_job", "TresPerJob"),
+        ("tres_per_node", "TresPerNode"), ("tres_per_task", "TresPerTask")) if per[key])
 
 
 def _detail_lines(info: dict[str, Any], nodes: str, oneliner: bool) -> list[str]:
@@ -265,9 +337,7 @@ def show_job(info: dict[str, Any], *, detail: bool = False, oneliner: bool = Fal
     """One ``scontrol [-d] [-o] show job`` record, including its terminating newline(s).
     ``time_format`` is ``SLURM_TIME_FORMAT``, ``bitstr_len`` ``SLURM_BITSTR_LEN`` (None:
     unset)."""
-    lines = _job_lines(info, detail, now, _Clock(time_format, now), bitstr_len, oneliner)
-    text = (" " if oneliner else "\n   ").join(lines).rstrip()
-    return text + ("\n" if oneliner else "\n\n")
+    return _JobText(detail=detail, oneliner=oneliner, now=now, time_format=time_format, bitstr_len=bitstr_len)(info)
 
 
 def show_jobs(
@@ -275,10 +345,8 @@ def show_jobs(
     time_format: str | None = None, bitstr_len: int | None = None,
 ) -> str:
     """Records for several jobs, concatenated (Slurm prints them in the order given)."""
-    return "".join(
-        show_job(i, detail=detail, oneliner=oneliner, now=now, time_format=time_format, bitstr_len=bitstr_len)
-        for i in infos
-    )
+    return "".join(map(_JobText(detail=detail, oneliner=oneliner, now=now, time_format=time_format,
+                                bitstr_len=bitstr_len), infos))
 
 
 def reason_user(node: dict[str, Any]) -> str:

@@ -1,0 +1,61 @@
+"""The query tools' fast renderers print exactly what the plain ones print (issue 14: the
+``scontrol show job`` and ``squeue`` paths for long queues), on generated records.
+
+``tests/property/render_reference.py`` is the ``scontrol show job`` renderer as it was before
+it was made fast; squeue's fast paths are checked against its general engine."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spurcore.render import scontrol
+from tests.property import render_reference
+from tests.property.records import T0, job_record_lists
+
+#: SLURM_TIME_FORMAT values: unset, the named ones, strftime formats (one only seconds, one
+#: with a day name), invalid ones (no %, too long), one that makes an empty string.
+TIME_FORMATS = [None, "standard", "relative", "%H:%M", "%s", "%a %d %b %Y %T", "bogus", "%" + "x" * 40, "%p"]
+NOWS = st.sampled_from([T0, T0 + 0.5, T0 + 86400 * 200, 0.0])
+
+
+@pytest.fixture(autouse=True, params=["UTC", "Europe/Paris", "America/St_Johns"])
+def tz(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Local time in a few zones (one with a half-hour offset and daylight saving)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = request.param
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=job_record_lists(), detail=st.booleans(), oneliner=st.booleans(), now=NOWS,
+       time_format=st.sampled_from(TIME_FORMATS), bitstr_len=st.sampled_from([None, 0, 8, 64]))
+def test_show_jobs_prints_what_the_plain_renderer_prints(records: list[dict[str, Any]], detail: bool,
+                                                         oneliner: bool, now: float, time_format: str | None,
+                                                         bitstr_len: int | None) -> None:
+    kw: dict[str, Any] = dict(detail=detail, oneliner=oneliner, now=now, time_format=time_format,
+                              bitstr_len=bitstr_len)
+    expected = outcome(lambda: "".join(render_reference.show_job(r, **kw) for r in records))
+    assert outcome(lambda: scontrol.show_jobs(records, **kw)) == expected
+    assert outcome(lambda: "".join(scontrol.show_job(r, **kw) for r in records)) == expected
+
+
+def outcome(render: Callable[[], str]) -> tuple[str, Any]:
+    """The text, or the exception's type: a record both fail on (an infinite time limit
+    has no end time to print) must fail the same way."""
+    try:
+        return "text", render()
+    except Exception as exc:
+        return "error", type(exc)
