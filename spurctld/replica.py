@@ -27,6 +27,8 @@ neither; issue 13):
   at term+1 (``spur_pre_vote``, which changes nothing on the receiver), and only with a
   majority of yes let pysyncobj campaign. A replica cut off from the leader therefore no
   longer raises its term, and cannot depose a healthy leader when it comes back.
+- Two replicas whose pre-votes overlap (each said yes to the other) both back off and ask
+  again after a new random delay instead of campaigning together and splitting the votes.
 - Leader stickiness: a replica that heard from a leader less than ``raft_min_timeout``
   ago refuses pre-votes and ignores ``request_vote`` (and a leader that heard from a
   majority that recently does too), so a disruptive candidate cannot win.
@@ -157,13 +159,14 @@ class Replica(SyncObj):
         self._election_at = 0.0
         self._campaign_allowed = False
         self._prevote: tuple[int, set[str]] | None = None  # (term asked for, who said yes)
+        self._yielded = False  # granted a rival's pre-vote while ours was open (split-vote guard)
         self._heard_leader = 0.0  # monotonic time of the last append from a current leader
         self._quiet_start = True  # no election or leader heard of since start (_next_election)
         self._leader_since = 0.0
         self._appends: dict[str, deque[float]] = {}  # peer -> send times of unanswered appends
         self._acked: dict[str, float] = {}  # peer -> send time of the newest answered append
-        self.raft_stats = {"pre_votes": 0, "pre_votes_won": 0, "votes_ignored": 0, "check_quorum_step_downs": 0,
-                           "stale_term_step_downs": 0}
+        self.raft_stats = {"pre_votes": 0, "pre_votes_won": 0, "pre_votes_yielded": 0, "votes_ignored": 0,
+                           "check_quorum_step_downs": 0, "stale_term_step_downs": 0}
         t_wal = time.monotonic()
         self.wal = Wal(os.path.join(self.dir, "wal"))
         self.dump_file = os.path.join(self.dir, "raft.dump")
@@ -289,6 +292,7 @@ class Replica(SyncObj):
         log.debug("replica %d: election timeout (last heard a leader %.3f s ago): pre-vote for term %d",
                   self.rid, now - self._heard_leader, term)
         self._prevote = (term, {self._SyncObj__selfNode.id})
+        self._yielded = False
         self.raft_stats["pre_votes"] += 1
         message = {
             "type": "spur_pre_vote", "term": term,
@@ -346,6 +350,8 @@ class Replica(SyncObj):
             granted = (
                 message["term"] > self.term and not self._in_lease(now) and self._log_up_to_date(message)
             )
+            if granted and self._prevote is not None and message["term"] >= self._prevote[0]:
+                self._yielded = True  # a rival asks while our own round is open: see the response below
             self._SyncObj__transport.send(node, {
                 "type": "spur_pre_vote_response", "term": message["term"], "granted": granted, "current": self.term,
             })
@@ -357,6 +363,16 @@ class Replica(SyncObj):
             if message["granted"] and self._prevote is not None and message["term"] == self._prevote[0] == self.term + 1:
                 self._prevote[1].add(node.id)
                 if len(self._prevote[1]) >= self._majority and self._SyncObj__raftState != _RAFT_STATE.LEADER:
+                    if self._yielded:
+                        # We also said yes to a rival's pre-vote for this term: if both of us
+                        # campaigned now the votes would split and everyone would wait a whole
+                        # timeout. Both back off and ask again after a new random delay.
+                        self.raft_stats["pre_votes_yielded"] += 1
+                        log.info("replica %d: pre-vote for term %d won but a rival asked too: asking again later",
+                                 self.rid, message["term"])
+                        self._prevote = None
+                        self._election_at = self._next_election(now)
+                        return
                     self.raft_stats["pre_votes_won"] += 1
                     log.info("replica %d: pre-vote for term %d won (%s)", self.rid, message["term"],
                              ", ".join(sorted(self._prevote[1])))
