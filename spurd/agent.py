@@ -22,6 +22,10 @@ Invariants:
   The agent writes that status into the rundir itself (``"synthetic": true``) so that a
   restart reports the same thing.
 
+- Nothing from outside reaches a handler unvalidated (``spurcore.agentmsg``): controller
+  notifications (a malformed one is logged once, naming the field, and dropped), step
+  endpoint requests (answered ``bad_request``), ``status.json``.
+
 Rundir life cycle (``<spool>/jobs/<id>/batch`` or ``.../step_<n>``): ``spec.json`` written
 by the agent, ``supervisor.pid`` and finally ``status.json`` by the supervisor, then the
 ``reported`` marker by the agent once the report is spooled.
@@ -46,10 +50,30 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from spurcore import arrays
+from spurcore import agentmsg, arrays
+from spurcore.agentmsg import (
+    AttachStep,
+    CtlAttach,
+    CtlKill,
+    CtlResume,
+    CtlSignal,
+    CtlStat,
+    CtlSuspend,
+    HeartbeatReply,
+    JobAction,
+    KillJob,
+    LaunchJob,
+    LaunchTasks,
+    Registered,
+    RunStatus,
+    StartJob,
+    StepStat,
+    SupervisorSpec,
+)
 from spurcore.exitcodes import raw_status
 from spurcore.hostlist import compress
 from spurcore.ops import ActionKind, SignalTarget
+from spurcore.schema import BadRequest, structure, unstructure
 from spurd import devices as devices_mod
 from spurd import procs
 from spurd.spool import ActionStore, ReportSpool, write_durable
@@ -145,21 +169,21 @@ def with_tools_path(env: dict[str, str], python: str = sys.executable) -> dict[s
     return env
 
 
-def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str, agent_socket: str,
+def batch_env(info: LaunchJob, node: str, *, cluster: str, config_path: str, agent_socket: str,
               python: str = sys.executable, devices_constrained: bool = False) -> dict[str, str]:
     """The batch script's environment: the job's exported env plus Slurm's variables."""
-    env = {str(k): str(v) for k, v in (info.get("env") or {}).items()}
-    node_list = [str(n) for n in info.get("node_list") or [node]]
+    env = dict(info.env)
+    node_list = list(info.node_list) or [node]
     nnodes = len(node_list)
-    job_id = str(info["job_id"])
-    ntasks = int(info.get("num_tasks") or 1)
-    cpus = int(info.get("cpus_per_node") or 1)
-    cpus_per_task = int(info.get("cpus_per_task") or 1)
-    nodelist = str(info.get("nodes") or compress(node_list))
+    job_id = str(info.job_id)
+    ntasks = info.num_tasks or 1
+    cpus = info.cpus_per_node or 1
+    cpus_per_task = info.cpus_per_task or 1
+    nodelist = info.nodes or compress(node_list)
     slurm = {
         "SLURM_JOB_ID": job_id,
         "SLURM_JOBID": job_id,
-        "SLURM_JOB_NAME": str(info.get("name") or ""),
+        "SLURM_JOB_NAME": info.name,
         "SLURM_JOB_NODELIST": nodelist,
         "SLURM_NODELIST": nodelist,
         "SLURM_NNODES": str(nnodes),
@@ -168,12 +192,12 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
         "SLURM_NPROCS": str(ntasks),
         "SLURM_CPUS_ON_NODE": str(cpus),
         "SLURM_JOB_CPUS_PER_NODE": _repeat_compress([cpus] * nnodes),
-        "SLURM_SUBMIT_DIR": str(info.get("work_dir") or info.get("cwd") or ""),
-        "SLURM_SUBMIT_HOST": str(info.get("alloc_node") or socket.gethostname()),
-        "SLURM_JOB_USER": str(info.get("user") or ""),
-        "SLURM_JOB_UID": str(info.get("uid", "")),
-        "SLURM_JOB_GID": str(info.get("gid", "")),
-        "SLURM_JOB_PARTITION": str(info.get("partition") or ""),
+        "SLURM_SUBMIT_DIR": info.work_dir or info.cwd,
+        "SLURM_SUBMIT_HOST": info.alloc_node or socket.gethostname(),
+        "SLURM_JOB_USER": info.user,
+        "SLURM_JOB_UID": "" if info.uid is None else str(info.uid),
+        "SLURM_JOB_GID": "" if info.gid is None else str(info.gid),
+        "SLURM_JOB_PARTITION": info.partition,
         "SLURM_CLUSTER_NAME": cluster,
         "SLURM_NODEID": "0",
         "SLURM_PROCID": "0",
@@ -187,44 +211,44 @@ def batch_env(info: dict[str, Any], node: str, *, cluster: str, config_path: str
     }
     if cpus_per_task > 1:
         slurm["SLURM_CPUS_PER_TASK"] = str(cpus_per_task)
-    if info.get("account"):
-        slurm["SLURM_JOB_ACCOUNT"] = str(info["account"])
-    if int(info.get("mem_mb") or 0) > 0:
-        slurm["SLURM_MEM_PER_NODE"] = str(int(info["mem_mb"]))
-    if int(info.get("restarts") or 0) > 0:
-        slurm["SLURM_RESTART_COUNT"] = str(int(info["restarts"]))  # set only for a requeued job
+    if info.account:
+        slurm["SLURM_JOB_ACCOUNT"] = info.account
+    if info.mem_mb > 0:
+        slurm["SLURM_MEM_PER_NODE"] = str(info.mem_mb)
+    if info.restarts > 0:
+        slurm["SLURM_RESTART_COUNT"] = str(info.restarts)  # set only for a requeued job
     slurm.update(array_env(info))
     slurm.update(gpu_env(info, node, constrained=devices_constrained))
-    if info.get("open_mode") in ("append", "truncate"):
-        slurm["SLURM_OPEN_MODE"] = "a" if info["open_mode"] == "append" else "t"  # for srun inside
-    for key, var in (("comment", "SLURM_JOB_COMMENT"), ("qos", "SLURM_JOB_QOS"), ("wckey", "SLURM_WCKEY")):
-        if info.get(key):
-            slurm[var] = str(info[key])
-    if int(info.get("ntasks_per_node") or 0) > 0:
-        slurm["SLURM_NTASKS_PER_NODE"] = str(int(info["ntasks_per_node"]))
-    if int(info.get("mem_per_cpu") or 0) > 0:
-        slurm["SLURM_MEM_PER_CPU"] = str(int(info["mem_per_cpu"]))
-    if info.get("start_time"):
-        slurm["SLURM_JOB_START_TIME"] = str(int(float(info["start_time"])))
-        if info.get("time_limit") is not None:
-            slurm["SLURM_JOB_END_TIME"] = str(int(float(info["start_time"]) + float(info["time_limit"])))
+    if info.open_mode in ("append", "truncate"):
+        slurm["SLURM_OPEN_MODE"] = "a" if info.open_mode == "append" else "t"  # for srun inside
+    for value, var in ((info.comment, "SLURM_JOB_COMMENT"), (info.qos, "SLURM_JOB_QOS"), (info.wckey, "SLURM_WCKEY")):
+        if value:
+            slurm[var] = value
+    if info.ntasks_per_node > 0:
+        slurm["SLURM_NTASKS_PER_NODE"] = str(info.ntasks_per_node)
+    if info.mem_per_cpu > 0:
+        slurm["SLURM_MEM_PER_CPU"] = str(info.mem_per_cpu)
+    if info.start_time:
+        slurm["SLURM_JOB_START_TIME"] = str(int(info.start_time))
+        if info.time_limit is not None:
+            slurm["SLURM_JOB_END_TIME"] = str(int(info.start_time + info.time_limit))
     env.update(slurm)
     return with_tools_path(env, python)
 
 
-def gpu_env(info: dict[str, Any], node: str, *, constrained: bool = False) -> dict[str, str]:
+def gpu_env(info: LaunchJob, node: str, *, constrained: bool = False) -> dict[str, str]:
     """The GPU variables of Slurm's gres/gpu plugin (src/plugins/gres/common/gres_common.c)
     for the GPUs this node gave the job: SLURM_JOB_GPUS lists their indexes on the node;
     CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES and GPU_DEVICE_ORDINAL
     the same, or 0..N-1 when a device cgroup hides the others (``constrained``); plus the
     request options (SLURM_GPUS, SLURM_GPUS_PER_NODE, ...)."""
     out: dict[str, str] = {}
-    for key, var in (("gpus", "SLURM_GPUS"), ("gpus_per_node", "SLURM_GPUS_PER_NODE"),
-                     ("gpus_per_task", "SLURM_GPUS_PER_TASK"), ("cpus_per_gpu", "SLURM_CPUS_PER_GPU"),
-                     ("mem_per_gpu", "SLURM_MEM_PER_GPU")):
-        if info.get(key):
-            out[var] = str(info[key])
-    gpus = sorted(int(i) for i in ((info.get("gres_alloc") or {}).get(node) or {}).get("gpu", ()))
+    for value, var in ((info.gpus, "SLURM_GPUS"), (info.gpus_per_node, "SLURM_GPUS_PER_NODE"),
+                       (info.gpus_per_task, "SLURM_GPUS_PER_TASK"), (info.cpus_per_gpu, "SLURM_CPUS_PER_GPU"),
+                       (info.mem_per_gpu, "SLURM_MEM_PER_GPU")):
+        if value:
+            out[var] = str(value)
+    gpus = sorted(info.gres_alloc.get(node, {}).get("gpu", ()))
     if not gpus:
         return out
     global_list = ",".join(str(i) for i in gpus)
@@ -236,15 +260,18 @@ def gpu_env(info: dict[str, Any], node: str, *, constrained: bool = False) -> di
     return out
 
 
-def array_env(info: dict[str, Any]) -> dict[str, str]:
+def array_env(info: LaunchJob) -> dict[str, str]:
     """A job array task's variables (Slurm's job_array.shtml): the array's job id, this
     task's index, and the count, lowest, highest index and step of the whole array."""
-    if not info.get("array_job_id") or info.get("array_task_id") is None:
+    if not info.array_job_id or info.array_task_id is None:
         return {}
-    ranges, _ = arrays.parse_array(str(info.get("array_spec") or info["array_task_id"]), 2**31)
+    try:
+        ranges, _ = arrays.parse_array(info.array_spec or str(info.array_task_id), 2**31)
+    except ValueError:  # the controller parsed it at submission: only a foreign record fails
+        ranges, _ = arrays.parse_array(str(info.array_task_id), 2**31)
     return {
-        "SLURM_ARRAY_JOB_ID": str(info["array_job_id"]),
-        "SLURM_ARRAY_TASK_ID": str(info["array_task_id"]),
+        "SLURM_ARRAY_JOB_ID": str(info.array_job_id),
+        "SLURM_ARRAY_TASK_ID": str(info.array_task_id),
         "SLURM_ARRAY_TASK_COUNT": str(arrays.count(ranges)),
         "SLURM_ARRAY_TASK_MIN": str(arrays.first_index(ranges)),
         "SLURM_ARRAY_TASK_MAX": str(arrays.last_index(ranges)),
@@ -281,30 +308,22 @@ _WHY = {
 }
 
 
-def kill_notice(params: dict[str, Any], run: Run, node: str) -> str:
+def kill_notice(action: JobAction, run: Run, node: str) -> str:
     """slurmstepd's line in the job's stderr when the controller ends it (reference 9):
     ``*** JOB 12 ON node1 CANCELLED AT 2026-01-01T10:00:00 DUE TO TIME LIMIT ***``."""
-    why = _WHY.get(str(params.get("why") or ""))
+    why = _WHY.get(action.why)
     if why is None:
         return ""
     from spurcore.timefmt import fmt_timestamp
 
     what = f"JOB {run.job_id}" if run.step == BATCH else f"STEP {run.job_id}.{run.step}"
-    at = fmt_timestamp(float(params.get("at") or time.time()))
+    at = fmt_timestamp(action.at or time.time())
     return f"*** {what} ON {node} CANCELLED AT {at}{why} ***"
 
 
-def failure_status(error: str, exit_code: int = 1, signal: int = 0) -> dict[str, Any]:
-    raw = raw_status(exit_code, signal)
-    return {
-        "wait_status": raw,
-        "exit_code": exit_code,
-        "signal": signal,
-        "oom": False,
-        "ended_at": time.time(),
-        "error": error,
-        "synthetic": True,
-    }
+def failure_status(error: str, exit_code: int = 1, signal: int = 0) -> RunStatus:
+    return RunStatus(wait_status=raw_status(exit_code, signal), exit_code=exit_code, signal=signal,
+                     ended_at=time.time(), error=error, synthetic=True)
 
 
 def total_memory_mb(meminfo: str = "/proc/meminfo") -> int:
@@ -329,9 +348,9 @@ class Run:
     step: str | int  # "batch" or the step id
     rundir: str
     restarts: int
-    done: asyncio.Future[dict[str, Any]]
+    done: asyncio.Future[RunStatus]
     pid: int | None = None
-    status: dict[str, Any] | None = None
+    status: RunStatus | None = None
     since: float = field(default_factory=time.monotonic)
     next_check: float = 0.0
 
@@ -345,7 +364,7 @@ class JobRecord:
     """What this node knows of a job (``<spool>/jobs/<id>/job.json`` plus its rundirs)."""
 
     job_id: int
-    info: dict[str, Any]
+    info: LaunchJob
     node: str
     directory: str
     restarts: int = 0
@@ -354,16 +373,15 @@ class JobRecord:
 
     @property
     def uid(self) -> int:
-        return int(self.info.get("uid", os.getuid()))
+        return os.getuid() if self.info.uid is None else self.info.uid
 
     @property
     def gid(self) -> int:
-        return int(self.info.get("gid", os.getgid()))
+        return os.getgid() if self.info.gid is None else self.info.gid
 
     @property
     def is_batch_host(self) -> bool:
-        nodes = self.info.get("node_list") or []
-        return bool(nodes) and nodes[0] == self.node and self.info.get("script") is not None
+        return self.info.batch_host == self.node and self.info.script is not None
 
     def live_runs(self) -> list[Run]:
         return [r for r in self.runs.values() if not r.finished]
@@ -425,6 +443,7 @@ class Agent:
         self.registered_count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_fd = -1
+        self._refused: set[str] = set()  # malformed inputs already logged (logged once each)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -531,6 +550,29 @@ class Agent:
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s failed", task.get_name(), exc_info=task.exception())
 
+    def _read_status(self, rundir: str) -> RunStatus | None:
+        """A run's final status; one that cannot be read counts as none (logged once): the
+        run is then watched until its supervisor is gone, and reported as killed."""
+        try:
+            return read_run_status(rundir)
+        except BadRequest as e:
+            self._refuse(f"{rundir}/{procs.STATUS_FILE}", e)
+        except ValueError as e:
+            self._refuse(f"{rundir}/{procs.STATUS_FILE}", BadRequest("status", f"expected JSON ({e})"))
+        return None
+
+    def _refuse(self, what: str, error: BadRequest) -> None:
+        """Log a malformed input once (the controller re-sends what it still wants: every
+        repeat is the same error), naming the field; the input is then dropped."""
+        text = f"{what}: {error}"
+        if text in self._refused:
+            log.debug("dropped again: %s", text)
+            return
+        if len(self._refused) > 1000:
+            self._refused.clear()
+        self._refused.add(text)
+        log.error("dropped a malformed %s", text)
+
     def _lock(self, job_id: int) -> asyncio.Lock:
         lock = self._locks.get(job_id)
         if lock is None:
@@ -592,14 +634,15 @@ class Agent:
 
     async def _attempt(self, endpoint: str) -> tuple[str, str]:
         """Connect, register and serve one session. ("session"|"not_leader"|"no_leader"|"failed", detail)."""
-        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         try:
             conn = await self._open(endpoint, lambda _c, method, params: queue.put_nowait((method, params)))
         except (RpcError, OSError, ValueError) as e:
             log.debug("cannot connect to %s: %s", endpoint, e)
             return "failed", str(e)
         try:
-            reply = await conn.call("node_register", self._register_params(), timeout=RPC_TIMEOUT)
+            raw = await conn.call("node_register", self._register_params(), timeout=RPC_TIMEOUT)
+            reply = structure(Registered, raw)
         except RpcError as e:
             conn.close()
             if e.code in LEADERSHIP_ERRORS:
@@ -607,24 +650,28 @@ class Agent:
                 return e.code, e.message
             log.warning("node_register at %s failed: %s", endpoint, e)
             return "failed", str(e)
+        except BadRequest as e:
+            conn.close()
+            self._refuse(f"answer to node_register from {endpoint}", e)
+            return "failed", str(e)
         except BaseException:
             conn.close()
             raise
         try:
-            await self._session(conn, endpoint, reply if isinstance(reply, dict) else {}, queue)
+            await self._session(conn, endpoint, reply, queue)
         finally:
             conn.close()
         return "session", ""
 
-    async def _session(self, conn: RpcConnection, endpoint: str, reply: dict[str, Any],
-                       queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
-        self.heartbeat_interval = float(reply.get("heartbeat_interval") or self.config.heartbeat_interval)
-        if reply.get("kill_wait") is not None:
-            self.kill_wait = float(reply["kill_wait"])
-        if reply.get("suspend_grace") is not None:
-            self.suspend_grace = float(reply["suspend_grace"])
-        self.fence_timeout = float(reply.get("fence_timeout") or 0.0)
-        self.fence_grace = float(reply.get("fence_grace") or self.kill_wait)
+    async def _session(self, conn: RpcConnection, endpoint: str, reply: Registered,
+                       queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        self.heartbeat_interval = reply.heartbeat_interval or self.config.heartbeat_interval
+        if reply.kill_wait is not None:
+            self.kill_wait = reply.kill_wait
+        if reply.suspend_grace is not None:
+            self.suspend_grace = reply.suspend_grace
+        self.fence_timeout = reply.fence_timeout
+        self.fence_grace = reply.fence_grace or self.kill_wait
         self._renew_lease()  # the leader that registered us holds a quorum
         self.registered_count += 1
         log.info("registered with the leader at %s (%d reports to resend)", endpoint, len(self.reports))
@@ -660,16 +707,20 @@ class Agent:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                reply = await conn.call("heartbeat", {"name": self.name},
-                                        timeout=max(5.0, 3 * self.heartbeat_interval))
-                if not isinstance(reply, dict) or reply.get("quorum", True):
-                    self._renew_lease()
+                raw = await conn.call("heartbeat", {"name": self.name},
+                                      timeout=max(5.0, 3 * self.heartbeat_interval))
+                reply = structure(HeartbeatReply, raw)
+            except BadRequest as e:
+                self._refuse("answer to heartbeat", e)  # fail safe: no lease renewal on it
+                continue
             except (ConnectionFailed, RpcTimeout) as e:
                 log.warning("heartbeat failed: %s", e)
                 return
             except RpcError as e:
                 log.warning("heartbeat refused (%s): registering again", e)
                 return
+            if reply.quorum:
+                self._renew_lease()
 
     def _renew_lease(self) -> None:
         """Fencing (docs/reliability.md): while the agent is in touch with a leader that holds
@@ -687,17 +738,22 @@ class Agent:
             return {}
         return {"lease_file": self.lease_path, "fence_grace": self.fence_grace}
 
-    async def _dispatch(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+    async def _dispatch(self, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        """Each notification, validated (``spurcore.agentmsg.NOTIFICATIONS``), to its handler;
+        a malformed one is logged once and dropped."""
         while True:
             method, params = await queue.get()
-            if method == "start":
-                self._spawn(self._on_start(params), "start")
-            elif method == "action":
-                self._spawn(self._on_action(params), "action")
-            elif method == "kill":
-                self._spawn(self._on_kill(params), "kill")
-            else:
-                log.debug("ignoring notification %r", method)
+            try:
+                msg = agentmsg.notification(method, params)
+            except BadRequest as e:
+                self._refuse(f"{str(method)[:64]!r} notification", e)
+                continue
+            if isinstance(msg, StartJob):
+                self._spawn(self._on_start(msg), "start")
+            elif isinstance(msg, JobAction):
+                self._spawn(self._on_action(msg), "action")
+            elif isinstance(msg, KillJob):
+                self._spawn(self._on_kill(msg), "kill")
 
     async def _call_current(self, method: str, params: dict[str, Any]) -> Any:
         """Call ``method`` on the current leader connection, retrying across reconnects."""
@@ -761,7 +817,7 @@ class Agent:
         async with self._delivered:
             await self._delivered.wait_for(lambda: not any(rid in self.reports for rid in report_ids))
 
-    def _report_for(self, run: Run, status: dict[str, Any]) -> dict[str, Any]:
+    def _report_for(self, run: Run, status: RunStatus) -> dict[str, Any]:
         batch = run.step == BATCH
         return {
             "report_id": report_id(self.name, run.job_id, run.step, run.restarts),
@@ -769,15 +825,15 @@ class Agent:
             "job_id": run.job_id,
             "step_id": BATCH if batch else int(run.step),
             "node": self.name,
-            "exit_code": int(status.get("exit_code") or 0),
-            "signal": int(status.get("signal") or 0),
-            "oom": bool(status.get("oom")),
-            "at": float(status.get("ended_at") or time.time()),
-            "usage": status.get("usage") or {},
-            "fenced": bool(status.get("fenced")),
+            "exit_code": status.exit_code,
+            "signal": status.signal,
+            "oom": status.oom,
+            "at": status.ended_at or time.time(),
+            "usage": status.usage,
+            "fenced": status.fenced,
         }
 
-    def _spool_report(self, run: Run, status: dict[str, Any]) -> None:
+    def _spool_report(self, run: Run, status: RunStatus) -> None:
         """Persist the report of a finished run, then mark its rundir as reported."""
         report = self._report_for(run, status)
         if self.reports.put(report):
@@ -803,7 +859,7 @@ class Agent:
             now = time.monotonic()
             for run in list(self.live.values()):
                 try:
-                    status = _read_status(run.rundir)
+                    status = self._read_status(run.rundir)
                     if status is not None:
                         self._run_ended(run, status)
                     elif now >= run.next_check:
@@ -826,15 +882,15 @@ class Agent:
             return
         else:
             # It may have written its status just before exiting.
-            status = _read_status(run.rundir) or failure_status("the supervisor died", *SYNTHETIC_KILL)
-        if status.get("synthetic"):
-            log.error("job %s step %s: %s; reporting %d:%d", run.job_id, run.step, status["error"],
-                      status["exit_code"], status["signal"])
+            status = self._read_status(run.rundir) or failure_status("the supervisor died", *SYNTHETIC_KILL)
+        if status.synthetic:
+            log.error("job %s step %s: %s; reporting %d:%d", run.job_id, run.step, status.error,
+                      status.exit_code, status.signal)
             _kill_leftovers(run)
-            procs.write_atomic(os.path.join(run.rundir, procs.STATUS_FILE), json.dumps(status).encode())
+            _write_status(run.rundir, status)
         self._run_ended(run, status)
 
-    def _run_ended(self, run: Run, status: dict[str, Any]) -> None:
+    def _run_ended(self, run: Run, status: RunStatus) -> None:
         if run.finished:
             return
         self._spool_report(run, status)
@@ -847,8 +903,7 @@ class Agent:
             # Slurm: the job is over when its batch script ends; its steps end with it.
             self._mark_ended(rec)
             for other in rec.live_runs():
-                self._spawn(self._control(other, {"op": "kill", "kill_wait": self.kill_wait}),
-                            f"kill-steps-{rec.job_id}")
+                self._spawn(self._control(other, CtlKill(kill_wait=self.kill_wait)), f"kill-steps-{rec.job_id}")
 
     def _mark_ended(self, rec: JobRecord) -> None:
         if rec.ended:
@@ -857,16 +912,19 @@ class Agent:
         with contextlib.suppress(OSError):
             write_durable(os.path.join(rec.directory, ENDED_FILE), b"", 0o644)
 
-    async def _control(self, run: Run, msg: dict[str, Any]) -> dict[str, Any]:
-        """One control request to a run's supervisor ({"ok": False, "errno"} if unreachable)."""
+    async def _control(self, run: Run, op: Any) -> dict[str, Any]:
+        """One control op (``spurcore.agentmsg.CONTROL_OPS``) to a run's supervisor
+        ({"ok": False, "errno"} if unreachable)."""
+        msg = agentmsg.control_request(op)
         deadline = time.monotonic() + START_GRACE
         while True:
             if run.finished:
                 return {"ok": False, "errno": errno.ESRCH}
             try:
-                return await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
+                reply = await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
+                return reply if isinstance(reply, dict) else {"ok": False, "errno": errno.EIO}
             except (OSError, ValueError) as e:
-                if run.finished or _read_status(run.rundir) is not None:
+                if run.finished or self._read_status(run.rundir) is not None:
                     return {"ok": False, "errno": errno.ESRCH}
                 if isinstance(e, (FileNotFoundError, ConnectionRefusedError)) and time.monotonic() < deadline:
                     # A supervisor forked a moment ago has not bound its control socket yet:
@@ -887,8 +945,9 @@ class Agent:
             try:
                 with open(os.path.join(directory, JOB_FILE), "rb") as f:
                     saved = json.loads(f.read())
-                rec = JobRecord(int(name), saved["info"], saved["node"], directory, int(saved.get("restarts", 0)))
-            except (OSError, ValueError, KeyError, TypeError) as e:
+                info = agentmsg.launch_job(saved["info"])
+                rec = JobRecord(int(name), info, str(saved["node"]), directory, int(saved.get("restarts", 0)))
+            except (OSError, ValueError, KeyError, TypeError) as e:  # BadRequest is a ValueError
                 if not _has_rundirs(directory):
                     log.warning("removing %s: interrupted start (%s)", directory, e)
                     shutil.rmtree(directory, ignore_errors=True)
@@ -919,14 +978,14 @@ class Agent:
                 continue
             if not os.path.isdir(rundir):
                 continue
-            status = _read_status(rundir)
+            status = self._read_status(rundir)
             pid = procs.read_supervisor_pid(rundir)
             if status is None and pid is None and not find_supervisors(rundir):
                 if step == BATCH:
                     shutil.rmtree(rundir, ignore_errors=True)
                     continue  # never started: the leader will send the start again
                 status = failure_status("the agent stopped before the step started")
-                procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(status).encode())
+                _write_status(rundir, status)
             has_batch = has_batch or step == BATCH
             run = self._new_run(rec, step, rundir)
             run.pid = pid
@@ -965,17 +1024,13 @@ class Agent:
 
     # ------------------------------------------------------------------ starts
 
-    async def _on_start(self, params: dict[str, Any]) -> None:
-        info = params.get("job")
-        node = str(params.get("node") or self.name)
-        if not isinstance(info, dict) or "job_id" not in info:
-            log.error("malformed start notification: %r", params)
+    async def _on_start(self, msg: StartJob) -> None:
+        info = msg.job
+        if msg.node != self.name:
+            log.error("start of job %s for node %s received by %s: ignored", info.job_id, msg.node, self.name)
             return
-        if node != self.name:
-            log.error("start of job %s for node %s received by %s: ignored", info["job_id"], node, self.name)
-            return
-        job_id = int(info["job_id"])
-        restarts = int(info.get("restarts") or 0)
+        job_id = info.job_id
+        restarts = info.restarts
         async with self._lock(job_id):
             rec = self.jobs.get(job_id)
             if rec is not None and rec.restarts > restarts:
@@ -992,19 +1047,19 @@ class Agent:
         """A requeued job starts again: end what is left of its previous run here."""
         log.info("job %s was requeued: retiring run %d", rec.job_id, rec.restarts)
         for run in rec.live_runs():
-            await self._control(run, {"op": "kill", "kill_wait": 0})
+            await self._control(run, CtlKill(kill_wait=0))
         await asyncio.gather(*(asyncio.shield(r.done) for r in rec.runs.values()))
         self.jobs.pop(rec.job_id, None)
         await asyncio.to_thread(shutil.rmtree, rec.directory, True)
 
-    async def _launch(self, info: dict[str, Any], restarts: int) -> None:
-        job_id = int(info["job_id"])
+    async def _launch(self, info: LaunchJob, restarts: int) -> None:
+        job_id = info.job_id
         directory = os.path.join(self.jobs_dir, str(job_id))
         os.makedirs(directory, mode=0o755, exist_ok=True)
         os.chmod(directory, 0o755)
         rec = JobRecord(job_id, info, self.name, directory, restarts)
         write_durable(os.path.join(directory, JOB_FILE),
-                      json.dumps({"info": info, "node": self.name, "restarts": restarts}).encode())
+                      json.dumps({"info": unstructure(info), "node": self.name, "restarts": restarts}).encode())
         self.jobs[job_id] = rec
         if not rec.is_batch_host:
             log.info("job %s: allocation recorded", job_id)
@@ -1017,10 +1072,10 @@ class Agent:
             return
         await self._start_run(rec, BATCH, spec)
 
-    def _batch_spec(self, rec: JobRecord) -> dict[str, Any]:
+    def _batch_spec(self, rec: JobRecord) -> SupervisorSpec:
         """Write the script (owned by the user, mode 0700) and return the batch spec.json."""
         info = rec.info
-        script = str(info["script"])
+        script = info.script or ""
         script_path = os.path.join(rec.directory, SCRIPT_FILE)
         fd = os.open(script_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o700)
         try:
@@ -1032,39 +1087,37 @@ class Agent:
             os.fchmod(fd, 0o700)
         finally:
             os.close(fd)
-        argv = script_argv(script_path, script, [str(a) for a in info.get("argv") or []])
+        argv = script_argv(script_path, script, list(info.argv))
         devices = self._confine_devices(rec)
         if devices:
             argv = devices_mod.wrap(devices, argv, self.python)
-        return {
-            "job_id": rec.job_id,
-            "step": BATCH,
-            "argv": argv,
-            "cwd": str(info.get("cwd") or info.get("work_dir") or "/"),
-            "env": batch_env(info, self.name, cluster=self.config.name, config_path=self.config.path,
-                             agent_socket=self.socket_path, python=self.python,
-                             devices_constrained=bool(devices)),
-            "uid": rec.uid,
-            "gid": rec.gid,
-            "stdout": info.get("stdout") or None,
-            "stderr": info.get("stderr") or None,
-            "stdin": info.get("stdin") or "/dev/null",
-            "inherit_stdio": False,
+        return SupervisorSpec(
+            job_id=rec.job_id,
+            step=BATCH,
+            argv=tuple(argv),
+            cwd=info.cwd or info.work_dir or "/",
+            env=batch_env(info, self.name, cluster=self.config.name, config_path=self.config.path,
+                          agent_socket=self.socket_path, python=self.python, devices_constrained=bool(devices)),
+            uid=rec.uid,
+            gid=rec.gid,
+            stdout=info.stdout or None,
+            stderr=info.stderr or None,
+            stdin=info.stdin or "/dev/null",
             # --open-mode, else Slurm's default: truncate, but append for a requeued run
-            "open_mode": str(info.get("open_mode") or ("append" if rec.restarts else "truncate")),
-            "kill_wait": self.kill_wait,
-            "suspend_grace": self.suspend_grace,
-            "mem_limit_mb": int(info.get("mem_per_node") or info.get("mem_mb") or 0),
-            "cgroup_root": self.cgroup_root,
+            open_mode=info.open_mode or ("append" if rec.restarts else "truncate"),
+            kill_wait=self.kill_wait,
+            suspend_grace=self.suspend_grace,
+            mem_limit_mb=info.mem_per_node or info.mem_mb,
+            cgroup_root=self.cgroup_root,
             **self._fencing(),
-        }
+        )
 
     def _confine_devices(self, rec: JobRecord) -> str | None:
         """The devices cgroup denying this node's GPUs the job was not given (None: no
         isolation here; see spurd.devices)."""
         info = rec.info
-        every = ((info.get("gres_node_files") or {}).get(self.name) or {}).get("gpu") or []
-        mine = set(((info.get("gres_files") or {}).get(self.name) or {}).get("gpu") or [])
+        every = info.gres_node_files.get(self.name, {}).get("gpu", ())
+        mine = set(info.gres_files.get(self.name, {}).get("gpu", ()))
         deny = [f for f in every if f not in mine]
         if not deny:
             return None
@@ -1074,18 +1127,23 @@ class Agent:
         """A run that could not be started: it ends at once with exit code 1 (and is reported)."""
         rundir = os.path.join(rec.directory, run_key(step))
         os.makedirs(rundir, mode=0o700, exist_ok=True)
-        procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE),
-                           json.dumps(failure_status(error, exit_code, sig)).encode())
+        _write_status(rundir, failure_status(error, exit_code, sig))
         run = self._new_run(rec, step, rundir)
         self._watch(run)
         return run
 
-    async def _start_run(self, rec: JobRecord, step: str | int, spec: dict[str, Any],
+    async def _start_run(self, rec: JobRecord, step: str | int, spec: SupervisorSpec,
                          client: int | None = None) -> Run:
         rundir = os.path.join(rec.directory, run_key(step))
         try:
+            raw = unstructure(spec)
+            structure(SupervisorSpec, raw)  # what the supervisor will accept, checked here
+        except BadRequest as e:
+            log.error("job %s step %s: bad spec: %s", rec.job_id, step, e)
+            return self._failed_run(rec, step, f"bad {procs.SPEC_FILE}: {e}")
+        try:
             os.makedirs(rundir, mode=0o700, exist_ok=False)
-            write_durable(os.path.join(rundir, procs.SPEC_FILE), json.dumps(spec).encode())
+            write_durable(os.path.join(rundir, procs.SPEC_FILE), json.dumps(raw).encode())
         except OSError as e:
             log.error("job %s step %s: cannot create %s: %s", rec.job_id, step, rundir, e)
             return self._failed_run(rec, step, f"cannot create the run directory: {e}")
@@ -1094,10 +1152,9 @@ class Agent:
             run.pid = await asyncio.to_thread(procs.start_supervisor, rundir, self.python, (), client=client)
             log.info("job %s step %s started: supervisor %s", rec.job_id, step, run.pid or "forked")
         except (procs.SupervisorStartError, OSError) as e:
-            if not find_supervisors(rundir) and _read_status(rundir) is None:
+            if not find_supervisors(rundir) and self._read_status(rundir) is None:
                 log.error("job %s step %s: cannot start the supervisor: %s", rec.job_id, step, e)
-                procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE),
-                                   json.dumps(failure_status(f"cannot start the supervisor: {e}")).encode())
+                _write_status(rundir, failure_status(f"cannot start the supervisor: {e}"))
             # else: it is only slow; the watcher picks up its pid or its status.
         self._watch(run)
         return run
@@ -1174,8 +1231,13 @@ class Agent:
             result: Any = None
             try:
                 if handler is None:
-                    raise RpcError("unknown_method", f"unknown method: {request.method}")
-                result = await handler(request, client)
+                    raise RpcError("unknown_method", f"unknown method: {request.method[:64]!r} (methods: "
+                                                     f"{', '.join(agentmsg.STEP_REQUESTS)})")
+                try:
+                    msg = agentmsg.step_request(request.method, request.params)
+                except BadRequest as e:
+                    raise RpcError("bad_request", f"{request.method}: {e}") from None
+                result = await handler(request, msg, client)
             except RpcError as e:
                 error = e.to_wire()
             except Exception as e:
@@ -1188,34 +1250,20 @@ class Agent:
     async def _in_step_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._step_io, fn, *args)
 
-    async def _step_job(self, request: stepserver.StepRequest) -> tuple[JobRecord, int]:
+    async def _step_job(self, request: stepserver.StepRequest,
+                        msg: LaunchTasks | AttachStep | StepStat) -> tuple[JobRecord, int]:
         """The job and step a step request names, with the caller's right to them."""
-        params = request.params
-        try:
-            job_id = int(params["job_id"])
-            step_id = int(params["step_id"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise RpcError("bad_request", f"{request.method} needs job_id and step_id: {e}") from None
-        if step_id < 0:
-            raise RpcError("bad_request", "the step id must be >= 0")
-        rec = await self._wait_for_job(job_id)
+        rec = await self._wait_for_job(msg.job_id)
         if rec is None:
             raise RpcError("invalid_job", "Invalid job id specified")
-        if not stepserver.step_access(request.peer_uid, params.get(stepserver.TLS_PEER), job_uid=rec.uid,
-                                      own_uid=os.getuid(), node=self.name, uid_of=_uid_of):
+        tls_peer = unstructure(msg.tls_peer) if msg.tls_peer is not None else None
+        if not stepserver.step_access(request.peer_uid, tls_peer, job_uid=rec.uid, own_uid=os.getuid(),
+                                      node=self.name, uid_of=_uid_of):
             raise RpcError("permission_denied", "Access/permission denied")
-        return rec, step_id
+        return rec, msg.step_id
 
-    async def _launch_tasks(self, request: stepserver.StepRequest, client: socket.socket) -> Any:
-        rec, step_id = await self._step_job(request)
-        params = request.params
-        try:
-            argv = [str(a) for a in params["argv"]]
-            tasks = [int(t) for t in params["tasks"]]
-        except (KeyError, TypeError, ValueError) as e:
-            raise RpcError("bad_request", f"launch_tasks needs argv and tasks: {e}") from None
-        if not argv or not tasks:
-            raise RpcError("bad_request", "launch_tasks needs a non-empty argv and task list")
+    async def _launch_tasks(self, request: stepserver.StepRequest, msg: LaunchTasks, client: socket.socket) -> Any:
+        rec, step_id = await self._step_job(request, msg)
         async with self._lock(rec.job_id):
             if rec.ended:
                 raise RpcError("already_done", "Job/step already completing or completed")
@@ -1223,19 +1271,18 @@ class Agent:
                 if rec.runs[run_key(step_id)].finished:
                     raise RpcError("already_done", "Job/step already completing or completed")
                 raise RpcError("already_launched", f"Step {rec.job_id}.{step_id} was already launched here")
-            spec = self._step_spec(rec, step_id, argv, tasks, params, request.msgid)
+            spec = self._step_spec(rec, msg, request.msgid)
             run = await self._start_run(rec, step_id, spec, client=client.fileno())
-        status = _read_status(run.rundir)
-        if status is not None and status.get("error"):  # the supervisor never took the connection
-            raise RpcError("launch_failed", str(status["error"]))
+        status = self._read_status(run.rundir)
+        if status is not None and status.error:  # the supervisor never took the connection
+            raise RpcError("launch_failed", status.error)
         return HANDED_OVER
 
-    def _step_spec(self, rec: JobRecord, step_id: int, argv: list[str], tasks: list[int],
-                   params: dict[str, Any], msgid: int) -> dict[str, Any]:
+    def _step_spec(self, rec: JobRecord, msg: LaunchTasks, msgid: int) -> SupervisorSpec:
         """spec.json of this node's part of an srun step: the step's environment from srun
         plus this node's variables (slurmstepd's part of Slurm's task environment)."""
-        env = {str(k): str(v) for k, v in (params.get("env") or {}).items()}
-        nodeid = int(params.get("nodeid") or 0)
+        env = dict(msg.env)
+        step_id, tasks, nodeid = msg.step_id, msg.tasks, msg.nodeid
         env.update({
             "SLURM_JOB_ID": str(rec.job_id),
             "SLURM_JOBID": str(rec.job_id),
@@ -1244,55 +1291,55 @@ class Agent:
             "SLURMD_NODENAME": self.name,
             "SLURM_NODEID": str(nodeid),
             "SLURM_GTIDS": ",".join(str(t) for t in tasks),
-            "SLURM_CPUS_ON_NODE": str(int(params.get("cpus_on_node") or len(tasks))),
+            "SLURM_CPUS_ON_NODE": str(msg.cpus_on_node or len(tasks)),
             "SPUR_CONF": self.config.path,
             "SPURD_SOCKET": self.socket_path,
         })
-        pmi = params.get("pmi") if isinstance(params.get("pmi"), dict) else None
-        return {
-            "job_id": rec.job_id,
-            "step": step_id,
-            "argv": argv,
-            "cwd": str(params.get("cwd") or rec.info.get("cwd") or "/"),
-            "env": env,
-            "uid": rec.uid,
-            "gid": rec.gid,
-            "tasks": tasks,
-            "task_env": True,
-            "io": params.get("io") if isinstance(params.get("io"), dict) else {},
-            "pmi": pmi,
-            "node_name": self.name,
-            "nodeid": nodeid,
-            "launch_msgid": msgid,
-            "open_mode": str(params.get("open_mode") or "truncate"),
-            "usage_interval": float(params.get("usage_interval") or self.usage_interval),
-            "kill_wait": self.kill_wait,
-            "suspend_grace": self.suspend_grace,
-            "mem_limit_mb": int(rec.info.get("mem_per_node") or rec.info.get("mem_mb") or 0),
-            "cgroup_root": self.cgroup_root,
+        return SupervisorSpec(
+            job_id=rec.job_id,
+            step=step_id,
+            argv=msg.argv,
+            cwd=msg.cwd or rec.info.cwd or "/",
+            env=env,
+            uid=rec.uid,
+            gid=rec.gid,
+            tasks=tasks,
+            task_env=True,
+            io=msg.io,
+            pmi=msg.pmi,
+            node_name=self.name,
+            nodeid=nodeid,
+            launch_msgid=msgid,
+            open_mode=msg.open_mode or "truncate",
+            usage_interval=max(0.1, msg.usage_interval or self.usage_interval),
+            kill_wait=self.kill_wait,
+            suspend_grace=self.suspend_grace,
+            mem_limit_mb=rec.info.mem_per_node or rec.info.mem_mb,
+            cgroup_root=self.cgroup_root,
             **self._fencing(),
-        }
+        )
 
-    async def _attach_step(self, request: stepserver.StepRequest, client: socket.socket) -> Any:
-        rec, step_id = await self._step_job(request)
+    async def _attach_step(self, request: stepserver.StepRequest, msg: AttachStep, client: socket.socket) -> Any:
+        rec, step_id = await self._step_job(request, msg)
         run = rec.runs.get(run_key(step_id))
         if run is None or run.finished:
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here")
         try:
             reply = await asyncio.to_thread(procs.send_control, run.rundir,
-                                            {"op": "attach", "msgid": request.msgid}, 5.0, [client.fileno()])
-        except OSError as e:
+                                            agentmsg.control_request(CtlAttach(msgid=request.msgid)), 5.0,
+                                            [client.fileno()])
+        except (OSError, ValueError) as e:
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here: {e}") from None
-        if not reply.get("ok"):
+        if not isinstance(reply, dict) or not reply.get("ok"):
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} does not relay its I/O")
         return HANDED_OVER
 
-    async def _step_stat(self, request: stepserver.StepRequest, client: socket.socket) -> Any:
-        rec, step_id = await self._step_job(request)
+    async def _step_stat(self, request: stepserver.StepRequest, msg: StepStat, client: socket.socket) -> Any:
+        rec, step_id = await self._step_job(request, msg)
         run = rec.runs.get(run_key(step_id))
         if run is None or run.finished:
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here")
-        reply = await self._control(run, {"op": "stat"})
+        reply = await self._control(run, CtlStat())
         if not reply.get("ok"):
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here")
         return {"node": self.name, "usage": reply.get("usage") or {}, "pids": reply.get("pids") or []}
@@ -1307,12 +1354,8 @@ class Agent:
 
     # ------------------------------------------------------------------ actions
 
-    async def _on_action(self, params: dict[str, Any]) -> None:
-        try:
-            action_id = int(params["action_id"])
-        except (KeyError, TypeError, ValueError):
-            log.error("malformed action notification: %r", params)
-            return
+    async def _on_action(self, msg: JobAction) -> None:
+        action_id = msg.action_id
         ack = self.actions.get(action_id)
         if ack is None:
             if action_id in self._inflight_actions:
@@ -1320,7 +1363,7 @@ class Agent:
             self._inflight_actions.add(action_id)
             try:
                 try:
-                    status, err = await self._carry_out(params)
+                    status, err = await self._carry_out(msg)
                 except Exception:
                     log.exception("action %s failed", action_id)
                     status, err = 1, errno.EIO
@@ -1330,14 +1373,11 @@ class Agent:
                 self._inflight_actions.discard(action_id)
         await self._call_current("ack", ack)
 
-    async def _carry_out(self, params: dict[str, Any]) -> tuple[int, int]:
-        kind = int(params.get("kind", 0))
-        job_id = int(params["job_id"])
-        step_id = int(params.get("step_id", -1))
-        kill_wait = params.get("kill_wait")
-        kill_wait = self.kill_wait if kill_wait is None else float(kill_wait)
+    async def _carry_out(self, msg: JobAction) -> tuple[int, int]:
+        kind, job_id, step_id = msg.kind, msg.job_id, msg.step_id
+        kill_wait = self.kill_wait if msg.kill_wait is None else msg.kill_wait
         rec = self.jobs.get(job_id)
-        log.info("action %s: kind %s job %s step %s", params.get("action_id"), kind, job_id, step_id)
+        log.info("action %s: kind %s job %s step %s", msg.action_id, kind, job_id, step_id)
         if rec is None:
             return 0, 0  # unknown here: nothing runs, so a KILL is done and anything else moot
         if kind == ActionKind.KILL:
@@ -1355,11 +1395,8 @@ class Agent:
                     runs = list(rec.runs.values())
                 for run in runs:
                     if not run.finished:
-                        msg = {"op": "kill", "kill_wait": kill_wait}
-                        notice = kill_notice(params, run, self.name)
-                        if notice:
-                            msg["notice"] = notice
-                        await self._control(run, msg)
+                        notice = kill_notice(msg, run, self.name)
+                        await self._control(run, CtlKill(kill_wait=kill_wait, notice=notice or None, why=msg.why))
             await asyncio.gather(*(asyncio.shield(r.done) for r in runs))
             await self._wait_delivered([report_id(self.name, r.job_id, r.step, r.restarts) for r in runs])
             return 0, 0
@@ -1368,11 +1405,10 @@ class Agent:
             batch = rec.runs.get(BATCH)
             batch_runs = [batch] if batch is not None and not batch.finished else []
             if kind in (ActionKind.STOP, ActionKind.CONT):
-                op = "suspend" if kind == ActionKind.STOP else "resume"
-                replies = [await self._control(r, {"op": op}) for r in batch_runs + step_runs]
+                op = CtlSuspend() if kind == ActionKind.STOP else CtlResume()
+                replies = [await self._control(r, op) for r in batch_runs + step_runs]
             elif kind == ActionKind.SIGNAL:
-                sig = int(params.get("signal") or 0)
-                target = int(params.get("target", SignalTarget.STEPS))
+                sig, target = msg.signal, msg.target
                 if step_id >= 0:
                     targets = [(r, "full") for r in step_runs if r.step == step_id]
                 elif target == SignalTarget.BATCH:
@@ -1381,7 +1417,7 @@ class Agent:
                     targets = [(r, "full") for r in batch_runs + step_runs]
                 else:
                     targets = [(r, "full") for r in step_runs]
-                replies = [await self._control(r, {"op": "signal", "sig": sig, "target": t}) for r, t in targets]
+                replies = [await self._control(r, CtlSignal(sig=sig, target=t)) for r, t in targets]
             else:
                 return 1, errno.EINVAL
         for reply in replies:
@@ -1390,12 +1426,8 @@ class Agent:
                 return 1, err or errno.EIO
         return 0, 0
 
-    async def _on_kill(self, params: dict[str, Any]) -> None:
-        try:
-            job_id = int(params["job_id"])
-        except (KeyError, TypeError, ValueError):
-            log.error("malformed kill notification: %r", params)
-            return
+    async def _on_kill(self, msg: KillJob) -> None:
+        job_id = msg.job_id
         rec = self.jobs.get(job_id)
         if rec is None:
             return
@@ -1403,7 +1435,7 @@ class Agent:
         async with self._lock(job_id):
             self._mark_ended(rec)
             for run in rec.live_runs():
-                await self._control(run, {"op": "kill", "kill_wait": self.kill_wait})
+                await self._control(run, CtlKill(kill_wait=self.kill_wait))
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -1419,12 +1451,18 @@ def _uid_of(user: str) -> int | None:
         return None
 
 
-def _read_status(rundir: str) -> dict[str, Any] | None:
+def read_run_status(rundir: str) -> RunStatus | None:
+    """A rundir's ``status.json`` (None while the run has none). Raises BadRequest (naming
+    the field) for one that does not fit ``RunStatus``, ValueError for one that is not JSON."""
     try:
-        status = procs.read_status(rundir)
-    except (OSError, ValueError):
+        raw = procs.read_status(rundir)
+    except OSError:
         return None
-    return status if isinstance(status, dict) else None
+    return None if raw is None else structure(RunStatus, raw)
+
+
+def _write_status(rundir: str, status: RunStatus) -> None:
+    procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
 
 
 def _has_rundirs(directory: str) -> bool:

@@ -22,6 +22,9 @@ Invariants:
 
 Files in rundir: spec.json (in), supervisor.pid, ctl.sock, cgroup.json, supervisor.log,
 status.json (out). Control: one JSON object per line on ctl.sock, one JSON line back.
+Everything that comes in (spec.json, control ops, srun's frames) is validated by
+``spurcore.agentmsg`` before it is acted on; what does not fit is refused naming the field,
+and the supervisor serves on.
 """
 
 from __future__ import annotations
@@ -43,6 +46,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from spurcore import agentmsg
+from spurcore.agentmsg import (
+    CtlAttach,
+    CtlKill,
+    CtlResume,
+    CtlSignal,
+    CtlStat,
+    CtlStatus,
+    CtlSuspend,
+    KillStep,
+    PmiFenceDone,
+    RunStatus,
+    SignalTasks,
+    StdinData,
+    SupervisorSpec,
+    Winch,
+)
+from spurcore.schema import BadRequest, structure, unstructure
 from spurd import procs
 from spurd.cgroups import JobCgroup, detect, step_relpath
 from spurd.procs import read_lease
@@ -67,108 +88,8 @@ def prctl(option: int, arg: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-@dataclass(frozen=True)
-class Spec:
-    """spec.json, validated. Unknown keys are ignored (the agent may add its own).
-
-    A batch script is one task with file stdio (``stdin``/``stdout``/``stderr`` paths). An
-    srun step's part on this node is ``tasks`` (global task ids, in local order) with
-    ``io`` describing where each stream goes (see ``Relay``) and ``client_fd`` the srun
-    connection the agent handed over; ``env`` is the step's environment, to which each
-    task adds its own variables (``task_env``)."""
-
-    job_id: int
-    step: str
-    argv: tuple[str, ...]
-    cwd: str
-    env: dict[str, str]
-    uid: int | None = None
-    gid: int | None = None
-    stdin: str | None = "/dev/null"
-    stdout: str | None = None
-    stderr: str | None = None
-    open_mode: str = "append"  # or "truncate"
-    kill_wait: float = 30.0
-    suspend_grace: float = 2.0
-    mem_limit_mb: int = 0
-    cgroup_root: str | None = None
-    cgroup_mode: str | None = None  # auto | none | v1 | v2; None: $SPUR_CGROUP or auto
-    umask: int | None = None
-    unkillable_timeout: float = 120.0
-    # --- srun steps ---
-    tasks: tuple[int, ...] = (0,)
-    io: dict[str, Any] | None = None  # None: file stdio (batch)
-    client_fd: int = -1
-    launch_msgid: int = 0
-    node_name: str = ""
-    nodeid: int = 0
-    pmi: dict[str, Any] | None = None  # {"jobid", "size", "mapping"}: serve PMI on PMI_FD
-    usage_interval: float = 30.0
-    task_env: bool = False
-    # Fencing: the agent renews this file (a CLOCK_MONOTONIC deadline) while it is in touch
-    # with a controller quorum. Past the deadline the node may be declared failed and its
-    # jobs run elsewhere: the step is killed, with ``fence_grace`` for SIGTERM -> SIGKILL.
-    lease_file: str | None = None
-    fence_grace: float = 5.0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Spec:
-        argv = d["argv"]
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-            raise ValueError("argv must be a non-empty list of strings")
-        env = d.get("env") or {}
-        if not isinstance(env, dict):
-            raise ValueError("env must be an object")
-        open_mode = str(d.get("open_mode") or "append")
-        if open_mode not in ("append", "truncate"):
-            raise ValueError("open_mode must be append or truncate")
-        tasks = tuple(int(t) for t in d.get("tasks") or (0,))
-        if not tasks:
-            raise ValueError("tasks must not be empty")
-        io = d.get("io")
-        if io is not None and not isinstance(io, dict):
-            raise ValueError("io must be an object")
-
-        def opt_int(key: str) -> int | None:
-            v = d.get(key)
-            return None if v is None else int(v)
-
-        return cls(
-            job_id=int(d["job_id"]),
-            step=str(d.get("step", "batch")),
-            argv=tuple(argv),
-            cwd=str(d.get("cwd") or "/"),
-            env={str(k): str(v) for k, v in env.items()},
-            uid=opt_int("uid"),
-            gid=opt_int("gid"),
-            stdin=d.get("stdin", "/dev/null"),
-            stdout=d.get("stdout"),
-            stderr=d.get("stderr"),
-            open_mode=open_mode,
-            kill_wait=max(0.0, float(d.get("kill_wait", 30.0))),
-            suspend_grace=max(0.0, float(d.get("suspend_grace", 2.0))),
-            mem_limit_mb=int(d.get("mem_limit_mb") or 0),
-            cgroup_root=d.get("cgroup_root"),
-            cgroup_mode=d.get("cgroup_mode"),
-            umask=opt_int("umask"),
-            unkillable_timeout=float(d.get("unkillable_timeout", 120.0)),
-            tasks=tasks,
-            io=io,
-            client_fd=int(d.get("client_fd", -1)),
-            launch_msgid=int(d.get("launch_msgid") or 0),
-            node_name=str(d.get("node_name") or ""),
-            nodeid=int(d.get("nodeid") or 0),
-            pmi=d.get("pmi") if isinstance(d.get("pmi"), dict) else None,
-            usage_interval=max(0.1, float(d.get("usage_interval") or 30.0)),
-            task_env=bool(d.get("task_env", False)),
-            lease_file=str(d["lease_file"]) if d.get("lease_file") else None,
-            fence_grace=max(0.0, float(d.get("fence_grace", 5.0))),
-        )
-
-    @property
-    def label(self) -> str:
-        """How slurmstepd names the step in messages: ``JOB 12`` or ``STEP 12.0``."""
-        return f"JOB {self.job_id}" if self.step == "batch" else f"STEP {self.job_id}.{self.step}"
+#: spec.json, validated (``spurcore.agentmsg.SupervisorSpec``: the schema, its versions).
+Spec = SupervisorSpec
 
 
 class Log:
@@ -241,6 +162,7 @@ class Client:
     out: bytearray = field(default_factory=bytearray)
     reader: Any = None
     closing: bool = False
+    refused: bool = False  # a malformed frame from it was logged
 
 
 MAX_CLIENT_BUFFER = 4 << 20  # stop reading task output while a client lags this much
@@ -272,10 +194,11 @@ SIG_OOM = 253
 
 
 class Supervisor:
-    def __init__(self, rundir: str, spec: Spec, log: Log) -> None:
+    def __init__(self, rundir: str, spec: Spec, log: Log, client_fd: int = -1) -> None:
         self.rundir = rundir
         self.spec = spec
         self.log = log
+        self.client_fd = client_fd  # srun's connection, handed over by the agent (-1: none)
         self.pid = os.getpid()
         self.cgroup: JobCgroup | None = None
         self.tasks: list[Task] = [Task(g, i) for i, g in enumerate(spec.tasks)]
@@ -323,8 +246,8 @@ class Supervisor:
         self.sel.register(wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.lsock = self._listen()
         self.sel.register(self.lsock, selectors.EVENT_READ, self._on_accept)
-        if self.spec.client_fd >= 0:
-            self._add_client(socket.socket(fileno=self.spec.client_fd), primary=True)
+        if self.client_fd >= 0:
+            self._add_client(socket.socket(fileno=self.client_fd), primary=True)
         self.cgroup = self._make_cgroup()
         try:
             self._spawn_all()
@@ -477,29 +400,17 @@ class Supervisor:
                 oom = self.cgroup.oom_killed()
             except OSError as e:
                 self.log(f"cannot read OOM state: {e}")
-        status: dict[str, Any] = {
-            "wait_status": raw,
-            "exit_code": code,
-            "signal": sig,
-            "oom": oom,
-            "ended_at": self.ended_at or time.time(),
-            "started_at": self.started_at,
-            "main_pid": self.main_pid,
-            "killed": self.killing,
-            "tasks": {str(t.gid): t.status for t in self.tasks},
-        }
-        if self.fenced:
-            status["fenced"] = True
-        if self.relay:
-            status["usage"] = self._usage(final=True)
-        if self.unkillable:
-            status["unkillable"] = self.unkillable
+        status = RunStatus(
+            wait_status=raw, exit_code=code, signal=sig, oom=oom, ended_at=self.ended_at or time.time(),
+            started_at=self.started_at, main_pid=self.main_pid, killed=self.killing,
+            tasks={str(t.gid): t.status for t in self.tasks}, fenced=self.fenced,
+            usage=self._usage(final=True) if self.relay else {}, unkillable=tuple(self.unkillable))
         # srun hears the end of this node's part before the status is on disk: the status
         # file must mean that nothing runs and nobody is connected any more.
         self._send_all(("done", {"status": raw, "oom": oom, "node": self.spec.node_name}))
         self._flush_clients()
         self._close_control()  # status.json present => nobody to talk to any more
-        procs.write_atomic(os.path.join(self.rundir, procs.STATUS_FILE), json.dumps(status).encode())
+        procs.write_atomic(os.path.join(self.rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
         self.log(f"{self.spec.label} done: exit {code}:{sig}{' (OOM)' if oom else ''}")
         self._cleanup()
 
@@ -570,8 +481,7 @@ class Supervisor:
             from spurcore.pmi import PmiNode
 
             p = self.spec.pmi
-            self.pmi = PmiNode(str(p.get("jobid", "")), int(p.get("size", len(self.tasks))),
-                               tuple(self.spec.tasks), str(p.get("mapping", "")))
+            self.pmi = PmiNode(p.jobid, p.size, tuple(self.spec.tasks), p.mapping)
         errs: list[int] = []
         for task in self.tasks:
             errs.append(self._spawn(task))
@@ -647,11 +557,11 @@ class Supervisor:
         streams: list[tuple[int, int]] = []
         close_after: list[int] = []
         stdin_fd = -1
-        if io.get("pty") and task.lid == 0 and task.gid == 0:
+        if io.pty and task.lid == 0 and task.gid == 0:
             master, slave = os.openpty()
             os.set_inheritable(slave, False)
             fcntl.fcntl(master, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
-            rows, cols = io.get("winsize") or (0, 0)
+            rows, cols = io.winsize or (0, 0)
             if rows and cols:
                 import struct
                 import termios
@@ -665,12 +575,12 @@ class Supervisor:
             fcntl.fcntl(stdin_fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
             return {"child": child, "streams": streams, "close_after_fork": close_after, "stdin_fd": stdin_fd}
         for kind, key in ((1, "stdout"), (2, "stderr")):
-            how = io.get(key) or {"mode": "relay"}
-            mode = how.get("mode", "relay")
+            how = io.route(key)
+            mode = how.mode
             if kind == 2 and mode == "same":
                 child[2] = child[1]
                 continue
-            if mode == "task" and int(how.get("task", -1)) != task.gid:
+            if mode == "task" and how.task != task.gid:
                 mode = "none"
             if mode in ("relay", "task"):
                 r, w = os.pipe2(os.O_CLOEXEC)
@@ -678,12 +588,12 @@ class Supervisor:
                 close_after.append(w)
                 streams.append((kind, r))
             elif mode == "file":
-                child[kind] = ("path", _task_path(how.get("pattern") or "", task, self.spec))
+                child[kind] = ("path", _task_path(how.pattern, task, self.spec))
             else:
                 child[kind] = ("path", os.devnull)
-        how = io.get("stdin") or {"mode": "all"}
-        mode = how.get("mode", "all")
-        if mode == "task" and int(how.get("task", -1)) != task.gid:
+        how = io.route("stdin")
+        mode = how.mode
+        if mode == "task" and how.task != task.gid:
             mode = "none"
         if mode in ("all", "task"):
             r, w = os.pipe2(os.O_CLOEXEC)
@@ -691,7 +601,7 @@ class Supervisor:
             close_after.append(r)
             stdin_fd = w
         elif mode == "file":
-            child[0] = ("path", _task_path(how.get("pattern") or "", task, self.spec))
+            child[0] = ("path", _task_path(how.pattern, task, self.spec))
         else:
             child[0] = ("path", os.devnull)
         return {"child": child, "streams": streams, "close_after_fork": close_after, "stdin_fd": stdin_fd}
@@ -966,23 +876,30 @@ class Supervisor:
             self._client_message(client, msg)
 
     def _client_message(self, client: Client, msg: list[Any]) -> None:
-        if not msg or msg[0] != 2 or len(msg) != 3:
+        """A client's notification (``spurcore.agentmsg.CLIENT_FRAMES``), validated; one that
+        does not fit is logged (once per client) and ignored: the step runs on."""
+        if msg[0] != 2 or len(msg) != 3:
+            return  # requests and responses are not ours to answer on a step connection
+        try:
+            frame = agentmsg.client_frame(msg[1], msg[2])
+        except BadRequest as e:
+            if not client.refused:
+                client.refused = True
+                self.log(f"ignoring a malformed frame from a client: {e}")
             return
-        method, params = msg[1], msg[2]
-        if method == "in":
-            task_id, data = params
-            self._stdin(int(task_id), bytes(data))
-        elif method == "signal":
-            sig = int(params)
-            if 0 < sig < signal.NSIG and not self.all_done:
-                self._signal_job(sig)
-        elif method == "kill":
-            self._start_kill(self.spec.kill_wait if params is None else float(params))
-        elif method == "pmi_fence_done" and self.pmi is not None:
-            for rank, reply in self.pmi.fence_done({str(k): str(v) for k, v in dict(params).items()}):
-                self._pmi_send(rank, reply)
-        elif method == "winch":
-            self._winch(params)
+        if isinstance(frame, StdinData):
+            self._stdin(frame.task, frame.data)
+        elif isinstance(frame, SignalTasks):
+            if 0 < frame.signal < signal.NSIG and not self.all_done:
+                self._signal_job(frame.signal)
+        elif isinstance(frame, KillStep):
+            self._start_kill(self.spec.kill_wait if frame.kill_wait is None else frame.kill_wait)
+        elif isinstance(frame, PmiFenceDone):
+            if self.pmi is not None:
+                for rank, reply in self.pmi.fence_done(frame.kvs):
+                    self._pmi_send(rank, reply)
+        elif isinstance(frame, Winch):
+            self._winch(frame)
 
     def _stdin(self, task_id: int, data: bytes) -> None:
         targets = [t for t in self.tasks if t.stdin_fd >= 0 and (task_id < 0 or t.gid == task_id)]
@@ -1005,7 +922,7 @@ class Supervisor:
                 self._close_stdin(t)
                 return
             del t.stdin_buf[:n]
-        if t.stdin_eof and t.stdin_fd >= 0 and not (self.spec.io or {}).get("pty"):
+        if t.stdin_eof and t.stdin_fd >= 0 and not (self.spec.io is not None and self.spec.io.pty):
             self._close_stdin(t)
 
     def _stdin_ready(self, t: Task) -> None:
@@ -1023,13 +940,13 @@ class Supervisor:
         t.stdin_fd = -1
         t.stdin_buf.clear()
 
-    def _winch(self, params: Any) -> None:
+    def _winch(self, size: Winch) -> None:
         import struct
         import termios
 
         t = self.tasks[0]
         if t.stdin_fd >= 0:
-            rows, cols = int(params[0]), int(params[1])
+            rows, cols = size.rows, size.cols
             with contextlib.suppress(OSError):
                 fcntl.ioctl(t.stdin_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             with contextlib.suppress(OSError):
@@ -1050,7 +967,7 @@ class Supervisor:
 
     def _stream_data(self, stream: Stream, data: bytes) -> None:
         """Line-buffered unless --unbuffered (slurmstepd sends whole lines); EOF flushes."""
-        unbuffered = bool((self.spec.io or {}).get("unbuffered"))
+        unbuffered = self.spec.io is not None and self.spec.io.unbuffered
         if not data:
             if stream.partial:
                 self._send_all(("out", [stream.task, stream.kind, bytes(stream.partial)]))
@@ -1189,32 +1106,39 @@ class Supervisor:
             os.close(fd)
 
     def _dispatch(self, line: bytes, fds: list[int] | None = None) -> dict[str, Any]:
+        """One control request (``spurcore.agentmsg.CONTROL_OPS``), validated before its
+        handler runs; a bad one is answered EINVAL naming the field. Descriptors that came
+        with it are closed unless ``attach`` took them."""
+        fds = list(fds or [])
         try:
-            msg = json.loads(line)
-            if not isinstance(msg, dict):
-                raise ValueError("request must be a JSON object")
-        except ValueError as e:
-            return {"ok": False, "errno": errno.EINVAL, "error": f"bad request: {e}"}
-        op = msg.get("op")
-        if op == "attach":
-            return self._op_attach(msg, fds or [])
-        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = {
-            "signal": self._op_signal,
-            "kill": self._op_kill,
-            "suspend": self._op_suspend,
-            "resume": self._op_resume,
-            "status": self._op_status,
-            "stat": self._op_stat,
-        }.get(str(op))
-        if handler is None:
-            return {"ok": False, "errno": errno.EINVAL, "error": f"unknown op {op!r}"}
-        try:
-            return handler(msg)
-        except Exception as e:  # the supervisor must outlive any bad request
-            self.log(f"control op {op} failed: {e!r}")
-            return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO, "error": str(e)}
+            try:
+                op = agentmsg.control_op(json.loads(line))
+            except BadRequest as e:
+                return {"ok": False, "errno": errno.EINVAL, "error": f"bad request: {e}"}
+            except ValueError as e:
+                return {"ok": False, "errno": errno.EINVAL, "error": f"bad request: expected a JSON object ({e})"}
+            if isinstance(op, CtlAttach):
+                taken, fds = fds, []
+                return self._op_attach(op, taken)
+            handler: Callable[[Any], dict[str, Any]] = {
+                CtlSignal: self._op_signal,
+                CtlKill: self._op_kill,
+                CtlSuspend: self._op_suspend,
+                CtlResume: self._op_resume,
+                CtlStatus: self._op_status,
+                CtlStat: self._op_stat,
+            }[type(op)]
+            try:
+                return handler(op)
+            except Exception as e:  # the supervisor must outlive anything a handler meets
+                self.log(f"control op {op.OP} failed: {e!r}")
+                return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO, "error": str(e)}
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
-    def _op_attach(self, msg: dict[str, Any], fds: list[int]) -> dict[str, Any]:
+    def _op_attach(self, msg: CtlAttach, fds: list[int]) -> dict[str, Any]:
         """sattach: the agent hands over the client's connection (SCM_RIGHTS)."""
         if len(fds) != 1 or not self.relay:
             for fd in fds:
@@ -1223,14 +1147,13 @@ class Supervisor:
         from spurio.stepserver import response
 
         client = self._add_client(socket.socket(fileno=fds[0]), primary=False)
-        self._queue(client, response(int(msg.get("msgid") or 0), None, {
+        self._queue(client, response(msg.msgid, None, {
             "node": self.spec.node_name, "nodeid": self.spec.nodeid, "tasks": list(self.spec.tasks)}))
         return {"ok": True}
 
-    def _op_signal(self, msg: dict[str, Any]) -> dict[str, Any]:
-        sig = msg.get("sig")
-        target = msg.get("target", "full")
-        if not isinstance(sig, int) or not 0 <= sig < signal.NSIG or target not in ("steps", "batch", "full"):
+    def _op_signal(self, msg: CtlSignal) -> dict[str, Any]:
+        sig, target = msg.sig, msg.target
+        if sig >= signal.NSIG:
             return {"ok": False, "errno": errno.EINVAL}
         if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
@@ -1245,12 +1168,10 @@ class Supervisor:
             return {"ok": False, "errno": errno.ESRCH}
         return {"ok": True}
 
-    def _op_kill(self, msg: dict[str, Any]) -> dict[str, Any]:
-        notice = msg.get("notice")
-        if notice and not self.all_done and not self.killing:
-            self._write_notice(str(notice))
-        kill_wait = msg.get("kill_wait")
-        self._start_kill(self.spec.kill_wait if kill_wait is None else max(0.0, float(kill_wait)))
+    def _op_kill(self, msg: CtlKill) -> dict[str, Any]:
+        if msg.notice and not self.all_done and not self.killing:
+            self._write_notice(msg.notice)
+        self._start_kill(self.spec.kill_wait if msg.kill_wait is None else msg.kill_wait)
         return {"ok": True}
 
     def _write_notice(self, text: str) -> None:
@@ -1272,7 +1193,7 @@ class Supervisor:
         except OSError as e:
             self.log(f"cannot write the kill notice: {e}")
 
-    def _op_suspend(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def _op_suspend(self, msg: CtlSuspend) -> dict[str, Any]:
         if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
         if self.killing:
@@ -1283,7 +1204,7 @@ class Supervisor:
             self.suspend_deadline = time.monotonic() + self.spec.suspend_grace
         return {"ok": True}
 
-    def _op_resume(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def _op_resume(self, msg: CtlResume) -> dict[str, Any]:
         if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
         self.suspended = False
@@ -1291,7 +1212,7 @@ class Supervisor:
         self._signal_job(signal.SIGCONT)
         return {"ok": True}
 
-    def _op_status(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def _op_status(self, msg: CtlStatus) -> dict[str, Any]:
         return {
             "ok": True,
             "running": not self.all_done,
@@ -1303,7 +1224,7 @@ class Supervisor:
             "cgroup": self.cgroup.describe() if self.cgroup is not None else None,
         }
 
-    def _op_stat(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def _op_stat(self, msg: CtlStat) -> dict[str, Any]:
         """sstat: a fresh sample of this node's tasks (slurmstepd polls on request too)."""
         return {"ok": True, "node": self.spec.node_name, "usage": self._usage(),
                 "pids": sorted(self._job_pids())}
@@ -1407,10 +1328,9 @@ def _child_setup_and_exec(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: 
         env = dict(env)
         env.update({"SLURM_PROCID": str(task.gid), "SLURM_LOCALID": str(task.lid),
                     "SLURM_TASK_PID": str(os.getpid())})
-        if pmi_fd >= 0:
-            env.update({"PMI_FD": str(pmi_fd), "PMI_RANK": str(task.gid),
-                        "PMI_SIZE": str((spec.pmi or {}).get("size", 1)), "PMI_JOBID": str((spec.pmi or {}).get("jobid", "")),
-                        "PMI_SPAWNED": "0"})
+        if pmi_fd >= 0 and spec.pmi is not None:
+            env.update({"PMI_FD": str(pmi_fd), "PMI_RANK": str(task.gid), "PMI_SIZE": str(spec.pmi.size),
+                        "PMI_JOBID": spec.pmi.jobid, "PMI_SPAWNED": "0"})
             os.set_inheritable(pmi_fd, True)
             keep.add(pmi_fd)
     _close_fds(keep=keep)
@@ -1543,15 +1463,9 @@ def write_pid(rundir: str) -> None:
 
 def write_failure(rundir: str, error: str, exit_code: int = 1) -> None:
     """status.json for a step that never ran (bad spec, fork failure)."""
-    status = {
-        "wait_status": (exit_code & 0xFF) << 8,
-        "exit_code": exit_code,
-        "signal": 0,
-        "oom": False,
-        "ended_at": time.time(),
-        "error": error,
-    }
-    procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(status).encode())
+    status = RunStatus(wait_status=(exit_code & 0xFF) << 8, exit_code=exit_code, ended_at=time.time(),
+                       error=error[:64 * 1024])
+    procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
 
 
 def supervise(rundir: str, client_fd: int = -1) -> int:
@@ -1568,17 +1482,15 @@ def supervise(rundir: str, client_fd: int = -1) -> int:
         log(f"warning: PR_SET_CHILD_SUBREAPER failed ({e}): orphans may escape")
     try:
         with open(os.path.join(rundir, procs.SPEC_FILE), "rb") as f:
-            spec = Spec.from_dict(json.loads(f.read()))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        log(f"bad {procs.SPEC_FILE}: {e!r}")
+            spec = structure(Spec, json.loads(f.read()))
+    except (OSError, ValueError) as e:  # BadRequest (a ValueError) names the field
+        log(f"bad {procs.SPEC_FILE}: {e}")
         write_pid(rundir)
         write_failure(rundir, f"bad {procs.SPEC_FILE}: {e}")
+        if client_fd >= 0:
+            os.close(client_fd)
         return 1
-    if client_fd >= 0:
-        import dataclasses
-
-        spec = dataclasses.replace(spec, client_fd=client_fd)
-    return Supervisor(rundir, spec, log).run()
+    return Supervisor(rundir, spec, log, client_fd).run()
 
 
 #: Where a supervisor forked by the zygote finds the srun connection it was handed.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from spurcore.agentmsg import launch_job
 from spurd.agent import batch_env
 
 INFO = {"job_id": 7, "name": "j", "user": "alice", "uid": 1000, "gid": 100, "node_list": ["n1", "n2"],
@@ -10,7 +11,7 @@ INFO = {"job_id": 7, "name": "j", "user": "alice", "uid": 1000, "gid": 100, "nod
 
 
 def env(**changes):
-    return batch_env({**INFO, **changes}, "n1", cluster="c", config_path="/etc/spur/spur.toml",
+    return batch_env(launch_job({**INFO, **changes}), "n1", cluster="c", config_path="/etc/spur/spur.toml",
                      agent_socket="/run/spurd.sock", python="/opt/spur/bin/python")
 
 
