@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from spurcore import agentmsg, arrays
+from spurcore import agentmsg, arrays, killplan
 from spurcore.agentmsg import (
     AttachStep,
     CtlAttach,
@@ -300,25 +300,18 @@ def find_supervisors(rundir: str) -> list[int]:
     return out
 
 
-_WHY = {
-    "time_limit": " DUE TO TIME LIMIT",
-    "cancel": " DUE to SIGNAL Terminated",  # Slurm 25.05+ wording (and its capitalisation)
-    "node_fail": " DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS",
-    "requeue": " DUE TO JOB REQUEUE",
-}
-
-
 def kill_notice(action: JobAction, run: Run, node: str) -> str:
     """slurmstepd's line in the job's stderr when the controller ends it (reference 9):
-    ``*** JOB 12 ON node1 CANCELLED AT 2026-01-01T10:00:00 DUE TO TIME LIMIT ***``."""
-    why = _WHY.get(action.why)
-    if why is None:
+    ``*** JOB 12 ON node1 CANCELLED AT 2026-01-01T10:00:00 DUE TO TIME LIMIT ***``; "" for
+    a KILL without a known reason (the job ended on its own: its other nodes are cleaned up)."""
+    try:
+        cause = killplan.Cause(action.why)
+    except ValueError:  # "" or a reason this agent does not know: no notice
         return ""
     from spurcore.timefmt import fmt_timestamp
 
-    what = f"JOB {run.job_id}" if run.step == BATCH else f"STEP {run.job_id}.{run.step}"
-    at = fmt_timestamp(action.at or time.time())
-    return f"*** {what} ON {node} CANCELLED AT {at}{why} ***"
+    label = f"JOB {run.job_id}" if run.step == BATCH else f"STEP {run.job_id}.{run.step}"
+    return killplan.kill_notice(cause, label, node, fmt_timestamp(action.at or time.time()))
 
 
 def failure_status(error: str, exit_code: int = 1, signal: int = 0) -> RunStatus:

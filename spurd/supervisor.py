@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from spurcore import agentmsg
+from spurcore import agentmsg, killplan
 from spurcore.agentmsg import (
     CtlAttach,
     CtlKill,
@@ -63,6 +63,19 @@ from spurcore.agentmsg import (
     SupervisorSpec,
     Winch,
 )
+from spurcore.killplan import (
+    Cause,
+    Every,
+    Freeze,
+    MarkKilled,
+    Notice,
+    Plan,
+    Send,
+    Sequence,
+    Situation,
+    Thaw,
+    To,
+)
 from spurcore.schema import BadRequest, structure, unstructure
 from spurd import procs
 from spurd.cgroups import JobCgroup, detect, step_relpath
@@ -74,8 +87,7 @@ PR_SET_CHILD_SUBREAPER = 36
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 EXEC_WAIT = 5.0  # how long the supervisor waits for the job's exec before serving anyway
-SWEEP_INTERVAL = 0.05  # re-SIGKILL period for leftovers after the main process exited
-KILL_REPEAT = 1.0  # re-SIGKILL period while the main process survives past KillWait
+SWEEP_INTERVAL = killplan.SWEEP_INTERVAL  # re-SIGKILL period for leftovers after the tasks exited
 LEASE_CHECK = 0.5  # how often a supervisor reads its agent's lease (fencing)
 
 
@@ -206,12 +218,13 @@ class Supervisor:
         self.all_done = False
         self.started_at = 0.0
         self.ended_at = 0.0
+        # Process control (spurcore.killplan): the flags and the running sequence (a kill's
+        # KillWait and repeated SIGKILLs, or a suspend's grace).
         self.suspended = False
         self.killing = False
-        self.kill_deadline: float | None = None
+        self.sequence = Sequence()
         self.next_lease_check = 0.0
         self.fenced = False
-        self.suspend_deadline: float | None = None
         self.sweep_deadline = 0.0
         self.next_sweep = 0.0
         self.next_sample = 0.0
@@ -275,7 +288,7 @@ class Supervisor:
             if self.term_requested:
                 self.term_requested = False
                 self.log("SIGTERM received: terminating the job")
-                self._start_kill(self.spec.kill_wait)
+                self._kill(Cause.TERMINATED, self.spec.kill_wait)
             self._reap()
             now = time.monotonic()
             self._run_timers(now)
@@ -288,7 +301,7 @@ class Supervisor:
     def _timeout(self, now: float) -> float:
         t = 1.0
         lease = self.next_lease_check if self.spec.lease_file is not None else None
-        for deadline in (self.kill_deadline, self.suspend_deadline, self.next_sample if self.relay else None, lease):
+        for deadline in (self.sequence.deadline(), self.next_sample if self.relay else None, lease):
             if deadline is not None:
                 t = min(t, deadline - now)
         if self.all_done:
@@ -325,8 +338,7 @@ class Supervisor:
         if not self.all_done and all(t.status is not None for t in self.tasks):
             self.all_done = True
             self.ended_at = time.time()
-            self.kill_deadline = None
-            self.suspend_deadline = None
+            self.sequence.stop()  # its waits were "until every task has exited"
             self.sweep_deadline = time.monotonic() + self.spec.unkillable_timeout
             self.next_sweep = 0.0
 
@@ -356,18 +368,17 @@ class Supervisor:
             return
         self.fenced = True
         self.log(f"no contact with a controller quorum since the lease ran out: fencing {self.spec.label}")
-        self._start_kill(self.spec.fence_grace)
+        self._kill(Cause.FENCE, self.spec.fence_grace)
 
     def _run_timers(self, now: float) -> None:
         if self.spec.lease_file is not None and now >= self.next_lease_check:
             self._check_lease(now)
-        if self.suspend_deadline is not None and now >= self.suspend_deadline:
-            self.suspend_deadline = None
-            self._signal_job(signal.SIGSTOP)
-        if self.kill_deadline is not None and now >= self.kill_deadline:
-            self.log("KillWait expired: SIGKILL")
-            self._kill_hard()
-            self.kill_deadline = now + KILL_REPEAT
+        if self.sequence.running:
+            due = self.sequence.advance(now)
+            for label in self.sequence.expired:
+                self.log(f"{label} expired")
+            self.sequence.expired.clear()
+            self._carry_out(due)
         if self.relay and now >= self.next_sample:
             self.next_sample = now + self.spec.usage_interval
             self._sample()
@@ -385,7 +396,7 @@ class Supervisor:
         if now >= self.next_sweep:
             if live:
                 self.log(f"killing processes left by the tasks: {sorted(live)}")
-                self._kill_hard()
+                self._carry_out(killplan.sweep(self.cgroup is not None))
             self.next_sweep = now + SWEEP_INTERVAL
         return False
 
@@ -650,43 +661,69 @@ class Supervisor:
         rest = [p for p in targets if procs.proc_pgid(p) not in groups]
         return sent + procs.signal_all(rest, sig)
 
-    def _kill_hard(self) -> None:
-        """SIGKILL everything; with a cgroup, frozen first so nothing forks in between."""
-        if self.cgroup is None:
-            self._signal_job(signal.SIGKILL)
-            return
-        self.cgroup.freeze()
-        try:
-            self.cgroup.kill_all(signal.SIGKILL)
-            self._signal_job(signal.SIGKILL)
-        finally:
-            self.cgroup.thaw()
-
-    def _start_kill(self, kill_wait: float) -> None:
-        """Slurm's terminate sequence: SIGCONT, SIGTERM, KillWait, SIGKILL."""
-        if self.all_done:
-            return  # already ending: the sweep SIGKILLs whatever is left
-        for t in self.tasks:
-            if t.status is None:
-                t.killed_by_cmd = True
+    def _kill(self, cause: Cause, kill_wait: float, notice: str = "") -> None:
+        """End the step as ``spurcore.killplan.kill`` plans it for the situation now."""
         now = time.monotonic()
-        self.suspend_deadline = None
-        if self.suspended or any(procs.proc_state(t.pid) == "T" for t in self.tasks if t.status is None):
-            # Slurm: a suspended step is killed at once, without a graceful SIGTERM.
-            self.killing = True
-            self.suspended = False
-            self._kill_hard()
-            self._signal_job(signal.SIGCONT)
-            self.kill_deadline = now + KILL_REPEAT
-            return
+        deadline = self.sequence.deadline()
+        left = None
         if self.killing:
-            if self.kill_deadline is None or now + kill_wait < self.kill_deadline:
-                self.kill_deadline = now + kill_wait
-            return
-        self.killing = True
-        self._signal_job(signal.SIGCONT)
-        self._signal_job(signal.SIGTERM)
-        self.kill_deadline = now + kill_wait
+            left = kill_wait if deadline is None else max(0.0, deadline - now)
+        stopped = not self.all_done and (
+            self.suspended or any(procs.proc_state(t.pid) == "T" for t in self.tasks if t.status is None))
+        plan = killplan.kill(Situation(
+            cause=cause, kill_wait=kill_wait, notice=notice, ended=self.all_done, stopped=stopped,
+            suspended=self.suspended, killing_left=left, cgroup=self.cgroup is not None, relay=self.relay))
+        if plan.steps and not self.killing:
+            self.log(f"terminating {self.spec.label} ({cause.value}): "
+                     f"{'SIGKILL at once (stopped)' if stopped else f'KillWait {kill_wait:g}s'}")
+        self._apply(plan)
+
+    def _apply(self, plan: Plan) -> int:
+        """Carry out a plan: it replaces the running sequence, or its steps run at once
+        beside it. Returns how many processes the signals reached."""
+        self.killing, self.suspended = plan.killing, plan.suspended
+        if plan.replace:
+            self.sequence = Sequence(plan.steps)
+            return self._carry_out(self.sequence.advance(time.monotonic()))
+        return self._carry_out(plan.steps, strict=True)
+
+    def _carry_out(self, steps: Any, strict: bool = False) -> int:
+        """The steps in their order. ``strict``: an OSError (the batch shell gone) is raised
+        to the caller; else it is logged and the next step still runs (a Thaw always follows
+        its Freeze)."""
+        sent = 0
+        for step in steps:
+            try:
+                sent += self._carry_out_step(step)
+            except OSError as e:
+                if strict:
+                    raise
+                self.log(f"{step}: {e}")
+        return sent
+
+    def _carry_out_step(self, step: Any) -> int:
+        if isinstance(step, Send):
+            if step.to is To.BATCH:
+                os.kill(self.main_pid, step.sig)
+                return 1
+            if step.to is To.CGROUP:
+                return self.cgroup.kill_all(step.sig) if self.cgroup is not None else 0
+            return self._signal_job(step.sig)
+        if isinstance(step, MarkKilled):
+            for t in self.tasks:
+                if t.status is None:
+                    t.killed_by_cmd = True
+        elif isinstance(step, Notice):
+            self._write_notice(step.text, step.to_client)
+        elif isinstance(step, Freeze):
+            if self.cgroup is not None:
+                self.cgroup.freeze()
+        elif isinstance(step, Thaw):
+            if self.cgroup is not None:
+                self.cgroup.thaw()
+        elif isinstance(step, Every):  # never handed out by Sequence; for completeness
+            return self._carry_out(step.steps)
+        return 0
 
     # ------------------------------------------------------------------ usage (jobacct_gather)
 
@@ -891,9 +928,9 @@ class Supervisor:
             self._stdin(frame.task, frame.data)
         elif isinstance(frame, SignalTasks):
             if 0 < frame.signal < signal.NSIG and not self.all_done:
-                self._signal_job(frame.signal)
+                self._apply(killplan.deliver(frame.signal, "full", killing=self.killing, suspended=self.suspended))
         elif isinstance(frame, KillStep):
-            self._start_kill(self.spec.kill_wait if frame.kill_wait is None else frame.kill_wait)
+            self._kill(Cause.SRUN, self.spec.kill_wait if frame.kill_wait is None else frame.kill_wait)
         elif isinstance(frame, PmiFenceDone):
             if self.pmi is not None:
                 for rank, reply in self.pmi.fence_done(frame.kvs):
@@ -1157,28 +1194,23 @@ class Supervisor:
             return {"ok": False, "errno": errno.EINVAL}
         if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
-        if target == "batch":
-            try:
-                os.kill(self.main_pid, sig)
-            except OSError as e:
-                return {"ok": False, "errno": e.errno}
-            return {"ok": True}
         # "steps" is fanned out by the agent to each step's supervisor: here it is "full".
-        if self._signal_job(sig) == 0:
-            return {"ok": False, "errno": errno.ESRCH}
-        return {"ok": True}
+        try:
+            sent = self._apply(killplan.deliver(sig, target, killing=self.killing, suspended=self.suspended))
+        except OSError as e:
+            return {"ok": False, "errno": e.errno}
+        return {"ok": True} if sent else {"ok": False, "errno": errno.ESRCH}
 
     def _op_kill(self, msg: CtlKill) -> dict[str, Any]:
-        if msg.notice and not self.all_done and not self.killing:
-            self._write_notice(msg.notice)
-        self._start_kill(self.spec.kill_wait if msg.kill_wait is None else msg.kill_wait)
+        self._kill(Cause.of(msg.why), self.spec.kill_wait if msg.kill_wait is None else msg.kill_wait,
+                   msg.notice or "")
         return {"ok": True}
 
-    def _write_notice(self, text: str) -> None:
+    def _write_notice(self, text: str, to_client: bool) -> None:
         """slurmstepd's ``error:`` line in the job's stderr (where the job's own stderr goes)."""
         line = f"slurmstepd: error: {text}\n".encode()
         spec = self.spec
-        if self.relay:
+        if to_client:
             # srun prints it as slurmstepd's own stderr (task -1: no label).
             self._send_all(("out", [-1, 2, line]))
             return
@@ -1198,18 +1230,13 @@ class Supervisor:
             return {"ok": False, "errno": errno.ESRCH}
         if self.killing:
             return {"ok": False, "errno": errno.EBUSY}
-        if not self.suspended:
-            self.suspended = True
-            self._signal_job(signal.SIGTSTP)
-            self.suspend_deadline = time.monotonic() + self.spec.suspend_grace
+        self._apply(killplan.suspend(grace=self.spec.suspend_grace, suspended=self.suspended, killing=False))
         return {"ok": True}
 
     def _op_resume(self, msg: CtlResume) -> dict[str, Any]:
         if self.all_done:
             return {"ok": False, "errno": errno.ESRCH}
-        self.suspended = False
-        self.suspend_deadline = None
-        self._signal_job(signal.SIGCONT)
+        self._apply(killplan.resume(killing=self.killing))
         return {"ok": True}
 
     def _op_status(self, msg: CtlStatus) -> dict[str, Any]:
