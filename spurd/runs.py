@@ -35,8 +35,8 @@ from typing import Any
 from spurcore import agentmsg
 from spurcore.agentmsg import CtlKill, LaunchJob, RunStatus, SupervisorSpec
 from spurcore.exitcodes import raw_status
-from spurcore.schema import BadRequest, structure, unstructure
-from spurd import procs
+from spurcore.schema import BadRequest
+from spurd import proccontrol, procs
 from spurd.spool import write_durable
 
 log = logging.getLogger("spurd")
@@ -131,20 +131,6 @@ class JobRecord:
         return [r for r in self.runs.values() if not r.finished]
 
 
-def read_run_status(rundir: str) -> RunStatus | None:
-    """A rundir's ``status.json`` (None while the run has none). Raises BadRequest (naming
-    the field) for one that does not fit ``RunStatus``, ValueError for one that is not JSON."""
-    try:
-        raw = procs.read_status(rundir)
-    except OSError:
-        return None
-    return None if raw is None else structure(RunStatus, raw)
-
-
-def _write_status(rundir: str, status: RunStatus) -> None:
-    procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
-
-
 def _has_rundirs(directory: str) -> bool:
     try:
         return any(os.path.isdir(os.path.join(directory, n)) for n in os.listdir(directory))
@@ -195,7 +181,7 @@ class Runs:
         """A run's final status; one that cannot be read counts as none (logged once): the
         run is then watched until its supervisor is gone, and reported as killed."""
         try:
-            return read_run_status(rundir)
+            return proccontrol.read_status(rundir)
         except BadRequest as e:
             self._refuse(f"{rundir}/{procs.STATUS_FILE}", e)
         except ValueError as e:
@@ -245,7 +231,7 @@ class Runs:
             log.error("job %s step %s: %s; reporting %d:%d", run.job_id, run.step, status.error,
                       status.exit_code, status.signal)
             _kill_leftovers(run)
-            _write_status(run.rundir, status)
+            proccontrol.write_status(run.rundir, status)
         self._run_ended(run, status)
 
     def _run_ended(self, run: Run, status: RunStatus) -> None:
@@ -273,14 +259,12 @@ class Runs:
     async def _control(self, run: Run, op: Any) -> dict[str, Any]:
         """One control op (``spurcore.agentmsg.CONTROL_OPS``) to a run's supervisor
         ({"ok": False, "errno"} if unreachable)."""
-        msg = agentmsg.control_request(op)
         deadline = time.monotonic() + START_GRACE
         while True:
             if run.finished:
                 return {"ok": False, "errno": errno.ESRCH}
             try:
-                reply = await asyncio.to_thread(procs.send_control, run.rundir, msg, 5.0)
-                return reply if isinstance(reply, dict) else {"ok": False, "errno": errno.EIO}
+                return await asyncio.to_thread(proccontrol.control, run.rundir, op, 5.0)
             except (OSError, ValueError) as e:
                 if run.finished or self._read_status(run.rundir) is not None:
                     return {"ok": False, "errno": errno.ESRCH}
@@ -289,32 +273,28 @@ class Runs:
                     # a kill must wait for it, never be dropped (the run ends or answers).
                     await asyncio.sleep(CONTROL_RETRY)
                     continue
-                log.warning("control %s to %s failed: %s", msg.get("op"), run.rundir, e)
+                log.warning("control %s to %s failed: %s", op.OP, run.rundir, e)
                 return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
 
     async def _start_run(self, rec: JobRecord, step: str | int, spec: SupervisorSpec,
                          client: int | None = None) -> Run:
         rundir = os.path.join(rec.directory, run_key(step))
         try:
-            raw = unstructure(spec)
-            structure(SupervisorSpec, raw)  # what the supervisor will accept, checked here
+            proccontrol.write_spec(rundir, spec)  # checked against what the supervisor accepts first
         except BadRequest as e:
             log.error("job %s step %s: bad spec: %s", rec.job_id, step, e)
             return self._failed_run(rec, step, f"bad {procs.SPEC_FILE}: {e}")
-        try:
-            os.makedirs(rundir, mode=0o700, exist_ok=False)
-            write_durable(os.path.join(rundir, procs.SPEC_FILE), json.dumps(raw).encode())
         except OSError as e:
             log.error("job %s step %s: cannot create %s: %s", rec.job_id, step, rundir, e)
             return self._failed_run(rec, step, f"cannot create the run directory: {e}")
         run = self._new_run(rec, step, rundir)
         try:
-            run.pid = await asyncio.to_thread(procs.start_supervisor, rundir, self.python, (), client=client)
+            run.pid = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
             log.info("job %s step %s started: supervisor %s", rec.job_id, step, run.pid or "forked")
         except (procs.SupervisorStartError, OSError) as e:
             if not find_supervisors(rundir) and self._read_status(rundir) is None:
                 log.error("job %s step %s: cannot start the supervisor: %s", rec.job_id, step, e)
-                _write_status(rundir, failure_status(f"cannot start the supervisor: {e}"))
+                proccontrol.write_status(rundir, failure_status(f"cannot start the supervisor: {e}"))
             # else: it is only slow; the watcher picks up its pid or its status.
         self._watch(run)
         return run
@@ -323,7 +303,7 @@ class Runs:
         """A run that could not be started: it ends at once with exit code 1 (and is reported)."""
         rundir = os.path.join(rec.directory, run_key(step))
         os.makedirs(rundir, mode=0o700, exist_ok=True)
-        _write_status(rundir, failure_status(error, exit_code, sig))
+        proccontrol.write_status(rundir, failure_status(error, exit_code, sig))
         run = self._new_run(rec, step, rundir)
         self._watch(run)
         return run
@@ -377,7 +357,7 @@ class Runs:
                     shutil.rmtree(rundir, ignore_errors=True)
                     continue  # never started: the leader will send the start again
                 status = failure_status("the agent stopped before the step started")
-                _write_status(rundir, status)
+                proccontrol.write_status(rundir, status)
             has_batch = has_batch or step == BATCH
             run = self._new_run(rec, step, rundir)
             run.pid = pid

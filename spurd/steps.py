@@ -27,7 +27,7 @@ from typing import Any
 from spurcore import agentmsg
 from spurcore.agentmsg import AttachStep, CtlAttach, CtlStat, LaunchTasks, StepStat, SupervisorSpec
 from spurcore.schema import BadRequest, unstructure
-from spurd import procs
+from spurd import proccontrol
 from spurd.runs import JobRecord, run_key
 from spurio import stepserver
 from spurio.rpc import RpcError
@@ -216,12 +216,11 @@ class StepServer:
         if run is None or run.finished:
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here")
         try:
-            reply = await asyncio.to_thread(procs.send_control, run.rundir,
-                                            agentmsg.control_request(CtlAttach(msgid=request.msgid)), 5.0,
+            reply = await asyncio.to_thread(proccontrol.control, run.rundir, CtlAttach(msgid=request.msgid), 5.0,
                                             [client.fileno()])
         except (OSError, ValueError) as e:
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} is not running here: {e}") from None
-        if not isinstance(reply, dict) or not reply.get("ok"):
+        if not reply.get("ok"):
             raise RpcError("invalid_step", f"Job step {rec.job_id}.{step_id} does not relay its I/O")
         return HANDED_OVER
 
