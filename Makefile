@@ -20,6 +20,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check spurcore spurio spurctld spurd spurcli tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m compileall -q spurcore spurio spurctld spurd spurcli
@@ -70,3 +71,10 @@ hosts-down: $(STAMP)
 
 chaos: $(STAMP)
 	SPUR_CHAOS=1 SPUR_CHAOS_SEEDS=$(CHAOS_SEEDS) SPUR_HOSTS_OUT=$(CHAOS_OUT) $(BIN)/pytest -q -s tests/hosts
+
+# A long fuzz of a live 3-replica cluster (root): thousands of random frames and requests
+# per kind instead of the suite's 250 (tests/integration/test_fuzz_controller.py).
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(STAMP)
+	SPUR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --timeout 0 tests/integration/test_fuzz_controller.py

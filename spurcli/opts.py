@@ -1357,8 +1357,8 @@ OPTIONS: tuple[Option, ...] = (
       "CPU binding of tasks: Spur has no task affinity plugin", fields=("cpu_bind",)),
     O("cpu-freq", "", REQUIRED, ALL, _set_cpu_freq, C,
       "CPU frequency/governor: Spur does not manage CPU frequency", fields=("cpu_freq",)),
-    O("cpus-per-gpu", "", REQUIRED, ALL, _int("cpus_per_gpu", "--cpus-per-gpu"), C,
-      "CPUs per allocated GPU: Spur has no GPUs (GRES)", fields=("cpus_per_gpu",)),
+    O("cpus-per-gpu", "", REQUIRED, ALL, _int("cpus_per_gpu", "--cpus-per-gpu"), R,
+      "(controller) CPUs allocated per GPU", fields=("cpus_per_gpu",)),
     O("cpus-per-task", "c", REQUIRED, ALL, _set_cpus_per_task, R,
       "CPUs allocated to each task", fields=("cpus_per_task", "cpus_set")),
     O("deadline", "", REQUIRED, ALL, _set_deadline, R,
@@ -1406,19 +1406,19 @@ OPTIONS: tuple[Option, ...] = (
     O("gid", "", REQUIRED, SBATCH, _set_gid, R,
       "root only: run the job with this group", fields=("gid",)),
     O("gpu-bind", "", REQUIRED, ALL, _set_gpu_bind, C,
-      "GPU binding: Spur has no GPUs (GRES)", fields=("gpu_bind",)),
+      "GPU binding: Spur does not bind tasks to GPUs", fields=("gpu_bind",)),
     O("gpu-freq", "", REQUIRED, ALL, _set_gpu_freq, C,
-      "GPU frequency: Spur has no GPUs (GRES)", fields=("gpu_freq",)),
-    O("gpus", "G", REQUIRED, ALL, _string("gpus"), C,
-      "GPUs for the job: Spur has no GPUs (GRES)", fields=("gpus",)),
-    O("gpus-per-node", "", REQUIRED, ALL, _string("gpus_per_node"), C,
-      "GPUs per node: Spur has no GPUs (GRES)", fields=("gpus_per_node",)),
+      "GPU frequency: Spur does not manage GPU clocks", fields=("gpu_freq",)),
+    O("gpus", "G", REQUIRED, ALL, _string("gpus"), R,
+      "(controller) GPUs for the whole job ([type:]count), spread over its nodes", fields=("gpus",)),
+    O("gpus-per-node", "", REQUIRED, ALL, _string("gpus_per_node"), R,
+      "(controller) GPUs on each node ([type:]count); CUDA_VISIBLE_DEVICES set in the job", fields=("gpus_per_node",)),
     O("gpus-per-socket", "", REQUIRED, ALL, _string("gpus_per_socket"), C,
-      "GPUs per socket: Spur has no GPUs (GRES)", fields=("gpus_per_socket",)),
-    O("gpus-per-task", "", REQUIRED, ALL, _string("gpus_per_task"), C,
-      "GPUs per task: Spur has no GPUs (GRES)", fields=("gpus_per_task",)),
-    O("gres", "", REQUIRED, ALL, _set_gres, C,
-      "generic resources (help/list prints the configured ones): Spur has no GRES", fields=("gres",)),
+      "GPUs per socket: Spur nodes report CPUs only, no sockets", fields=("gpus_per_socket",)),
+    O("gpus-per-task", "", REQUIRED, ALL, _string("gpus_per_task"), R,
+      "(controller) GPUs per task ([type:]count)", fields=("gpus_per_task",)),
+    O("gres", "", REQUIRED, ALL, _set_gres, R,
+      "(controller) generic resources per node (name[:type]:count; GPUs are scheduled and confined)", fields=("gres",)),
     O("gres-flags", "", REQUIRED, ALL, _set_gres_flags, C,
       "GRES binding flags: Spur has no GRES", fields=("gres_flags",)),
     O("help", "h", NO_ARG, ALL, _help, X, "print the help and exit", early=True),
@@ -1464,8 +1464,8 @@ OPTIONS: tuple[Option, ...] = (
       "NUMA memory binding: Spur has no task affinity", fields=("mem_bind",)),
     O("mem-per-cpu", "", REQUIRED, ALL, _mbytes("mem_per_cpu", "--mem-per-cpu"), R,
       "(controller) memory per allocated CPU (excludes --mem and --mem-per-gpu)", fields=("mem_per_cpu",)),
-    O("mem-per-gpu", "", REQUIRED, ALL, _mbytes("mem_per_gpu", "--mem-per-gpu"), C,
-      "memory per GPU: Spur has no GPUs (GRES)", fields=("mem_per_gpu",)),
+    O("mem-per-gpu", "", REQUIRED, ALL, _mbytes("mem_per_gpu", "--mem-per-gpu"), R,
+      "(controller) memory per allocated GPU", fields=("mem_per_gpu",)),
     O("mincpus", "", REQUIRED, ALL, _int("pn_min_cpus", "--mincpus"), C,
       "minimum CPUs per node: stored; Spur allocates by tasks x CPUs per task", fields=("pn_min_cpus",)),
     O("mpi", "", REQUIRED, SRUN, _string("mpi_type"), C,
@@ -1500,14 +1500,14 @@ OPTIONS: tuple[Option, ...] = (
     O("ntasks-per-core", "", REQUIRED, ALL, _int("ntasks_per_core", "--ntasks-per-core"), C,
       "tasks per core: Spur nodes report CPUs only", fields=("ntasks_per_core",)),
     O("ntasks-per-gpu", "", REQUIRED, ALL, _int("ntasks_per_gpu", "--ntasks-per-gpu"), C,
-      "tasks per GPU: Spur has no GPUs (GRES)", fields=("ntasks_per_gpu",)),
+      "tasks per GPU: Spur lays tasks out by CPUs, not GPUs", fields=("ntasks_per_gpu",)),
     O(("ntasks-per-node", "tasks-per-node"), "", REQUIRED, ALL, _int("ntasks_per_node", "--ntasks-per-node"), R,
       "tasks per node: with -N the task count, with -n the node count (layout: controller)",
       fields=("ntasks_per_node",)),
     O("ntasks-per-socket", "", REQUIRED, ALL, _int("ntasks_per_socket", "--ntasks-per-socket"), C,
       "tasks per socket: Spur nodes report CPUs only", fields=("ntasks_per_socket",)),
     O("ntasks-per-tres", "", REQUIRED, ALL, _int("ntasks_per_tres", "--ntasks-per-tres"), C,
-      "tasks per GPU (older name): Spur has no GPUs (GRES)", fields=("ntasks_per_tres",)),
+      "tasks per GPU (older name): Spur lays tasks out by CPUs, not GPUs", fields=("ntasks_per_tres",)),
     O("oom-kill-step", "", OPTIONAL, ALL, _set_oom_kill_step, C,
       "end the step at the first OOM kill: Spur records OUT_OF_MEMORY but kills nothing more",
       fields=("oom_kill_step",)),
@@ -2112,6 +2112,8 @@ _NOT_RECORDED = frozenset({
     "mail-type", "mail-user", "mem", "mem-per-cpu", "nice", "no-requeue", "nodefile", "nodelist", "nodes",
     "ntasks", "ntasks-per-node", "open-mode", "output", "oversubscribe", "partition", "qos", "requeue",
     "signal", "time", "time-min", "wckey", "gid", "uid",
+    # GRES: typed JobSpec fields (gres, gpus, gpus_per_node, gpus_per_task, cpus_per_gpu, mem_per_gpu)
+    "gres", "gpus", "gpus-per-node", "gpus-per-task", "cpus-per-gpu", "mem-per-gpu",
     # what the command does, not what the job is
     "autocomplete", "help", "usage", "version", "verbose", "quiet", "parsable", "wait", "wrap", "test-only",
     "ignore-pbs", "external",
@@ -2165,6 +2167,18 @@ def job_spec(st: State) -> dict[str, Any]:
             spec[key] = f[field]
     if "ntasks_per_node" in f:
         spec["ntasks_per_node"] = f["ntasks_per_node"]
+    # GRES as JobSpec's typed fields (text "[type:]count" lists; cpus_per_gpu an int,
+    # mem_per_gpu MB). slurm_opt.c: --gres=none means no GRES and is not sent.
+    gres = f.get("gres")
+    if gres and str(gres).lower() != "none":
+        spec["gres"] = str(gres)
+    for field in ("gpus", "gpus_per_node", "gpus_per_task"):
+        if f.get(field):
+            spec[field] = str(f[field])
+    if f.get("cpus_per_gpu"):
+        spec["cpus_per_gpu"] = int(f["cpus_per_gpu"])
+    if f.get("mem_per_gpu"):
+        spec["mem_per_gpu"] = int(f["mem_per_gpu"])
     shared = f.get("shared")
     if shared in ("exclusive", "user", "mcs", "topo"):
         spec["exclusive"] = shared

@@ -46,36 +46,122 @@ HELP = USAGE + __doc__.split("\n\n")[1] + "\n"
 _ACTIONS = {"add": "add", "create": "add", "modify": "modify", "update": "modify", "delete": "delete",
             "remove": "delete", "show": "show", "list": "show"}
 
-# column name -> (header, width, value of a record)
-COLUMNS: dict[str, tuple[str, int]] = {
-    "account": ("Account", 10), "descr": ("Descr", 20), "description": ("Descr", 20), "org": ("Org", 20),
-    "organization": ("Org", 20), "user": ("User", 10), "defaultaccount": ("Def Acct", 10),
-    "admin": ("Admin", 9), "adminlevel": ("Admin", 9), "cluster": ("Cluster", 10), "partition": ("Partition", 10),
-    "share": ("Share", 9), "fairshare": ("Share", 9), "priority": ("Priority", 10), "qos": ("QOS", 20),
-    "defaultqos": ("Def QOS", 9), "parentname": ("Par Name", 10), "grpjobs": ("GrpJobs", 7),
-    "grpsubmit": ("GrpSubmit", 9), "grpsubmitjobs": ("GrpSubmit", 9), "grptres": ("GrpTRES", 13),
-    "maxjobs": ("MaxJobs", 7), "maxsubmit": ("MaxSubmit", 9), "maxsubmitjobs": ("MaxSubmit", 9),
-    "maxtres": ("MaxTRES", 13), "maxtresperjob": ("MaxTRES", 13), "maxwall": ("MaxWall", 11), "name": ("Name", 10),
-    "maxjobspu": ("MaxJobsPU", 9), "maxsubmitpu": ("MaxSubmitPU", 11),
-}
+#: sacctmgr/common.c ``_get_print_field``, in its order (the first match wins): the spellings
+#: it accepts as (name, minimum prefix length), the header, the width and the value it shows
+#: (``spurcli.sacctmgr._value``'s key; "" for a field Spur keeps no value for: blank).
+FIELDS: tuple[tuple[tuple[tuple[str, int], ...], str, int, str], ...] = (
+    ((("Account", 3), ("Acct", 4)), "Account", 10, "account"),
+    ((("AdminLevel", 2),), "Admin", 9, "admin"),
+    ((("Classification", 3),), "Class", 9, ""),
+    ((("Clusters", 2),), "Cluster", 10, "cluster"),
+    ((("Coordinators", 3),), "Coord Accounts", 20, ""),
+    ((("Comment", 3),), "Comment", 20, ""),
+    ((("DefaultAccount", 8),), "Def Acct", 10, "defaultaccount"),
+    ((("DefaultQOS", 8),), "Def QOS", 9, "defaultqos"),
+    ((("DefaultWCKey", 8),), "Def WCKey", 10, ""),
+    ((("Description", 3),), "Descr", 20, "descr"),
+    ((("Flags", 2),), "Flags", 20, ""),
+    ((("GraceTime", 3),), "GraceTime", 10, "gracetime"),
+    ((("GrpCPUs", 6),), "GrpCPUs", 8, "grpcpus"),
+    ((("GrpCPUMins", 7),), "GrpCPUMins", 11, ""),
+    ((("GrpCPURunMins", 7),), "GrpCPURunMins", 13, ""),
+    ((("GrpTRES", 7),), "GrpTRES", 13, "grptres"),
+    ((("GrpTRESMins", 7),), "GrpTRESMins", 13, ""),
+    ((("GrpTRESRunMins", 7),), "GrpTRESRunMins", 13, ""),
+    ((("GrpJobs", 4),), "GrpJobs", 7, "grpjobs"),
+    ((("GrpJobsAccrue", 8),), "GrpJobsAccrue", 13, ""),
+    ((("GrpMemory", 4),), "GrpMem", 7, "grpmem"),
+    ((("GrpNodes", 4),), "GrpNodes", 8, "grpnodes"),
+    ((("GrpSubmitJobs", 4),), "GrpSubmit", 9, "grpsubmit"),
+    ((("GrpWall", 4),), "GrpWall", 11, ""),
+    ((("ID", 2),), "ID", 6, ""),
+    ((("Lineage", 1),), "Lineage", -20, "lineage"),
+    ((("MaxCPUMinsPerJob", 7),), "MaxCPUMins", 11, ""),
+    ((("MaxCPURunMinsPerUser", 7), ("MaxCPURunMinsPU", 7)), "MaxCPURunMinsPU", 15, ""),
+    ((("MaxCPUsPerJob", 7),), "MaxCPUs", 8, "maxcpus"),
+    ((("MaxCPUsPerUser", 11), ("MaxCPUsPU", 9)), "MaxCPUsPU", 9, ""),
+    ((("MaxTRES", 7), ("MaxTRESPJ", 9), ("MaxTRESPerJob", 11)), "MaxTRES", 13, "maxtres"),
+    ((("MaxTRESPerNode", 11), ("MaxTRESPN", 9)), "MaxTRESPerNode", 14, ""),
+    ((("MaxTRESMinsPerJob", 8), ("MaxTRESMinsPJ", 13)), "MaxTRESMins", 13, ""),
+    ((("MaxTRESRunMinsPerAccount", 18), ("MaxTRESRunMinsPerAcct", 18), ("MaxTRESRunMinsPA", 15)),
+     "MaxTRESRunMinsPA", 16, ""),
+    ((("MaxTRESRunMinsPerUser", 8), ("MaxTRESRunMinsPU", 8)), "MaxTRESRunMinsPU", 16, ""),
+    ((("MaxTRESPerAccount", 11), ("MaxTRESPerAcct", 11), ("MaxTRESPA", 9)), "MaxTRESPA", 13, ""),
+    ((("MaxTRESPerUser", 11), ("MaxTRESPU", 9)), "MaxTRESPU", 13, ""),
+    ((("MaxJobs", 4),), "MaxJobs", 7, "maxjobs"),
+    ((("MaxJobsAccrue", 4),), "MaxJobsAccrue", 13, ""),
+    ((("MaxJobsPerAccount", 11), ("MaxJobsPerAcct", 11), ("MaxJobsPA", 9)), "MaxJobsPA", 9, ""),
+    ((("MaxJobsPerUser", 11), ("MaxJobsPU", 9)), "MaxJobsPU", 9, "maxjobspu"),
+    ((("MaxNodesPerJob", 4),), "MaxNodes", 8, "maxnodes"),
+    ((("MaxNodesPerUser", 12), ("MaxNodesPU", 10)), "MaxNodesPU", 10, ""),
+    ((("MinPrioThreshold", 4),), "MinPrioThres", 12, ""),
+    ((("MaxSubmitJobs", 4),), "MaxSubmit", 9, "maxsubmit"),
+    ((("MaxSubmitJobsPerAccount", 17), ("MaxSubmitJobsPerAcct", 17), ("MaxSubmitJobsPA", 15),
+      ("MaxSubmitPA", 11)), "MaxSubmitPA", 11, ""),
+    ((("MaxSubmitJobsPerUser", 10), ("MaxSubmitJobsPU", 10), ("MaxSubmitPU", 6)), "MaxSubmitPU", 11,
+     "maxsubmitpu"),
+    ((("MaxWallDurationPerJob", 4),), "MaxWall", 11, "maxwall"),
+    ((("MinCPUsPerJob", 7),), "MinCPUs", 8, ""),
+    ((("MinTRESPerJob", 7),), "MinTRES", 13, ""),
+    ((("Name", 2),), "Name", 10, "name"),
+    ((("Organization", 1),), "Org", 20, "org"),
+    ((("ParentID", 7),), "ParentID", 8, ""),
+    ((("ParentName", 7),), "ParentName", 10, "parentname"),
+    ((("Partition", 4),), "Partition", 10, "partition"),
+    ((("PreemptMode", 8),), "PreemptMode", 11, "preemptmode"),
+    ((("Preempt", 7),), "Preempt", 10, ""),
+    ((("PreemptExemptTime", 8),), "PreemptExemptTime", 19, ""),
+    ((("Priority", 3),), "Priority", 10, "priority"),
+    ((("QOSLevel", 3),), "QOS", 20, "qos"),
+    ((("Share", 1), ("FairShare", 2)), "Share", 9, "share"),
+    ((("UsageFactor", 6),), "UsageFactor", 11, "usagefactor"),
+    ((("UsageThreshold", 6),), "UsageThres", 10, ""),
+    ((("LimitFactor", 6),), "LimitFactor", 11, ""),
+    ((("User", 1),), "User", 10, "user"),
+    ((("WCKeys", 2),), "WCKeys", 20, ""),
+)
+#: The fields Spur's records have, as sacctmgr's defaults name them (the associations
+#: listing used to take these names too: kept for parse_format's callers).
+COLUMNS: dict[str, tuple[str, int]] = {key: (header, abs(width)) for _s, header, width, key in FIELDS if key}
 DEFAULT_FORMATS = {
-    "account": ["Account", "Descr", "Org"],
-    "account_assoc": ["Account", "Descr", "Org", "Cluster", "ParentName", "User", "Share", "GrpJobs", "GrpTRES",
-                      "GrpSubmit", "MaxJobs", "MaxTRES", "MaxSubmit", "MaxWall", "QOS", "DefaultQOS"],
-    "user": ["User", "DefaultAccount", "Admin"],
-    "user_assoc": ["User", "DefaultAccount", "Admin", "Cluster", "Account", "Partition", "Share", "MaxJobs",
-                   "MaxSubmit", "MaxTRES", "MaxWall", "QOS", "DefaultQOS"],
-    "qos": ["Name", "Priority", "GrpTRES", "GrpJobs", "GrpSubmit", "MaxTRES", "MaxWall", "MaxJobsPU",
-            "MaxSubmitPU"],
-    "association": ["Cluster", "Account", "User", "Partition", "Share", "Priority", "GrpJobs", "GrpTRES",
-                    "GrpSubmit", "MaxJobs", "MaxTRES", "MaxSubmit", "MaxWall", "QOS", "DefaultQOS"],
+    "account": ["Acc", "Des", "O"],
+    "account_assoc": ["Acc", "Des", "O", "Cl", "ParentN", "U", "Share", "Priority", "GrpJ", "GrpN", "GrpCPUs",
+                      "GrpMEM", "GrpS", "GrpWall", "GrpCPUMins", "MaxJ", "MaxN", "MaxCPUs", "MaxS", "MaxW",
+                      "MaxCPUMins", "QOS", "DefaultQOS"],
+    "user": ["U", "DefaultA", "Ad"],
+    "user_assoc": ["U", "DefaultA", "Ad", "Cl", "Acc", "Part", "Share", "Priority", "MaxJ", "MaxN", "MaxCPUs",
+                   "MaxS", "MaxW", "MaxCPUMins", "QOS", "DefaultQOS"],
+    "qos": ["Name", "Prio", "GraceT", "Preempt", "PreemptE", "PreemptM", "Flags%40", "UsageThres", "UsageFactor",
+            "GrpTRES", "GrpTRESMins", "GrpTRESRunMins", "GrpJ", "GrpS", "GrpW", "MaxTRES", "MaxTRESPerN",
+            "MaxTRESMins", "MaxW", "MaxTRESPerUser", "MaxJobsPerUser", "MaxSubmitJobsPerUser", "MaxTRESPerAcct",
+            "MaxTRESRunMinsPerAcct%22", "MaxTRESRunMinsPerUser%22", "MaxJobsPerAcct", "MaxSubmitJobsPerAcct",
+            "MinTRES"],
+    "association": ["Cluster", "Account", "User", "Part", "Share", "Priority", "GrpJ", "GrpTRES", "GrpS", "GrpWall",
+                    "GrpTRESMins", "MaxJ", "MaxTRES", "MaxTRESPerN", "MaxS", "MaxW", "MaxTRESMins", "QOS",
+                    "DefaultQOS", "GrpTRESRunMins"],
 }
+
+#: The TRES order of sacctmgr's listings (the TRES table's ids: cpu, mem, energy, node,
+#: billing, fs/disk, vmem, pages; GRES and the rest after them, by name).
+_TRES_ORDER = ("cpu", "mem", "energy", "node", "billing", "fs/disk", "vmem", "pages")
 
 
 def _tres_text(tres: dict[str, int] | None) -> str:
+    """``slurmdb_make_tres_string_from_simple``: ``cpu=8,mem=2G,node=1,gres/gpu=2``."""
     if not tres:
         return ""
-    return ",".join(f"{k}={v}" for k, v in sorted(tres.items()))
+    from spurcore.timefmt import fmt_mem
+
+    def order(key: str) -> tuple[int, str]:
+        return (_TRES_ORDER.index(key), "") if key in _TRES_ORDER else (len(_TRES_ORDER), key)
+
+    parts = []
+    for key in sorted(tres, key=order):
+        value = tres[key]
+        if value is None:
+            continue
+        parts.append(f"{key}={fmt_mem(int(value)) if key == 'mem' else int(value)}")
+    return ",".join(parts)
 
 
 def _wall(secs: int | None) -> str:
@@ -93,7 +179,15 @@ def _value(col: str, rec: dict[str, Any], cluster: str) -> str:
         key = {"grpjobs": "GrpJobs", "maxjobs": "MaxJobs", "grpsubmit": "GrpSubmitJobs",
                "grpsubmitjobs": "GrpSubmitJobs", "maxsubmit": "MaxSubmitJobs", "maxsubmitjobs": "MaxSubmitJobs",
                "maxjobspu": "MaxJobs", "maxsubmitpu": "MaxSubmitJobs"}[col]
+        if col in ("maxjobspu", "maxsubmitpu") and "shares" in rec:
+            return ""  # per-user QOS limits: an association has none
         v = limits.get(key)
+        return "" if v is None else str(v)
+    if col in ("grpcpus", "grpmem", "grpnodes"):
+        v = (limits.get("GrpTRES") or {}).get({"grpcpus": "cpu", "grpmem": "mem", "grpnodes": "node"}[col])
+        return "" if v is None else str(v)
+    if col in ("maxcpus", "maxnodes"):
+        v = (limits.get("MaxTRESPerJob") or {}).get({"maxcpus": "cpu", "maxnodes": "node"}[col])
         return "" if v is None else str(v)
     if col == "grptres":
         return _tres_text(limits.get("GrpTRES"))
@@ -119,29 +213,45 @@ def _value(col: str, rec: dict[str, Any], cluster: str) -> str:
     if col == "defaultqos":
         return str(rec.get("default_qos", ""))
     if col == "parentname":
-        return str(rec.get("parent", ""))
+        return str(rec.get("parent", "")) if not rec.get("user") else ""
+    if col == "lineage":
+        return str(rec.get("lineage", ""))
     if col == "priority":
         p = rec.get("priority")
         return "" if p in (None, 0) and "shares" in rec else str(p if p is not None else "")
+    if col == "gracetime":
+        return "00:00:00" if "shares" not in rec and "priority" in rec else ""
+    if col == "preemptmode":
+        return "cluster" if "shares" not in rec and "priority" in rec else ""
+    if col == "usagefactor":
+        return "1.000000" if "shares" not in rec and "priority" in rec else ""
     if col == "name":
         return str(rec.get("name", ""))
     return str(rec.get(col, ""))
 
 
 def parse_format(text: str) -> list[tuple[str, str, int]]:
-    """``Account,User%20`` -> [(column key, header, width)]; a width of 0 means as given."""
+    """``format=Account,User%20`` (common.c ``_get_print_field``): each item is matched
+    against Slurm's field names in order (a case-insensitive prefix no shorter than the
+    name's minimum); ``%N`` sets the width. -> [(value key, header, width)]; a field Spur
+    keeps no value for has key "" and prints blank."""
     out = []
     for item in [p.strip() for p in text.split(",") if p.strip()]:
-        name, _, width = item.partition("%")
-        key = name.lower().replace("_", "")
-        if key not in COLUMNS:
-            raise CliError(f"Invalid field requested: \"{name}\"", raw=False)
-        header, default_width = COLUMNS[key]
-        try:
-            w = int(width) if width else default_width
-        except ValueError:
-            raise CliError(f"Invalid field width: \"{item}\"") from None
-        out.append((key, header, w))
+        name, pct, width = item.partition("%")
+        low = name.lower()
+        # !xstrncasecmp(spelling, name, MAX(len(name), minlen))
+        match = next((f for f in FIELDS if any(
+            len(low) >= min(minlen, len(spelling)) and spelling.lower().startswith(low)
+            for spelling, minlen in f[0])), None)
+        if match is None:
+            raise CliError(f"Unknown field '{name}'", raw=True)  # fprintf, then exit(1)
+        _s, header, size, key = match
+        if pct:
+            try:
+                size = int(width)
+            except ValueError:
+                raise CliError(f"Invalid field width: \"{item}\"") from None
+        out.append((key, header, size))
     return out
 
 
@@ -155,19 +265,21 @@ def render_table(records: list[dict[str, Any]], columns: list[tuple[str, str, in
         if not noheader:
             lines.append("|".join(h for _, h, _ in columns) + end)
         for rec in records:
-            lines.append("|".join(_value(k, rec, cluster) for k, _, _ in columns) + end)
+            lines.append("|".join(_value(k, rec, cluster) if k else "" for k, _, _ in columns) + end)
         return "".join(line + "\n" for line in lines)
 
     def cell(text: str, width: int) -> str:
-        if len(text) > width:
-            text = text[: width - 1] + "+"
-        return text.rjust(width)
+        size = abs(width)
+        if len(text) > size:
+            text = text[: size - 1] + "+"
+        return text.ljust(size) if width < 0 else text.rjust(size)
 
     if not noheader:
-        lines.append(" ".join(cell(h, w) for _, h, w in columns) + " ")
-        lines.append(" ".join("-" * w for _, _, w in columns) + " ")
+        lines.append(" ".join((h[: abs(w)].ljust(abs(w)) if w < 0 else h[: abs(w)].rjust(abs(w)))
+                              for _, h, w in columns) + " ")
+        lines.append(" ".join("-" * abs(w) for _, _, w in columns) + " ")
     for rec in records:
-        lines.append(" ".join(cell(_value(k, rec, cluster), w) for k, _, w in columns) + " ")
+        lines.append(" ".join(cell(_value(k, rec, cluster) if k else "", w) for k, _, w in columns) + " ")
     return "".join(line + "\n" for line in lines)
 
 

@@ -288,12 +288,14 @@ def _load_nodes(s: Session, what: str = "slurm_load_node error") -> tuple[list[d
 
 
 def show_node(s: Session, val: str | None, args: list[str]) -> None:
+    from spurcli.sinfo import resolve_reason_users
     from spurcore.render import scontrol as render
 
     loaded = _load_nodes(s)
     if loaded is None:
         return
     nodes, now = loaded
+    resolve_reason_users(nodes)
     if s.mime:
         _dump(s, {"nodes": [_node_json(n) for n in nodes], "last_update": _num(now), "meta": _meta(args),
                   "errors": [], "warnings": []})
@@ -306,17 +308,20 @@ def show_node(s: Session, val: str | None, args: list[str]) -> None:
         except ValueError:
             wanted = [val]
         by_name = {str(n.get("name")): n for n in nodes}
-        picked = [by_name[w] for w in wanted if w in by_name]
-        missing = [w for w in wanted if w not in by_name]
-        if picked:
-            sys.stdout.write(render.show_nodes(picked, oneliner=s.oneliner, time_format=s.time_format, now=now))
-        for name in missing:
-            s.fail(f"Node {name} not found")
+        for name in wanted:  # scontrol_print_node_list: each name in turn (printf: stdout)
+            if name in by_name:
+                sys.stdout.write(render.show_node(by_name[name], oneliner=s.oneliner, time_format=s.time_format,
+                                                  now=now, detail=s.details))
+            else:
+                s.exit_code = 1
+                if s.quiet != 1:
+                    sys.stdout.write(f"Node {name} not found\n")
         return
     if not nodes:
         sys.stdout.write("No nodes in the system\n")
         return
-    sys.stdout.write(render.show_nodes(nodes, oneliner=s.oneliner, time_format=s.time_format, now=now))
+    sys.stdout.write(render.show_nodes(nodes, oneliner=s.oneliner, time_format=s.time_format, now=now,
+                                       detail=s.details))
 
 
 def _num(value: Any) -> dict[str, Any]:
@@ -325,12 +330,18 @@ def _num(value: Any) -> dict[str, Any]:
 
 def _node_json(node: dict[str, Any]) -> dict[str, Any]:
     """A node as data_parser's NODE (the fields Spur knows)."""
-    state = str(node.get("state") or "UNKNOWN")
+    from spurcore.endpoints import node_addr
+    from spurcore.render._common import tres_units
+    from spurcore.render.nodestate import state_bits
+
+    base, flags = state_bits(node)
+    name = str(node.get("name"))
+    gres = str(node.get("gres") or "")
     return {
-        "name": node.get("name"),
-        "hostname": node.get("name"),
-        "address": str(node.get("address") or ""),
-        "state": [state],
+        "name": name,
+        "hostname": name,
+        "address": node_addr(str(node.get("address") or ""), name),
+        "state": [base, *flags],
         "cpus": int(node.get("cpus") or 0),
         "alloc_cpus": int(node.get("alloc_cpus") or 0),
         "alloc_idle_cpus": int(node.get("cpus") or 0) - int(node.get("alloc_cpus") or 0),
@@ -341,53 +352,101 @@ def _node_json(node: dict[str, Any]) -> dict[str, Any]:
         "cores": 1,
         "threads": 1,
         "boards": 1,
-        "partitions": list(node.get("partitions") or [node.get("partition") or "debug"]),
+        "partitions": list(node.get("partitions") if "partitions" in node else [node.get("partition") or "debug"]),
         "reason": str(node.get("reason") or ""),
-        "reason_changed_at": _num(node.get("down_at") or 0),
+        "reason_changed_at": _num(node.get("reason_time") or node.get("down_at") or 0),
+        "reason_set_by_user": str(node.get("reason_user") or "") if node.get("reason") else "",
         "slurmd_start_time": _num(node.get("registered_at") or 0),
         "version": "25.11.0",
         "operating_system": "Linux",
         "architecture": "x86_64",
-        "features": "",
-        "active_features": "",
-        "gres": "",
-        "weight": 1,
-        "tres": f"cpu={int(node.get('cpus') or 0)},mem={int(node.get('mem_mb') or 0)}M,billing="
-                f"{int(node.get('cpus') or 0)}",
+        "features": [str(f) for f in node.get("features") or ()],
+        "active_features": [str(f) for f in node.get("active_features", node.get("features")) or ()],
+        "gres": "" if gres == "(null)" else gres,
+        "gres_used": "" if str(node.get("gres_used") or "(null)") == "(null)" else str(node["gres_used"]),
+        "weight": int(node.get("weight") or 1),
+        "tres": tres_units(str(node.get("cfg_tres") or ""), drop=("node",)) or
+        f"cpu={int(node.get('cpus') or 0)},mem={int(node.get('mem_mb') or 0)}M,billing={int(node.get('cpus') or 0)}",
+        "tres_used": tres_units(str(node.get("alloc_tres") or ""), drop=("node", "billing")),
     }
 
 
-def show_partition(s: Session, val: str | None, args: list[str]) -> None:
-    from spurcore.render import scontrol as render
+def _load_partitions(s: Session) -> list[dict[str, Any]] | None:
+    """The partitions scontrol may show (hidden ones and those of other groups only with
+    ``-a``/``all``, as slurmctld filters them without SHOW_ALL)."""
+    from spurcli import sinfo
+    from spurcore.render.sinfo import visible_partitions
 
     loaded = _load_nodes(s, "slurm_load_partitions error")
     if loaded is None:
-        return
-    nodes, _now = loaded
-    parts = render.partitions_from_nodes(nodes)
-    if s.mime:
-        _dump(s, {"partitions": [_partition_json(p) for p in parts], "last_update": _num(_now),
-                  "meta": _meta(args), "errors": [], "warnings": []})
+        return None
+    parts = sinfo.load_partitions(s.ctl, loaded[0])
+    if parts is None:
+        s.fail("slurm_load_partitions error: Unable to contact slurm controller (connect failure)")
+        return None
+    return visible_partitions(parts, show_all=s.all, uid=sinfo.caller_uid(), groups=sinfo.caller_groups())
+
+
+def show_partition(s: Session, val: str | None, args: list[str]) -> None:
+    """``scontrol_print_part``: every partition, or the one named (``Partition X not
+    found``, exit 1), or ``No partitions in the system``."""
+    import time
+
+    from spurcore.render import scontrol as render
+
+    parts = _load_partitions(s)
+    if parts is None:
         return
     if val:
-        parts = [p for p in parts if p["name"] == val]
-        if not parts:
-            s.fail(f"Partition {val} not found")
-            return
-    elif not parts:
-        sys.stdout.write("No partitions in the system\n")
+        parts = [p for p in parts if p["name"] == val][:1]
+    if s.mime:
+        _dump(s, {"partitions": [_partition_json(p) for p in parts], "last_update": _num(time.time()),
+                  "meta": _meta(args), "errors": [], "warnings": []})
+        return
+    if not parts:
+        if val:
+            s.exit_code = 1
+            if s.quiet != 1:
+                sys.stdout.write(f"Partition {val} not found\n")
+        elif s.quiet != 1:
+            sys.stdout.write("No partitions in the system\n")
         return
     sys.stdout.write("".join(render.show_partition(p, oneliner=s.oneliner) for p in parts))
 
 
 def _partition_json(part: dict[str, Any]) -> dict[str, Any]:
+    """A partition as data_parser's PARTITION_INFO (the fields Spur has)."""
+    from spurcore.render._common import oversubscribe_text, tres_units
+
+    def minutes(secs: Any, *, unset_infinite: bool) -> dict[str, Any]:
+        if secs is None:
+            return {"set": False, "infinite": unset_infinite, "number": 0}
+        return {"set": True, "infinite": False, "number": int(secs) // 60}
+
+    max_nodes = part.get("max_nodes")
+    flags = [f for f, on in (("DEFAULT", part.get("default")), ("HIDDEN", part.get("hidden")),
+                              ("EXCLUSIVE_USER", part.get("exclusive_user"))) if on]
     return {
         "name": part["name"],
-        "nodes": {"total": int(part.get("total_nodes") or 0), "configured": str(part.get("nodes") or "")},
+        "nodes": {"total": int(part.get("total_nodes") or 0), "configured": str(part.get("nodes") or ""),
+                  "allowed_allocation": ""},
+        "accounts": {"allowed": ",".join(part.get("allow_accounts") or ()),
+                     "deny": ",".join(part.get("deny_accounts") or ())},
+        "groups": {"allowed": ",".join(part.get("allow_groups") or ())},
         "cpus": {"total": int(part.get("total_cpus") or 0)},
-        "partition": {"state": [part.get("state") or "UP"]},
-        "flags": ["DEFAULT"] if part.get("default") else [],
-        "maximums": {"time": {"set": False, "infinite": True, "number": 0}},
+        "partition": {"state": [str(part.get("state") or "UP")]},
+        "flags": flags,
+        "maximums": {"time": minutes(part.get("max_time"), unset_infinite=True),
+                     "nodes": {"set": max_nodes is not None, "infinite": max_nodes is None,
+                               "number": int(max_nodes or 0)},
+                     "oversubscribe": {"jobs": 4 if oversubscribe_text(part.get("oversubscribe")) != "NO" else 1,
+                                       "flags": [] if str(part.get("oversubscribe") or "NO") in ("NO", "EXCLUSIVE")
+                                       else [str(part.get("oversubscribe")).split(":")[0]]}},
+        "minimums": {"nodes": int(part.get("min_nodes") or 0)},
+        "defaults": {"time": minutes(part.get("default_time"), unset_infinite=False)},
+        "priority": {"job_factor": int(part.get("priority_job_factor") or 1),
+                     "tier": int(part.get("priority_tier") or 1)},
+        "tres": {"configured": tres_units(str(part.get("tres") or "")), "billing_weights": ""},
     }
 
 
@@ -463,6 +522,18 @@ def show_config(s: Session, args: list[str]) -> None:
         return
     now = float(result.get("now") or 0.0)
     config = dict(result.get("config") or {})
+    try:
+        sched = s.ctl.call("sched_config", {})
+    except RpcError as exc:
+        if exc.code != "unknown_method":  # a controller without scheduling settings: none to add
+            s.fail(f"slurm_load_ctl_conf error:{exc.message or exc.code}")
+            return
+    else:
+        config = render.merge_sched_config(config, dict(sched.get("config") or {}))
+    if not now:  # a controller that sends no clock: the time of asking
+        import time
+
+        now = time.time()
     last = float(result.get("last_update") or now)
     sys.stdout.write(render.show_config(config, last_update=last, time_format=s.time_format, now=now))
     ping(s, [])
@@ -1200,11 +1271,306 @@ def update(s: Session, words: list[str]) -> None:
                     entity = "job"
     if entity == "job":
         update_job(s, words)
+    elif entity == "node":
+        update_node(s, words)
+    elif entity == "part":
+        update_partition(s, words)
     elif entity is None:
         s.fail('No valid entity in update command\nInput line must include "NodeName", '
                '"PartitionName", "Reservation", "JobId", or "SlurmctldDebug"')
     else:
         s.fail(f"slurm_update error: {DISABLED}")
+
+
+# --------------------------------------------------------------------------- update node / partition
+
+#: update_node.c's tags in its test order: (name, minimum prefix, what Spur's controller does
+#: with it: "names", "state", "reason", or "" for the settings Spur nodes do not have).
+_NODE_TAGS: tuple[tuple[str, int, str], ...] = (
+    ("NodeAddr", 5, ""), ("NodeHostName", 5, ""), ("NodeName", 1, "names"), ("ActiveFeatures", 3, ""),
+    ("CertToken", 1, ""), ("CpuBind", 7, ""), ("Extra", 1, ""), ("Features", 1, ""),
+    ("AvailableFeatures", 3, ""), ("Gres", 1, ""), ("InstanceId", 9, ""), ("InstanceType", 9, ""),
+    ("Weight", 1, "weight"), ("Comment", 2, ""), ("Reason", 1, "reason"), ("ResumeAfter", 1, "resume_after"),
+    ("State", 1, "state"), ("Topology", 4, ""),
+)
+#: State values update_node.c names first (``MAX(val_len, n)`` prefixes), then the base states
+#: of node_state_string(0..NODE_STATE_END).
+_NODE_STATE_WORDS = (("NoResp", 3, "NORESP"), ("CANCEL_REBOOT", 3, "CANCEL_REBOOT"), ("DRAIN", 3, "DRAIN"),
+                     ("FAIL", 3, "FAIL"), ("FUTURE", 3, "FUTURE"), ("RESUME", 3, "RESUME"),
+                     ("POWER_DOWN_ASAP", 12, "POWER_DOWN_ASAP"), ("POWER_DOWN_FORCE", 12, "POWER_DOWN_FORCE"),
+                     ("POWER_DOWN", 7, "POWER_DOWN"), ("POWER_UP", 7, "POWER_UP"), ("UNDRAIN", 3, "UNDRAIN"))
+_BASE_STATES = ("UNKNOWN", "DOWN", "IDLE", "ALLOCATED", "ERROR", "MIXED", "FUTURE")
+
+
+def _node_state_word(val: str) -> str | None:
+    for word, minlen, canonical in _NODE_STATE_WORDS:
+        if _kw(val, word, minlen):
+            return canonical
+    for word in _BASE_STATES:
+        if _kw(val, word, 3):
+            return word
+    return None
+
+
+def update_node(s: Session, words: list[str]) -> None:
+    """``scontrol_update_node``: ``NodeName=LIST State=DOWN|DRAIN|FAIL|RESUME|UNDRAIN
+    Reason=TEXT`` -> the ``update_node`` request ``{names, state, reason}``. Tags are read
+    with Slurm's prefix rules and messages; the node settings Spur does not have (features,
+    GRES, weight, addresses, ...) and a change without a state are refused as disabled."""
+    names: str | None = None
+    state: str | None = None
+    reason: str | None = None
+    resume_after = False
+    unsupported = False
+    count = 0
+    for arg in words:
+        tag, eq, val = arg.partition("=")
+        if not eq:
+            s.error(f"Invalid input: {arg}  Request aborted")
+            return
+        match = next((t for t in _NODE_TAGS if _kw(tag, t[0], t[1])), None)
+        if match is None:
+            s.fail(f"Update of this parameter is not supported: {arg}\nRequest aborted")
+            return
+        what = match[2]
+        if what == "names":
+            names = val
+            continue
+        count += 1
+        if what == "weight":
+            if _parse_uint(val, 32) is None:
+                s.error(f"Invalid value {arg} for Weight")
+                return
+            unsupported = True
+        elif what == "resume_after":
+            if val != "-1" and _parse_uint(val, 32) is None:
+                s.error(f"Invalid value {arg} for ResumeAfter")
+                return
+            resume_after = unsupported = True
+        elif what == "reason":
+            text = val[1:] if val.startswith('"') else val
+            reason = text[:-1] if text.endswith('"') else text
+        elif what == "state":
+            state = _node_state_word(val)
+            if state is None:
+                s.fail(f"Invalid input: {arg}\nRequest aborted\nValid states are: NoResp DRAIN FAIL FUTURE "
+                       "RESUME POWER_DOWN POWER_UP UNDRAIN\nNot all states are valid given a node's prior state")
+                return
+        else:
+            unsupported = True
+    if state in ("DOWN", "DRAIN", "FAIL") and not reason:
+        s.fail("You must specify a reason when DOWNING or DRAINING a node. Request denied")
+        return
+    if resume_after and state not in ("DOWN", "DRAIN"):
+        s.fail("You can only specify a resume time when DOWNING or DRAINING a node. Request denied")
+        return
+    if count == 0:
+        s.fail("No changes specified")
+        return
+    if unsupported:
+        s.fail(f"slurm_update error: {DISABLED}")
+        return
+    if not names:
+        s.fail("slurm_update error: Invalid node name specified")
+        return
+    # no State=: only the reason changes (update_node sets a given reason first)
+    _call_update(s, "update_node", {"names": names, "state": state or "", "reason": reason or ""})
+
+
+def _call_update(s: Session, method: str, params: dict[str, Any]) -> None:
+    """An update request; a refusal is ``slurm_update error: <message>`` (slurm_perror)."""
+    from spurio.rpc import RpcError
+
+    try:
+        s.ctl.call(method, {"request_id": common.new_request_id(), **params})
+    except RpcError as exc:
+        s.fail(f"slurm_update error: {exc.message or exc.code}")
+
+
+class _PartError(Exception):
+    """A value scontrol_parse_part_options refuses: its error() lines."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(lines[0] if lines else "")
+        self.lines = lines
+
+
+def _yes_no(arg: str, val: str, what: str) -> str:
+    if val and _kw(val, "NO", 1):
+        return "NO"
+    if val and _kw(val, "YES", 1):
+        return "YES"
+    raise _PartError(f"Invalid input: {arg}", f"Acceptable {what} values are YES and NO")
+
+
+def _node_count(val: str) -> int | None:
+    """``get_resource_arg_range``/``verify_node_count``'s minimum: ``N``, ``N-M``, ``Nk``."""
+    low = val.partition("-")[0].strip().lower()
+    mult = 1
+    if low[-1:] in ("k", "m"):
+        mult = 1024 if low[-1] == "k" else 1024 * 1024
+        low = low[:-1]
+    if not low.isdigit():
+        return None
+    return int(low) * mult
+
+
+def _part_value(arg: str, key: str, val: str) -> str:
+    """The text sent for one partition key, checked and normalized as update_part.c reads it."""
+    low = val.lower()
+    if key in ("MaxTime", "DefaultTime"):
+        mins = _time_str2mins(val)
+        if mins is None or mins < -1:
+            raise _PartError(f"Invalid input {arg}")
+        return "UNLIMITED" if mins < 0 else str(mins)
+    if key == "MaxNodes":
+        if low in ("unlimited", "infinite"):
+            return "UNLIMITED"
+        count = _node_count(val)
+        if count is None:
+            raise _PartError(f"Invalid node count specification: {val}")
+        return str(count)
+    if key == "MinNodes":
+        count = _node_count(val)
+        if count is None:
+            raise _PartError(f"Invalid node count specification: {val}")
+        return str(count)
+    if key in ("MaxCPUsPerNode", "MaxCPUsPerSocket", "OverTimeLimit"):
+        if low in ("unlimited", "infinite"):
+            return "UNLIMITED"
+        if _parse_uint(val, 16 if key == "OverTimeLimit" else 32) is None:
+            raise _PartError(f"Invalid {key} value: {val}")
+        return val
+    if key in ("Default", "DisableRootJobs", "ExclusiveUser", "ExclusiveTopo", "Hidden", "LLN", "RootOnly",
+               "ReqResv", "PowerDownOnIdle"):
+        return _yes_no(arg, val, key)
+    if key == "OverSubscribe":
+        head, colon, count = val.partition(":")
+        for word in ("NO", "EXCLUSIVE", "YES", "FORCE"):
+            if head and _kw(head, word, 1):
+                if word in ("YES", "FORCE"):
+                    return f"{word}:{count}" if colon and count.isdigit() else f"{word}:4"
+                return word
+        raise _PartError(f"Invalid input: {arg}",
+                         "Acceptable OverSubscribe values are NO, EXCLUSIVE, YES:#, and FORCE:#")
+    if key in ("Priority", "PriorityJobFactor", "PriorityTier"):
+        if _parse_uint(val, 16) is None:
+            raise _PartError(f"Invalid {key} value: {val}")
+        return val
+    if key == "State":
+        for word in ("INACTIVE", "DOWN", "UP", "DRAIN"):
+            if val and _kw(val, word, 1):
+                return word
+        raise _PartError(f"Invalid input: {arg}", "Acceptable State values are UP, DOWN, DRAIN and INACTIVE")
+    if key in ("GraceTime",):
+        if _parse_uint(val, 32) is None:
+            raise _PartError(f"Invalid GraceTime value: {val}")
+        return val
+    if key in ("DefMemPerCPU", "DefMemPerNode", "MaxMemPerCPU", "MaxMemPerNode"):
+        if _parse_uint(val, 64) is None:
+            raise _PartError(f"Invalid {key} value: {val}")
+        return val
+    return val
+
+
+#: update_part.c's tags in its test order (name, minimum prefix length).
+_PART_TAGS: tuple[tuple[str, int], ...] = (
+    ("PartitionName", 2), ("MaxTime", 4), ("CpuBind", 7), ("DefaultTime", 8), ("MaxCPUsPerNode", 4),
+    ("MaxCPUsPerSocket", 4), ("MaxNodes", 4), ("MinNodes", 2), ("Default", 7), ("DisableRootJobs", 1),
+    ("ExclusiveUser", 1), ("ExclusiveTopo", 1), ("Hidden", 1), ("LLN", 1), ("RootOnly", 3), ("ReqResv", 3),
+    ("OverSubscribe", 5), ("Shared", 2), ("OverTimeLimit", 5), ("PowerDownOnIdle", 1), ("PreemptMode", 3),
+    ("Priority", 3), ("PriorityJobFactor", 3), ("PriorityTier", 3), ("State", 2), ("Nodes", 1),
+    ("AllowGroups", 6), ("AllowAccounts", 6), ("AllowQos", 6), ("DenyAccounts", 5), ("DenyQos", 5),
+    ("AllocNodes", 6), ("Alternate", 3), ("GraceTime", 5), ("DefMemPerCPU", 10), ("DefMemPerNode", 10),
+    ("MaxMemPerCPU", 10), ("MaxMemPerNode", 10), ("QoS", 3), ("JobDefaults", 4), ("Topology", 4),
+    ("TresBillingWeights", 1),
+)
+
+
+def update_partition(s: Session, words: list[str]) -> None:
+    """``scontrol_update_part``: ``PartitionName=P Key=Value ...`` -> the
+    ``update_partition`` request ``{name, changes}`` with Slurm's keys and the values as
+    text, checked and normalized as update_part.c reads them (times in minutes, YES/NO,
+    ``Nodes+=``/``Nodes-=`` applied to the partition's current nodes). The controller
+    answers for keys of mechanisms Spur does not have."""
+    name: str | None = None
+    changes: dict[str, str] = {}
+    plus_minus: dict[str, str] = {}
+    try:
+        for arg in words:
+            tag, eq, val = arg.partition("=")
+            if not eq:
+                raise _PartError(f"Invalid input: {arg}  Request aborted")
+            sign = ""
+            if tag[-1:] in "+-" and tag:
+                sign, tag = tag[-1], tag[:-1]
+            match = next((t for t in _PART_TAGS if _kw(tag, t[0], t[1])), None)
+            if match is None:
+                raise _PartError(f"Update of this parameter is not supported: {arg}\n", "Request aborted")
+            key = "OverSubscribe" if match[0] == "Shared" else match[0]
+            if key == "PartitionName":
+                name = val
+                continue
+            if key == "Nodes" and sign:
+                plus_minus["Nodes"] = sign
+            if key == "PreemptMode" and val.upper().startswith("GANG"):
+                raise _PartError("PreemptMode=GANG is a cluster-wide option and cannot be set at partition level")
+            changes[key] = _part_value(arg, key, val)
+    except _PartError as exc:
+        for line in exc.lines:
+            s.error(line)
+        return
+    if name is None:
+        s.error("PartitionName must be given.")
+        return
+    if not changes:
+        s.error("No changes specified")
+        return
+    if plus_minus:
+        nodes = _nodes_plus_minus(s, name, plus_minus["Nodes"], changes["Nodes"])
+        if nodes is None:
+            return
+        changes["Nodes"] = nodes
+    _call_update(s, "update_partition", {"name": name, "changes": changes})
+
+
+def _nodes_plus_minus(s: Session, name: str, sign: str, text: str) -> str | None:
+    """``Nodes+=`` / ``Nodes-=``: the partition's node list with ``text`` added or removed."""
+    from spurcore.hostlist import compress, expand
+
+    parts = _load_partitions(s)
+    if parts is None:
+        return None
+    part = next((p for p in parts if p["name"] == name), None)
+    if part is None:
+        s.fail("slurm_update error: Invalid partition name specified")
+        return None
+    try:
+        current = list(part.get("node_list") or expand(str(part.get("nodes") or "")))
+        given = expand(text)
+    except ValueError:
+        s.fail(f"slurm_update error: Invalid node name specified: {text}")
+        return None
+    if sign == "+":
+        new = current + [n for n in given if n not in current]
+    else:
+        new = [n for n in current if n not in given]
+    return compress(new) if new else ""
+
+
+def reconfigure(s: Session) -> None:
+    """``scontrol reconfigure``: the controller re-reads its configuration and applies it.
+    With ``-v``, the lines of it Spur does not use are listed."""
+    from spurio.rpc import RpcError
+
+    try:
+        answer = s.ctl.call("reconfigure", {"request_id": common.new_request_id()})
+    except RpcError as exc:
+        s.fail(f"slurm_reconfigure error:{exc.message or exc.code}")  # _printf_error: no space
+        return
+    if s.quiet == -1:
+        for line in answer.get("unused") or ():
+            sys.stderr.write(f"{PROG}: configuration: not used by Spur: {line}\n")
 
 
 # --------------------------------------------------------------------------- other commands
@@ -1426,7 +1792,7 @@ def execute(s: Session, words: list[str], args: list[str] | None = None) -> bool
     elif _kw(tag, "reconfigure", 3):
         if argc > 2:
             s.fail(f"too many arguments for keyword:{tag}")
-        _disabled(s, "slurm_reconfigure error")
+        reconfigure(s)
     elif _kw(tag, "requeue", 3):
         if argc < 2:
             s.fail(f"too few arguments for keyword:{tag}")
@@ -1610,10 +1976,31 @@ def _split_line(line: str) -> list[str]:
     return words
 
 
+def _take_at(args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` without ``--at TIME`` / ``--at=TIME``, and those words."""
+    rest: list[str] = []
+    at: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--at" and i + 1 < len(args):
+            at += args[i : i + 2]
+            i += 2
+            continue
+        (at if args[i].startswith("--at=") else rest).append(args[i])
+        i += 1
+    return rest, at
+
+
 def _body(args: list[str]) -> int:
     from spurcli.jobrefs import RefError, check_clusters, fatal, suggest_completion
 
-    pairs, words = common.getopt(args, OPTIONS, permute=False)
+    # Options anywhere, as GNU getopt_long permutes them (``scontrol show job -o``), except
+    # after ``setdebugflags`` (its ``-flag`` words are not options), and without Spur's
+    # ``--at TIME`` extension, which show() reads from the words.
+    args, at_words = _take_at(args)
+    stop = next((i for i, a in enumerate(args) if a[:8].lower() == "setdebug"), len(args))
+    pairs, words = common.getopt(args[:stop], OPTIONS, permute=True)
+    words = [*words, *args[stop:], *at_words]
     s = Session()
     env = os.environ
     s.env = env

@@ -322,8 +322,15 @@ def _once(q: Query, args: list[str], ctl: Any, env: Any) -> None:
         result = ctl.call("nodes", {})
     except RpcError as exc:
         raise CliError(f"slurm_load_node: {exc.message or exc.code}", raw=True) from None
+    parts = load_partitions(ctl, result.get("nodes") or [])
+    if parts is None:
+        raise CliError("slurm_load_partitions: Unable to contact slurm controller (connect failure)", raw=True)
     now = float(result.get("now") or 0.0)
     nodes = select_nodes(q, list(result.get("nodes") or []))
+    resolve_reason_users(nodes)
+    parts = render.visible_partitions(parts, show_all=q.all, uid=caller_uid(), groups=caller_groups())
+    if q.partitions is not None:
+        parts = [p for p in parts if p["name"] in q.partitions]
     cluster = common.load_config().name
     if q.mime:
         from spurcli.jobrefs import dump_document
@@ -331,7 +338,7 @@ def _once(q: Query, args: list[str], ctl: Any, env: Any) -> None:
 
         meta = json_meta([PROG, *args], cluster=cluster, user=common.current_user()[0],
                          group=common.group_name(os.getgid()))
-        sys.stdout.write(dump_document(render.to_json(nodes, meta=meta), q.mime, env))
+        sys.stdout.write(dump_document(render.to_json(nodes, meta=meta, part_records=parts), q.mime, env))
         return
     problem = time_format_error(env.get("SLURM_TIME_FORMAT"))
     if problem:
@@ -344,9 +351,73 @@ def _once(q: Query, args: list[str], ctl: Any, env: Any) -> None:
             common.error(PROG, message)
     sys.stdout.write(render.render_format(
         nodes, q.fmt, long_fmt=q.Fmt, noheader=q.noheader, node_oriented=q.node_oriented, exact=q.exact,
-        reasons=q.reasons, default_fields=q.default_format, sort=q.sort, now=now,
+        reasons=q.reasons, default_fields=q.default_format, sort=q.sort, now=now, part_records=parts,
         time_format=env.get("SLURM_TIME_FORMAT"), cluster=cluster,
     ))
+
+
+def load_partitions(ctl: Any, nodes: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The ``partitions`` answer's records (configuration order), or, from a controller
+    that has no such method, one record per partition name the nodes carry (the default:
+    ``debug``). None when the controller refused the request."""
+    from spurio.rpc import RpcError
+
+    try:
+        answer = ctl.call("partitions", {})
+    except RpcError as exc:
+        if exc.code != "unknown_method":
+            return None
+        from spurcore.render.scontrol import partitions_from_nodes
+
+        return partitions_from_nodes(nodes)
+    default = answer.get("default")
+    parts = [dict(p) for p in answer.get("partitions") or ()]
+    for part in parts:
+        if default is not None:
+            part["default"] = part.get("name") == default
+    return parts
+
+
+def caller_uid() -> int:
+    """The caller's uid (root sees every partition, as SlurmUser does)."""
+    return os.getuid()
+
+
+def caller_groups() -> list[str]:
+    """The names of the caller's groups (AllowGroups decides which partitions it sees)."""
+    import grp
+
+    names = []
+    for gid in {os.getgid(), *os.getgroups()}:
+        try:
+            names.append(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    return names
+
+
+def resolve_reason_users(nodes: list[dict[str, Any]]) -> None:
+    """Fill each reason-holding node's ``reason_user`` from its ``reason_uid`` (the reader
+    maps uids, the renderers do not): -1, the controller, is SlurmUser: ``slurm`` (and the
+    uid of a ``slurm`` account where one exists); an unknown uid keeps no name."""
+    import pwd
+
+    for node in nodes:
+        if not node.get("reason") or node.get("reason_user"):
+            continue
+        uid = node.get("reason_uid", -1)
+        uid = -1 if uid is None else int(uid)
+        if uid < 0:
+            node["reason_user"] = "slurm"
+            try:
+                node["reason_uid"] = pwd.getpwnam("slurm").pw_uid
+            except KeyError:
+                pass
+            continue
+        try:
+            node["reason_user"] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            continue
 
 
 def _body(args: list[str]) -> int:

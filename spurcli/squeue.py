@@ -698,6 +698,8 @@ def _once(q: Query, args: list[str], env: Any, ctl: Any) -> int:
     for message in fmt_errors:
         common.error(PROG, message)
     shown = filter_jobs(q, jobs, now)
+    if q.priority:
+        shown = render.by_partition(shown, q.partitions)
     try:
         shown = render.sort_jobs(shown, q.sort, now)
     except render.SortError as exc:

@@ -33,6 +33,7 @@ from spurcore.schema import (
     NODE_NAME,
     U32,
     AnyMap,
+    BadRequest,
     Bool,
     Either,
     Float,
@@ -46,6 +47,7 @@ from spurcore.schema import (
     StrList,
     StrMap,
     field,
+    structure,
 )
 
 JOB_ID = Int(1, U32 - 1)
@@ -307,8 +309,15 @@ class UpdateNode:
 
     request_id: str = field(REQUEST_ID, "")
     names: str = field(Str(128 * 1024, allow_empty=False))
-    state: str = field(Str(32, allow_empty=False))
+    state: str = field(Str(32), "")  # "": only the reason changes
     reason: str = field(Str(MAX_TEXT), "")
+
+
+@attrs.frozen(kw_only=True)
+class Reconfigure:
+    """scontrol reconfigure (a write: it proposes the file's configuration)."""
+
+    request_id: str = field(REQUEST_ID, "")
 
 
 @attrs.frozen(kw_only=True)
@@ -364,7 +373,7 @@ REQUESTS: dict[str, type] = {
     "ack": Ack,
     "update_node": UpdateNode,
     "update_partition": UpdatePartition,
-    "reconfigure": Empty,
+    "reconfigure": Reconfigure,
     "accounting_update": AccountingUpdate,
     "partitions": Read,
     "accounting_show": Read,
@@ -372,6 +381,16 @@ REQUESTS: dict[str, type] = {
     "sshare": Read,
     "sched_config": Read,
 }
+
+
+def parse_request(method: str, params: Any) -> Any:
+    """The typed request of ``method`` (a name in ``REQUESTS``), or BadRequest naming the
+    method, the field and what was expected (the controller's dispatcher, and the tests'
+    fake controllers, which must refuse what the real one refuses)."""
+    try:
+        return structure(REQUESTS[method], params)
+    except BadRequest as exc:
+        raise BadRequest(f"{method}: {exc.where}", exc.expected) from None
 
 
 def to_params(msg: Any) -> dict[str, Any]:

@@ -474,6 +474,14 @@ def queued_priority(state: ClusterState, job: Job, now: float) -> int:
     return job_priority(state, job, now)
 
 
+def partition_priorities(state: ClusterState, job: Job, now: float) -> dict[str, int]:
+    """A pending job's priority in each partition it may run in (squeue -P lists it once
+    per partition, each with its own)."""
+    parts = partitions_of(state)
+    ctx = context(state, now)
+    return {n: compute(ctx, job, parts[n]) for n in partition_names(job.partition_list) if n in parts}
+
+
 def job_priority(state: ClusterState, job: Job, now: float) -> int:
     """The priority squeue and scontrol show: for a pending job the highest of its
     partitions', for a started job the one it has in its partition."""

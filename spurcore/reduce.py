@@ -83,6 +83,7 @@ from spurcore.scheduler import (
     parse_dependency,
     pending_reason,
 )
+from spurcore.schema import NODE_NAME
 
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
 #: Slurm's upper bound for MaxArraySize; the proposer checks the configured one.
@@ -317,6 +318,10 @@ def _set_reason(node: Node, reason: str, at: float, uid: int) -> None:
 
 
 def _node_registered(state: ClusterState, op: NodeRegistered) -> Any:
+    if type(op.name) is not str or not NODE_NAME.fullmatch(op.name):
+        return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {op.name!r}"))
+    if type(op.cpus) is not int or type(op.mem_mb) is not int or op.cpus < 1 or op.mem_mb < 0:
+        return _reject(state, Rejected("bad_request", f"Invalid node resources: cpus={op.cpus!r} mem={op.mem_mb!r}"))
     node = state.nodes.get(op.name)
     if node is None:
         if any(n.configured for n in state.nodes.values()):
@@ -376,20 +381,38 @@ def _node_down(state: ClusterState, op: NodeDown) -> Any:
     return None
 
 
-NODE_STATES = ("DOWN", "DRAIN", "FAIL", "RESUME", "UNDRAIN")
+NODE_STATES = ("DOWN", "DRAIN", "FAIL", "RESUME", "UNDRAIN", "IDLE", "")
+INVALID_TRANSITION = Rejected("invalid_state_transition", "Invalid node state transition")
+
+
+def _node_transition_valid(node: Node, want: str) -> bool:
+    """node_mgr.c ``_valid_node_state_change`` for the states Spur has: RESUME needs a
+    node that is DOWN, DRAIN or FAIL; IDLE one that is DOWN or idle (no jobs)."""
+    down = node.admin_down or (not node.up and node.registered)
+    if want == "RESUME":
+        return down or node.drain or node.fail
+    if want == "IDLE":
+        return down or not node.jobs
+    return True
 
 
 def _node_state_updated(state: ClusterState, op: NodeStateUpdated) -> Any:
-    """scontrol update nodename=... state=...: Slurm's DOWN, DRAIN, FAIL, RESUME, UNDRAIN."""
+    """scontrol update nodename=... state=... reason=...: Slurm's DOWN, DRAIN, FAIL, RESUME,
+    UNDRAIN and IDLE (RESUME that also brings a DOWN node back, as update_node does); no
+    state: only the reason changes. All nodes or none."""
     want = op.state.upper()
     if want not in NODE_STATES:
         return _reject(state, Rejected("invalid_state", "Invalid node state specified"))
     if want in ("DOWN", "DRAIN", "FAIL") and not op.reason:
         return _reject(state, Rejected("reason_required", "You must specify a reason when DOWNING or DRAINING a node"))
+    if not want and not op.reason:
+        return _reject(state, Rejected("no_changes", "No changes specified"))
     nodes = [state.nodes.get(name) for name in op.names]
     if not op.names or any(n is None for n in nodes):
         missing = next((name for name, n in zip(op.names, nodes, strict=True) if n is None), "")
         return _reject(state, Rejected("invalid_node", f"Invalid node name specified: {missing}"))
+    if not all(_node_transition_valid(n, want) for n in nodes if n is not None):
+        return _reject(state, INVALID_TRANSITION)
     for node in nodes:
         assert node is not None
         if want == "DRAIN":
@@ -407,9 +430,11 @@ def _node_state_updated(state: ClusterState, op: NodeStateUpdated) -> Any:
             node.drain = False
             if not (node.fail or node.admin_down):
                 _set_reason(node, "" if node.up else node.reason, op.at, op.uid)
-        else:  # RESUME
+        elif want in ("RESUME", "IDLE"):
             node.drain = node.fail = node.admin_down = False
             _set_reason(node, "" if node.up or not node.registered else "Not responding", op.at, op.uid)
+        else:  # the reason alone
+            _set_reason(node, op.reason, op.at, op.uid)
     return None
 
 
@@ -472,11 +497,34 @@ def _fail_on_node(state: ClusterState, job: Job, node: str, at: float, fenced: b
         _back_to_pending(state, job, at, begin_time, job.hold)
 
 
+#: The JobSpec fields the reducer re-checks the type of (the boundary checks every field
+#: and its range, ``spurcore.messages``): the names and numbers state is keyed and
+#: compared by. A few type tests per submission, cheap enough for replay.
+_SPEC_STRS = ("name", "user", "cwd", "partition", "account", "qos", "array", "dependency", "nodelist", "exclude")
+_SPEC_INTS = ("uid", "gid", "nodes", "ntasks", "cpus_per_task", "mem_mb")
+
+
+def _spec_problem(spec: Any) -> str | None:
+    """The first JobSpec field whose type is wrong (a proposer that skipped the boundary)."""
+    for name in _SPEC_STRS:
+        if type(getattr(spec, name)) is not str:
+            return name
+    for name in _SPEC_INTS:
+        if type(getattr(spec, name)) is not int:
+            return name
+    if spec.script is not None and type(spec.script) is not str:
+        return "script"
+    return None
+
+
 def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     known = state.requests.get(op.request_id) if op.request_id else None
     if known is not None:
         return known[1]
     spec = op.spec
+    bad = _spec_problem(spec)
+    if bad is not None:
+        return _reject(state, Rejected("bad_request", f"Invalid job specification: {bad}"))
     names, refusal = _job_partition(state, spec.partition)
     if refusal is not None:
         return _reject(state, refusal)

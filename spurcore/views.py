@@ -134,6 +134,10 @@ def refresh_info(info: dict[str, Any], job: Job, state: ClusterState, now: float
         from spurcore.priority import queued_priority
 
         info["priority"] = 0 if job.hold else queued_priority(state, job, now)
+        if "," in job.partition_list and not job.hold:
+            from spurcore.priority import partition_priorities
+
+            info["priority_by_partition"] = partition_priorities(state, job, now)
         planned = planned_start(state, job.job_id, now)
         info["start_time"] = planned[0] if planned else 0.0
         info["sched_nodes"] = compress(planned[1]) if planned else ""
@@ -215,6 +219,7 @@ def _static_info(job: Job) -> dict[str, Any]:
         "exit_code": job.exit_status,
         "derived_ec": job.derived_ec,
         "priority": 0 if job.hold else 1,  # see refresh_info (pending) and job_info (started)
+        "priority_by_partition": {},  # a pending multi-partition job's: partition -> priority
         "hold": job.hold,
         "submit_time": job.submit_time,
         "eligible_time": job.eligible_time,

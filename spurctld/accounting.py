@@ -191,13 +191,15 @@ def _projector(controller: Controller) -> Projector:
 
 
 def history(controller: Controller, params: dict[str, Any]) -> list[dict[str, Any]]:
+    from spurctld.jobrpc import parse_ref
+
     assert controller.replica is not None
     proj = _projector(controller)
     proj.catch_up(controller.replica.wal)
     job_ids = {int(j) for j in params.get("job_ids") or ()}
     tasks: dict[int, set[int]] = {}  # array id -> the tasks asked for (``123_4``)
     for ref in params.get("job_refs") or ():
-        head, wanted = controller._parse_ref({"job_ref": ref})
+        head, wanted = parse_ref({"job_ref": ref})
         job_ids.add(head)
         if wanted is not None:
             tasks.setdefault(head, set()).update(wanted)

@@ -24,12 +24,12 @@ from spurcore import acctmgr, slurmconf
 from spurcore.hostlist import expand
 from spurcore.model import assoc_key, default_partition, partitions_of
 from spurcore.ops import AccountingUpdated, ClusterConfigured, NodeStateUpdated, PartitionUpdated
+from spurctld.identity import ACCESS_DENIED
 from spurio import rpc
 from spurio.config import ConfigError, load, load_cluster_conf
 from spurio.rpc import RpcError
 
 log = logging.getLogger("spurctld")
-ACCESS_DENIED = RpcError("access_denied", "Access/permission denied")
 
 
 def resolve_groups(groups: list[str]) -> tuple[list[int], list[int]]:
@@ -288,7 +288,7 @@ class SchedulingMethods:
                     weighted = priority.weighted(ctx, priority.factors(ctx, job, part))
                     weighted["partition_weighted"] = weighted.pop("partition")
                     rows.append({"job_id": job_id, "partition": name, "user": job.spec.user,
-                                 "account": job.spec.account, "priority": 0 if job.hold else
+                                 "qos_name": job.spec.qos or "normal", "account": job.spec.account, "priority": 0 if job.hold else
                                  priority.compute(ctx, job, part), "site": 0, **weighted, "tres": ""})
             s = state.settings
             weights = {"age": s.get("priority_weight_age", 0), "fairshare": s.get("priority_weight_fairshare", 0),

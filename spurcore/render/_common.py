@@ -74,6 +74,25 @@ def step_id_text(step_id: int | str | None) -> str:
     return str(step_id)
 
 
+def tres_units(text: str | None, drop: tuple[str, ...] = ()) -> str:
+    """A record's TRES string (``cpu=4,mem=2048M,node=1,billing=4,gres/gpu=2``) as Slurm
+    prints it (``TRES_STR_CONVERT_UNITS``: ``mem=2G``), without the ``drop`` types (a node's
+    AllocTRES has no node= or billing=)."""
+    if not text:
+        return ""
+    from spurcore.timefmt import fmt_mem
+
+    out = []
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        if key in drop or not eq:
+            continue
+        if key == "mem" and value.endswith("M") and value[:-1].isdigit():
+            value = fmt_mem(int(value[:-1]))
+        out.append(f"{key}={value}")
+    return ",".join(out)
+
+
 def tres_string(cpus: int, mem_mb: int, nodes: int, fmt_mem: Any) -> str:
     """``cpu=N,mem=M,node=n,billing=N``; zero counts are left out, as Slurm does."""
     parts = []
@@ -243,6 +262,28 @@ def eligible_time(info: dict[str, Any]) -> float:
     return float(info.get("eligible_time") or 0)
 
 
+def job_times(info: dict[str, Any], now: float) -> tuple[float, float]:
+    """(StartTime, EndTime) as slurmctld sends them (job_mgr.c ``pack_job``): a started job's
+    own; a pending job's expected start (the backfill scheduler's, never in the past) or
+    else its begin time when that is still to come, each with an end at start + time
+    limit; 0 for unknown."""
+    start = float(info.get("start_time") or 0)
+    end = float(info.get("end_time") or 0)
+    if base_state(info) != "PENDING":
+        return start, end
+    begin = float(info.get("eligible_time") or 0)
+    if start:
+        start = max(start, now)
+    elif begin > now:
+        start = begin
+    else:
+        return 0.0, end
+    limit = info.get("time_limit")
+    if limit is not None:
+        end = max(end, start + float(limit))
+    return start, end
+
+
 def accrue_time(info: dict[str, Any], now: float) -> float:
     """AccrueTime: when the job started to accrue age priority (0: unset).
 
@@ -267,7 +308,11 @@ def last_sched_eval(info: dict[str, Any]) -> float:
 
 
 def job_tres(info: dict[str, Any]) -> tuple[str, str]:
-    """(AllocTRES, ReqTRES) of a job record (``""`` AllocTRES while it holds no nodes)."""
+    """(AllocTRES, ReqTRES) of a job record (``""`` AllocTRES while it holds no nodes): the
+    controller's ``alloc_tres``/``req_tres`` (GRES included) when the record has them, else
+    made from the CPU, memory and node counts (records of older histories)."""
+    if info.get("req_tres"):
+        return tres_units(info.get("alloc_tres")), tres_units(info.get("req_tres"))
     from spurcore.timefmt import fmt_mem
 
     num_cpus = int(info.get("num_cpus") or 0)
@@ -281,6 +326,92 @@ def job_tres(info: dict[str, Any]) -> tuple[str, str]:
         alloc_mem = int(info.get("alloc_mem_mb", mem_mb) or 0)
         alloc = tres_string(num_cpus, alloc_mem * nodes, nodes, fmt_mem)
     return alloc, req
+
+
+def oversubscribe_text(text: str | None) -> str:
+    """A partition's OverSubscribe as scontrol and sinfo print it (``max_share``): NO,
+    EXCLUSIVE, ``YES:4``/``FORCE:4`` (4: Slurm's job count when none is configured)."""
+    value = str(text or "NO").upper()
+    head, _colon, count = value.partition(":")
+    if head in ("YES", "FORCE"):
+        return f"{head}:{count or 4}"
+    return head
+
+
+def _xfmt_tres(prefix: str, text: str) -> list[str]:
+    """proc_args.c ``xfmt_tres``: ``prefix:item`` for each comma-separated item."""
+    return [f"{prefix}:{item}" for item in text.split(",") if item]
+
+
+def job_tres_per(info: dict[str, Any]) -> dict[str, str | None]:
+    """The job's ``cpus_per_tres``, ``mem_per_tres``, ``tres_per_job``, ``tres_per_node`` and
+    ``tres_per_task`` strings, as sbatch builds them from its options (slurm_opt.c
+    ``slurm_opt_create_job_desc``), from the record's GRES fields (None: unset):
+
+    * ``--gpus=[type:]N`` -> TresPerJob ``gres/gpu:[type:]N``;
+    * ``--gpus-per-node`` -> TresPerNode ``gres/gpu:...``, then ``--gres`` with ``gres/``
+      prepended to each item (``gres_prepend_tres_type``);
+    * ``--gpus-per-task=[type:]N`` -> TresPerTask ``gres/gpu[:type]=N``, after ``cpu=N`` for
+      ``-c`` (shown when cpus_per_task > 1: a record does not say whether ``-c 1`` was given);
+    * ``--cpus-per-gpu``/``--mem-per-gpu`` -> ``gres/gpu:N`` (memory in MB)."""
+    gpus = str(info.get("gpus") or "")
+    per_node = _xfmt_tres("gres/gpu", str(info.get("gpus_per_node") or ""))
+    gres = str(info.get("gres") or "")
+    if gres and gres.lower() != "none":
+        per_node += [item if item.startswith("gres/") else f"gres/{item}" for item in gres.split(",") if item]
+    per_task = []
+    for item in (i for i in str(info.get("gpus_per_task") or "").split(",") if i):
+        gtype, _colon, count = item.rpartition(":")
+        per_task.append(f"gres/gpu:{gtype}={count}" if gtype else f"gres/gpu={count}")
+    cpus_per_task = int(info.get("cpus_per_task") or 1)
+    if cpus_per_task > 1:
+        per_task.insert(0, f"cpu={cpus_per_task}")
+    cpus_per_gpu = int(info.get("cpus_per_gpu") or 0)
+    mem_per_gpu = int(info.get("mem_per_gpu") or 0)
+    return {
+        "cpus_per_tres": f"gres/gpu:{cpus_per_gpu}" if cpus_per_gpu else None,
+        "mem_per_tres": f"gres/gpu:{mem_per_gpu}" if mem_per_gpu else None,
+        "tres_per_job": ",".join(_xfmt_tres("gres/gpu", gpus)) or None,
+        "tres_per_node": ",".join(per_node) or None,
+        "tres_per_task": ",".join(per_task) or None,
+    }
+
+
+def gres_detail_total(details: list[str]) -> str | None:
+    """``JOB_GRES=`` (gres_stepmgr_job_build_details' total): ``gpu:2,gpu:a100:1`` summed over
+    the per-node ``gpu:1(IDX:0)`` strings; None when the job holds no GRES."""
+    totals: dict[str, int] = {}
+    for detail in details:
+        for item in _detail_items(detail):
+            head, _colon, rest = item.partition("(")
+            name, _c, count = head.rpartition(":")
+            if name and count.isdigit() and int(count) > 0:
+                totals[name] = totals.get(name, 0) + int(count)
+    return ",".join(f"{k}:{v}" for k, v in totals.items()) or None
+
+
+def _detail_items(detail: str) -> list[str]:
+    """``gpu:a100:1(IDX:0,2),gpu:v100:0(IDX:N/A)`` -> its items (commas inside brackets kept)."""
+    out, depth, cur = [], 0, ""
+    for ch in detail:
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        cur += ch
+    if cur:
+        out.append(cur)
+    return out
+
+
+def gres_detail_used(detail: str) -> str:
+    """A node's entry of a job's ``GRES=`` (-d): only the GRES the job holds there (the
+    record lists every device type of the node, ``gpu:v100:0(IDX:N/A)`` for the unused)."""
+    if detail in ("", "(null)"):
+        return ""
+    return ",".join(i for i in _detail_items(detail) if ":0(IDX:N/A)" not in i)
 
 
 # ---------------------------------------------------------------------------------------------

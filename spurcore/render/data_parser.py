@@ -18,7 +18,9 @@ from spurcore.render._common import (
     accrue_time,
     base_state,
     eligible_time,
+    gres_detail_used,
     job_tres,
+    job_tres_per,
     last_sched_eval,
 )
 from spurcore.render.squeue import View, _pending_tasks, _reason, _share_string, job_time_used
@@ -132,6 +134,7 @@ def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
         flags.append("NO_KILL_INVALID_DEPENDENCY")
     requeue = info.get("requeue")
     share = _share_string(info)
+    per = job_tres_per(info)
     return {
         "account": _str(info.get("account")),
         "accrue_time": _num_obj(accrue_time(info, v.now)),
@@ -164,7 +167,7 @@ def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
         "cpu_frequency_minimum": _num_obj(None),
         "cpu_frequency_maximum": _num_obj(None),
         "cpu_frequency_governor": _num_obj(None),
-        "cpus_per_tres": "",
+        "cpus_per_tres": per["cpus_per_tres"] or "",
         "cron": "",
         "deadline": _num_obj(info.get("deadline") or 0),
         "delay_boot": _num_obj(0),
@@ -180,7 +183,7 @@ def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
         "federation_origin": "",
         "federation_siblings_active": "",
         "federation_siblings_viable": "",
-        "gres_detail": [],
+        "gres_detail": [gres_detail_used(str(d or "")) for d in info.get("gres_detail") or ()],
         "group_id": int(info.get("gid", 0) or 0),
         "group_name": str(info.get("group") or info.get("gid", 0)),
         "het_job_id": _num_obj(0),
@@ -198,7 +201,7 @@ def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
         "max_cpus": _num_obj(0),
         "max_nodes": _num_obj(0),
         "mcs_label": "",
-        "memory_per_tres": "",
+        "memory_per_tres": per["mem_per_tres"] or "",
         "name": _str(info.get("name")),
         "network": "",
         "nodes": _str(info.get("nodes")),
@@ -232,7 +235,7 @@ def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
         "resize_time": _num_obj(0),
         "restart_cnt": int(info.get("restarts") or 0),
         "resv_name": "",
-        "scheduled_nodes": "",
+        "scheduled_nodes": _str(info.get("sched_nodes")),
         "segment_size": 0,
         "selinux_context": "",
         "shared": [] if share == "OK" else [{"NO": "none", "YES": "oversubscribe", "USER": "user",
@@ -259,10 +262,10 @@ def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
         "threads_per_core": _num_obj(None),
         "tres_bind": "",
         "tres_freq": "",
-        "tres_per_job": "",
-        "tres_per_node": "",
+        "tres_per_job": per["tres_per_job"] or "",
+        "tres_per_node": per["tres_per_node"] or "",
         "tres_per_socket": "",
-        "tres_per_task": "",
+        "tres_per_task": per["tres_per_task"] or "",
         "tres_req_str": tres_req,
         "tres_alloc_str": tres_alloc,
         "user_id": int(info.get("uid", 0) or 0),

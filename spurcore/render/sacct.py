@@ -44,6 +44,7 @@ from spurcore.render._common import (
     step_id_text,
     step_sort_key,
     tres_string,
+    tres_units,
 )
 from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_sacct
 
@@ -274,14 +275,15 @@ _JOB: dict[str, _JobFn] = {
     "NCPUS": lambda j, n: _job_cpus(j),
     "AllocNodes": lambda j, n: str(int(j.get("node_count") or 0) if _job_ran(j) else 0),
     "AllocTRES": lambda j, n: _s(
-        tres_string(
+        ""
+        if not _job_ran(j)
+        else tres_units(str(j["alloc_tres"])) if j.get("alloc_tres")  # the controller's, GRES included
+        else tres_string(
             _job_cpus(j),
             int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
             int(j.get("node_count") or 0),
             fmt_mem,
         )
-        if _job_ran(j)
-        else ""
     ),
     "AdminComment": lambda j, n: None,
     "AssocID": lambda j, n: 0,
@@ -328,7 +330,8 @@ _JOB: dict[str, _JobFn] = {
     "ReqMem": lambda j, n: fmt_mem(int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0)),
     "ReqNodes": lambda j, n: str(int(j.get("node_count") or 0)),
     "ReqTRES": lambda j, n: _s(
-        tres_string(
+        tres_units(str(j["req_tres"])) if j.get("req_tres")
+        else tres_string(
             int(j.get("num_cpus") or 0),
             int(j.get("mem_mb") or 0) * int(j.get("node_count") or 0),
             int(j.get("node_count") or 0),

@@ -24,6 +24,9 @@ from spurcore.render._common import (
     accrue_time,
     base_state,
     eligible_time,
+    job_times,
+    job_tres,
+    job_tres_per,
     last_sched_eval,
     make_time_str,
     null,
@@ -46,6 +49,7 @@ __all__ = [
     "show_steps",
     "show_partition",
     "show_config",
+    "merge_sched_config",
     "array_task_text",
     "SLURM_VERSION",
 ]
@@ -81,15 +85,14 @@ def array_task_text(info: dict[str, Any], bitstr_len: int | None = None) -> str 
     return task_str(ranges, int(info.get("array_max_tasks") or 0), 64 if bitstr_len is None else bitstr_len)
 
 
-def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitstr_len: int | None
-               ) -> list[str]:
+def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitstr_len: int | None,
+               oneliner: bool = False) -> list[str]:
     lines: list[str] = []
     state = str(info.get("state") or "")
     pending = state == "PENDING"
     nodes = str(info.get("nodes") or "")
     node_count = int(info.get("node_count") or 0)
     num_cpus = int(info.get("num_cpus") or 0)
-    mem_mb = int(info.get("mem_mb") or 0)
     batch_flag = int(info.get("batch_flag") or 0)
     restarts = int(info.get("restarts") or 0)
 
@@ -136,14 +139,14 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitst
     )
     lines.append(f"SubmitTime={ts(info.get('submit_time'))} EligibleTime={ts(eligible_time(info))}")
     lines.append(f"AccrueTime={ts(accrue_time(info, now))}")
-    end = float(info.get("end_time") or 0)
+    start, end = job_times(info, now)
     if info.get("time_limit") is None and end > now:
         end_text = "Unknown"
     else:
         end_text = ts(end)
     deadline = info.get("deadline")
     lines.append(
-        f"StartTime={ts(info.get('start_time'))} EndTime={end_text} "
+        f"StartTime={ts(start)} EndTime={end_text} "
         f"Deadline={ts(deadline) if deadline else 'N/A'}"
     )
 
@@ -158,7 +161,10 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitst
         f"AllocNode:Sid={null(info.get('alloc_node'))}:{info.get('alloc_sid', 0)}"
     )
     lines.append(f"ReqNodeList={null(info.get('req_nodes'))} ExcNodeList={null(info.get('exc_nodes'))}")
-    lines.append(f"NodeList={null(nodes)}")
+    line = f"NodeList={null(nodes)}"
+    if info.get("sched_nodes"):
+        line += f" SchedNodeList={info['sched_nodes']}"  # a pending job's expected nodes
+    lines.append(line)
     if info.get("batch_host"):
         lines.append(f"BatchHost={info['batch_host']}")
 
@@ -171,15 +177,12 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitst
         f"NumNodes={num_nodes} NumCPUs={num_cpus} NumTasks={info.get('num_tasks', 1)} "
         f"CPUs/Task={info.get('cpus_per_task', 1)} ReqB:S:C:T=0:0:*:*"
     )
-    req_nodes = node_count
-    lines.append(f"ReqTRES={tres_string(num_cpus, mem_mb * req_nodes, req_nodes, fmt_mem)}")
-    if nodes:
-        alloc_mem = int(info.get("alloc_mem_mb", mem_mb) or 0)
-        alloc = tres_string(num_cpus, alloc_mem * node_count, node_count, fmt_mem)
-    else:
-        alloc = ""
+    alloc, req = job_tres(info)
+    lines.append(f"ReqTRES={req}")
     lines.append(f"AllocTRES={null(alloc)}")
     lines.append("Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*")
+    if detail and nodes:
+        lines.extend(_detail_lines(info, nodes, oneliner))
     lines.append(
         f"MinCPUsNode={info.get('cpus_per_task', 1)} {_min_memory(info)} MinTmpDiskNode=0"
     )
@@ -197,10 +200,45 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitst
     kill_inv = info.get("kill_on_invalid_dep")
     if kill_inv in (0, 1):
         lines.append(f"KillOnInvalidDependent={'Yes' if kill_inv else 'No'}")
+    per = job_tres_per(info)
+    for key, name in (("cpus_per_tres", "CpusPerTres"), ("mem_per_tres", "MemPerTres"),
+                      ("tres_per_job", "TresPerJob"), ("tres_per_node", "TresPerNode"),
+                      ("tres_per_task", "TresPerTask")):
+        if per[key]:
+            lines.append(f"{name}={per[key]}")
     if info.get("mail_type"):
         mail_type = print_mail_type(str(info["mail_type"]))
         if mail_type not in ("NONE", ""):
             lines.append(f"MailUser={info.get('mail_user') or info.get('user')} MailType={mail_type}")
+    return lines
+
+
+def _detail_lines(info: dict[str, Any], nodes: str, oneliner: bool) -> list[str]:
+    """``-d`` of a job holding nodes: ``JOB_GRES=`` and one ``Nodes=... CPU_IDs=... Mem=...
+    GRES=...`` line per run of nodes with the same allocation (info_job.c). Spur allocates
+    CPU counts, not CPU ids: ``CPU_IDs=N/A``. ``Mem`` is the memory per node of AllocTRES."""
+    from spurcore.hostlist import expand
+    from spurcore.render._common import gres_detail_total, gres_detail_used
+
+    details = [str(d or "") for d in info.get("gres_detail") or ()]
+    lines = [f"JOB_GRES={null(gres_detail_total(details))}"]
+    names = expand(nodes)
+    mem_total = 0
+    for item in str(info.get("alloc_tres") or "").split(","):
+        key, _eq, value = item.partition("=")
+        if key == "mem" and value.endswith("M") and value[:-1].isdigit():
+            mem_total = int(value[:-1])
+    mem = mem_total // len(names) if names else 0
+    indent = "" if oneliner else "  "
+    runs: list[tuple[list[str], str]] = []
+    for i, name in enumerate(names):
+        gres = gres_detail_used(details[i]) if i < len(details) else ""
+        if runs and runs[-1][1] == gres:
+            runs[-1][0].append(name)
+        else:
+            runs.append(([name], gres))
+    for run_nodes, gres in runs:
+        lines.append(f"{indent}Nodes={hostlist_ranged(run_nodes)} CPU_IDs=N/A Mem={mem} GRES={gres}")
     return lines
 
 
@@ -213,7 +251,10 @@ def _time_min(info: dict[str, Any]) -> str:
 
 
 def _min_memory(info: dict[str, Any]) -> str:
-    """``MinMemoryCPU=`` for ``--mem-per-cpu``, else ``MinMemoryNode=``."""
+    """``MinMemoryTRES=`` for ``--mem-per-gpu``, ``MinMemoryCPU=`` for ``--mem-per-cpu``,
+    else ``MinMemoryNode=``."""
+    if info.get("mem_per_gpu"):
+        return f"MinMemoryTRES={fmt_mem(int(info.get('mem_mb') or 0))}"
     if info.get("mem_per_cpu"):
         return f"MinMemoryCPU={fmt_mem(int(info['mem_per_cpu']))}"
     return f"MinMemoryNode={fmt_mem(int(info.get('mem_mb') or 0))}"
@@ -224,7 +265,7 @@ def show_job(info: dict[str, Any], *, detail: bool = False, oneliner: bool = Fal
     """One ``scontrol [-d] [-o] show job`` record, including its terminating newline(s).
     ``time_format`` is ``SLURM_TIME_FORMAT``, ``bitstr_len`` ``SLURM_BITSTR_LEN`` (None:
     unset)."""
-    lines = _job_lines(info, detail, now, _Clock(time_format, now), bitstr_len)
+    lines = _job_lines(info, detail, now, _Clock(time_format, now), bitstr_len, oneliner)
     text = (" " if oneliner else "\n   ").join(lines).rstrip()
     return text + ("\n" if oneliner else "\n\n")
 
@@ -240,19 +281,27 @@ def show_jobs(
     )
 
 
-def _node_addr(address: str, name: str) -> str:
-    """NodeAddr: the host part of an agent address (``host:port`` -> ``host``)."""
-    if not address:
-        return name
-    host, sep, port = address.rpartition(":")
-    if sep and port.isdigit() and host and ":" not in host:
-        return host
-    return address
+def reason_user(node: dict[str, Any]) -> str:
+    """Who set a node's reason, as ``Reason=... [user@time]`` and sinfo ``%u`` name them:
+    the record's ``reason_user`` when the reader resolved the uid, else ``slurm`` for the
+    controller itself (``reason_uid`` -1, Slurm's SlurmUser), ``root`` for uid 0, the
+    number otherwise."""
+    if node.get("reason_user"):
+        return str(node["reason_user"])
+    uid = node.get("reason_uid", -1)
+    uid = -1 if uid is None else int(uid)
+    return "slurm" if uid < 0 else "root" if uid == 0 else str(uid)
 
 
 def show_node(node: dict[str, Any], *, oneliner: bool = False, time_format: str | None = None,
-              now: float = 0.0) -> str:
-    """One ``scontrol show node`` record (25.11 layout), with its terminating newline(s)."""
+              now: float = 0.0, detail: bool = False) -> str:
+    """One ``scontrol [-d] show node`` record (node_info.c ``slurm_sprint_node_table``), with
+    its terminating newline(s). ``GresUsed=`` only with ``detail`` (slurmctld gathers it
+    only for SHOW_DETAIL)."""
+    from spurcore.endpoints import node_addr
+    from spurcore.render._common import tres_units
+    from spurcore.render.nodestate import state_complete
+
     _ts = _Clock(time_format, now)
     end = " " if oneliner else "\n   "
     name = str(node["name"])
@@ -264,31 +313,47 @@ def show_node(node: dict[str, Any], *, oneliner: bool = False, time_format: str 
     mem = int(node.get("mem_mb") or 0)
     alloc_cpus = int(node.get("alloc_cpus") or 0)
     alloc_mem = int(node.get("alloc_mem") or 0)
-    partitions = node.get("partitions") or [node.get("partition") or "debug"]
+    if "partitions" in node:
+        partitions = [str(p) for p in node.get("partitions") or ()]
+    else:  # a record without the membership list: the one partition it names
+        partitions = [str(node.get("partition") or "debug")]
     registered = float(node.get("registered_at") or 0)
     last_busy = float(node.get("last_busy") or registered)
+    features = ",".join(str(f) for f in node.get("features") or ())
+    active = node.get("active_features")
+    active_text = ",".join(str(f) for f in active) if active is not None else features
 
     out = f"NodeName={name} Arch={node.get('arch') or 'x86_64'} CoresPerSocket={cores} " + end
     out += f"CPUAlloc={alloc_cpus} CPUEfctv={cpus} CPUTot={cpus} CPULoad=0.00" + end
-    out += "AvailableFeatures=(null)" + end
-    out += "ActiveFeatures=(null)" + end
-    out += "Gres=(null)" + end
-    addr = _node_addr(str(node.get("address") or ""), name)
+    out += f"AvailableFeatures={null(features)}" + end
+    out += f"ActiveFeatures={null(active_text)}" + end
+    out += f"Gres={null(node.get('gres'))}" + end
+    gres_used = str(node.get("gres_used") or "")
+    if detail and gres_used and gres_used != "(null)":
+        out += f"GresUsed={gres_used}" + end
+    addr = node_addr(str(node.get("address") or ""), name)
     out += f"NodeAddr={addr} NodeHostName={name} Version={node.get('version') or SLURM_VERSION}" + end
     out += f"OS={node.get('os') or 'Linux'} " + end
     out += f"RealMemory={mem} AllocMem={alloc_mem} FreeMem=N/A Sockets={sockets} Boards=1" + end
     out += (
-        f"State={node.get('state') or 'UNKNOWN'} ThreadsPerCore={threads} TmpDisk=0 Weight=1 "
+        f"State={state_complete(node)} ThreadsPerCore={threads} TmpDisk=0 Weight={int(node.get('weight') or 1)} "
         "Owner=N/A MCS_label=N/A" + end
     )
-    out += f"Partitions={','.join(partitions)} " + end
+    if partitions:
+        out += f"Partitions={','.join(partitions)} " + end
     slurmd_start = _ts(registered) if registered else "None"
     out += f"BootTime=None SlurmdStartTime={slurmd_start}" + end
     out += f"LastBusyTime={_ts(last_busy)} ResumeAfterTime=None" + end
-    out += f"CfgTRES={tres_string(cpus, mem, 0, fmt_mem)}" + end
-    alloc_tres = (
-        f"cpu={alloc_cpus}" + (f",mem={fmt_mem(alloc_mem)}" if alloc_mem else "") if alloc_cpus else ""
-    )
+    if node.get("cfg_tres"):
+        out += f"CfgTRES={tres_units(str(node['cfg_tres']), drop=('node',))}" + end
+    else:
+        out += f"CfgTRES={tres_string(cpus, mem, 0, fmt_mem)}" + end
+    if "alloc_tres" in node:
+        alloc_tres = tres_units(str(node.get("alloc_tres") or ""), drop=("node", "billing"))
+    else:
+        alloc_tres = (
+            f"cpu={alloc_cpus}" + (f",mem={fmt_mem(alloc_mem)}" if alloc_mem else "") if alloc_cpus else ""
+        )
     out += f"AllocTRES={alloc_tres}" + end
     out += "CurrentWatts=0 AveWatts=0"
     reason = str(node.get("reason") or "")
@@ -296,17 +361,18 @@ def show_node(node: dict[str, Any], *, oneliner: bool = False, time_format: str 
         for i, tok in enumerate(t for t in reason.split("\n") if t):
             if i == 0:
                 out += end + "Reason=" + tok
-                down_at = float(node.get("reason_time") or node.get("down_at") or 0)
-                if down_at:
-                    out += f" [{node.get('reason_user') or 'root'}@{_ts(down_at)}]"
+                when = float(node.get("reason_time") or node.get("down_at") or 0)
+                if when:
+                    out += f" [{reason_user(node)}@{_ts(when)}]"
             else:
                 out += end + "       " + tok
     return out + ("\n" if oneliner else "\n\n")
 
 
 def show_nodes(nodes: Iterable[dict[str, Any]], *, oneliner: bool = False, time_format: str | None = None,
-               now: float = 0.0) -> str:
-    return "".join(show_node(n, oneliner=oneliner, time_format=time_format, now=now) for n in nodes)
+               now: float = 0.0, detail: bool = False) -> str:
+    return "".join(show_node(n, oneliner=oneliner, time_format=time_format, now=now, detail=detail)
+                   for n in nodes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,20 +445,42 @@ def partitions_from_nodes(nodes: Iterable[dict[str, Any]], default: str = "debug
 
 
 def show_partition(part: dict[str, Any], *, oneliner: bool = False) -> str:
-    """One ``scontrol show partition`` record (not trimmed, ``\\n\\n`` after it)."""
+    """One ``scontrol show partition`` record (partition_info.c
+    ``slurm_sprint_partition_info``; not trimmed, ``\\n\\n`` after it) from a record of the
+    ``partitions`` answer (``spurcore.views.partition_info``)."""
+    from spurcore.render._common import oversubscribe_text, tres_units
+
     end = " " if oneliner else "\n   "
     max_time = part.get("max_time")
+    default_time = part.get("default_time")
+    max_nodes = part.get("max_nodes")
     cpus = int(part.get("total_cpus") or 0)
+    groups = ",".join(str(g) for g in part.get("allow_groups") or ())
+    allow = ",".join(str(a) for a in part.get("allow_accounts") or ())
+    deny = ",".join(str(a) for a in part.get("deny_accounts") or ())
+    accounts = f"AllowAccounts={allow or 'ALL'}" if allow or not deny else f"DenyAccounts={deny}"
+    yes_no = {True: "YES", False: "NO"}
     out = f"PartitionName={part['name']}" + end
-    out += "AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL" + end
-    out += f"AllocNodes=ALL Default={'YES' if part.get('default') else 'NO'} QoS=N/A" + end
-    out += "DefaultTime=NONE DisableRootJobs=NO ExclusiveUser=NO ExclusiveTopo=NO GraceTime=0 Hidden=NO" + end
+    out += f"AllowGroups={groups or 'ALL'} {accounts} AllowQos=ALL" + end
+    out += f"AllocNodes=ALL Default={yes_no[bool(part.get('default'))]} QoS=N/A" + end
     out += (
-        f"MaxNodes=UNLIMITED MaxTime={'UNLIMITED' if max_time is None else fmt_duration_scontrol(max_time)} "
-        "MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED MaxCPUsPerSocket=UNLIMITED" + end
+        f"DefaultTime={'NONE' if default_time is None else fmt_duration_scontrol(int(default_time))} "
+        f"DisableRootJobs=NO ExclusiveUser={yes_no[bool(part.get('exclusive_user'))]} ExclusiveTopo=NO "
+        f"GraceTime=0 Hidden={yes_no[bool(part.get('hidden'))]}" + end
     )
-    out += f"Nodes={null(part.get('nodes'))}" + end
-    out += "PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO" + end
+    out += (
+        f"MaxNodes={'UNLIMITED' if max_nodes is None else int(max_nodes)} "
+        f"MaxTime={'UNLIMITED' if max_time is None else fmt_duration_scontrol(int(max_time))} "
+        f"MinNodes={int(part.get('min_nodes') or 0)} LLN=NO MaxCPUsPerNode=UNLIMITED "
+        "MaxCPUsPerSocket=UNLIMITED" + end
+    )
+    nodes = "ALL" if part.get("all_nodes") else part.get("nodes")
+    out += f"Nodes={null(nodes)}" + end
+    out += (
+        f"PriorityJobFactor={int(part.get('priority_job_factor') or 1)} "
+        f"PriorityTier={int(part.get('priority_tier') or 1)} RootOnly=NO ReqResv=NO "
+        f"OverSubscribe={oversubscribe_text(part.get('oversubscribe'))}" + end
+    )
     out += "OverTimeLimit=NONE PreemptMode=OFF" + end
     out += (
         f"State={part.get('state') or 'UP'} TotalCPUs={cpus} TotalNodes={int(part.get('total_nodes') or 0)} "
@@ -400,7 +488,10 @@ def show_partition(part: dict[str, Any], *, oneliner: bool = False) -> str:
     )
     out += "JobDefaults=(null)" + end
     out += "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED" + end
-    out += f"TRES={tres_string(cpus, int(part.get('total_mem') or 0), int(part.get('total_nodes') or 0), fmt_mem)}"
+    if part.get("tres"):
+        out += f"TRES={tres_units(str(part['tres']))}"
+    else:
+        out += f"TRES={tres_string(cpus, int(part.get('total_mem') or 0), int(part.get('total_nodes') or 0), fmt_mem)}"
     return out + ("\n" if oneliner else "\n\n")
 
 
@@ -429,8 +520,8 @@ CONFIG_ORDER = (
     "MinJobAge MpiDefault MpiParams MULTIPLE_SLURMD NamespaceType NEXT_JOB_ID NodeFeaturesPlugins "
     "OverTimeLimit PluginDir PlugStackConfig PreemptMode PreemptParameters PreemptType PreemptExemptTime "
     "PrEpParameters PrEpPlugins PriorityParameters PrioritySiteFactorParameters "
-    "PrioritySiteFactorPlugin PriorityType PriorityDecayHalfLife PriorityCalcPeriod PriorityFavorSmall "
-    "PriorityFlags PriorityMaxAge PriorityUsageResetPeriod PriorityWeightAge PriorityWeightAssoc "
+    "PrioritySiteFactorPlugin PriorityDecayHalfLife PriorityCalcPeriod PriorityFavorSmall "
+    "PriorityFlags PriorityMaxAge PriorityType PriorityUsageResetPeriod PriorityWeightAge PriorityWeightAssoc "
     "PriorityWeightFairShare PriorityWeightJobSize PriorityWeightPartition PriorityWeightQOS "
     "PriorityWeightTRES PrivateData ProctrackType PrologEpilogTimeout EpilogTimeout PrologTimeout "
     "PrologFlags PropagatePrioProcess PropagateResourceLimits PropagateResourceLimitsExcept "
@@ -472,6 +563,30 @@ def _config_value(key: str, value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+def merge_sched_config(config: dict[str, Any], sched: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the ``sched_config`` answer's settings, as config_info.c prints them:
+    PriorityDecayHalfLife, PriorityCalcPeriod and PriorityMaxAge as ``secs2time_str``,
+    PriorityFavorSmall Yes/No, PriorityWeightFairShare spelled so, only PriorityType under
+    priority/basic, and both sets of SchedulerParameters."""
+    out = dict(config)
+    settings = dict(sched)
+    basic = settings.get("PriorityType") == "priority/basic"
+    for key, value in settings.items():
+        if key == "SchedulerParameters":
+            own = [p for p in str(config.get("SchedulerParameters") or "").split(",") if p and p != "(null)"]
+            value = ",".join([p for p in str(value or "").split(",") if p] + own) or None
+        elif key in ("PriorityDecayHalfLife", "PriorityCalcPeriod", "PriorityMaxAge"):
+            value = fmt_duration_scontrol(int(value or 0))
+        elif key == "PriorityFavorSmall":
+            value = "Yes" if value in (True, "Yes", "YES", 1) else "No"
+        elif key == "PriorityWeightFairshare":
+            key = "PriorityWeightFairShare"
+        if basic and key.startswith("Priority") and key != "PriorityType":
+            continue
+        out[key] = value
+    return out
 
 
 def show_config(config: dict[str, Any], *, last_update: float, time_format: str | None = None,

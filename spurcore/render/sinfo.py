@@ -54,6 +54,7 @@ __all__ = [
     "Group",
     "build_groups",
     "to_json",
+    "visible_partitions",
     "DEFAULT_FORMAT",
     "LONG_FORMAT",
     "NODE_FORMAT",
@@ -75,35 +76,17 @@ REASONS_LONG_FORMAT = "reason:20 ,userlong:12 ,timestamp:19 ,statecompact:6 ,nod
 
 _MIN_FIELD = 9
 
-# node_state_string / _compact (lower-cased by sinfo) and the enum value sinfo sorts by.
-_STATES = {
-    "UNKNOWN": ("unknown", "unk", 0),
-    "DOWN": ("down", "down", 1),
-    "IDLE": ("idle", "idle", 2),
-    "ALLOCATED": ("allocated", "alloc", 3),
-    "ERROR": ("error", "err", 4),
-    "MIXED": ("mixed", "mix", 5),
-    "FUTURE": ("future", "futr", 6),
-    "DRAINED": ("drained", "drain", 1 | 0x200),
-    "DRAINING": ("draining", "drng", 3 | 0x200),
-    "COMPLETING": ("completing", "comp", 2 | 0x400),
-}
-_NO_RESPOND = 0x800
-
-
 def _state(node: dict[str, Any]) -> tuple[str, str, int]:
-    """(long, compact, number) of a node's state, ``*`` for a non-responding one."""
-    name = str(node.get("state") or "UNKNOWN").upper()
-    long, compact, value = _STATES.get(name, (name.lower(), name.lower(), 0))
-    if node.get("not_responding"):
-        long += "*"
-        compact += "*"
-        value |= _NO_RESPOND
-    return long, compact, value
+    """(long, compact, number) of a node's state as sinfo prints and sorts it
+    (``node_state_string``/``_compact`` lower-cased, ``*`` for a non-responding node)."""
+    from spurcore.render import nodestate
+
+    return (nodestate.state_long(node).lower(), nodestate.state_compact(node).lower(),
+            nodestate.state_number(node))
 
 
 def state_compact(node: dict[str, Any]) -> str:
-    """``idle``, ``mix``, ``alloc``, ``down`` (``*`` appended for a non-responding node)."""
+    """``idle``, ``mix``, ``alloc``, ``drain``, ``down*`` (sinfo ``%t``)."""
     return _state(node)[1]
 
 
@@ -183,16 +166,10 @@ def _node_state_id(text: str) -> str | None:
 
 
 def _has_state(node: dict[str, Any], name: str) -> bool:
-    """Does ``node`` show state ``name`` (Spur nodes have no drain, power or reboot flags)?"""
-    state = str(node.get("state") or "UNKNOWN").lower()
-    if name == "no_respond":
-        return bool(node.get("not_responding"))
-    if name in ("drain", "drained", "draining", "fail", "maint", "reserved", "planned", "blocked", "cloud",
-                "completing", "powering_down", "powered_down", "power_down", "powering_up", "power_up",
-                "invalid_reg", "reboot_requested", "reboot_issued", "external", "dynamic_future",
-                "dynamic_norm", "future"):
-        return state == name
-    return state == name
+    """Does ``node`` match ``-t`` state ``name`` (sinfo.c ``_filter_node_state``)?"""
+    from spurcore.render.nodestate import has_state
+
+    return has_state(node, name)
 
 
 def node_matches_states(node: dict[str, Any], sels: list[StateSel], and_mode: bool) -> bool:
@@ -208,71 +185,117 @@ def node_matches_states(node: dict[str, Any], sels: list[StateSel], and_mode: bo
 
 class Group:
     """One printed row: nodes of one partition that agree on every shown field (sinfo's
-    ``sinfo_data_t``)."""
+    ``sinfo_data_t``). A partition without a (selected) node is a row of its own, with no
+    nodes (``first`` is then an empty record)."""
 
     __slots__ = ("part", "nodes", "first")
 
-    def __init__(self, part: dict[str, Any] | None, first: dict[str, Any]) -> None:
+    def __init__(self, part: dict[str, Any] | None, first: dict[str, Any] | None) -> None:
         self.part = part
-        self.first = first
-        self.nodes: list[dict[str, Any]] = [first]
+        self.first: dict[str, Any] = first if first is not None else {}
+        self.nodes: list[dict[str, Any]] = [first] if first is not None else []
 
     @property
     def names(self) -> list[str]:
         return [str(n["name"]) for n in self.nodes]
 
     def minmax(self, key: str, default: int = 0) -> tuple[int, int]:
-        values = [int(n.get(key) or default) for n in self.nodes]
+        values = [int(n.get(key) or default) for n in self.nodes] or [0]
         return min(values), max(values)
 
     def counts(self) -> tuple[int, int, int, int]:
-        """(alloc, idle, other, total) nodes (``_update_sinfo``)."""
+        """(alloc, idle, other, total) nodes (``_update_sinfo``: ALLOCATED, MIXED or
+        COMPLETING count as allocated, then DRAIN or DOWN as other)."""
+        from spurcore.render.nodestate import state_bits
+
         alloc = idle = other = 0
         for n in self.nodes:
-            state = str(n.get("state") or "").upper()
-            if state in ("ALLOCATED", "MIXED", "COMPLETING"):
+            base, flags = state_bits(n)
+            if base in ("ALLOCATED", "MIXED") or "COMPLETING" in flags:
                 alloc += 1
-            elif state in ("DOWN", "DRAINED", "DRAINING", "FAIL"):
+            elif "DRAIN" in flags or base == "DOWN":
                 other += 1
             else:
                 idle += 1
         return alloc, idle, other, len(self.nodes)
 
     def cpu_counts(self) -> tuple[int, int, int, int]:
+        """(alloc, idle, other, total) CPUs: a DRAIN or DOWN node's free CPUs are other."""
+        from spurcore.render.nodestate import state_bits
+
         alloc = idle = other = total = 0
         for n in self.nodes:
             cpus = int(n.get("cpus") or 0)
             used = int(n.get("alloc_cpus") or 0)
             total += cpus
             alloc += used
-            if str(n.get("state") or "").upper() in ("DOWN", "DRAINED", "DRAINING", "FAIL"):
+            base, flags = state_bits(n)
+            if "DRAIN" in flags or base == "DOWN":
                 other += cpus - used
             else:
                 idle += cpus - used
         return alloc, idle, other, total
 
 
-#: Which node fields decide the grouping for each field (``match_flags``); numbers only
-#: with ``-e`` (``exact``).
+def _text_list(value: Any) -> str:
+    """A record's list (features) as sinfo prints the string slurmctld holds."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value or "")
+
+
+#: Which node fields decide the grouping for each field (``match_flags``,
+#: ``_match_node_data``); numbers only with ``-e`` (``exact``).
 def _match_key(key: str, node: dict[str, Any], exact: bool) -> Any:
     if key in ("StateCompact", "StateLong"):
         return _state(node)[0]
     if key == "StateComplete":
-        return _state(node)[0]
+        from spurcore.render.nodestate import state_complete
+
+        return state_complete(node)
     if key == "Reason":
         return str(node.get("reason") or "")
     if key == "TimeStamp":
         return float(node.get("reason_time") or node.get("down_at") or 0)
     if key in ("User", "UserLong"):
-        return str(node.get("reason_user") or "")
+        return node.get("reason_uid", -1) if node.get("reason") else None
     if key == "AllocMem":
         return int(node.get("alloc_mem") or 0)
     if key in ("NodeAddr", "NodeHost"):
         return str(node["name"])
+    if key == "Features":
+        return _text_list(node.get("features"))
+    if key == "features_act":
+        return _text_list(node.get("active_features", node.get("features")))
+    if key == "Gres":
+        return str(node.get("gres") or "")
+    if key == "GresUsed":
+        return str(node.get("gres_used") or "")
     if exact and key in ("CPUs", "CPUsState", "Memory", "Disk", "Weight", "Sockets", "Cores", "Threads",
                          "SocketCoreThread", "CPUsLoad", "FreeMem", "Version", "Port"):
-        return (int(node.get("cpus") or 0), int(node.get("mem_mb") or 0))
+        return (int(node.get("cpus") or 0), int(node.get("mem_mb") or 0), int(node.get("weight") or 1))
     return None
+
+
+#: The partition attribute each field compares (``_match_part_data``'s match flags).
+_PART_KEYS = {
+    "Available": "state", "Groups": "allow_groups", "Size": "size", "DefaultTime": "default_time",
+    "Time": "max_time", "Root": "root", "OverSubscribe": "oversubscribe", "Share": "oversubscribe",
+    "PreemptMode": "preempt_mode", "PriorityTier": "priority_tier", "PriorityJobFactor": "priority_job_factor",
+    "MaxCPUsPerNode": "max_cpus_per_node",
+}
+
+
+def _part_sig(part: dict[str, Any], keys: list[str]) -> tuple[Any, ...]:
+    sig: list[Any] = []
+    for key in keys:
+        if key in ("Partition", "PartitionName"):
+            sig.append(("name", part["name"]))
+        elif key in _PART_KEYS:
+            attr = _PART_KEYS[key]
+            value = (part.get("min_nodes"), part.get("max_nodes")) if attr == "size" else part.get(attr)
+            sig.append((attr, repr(value)))
+    return tuple(sig)
 
 
 def build_groups(
@@ -284,27 +307,41 @@ def build_groups(
     exact: bool = False,
     reasons: bool = False,
 ) -> list[Group]:
-    """The rows: for each partition (``reasons``: one pseudo-partition), its nodes grouped by
-    the match keys of the shown fields, in node order."""
+    """The rows (sinfo.c ``_build_sinfo_data``): for each partition in order, each of its
+    nodes joins the first row whose partition and nodes agree on every shown field
+    (``_match_part_data``, ``_match_node_data``), else starts a row. A format showing the
+    partition starts with one row per partition, so a partition without nodes still shows
+    (``0 n/a``); one that does not lets partitions share rows; ``reasons`` (``-R``) ignores
+    partitions; ``node_oriented`` (``-N``) gives every node of every partition a row."""
     keys = list(keys)
     shows_partition = any(k in ("Partition", "PartitionName") for k in keys)
     node_list = list(nodes)
     out: list[Group] = []
-    scopes: list[dict[str, Any] | None] = [None] if reasons else list(parts)
-    if not shows_partition and not node_oriented and not reasons:
-        scopes = list(parts)  # still one group per partition (_match_part_data: same part)
-    for part in scopes:
-        members = [n for n in node_list if part is None or part["name"] in _partitions_of(n)]
-        index: dict[Any, Group] = {}
-        for node in members:
+    index: dict[Any, Group] = {}
+    empty: dict[int, Group] = {}
+    if shows_partition and not node_oriented and not reasons:
+        for part in parts:
+            group = Group(part, None)
+            empty[id(part)] = group
+            out.append(group)
+    for part in parts:
+        psig = () if reasons else _part_sig(part, keys)
+        for node in node_list:
+            if part["name"] not in _partitions_of(node):
+                continue
             if node_oriented:
                 out.append(Group(part, node))
                 continue
-            sig = tuple(_match_key(k, node, exact) for k in keys)
+            sig = (psig, tuple(_match_key(k, node, exact) for k in keys))
             group = index.get(sig)
             if group is None:
-                group = index[sig] = Group(part, node)
-                out.append(group)
+                group = empty.pop(id(part), None)
+                if group is not None:  # the partition's own first row
+                    group.first, group.nodes = node, [node]
+                else:
+                    group = Group(part, node)
+                    out.append(group)
+                index[sig] = group
             elif str(node["name"]) not in group.names:
                 group.nodes.append(node)
     return out
@@ -387,14 +424,44 @@ def _timestamp(g: Group, v: Any) -> _Value:
 
 
 def _user(long: bool) -> Callable[[Group, Any], _Value]:
+    """``%u``/``%U``: who set the reason (``Unknown`` without one). The reader resolves
+    ``reason_uid`` into ``reason_user``; -1 (the controller) is SlurmUser, ``slurm``; a uid
+    with no name is ``Unk(uid)`` (``uid_to_string_or_null``)."""
+
     def fn(g: Group, _v: Any) -> _Value:
-        if not (g.first.get("reason") or g.first.get("reason_user")):
+        if not g.first.get("reason"):
             return "Unknown", True
-        user = str(g.first.get("reason_user") or "root")
-        uid = g.first.get("reason_uid", 0)
-        return (f"{user}({uid})" if long else user), True
+        uid = g.first.get("reason_uid", -1)
+        uid = -1 if uid is None else int(uid)
+        name = g.first.get("reason_user") or ("slurm" if uid < 0 else "root" if uid == 0 else None)
+        if long:
+            return f"{name or 'Unk'}({uid})", True
+        return (name or f"Unk({uid})"), True
 
     return fn
+
+
+def _node_text(key: str, default: str = "(null)") -> Callable[[Group, Any], _Value]:
+    """A node string field of the row's first node (features, GRES): ``(null)`` when unset."""
+
+    def fn(g: Group, _v: Any) -> _Value:
+        if not g.nodes:
+            return None, True
+        text = _text_list(g.first.get(key))
+        return (text or default), True
+
+    return fn
+
+
+def _active_features(g: Group, v: Any) -> _Value:
+    if "active_features" not in g.first:
+        return _node_text("features")(g, v)
+    return _node_text("active_features")(g, v)
+
+
+def _weight(g: Group, _v: Any) -> _Value:
+    lo, hi = g.minmax("weight", 1)
+    return _min_max(lo, hi), True
 
 
 def _mem(g: Group, _v: Any) -> _Value:
@@ -437,12 +504,9 @@ def _nodelist(g: Group, _v: Any) -> _Value:
 
 
 def _addr(g: Group, _v: Any) -> _Value:
-    addrs = []
-    for n in g.nodes:
-        address = str(n.get("address") or n["name"])
-        host, sep, port = address.rpartition(":")
-        addrs.append(host if sep and port.isdigit() and host else str(n["name"]))
-    return compress(addrs), True
+    from spurcore.endpoints import node_addr
+
+    return compress([node_addr(str(n.get("address") or ""), str(n["name"])) for n in g.nodes]), True
 
 
 def _counts(fmt: str) -> Callable[[Group, Any], _Value]:
@@ -474,9 +538,39 @@ def _part_const(text: str) -> Callable[[Group, Any], _Value]:
 
 
 def _size(g: Group, _v: Any) -> _Value:
+    """JOB_SIZE: MinNodes-MaxNodes (MinNodes 0 reads 1 when a maximum exists, and there
+    always is one: UNLIMITED is ``infinite``)."""
     if g.part is None:
         return "n/a", True
-    return "1-infinite", True
+    lo = int(g.part.get("min_nodes") or 0)
+    hi = g.part.get("max_nodes")
+    lo = max(lo, 1)
+    if hi is None:
+        return f"{lo}-infinite", True
+    return _min_max(lo, int(hi), range_=True), True
+
+
+def _groups(g: Group, _v: Any) -> _Value:
+    if g.part is None:
+        return "n/a", True
+    return (",".join(str(x) for x in g.part.get("allow_groups") or ()) or "all"), True
+
+
+def _part_oversubscribe(g: Group, _v: Any) -> _Value:
+    from spurcore.render._common import oversubscribe_text
+
+    if g.part is None:
+        return "n/a", True
+    return oversubscribe_text(g.part.get("oversubscribe")), True
+
+
+def _part_number(key: str) -> Callable[[Group, Any], _Value]:
+    def fn(g: Group, _v: Any) -> _Value:
+        if g.part is None:
+            return "n/a", True
+        return str(int(g.part.get(key) or 1)), True
+
+    return fn
 
 
 def _cluster(g: Group, v: Any) -> _Value:
@@ -501,12 +595,12 @@ _TABLE: tuple[tuple[str, str, str, Callable[[Group, Any], _Value], bool], ...] =
     ("DefaultTime", "L", "DEFAULTTIME", _time("default_time"), False),
     ("Disk", "d", "TMP_DISK", _const("0"), False),
     ("Extra", "", "EXTRA", _const(None), False),
-    ("Features", "f", "AVAIL_FEATURES", _const("(null)"), False),
-    ("features_act", "b", "ACTIVE_FEATURES", _const("(null)"), False),
+    ("Features", "f", "AVAIL_FEATURES", _node_text("features"), False),
+    ("features_act", "b", "ACTIVE_FEATURES", _active_features, False),
     ("FreeMem", "e", "FREE_MEM", _free_mem, False),
-    ("Gres", "G", "GRES", _const("(null)"), False),
-    ("GresUsed", "", "GRES_USED", _const("(null)"), False),
-    ("Groups", "g", "GROUPS", _part_const("all"), False),
+    ("Gres", "G", "GRES", _node_text("gres"), False),
+    ("GresUsed", "", "GRES_USED", _node_text("gres_used"), False),
+    ("Groups", "g", "GROUPS", _groups, False),
     ("MaxCPUsPerNode", "B", "MAX_CPUS_PER_NODE", _const("UNLIMITED"), False),
     ("Memory", "m", "MEMORY", _mem, False),
     ("NodeAddr", "o", "NODE_ADDR", _addr, False),
@@ -515,18 +609,18 @@ _TABLE: tuple[tuple[str, str, str, Callable[[Group, Any], _Value], bool], ...] =
     ("NodeHost", "n", "HOSTNAMES", _nodelist, False),
     ("NodeList", "N", "NODELIST", _nodelist, False),
     ("Nodes", "D", "NODES", _counts("t"), False),
-    ("OverSubscribe", "h", "OVERSUBSCRIBE", _part_const("NO"), False),
+    ("OverSubscribe", "h", "OVERSUBSCRIBE", _part_oversubscribe, False),
     ("Partition", "P", "PARTITION", _partition, False),
     ("PartitionName", "R", "PARTITION", lambda g, _v: ("n/a" if g.part is None else str(g.part["name"]), True),
      False),
     ("Port", "", "PORT", _const("6818"), False),
     ("PreemptMode", "M", "PREEMPT_MODE", _const("OFF"), False),
-    ("PriorityJobFactor", "I", "PRIO_JOB_FACTOR", _const("1"), False),
-    ("PriorityTier", "p", "PRIO_TIER", _const("1"), False),
+    ("PriorityJobFactor", "I", "PRIO_JOB_FACTOR", _part_number("priority_job_factor"), False),
+    ("PriorityTier", "p", "PRIO_TIER", _part_number("priority_tier"), False),
     ("Reason", "E", "REASON", _reason, False),
     ("Reservation", "i", "RESERVATION", _const(""), False),
     ("Root", "r", "ROOT", _part_const("no"), False),
-    ("Share", "h", "OVERSUBSCRIBE", _part_const("NO"), True),
+    ("Share", "h", "OVERSUBSCRIBE", _part_oversubscribe, True),
     ("Size", "s", "JOB_SIZE", _size, False),
     ("Sockets", "X", "SOCKETS", _sockets, False),
     ("SocketCoreThread", "z", "S:C:T", _sct, False),
@@ -539,7 +633,7 @@ _TABLE: tuple[tuple[str, str, str, Callable[[Group, Any], _Value], bool], ...] =
     ("User", "u", "USER", _user(False), False),
     ("UserLong", "U", "USER", _user(True), False),
     ("Version", "v", "VERSION", _version, False),
-    ("Weight", "w", "WEIGHT", _const("1"), False),
+    ("Weight", "w", "WEIGHT", _weight, False),
 )
 _FIELDS: dict[str, tuple[str, Callable[[Group, Any], _Value]]] = {k: (h, fn) for k, _l, h, fn, _h in _TABLE}
 _LETTERS: dict[str, str] = {}
@@ -738,23 +832,21 @@ def render_format(
     default_partition: str | None = "debug",
     partitions: Iterable[str] | None = None,
     time_limits: Mapping[str, int | None] | None = None,
+    part_records: Iterable[dict[str, Any]] | None = None,
     now: float = 0.0,
     time_format: str | None = None,
     cluster: str = "",
 ) -> str:
     """The sinfo table: ``fmt`` (``-o``) or ``long_fmt`` (``-O``) over node groups.
     ``default_fields`` sizes the partition and node columns as sinfo does for its own
-    layouts (``part_field_flag``/``node_field_flag``)."""
+    layouts (``part_field_flag``/``node_field_flag``). ``part_records`` are the partitions
+    to show (the ``partitions`` answer, already filtered: ``-p``, hidden ones); without
+    them, partitions are made from the nodes' names (``partitions``, ``time_limits``,
+    ``default_partition``)."""
     items = parse_format(fmt).items if fmt is not None else parse_long_format(long_fmt or DEFAULT_FORMAT).items
     node_list = list(nodes)
-    order = list(partitions) if partitions is not None else []
-    for node in node_list:
-        for p in _partitions_of(node):
-            if p not in order:
-                order.append(p)
-    limits = time_limits or {}
-    parts = [{"name": p, "default": p == default_partition, "state": "UP", "max_time": limits.get(p),
-              "default_time": None} for p in order]
+    parts = _partition_list(node_list, part_records, partitions, time_limits, default_partition)
+    order = [str(p["name"]) for p in parts]
     keys = [i.key for i in items if i.key is not None]
     if node_oriented:
         node_list.sort(key=cmp_to_key(lambda a, b: strnatcmp(str(a["name"]), str(b["name"]))))
@@ -793,6 +885,37 @@ def render_format(
     return "".join(out)
 
 
+def visible_partitions(parts: Iterable[dict[str, Any]], *, show_all: bool, uid: int,
+                       groups: Iterable[str]) -> list[dict[str, Any]]:
+    """The partitions slurmctld sends without SHOW_ALL (part_mgr.c ``part_is_visible``):
+    not Hidden, and, when AllowGroups is set, holding one of the caller's ``groups``.
+    ``show_all`` (sinfo -a/-p, scontrol -a) or root sees them all."""
+    out = []
+    mine = set(groups)
+    for part in parts:
+        allowed = [str(g) for g in part.get("allow_groups") or ()]
+        if not show_all and uid != 0 and (part.get("hidden") or (allowed and not mine & set(allowed))):
+            continue
+        out.append(part)
+    return out
+
+
+def _partition_list(nodes: list[dict[str, Any]], records: Iterable[dict[str, Any]] | None,
+                    names: Iterable[str] | None, time_limits: Mapping[str, int | None] | None,
+                    default_partition: str | None) -> list[dict[str, Any]]:
+    """The partitions rows are made for, in configuration order."""
+    if records is not None:
+        return [dict(p) for p in records]
+    order = list(names) if names is not None else []
+    for node in nodes:
+        for p in _partitions_of(node):
+            if p not in order:
+                order.append(p)
+    limits = time_limits or {}
+    return [{"name": p, "default": p == default_partition, "state": "UP", "max_time": limits.get(p),
+             "default_time": None} for p in order]
+
+
 def render_partitions(
     nodes: Iterable[dict[str, Any]],
     *,
@@ -800,12 +923,14 @@ def render_partitions(
     default_partition: str | None = "debug",
     partitions: Iterable[str] | None = None,
     time_limits: Mapping[str, int | None] | None = None,
+    part_records: Iterable[dict[str, Any]] | None = None,
 ) -> str:
-    """Plain ``sinfo``.  ``partitions`` gives the configuration order (default: first seen);
-    ``time_limits`` maps a partition to its MaxTime in seconds (missing or None: ``infinite``).
-    """
+    """Plain ``sinfo``.  ``part_records``: the partitions (the ``partitions`` answer); or
+    ``partitions`` gives the configuration order (default: first seen) and ``time_limits``
+    maps a partition to its MaxTime in seconds (missing or None: ``infinite``)."""
     return render_format(nodes, long_fmt=DEFAULT_FORMAT, noheader=noheader, default_fields=True,
-                         default_partition=default_partition, partitions=partitions, time_limits=time_limits)
+                         default_partition=default_partition, partitions=partitions, time_limits=time_limits,
+                         part_records=part_records)
 
 
 def render_nodes(
@@ -814,10 +939,11 @@ def render_nodes(
     noheader: bool = False,
     default_partition: str | None = "debug",
     partitions: Iterable[str] | None = None,
+    part_records: Iterable[dict[str, Any]] | None = None,
 ) -> str:
     """``sinfo -N``: one row per node and partition, in node-name order."""
     return render_format(nodes, long_fmt=NODE_FORMAT, noheader=noheader, node_oriented=True, default_fields=True,
-                         default_partition=default_partition, partitions=partitions)
+                         default_partition=default_partition, partitions=partitions, part_records=part_records)
 
 
 def render(
@@ -828,12 +954,14 @@ def render(
     default_partition: str | None = "debug",
     partitions: Iterable[str] | None = None,
     time_limits: Mapping[str, int | None] | None = None,
+    part_records: Iterable[dict[str, Any]] | None = None,
 ) -> str:
     """``sinfo`` (``node_oriented`` is ``-N``)."""
     if node_oriented:
-        return render_nodes(nodes, noheader=noheader, default_partition=default_partition, partitions=partitions)
+        return render_nodes(nodes, noheader=noheader, default_partition=default_partition, partitions=partitions,
+                            part_records=part_records)
     return render_partitions(nodes, noheader=noheader, default_partition=default_partition, partitions=partitions,
-                             time_limits=time_limits)
+                             time_limits=time_limits, part_records=part_records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -850,21 +978,21 @@ def _num(value: int | None, *, infinite: bool = False) -> dict[str, Any]:
 
 def to_json(nodes: Iterable[dict[str, Any]], *, meta: dict[str, Any], default_partition: str = "debug",
             partitions: Iterable[str] | None = None, time_limits: Mapping[str, int | None] | None = None,
-            ) -> dict[str, Any]:
+            part_records: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
     """``sinfo --json``: one ``sinfo`` entry per (partition, state) group, as sinfo's
     data_parser output groups them (``{"sinfo": [...], "meta", "errors", "warnings"}``)."""
+    from spurcore.render.nodestate import state_bits
+
     node_list = list(nodes)
-    order = list(partitions) if partitions is not None else []
-    for node in node_list:
-        for p in _partitions_of(node):
-            if p not in order:
-                order.append(p)
-    limits = time_limits or {}
-    parts = [{"name": p, "default": p == default_partition, "state": "UP", "max_time": limits.get(p)}
-             for p in order]
-    groups = build_groups(node_list, parts, ["StateLong"])
+    parts = _partition_list(node_list, part_records, partitions, time_limits, default_partition)
+    groups = build_groups(node_list, parts, ["PartitionName", "StateLong", "Reason"])
     out = []
     for g in groups:
+        if not g.nodes:
+            continue
+        base, flags = state_bits(g.first)
+        lo_weight, hi_weight = g.minmax("weight", 1)
+        default_time = (g.part or {}).get("default_time")
         alloc, idle, other, total = g.counts()
         calloc, cidle, cother, ctotal = g.cpu_counts()
         lo_cpu, hi_cpu = g.minmax("cpus")
@@ -873,7 +1001,7 @@ def to_json(nodes: Iterable[dict[str, Any]], *, meta: dict[str, Any], default_pa
         limit = part.get("max_time")
         out.append({
             "port": 6818,
-            "node": {"state": [str(g.first.get("state") or "UNKNOWN")]},
+            "node": {"state": [base, *flags]},
             "nodes": {"allocated": alloc, "idle": idle, "other": other, "total": total,
                       "hostnames": [], "addresses": [], "nodes": expand(compress(g.names))},
             "cpus": {"allocated": calloc, "idle": cidle, "other": cother, "total": ctotal,
@@ -885,23 +1013,26 @@ def to_json(nodes: Iterable[dict[str, Any]], *, meta: dict[str, Any], default_pa
             "disk": {"minimum": 0, "maximum": 0},
             "memory": {"minimum": lo_mem, "maximum": hi_mem, "free": {"minimum": _num(None), "maximum": _num(None)},
                        "allocated": int(g.first.get("alloc_mem") or 0)},
-            "weight": {"minimum": 1, "maximum": 1},
-            "features": {"total": "", "active": ""},
-            "gres": {"total": "", "used": ""},
+            "weight": {"minimum": lo_weight, "maximum": hi_weight},
+            "features": {"total": _text_list(g.first.get("features")),
+                         "active": _text_list(g.first.get("active_features", g.first.get("features")))},
+            "gres": {"total": "" if g.first.get("gres") in (None, "(null)") else str(g.first["gres"]),
+                     "used": "" if g.first.get("gres_used") in (None, "(null)") else str(g.first["gres_used"])},
             "cluster": "",
             "comment": "",
             "extra": "",
             "reason": {"description": str(g.first.get("reason") or ""), "time": _num(
-                int(g.first.get("down_at") or 0) or None), "user": str(g.first.get("reason_user") or "")},
+                int(g.first.get("reason_time") or g.first.get("down_at") or 0) or None),
+                "user": str(g.first.get("reason_user") or "")},
             "reservation": "",
             "partition": {
                 "name": part.get("name", ""),
                 "partition": {"state": [str(part.get("state") or "UP")]},
                 "maximums": {"time": _num(None if limit is None else int(limit) // 60, infinite=limit is None)},
-                "defaults": {"time": _num(None)},
+                "defaults": {"time": _num(None if default_time is None else int(default_time) // 60)},
                 "nodes": {"configured": compress(g.names), "total": total},
                 "cpus": {"total": ctotal},
-                "flags": ["DEFAULT"] if part.get("default") else [],
+                "flags": (["DEFAULT"] if part.get("default") else []) + (["HIDDEN"] if part.get("hidden") else []),
             },
         })
     return {"sinfo": out, "meta": meta, "errors": [], "warnings": []}

@@ -67,6 +67,7 @@ __all__ = [
     "render_steps",
     "display_records",
     "default_sort",
+    "by_partition",
     "sort_jobs",
     "sort_steps",
     "job_shown",
@@ -372,8 +373,16 @@ def _time_left(info: dict[str, Any], _v: View) -> _Value:
     return _secs(int(limit) - job_time_used(info)), False
 
 
+def _start_time(info: dict[str, Any], v: View) -> _Value:
+    from spurcore.render._common import job_times
+
+    return v.time(job_times(info, v.now)[0]), True
+
+
 def _end_time(info: dict[str, Any], v: View) -> _Value:
-    end = float(info.get("end_time") or 0)
+    from spurcore.render._common import job_times
+
+    end = job_times(info, v.now)[1] if base_state(info) == "PENDING" else float(info.get("end_time") or 0)
     running = base_state(info) in _RUNNING_LIKE and info.get("state") != "COMPLETING"
     if info.get("time_limit") is None and (end > v.now or (not end and running)):
         return "NONE", True
@@ -551,6 +560,24 @@ def _tres_alloc(info: dict[str, Any], _v: View) -> _Value:
     return (alloc or req or "N/A"), True
 
 
+def _tres_per(key: str) -> _JobFn:
+    """TRES_PER_NODE and friends (print.c ``_print_job_tres_per_*``): the string sbatch
+    built from the job's GRES options, ``N/A`` when unset."""
+
+    def fn(info: dict[str, Any], _v: View) -> _Value:
+        from spurcore.render._common import job_tres_per
+
+        return (job_tres_per(info)[key] or "N/A"), True
+
+    return fn
+
+
+def _sched_nodes(info: dict[str, Any], _v: View) -> _Value:
+    """SCHEDNODES: the nodes the backfill scheduler expects a pending job to start on
+    (``(null)`` when none), printed uncut."""
+    return (_s(info.get("sched_nodes")) or None), False
+
+
 def _group_name(info: dict[str, Any], _v: View) -> _Value:
     return str(info.get("group") or info.get("gid", 0)), True
 
@@ -590,7 +617,7 @@ _JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
     ("CoreSpec", "CORE_SPEC", _const("N/A"), False),
     ("CPUsPerTask", "CPUS_PER_TASK", _num("cpus_per_task", 1), False),
     ("cpus-per-task", "CPUS_PER_TASK", _num("cpus_per_task", 1), False),
-    ("cpus-per-tres", "CPUS_PER_TRES", _const("N/A"), False),
+    ("cpus-per-tres", "CPUS_PER_TRES", _tres_per("cpus_per_tres"), False),
     ("CronJob", "CRON_JOB", _const("No"), False),
     ("Deadline", "DEADLINE", _ts("deadline"), False),
     ("DelayBoot", "DELAY_BOOT", _const("0:00"), False),
@@ -601,7 +628,7 @@ _JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
     ("ExcNodes", "EXC_NODES", _nodes("exc_nodes"), False),
     ("exit_code", "EXIT_CODE", _exit("exit_code"), False),
     ("Feature", "FEATURES", _plain("constraint"), False),
-    ("Gres", "TRES_PER_NODE", _const("N/A"), True),
+    ("Gres", "TRES_PER_NODE", _tres_per("tres_per_node"), True),
     ("GroupId", "GROUP", lambda i, _v: (str(i.get("gid", 0)), True), False),
     ("GroupName", "GROUP", _group_name, False),
     ("HetJobId", "HET_JOB_ID", _const("N/A"), False),
@@ -614,7 +641,7 @@ _JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
     ("LicensesAlloc", "LICENSES_ALLOC", _const(None), False),
     ("MaxCPUs", "MAX_CPUS", _num("num_cpus"), False),
     ("MaxNodes", "MAX_NODES", _num("node_count"), False),
-    ("mem-per-tres", "MEM_PER_TRES", _const("N/A"), False),
+    ("mem-per-tres", "MEM_PER_TRES", _tres_per("mem_per_tres"), False),
     ("MCSLabel", "MCSLABEL", _const(None), False),
     ("MinCPUs", "MIN_CPUS", _num("cpus_per_task", 1), False),
     ("MinMemory", "MIN_MEMORY", _min_memory, False),
@@ -654,7 +681,7 @@ _JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
     ("Reservation", "RESERVATION", _const(None), False),
     ("ResizeTime", "RESIZE_TIME", lambda _i, _v: ("N/A", False), False),
     ("RestartCnt", "RESTART_COUNT", _num("restarts"), False),
-    ("SchedNodes", "SCHEDNODES", _const(None), False),
+    ("SchedNodes", "SCHEDNODES", _sched_nodes, False),
     ("SCT", "S:C:T", _const("*:*:*"), False),
     ("SegmentSize", "SEGMENT_SIZE", _const("N/A"), False),
     ("SiblingsActive", "ACTIVE_SIBLINGS", _const("NA"), False),
@@ -665,7 +692,7 @@ _JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
     ("SLUID", "SLUID", _const("s0000000000000"), False),
     ("Sockets", "SOCKETS_PER_NODE", _const("*"), False),
     ("SPerBoard", "SOCKETS_PER_BOARD", _const("0"), False),
-    ("StartTime", "START_TIME", _ts("start_time"), False),
+    ("StartTime", "START_TIME", _start_time, False),
     ("State", "STATE", lambda i, _v: (str(i.get("state") or ""), True), False),
     ("StateCompact", "ST", lambda i, _v: (_compact(i), True), False),
     ("StdErr", "STDERR", _stdio("stderr"), False),
@@ -681,10 +708,10 @@ _JOB_TABLE: tuple[tuple[str, str, _JobFn, bool], ...] = (
     ("tres-alloc", "TRES_ALLOC", _tres_alloc, False),
     ("tres-bind", "TRES_BIND", _const("N/A"), False),
     ("tres-freq", "TRES_FREQ", _const("N/A"), False),
-    ("tres-per-job", "TRES_PER_JOB", _const("N/A"), False),
-    ("tres-per-node", "TRES_PER_NODE", _const("N/A"), True),
+    ("tres-per-job", "TRES_PER_JOB", _tres_per("tres_per_job"), False),
+    ("tres-per-node", "TRES_PER_NODE", _tres_per("tres_per_node"), True),
     ("tres-per-socket", "TRES_PER_SOCKET", _const("N/A"), False),
-    ("tres-per-task", "TRES_PER_TASK", _const("N/A"), False),
+    ("tres-per-task", "TRES_PER_TASK", _tres_per("tres_per_task"), False),
     ("UserId", "UID", lambda i, _v: (str(i.get("uid", 0)), True), False),
     ("UserName", "USER", _user_name, False),
     ("Wait4Switch", "WAIT4SWITCH", _const("0:00"), False),
@@ -753,6 +780,26 @@ _JOB_LETTERS: dict[str, str] = {
     "Z": "WorkDir",
 }
 _JOB_NAMES: dict[str, str] = {name.lower(): name for name in _JOB_FIELDS}
+
+
+def by_partition(infos: Iterable[dict[str, Any]], partitions: Sequence[str] | None = None
+                 ) -> list[dict[str, Any]]:
+    """``-P``/``--priority`` (print.c ``_create_priority_list``): a pending job submitted to
+    several partitions is listed once per partition (``partitions``: only those of ``-p``),
+    each with its priority there when the record has ``priority_by_partition`` (partition
+    -> priority), else the job's."""
+    out = []
+    for info in infos:
+        names = [p for p in str(info.get("partition") or "").split(",") if p]
+        if len(names) <= 1 or base_state(info) != "PENDING":
+            out.append(info)
+            continue
+        prios = info.get("priority_by_partition") or {}
+        for name in names:
+            if partitions is not None and name not in partitions:
+                continue
+            out.append({**info, "partition": name, "priority": prios.get(name, info.get("priority"))})
+    return out
 
 
 def _render_items(items: list[FormatItem], value: Callable[[str], _Value] | None, headers: _Headers) -> str:

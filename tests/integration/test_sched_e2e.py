@@ -206,3 +206,19 @@ def test_gpus_are_isolated_by_a_devices_cgroup_where_the_node_allows_it(
         assert (tmp_path / f"out-{second}.txt").read_text() == "0 1\nzero-denied\nfull-ok\n"
     finally:
         c.down()
+
+
+def test_test_only_names_the_partition_the_job_would_start_in(cluster, tmp_path):
+    """sbatch --test-only -p gpu,batch: the answer names the partition picked, not the list
+    (nothing is submitted)."""
+    with Client(cluster.config) as client:
+        before = len(client.call("jobs")["jobs"])
+        answer = client.call("submit", {"test_only": True, "spec": {
+            "name": "t", "script": "#!/bin/sh\ntrue\n", "cwd": str(tmp_path), "partition": "gpu,batch",
+            "nodelist": "node3"}})
+        assert answer["partition"] == "gpu" and answer["nodes"] == "node3"
+        answer = client.call("submit", {"test_only": True, "spec": {
+            "name": "t", "script": "#!/bin/sh\ntrue\n", "cwd": str(tmp_path), "partition": "gpu,batch",
+            "nodelist": "node1"}})
+        assert answer["partition"] == "batch" and answer["nodes"] == "node1"
+        assert len(client.call("jobs")["jobs"]) == before

@@ -1,8 +1,9 @@
 """A fake controller for the query tools' tests: a real ``serve_unix`` server in a thread
 that answers ``jobs`` (``job_refs``, ``job_ids``, ``users``, ``states``), ``nodes``,
 ``history``, ``config``, ``ping``, ``signal``/``signal_many``, ``hold``, ``release``,
-``requeue`` and ``update_job`` (``job_ref``) from records the test sets up, recording every
-call. It follows the RPC contract of the query tools (job arrays as the controller keeps
+``requeue`` and ``update_job`` (``job_ref``), ``partitions``, ``sched_config``,
+``update_node``, ``update_partition`` and ``reconfigure`` from records the test sets up,
+recording every call. It follows the RPC contract of the query tools (job arrays as the controller keeps
 them: one record of pending tasks, one record per started task).
 """
 
@@ -23,6 +24,7 @@ from spurcli import common
 from spurcore.arrays import contains
 from spurio import rpc
 from spurio.rpc import RpcError
+from tests.contract.controller_contract import real_job_record, real_node_record, validate_request
 
 INVALID_JOB = ("invalid_job_id", "Invalid job id specified")
 NOW = 1746100800.0  # 2025-05-01T12:00:00Z
@@ -32,8 +34,9 @@ def job(job_id: int, state: str = "RUNNING", **extra: Any) -> dict[str, Any]:
     """A job record shaped like spurcore.views.job_info."""
     base = extra.pop("base_state", state if state not in ("COMPLETING", "STOPPED") else "RUNNING")
     pending = base == "PENDING"
-    info = {
-        "job_id": job_id, "name": "job.sh", "user": "root", "uid": 0, "gid": 0, "group": "root",
+    info = real_job_record(job_id, NOW)  # every field the real record has
+    info.update({
+        "job_id": job_id, "name": "job.sh", "user": "root", "uid": 0, "gid": 0,
         "state": state, "base_state": base, "reason": "Priority" if pending else "None",
         "exit_code": None if pending else 0, "derived_ec": 0, "priority": 1, "hold": 0,
         "submit_time": NOW - 100, "eligible_time": NOW - 100, "start_time": 0 if pending else NOW - 60,
@@ -50,7 +53,7 @@ def job(job_id: int, state: str = "RUNNING", **extra: Any) -> dict[str, Any]:
         "signal_flags": "", "requeue": -1, "kill_on_invalid_dep": -1, "comment": "", "wckey": "",
         "nice": 0, "qos": "", "constraint": "", "time_min": None, "mail_type": "", "mail_user": "",
         "options": {},
-    }
+    })
     info.update(extra)
     return info
 
@@ -93,16 +96,20 @@ class FakeController:
         self.jobs: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.now = NOW
-        self.nodes: list[dict[str, Any]] = [
+        self.nodes: list[dict[str, Any]] = [dict(real_node_record(n["name"]), **n) for n in [
             {"name": "n1", "state": "MIXED", "cpus": 4, "alloc_cpus": 1, "mem_mb": 8000, "alloc_mem": 0,
              "address": "unix:/x", "reason": "", "registered_at": NOW - 3600, "down_at": 0, "jobs": [1],
              "partition": "debug"},
             {"name": "n2", "state": "IDLE", "cpus": 4, "alloc_cpus": 0, "mem_mb": 8000, "alloc_mem": 0,
              "address": "unix:/y", "reason": "", "registered_at": NOW - 3600, "down_at": 0, "jobs": [],
              "partition": "debug"},
-        ]
+        ]]
         self.config: dict[str, Any] = {"ClusterName": "spur", "MinJobAge": 300, "KillWait": 30,
                                        "MaxArraySize": 1001}
+        # None: a controller without the ``partitions``/``sched_config`` methods
+        self.partitions: list[dict[str, Any]] | None = None
+        self.default_partition = "debug"
+        self.sched_config: dict[str, Any] | None = None
         self.refused: dict[str, tuple[str, str]] = {}  # job_ref -> error for writes
         self.handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "jobs": self._jobs,
@@ -116,6 +123,11 @@ class FakeController:
             "release": self._write,
             "requeue": self._write,
             "update_job": self._write,
+            "partitions": self._partitions,
+            "sched_config": self._sched_config,
+            "update_node": self._admin_write,
+            "update_partition": self._admin_write,
+            "reconfigure": lambda p: self._admin_write(p) or {"digest": "d1", "unused": ["slurm.conf:3: X=1"]},
         }
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -135,6 +147,24 @@ class FakeController:
             states = {str(s).upper() for s in params["states"]}
             jobs = [j for j in jobs if j["state"] in states or j["base_state"] in states]
         return {"now": self.now, "jobs": [dict(j) for j in jobs]}
+
+    def _partitions(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.partitions is None:
+            raise RpcError("unknown_method", "unknown method: partitions")
+        return {"partitions": [dict(p) for p in self.partitions], "default": self.default_partition}
+
+    def _sched_config(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self.sched_config is None:
+            raise RpcError("unknown_method", "unknown method: sched_config")
+        return {"config": dict(self.sched_config)}
+
+    def _admin_write(self, params: dict[str, Any]) -> dict[str, Any]:
+        """update_node/update_partition/reconfigure: ``refused`` keyed by the method's name
+        (``"update_node"``) holds the error to answer."""
+        for method, refusal in self.refused.items():
+            if method in ("update_node", "update_partition", "reconfigure") and self.calls[-1][0] == method:
+                raise RpcError(*refusal)
+        return {}
 
     def _write(self, params: dict[str, Any]) -> dict[str, Any]:
         ref = str(params.get("job_ref") or params.get("job_id"))
@@ -159,6 +189,7 @@ class FakeController:
         fn = self.handlers.get(method)
         if fn is None:
             raise RpcError("unknown_method", f"unknown method: {method}")
+        validate_request(method, params)  # as the real controller does, before any handler
         return fn(params)
 
     def _run(self) -> None:

@@ -19,6 +19,7 @@ import pytest
 from spurcli import common, sacct, sbatch, scancel, scontrol, sinfo, squeue, srun
 from spurio import rpc
 from spurio.rpc import RpcError
+from tests.contract.controller_contract import real_job_record, real_node_record, validate_request
 
 INVALID_JOB = ("invalid_job_id", "Invalid job id specified")
 
@@ -27,7 +28,8 @@ def job_info(job_id: int, state: str = "RUNNING", **extra: Any) -> dict[str, Any
     """A job record shaped like spurcore.views.job_info."""
     base = extra.pop("base_state", state if state not in ("COMPLETING", "STOPPED") else "RUNNING")
     now = time.time()
-    info = {
+    info = real_job_record(job_id, now)  # every field the real record has
+    info.update({
         "job_id": job_id, "name": "job.sh", "user": "root", "uid": 0, "gid": 0, "state": state,
         "base_state": base, "reason": "None", "exit_code": 0 if base != "PENDING" else None,
         "derived_ec": 0, "priority": 1, "hold": 0, "submit_time": now - 10, "eligible_time": now - 10,
@@ -38,7 +40,7 @@ def job_info(job_id: int, state: str = "RUNNING", **extra: Any) -> dict[str, Any
         "failed_node": "", "command": "/tmp/job.sh", "submit_line": "sbatch job.sh", "work_dir": "/tmp",
         "stdout": f"/tmp/slurm-{job_id}.out", "stderr": f"/tmp/slurm-{job_id}.out",
         "stdin": "/dev/null", "alloc_node": "login", "alloc_sid": 1, "steps": [],
-    }
+    })
     info.update(extra)
     return info
 
@@ -57,10 +59,8 @@ class FakeController:
             "signal": self._signal,
             "signal_many": self._signal_many,
             "history": lambda p: {"jobs": list(self.jobs.values())},
-            "nodes": lambda p: {"now": time.time(), "nodes": [
-                {"name": "n1", "state": "IDLE", "cpus": 4, "alloc_cpus": 0, "mem_mb": 1000, "alloc_mem": 0,
-                 "address": "unix:/x", "reason": "", "registered_at": time.time(), "down_at": 0,
-                 "jobs": [], "partition": "debug"}]},
+            "nodes": lambda p: {"now": time.time(), "nodes": [dict(
+                real_node_record("n1", 4, 1000), state="IDLE", registered_at=time.time(), partition="debug")]},
             "hold": self._known, "release": self._known, "requeue": self._known,
             "job_complete": self._known,
         }
@@ -102,6 +102,7 @@ class FakeController:
         fn = self.handlers.get(method)
         if fn is None:
             raise RpcError("unknown_method", f"unknown method: {method}")
+        validate_request(method, params)  # as the real controller does, before any handler
         return fn(params)
 
     def _run(self) -> None:
@@ -381,7 +382,7 @@ def test_scontrol_show_node(fake, capsys):
     assert scontrol.main(["show", "node", "n1"]) == 0
     assert capsys.readouterr().out.startswith("NodeName=n1 ")
     assert scontrol.main(["show", "node", "nope"]) == 1
-    assert capsys.readouterr().err == "Node nope not found\n"
+    assert capsys.readouterr().out == "Node nope not found\n"  # info_node.c: printf
 
 
 def test_scontrol_job_control(fake, capsys):

@@ -360,7 +360,8 @@ def test_option_surface_maps_to_jobspec_fields(tmp_path, utc):
                                                                                               "high", "ssd")
     assert spec["time_min"] == 120
     assert (spec["mail_type"], spec["mail_user"]) == ("END,FAIL", "u@x")
-    assert spec["options"] == {"gres": "gpu:1", "licenses": "a:1"}
+    assert spec["options"] == {"licenses": "a:1"}
+    assert spec["gres"] == "gpu:1"  # a typed JobSpec field
 
 
 def test_flags_and_defaults_of_the_mapped_options(tmp_path):
@@ -470,7 +471,7 @@ def test_precedence_command_line_then_environment_then_directives(tmp_path):
      ({"SBATCH_ERROR": "none"}, "stderr", "/dev/null"),
      ({"SBATCH_INPUT": "in.txt"}, "stdin", "in.txt"),
      ({"SBATCH_DISTRIBUTION": "block"}, "options", {"distribution": "block"}),
-     ({"SBATCH_GRES": "gpu:1"}, "options", {"gres": "gpu:1"})],
+     ({"SBATCH_GRES": "gpu:1"}, "gres", "gpu:1")],
 )
 def test_input_environment_variables(tmp_path, env, key, value):
     spec = sbatch.build_submission(["--wrap=true"], environ=env, cwd=str(tmp_path)).spec

@@ -28,6 +28,17 @@ def run(capsys, *args):
 # ---------------------------------------------------------------------------------- show job
 
 
+def test_options_may_follow_the_command_as_getopt_permutes_them(ctld, capsys):
+    """``scontrol show job -o`` is ``scontrol -o show job`` (GNU getopt_long permutes);
+    after setdebugflags a ``-flag`` is the command's word, not an option."""
+    ctld.jobs = [job(5), job(6)]
+    rc, out, err = run(capsys, "show", "job", "-o")
+    assert rc == 0 and err == "" and out == run(capsys, "-o", "show", "job")[1]
+    assert [line.split()[0] for line in out.splitlines()] == ["JobId=5", "JobId=6"]
+    rc, out, err = run(capsys, "setdebugflags", "-Backfill")
+    assert (rc, err) == (1, "slurm_set_debugflags error:Requested operation is presently disabled\n")
+
+
 def test_show_job_of_an_array_shows_every_record(ctld, capsys):
     ctld.jobs = [job(5)] + arr()
     rc, out, err = run(capsys, "-o", "show", "job", "10")
@@ -223,10 +234,11 @@ def test_show_partition_node_step(ctld, capsys):
     rc, out, _ = run(capsys, "show", "partition")
     assert rc == 0 and out.startswith("PartitionName=debug\n   AllowGroups=ALL ")
     assert "   Nodes=n[1-2]\n" in out
-    assert run(capsys, "show", "partition", "nope") == (1, "", "Partition nope not found\n")
+    # info_part.c / info_node.c print "not found" with printf: on stdout
+    assert run(capsys, "show", "partition", "nope") == (1, "Partition nope not found\n", "")
     rc, out, _ = run(capsys, "-o", "show", "node", "n[1-2]")
     assert rc == 0 and out.count("\n") == 2
-    assert run(capsys, "show", "node", "nope") == (1, "", "Node nope not found\n")
+    assert run(capsys, "show", "node", "nope") == (1, "Node nope not found\n", "")
     step = {"job_id": 11, "step_id": 0, "name": "s", "state": "RUNNING", "start_time": 1746100740.0,
             "nodes": "n1", "node_count": 1, "ntasks": 1, "cpus": 1, "uid": 0}
     ctld.jobs = arr()
@@ -262,8 +274,11 @@ def test_keywords_and_session(ctld, capsys):
     assert run(capsys, "show", "job", "5", "6") == (1, "", "too many arguments for keyword:show\n")
     assert run(capsys, "show", "bogus") == (1, "", "invalid entity:bogus for keyword:show\n")
     assert run(capsys, "ping", "x") == (1, "", "too many arguments for keyword:ping\n")
-    assert run(capsys, "reconfigure") == (1, "", "slurm_reconfigure error:Requested operation is presently "
-                                                 "disabled\n")
+    assert run(capsys, "reconfigure") == (0, "", "")
+    assert ctld.methods()[-1] == "reconfigure"
+    ctld.refused["reconfigure"] = ("access_denied", "Access/permission denied")
+    # _printf_error: "<what>:<strerror>", no space
+    assert run(capsys, "reconfigure") == (1, "", "slurm_reconfigure error:Access/permission denied\n")
     assert run(capsys, "errnumstr", "2017") == (0, "Invalid job id specified\n", "")
     assert run(capsys, "errnumstr", "x") == (1, "", "numeric arguments required for keyword:errnumstr\n")
     assert run(capsys, "show", "reservation") == (0, "No reservations in the system\n", "")

@@ -48,7 +48,7 @@ def test_formats_filters_and_sort(ctld, capsys):
     assert run(capsys, "-h", "-o", "%t", "-S", "t") == (0, "idle\nmix\n", "")
     assert run(capsys, "-h", "-o", "%N", "-d") == (0, "", "")
     ctld.nodes[1].update(state="DOWN", reason="Not responding", down_at=1746100000.0)
-    assert run(capsys, "-R", "-h") == (0, "Not responding       root      2025-05-01T11:46:40 n2\n", "")
+    assert run(capsys, "-R", "-h") == (0, "Not responding       slurm     2025-05-01T11:46:40 n2\n", "")
     assert run(capsys, "-h", "-o", "%N", "-d") == (0, "n2\n", "")
 
 

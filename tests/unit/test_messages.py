@@ -52,3 +52,34 @@ def test_any_input_is_a_request_or_a_bad_request(method, raw):
         structure(REQUESTS[method], raw)
     except BadRequest:
         pass
+
+
+# What slips past the boundary (a proposer that skipped it) the reducer still refuses, the
+# same way on every replica: the op is rejected and the state does not change.
+
+@pytest.mark.parametrize("name", [True, "", "a b", "x" * 65, "-lead", None, 7])
+def test_the_reducer_refuses_a_node_that_is_not_a_name(name):
+    from spurcore.model import ClusterState
+    from spurcore.ops import NodeRegistered
+    from spurcore.reduce import Rejected, apply
+
+    state = ClusterState()
+    result = apply(state, NodeRegistered(name, 2, 100, "", 1.0))
+    assert isinstance(result, Rejected) and result.code == "invalid_node"
+    assert state.nodes == {} and state.rejected == 1  # counted, as every rejection
+
+
+@pytest.mark.parametrize(("field", "value"), [("name", True), ("user", ["root"]), ("partition", None),
+                                              ("uid", "0"), ("nodes", 1.5), ("script", b"#!/bin/sh")])
+def test_the_reducer_refuses_a_spec_of_the_wrong_types(field, value):
+    import attrs
+
+    from spurcore.model import ClusterState
+    from spurcore.ops import JobSpec, JobSubmitted
+    from spurcore.reduce import Rejected, apply
+
+    spec = attrs.evolve(JobSpec("j", "root", 0, 0, "#!/bin/sh\n", (), {}, "/tmp"), **{field: value})
+    state = ClusterState()
+    result = apply(state, JobSubmitted("r", spec, 1.0))
+    assert isinstance(result, Rejected) and result.message == f"Invalid job specification: {field}"
+    assert state.jobs == {} and state.next_job_id == 1

@@ -119,7 +119,9 @@ def test_oneliner() -> None:
     text = show_job(finished_job(), detail=True, oneliner=True, now=T0 + 60)
     check_golden("scontrol_show_job_finished_oneliner.txt", text)
     assert text.count("\n") == 1 and text.endswith("\n") and "  " not in text
-    assert text == " ".join(show_job(finished_job(), detail=True, now=T0 + 60).split("\n   ")).rstrip() + "\n"
+    # info_job.c indents the -d "Nodes=" lines by two more spaces, but not with -o
+    multi = show_job(finished_job(), detail=True, now=T0 + 60).replace("\n     Nodes=", "\n   Nodes=")
+    assert text == " ".join(multi.split("\n   ")).rstrip() + "\n"
 
 
 def test_oneliner_parses_with_the_testsuite_regex() -> None:
@@ -280,7 +282,9 @@ def test_show_node_idle() -> None:
 
 
 def test_show_node_mixed_and_down_with_reason() -> None:
-    """State=MIXED with AllocTRES; a down node gets a Reason=... [user@time] line."""
+    """State=MIXED with AllocTRES; a node that stopped responding is DOWN+NOT_RESPONDING
+    (node_state_string_complete) with a Reason=... [user@time] line naming SlurmUser
+    (``slurm``) when the controller set it."""
     state = cluster()
     job_id = ok(state, JobSubmitted("r1", spec(ntasks=2), T0))
     ok(state, JobStart(job_id, ("node01",), 2, 1000, T0 + 1))
@@ -292,9 +296,10 @@ def test_show_node_mixed_and_down_with_reason() -> None:
     ok(state, NodeDown("node02", "Not responding", T0 + 5))
     down = show_node(node(state, "node02"))
     check_golden("scontrol_show_node_down.txt", down)
-    assert down.endswith("CurrentWatts=0 AveWatts=0\n   Reason=Not responding [root@2025-05-01T12:00:05]\n\n")
+    assert down.endswith("CurrentWatts=0 AveWatts=0\n   Reason=Not responding [slurm@2025-05-01T12:00:05]\n\n")
+    assert "\n   State=DOWN+NOT_RESPONDING ThreadsPerCore=1 " in down
     one = show_node(node(state, "node02"), oneliner=True)
-    assert one.count("\n") == 1 and "State=DOWN " in one
+    assert one.count("\n") == 1 and "State=DOWN+NOT_RESPONDING " in one
 
 
 # ---------------------------------------------------------------------------------------------

@@ -183,7 +183,8 @@ def test_long_and_node_long_layouts() -> None:
 
 def test_list_reasons() -> None:
     """-R ``reason:20 ,user:9 ,timestamp:19 ,nodelist:0`` over nodes grouped by reason, user
-    and time (the partition does not matter)."""
+    and time (the partition does not matter); a reason the controller set (``reason_uid``
+    -1) names SlurmUser, ``slurm``."""
     from spurcore.render.sinfo import REASONS_FORMAT, node_matches_states, parse_states, render_format
 
     t = 1746100800.0
@@ -193,7 +194,7 @@ def test_list_reasons() -> None:
     shown = [n for n in nodes if node_matches_states(n, sels, and_mode)]
     assert render_format(shown, long_fmt=REASONS_FORMAT, reasons=True, time_format="%F") == (
         "REASON               USER      TIMESTAMP           NODELIST\n"
-        "Not responding       root      2025-05-01          n[1-2]\n"
+        "Not responding       slurm     2025-05-01          n[1-2]\n"
     )
 
 
@@ -212,7 +213,8 @@ def test_state_filters() -> None:
     assert keep("mix,alloc") == ["node03", "node10", "node05"]
     assert keep("~idle") == ["node03", "node10", "node04", "node05"]
     assert keep("all") == [n["name"] for n in NODES]
-    assert keep("al") == ["node03"]
+    # sinfo.c _filter_node_state: "allocated" is any node with allocated CPUs (MIXED too)
+    assert keep("al") == ["node03", "node10", "node05"]
     with pytest.raises(StateError, match='Bad state string: "bogus"'):
         parse_states("idle,bogus")
 

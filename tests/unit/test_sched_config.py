@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from spurcli import sacctmgr, sprio, sshare
+from spurcli.common import CliError
 from spurcore import acctmgr
 from spurcore.slurmconf import ConfError, parse, partition_changes
 from spurio.config import ConfigError, load, load_cluster_conf
@@ -157,16 +158,31 @@ def test_sacctmgr_show_tables():
 
 
 def test_sprio_hides_factors_whose_weight_is_zero():
+    """sprio.c: ``%.15i %9r %.10Y %.10S`` then the factors with a weight; -w the weights
+    (SITE's is 1); -n the normalized factors; -l every column."""
     data = {"weights": {"age": 1000, "fairshare": 0, "job_size": 100, "partition": 0, "qos": 0, "assoc": 0,
                         "site": 0, "nice": 0},
             "jobs": [{"job_id": 7, "partition": "batch", "user": "bob", "account": "phys", "priority": 612,
                       "site": 0, "age": 600.0, "assoc": 0.0, "fairshare": 0.0, "job_size": 12.5,
                       "partition_weighted": 0.0, "qos": 0.0, "nice": 0.0, "tres": ""}]}
     assert sprio.render(data) == (
-        "          JOBID PARTITION   PRIORITY        AGE    JOBSIZE   NICE\n"
-        "              7 batch            612        600 12.5000000      0\n"
+        "          JOBID PARTITION   PRIORITY       SITE        AGE    JOBSIZE\n"
+        "              7 batch            612          0        600         12\n"
     )
-    assert sprio.render(data, weights=True).splitlines()[1].split() == ["Weights", "1000", "100"]
+    assert sprio.render(data, weights=True) == (
+        "          JOBID PARTITION   PRIORITY       SITE        AGE    JOBSIZE\n"
+        "        Weights                               1       1000        100\n"
+    )
+    assert sprio.render(data, norm=True) == (
+        "          JOBID PARTITION PRIORITY   AGE        JOBSIZE   \n"
+        "              7 batch     0.00000014 0.6000000  0.1250000 \n"
+    )
+    assert sprio.render(data, long=True).splitlines()[0] == (
+        "          JOBID PARTITION     USER  ACCOUNT   PRIORITY       SITE        AGE      ASSOC  FAIRSHARE "
+        "   JOBSIZE  PARTITION    QOSNAME        QOS        NICE                 TRES")
+    assert sprio.render(data, long=True).splitlines()[1] == (
+        "              7 batch          bob     phys        612          0        600          0          0 "
+        "        12          0     normal          0           0                     ")
 
 
 def test_sshare_rows():
@@ -178,11 +194,58 @@ def test_sshare_rows():
         {"account": "phys", "user": "bob", "depth": 2, "raw_shares": 1, "norm_shares": 1.0, "raw_usage": 100.0,
          "effective_usage": 1.0, "fairshare": 0.5},
     ]
+    # process.c: the Account column is the tree (slurmdb_tree_name_get) in every layout,
+    # parsable too; a user's row is indented one level below its account's
     assert sshare.render(rows, parsable="P") == (
         "Account|User|RawShares|NormShares|RawUsage|EffectvUsage|FairShare\n"
         "root|||1.000000|100|1.000000|\n"
-        "phys||10|1.000000|100|1.000000|\n"
-        "phys|bob|1|1.000000|100|1.000000|0.500000\n"
+        " phys||10|1.000000|100|1.000000|\n"
+        "  phys|bob|1|1.000000|100|1.000000|0.500000\n"
     )
+    assert sshare.render(rows[:2]) == (
+        "Account                    User  RawShares  NormShares    RawUsage  EffectvUsage  FairShare \n"
+        "-------------------- ---------- ---------- ----------- ----------- ------------- ---------- \n"
+        "root                                          1.000000         100      1.000000            \n"
+        " phys                                   10    1.000000         100      1.000000            \n"
+    )
+    assert sshare.render(rows, parsable="p", noheader=True, fields="A,User,NormU%5,LevelFS").splitlines() == [
+        "root||||", " phys||||", "  phys|bob|||"]
+    # depth first, as share_rows gives them: each account followed by its subtree
+    ordered = sshare.tree_order([rows[0], rows[1], rows[2], {**rows[2], "user": "amy"},
+                                 {**rows[1], "account": "chem", "raw_shares": 1},
+                                 {**rows[2], "account": "chem", "user": "zed"}])
+    # slurmdb _sort_children_list: users before sub-accounts, each alphabetically
+    assert [(r["account"], r["user"]) for r in ordered] == [
+        ("root", ""), ("chem", ""), ("chem", "zed"), ("phys", ""), ("phys", "amy"), ("phys", "bob")]
     mine = sshare.select(rows, all_users=False, users=[], accounts=[], me="alice")
     assert [r["user"] for r in mine] == ["", ""]
+
+
+def test_sacctmgr_fields_are_slurms():
+    """common.c _get_print_field: Slurm's spellings (prefixes no shorter than the minimum,
+    first match in its order), headers and widths; TRES in the TRES table's order with
+    memory in units; fields Spur keeps no value for print blank; an unknown one is
+    ``Unknown field 'x'``."""
+    cols = sacctmgr.parse_format("Acc,ParentN,Share,GrpTRES,MaxTRESPerJob%20,MaxWall,Lineage,Flags")
+    assert [(h, w) for _k, h, w in cols] == [("Account", 10), ("ParentName", 10), ("Share", 9), ("GrpTRES", 13),
+                                            ("MaxTRES", 20), ("MaxWall", 11), ("Lineage", -20), ("Flags", 20)]
+    with pytest.raises(CliError, match="Unknown field 'Colour'"):
+        sacctmgr.parse_format("Colour")
+    with pytest.raises(CliError):
+        sacctmgr.parse_format("Ac")  # shorter than Account's 3
+    tres = {"gres/gpu": 2, "node": 1, "mem": 2048, "cpu": 8}
+    assert sacctmgr._tres_text(tres) == "cpu=8,mem=2G,node=1,gres/gpu=2"
+    records, _ = sacctmgr.show_records(ACCT, "association", [], {}, False)
+    text = sacctmgr.render_table(records, sacctmgr.parse_format("Account,User,Lineage%8,GrpTRES,Flags%5"), "c")
+    assert text.splitlines() == [
+        "   Account       User  Lineage       GrpTRES Flags ",  # %8: a width of 8, right-justified
+        "---------- ---------- -------- ------------- ----- ",
+        "      root                                         ",
+        "      phys                            cpu=64       ",
+        "      phys        bob                              ",
+    ]
+    qos, fmt = sacctmgr.show_records(ACCT, "qos", [], {}, False)
+    header = sacctmgr.render_table(qos, sacctmgr.parse_format(",".join(sacctmgr.DEFAULT_FORMATS[fmt])), "c")
+    assert header.splitlines()[0].split()[:9] == ["Name", "Priority", "GraceTime", "Preempt", "PreemptExemptTime",
+                                                  "PreemptMode", "Flags", "UsageThres", "UsageFactor"]
+    assert header.splitlines()[2].split()[:4] == ["normal", "0", "00:00:00", "cluster"]

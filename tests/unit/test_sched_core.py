@@ -25,7 +25,7 @@ from spurcore.ops import (
     NodeStateUpdated,
     PartitionUpdated,
 )
-from spurcore.reduce import Rejected, apply
+from spurcore.reduce import INVALID_TRANSITION, Rejected, apply
 from spurcore.scheduler import plan, schedule
 from spurcore.slurmconf import parse
 from spurcore.snapshot import decode_state, encode_state
@@ -201,6 +201,25 @@ def test_allow_accounts_and_allow_groups():
 
 
 # --- node states ---------------------------------------------------------------------------
+
+
+def test_resume_and_idle_transitions_as_node_mgr():
+    state = configured()
+    job = submit(state, nodelist="n1", time_limit=600)
+    assert run_pass(state) == [job]
+    # RESUME needs DOWN, DRAIN or FAIL; IDLE needs DOWN or no jobs; all nodes or none
+    assert apply(state, NodeStateUpdated(("n2",), "RESUME", "", 0, T0)) == INVALID_TRANSITION
+    assert apply(state, NodeStateUpdated(("n1",), "IDLE", "", 0, T0)) == INVALID_TRANSITION
+    assert apply(state, NodeStateUpdated(("n2", "n1"), "DRAIN", "x", 0, T0)) is None
+    assert apply(state, NodeStateUpdated(("n2", "n1"), "IDLE", "", 0, T0)) == INVALID_TRANSITION
+    assert state.nodes["n2"].drain and state.nodes["n1"].drain
+    assert apply(state, NodeStateUpdated(("n2",), "IDLE", "", 0, T0)) is None
+    assert node_info(state, "n2")["state"] == "IDLE" and state.nodes["n2"].reason == ""
+    # no state: the reason alone, the state unchanged
+    assert apply(state, NodeStateUpdated(("n2",), "", "", 0, T0)).code == "no_changes"
+    assert apply(state, NodeStateUpdated(("n2",), "", "cable", 7, T0 + 1)) is None
+    assert node_info(state, "n2")["state"] == "IDLE"
+    assert (state.nodes["n2"].reason, state.nodes["n2"].reason_uid) == ("cable", 7)
 
 
 def test_drain_resume_down_and_fail():

@@ -55,7 +55,7 @@ def test_allocation_spec_has_the_same_keys_as_sbatch():
 
 def test_step_options_are_kept_out_of_the_job_options():
     req = parse(["--cpu-bind=none", "--gres=gpu:1", "--task-prolog=/bin/true", "-l", "true"])
-    assert req.spec["options"] == {"gres": "gpu:1"}
+    assert "options" not in req.spec and req.spec["gres"] == "gpu:1"  # GRES: typed JobSpec fields
     assert req.step["options"] == {"cpu-bind": "none", "gres": "gpu:1", "task-prolog": "/bin/true"}
 
 
