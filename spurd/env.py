@@ -1,12 +1,12 @@
-"""The batch script's environment, as slurmd and slurmstepd set it (pure functions of the
-job's record, no I/O): Slurm's variables (``SLURM_JOB_ID``, ``SLURM_TASKS_PER_NODE``, ...),
-a job array task's (``SLURM_ARRAY_*``), the GPUs this node gave the job (gres/gpu:
-``CUDA_VISIBLE_DEVICES`` & co), and the tools' directory first on ``PATH``.
+"""The batch script's environment, as slurmd and slurmstepd set it: Slurm's variables
+(``SLURM_JOB_ID``, ``SLURM_TASKS_PER_NODE``, ...), a job array task's (``SLURM_ARRAY_*``),
+the GPUs this node gave the job (gres/gpu: ``CUDA_VISIBLE_DEVICES`` & co), and the tools'
+directory first on ``PATH``. Functions of the job's record (``spurcore.agentmsg.LaunchJob``)
+that read nothing but the host's name, when the record has no submit host.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -14,8 +14,6 @@ import sys
 from spurcore import arrays
 from spurcore.agentmsg import LaunchJob
 from spurcore.hostlist import compress
-
-log = logging.getLogger("spurd")
 
 
 def tasks_per_node(ntasks: int, nnodes: int) -> str:

@@ -281,16 +281,34 @@ class FakeProcesses:
         r = self.runs[run]
         deadline = self.clock + timeout
         while not self._ended(r):
-            events = [t for t in (r.task.next_event(), r.sequence.deadline()) if t is not None]
-            if not events or min(events) > deadline:
-                self.clock = max(self.clock, deadline)
+            due = self._next_event(r)
+            if due is None or due > deadline:
                 break
-            self.clock = max(self.clock, min(events))
-            r.task.run(self.clock)
-            self._settle(r)
-            if r.sequence.running:
-                self._carry_out(r, r.sequence.advance(self.clock))
+            self._advance_run(r, due)
+        self.clock = max(self.clock, deadline) if not self._ended(r) else self.clock
         return self.status(run)
+
+    def advance_to(self, now: float) -> None:
+        """Every run, event by event, up to ``now`` (a simulation's clock drives the fake)."""
+        while True:
+            pending = [(t, r) for r in self.runs.values() if not self._ended(r)
+                       if (t := self._next_event(r)) is not None and t <= now]
+            if not pending:
+                break
+            t, r = min(pending, key=lambda p: p[0])
+            self._advance_run(r, t)
+        self.clock = max(self.clock, now)
+
+    def _next_event(self, r: FakeRun) -> float | None:
+        events = [t for t in (r.task.next_event(), r.sequence.deadline()) if t is not None]
+        return min(events) if events else None
+
+    def _advance_run(self, r: FakeRun, at: float) -> None:
+        self.clock = max(self.clock, at)
+        r.task.run(self.clock)
+        self._settle(r)
+        if r.sequence.running:
+            self._carry_out(r, r.sequence.advance(self.clock))
 
     def status(self, run: str) -> RunStatus | None:
         r = self.runs[run]

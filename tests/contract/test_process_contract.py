@@ -205,3 +205,21 @@ def test_the_fake_refuses_what_it_cannot_model() -> None:
             fake.start(SupervisorSpec(job_id=1, argv=("/bin/bash", "-c", script)))
     with pytest.raises(ValueError):
         fake.start(SupervisorSpec(job_id=1, argv=("/bin/sh", "script")))
+
+
+def test_the_fake_follows_a_simulation_clock() -> None:
+    """``advance_to`` drives every run to a clock (as tests/sim would drive it): a kill of
+    a process that ignores SIGTERM ends KillWait later with SIGKILL, a plain one at once."""
+    fake = FakeProcesses(clock=0.0)
+    stubborn = fake.start(SupervisorSpec(job_id=1, argv=("/bin/bash", "-c", "trap '' TERM; sleep 60"), kill_wait=2))
+    plain = fake.start(SupervisorSpec(job_id=2, argv=("/bin/bash", "-c", "sleep 60"), kill_wait=2))
+    short = fake.start(SupervisorSpec(job_id=3, argv=("/bin/bash", "-c", "sleep 1; exit 2")))
+    fake.advance_to(0.5)
+    fake.kill(stubborn, why="cancel")
+    fake.kill(plain, why="cancel")
+    assert fake.status(plain) is not None and fake.status(plain).signal == 15
+    fake.advance_to(2.4)
+    assert fake.status(short).exit_code == 2 and fake.status(stubborn) is None
+    fake.advance_to(2.5)
+    assert fake.status(stubborn).signal == 9 and fake.status(stubborn).ended_at == 2.5
+    assert fake.now() == 2.5
