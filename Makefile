@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint install demo bench clean
+.PHONY: test lint install demo bench bench-venv clean
 
 # bin/*: the commands' launchers are copied at install time (pyproject.toml, script-files)
 $(STAMP): pyproject.toml $(wildcard bin/*)
@@ -33,10 +33,12 @@ demo: $(STAMP)
 # into a fresh venv, bytecode compiled by pip. The cluster runs from $(VENV).
 BENCH_VENV := build/bench-venv
 
-bench: $(STAMP)
+bench-venv: $(STAMP)
 	rm -rf build
 	$(PY) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q .
+
+bench: bench-venv
 	$(BIN)/python -m benchmarks.run --bindir $(BENCH_VENV)/bin $(BENCH_FLAGS)
 
 clean:
@@ -46,9 +48,9 @@ clean:
 # The Slurm daemons are stopped afterwards unless KEEP_SLURM=1.
 .PHONY: bench-slurm conformance-slurm
 
-bench-slurm: $(STAMP)
+bench-slurm: bench-venv
 	benchmarks/slurm/setup.sh
-	$(BIN)/python -m benchmarks.slurm.bench $(BENCH_FLAGS); rc=$$?; \
+	$(BIN)/python -m benchmarks.slurm.bench --bindir $(BENCH_VENV)/bin $(BENCH_FLAGS); rc=$$?; \
 	    [ -n "$(KEEP_SLURM)" ] || benchmarks/slurm/stop.sh; exit $$rc
 
 conformance-slurm: $(STAMP)

@@ -10,8 +10,10 @@ several clusters' results side by side with ratios.
     4 start_latency    submit -> RUNNING visible, and -> the script's first command ran
     5 throughput       N trivial jobs (--wrap true): jobs/s from first submit to last completion
     6 kill_latency     scancel -> every process of a `sleep 1000` job gone, and -> CANCELLED visible
-    7 scale            squeue / scontrol show job -o with 5,000 / 20,000 held jobs; restart -> answer
+    7 scale            squeue / scontrol show job -o and controller restart -> first answer with an
+                       empty queue and 1,000 / 10,000 / 20,000 / 100,000 held jobs; SIGKILL restart
     8 failover         leader SIGKILLed -> next commit (clusters with a kill_leader hook)
+    9 array_throughput a 10,000-task array of `true` (sbatch --array): tasks/s
 
 ``benchmarks/slurm/bench.py`` runs them on Debian's Slurm and on a ``spur local`` cluster;
 :func:`spur_local` starts such a cluster and returns its :class:`Cluster`.
@@ -150,7 +152,8 @@ class Cluster:
     measurement finer or possible: ``job_state(job_id)`` (the displayed state, None when
     unknown; default: ``squeue -h -t all -j ID -o %T``), ``active_jobs()`` (ids of PD/R/CG/S
     jobs; default: squeue), ``submit_held(n)`` (submit n held jobs, fast; default: 4 parallel
-    ``sbatch -H`` loops), ``stop_controller()``/``start_controller()`` and ``kill_leader()``
+    ``sbatch -H`` loops), ``stop_controller()``/``start_controller()`` (``crash_controller()``:
+    stop it with SIGKILL) and ``kill_leader()``
     (SIGKILL the leader; returns a function that restarts it) with ``commit()`` (one held
     submit that returns the job id once committed), ``daemon_pids()`` (the controllers' and
     agents' pids: their CPU time is counted per submission).
@@ -167,6 +170,7 @@ class Cluster:
     submit_held_method: str = "4 parallel `sbatch -H --wrap true` loops"
     stop_controller: Callable[[], None] | None = None
     start_controller: Callable[[], None] | None = None
+    crash_controller: Callable[[], None] | None = None  # SIGKILL: nothing saved at the stop
     kill_leader: Callable[[], Callable[[], None]] | None = None
     commit: Callable[[], int] | None = None
     state_query: str = "squeue -h -t all -j ID -o %T"
@@ -591,16 +595,44 @@ def kill_latency(cluster: Cluster, runs: int = 20, timeout: float = 60) -> list[
 # --- 7. scale ----------------------------------------------------------------------------------
 
 
-def scale(cluster: Cluster, sizes: Sequence[int] = (5000, 20000), runs: int = 3, restart_runs: int = 3,
-          timeout: float = 900, cancel_timeout: float = 400) -> list[Metric]:
-    """Queue held jobs up to each size; time `squeue` and `scontrol show job -o` (output to
-    /dev/null) ``runs`` times; at the largest size restart the controller and time its first
-    answer to the state query; finally time `scancel -u <me>` of all of them (bounded by
-    ``cancel_timeout``: past it the metric is N/A and the rest stay queued)."""
+def _restarts(cluster: Cluster, probe: int, runs: int, stop: Callable[[], None]) -> list[float]:
+    """``runs`` times: ``stop()`` the controller, start it, and time the first answer of the
+    state query about ``probe`` (a held job) from the start."""
+    assert cluster.start_controller is not None
+    samples = []
+    for _ in range(runs):
+        stop()
+        t0 = time.monotonic()
+        cluster.start_controller()
+        wait_until(lambda: cluster.state(probe) == "PENDING", 300, "the controller's first answer", 0.01)
+        samples.append(time.monotonic() - t0)
+    return samples
+
+
+def scale(cluster: Cluster, sizes: Sequence[int] = (1000, 10000, 20000, 100000), runs: int = 3,
+          restart_runs: int = 3, timeout: float = 1800, cancel_timeout: float = 600) -> list[Metric]:
+    """How the costs grow with the queue. First on an empty queue (a held probe job only: the
+    baselines), then with held jobs queued up to each size: `squeue` and `scontrol show job -o`
+    (output to /dev/null) ``runs`` times, and the controller restarted ``restart_runs`` times
+    (stopped cleanly, SIGTERM, then started: the clock runs from the start to the first answer
+    about the probe). At the largest size the controller is also killed (SIGKILL) and started,
+    when the cluster can (``crash_controller``). Finally `scancel -u <me>` of all of them
+    (bounded by ``cancel_timeout``: past it the metric is N/A and the rest stay queued)."""
     cluster.wait_idle(120)
     metrics: list[Metric] = []
-    queued = 0
+    commands = (("squeue", ["squeue"]), ("scontrol show job -o", ["scontrol", "show", "job", "-o"]))
+    restartable = cluster.stop_controller is not None and cluster.start_controller is not None
     try:
+        probe = cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true")
+        queued = 1
+        for label, argv in commands:
+            samples = time_argv([cluster.cmd(argv[0]), *argv[1:]], cluster.env, cluster.workdir, runs)
+            metrics.append(Metric(f"scale.{argv[0]}.0", f"`{label}` with an empty queue (1 held job)", "s", samples))
+        if restartable:
+            assert cluster.stop_controller is not None
+            metrics.append(Metric("scale.restart.0", "controller restart -> first answer, empty queue (1 job)", "s",
+                                  _restarts(cluster, probe, restart_runs, cluster.stop_controller),
+                                  note=f"stopped (SIGTERM), started, first {cluster.state_query} answered"))
         for size in sizes:
             n = size - queued
             t0 = time.monotonic()
@@ -618,22 +650,19 @@ def scale(cluster: Cluster, sizes: Sequence[int] = (5000, 20000), runs: int = 3,
             count = len(cluster.active())
             if count < size * 0.99:
                 raise WorkloadError(f"{cluster.name}: {count} jobs queued, expected {size}")
-            for label, argv in (("squeue", ["squeue"]), ("scontrol show job -o", ["scontrol", "show", "job", "-o"])):
+            for label, argv in commands:
                 samples = time_argv([cluster.cmd(argv[0]), *argv[1:]], cluster.env, cluster.workdir, runs)
                 metrics.append(Metric(f"scale.{argv[0]}.{size}", f"`{label}` with {size:,} queued jobs", "s",
                                       samples))
-        if cluster.stop_controller is not None and cluster.start_controller is not None:
-            probe = cluster.sbatch("-H", "-o", "/dev/null", "--wrap", "true")
-            queued += 1
-            samples = []
-            for _ in range(restart_runs):
-                cluster.stop_controller()
-                t0 = time.monotonic()
-                cluster.start_controller()
-                wait_until(lambda: cluster.state(probe) == "PENDING", 300, "the controller's first answer", 0.01)
-                samples.append(time.monotonic() - t0)
-            metrics.append(Metric("scale.restart", f"controller restart -> first answer ({queued:,} jobs)",
-                                  "s", samples, note=f"from starting the controller to the first {cluster.state_query}"))
+            if restartable:
+                assert cluster.stop_controller is not None
+                metrics.append(Metric(f"scale.restart.{size}", f"controller restart -> first answer ({queued:,} jobs)",
+                                      "s", _restarts(cluster, probe, restart_runs, cluster.stop_controller),
+                                      note=f"stopped (SIGTERM), started, first {cluster.state_query} answered"))
+        if restartable and cluster.crash_controller is not None:
+            metrics.append(Metric("scale.crash_restart", f"controller SIGKILLed, started -> first answer ({queued:,} jobs)",
+                                  "s", _restarts(cluster, probe, restart_runs, cluster.crash_controller),
+                                  note="no state saved at the kill: what the last save left, plus its log"))
         user = pwd.getpwuid(os.getuid()).pw_name
         label = f"`scancel -u {user}` of the {queued:,} queued jobs"
         t0 = time.monotonic()
@@ -646,12 +675,58 @@ def scale(cluster: Cluster, sizes: Sequence[int] = (5000, 20000), runs: int = 3,
                                   note=f"N/A: not done after {cancel_timeout:.0f} s ({left:,} jobs left queued)"))
             return metrics
         metrics.append(Metric("scale.scancel", label, "s", [time.monotonic() - t0]))
-        cluster.wait_idle(300)
+        cluster.wait_idle(600)
     except Exception as exc:
         with contextlib.suppress(Exception):
             cluster.cancel_all(timeout=cancel_timeout)
         raise WorkloadError(f"{cluster.name}: scale: {exc}", metrics) from exc
     return metrics
+
+
+# --- 9. a job array ------------------------------------------------------------------------------
+
+
+def _array_left(cluster: Cluster, array_id: int) -> int:
+    """Tasks of the array not ended yet: `squeue -r` prints one line per task (pending ones too)."""
+    proc = cluster.run("squeue", "-h", "-r", "-t", ACTIVE_STATES, "-j", str(array_id), "-o", "%i",
+                       check=False, timeout=120)
+    if proc.returncode != 0:  # the array left the queue entirely (or the query failed: count it as busy)
+        return 0 if "Invalid job id" in proc.stderr else -1
+    return len(proc.stdout.split())
+
+
+def array_throughput(cluster: Cluster, tasks: int = 10000, budget: float = 300) -> list[Metric]:
+    """``sbatch --array=0-<tasks-1> -o /dev/null --wrap true``: tasks/s from the submission to
+    the last task done, counted with `squeue -r` (every 1 s, every 0.1 s once fewer than 500
+    are left). If they are not all done within ``budget`` seconds, the rate is over the tasks
+    done so far (to the last completion seen) and the rest are cancelled."""
+    cluster.wait_idle(120)
+    t0 = time.monotonic()
+    array_id = cluster.sbatch(f"--array=0-{tasks - 1}", "-o", "/dev/null", "--wrap", "true")
+    submit_s = time.monotonic() - t0
+    done, t_last = 0, t0
+    try:
+        while True:
+            left = _array_left(cluster, array_id)
+            now = time.monotonic()
+            if left >= 0 and tasks - left > done:
+                done, t_last = tasks - left, now
+            if left == 0 or now - t0 > budget:
+                break
+            time.sleep(0.1 if 0 <= left < 500 else 1.0)
+    finally:
+        if done < tasks:
+            cluster.run("scancel", str(array_id), check=False)
+    cluster.wait_idle(300)
+    note = "counted with `squeue -r`"
+    if done < tasks:
+        note += f"; budget {budget:.0f} s reached with {done:,} of {tasks:,} done: rate over those"
+    return [
+        Metric("array.cli.rate", f"{tasks:,}-task array of `true` (`sbatch --array`): tasks/s, submit -> last done",
+               "tasks/s", [done / (t_last - t0)] if t_last > t0 else [], higher_is_better=True, note=note),
+        Metric("array.cli.done", f"array tasks done (of {tasks:,})", "tasks", [float(done)], higher_is_better=True),
+        Metric("array.cli.submit", f"`sbatch --array=0-{tasks - 1}` wall time", "s", [submit_s]),
+    ]
 
 
 # --- 8. failover -------------------------------------------------------------------------------
@@ -761,11 +836,14 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
             if errors:
                 raise WorkloadError(f"spur: held submit failed: {errors[0]}")
 
-        def stop_controller() -> None:
+        def stop_controller(sig: int = signal.SIGTERM) -> None:
             client.close()
             fast.close()
             for r in local.config.replicas:
-                local.kill(f"ctld-{r.id}")
+                local.kill(f"ctld-{r.id}", sig)
+
+        def crash_controller() -> None:
+            stop_controller(signal.SIGKILL)
 
         def start_controller() -> None:
             for r in local.config.replicas:
@@ -822,7 +900,7 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
             name="spur", env=env, bindir=bindir, workdir=wd, job_state=job_state, active_jobs=active_jobs,
             daemon_pids=daemon_pids,
             submit_held=submit_held, submit_held_method="4 threads of spurio.client.Client submit (hold)",
-            stop_controller=stop_controller, start_controller=start_controller,
+            stop_controller=stop_controller, start_controller=start_controller, crash_controller=crash_controller,
             kill_leader=kill_leader if replicas >= 3 else None, commit=commit, state_query="spurio.client.Client `jobs`",
             extra={"dir": d, "local": local, "replicas": replicas},
         )
@@ -864,7 +942,7 @@ def render_table(columns: dict[str, list[Metric]], ratio: tuple[str, str] | None
                 row.append(m.summary())
         if ratio:
             a, b = by_col.get(ratio[0], {}).get(key), by_col.get(ratio[1], {}).get(key)
-            if a and b and a.samples and b.samples and b.median and a.unit in ("s", "jobs/s"):
+            if a and b and a.samples and b.samples and b.median and a.unit in ("s", "jobs/s", "tasks/s"):
                 row.append(f"{a.median / b.median:.3g}x")
             else:
                 row.append("")

@@ -3,6 +3,14 @@
 ``python -m spurd.supervisor <rundir>`` runs one job step described by ``rundir/spec.json``
 and leaves its final wait status in ``rundir/status.json``.
 
+The supervisor is one class assembled from one class per concern, each in the module of
+its name: ``spurd.tasks`` (forking the tasks, and the child's side up to exec),
+``spurd.stdio`` (an srun step's streams and clients), ``spurd.pmi_server``,
+``spurd.usage`` (sampling), ``spurd.jobcontrol`` (the job's processes; ``spurcore.killplan``'s
+steps carried out), ``spurd.control`` (the control socket); and here: the state they share,
+the loop, the end of the step (the sweep, ``status.json``) and the entry points (the
+launcher, the zygote).
+
 Invariants:
 - The supervisor outlives the agent (own session; SIGHUP/SIGINT/SIGPIPE ignored) and the
   job does not outlive the supervisor (the main process has PR_SET_PDEATHSIG=SIGKILL).
@@ -22,153 +30,43 @@ Invariants:
 
 Files in rundir: spec.json (in), supervisor.pid, ctl.sock, cgroup.json, supervisor.log,
 status.json (out). Control: one JSON object per line on ctl.sock, one JSON line back.
+Everything that comes in (spec.json, control ops, srun's frames) is validated by
+``spurcore.agentmsg`` before it is acted on; what does not fit is refused naming the field,
+and the supervisor serves on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import fcntl
 import json
 import os
-import pwd
-import select
 import selectors
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
+from spurcore import killplan
+from spurcore.agentmsg import RunStatus, SupervisorSpec
+from spurcore.killplan import Cause, Sequence
+from spurcore.schema import structure, unstructure
 from spurd import procs
 from spurd.cgroups import JobCgroup, detect, step_relpath
+from spurd.control import ControlSocket
+from spurd.jobcontrol import JobControl
+from spurd.pmi_server import PmiServer
 from spurd.procs import read_lease
+from spurd.stdio import Client, Stdio, Stream
+from spurd.tasks import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, Tasks, prctl
+from spurd.usage import Usage
 
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-EXEC_WAIT = 5.0  # how long the supervisor waits for the job's exec before serving anyway
-SWEEP_INTERVAL = 0.05  # re-SIGKILL period for leftovers after the main process exited
-KILL_REPEAT = 1.0  # re-SIGKILL period while the main process survives past KillWait
+SWEEP_INTERVAL = killplan.SWEEP_INTERVAL  # re-SIGKILL period for leftovers after the tasks exited
 LEASE_CHECK = 0.5  # how often a supervisor reads its agent's lease (fencing)
 
 
-def prctl(option: int, arg: int) -> None:
-    rc = _LIBC.prctl(
-        ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
-    )
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-@dataclass(frozen=True)
-class Spec:
-    """spec.json, validated. Unknown keys are ignored (the agent may add its own).
-
-    A batch script is one task with file stdio (``stdin``/``stdout``/``stderr`` paths). An
-    srun step's part on this node is ``tasks`` (global task ids, in local order) with
-    ``io`` describing where each stream goes (see ``Relay``) and ``client_fd`` the srun
-    connection the agent handed over; ``env`` is the step's environment, to which each
-    task adds its own variables (``task_env``)."""
-
-    job_id: int
-    step: str
-    argv: tuple[str, ...]
-    cwd: str
-    env: dict[str, str]
-    uid: int | None = None
-    gid: int | None = None
-    stdin: str | None = "/dev/null"
-    stdout: str | None = None
-    stderr: str | None = None
-    open_mode: str = "append"  # or "truncate"
-    kill_wait: float = 30.0
-    suspend_grace: float = 2.0
-    mem_limit_mb: int = 0
-    cgroup_root: str | None = None
-    cgroup_mode: str | None = None  # auto | none | v1 | v2; None: $SPUR_CGROUP or auto
-    umask: int | None = None
-    unkillable_timeout: float = 120.0
-    # --- srun steps ---
-    tasks: tuple[int, ...] = (0,)
-    io: dict[str, Any] | None = None  # None: file stdio (batch)
-    client_fd: int = -1
-    launch_msgid: int = 0
-    node_name: str = ""
-    nodeid: int = 0
-    pmi: dict[str, Any] | None = None  # {"jobid", "size", "mapping"}: serve PMI on PMI_FD
-    usage_interval: float = 30.0
-    task_env: bool = False
-    # Fencing: the agent renews this file (a CLOCK_MONOTONIC deadline) while it is in touch
-    # with a controller quorum. Past the deadline the node may be declared failed and its
-    # jobs run elsewhere: the step is killed, with ``fence_grace`` for SIGTERM -> SIGKILL.
-    lease_file: str | None = None
-    fence_grace: float = 5.0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Spec:
-        argv = d["argv"]
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-            raise ValueError("argv must be a non-empty list of strings")
-        env = d.get("env") or {}
-        if not isinstance(env, dict):
-            raise ValueError("env must be an object")
-        open_mode = str(d.get("open_mode") or "append")
-        if open_mode not in ("append", "truncate"):
-            raise ValueError("open_mode must be append or truncate")
-        tasks = tuple(int(t) for t in d.get("tasks") or (0,))
-        if not tasks:
-            raise ValueError("tasks must not be empty")
-        io = d.get("io")
-        if io is not None and not isinstance(io, dict):
-            raise ValueError("io must be an object")
-
-        def opt_int(key: str) -> int | None:
-            v = d.get(key)
-            return None if v is None else int(v)
-
-        return cls(
-            job_id=int(d["job_id"]),
-            step=str(d.get("step", "batch")),
-            argv=tuple(argv),
-            cwd=str(d.get("cwd") or "/"),
-            env={str(k): str(v) for k, v in env.items()},
-            uid=opt_int("uid"),
-            gid=opt_int("gid"),
-            stdin=d.get("stdin", "/dev/null"),
-            stdout=d.get("stdout"),
-            stderr=d.get("stderr"),
-            open_mode=open_mode,
-            kill_wait=max(0.0, float(d.get("kill_wait", 30.0))),
-            suspend_grace=max(0.0, float(d.get("suspend_grace", 2.0))),
-            mem_limit_mb=int(d.get("mem_limit_mb") or 0),
-            cgroup_root=d.get("cgroup_root"),
-            cgroup_mode=d.get("cgroup_mode"),
-            umask=opt_int("umask"),
-            unkillable_timeout=float(d.get("unkillable_timeout", 120.0)),
-            tasks=tasks,
-            io=io,
-            client_fd=int(d.get("client_fd", -1)),
-            launch_msgid=int(d.get("launch_msgid") or 0),
-            node_name=str(d.get("node_name") or ""),
-            nodeid=int(d.get("nodeid") or 0),
-            pmi=d.get("pmi") if isinstance(d.get("pmi"), dict) else None,
-            usage_interval=max(0.1, float(d.get("usage_interval") or 30.0)),
-            task_env=bool(d.get("task_env", False)),
-            lease_file=str(d["lease_file"]) if d.get("lease_file") else None,
-            fence_grace=max(0.0, float(d.get("fence_grace", 5.0))),
-        )
-
-    @property
-    def label(self) -> str:
-        """How slurmstepd names the step in messages: ``JOB 12`` or ``STEP 12.0``."""
-        return f"JOB {self.job_id}" if self.step == "batch" else f"STEP {self.job_id}.{self.step}"
+#: spec.json, validated (``spurcore.agentmsg.SupervisorSpec``: the schema, its versions).
+Spec = SupervisorSpec
 
 
 class Log:
@@ -181,71 +79,6 @@ class Log:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         with contextlib.suppress(OSError):
             os.write(self.fd, f"{stamp} spurstepd[{os.getpid()}]: {msg}\n".encode())
-
-
-def _high_fd(fd: int) -> int:
-    """Move ``fd`` to >= 3 so the dup2 onto 0/1/2 cannot clobber another stdio fd."""
-    if fd > 2:
-        return fd
-    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-    os.close(fd)
-    return new
-
-
-# ---------------------------------------------------------------------- tasks and I/O
-
-
-@dataclass(eq=False)
-class Task:
-    """One task (rank) on this node: its process group is its pid."""
-
-    gid: int  # global task id (SLURM_PROCID)
-    lid: int  # local id (SLURM_LOCALID)
-    pid: int = 0
-    status: int | None = None
-    rusage: Any = None
-    killed_by_cmd: bool = False  # still running when a kill was ordered: its status is ours
-    reported: bool = False  # its exit went to srun
-    stdin_fd: int = -1  # our end of its stdin pipe (relay)
-    stdin_buf: bytearray = field(default_factory=bytearray)
-    stdin_eof: bool = False
-    pmi_sock: socket.socket | None = None
-    # usage samples (bytes, seconds)
-    peak_rss: int = 0
-    peak_vm: int = 0
-    peak_pages: int = 0
-    sum_rss: float = 0.0
-    sum_vm: float = 0.0
-    sum_pages: float = 0.0
-    samples: int = 0
-    cpu: tuple[float, float] = (0.0, 0.0)
-
-
-@dataclass(eq=False)
-class Stream:
-    """A task's stdout (1) or stderr (2) read end, relayed to the clients."""
-
-    fd: int
-    task: int
-    kind: int
-    partial: bytearray = field(default_factory=bytearray)
-
-
-@dataclass(eq=False)
-class Client:
-    """A connection from srun (``primary``: gets exits, fences and the launch answer) or
-    from sattach. Frames are ``spurio.stepserver`` notifications."""
-
-    sock: socket.socket
-    primary: bool
-    out: bytearray = field(default_factory=bytearray)
-    reader: Any = None
-    closing: bool = False
-
-
-MAX_CLIENT_BUFFER = 4 << 20  # stop reading task output while a client lags this much
-MAX_STDIN_BUFFER = 1 << 20  # per task: input beyond this is dropped for that task
-LINE_FLUSH = 64 << 10  # a partial line this long is sent anyway
 
 
 def _node_status(tasks: list[Task]) -> int:
@@ -271,36 +104,47 @@ def _node_status(tasks: list[Task]) -> int:
 SIG_OOM = 253
 
 
-class Supervisor:
-    def __init__(self, rundir: str, spec: Spec, log: Log) -> None:
+class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
+    """One step on this node, from fork to ``status.json``: the state every part shares,
+    the loop, the end of the step."""
+
+    def __init__(self, rundir: str, spec: Spec, log: Log, client_fd: int = -1) -> None:
         self.rundir = rundir
         self.spec = spec
         self.log = log
+        self.client_fd = client_fd  # srun's connection, handed over by the agent (-1: none)
         self.pid = os.getpid()
         self.cgroup: JobCgroup | None = None
+        self.sel = selectors.DefaultSelector()
+        self.wake_r = -1
+        self.term_requested = False
+        # spurd.tasks
         self.tasks: list[Task] = [Task(g, i) for i, g in enumerate(spec.tasks)]
         self.by_pid: dict[int, Task] = {}
         self.all_done = False
         self.started_at = 0.0
         self.ended_at = 0.0
+        # spurd.jobcontrol (spurcore.killplan): the flags and the running sequence (a kill's
+        # KillWait and repeated SIGKILLs, or a suspend's grace); the post-exit sweep here.
         self.suspended = False
         self.killing = False
-        self.kill_deadline: float | None = None
-        self.next_lease_check = 0.0
-        self.fenced = False
-        self.suspend_deadline: float | None = None
+        self.sequence = Sequence()
         self.sweep_deadline = 0.0
         self.next_sweep = 0.0
-        self.next_sample = 0.0
         self.unkillable: list[int] = []
-        self.term_requested = False
-        self.sel = selectors.DefaultSelector()
+        # fencing
+        self.next_lease_check = 0.0
+        self.fenced = False
+        # spurd.usage
+        self.next_sample = 0.0
+        # spurd.control
         self.conns: dict[socket.socket, bytearray] = {}
         self.lsock: socket.socket | None = None
-        self.wake_r = -1
+        # spurd.stdio
         self.streams: dict[int, Stream] = {}
         self.clients: list[Client] = []
         self.paused = False
+        # spurd.pmi_server
         self.pmi: Any = None
         self.pmi_abort: tuple[int, int, str] | None = None
 
@@ -312,8 +156,6 @@ class Supervisor:
     def main_pid(self) -> int:
         return self.tasks[0].pid
 
-    # ------------------------------------------------------------------ lifecycle
-
     def run(self) -> int:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_r = wake_r
@@ -323,8 +165,8 @@ class Supervisor:
         self.sel.register(wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.lsock = self._listen()
         self.sel.register(self.lsock, selectors.EVENT_READ, self._on_accept)
-        if self.spec.client_fd >= 0:
-            self._add_client(socket.socket(fileno=self.spec.client_fd), primary=True)
+        if self.client_fd >= 0:
+            self._add_client(socket.socket(fileno=self.client_fd), primary=True)
         self.cgroup = self._make_cgroup()
         try:
             self._spawn_all()
@@ -352,7 +194,7 @@ class Supervisor:
             if self.term_requested:
                 self.term_requested = False
                 self.log("SIGTERM received: terminating the job")
-                self._start_kill(self.spec.kill_wait)
+                self._kill(Cause.TERMINATED, self.spec.kill_wait)
             self._reap()
             now = time.monotonic()
             self._run_timers(now)
@@ -365,7 +207,7 @@ class Supervisor:
     def _timeout(self, now: float) -> float:
         t = 1.0
         lease = self.next_lease_check if self.spec.lease_file is not None else None
-        for deadline in (self.kill_deadline, self.suspend_deadline, self.next_sample if self.relay else None, lease):
+        for deadline in (self.sequence.deadline(), self.next_sample if self.relay else None, lease):
             if deadline is not None:
                 t = min(t, deadline - now)
         if self.all_done:
@@ -402,25 +244,9 @@ class Supervisor:
         if not self.all_done and all(t.status is not None for t in self.tasks):
             self.all_done = True
             self.ended_at = time.time()
-            self.kill_deadline = None
-            self.suspend_deadline = None
+            self.sequence.stop()  # its waits were "until every task has exited"
             self.sweep_deadline = time.monotonic() + self.spec.unkillable_timeout
             self.next_sweep = 0.0
-
-    def _tasks_ended(self, ended: list[Task]) -> None:
-        """slurmstepd's exit messages: the tasks that ended together, one message per status."""
-        if self.pmi is not None and self.pmi.aborted is not None and self.pmi_abort is None:
-            self.pmi_abort = self.pmi.aborted
-        for stream in [s for s in self.streams.values() if s.task in {t.gid for t in ended}]:
-            self._drain_available(stream)  # its output before its exit, as srun prints them
-        by_status: dict[int, list[int]] = {}
-        for t in ended:
-            if t.status is not None:
-                by_status.setdefault(t.status, []).append(t.gid)
-            if t.stdin_fd >= 0:
-                self._close_stdin(t)
-        for status, gids in by_status.items():
-            self._send_all(("exit", [gids, status]), primary_only=True)
 
     def _check_lease(self, now: float) -> None:
         """Fence: kill the step once the agent's lease on this node has run out (the agent
@@ -433,18 +259,17 @@ class Supervisor:
             return
         self.fenced = True
         self.log(f"no contact with a controller quorum since the lease ran out: fencing {self.spec.label}")
-        self._start_kill(self.spec.fence_grace)
+        self._kill(Cause.FENCE, self.spec.fence_grace)
 
     def _run_timers(self, now: float) -> None:
         if self.spec.lease_file is not None and now >= self.next_lease_check:
             self._check_lease(now)
-        if self.suspend_deadline is not None and now >= self.suspend_deadline:
-            self.suspend_deadline = None
-            self._signal_job(signal.SIGSTOP)
-        if self.kill_deadline is not None and now >= self.kill_deadline:
-            self.log("KillWait expired: SIGKILL")
-            self._kill_hard()
-            self.kill_deadline = now + KILL_REPEAT
+        if self.sequence.running:
+            due = self.sequence.advance(now)
+            for label in self.sequence.expired:
+                self.log(f"{label} expired")
+            self.sequence.expired.clear()
+            self._carry_out(due)
         if self.relay and now >= self.next_sample:
             self.next_sample = now + self.spec.usage_interval
             self._sample()
@@ -462,7 +287,7 @@ class Supervisor:
         if now >= self.next_sweep:
             if live:
                 self.log(f"killing processes left by the tasks: {sorted(live)}")
-                self._kill_hard()
+                self._carry_out(killplan.sweep(self.cgroup is not None))
             self.next_sweep = now + SWEEP_INTERVAL
         return False
 
@@ -477,29 +302,17 @@ class Supervisor:
                 oom = self.cgroup.oom_killed()
             except OSError as e:
                 self.log(f"cannot read OOM state: {e}")
-        status: dict[str, Any] = {
-            "wait_status": raw,
-            "exit_code": code,
-            "signal": sig,
-            "oom": oom,
-            "ended_at": self.ended_at or time.time(),
-            "started_at": self.started_at,
-            "main_pid": self.main_pid,
-            "killed": self.killing,
-            "tasks": {str(t.gid): t.status for t in self.tasks},
-        }
-        if self.fenced:
-            status["fenced"] = True
-        if self.relay:
-            status["usage"] = self._usage(final=True)
-        if self.unkillable:
-            status["unkillable"] = self.unkillable
+        status = RunStatus(
+            wait_status=raw, exit_code=code, signal=sig, oom=oom, ended_at=self.ended_at or time.time(),
+            started_at=self.started_at, main_pid=self.main_pid, killed=self.killing,
+            tasks={str(t.gid): t.status for t in self.tasks}, fenced=self.fenced,
+            usage=self._usage(final=True) if self.relay else {}, unkillable=tuple(self.unkillable))
         # srun hears the end of this node's part before the status is on disk: the status
         # file must mean that nothing runs and nobody is connected any more.
         self._send_all(("done", {"status": raw, "oom": oom, "node": self.spec.node_name}))
         self._flush_clients()
         self._close_control()  # status.json present => nobody to talk to any more
-        procs.write_atomic(os.path.join(self.rundir, procs.STATUS_FILE), json.dumps(status).encode())
+        procs.write_atomic(os.path.join(self.rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
         self.log(f"{self.spec.label} done: exit {code}:{sig}{' (OOM)' if oom else ''}")
         self._cleanup()
 
@@ -520,22 +333,6 @@ class Supervisor:
         self._close_control()
         if self.cgroup is not None:
             self.cgroup.remove()
-
-    # ------------------------------------------------------------------ setup
-
-    def _listen(self) -> socket.socket:
-        # Bound relative to the cwd (the rundir): sun_path is only 108 bytes long.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(procs.CTL_SOCK)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o077)
-        try:
-            sock.bind(procs.CTL_SOCK)
-        finally:
-            os.umask(old)
-        sock.listen(16)
-        sock.setblocking(False)
-        return sock
 
     def _make_cgroup(self) -> JobCgroup | None:
         spec = self.spec
@@ -564,978 +361,6 @@ class Supervisor:
             )
         return cg
 
-    def _spawn_all(self) -> None:
-        """Fork every task, then wait (bounded) until each has exec'd or failed."""
-        if self.spec.pmi is not None:
-            from spurcore.pmi import PmiNode
-
-            p = self.spec.pmi
-            self.pmi = PmiNode(str(p.get("jobid", "")), int(p.get("size", len(self.tasks))),
-                               tuple(self.spec.tasks), str(p.get("mapping", "")))
-        errs: list[int] = []
-        for task in self.tasks:
-            errs.append(self._spawn(task))
-        messages: dict[int, bytes] = {fd: b"" for fd in errs}
-        deadline = time.monotonic() + EXEC_WAIT
-        open_fds = set(errs)
-        while open_fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.log("a task has still not exec'd: serving anyway")
-                for fd in open_fds:
-                    self.sel.register(fd, selectors.EVENT_READ, self._on_child_messages)
-                break
-            ready, _, _ = select.select(list(open_fds), [], [], left)
-            for fd in ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except InterruptedError:
-                    continue
-                if not chunk:
-                    os.close(fd)
-                    open_fds.discard(fd)
-                else:
-                    messages[fd] += chunk
-        for data in messages.values():
-            for line in data.decode(errors="replace").splitlines():
-                self.log(f"job process: {line}")
-
-    def _spawn(self, task: Task) -> int:
-        """Fork one task; returns the read end of its exec-error pipe."""
-        plan = self._stdio_plan(task)
-        pmi_child = -1
-        if self.pmi is not None:
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            ours.setblocking(False)
-            task.pmi_sock = ours
-            pmi_child = theirs.detach()
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        # Blocked across fork: no Python handler of ours may run in the child.
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            pid = os.fork()
-            if pid == 0:
-                os.close(err_r)
-                _child(self.spec, self.cgroup, self.pid, err_w, task, plan, pmi_child)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        os.close(err_w)
-        task.pid = pid
-        self.by_pid[pid] = task
-        for fd in plan.get("close_after_fork", ()):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        if pmi_child >= 0:
-            os.close(pmi_child)
-            assert task.pmi_sock is not None
-            self.sel.register(task.pmi_sock, selectors.EVENT_READ, self._on_pmi)
-        for kind, fd in plan.get("streams", ()):
-            os.set_blocking(fd, False)
-            self.streams[fd] = Stream(fd, task.gid, kind)
-            self.sel.register(fd, selectors.EVENT_READ, self._on_stream)
-        if plan.get("stdin_fd", -1) >= 0:
-            task.stdin_fd = plan["stdin_fd"]
-            os.set_blocking(task.stdin_fd, False)
-        return err_r
-
-    def _stdio_plan(self, task: Task) -> dict[str, Any]:
-        """What the child gets as fds 0-2 (``child``: fd or path per stream) and what we keep."""
-        io = self.spec.io
-        if io is None:
-            return {}
-        child: dict[int, Any] = {}
-        streams: list[tuple[int, int]] = []
-        close_after: list[int] = []
-        stdin_fd = -1
-        if io.get("pty") and task.lid == 0 and task.gid == 0:
-            master, slave = os.openpty()
-            os.set_inheritable(slave, False)
-            fcntl.fcntl(master, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
-            rows, cols = io.get("winsize") or (0, 0)
-            if rows and cols:
-                import struct
-                import termios
-
-                with contextlib.suppress(OSError):
-                    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            child = {0: slave, 1: slave, 2: slave, "pty": True}
-            streams.append((1, master))
-            close_after.append(slave)
-            stdin_fd = os.dup(master)
-            fcntl.fcntl(stdin_fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
-            return {"child": child, "streams": streams, "close_after_fork": close_after, "stdin_fd": stdin_fd}
-        for kind, key in ((1, "stdout"), (2, "stderr")):
-            how = io.get(key) or {"mode": "relay"}
-            mode = how.get("mode", "relay")
-            if kind == 2 and mode == "same":
-                child[2] = child[1]
-                continue
-            if mode == "task" and int(how.get("task", -1)) != task.gid:
-                mode = "none"
-            if mode in ("relay", "task"):
-                r, w = os.pipe2(os.O_CLOEXEC)
-                child[kind] = w
-                close_after.append(w)
-                streams.append((kind, r))
-            elif mode == "file":
-                child[kind] = ("path", _task_path(how.get("pattern") or "", task, self.spec))
-            else:
-                child[kind] = ("path", os.devnull)
-        how = io.get("stdin") or {"mode": "all"}
-        mode = how.get("mode", "all")
-        if mode == "task" and int(how.get("task", -1)) != task.gid:
-            mode = "none"
-        if mode in ("all", "task"):
-            r, w = os.pipe2(os.O_CLOEXEC)
-            child[0] = r
-            close_after.append(r)
-            stdin_fd = w
-        elif mode == "file":
-            child[0] = ("path", _task_path(how.get("pattern") or "", task, self.spec))
-        else:
-            child[0] = ("path", os.devnull)
-        return {"child": child, "streams": streams, "close_after_fork": close_after, "stdin_fd": stdin_fd}
-
-    def _on_child_messages(self, fileobj: object) -> None:
-        assert isinstance(fileobj, int)
-        fd = fileobj
-        try:
-            chunk = os.read(fd, 4096)
-        except InterruptedError:
-            return
-        if chunk:
-            for line in chunk.decode(errors="replace").splitlines():
-                self.log(f"job process: {line}")
-            return
-        self.sel.unregister(fd)
-        os.close(fd)
-
-    # ------------------------------------------------------------------ the job's processes
-
-    def _job_pids(self, include_zombies: bool = False) -> set[int]:
-        pids = procs.descendants(self.pid)
-        if self.cgroup is not None:
-            pids |= {p for p in self.cgroup.pids() if procs.alive(p)}
-        pids.discard(self.pid)
-        if include_zombies:
-            return pids
-        return {p for p in pids if procs.alive(p)}
-
-    def _signal_job(self, sig: int) -> int:
-        """Send ``sig`` once to every process of the job; returns how many got it."""
-        targets = self._job_pids()
-        # A reaped task's pid may be reused: killpg only while a process of ours still
-        # carries that process group.
-        groups = set()
-        for t in self.tasks:
-            if t.pid and (t.status is None or any(procs.proc_pgid(p) == t.pid for p in targets)):
-                groups.add(t.pid)
-        sent = 0
-        for group in list(groups):
-            try:
-                os.killpg(group, sig)
-                sent += 1
-            except (ProcessLookupError, PermissionError):
-                groups.discard(group)
-        rest = [p for p in targets if procs.proc_pgid(p) not in groups]
-        return sent + procs.signal_all(rest, sig)
-
-    def _kill_hard(self) -> None:
-        """SIGKILL everything; with a cgroup, frozen first so nothing forks in between."""
-        if self.cgroup is None:
-            self._signal_job(signal.SIGKILL)
-            return
-        self.cgroup.freeze()
-        try:
-            self.cgroup.kill_all(signal.SIGKILL)
-            self._signal_job(signal.SIGKILL)
-        finally:
-            self.cgroup.thaw()
-
-    def _start_kill(self, kill_wait: float) -> None:
-        """Slurm's terminate sequence: SIGCONT, SIGTERM, KillWait, SIGKILL."""
-        if self.all_done:
-            return  # already ending: the sweep SIGKILLs whatever is left
-        for t in self.tasks:
-            if t.status is None:
-                t.killed_by_cmd = True
-        now = time.monotonic()
-        self.suspend_deadline = None
-        if self.suspended or any(procs.proc_state(t.pid) == "T" for t in self.tasks if t.status is None):
-            # Slurm: a suspended step is killed at once, without a graceful SIGTERM.
-            self.killing = True
-            self.suspended = False
-            self._kill_hard()
-            self._signal_job(signal.SIGCONT)
-            self.kill_deadline = now + KILL_REPEAT
-            return
-        if self.killing:
-            if self.kill_deadline is None or now + kill_wait < self.kill_deadline:
-                self.kill_deadline = now + kill_wait
-            return
-        self.killing = True
-        self._signal_job(signal.SIGCONT)
-        self._signal_job(signal.SIGTERM)
-        self.kill_deadline = now + kill_wait
-
-    # ------------------------------------------------------------------ usage (jobacct_gather)
-
-    def _sample(self) -> None:
-        """One poll of every running task's process tree (/proc): RSS, VM size, major
-        faults and CPU time; peaks and running averages per task."""
-        tree: dict[int, set[int]] | None = None
-        for t in self.tasks:
-            if t.status is not None or not t.pid:
-                continue
-            if tree is None:
-                tree = {}
-            pids = {t.pid} | procs.descendants(t.pid)
-            rss = vm = pages = 0
-            user = system = 0.0
-            for pid in pids:
-                stat = _proc_usage(pid)
-                if stat is None:
-                    continue
-                rss += stat[0]
-                vm += stat[1]
-                pages += stat[2]
-                user += stat[3]
-                system += stat[4]
-            t.peak_rss, t.peak_vm, t.peak_pages = max(t.peak_rss, rss), max(t.peak_vm, vm), max(t.peak_pages, pages)
-            t.sum_rss += rss
-            t.sum_vm += vm
-            t.sum_pages += pages
-            t.samples += 1
-            t.cpu = (max(t.cpu[0], user), max(t.cpu[1], system))
-
-    def _usage(self, final: bool = False) -> dict[str, Any]:
-        """This node's usage record (``spurcore.usage``): exact CPU times and peaks from
-        wait4 for ended tasks, the samples for running ones; the cgroup's memory peak
-        stands for a node with a single task."""
-        if not final:
-            self._sample()
-        rec: dict[str, Any] = {"ntasks": len(self.tasks)}
-        user = system = 0.0
-        peaks: dict[str, tuple[int, int]] = {}
-        sums = {"rss": 0.0, "vmsize": 0.0, "pages": 0.0}
-        min_cpu: tuple[float, int] | None = None
-        cg_peak = self.cgroup.memory_peak() if self.cgroup is not None and len(self.tasks) == 1 else None
-        for t in self.tasks:
-            u, s = t.cpu
-            rss, vm, pages = t.peak_rss, t.peak_vm, t.peak_pages
-            if t.rusage is not None:
-                u, s = max(u, t.rusage.ru_utime), max(s, t.rusage.ru_stime)
-                rss = max(rss, int(t.rusage.ru_maxrss) * 1024)
-                pages = max(pages, int(t.rusage.ru_majflt))
-            if cg_peak:
-                rss = max(rss, cg_peak)
-            user += u
-            system += s
-            n = max(t.samples, 1)
-            sums["rss"] += t.sum_rss / n if t.samples else rss
-            sums["vmsize"] += t.sum_vm / n if t.samples else vm
-            sums["pages"] += t.sum_pages / n if t.samples else pages
-            for key, value in (("max_rss", rss), ("max_vmsize", vm), ("max_pages", pages)):
-                if key not in peaks or value > peaks[key][0]:
-                    peaks[key] = (value, t.gid)
-            if min_cpu is None or u + s < min_cpu[0]:
-                min_cpu = (u + s, t.gid)
-        rec["user_cpu"], rec["sys_cpu"] = round(user, 6), round(system, 6)
-        for key, (value, gid) in peaks.items():
-            rec[key], rec[f"{key}_task"] = int(value), gid
-        for key, value in sums.items():
-            rec[f"ave_{key}_sum"] = float(value)
-        if min_cpu is not None:
-            rec["min_cpu"], rec["min_cpu_task"] = round(min_cpu[0], 6), min_cpu[1]
-        return rec
-
-    # ------------------------------------------------------------------ relay (srun, sattach)
-
-    def _add_client(self, sock: socket.socket, primary: bool) -> Client:
-        from spurio.stepserver import FrameReader
-
-        sock.setblocking(False)
-        client = Client(sock, primary, reader=FrameReader())
-        self.clients.append(client)
-        self.sel.register(sock, selectors.EVENT_READ, self._on_client)
-        return client
-
-    def _answer_launch(self) -> None:
-        from spurio.stepserver import response
-
-        reply = {"node": self.spec.node_name, "nodeid": self.spec.nodeid, "tasks": list(self.spec.tasks),
-                 "pids": [t.pid for t in self.tasks]}
-        for c in self.clients:
-            if c.primary:
-                self._queue(c, response(self.spec.launch_msgid, None, reply))
-
-    def _queue(self, client: Client, data: bytes) -> None:
-        if client.closing:
-            return
-        was_empty = not client.out
-        client.out += data
-        if was_empty:
-            self._try_send(client)
-        if len(client.out) > MAX_CLIENT_BUFFER and not self.paused:
-            self._pause_streams(True)
-
-    def _send_all(self, msg: tuple[str, Any], primary_only: bool = False) -> None:
-        from spurio.stepserver import notification
-
-        if not self.clients:
-            return
-        data = notification(*msg)
-        for c in list(self.clients):
-            if c.primary or not primary_only:
-                self._queue(c, data)
-
-    def _try_send(self, client: Client) -> None:
-        while client.out:
-            try:
-                n = client.sock.send(client.out)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self._drop_client(client)
-                return
-            del client.out[:n]
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.out else 0)
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.modify(client.sock, events, self._on_client)
-        if self.paused and all(len(c.out) < MAX_CLIENT_BUFFER // 4 for c in self.clients):
-            self._pause_streams(False)
-
-    def _flush_clients(self, timeout: float = 5.0) -> None:
-        """Block (bounded) until every client has its queued frames (the end of a step)."""
-        deadline = time.monotonic() + timeout
-        for c in list(self.clients):
-            with contextlib.suppress(OSError):
-                c.sock.setblocking(True)
-                while c.out and time.monotonic() < deadline:
-                    c.sock.settimeout(max(0.01, deadline - time.monotonic()))
-                    n = c.sock.send(c.out)
-                    del c.out[:n]
-
-    def _drop_client(self, client: Client) -> None:
-        client.closing = True
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(client.sock)
-        with contextlib.suppress(OSError):
-            client.sock.close()
-        if client in self.clients:
-            self.clients.remove(client)
-        if client.primary and not self.all_done:
-            self.log("srun's connection closed: the tasks keep running, their output is discarded")
-        if self.paused and all(len(c.out) < MAX_CLIENT_BUFFER // 4 for c in self.clients):
-            self._pause_streams(False)
-
-    def _pause_streams(self, pause: bool) -> None:
-        self.paused = pause
-        for fd in self.streams:
-            with contextlib.suppress(KeyError, ValueError):
-                if pause:
-                    self.sel.unregister(fd)
-                else:
-                    self.sel.register(fd, selectors.EVENT_READ, self._on_stream)
-
-    def _on_client(self, fileobj: object) -> None:
-        sock = fileobj
-        client = next((c for c in self.clients if c.sock is sock), None)
-        if client is None:
-            return
-        if client.out:
-            self._try_send(client)
-            if client.closing:
-                return
-        try:
-            data = client.sock.recv(262144)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop_client(client)
-            return
-        try:
-            messages = client.reader.feed(data)
-        except ValueError as e:
-            self.log(f"bad frame from a client: {e}")
-            self._drop_client(client)
-            return
-        for msg in messages:
-            self._client_message(client, msg)
-
-    def _client_message(self, client: Client, msg: list[Any]) -> None:
-        if not msg or msg[0] != 2 or len(msg) != 3:
-            return
-        method, params = msg[1], msg[2]
-        if method == "in":
-            task_id, data = params
-            self._stdin(int(task_id), bytes(data))
-        elif method == "signal":
-            sig = int(params)
-            if 0 < sig < signal.NSIG and not self.all_done:
-                self._signal_job(sig)
-        elif method == "kill":
-            self._start_kill(self.spec.kill_wait if params is None else float(params))
-        elif method == "pmi_fence_done" and self.pmi is not None:
-            for rank, reply in self.pmi.fence_done({str(k): str(v) for k, v in dict(params).items()}):
-                self._pmi_send(rank, reply)
-        elif method == "winch":
-            self._winch(params)
-
-    def _stdin(self, task_id: int, data: bytes) -> None:
-        targets = [t for t in self.tasks if t.stdin_fd >= 0 and (task_id < 0 or t.gid == task_id)]
-        for t in targets:
-            if not data:
-                t.stdin_eof = True
-            elif len(t.stdin_buf) < MAX_STDIN_BUFFER:
-                t.stdin_buf += data
-            self._write_stdin(t)
-
-    def _write_stdin(self, t: Task) -> None:
-        while t.stdin_buf and t.stdin_fd >= 0:
-            try:
-                n = os.write(t.stdin_fd, t.stdin_buf)
-            except BlockingIOError:
-                with contextlib.suppress(KeyError, ValueError):
-                    self.sel.register(t.stdin_fd, selectors.EVENT_WRITE, lambda _f, t=t: self._stdin_ready(t))
-                return
-            except OSError:  # EPIPE: the task closed its stdin
-                self._close_stdin(t)
-                return
-            del t.stdin_buf[:n]
-        if t.stdin_eof and t.stdin_fd >= 0 and not (self.spec.io or {}).get("pty"):
-            self._close_stdin(t)
-
-    def _stdin_ready(self, t: Task) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(t.stdin_fd)
-        self._write_stdin(t)
-
-    def _close_stdin(self, t: Task) -> None:
-        if t.stdin_fd < 0:
-            return
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(t.stdin_fd)
-        with contextlib.suppress(OSError):
-            os.close(t.stdin_fd)
-        t.stdin_fd = -1
-        t.stdin_buf.clear()
-
-    def _winch(self, params: Any) -> None:
-        import struct
-        import termios
-
-        t = self.tasks[0]
-        if t.stdin_fd >= 0:
-            rows, cols = int(params[0]), int(params[1])
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(t.stdin_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-            with contextlib.suppress(OSError):
-                os.killpg(t.pid, signal.SIGWINCH)
-
-    def _on_stream(self, fileobj: object) -> None:
-        assert isinstance(fileobj, int)
-        stream = self.streams.get(fileobj)
-        if stream is None:
-            return
-        try:
-            data = os.read(stream.fd, 65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # EIO: a pty whose slave side is closed
-            data = b""
-        self._stream_data(stream, data)
-
-    def _stream_data(self, stream: Stream, data: bytes) -> None:
-        """Line-buffered unless --unbuffered (slurmstepd sends whole lines); EOF flushes."""
-        unbuffered = bool((self.spec.io or {}).get("unbuffered"))
-        if not data:
-            if stream.partial:
-                self._send_all(("out", [stream.task, stream.kind, bytes(stream.partial)]))
-                stream.partial.clear()
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(stream.fd)
-            os.close(stream.fd)
-            del self.streams[stream.fd]
-            return
-        if unbuffered:
-            self._send_all(("out", [stream.task, stream.kind, data]))
-            return
-        stream.partial += data
-        end = stream.partial.rfind(b"\n")
-        if end >= 0:
-            self._send_all(("out", [stream.task, stream.kind, bytes(stream.partial[:end + 1])]))
-            del stream.partial[:end + 1]
-        elif len(stream.partial) >= LINE_FLUSH:
-            self._send_all(("out", [stream.task, stream.kind, bytes(stream.partial)]))
-            stream.partial.clear()
-
-    def _drain_available(self, stream: Stream) -> None:
-        for _ in range(64):  # bounded: a grandchild may keep writing
-            if stream.fd not in self.streams:
-                return
-            try:
-                data = os.read(stream.fd, 65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                data = b""
-            self._stream_data(stream, data)
-            if not data:
-                return
-
-    def _drain_streams(self) -> None:
-        """Every writer is gone: read what is left in the pipes, then EOF."""
-        for stream in list(self.streams.values()):
-            while stream.fd in self.streams:
-                try:
-                    data = os.read(stream.fd, 65536)
-                except BlockingIOError:
-                    data = b""
-                except OSError:
-                    data = b""
-                self._stream_data(stream, data)
-
-    def _on_pmi(self, fileobj: object) -> None:
-        sock = fileobj
-        task = next((t for t in self.tasks if t.pmi_sock is sock), None)
-        if task is None or self.pmi is None:
-            return
-        try:
-            data = task.pmi_sock.recv(65536) if task.pmi_sock is not None else b""
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(sock)
-            if task.pmi_sock is not None:
-                task.pmi_sock.close()
-            task.pmi_sock = None
-            return
-        replies, fence = self.pmi.feed(task.gid, data)
-        for rank, reply in replies:
-            self._pmi_send(rank, reply)
-        if fence is not None:
-            self._send_all(("pmi_fence", fence), primary_only=True)
-        if self.pmi.aborted is not None and self.pmi_abort is None:
-            self.pmi_abort = self.pmi.aborted
-            rank, code, message = self.pmi_abort
-            self.log(f"task {rank} called PMI abort ({code}): {message}")
-            self._send_all(("pmi_abort", [rank, code, message]), primary_only=True)
-
-    def _pmi_send(self, rank: int, data: bytes) -> None:
-        task = next((t for t in self.tasks if t.gid == rank), None)
-        if task is None or task.pmi_sock is None:
-            return
-        with contextlib.suppress(OSError):
-            task.pmi_sock.setblocking(True)
-            task.pmi_sock.settimeout(5.0)
-            task.pmi_sock.sendall(data)
-            task.pmi_sock.setblocking(False)
-
-    # ------------------------------------------------------------------ control socket
-
-    def _on_accept(self, fileobj: object) -> None:
-        assert self.lsock is not None
-        try:
-            conn, _ = self.lsock.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        conn.settimeout(2.0)  # for sendall; recv only runs when readable
-        self.conns[conn] = bytearray()
-        self.sel.register(conn, selectors.EVENT_READ, self._on_conn)
-
-    def _close(self, conn: socket.socket) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(conn)
-        self.conns.pop(conn, None)
-        conn.close()
-
-    def _on_conn(self, fileobj: object) -> None:
-        conn = fileobj
-        assert isinstance(conn, socket.socket)
-        fds: list[int] = []
-        try:
-            data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 1)
-        except (BlockingIOError, InterruptedError, TimeoutError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            for fd in fds:
-                os.close(fd)
-            self._close(conn)
-            return
-        buf = self.conns[conn]
-        buf += data
-        if len(buf) > 1 << 20:
-            self._close(conn)
-            return
-        while b"\n" in buf:
-            line, _, rest = bytes(buf).partition(b"\n")
-            buf[:] = rest
-            reply = self._dispatch(line, fds)
-            fds = []
-            try:
-                conn.sendall(json.dumps(reply).encode() + b"\n")
-            except OSError:
-                self._close(conn)
-                return
-        for fd in fds:
-            os.close(fd)
-
-    def _dispatch(self, line: bytes, fds: list[int] | None = None) -> dict[str, Any]:
-        try:
-            msg = json.loads(line)
-            if not isinstance(msg, dict):
-                raise ValueError("request must be a JSON object")
-        except ValueError as e:
-            return {"ok": False, "errno": errno.EINVAL, "error": f"bad request: {e}"}
-        op = msg.get("op")
-        if op == "attach":
-            return self._op_attach(msg, fds or [])
-        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = {
-            "signal": self._op_signal,
-            "kill": self._op_kill,
-            "suspend": self._op_suspend,
-            "resume": self._op_resume,
-            "status": self._op_status,
-            "stat": self._op_stat,
-        }.get(str(op))
-        if handler is None:
-            return {"ok": False, "errno": errno.EINVAL, "error": f"unknown op {op!r}"}
-        try:
-            return handler(msg)
-        except Exception as e:  # the supervisor must outlive any bad request
-            self.log(f"control op {op} failed: {e!r}")
-            return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO, "error": str(e)}
-
-    def _op_attach(self, msg: dict[str, Any], fds: list[int]) -> dict[str, Any]:
-        """sattach: the agent hands over the client's connection (SCM_RIGHTS)."""
-        if len(fds) != 1 or not self.relay:
-            for fd in fds:
-                os.close(fd)
-            return {"ok": False, "errno": errno.EINVAL}
-        from spurio.stepserver import response
-
-        client = self._add_client(socket.socket(fileno=fds[0]), primary=False)
-        self._queue(client, response(int(msg.get("msgid") or 0), None, {
-            "node": self.spec.node_name, "nodeid": self.spec.nodeid, "tasks": list(self.spec.tasks)}))
-        return {"ok": True}
-
-    def _op_signal(self, msg: dict[str, Any]) -> dict[str, Any]:
-        sig = msg.get("sig")
-        target = msg.get("target", "full")
-        if not isinstance(sig, int) or not 0 <= sig < signal.NSIG or target not in ("steps", "batch", "full"):
-            return {"ok": False, "errno": errno.EINVAL}
-        if self.all_done:
-            return {"ok": False, "errno": errno.ESRCH}
-        if target == "batch":
-            try:
-                os.kill(self.main_pid, sig)
-            except OSError as e:
-                return {"ok": False, "errno": e.errno}
-            return {"ok": True}
-        # "steps" is fanned out by the agent to each step's supervisor: here it is "full".
-        if self._signal_job(sig) == 0:
-            return {"ok": False, "errno": errno.ESRCH}
-        return {"ok": True}
-
-    def _op_kill(self, msg: dict[str, Any]) -> dict[str, Any]:
-        notice = msg.get("notice")
-        if notice and not self.all_done and not self.killing:
-            self._write_notice(str(notice))
-        kill_wait = msg.get("kill_wait")
-        self._start_kill(self.spec.kill_wait if kill_wait is None else max(0.0, float(kill_wait)))
-        return {"ok": True}
-
-    def _write_notice(self, text: str) -> None:
-        """slurmstepd's ``error:`` line in the job's stderr (where the job's own stderr goes)."""
-        line = f"slurmstepd: error: {text}\n".encode()
-        spec = self.spec
-        if self.relay:
-            # srun prints it as slurmstepd's own stderr (task -1: no label).
-            self._send_all(("out", [-1, 2, line]))
-            return
-        try:
-            path = spec.stderr or spec.stdout or os.devnull
-            path = path if os.path.isabs(path) else os.path.join(spec.cwd, path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            self.log(f"cannot write the kill notice: {e}")
-
-    def _op_suspend(self, msg: dict[str, Any]) -> dict[str, Any]:
-        if self.all_done:
-            return {"ok": False, "errno": errno.ESRCH}
-        if self.killing:
-            return {"ok": False, "errno": errno.EBUSY}
-        if not self.suspended:
-            self.suspended = True
-            self._signal_job(signal.SIGTSTP)
-            self.suspend_deadline = time.monotonic() + self.spec.suspend_grace
-        return {"ok": True}
-
-    def _op_resume(self, msg: dict[str, Any]) -> dict[str, Any]:
-        if self.all_done:
-            return {"ok": False, "errno": errno.ESRCH}
-        self.suspended = False
-        self.suspend_deadline = None
-        self._signal_job(signal.SIGCONT)
-        return {"ok": True}
-
-    def _op_status(self, msg: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "ok": True,
-            "running": not self.all_done,
-            "main_pid": self.main_pid,
-            "task_pids": {str(t.gid): t.pid for t in self.tasks if t.status is None},
-            "pids": sorted(self._job_pids()),
-            "suspended": self.suspended,
-            "killing": self.killing,
-            "cgroup": self.cgroup.describe() if self.cgroup is not None else None,
-        }
-
-    def _op_stat(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """sstat: a fresh sample of this node's tasks (slurmstepd polls on request too)."""
-        return {"ok": True, "node": self.spec.node_name, "usage": self._usage(),
-                "pids": sorted(self._job_pids())}
-
-
-def _proc_usage(pid: int) -> tuple[int, int, int, float, float] | None:
-    """(rss bytes, vm bytes, major faults, user s, system s) of one process from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()
-    try:
-        majflt = int(fields[9])
-        utime, stime = int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
-        vsize, rss_pages = int(fields[20]), int(fields[21])
-    except (IndexError, ValueError):
-        return None
-    return rss_pages * _PAGE, vsize, majflt, utime, stime
-
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _task_path(pattern: str, task: Task, spec: Spec) -> str:
-    """A ``-o/-e/-i`` pattern for this task (``%t %n %N %j %s %J %u %x %%``), relative to
-    the step's working directory."""
-    from spurcore.steps import expand_io_pattern
-
-    path = expand_io_pattern(pattern, job_id=spec.job_id, step_id=spec.step, task=task.gid, nodeid=spec.nodeid,
-                             node=spec.node_name, user=spec.env.get("SLURM_JOB_USER", spec.env.get("USER", "")),
-                             name=spec.env.get("SLURM_JOB_NAME", ""))
-    return path if os.path.isabs(path) else os.path.join(spec.cwd, path)
-
-
-# ---------------------------------------------------------------------- the job process
-
-
-def _child(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: int, err_w: int,
-           task: Task | None = None, plan: dict[str, Any] | None = None, pmi_fd: int = -1) -> NoReturn:
-    """Runs in the forked child; never returns. Reports problems on err_w and stderr."""
-    code = 1
-    try:
-        code = _child_setup_and_exec(spec, cgroup, supervisor_pid, err_w, task, plan or {}, pmi_fd)
-    except BaseException as e:  # noqa: B036 - nothing may escape a forked child
-        _child_error(err_w, f"slurmstepd: error: {e!r}", to_stderr=False)
-    finally:
-        os._exit(code)
-
-
-def _child_error(err_w: int, msg: str, to_stderr: bool = True) -> None:
-    data = (msg + "\n").encode(errors="replace")
-    if to_stderr:
-        with contextlib.suppress(OSError):
-            os.write(2, data)
-    with contextlib.suppress(OSError):
-        os.write(err_w, data)
-
-
-def _child_setup_and_exec(spec: Spec, cgroup: JobCgroup | None, supervisor_pid: int, err_w: int,
-                          task: Task | None, plan: dict[str, Any], pmi_fd: int) -> int:
-    os.setsid()
-    signal.set_wakeup_fd(-1)
-    for signum in range(1, signal.NSIG):
-        if signum in (signal.SIGKILL, signal.SIGSTOP):
-            continue
-        with contextlib.suppress(OSError, ValueError, RuntimeError):
-            signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-
-    if cgroup is not None:
-        try:
-            cgroup.add_pid(os.getpid())
-        except OSError as e:  # still tracked through the subreaper
-            _child_error(err_w, f"warning: cannot join cgroup {cgroup.track_dir}: {e}", to_stderr=False)
-
-    if not _drop_privileges(spec, err_w):
-        return 1
-    # After the credential change: changing euid clears the parent-death signal.
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != supervisor_pid:
-        return 1  # the supervisor died before we could arm the death signal
-    if spec.umask is not None:
-        os.umask(spec.umask)
-    child = plan.get("child")
-    if child is not None:
-        if not _task_stdio(child, spec, err_w):
-            return 1
-    elif not _open_stdio(spec, err_w):
-        return 1
-    try:
-        os.chdir(spec.cwd)
-    except OSError as e:
-        _child_error(err_w, f"slurmstepd: error: couldn't chdir to `{spec.cwd}': {e.strerror}")
-        return 1
-    env = spec.env
-    keep = {0, 1, 2, err_w}
-    if spec.task_env and task is not None:
-        env = dict(env)
-        env.update({"SLURM_PROCID": str(task.gid), "SLURM_LOCALID": str(task.lid),
-                    "SLURM_TASK_PID": str(os.getpid())})
-        if pmi_fd >= 0:
-            env.update({"PMI_FD": str(pmi_fd), "PMI_RANK": str(task.gid),
-                        "PMI_SIZE": str((spec.pmi or {}).get("size", 1)), "PMI_JOBID": str((spec.pmi or {}).get("jobid", "")),
-                        "PMI_SPAWNED": "0"})
-            os.set_inheritable(pmi_fd, True)
-            keep.add(pmi_fd)
-    _close_fds(keep=keep)
-    try:
-        os.execvpe(spec.argv[0], list(spec.argv), env)
-    except OSError as e:
-        _child_error(err_w, f"slurmstepd: error: execve(): {spec.argv[0]}: {e.strerror}")
-        return 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM) else 127
-    return 127  # not reached
-
-
-def _task_stdio(child: dict[Any, Any], spec: Spec, err_w: int) -> bool:
-    """An srun task's fds 0-2: pipe ends or a pty from the supervisor, or files (opened
-    here, as the user) for ``-o/-e/-i`` patterns."""
-    out_flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
-    out_flags |= os.O_APPEND if spec.open_mode == "append" else os.O_TRUNC
-    fds: dict[int, int] = {}
-    opened: dict[str, int] = {}
-    for target in (0, 1, 2):
-        how = child.get(target)
-        if isinstance(how, int):
-            fds[target] = _high_fd(how) if how <= 2 else how
-            continue
-        path = how[1] if isinstance(how, (list, tuple)) else os.devnull
-        if path in opened and target != 0:
-            fds[target] = opened[path]
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if target == 0 else os.open(path, out_flags, 0o644)
-        except OSError as e:
-            what = ("stdin", "stdout", "stderr")[target]
-            _child_error(err_w, f"slurmstepd: error: Could not open {what} file {path}: {e.strerror}")
-            return False
-        fd = _high_fd(fd)
-        if target:
-            opened[path] = fd
-        fds[target] = fd
-    if child.get("pty"):
-        import termios
-
-        with contextlib.suppress(OSError):
-            fcntl.ioctl(fds[0], termios.TIOCSCTTY, 0)
-    for target, fd in fds.items():
-        os.dup2(fd, target)
-    return True
-
-
-def _drop_privileges(spec: Spec, err_w: int) -> bool:
-    if os.geteuid() != 0:
-        return True  # not root: runs as the agent's user whatever the spec says
-    uid = spec.uid if spec.uid is not None else 0
-    gid = spec.gid
-    try:
-        name: str | None = pwd.getpwuid(uid).pw_name
-        if gid is None:
-            gid = pwd.getpwuid(uid).pw_gid
-    except KeyError:
-        name = None
-    if gid is None:
-        gid = os.getgid()
-    if uid == 0 and gid == os.getgid():
-        return True
-    try:
-        if name is not None:
-            os.initgroups(name, gid)
-        else:
-            os.setgroups([gid])
-        os.setgid(gid)
-        if uid != 0:
-            os.setuid(uid)
-    except OSError as e:
-        _child_error(err_w, f"slurmstepd: error: cannot switch to uid {uid} gid {gid}: {e.strerror}")
-        return False
-    return True
-
-
-def _open_stdio(spec: Spec, err_w: int) -> bool:
-    def path_of(p: str | None, default: str) -> str:
-        p = p or default
-        return p if os.path.isabs(p) else os.path.join(spec.cwd, p)
-
-    out_flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
-    out_flags |= os.O_APPEND if spec.open_mode == "append" else os.O_TRUNC
-    in_path = path_of(spec.stdin, os.devnull)
-    out_path = path_of(spec.stdout, os.devnull)
-    err_path = path_of(spec.stderr, out_path)  # Slurm: no --error means stderr joins stdout
-    opened: list[int] = []
-    try:
-        what = "stdin"
-        fd_in = _high_fd(os.open(in_path, os.O_RDONLY | os.O_CLOEXEC))
-        opened.append(fd_in)
-        what = "stdout"
-        fd_out = _high_fd(os.open(out_path, out_flags, 0o644))
-        opened.append(fd_out)
-        what = "stderr"
-        if os.path.normpath(err_path) == os.path.normpath(out_path):
-            fd_err = fd_out
-        else:
-            fd_err = _high_fd(os.open(err_path, out_flags, 0o644))
-            opened.append(fd_err)
-    except OSError as e:
-        path = {"stdin": in_path, "stdout": out_path, "stderr": err_path}[what]
-        _child_error(err_w, f"slurmstepd: error: Could not open {what} file {path}: {e.strerror}")
-        return False
-    os.dup2(fd_in, 0)
-    os.dup2(fd_out, 1)
-    os.dup2(fd_err, 2)
-    for fd in opened:
-        os.close(fd)
-    return True
-
-
-def _close_fds(keep: set[int]) -> None:
-    try:
-        fds = [int(x) for x in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-# ---------------------------------------------------------------------- entry points
-
 
 def write_pid(rundir: str) -> None:
     procs.write_atomic(os.path.join(rundir, procs.PID_FILE), f"{os.getpid()}\n".encode(), durable=False)
@@ -1543,15 +368,9 @@ def write_pid(rundir: str) -> None:
 
 def write_failure(rundir: str, error: str, exit_code: int = 1) -> None:
     """status.json for a step that never ran (bad spec, fork failure)."""
-    status = {
-        "wait_status": (exit_code & 0xFF) << 8,
-        "exit_code": exit_code,
-        "signal": 0,
-        "oom": False,
-        "ended_at": time.time(),
-        "error": error,
-    }
-    procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(status).encode())
+    status = RunStatus(wait_status=(exit_code & 0xFF) << 8, exit_code=exit_code, ended_at=time.time(),
+                       error=error[:64 * 1024])
+    procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
 
 
 def supervise(rundir: str, client_fd: int = -1) -> int:
@@ -1568,17 +387,15 @@ def supervise(rundir: str, client_fd: int = -1) -> int:
         log(f"warning: PR_SET_CHILD_SUBREAPER failed ({e}): orphans may escape")
     try:
         with open(os.path.join(rundir, procs.SPEC_FILE), "rb") as f:
-            spec = Spec.from_dict(json.loads(f.read()))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        log(f"bad {procs.SPEC_FILE}: {e!r}")
+            spec = structure(Spec, json.loads(f.read()))
+    except (OSError, ValueError) as e:  # BadRequest (a ValueError) names the field
+        log(f"bad {procs.SPEC_FILE}: {e}")
         write_pid(rundir)
         write_failure(rundir, f"bad {procs.SPEC_FILE}: {e}")
+        if client_fd >= 0:
+            os.close(client_fd)
         return 1
-    if client_fd >= 0:
-        import dataclasses
-
-        spec = dataclasses.replace(spec, client_fd=client_fd)
-    return Supervisor(rundir, spec, log).run()
+    return Supervisor(rundir, spec, log, client_fd).run()
 
 
 #: Where a supervisor forked by the zygote finds the srun connection it was handed.

@@ -7,13 +7,14 @@ Needs root and the Slurm that setup.sh started (SLURM_CONF=/var/tmp/spur-bench-s
 Slurm runs twice for the scheduling-sensitive workloads: with its default SchedulerParameters
 and with the "tuned" set from Slurm's high_throughput guide (setup.sh switches them with
 `scontrol reconfigure`). Spur runs as `spur local up --replicas 3 --nodes 1 --cpus <nproc>`
-with KillWait 30 s like Slurm. Results also go to a JSON file (--json).
+with KillWait 30 s and MaxArraySize 10,001 like Slurm. Results also go to a JSON file (--json).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -32,7 +33,8 @@ SLURM = "Slurm 22.05 (default)"
 TUNED = "Slurm 22.05 (tuned)"
 SPUR = "Spur (3 replicas)"
 
-WORKLOADS = ("cli", "latency", "throughput", "kill", "scale", "failover")
+WORKLOADS = ("cli", "latency", "throughput", "kill", "array", "scale", "failover")
+ARRAY_TASKS = 10_000
 
 
 def log(msg: str) -> None:
@@ -48,6 +50,7 @@ def plan(quick: bool, tuned: bool = False) -> dict[str, Callable[[wl.Cluster], l
             "latency": lambda c: wl.start_latency(c, runs=2 if tuned else 3),
             "throughput": lambda c: wl.throughput(c, jobs=40, budget=25 if tuned else 40),
             "kill": lambda c: wl.kill_latency(c, runs=3),
+            "array": lambda c: wl.array_throughput(c, tasks=200, budget=40),
             "scale": lambda c: wl.scale(c, sizes=(200, 400), runs=2, restart_runs=1),
             "failover": lambda c: wl.failover(c, runs=2),
         }
@@ -56,7 +59,8 @@ def plan(quick: bool, tuned: bool = False) -> dict[str, Callable[[wl.Cluster], l
         "latency": lambda c: wl.start_latency(c, runs=4 if tuned else 10),
         "throughput": lambda c: wl.throughput(c, jobs=500, budget=65 if tuned else 150),
         "kill": lambda c: wl.kill_latency(c, runs=20),
-        "scale": lambda c: wl.scale(c, sizes=(5000, 20000), runs=3, restart_runs=3),
+        "array": lambda c: wl.array_throughput(c, tasks=ARRAY_TASKS, budget=150 if not tuned else 65),
+        "scale": lambda c: wl.scale(c, sizes=(1000, 10000, 20000, 100000), runs=3, restart_runs=3),
         "failover": lambda c: wl.failover(c, runs=5),
     }
 
@@ -87,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help=f"comma-separated subset of {','.join(WORKLOADS)}")
     parser.add_argument("--json", default=str(BASE / "results.json"), help="where to write all samples")
+    parser.add_argument("--bindir", help="where Spur's commands are (make bench-slurm: a regular `pip install .`, "
+                        "as for make bench); the Spur cluster runs from this interpreter's venv")
     args = parser.parse_args(argv)
     names = [w for w in args.workloads.split(",") if w]
     unknown = set(names) - set(WORKLOADS)
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             first = [n for n in names if n not in ("scale", "failover")]
             run_workloads(cluster, first, steps, SLURM, results, errors)
             if not args.no_tuned:
-                tuned = [n for n in names if n in ("cli", "latency", "throughput")]
+                tuned = [n for n in names if n in ("cli", "latency", "throughput", "array")]
                 if tuned:
                     set_scheduler("tuned")
                     try:
@@ -124,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             (work / "spur").mkdir()
             log("starting spur local (3 replicas, 1 node)")
             with wl.spur_local(work / "spur-cluster", replicas=3, nodes=1, cpus=os.cpu_count(), kill_wait=30.0,
-                               workdir=work / "spur") as spur:
+                               workdir=work / "spur", max_array_size=ARRAY_TASKS + 1) as spur:
+                if args.bindir:  # the commands as installed there, talking to this cluster
+                    bindir = os.path.abspath(args.bindir)
+                    spur = dataclasses.replace(spur, bindir=bindir, python=os.path.join(bindir, "python3"))
+                    log(f"Spur's commands from {bindir}")
                 run_workloads(spur, names, steps, SPUR, results, errors)
     finally:
         shutil.rmtree(work, ignore_errors=True)

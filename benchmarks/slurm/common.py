@@ -69,12 +69,17 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def stop_slurmctld() -> None:
+def stop_slurmctld(sig: int = signal.SIGTERM) -> None:
     pid = int(_pid_file("slurmctld").read_text())
     if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
         wait_until(lambda: not _alive(pid), 120, f"slurmctld (pid {pid}) to exit", 0.02)
     wait_until(lambda: not _port_open(SLURMCTLD_PORT), 30, "port 6817 to close", 0.02)
+
+
+def crash_slurmctld() -> None:
+    """SIGKILL: slurmctld saves nothing at the stop (it restarts from its last periodic save)."""
+    stop_slurmctld(signal.SIGKILL)
 
 
 def start_slurmctld() -> None:
@@ -100,7 +105,7 @@ def slurm_cluster(workdir: Path) -> Cluster:
     assert sbatch is not None
     return Cluster(
         name="slurm", env=env, bindir=os.path.dirname(sbatch), workdir=workdir,
-        stop_controller=stop_slurmctld, start_controller=start_slurmctld,
+        stop_controller=stop_slurmctld, start_controller=start_slurmctld, crash_controller=crash_slurmctld,
     )
 
 

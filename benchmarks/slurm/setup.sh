@@ -38,7 +38,8 @@ HOST="$(hostname -s)"
 NPROC="$(nproc)"
 KILL_WAIT=30        # Slurm's default, written out explicitly
 MIN_JOB_AGE=300     # Slurm's default
-MAX_JOB_COUNT=200000  # default 10000; raised for the 20,000-queued-jobs workload
+MAX_JOB_COUNT=200000  # default 10000; raised for the 100,000-queued-jobs workload
+MAX_ARRAY_SIZE=10001  # default 1001; raised for the 10,000-task array (Spur runs with the same)
 TUNED_PARAMS="batch_sched_delay=20,bf_continue,bf_interval=300,bf_min_age_reserve=10800,bf_resolution=600,bf_yield_interval=1000000,partition_job_depth=500,sched_max_job_start=200,sched_min_interval=2000000"
 
 ETC="$BASE/etc"; PIDS="$BASE/pids"; LOG="$BASE/log"; RUN="$BASE/run"
@@ -179,6 +180,7 @@ SchedulerType=sched/backfill
 KillWait=$KILL_WAIT
 MinJobAge=$MIN_JOB_AGE
 MaxJobCount=$MAX_JOB_COUNT
+MaxArraySize=$MAX_ARRAY_SIZE
 $SCHED_LINE
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$NPROC Sockets=$SOCKETS CoresPerSocket=$CORES ThreadsPerCore=$THREADS RealMemory=$REAL_MEMORY State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP

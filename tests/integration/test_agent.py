@@ -557,3 +557,101 @@ def test_run_step_after_the_allocation_ended_is_refused(cluster: Cluster) -> Non
             assert chunk
             reply = reader.feed(chunk)
     assert reply[0][0:2] == [1, 7] and reply[0][2]["code"] == "already_done" and reply[0][3] is None
+
+
+# ---------------------------------------------------------------------- malformed input
+
+
+def _ask_raw(path: str, data: bytes, close_write: bool = True) -> list[Any] | None:
+    """Send raw bytes to the agent's step socket; the reply frame, or None if it closed."""
+    from spurio import stepserver
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(15)
+        sock.connect(path)
+        sock.sendall(data)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        reader = stepserver.FrameReader()
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            got = reader.feed(chunk)
+            if got:
+                return got[0]
+
+
+def test_malformed_step_requests_get_errors_and_the_agent_keeps_serving(cluster: Cluster) -> None:
+    """Every malformed request to the step endpoint is answered with an error naming the
+    field (``bad_request``, as the controller answers), or the connection is closed when not
+    even a request id can be read; no traceback, and a well-formed launch works after."""
+    import msgpack
+
+    info = cluster.job(None)
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched")
+
+    def frame(obj: Any) -> bytes:
+        body = msgpack.packb(obj, use_bin_type=True)
+        return len(body).to_bytes(4, "big") + body
+
+    good = {"job_id": job_id, "step_id": 0, "argv": ["/bin/sh", "-c", "echo ok"], "env": {"PATH": "/usr/bin:/bin"},
+            "cwd": str(cluster.work), "tasks": [0], "io": {}}
+    cases: list[tuple[bytes, str, str]] = [
+        (frame([0, 3, "launch_tasks", {**good, "tasks": []}]), "bad_request", "launch_tasks: tasks: expected a non-empty"),
+        (frame([0, 3, "launch_tasks", {**good, "argv": "echo"}]), "bad_request", "argv: expected a non-empty list"),
+        (frame([0, 3, "launch_tasks", {**good, "job_id": 0}]), "bad_request", "job_id: expected an integer from 1"),
+        (frame([0, 3, "launch_tasks", {**good, "io": {"stdout": {"mode": "pipe"}}}]), "bad_request",
+         "io.stdout.mode: expected one of"),
+        (frame([0, 3, "launch_tasks", {**good, "signal": 9}]), "bad_request", "signal: unknown field"),
+        (frame([0, 3, "step_stat", {"job_id": job_id, "step_id": "0"}]), "bad_request",
+         "step_stat: step_id: expected an integer"),
+        (frame([0, 3, "attach_step", {"job_id": job_id}]), "bad_request", "attach_step: step_id: missing"),
+        (frame([0, 3, "step_stat", [job_id, 0]]), "bad_request", "params must be a map"),
+        (frame([0, 3, "explode", {}]), "unknown_method", "unknown method: 'explode'"),
+        (frame([2, "launch_tasks", good]), "bad_request", "expected a request"),
+        (frame({"job_id": job_id}), "bad_request", "message must be a non-empty array"),
+        (b"\x00\x00\x00\x03\xc1\xc1\xc1", "bad_request", "malformed msgpack"),
+        (b"\xff\xff\xff\xff", "frame_too_large", ""),
+        (b"\x00\x00\x01\x00only part of a frame", "bad_request", "connection closed inside a frame"),
+        (b"", "bad_request", "connection closed before a request"),
+    ]
+    for data, code, text in cases:
+        reply = _ask_raw(cluster.sock, data)
+        assert reply is not None and reply[0] == 1, (data[:40], reply)
+        assert reply[2]["code"] == code and text in reply[2]["message"], (data[:40], reply)
+        assert reply[3] is None
+    # The agent is still there and serves a well-formed launch.
+    with _launch(cluster.sock, good) as sock:
+        frames = _read_until_done(sock)
+    assert b"".join(bytes(m[2][2]) for m in frames if m[0] == 2 and m[1] == "out") == b"ok\n"
+    assert "Traceback" not in (cluster.base / "spurd.log").read_text(errors="replace")
+
+
+def test_malformed_notifications_are_logged_once_and_dropped(cluster: Cluster) -> None:
+    """A controller notification that does not fit is logged once, naming the field, and
+    dropped (the controller re-sends what it still wants); the agent keeps serving."""
+    log = cluster.base / "spurd.log"
+    bad = [
+        ("start", {"job": {"job_id": "x"}, "node": NODE}, "'start' notification: job.job_id: expected an integer"),
+        ("action", {"action_id": 77, "job_id": 1, "kind": 9}, "'action' notification: kind: expected one of 1, 2, 3, 4"),
+        ("kill", {"job_id": -4}, "'kill' notification: job_id: expected an integer from 1"),
+        ("kill", {"job_id": 4, "now": True}, "'kill' notification: now: unknown field"),
+        ("explode", {}, "'explode' notification: method: expected one of start, action, kill"),
+    ]
+    for _ in range(2):  # the controller re-sends: the same error is logged once
+        for method, params, _text in bad:
+            cluster.leader._run(cluster.leader._notify(method, params))
+    for _method, _params, text in bad:
+        wait_until(lambda text=text: text in log.read_text(errors="replace"), what=f"the log line {text!r}")
+    info = cluster.job("#!/bin/sh\nexit 2\n")
+    cluster.leader.start_job(info)
+    report = cluster.report(f"{NODE}:{info['job_id']}:batch")
+    assert (report["exit_code"], report["signal"]) == (2, 0)
+    text = log.read_text(errors="replace")
+    for _method, _params, line in bad:
+        assert text.count(line) == 1, line
+    assert "Traceback" not in text
+    assert not [a for a in cluster.leader.calls_of("ack") if a["action_id"] == 77]

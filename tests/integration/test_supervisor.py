@@ -558,3 +558,103 @@ def test_cgroup_failure_falls_back(launch: Callable[..., Job], cgmode: str) -> N
     assert (st["exit_code"], st["signal"]) == (3, 0)
     assert job.cgroup_dirs() == {}
     assert "running without" in job.file("supervisor.log")
+
+
+# ---------------------------------------------------------------------- malformed input
+
+
+def _ctl_raw(rundir: Path, data: bytes, fds: list[int] | None = None) -> bytes:
+    """Raw bytes to a supervisor's control socket; what it answers (b"" if it closed)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(rundir / "ctl.sock"))
+        try:
+            if fds:
+                socket.send_fds(sock, [data], fds)
+            else:
+                sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return b""  # it closed the connection while we were still sending
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return buf
+
+
+def test_malformed_control_ops_get_an_error_and_the_supervisor_serves_on(launch: Callable[..., Job]) -> None:
+    """Each control request that does not fit (spurcore.agentmsg.CONTROL_OPS) is answered
+    EINVAL naming the field; descriptors sent with a non-attach op are closed, not leaked;
+    then status and kill work as ever."""
+    import errno
+
+    job = launch("echo $$ > main.pid\nsleep 1000")
+    main = job.pid_from("main.pid")
+    fds_before = len(os.listdir(f"/proc/{job.sup_pid}/fd"))
+    cases = [
+        (b"not json\n", "expected a JSON object"),
+        (b"[1, 2]\n", "request: expected a JSON object with an op"),
+        (b'{"op": "bogus"}\n', "op: expected one of attach"),
+        (b'{"sig": 9}\n', "op: expected one of"),
+        (b'{"op": "signal", "sig": "KILL"}\n', "sig: expected an integer from 0 to 64"),
+        (b'{"op": "signal", "sig": 9, "target": "everyone"}\n', "target: expected one of"),
+        (b'{"op": "kill", "kill_wait": -5}\n', "kill_wait: expected a number from 0"),
+        (b'{"op": "kill", "notice": 7}\n', "notice: expected a string"),
+        (b'{"op": "status", "all": true}\n', "all: unknown field"),
+        (b"\xff\xfe\xfd\n", "expected a JSON object"),
+    ]
+    for data, text in cases:
+        reply = json.loads(_ctl_raw(job.rundir, data))
+        assert reply["ok"] is False and reply["errno"] == errno.EINVAL and text in reply["error"], (data, reply)
+    r, w = os.pipe()
+    try:
+        reply = json.loads(_ctl_raw(job.rundir, b'{"op": "status"}\n', [r]))  # an fd it did not ask for
+        assert reply["ok"] is True
+        reply = json.loads(_ctl_raw(job.rundir, b'{"op": "bogus"}\n', [w]))
+        assert reply["ok"] is False
+    finally:
+        os.close(r)
+        os.close(w)
+    assert _ctl_raw(job.rundir, b"x" * (2 << 20)) == b""  # no line within 1 MiB: closed
+    wait_for(lambda: len(os.listdir(f"/proc/{job.sup_pid}/fd")) == fds_before, what="no descriptor leaked")
+    st = job.ctl(op="status")
+    assert st["running"] is True and st["main_pid"] == main
+    assert job.ctl(op="kill", kill_wait=5) == {"ok": True}
+    assert (job.status()["exit_code"], job.status()["signal"]) == (0, signal.SIGTERM)
+    assert "Traceback" not in job.file("supervisor.log")
+
+
+def test_malformed_client_frames_are_ignored_and_the_step_runs_on(tmp_path: Path) -> None:
+    """srun's frames to a step's supervisor (spurcore.agentmsg.CLIENT_FRAMES) that do not
+    fit are logged and ignored: the tasks run on, and later good input still arrives."""
+    from spurio.stepserver import FrameReader, notification, request
+
+    spec = {"job_id": next(_job_ids), "step": 0, "argv": ["/bin/sh", "-c", "read x; echo got $x"],
+            "cwd": str(tmp_path), "env": {"PATH": "/usr/bin:/bin"}, "tasks": [0], "task_env": True, "io": {},
+            "launch_msgid": 1, "cgroup_root": None}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    ours, theirs = socket.socketpair()
+    try:
+        start_supervisor(tmp_path, client=theirs.fileno())
+    finally:
+        theirs.close()
+    bad = [notification("in", [0]), notification("in", ["0", b"x\n"]), notification("in", [0, "text\n"]),
+           notification("signal", "TERM"), notification("signal", 99), notification("kill", "now"),
+           notification("winch", [1]), notification("pmi_fence_done", [1, 2]), notification("explode", {}),
+           request(5, "launch_tasks", {})]
+    ours.sendall(b"".join(bad) + notification("in", [-1, b"hello\n"]) + notification("in", [-1, b""]))
+    reader, frames = FrameReader(), []
+    ours.settimeout(10)
+    while not any(m[0] == 2 and m[1] == "done" for m in frames):
+        chunk = ours.recv(65536)
+        assert chunk
+        frames.extend(reader.feed(chunk))
+    ours.close()
+    assert b"".join(bytes(m[2][2]) for m in frames if m[1] == "out") == b"got hello\n"
+    st = wait_for(lambda: read_status(tmp_path), what="status.json")
+    assert (st["exit_code"], st["signal"]) == (0, 0)
+    log = (tmp_path / "supervisor.log").read_text()
+    assert log.count("ignoring a malformed frame from a client: in: expected [task or -1, bytes]") == 1
+    assert "Traceback" not in log

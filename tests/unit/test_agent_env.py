@@ -1,8 +1,9 @@
-"""The batch script's environment (spurd.agent.batch_env) as Slurm sets it."""
+"""The batch script's environment (spurd.env.batch_env) as Slurm sets it."""
 
 from __future__ import annotations
 
-from spurd.agent import batch_env
+from spurcore.agentmsg import launch_job
+from spurd.env import batch_env
 
 INFO = {"job_id": 7, "name": "j", "user": "alice", "uid": 1000, "gid": 100, "node_list": ["n1", "n2"],
         "nodes": "n[1-2]", "num_tasks": 2, "cpus_per_node": 1, "cpus_per_task": 1, "partition": "debug",
@@ -10,7 +11,7 @@ INFO = {"job_id": 7, "name": "j", "user": "alice", "uid": 1000, "gid": 100, "nod
 
 
 def env(**changes):
-    return batch_env({**INFO, **changes}, "n1", cluster="c", config_path="/etc/spur/spur.toml",
+    return batch_env(launch_job({**INFO, **changes}), "n1", cluster="c", config_path="/etc/spur/spur.toml",
                      agent_socket="/run/spurd.sock", python="/opt/spur/bin/python")
 
 

@@ -62,3 +62,34 @@ def test_version_3_snapshot_loads_with_no_configuration_applied():
     assert state.nodes["node2"].display_state == "DOWN" and state.nodes["node1"].reported_cpus == 4
     assert state.partitions == {} and list(partitions_of(state)) == ["debug"] and state.config_digest == ""
     assert decode_state(encode_state(state)) == state
+
+
+def test_version_4_snapshot_loads_and_is_rewritten_in_columns():
+    # Written by version-4 code (one field list per job): partitions batch and gpu, user alice
+    # in account phys, job 1 RUNNING on n1 with steps 0 (done) and 1, job 2 RUNNING on g1 with
+    # GPU 0, job 3 COMPLETED, array 4 (0-5%2) with tasks 2-5 pending and tasks 0 (job 6,
+    # RUNNING) and 1 (job 7, COMPLETING: a KILL awaits n2's ACK), job 5 held (afterok:1).
+    import msgpack
+
+    data = (GOLDEN / "snapshot-v4.bin").read_bytes()
+    assert msgpack.unpackb(data)[1] == 4
+    state = decode_state(data)
+    assert [(j.job_id, j.display_state) for j in state.jobs.values()] == [
+        (1, "RUNNING"), (2, "RUNNING"), (3, "COMPLETED"), (4, "PENDING"), (5, "PENDING"), (6, "RUNNING"),
+        (7, "COMPLETING")]
+    steps = state.jobs[1].steps
+    assert list(steps) == ["batch", 0, 1] and steps[0].state == "COMPLETED" and steps[1].overlap
+    assert steps[1].argv == ("sleep", "9") and steps[0].tasks == ((0, 1),) and steps[0].cpus == (2,)
+    assert state.jobs[2].gres_alloc == {"g1": {"gpu": [0]}} and state.nodes["g1"].gres_used == {"gpu": [0]}
+    assert state.jobs[4].array_pending == [[2, 5, 1]] and state.array_members == {4: {4: None, 6: None, 7: None}}
+    assert state.jobs[5].hold and state.jobs[5].spec.dependency == "afterok:1" and list(state.runnable) == [4]
+    assert state.jobs[1].unlaunched == {"n1"} and state.jobs[7].undone == {"n2"}
+    assert [(a.job_id, a.pending) for a in state.actions.values()] == [(7, {"n2"})]
+    assert list(state.partitions) == ["batch", "gpu"] and state.users["alice"].default_account == "phys"
+    assert state.assocs["phys|alice|"].limits == {"MaxJobs": 8} and list(state.qos) == ["normal", "high"]
+    assert list(state.usage) == ["phys|alice"]
+    rewritten = encode_state(state)
+    assert msgpack.unpackb(rewritten)[1] == 5
+    restored = decode_state(rewritten)
+    assert restored == state and encode_state(restored) == rewritten
+    assert restored.jobs[6].spec is restored.jobs[4].spec  # equal specs are shared from version 5

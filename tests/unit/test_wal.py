@@ -360,6 +360,21 @@ def test_corrupt_archived_segment_raises_on_read(tmp_path: Path) -> None:
         assert [i for i, _ in wal.iter_records(3)] == [3, 4, 5]  # skipped by file name
 
 
+def test_a_tail_read_checks_every_record_it_returns(tmp_path: Path) -> None:
+    # One archived segment with records 1-5: a restart reading from 4 frames 1-3 without
+    # computing their CRCs (a snapshot covers them), but never returns an unchecked record.
+    fill(tmp_path, list(range(1, 6)), segment_bytes=200)
+    with Wal(tmp_path, segment_bytes=40) as wal:
+        wal.append(6, payload(6))
+        wal.archive_before(6)
+    archived = seg_files(tmp_path, "archive")[0]
+    flip_byte(archived, len(WAL_MAGIC) + 2 * REC_HDR + len(payload(1)) + len(payload(2)) - 1)  # record 2's payload
+    with Wal(tmp_path) as wal:
+        assert [i for i, _ in wal.iter_records(4)] == [4, 5, 6]
+        with pytest.raises(WalError, match="CRC"):
+            list(wal.iter_records(2))
+
+
 # ---------------------------------------------------------------------- snapshots
 
 

@@ -1,0 +1,100 @@
+"""Completion reports: persist, then send (DESIGN.md 1.6).
+
+Invariants:
+- A report is in the durable spool (``spurd.spool.ReportSpool``) before it is sent, and
+  leaves it only when the controller has answered it (``committed`` or ``rejected``: both
+  final); the controller ignores duplicates, so delivery is at-least-once and application
+  exactly-once.
+- After every (re)connect the spool is flushed, in order, BEFORE any start or action
+  received on that connection is handled (``spurd.session``).
+- A KILL is ACKed only once the reports of the runs it ended are delivered
+  (``_wait_delivered``), so the controller sees JobNodeComplete / JobStepComplete first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from spurcore.agentmsg import RunStatus
+from spurd.runs import BATCH, REPORTED_FILE, Run, report_id
+from spurd.session import BACKOFF_MIN, LEADERSHIP_ERRORS, RPC_TIMEOUT
+from spurd.spool import ReportSpool, write_durable
+from spurio.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
+
+log = logging.getLogger("spurd")
+
+
+
+class Reports:
+    """Report spooling and delivery (a part of :class:`spurd.agent.Agent`)."""
+
+    reports: ReportSpool
+    _reports_changed: asyncio.Event
+    _delivered: asyncio.Condition
+
+    def _report_for(self, run: Run, status: RunStatus) -> dict[str, Any]:
+        batch = run.step == BATCH
+        return {
+            "report_id": report_id(self.name, run.job_id, run.step, run.restarts),
+            "kind": "node" if batch else "step",
+            "job_id": run.job_id,
+            "step_id": BATCH if batch else int(run.step),
+            "node": self.name,
+            "exit_code": status.exit_code,
+            "signal": status.signal,
+            "oom": status.oom,
+            "at": status.ended_at or time.time(),
+            "usage": status.usage,
+            "fenced": status.fenced,
+        }
+
+    def _spool_report(self, run: Run, status: RunStatus) -> None:
+        """Persist the report of a finished run, then mark its rundir as reported."""
+        report = self._report_for(run, status)
+        if self.reports.put(report):
+            log.info("job %s step %s ended %d:%d%s", run.job_id, run.step, report["exit_code"],
+                     report["signal"], " (OOM)" if report["oom"] else "")
+        write_durable(os.path.join(run.rundir, REPORTED_FILE), report["report_id"].encode(), 0o644)
+        self._reports_changed.set()
+
+    async def _report_sender(self, conn: RpcConnection) -> None:
+        while True:
+            await self._reports_changed.wait()
+            self._reports_changed.clear()
+            if not await self._flush_reports(conn):
+                conn.close("report delivery failed")
+                return
+
+    async def _flush_reports(self, conn: RpcConnection) -> bool:
+        """Send every spooled report in order; False if the connection is no good."""
+        backoff = BACKOFF_MIN
+        while True:
+            pending = self.reports.list()
+            if not pending:
+                return True
+            for report in pending:
+                rid = report["report_id"]
+                try:
+                    await conn.call("report", report, timeout=RPC_TIMEOUT)
+                except (ConnectionFailed, RpcTimeout) as e:
+                    log.info("report %s not delivered: %s", rid, e)
+                    return False
+                except RpcError as e:
+                    if e.code in LEADERSHIP_ERRORS:
+                        return False
+                    log.warning("report %s refused (%s): retrying", rid, e)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    break
+                self.reports.delete(rid)
+                log.debug("report %s delivered", rid)
+                async with self._delivered:
+                    self._delivered.notify_all()
+
+    async def _wait_delivered(self, report_ids: list[str]) -> None:
+        async with self._delivered:
+            await self._delivered.wait_for(lambda: not any(rid in self.reports for rid in report_ids))
