@@ -225,7 +225,7 @@ class _JobText:
         alloc, req = tres
         detail_lines = "".join(sep + line for line in _detail_lines(info, nodes, self.oneliner)) if self.detail and nodes else ""
 
-        mem_key = (get("mem_per_gpu"), get("mem_mb"))
+        mem_key = (get("mem_per_gpu"), get("mem_per_cpu"), get("mem_mb"))
         min_memory = self._mem.get(mem_key)
         if min_memory is None:
             min_memory = self._mem[mem_key] = _min_memory(info)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from spurcore.render import scontrol
 from tests.property import render_reference
-from tests.property.records import T0, job_record_lists
+from tests.property.records import T0, job_record_lists, job_records
 
 #: SLURM_TIME_FORMAT values: unset, the named ones, strftime formats (one only seconds, one
 #: with a day name), invalid ones (no %, too long), one that makes an empty string.
@@ -59,3 +59,16 @@ def outcome(render: Callable[[], str]) -> tuple[str, Any]:
         return "text", render()
     except Exception as exc:
         return "error", type(exc)
+
+
+def test_memory_field_follows_each_record_in_one_rendering() -> None:
+    """Two records that differ only in ``--mem-per-cpu``, rendered together: the fast
+    renderer once keyed its memory-field cache on (mem_per_gpu, mem_mb) alone and printed
+    the first record's ``MinMemoryNode=`` for the second's ``MinMemoryCPU=500M``."""
+    from hypothesis import find
+
+    base = find(job_records(), lambda record: True)  # the simplest record
+    node, per_cpu = {**base, "mem_per_gpu": 0, "mem_per_cpu": 0}, {**base, "mem_per_gpu": 0, "mem_per_cpu": 500}
+    text = scontrol.show_jobs([node, per_cpu], now=T0)
+    assert text == render_reference.show_job(node, now=T0) + render_reference.show_job(per_cpu, now=T0)
+    assert "MinMemoryCPU=500M" in text
