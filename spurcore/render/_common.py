@@ -168,6 +168,34 @@ def make_time_str(t: float | None, time_format: str | None = None, now: float = 
     return text
 
 
+class TimeStrings:
+    """``make_time_str`` for one rendering (one ``SLURM_TIME_FORMAT``, one ``now``), each
+    whole second formatted once: a long queue's records share a few seconds' worth of
+    timestamps, and strftime per field was most of the cost of printing them.
+
+    Sound because a time prints as its whole second does (``local_tm`` drops the fraction),
+    except for the special values: a second of 0 or 0xFFFFFFFF is formatted every time
+    (0.5 is a date, 0 is ``Unknown``)."""
+
+    __slots__ = ("time_format", "now", "_texts")
+
+    def __init__(self, time_format: str | None, now: float) -> None:
+        self.time_format = time_format
+        self.now = now
+        self._texts: dict[int, str] = {}
+
+    def __call__(self, t: float | None) -> str:
+        if not t:
+            return "Unknown"
+        second = int(t)
+        text = self._texts.get(second)
+        if text is None:
+            text = make_time_str(t, self.time_format, self.now)
+            if second != 0 and second != 0xFFFFFFFF:
+                self._texts[second] = text
+        return text
+
+
 # ---------------------------------------------------------------------------------------------
 # YAML (--yaml): what Slurm's serializer/yaml writes for a data_t tree
 

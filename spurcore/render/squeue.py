@@ -34,7 +34,7 @@ functions that use them (never once per row of a plain job).
 from __future__ import annotations
 
 from spurcore.records import Record
-from spurcore.render._common import FLAG_STATES, base_state, make_time_str, print_str, step_id_text
+from spurcore.render._common import FLAG_STATES, TimeStrings, base_state, print_str, step_id_text
 from spurcore.states import STATE_CODES
 from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_mem
 
@@ -116,7 +116,7 @@ class View:
     ``--noconvert``; ``cluster``: this cluster's name (``%Cluster``).
     """
 
-    __slots__ = ("now", "time_format", "bitstr_len", "array", "expand_patterns", "noconvert", "cluster")
+    __slots__ = ("now", "time_format", "bitstr_len", "array", "expand_patterns", "noconvert", "cluster", "_times")
 
     def __init__(self, now: float = 0.0, *, time_format: str | None = None, bitstr_len: int | None = None,
                  array: bool = False, expand_patterns: bool = False, noconvert: bool = False,
@@ -128,12 +128,17 @@ class View:
         self.expand_patterns = expand_patterns
         self.noconvert = noconvert
         self.cluster = cluster
+        self._times: TimeStrings | None = None
 
     def time(self, t: float | None) -> str:
-        """squeue's ``_print_time``: ``N/A`` for an unset time."""
+        """squeue's ``_print_time``: ``N/A`` for an unset time. Each second is formatted once
+        per View (``TimeStrings``): a View's clock and format do not change once it prints."""
         if not t:
             return "N/A"
-        return make_time_str(t, self.time_format, self.now)
+        times = self._times
+        if times is None:
+            times = self._times = TimeStrings(self.time_format, self.now)
+        return times(t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +324,9 @@ def display_records(infos: Iterable[dict[str, Any]], view: View) -> list[dict[st
     """The records squeue prints, in order: each pending array record gets its task string
     (``_task_str``); without ``-r`` split-off pending tasks are folded back into it, with
     ``-r`` it becomes one record per pending task. Records are new dicts where changed."""
-    records = [_with_task_str(i, view) for i in infos]
+    # only a pending array record changes (the test is _pending_tasks', inline: every row)
+    records = [_with_task_str(i, view) if i.get("array_job_id") and i.get("array_task_id") is None else i
+               for i in infos]
     if view.array:
         from spurcore.arrays import indexes
 
@@ -439,7 +446,12 @@ def _num(key: str, default: int = 0) -> _JobFn:
 
 def _const(text: str | None) -> _JobFn:
     """A field Spur has no data for: what Slurm prints when it is unset."""
-    return lambda _info, _v: (text, True)
+    fn: _JobFn = lambda _info, _v: (text, True)  # noqa: E731 - registered below
+    _CONSTANT_COLUMNS.add(fn)
+    return fn
+
+
+_CONSTANT_COLUMNS: set[_JobFn] = set()  # the functions _const made: printed once per rendering
 
 
 def _ts(key: str) -> _JobFn:
@@ -455,13 +467,15 @@ def _mem(mb: int, v: View) -> str:
 
 def _job_id(info: dict[str, Any], v: View) -> _Value:
     """``%i`` (JobArrayId): ``A_[tasks]`` for a pending array record, ``A_T`` for a task."""
-    if info.get("_task_str") is not None:
-        text = f"{info['array_job_id']}_[{info['_task_str']}]"
+    task_str = info.get("_task_str")
+    if task_str is not None:
+        text = f"{info['array_job_id']}_[{task_str}]"
         if v.bitstr_len is not None:
             return text, False  # print.c: uncut when SLURM_BITSTR_LEN is set
         return text[: _FORMAT_STRING_SIZE - 1], True
-    if _is_array(info) and info.get("array_task_id") is not None:
-        return f"{info['array_job_id']}_{info['array_task_id']}", True
+    array_id = info.get("array_job_id")
+    if array_id and info.get("array_task_id") is not None:  # _is_array, inline: every row
+        return f"{array_id}_{info['array_task_id']}", True
     return str(info["job_id"]), True
 
 
@@ -852,20 +866,137 @@ def render_jobs(
         if long if date_line is None else date_line:
             out.append(ctime_line(view.now) + "\n")
         out.append(_render_items(items, None, _JOB_HEADERS))
-    records = display_records(infos, view)
-    # Rows are the hot path (squeue of 20,000 jobs): resolve each item's field function
-    # once, then per row only call it and pad (same rules as _render_items).
-    compiled = [(_JOB_FIELDS[i.key][1] if i.key is not None else None, i.width, i.right, i.suffix) for i in items]
-    for info in records:
+    out.extend(map(_row_printer(items, view), display_records(infos, view)))
+    return "".join(out)
+
+
+#: The record fields that each column's text is a function of (with the View), for the
+#: columns that many records of a long queue share (the same partition, user, state, ...).
+#: Invariant: the column's function reads no other field, and a field's values have one
+#: type (the controller's), so two records with equal values of these fields, present or
+#: absent alike, print the column alike. Columns not listed (the job id, per-job times, the
+#: ones reading nested values) are computed for every row.
+_COLUMN_DEPS: dict[str, tuple[str, ...]] = {
+    "Account": ("account",),
+    "AllocNodes": ("alloc_node",),
+    "AllocSID": ("alloc_sid",),
+    "ArrayTaskId": ("_task_str", "array_job_id", "array_task_id"),
+    "BatchFlag": ("batch_flag",),
+    "BatchHost": ("batch_flag", "batch_host", "alloc_node"),
+    "Cluster": ("cluster",),
+    "Command": ("command",),
+    "Comment": ("comment",),
+    "CPUsPerTask": ("cpus_per_task",),
+    "cpus-per-task": ("cpus_per_task",),
+    "Deadline": ("deadline",),
+    "Dependency": ("dependency",),
+    "DerivedEC": ("derived_ec",),
+    "EligibleTime": ("hold", "nodes", "state", "reason", "eligible_time"),
+    "ExcNodes": ("exc_nodes",),
+    "exit_code": ("exit_code",),
+    "Feature": ("constraint",),
+    "GroupId": ("gid",),
+    "GroupName": ("group", "gid"),
+    "MaxCPUs": ("num_cpus",),
+    "MaxNodes": ("node_count",),
+    "MinCPUs": ("cpus_per_task",),
+    "MinMemory": ("mem_per_cpu", "mem_mb"),
+    "MinTime": ("time_min",),
+    "Name": ("name",),
+    "Nice": ("nice",),
+    "NodeList": ("nodes",),
+    "NTPerNode": ("ntasks_per_node",),
+    "NumCPUs": ("num_cpus",),
+    "NumNodes": ("node_count",),
+    "NumTasks": ("num_tasks",),
+    "Partition": ("partition",),
+    "Priority": ("priority",),
+    "PriorityLong": ("priority",),
+    "QOS": ("qos",),
+    "Reason": ("_reason_desc", "reason"),
+    "ReasonList": ("state", "base_state", "_reason_desc", "reason", "nodes"),
+    "ReqNodes": ("req_nodes",),
+    "Requeue": ("requeue",),
+    "RestartCnt": ("restarts",),
+    "SchedNodes": ("sched_nodes",),
+    "State": ("state",),
+    "StateCompact": ("state",),
+    "StdErr": ("stderr",),
+    "StdIn": ("stdin",),
+    "StdOut": ("stdout",),
+    "SubmitTime": ("submit_time",),
+    "TimeLeft": ("time_limit", "run_time"),
+    "TimeLimit": ("time_limit",),
+    "TimeUsed": ("run_time",),
+    "UserId": ("uid",),
+    "UserName": ("user", "uid"),
+    "WCKey": ("wckey",),
+    "WorkDir": ("work_dir",),
+}
+_ABSENT = object()  # a key's value for a field the record does not have (not the same as None)
+
+
+def _row_printer(items: list[FormatItem], view: View) -> Callable[[dict[str, Any]], str]:
+    """The function printing one row of ``items`` (the rules of ``_render_items``), for the
+    rows of one rendering: the hot path of squeue with a long queue.
+
+    Consecutive items whose columns are listed in ``_COLUMN_DEPS`` (constant columns and
+    verbatim text too) form a run printed once per distinct value of the fields they read,
+    and kept for the rendering; the other columns are printed for every row. The text of a
+    row depends on that record and ``view`` alone, never on the rows before it
+    (tests/property/test_render_equivalence.py checks it against ``_render_items``)."""
+    runs: list[tuple[tuple[str, ...] | None, list[tuple[Any, int, bool, str]]]] = []
+    for item in items:
+        fn = _JOB_FIELDS[item.key][1] if item.key is not None else None
+        deps = () if fn is None or fn in _CONSTANT_COLUMNS else _COLUMN_DEPS.get(str(item.key))
+        cell = (fn, item.width, item.right, item.suffix)
+        if deps is not None and runs and runs[-1][0] is not None:
+            prev = runs[-1][0]
+            runs[-1] = (prev + tuple(d for d in deps if d not in prev), [*runs[-1][1], cell])
+        else:
+            runs.append((deps, [cell]))
+
+    def cells(info: dict[str, Any], run: list[tuple[Any, int, bool, str]]) -> str:
         parts: list[str] = []
-        for fn, width, right, suffix in compiled:
+        for fn, width, right, suffix in run:
             if fn is not None:
                 text, cut = fn(info, view)
                 parts.append(print_str(text, width, right, cut))
             parts.append(suffix)
-        parts.append("\n")
-        out.append("".join(parts))
-    return "".join(out)
+        return "".join(parts)
+
+    def shared(deps: tuple[str, ...], run: list[tuple[Any, int, bool, str]]) -> Callable[[dict[str, Any]], str]:
+        texts: dict[Any, str] = {}
+        absent = (_ABSENT,) * len(deps)
+
+        def text(info: dict[str, Any]) -> str:
+            key = tuple(map(info.get, deps, absent))
+            try:
+                found = texts.get(key)
+            except TypeError:  # an unhashable value (a malformed record): printed as it is
+                return cells(info, run)
+            if found is None:
+                found = texts[key] = cells(info, run)
+            return found
+
+        return text
+
+    def own(run: list[tuple[Any, int, bool, str]]) -> Callable[[dict[str, Any]], str]:
+        if len(run) == 1 and run[0][0] is not None:  # one column alone (the job id)
+            fn, width, right, suffix = run[0]
+
+            def cell(info: dict[str, Any]) -> str:
+                text, cut = fn(info, view)
+                return print_str(text, width, right, cut) + suffix
+
+            return cell
+        return lambda info: cells(info, run)
+
+    printers = [own(run) if deps is None else shared(deps, run) for deps, run in runs]
+    if len(printers) == 2:  # the usual layouts: the job id, then columns many rows share
+        first, second = printers
+        return lambda info: first(info) + second(info) + "\n"
+    return lambda info: "".join([p(info) for p in printers]) + "\n"
 
 
 def help_format(*, steps: bool = False) -> str:

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spurcore.render import scontrol
+from spurcore.render import scontrol, squeue
+from spurcore.render._common import make_time_str
 from tests.property import render_reference
 from tests.property.records import T0, job_record_lists, job_records
 
@@ -72,3 +73,53 @@ def test_memory_field_follows_each_record_in_one_rendering() -> None:
     text = scontrol.show_jobs([node, per_cpu], now=T0)
     assert text == render_reference.show_job(node, now=T0) + render_reference.show_job(per_cpu, now=T0)
     assert "MinMemoryCPU=500M" in text
+
+
+class PlainView(squeue.View):
+    """A View that formats every time afresh (no per-second cache)."""
+
+    def time(self, t: float | None) -> str:
+        return make_time_str(t, self.time_format, self.now) if t else "N/A"
+
+
+JOB_NAMES = [name for name, _header, _fn, _hidden in squeue._JOB_TABLE]
+#: squeue layouts: the default and -l ones, every -o letter, and -O lists of any columns,
+#: widths and justifications (cut, padded, natural).
+squeue_layouts = st.sampled_from([("default", None, None), ("long", None, None), ("o", "%all", None),
+                                  ("o", "x%.3i|%5P%2u%R tail", None)]) | st.lists(
+    st.tuples(st.sampled_from(JOB_NAMES), st.sampled_from(["", ":.4", ":6", ":0", ":.12|"])), min_size=1,
+    max_size=12).map(lambda cols: ("O", None, ",".join(name + size for name, size in cols)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=job_record_lists(), layout=squeue_layouts, now=NOWS, time_format=st.sampled_from(TIME_FORMATS),
+       bitstr_len=st.sampled_from([None, 0, 8]), array=st.booleans(), noconvert=st.booleans())
+def test_squeue_rows_print_what_the_general_engine_prints(records: list[dict[str, Any]],
+                                                           layout: tuple[str, str | None, str | None],
+                                                           now: float, time_format: str | None,
+                                                           bitstr_len: int | None, array: bool,
+                                                           noconvert: bool) -> None:
+    """``render_jobs`` prints a column shared by many rows once per distinct value
+    (``_COLUMN_DEPS``) and each time once per second: every row must still be what
+    ``_render_items`` prints for that record alone, with a View that caches nothing."""
+    kind, fmt, Fmt = layout
+    kw: dict[str, Any] = dict(time_format=time_format, bitstr_len=bitstr_len, array=array, noconvert=noconvert,
+                              cluster="spur")
+    text = outcome(lambda: squeue.render_jobs(records, fmt=fmt, Fmt=Fmt, long=kind == "long",
+                                              view=squeue.View(now, **kw), date_line=False))
+    if fmt:
+        items = squeue.parse_format(fmt).items
+    else:
+        items = squeue.parse_long_format(Fmt or (squeue.LONG_FORMAT_LONG if kind == "long"
+                                                 else squeue.DEFAULT_FORMAT_LONG)).items
+
+    def reference() -> str:
+        out = [squeue._render_items(items, None, squeue._JOB_HEADERS)]
+        for info in squeue.display_records(records, squeue.View(now, **kw)):
+            view = PlainView(now, **kw)
+            out.append(squeue._render_items(items, lambda key, i=info, v=view: squeue._JOB_FIELDS[key][1](i, v),
+                                            squeue._JOB_HEADERS))
+        return "".join(out)
+
+    assert text == outcome(reference)
+
