@@ -21,6 +21,7 @@ from __future__ import annotations
 from spurcore.arrays import task_str
 from spurcore.exitcodes import fmt_exit, scontrol_reason
 from spurcore.render._common import (
+    TimeStrings,
     accrue_time,
     base_state,
     eligible_time,
@@ -37,7 +38,7 @@ from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_scon
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 __all__ = [
@@ -107,152 +108,153 @@ class _JobText:
     """One rendering of job records (``show_job``/``show_jobs``): the layout of info_job.c
     ``_sprint_job_info``, one record per call.
 
-    The hot path of ``scontrol show job`` with a long queue (about 30 fields of 20,000
-    records): what many records share is computed once per distinct value and kept for the
-    rendering (time strings, exit codes, reasons, durations, TRES strings, the TresPer*
-    lines, the memory field), and each record is built from a few f-strings instead of a list
-    of lines. Invariant: the text of a record depends on that record, ``now``, the time
-    format, ``bitstr_len`` and the two flags alone, never on the records rendered before it
-    (tests/property/test_render_equivalence.py checks it against the plain renderer)."""
+    The hot path of ``scontrol show job`` with a long queue (about 70 fields of each of
+    20,000 records). A record is printed in parts: the parts that name the job (its id and
+    name, its times) for every record, the others (``SHARED``: user, state, limits, nodes,
+    TRES, files, ...) once per distinct value of the fields they read, kept for the
+    rendering; every time once per second (``TimeStrings``). Invariant: the text of a record
+    depends on that record, ``now``, the time format, ``bitstr_len`` and the two flags alone,
+    never on the records rendered before it (tests/property/test_render_equivalence.py
+    checks it against the plain renderer, tests/property/test_render_deps.py the fields of
+    each shared part)."""
 
-    __slots__ = ("detail", "oneliner", "now", "time_format", "bitstr_len", "sep", "end", "_times",
-                 "_exits", "_reasons", "_runs", "_limits", "_mins", "_tres", "_per", "_mem")
+    __slots__ = ("detail", "oneliner", "now", "bitstr_len", "sep", "end", "time", "_deps", "_absent", "_texts",
+                 "_take", "_rare", "_rare_absent")
 
     def __init__(self, *, detail: bool, oneliner: bool, now: float, time_format: str | None,
                  bitstr_len: int | None) -> None:
         self.detail = detail
         self.oneliner = oneliner
         self.now = now
-        self.time_format = time_format
         self.bitstr_len = bitstr_len
         self.sep = " " if oneliner else "\n   "
         self.end = "\n" if oneliner else "\n\n"
-        self._times: dict[Any, str] = {}
-        self._exits: dict[Any, str] = {}
-        self._reasons: dict[Any, str] = {}
-        self._runs: dict[Any, str] = {}
-        self._limits: dict[Any, str] = {}
-        self._mins: dict[Any, str] = {}
-        self._tres: dict[Any, tuple[str, str]] = {}
-        self._per: dict[Any, str] = {}
-        self._mem: dict[Any, str] = {}
+        self.time = TimeStrings(time_format, now)
+        self._deps = tuple(dict.fromkeys(field for deps, _part in self.SHARED for field in deps))
+        self._absent = (_ABSENT,) * len(self._deps)
+        self._texts: dict[Any, tuple[str, ...]] = {}
+        # The key in one C call for the fields scontrol's records have (JOB_FIELDS, and the
+        # group it adds), the few others one by one.
+        from operator import itemgetter
 
-    def time(self, t: float | None) -> str:
-        """``make_time_str`` with this rendering's format, once per whole second: every
-        value whose integer part is neither 0 nor 0xFFFFFFFF (the special ones) prints as
-        that integer second does (``local_tm`` drops the fraction)."""
-        if not t:
-            return "Unknown"
-        key = int(t)
-        text = self._times.get(key)
-        if text is None:
-            if key == 0 or key == 0xFFFFFFFF:
-                return make_time_str(t, self.time_format, self.now)
-            text = self._times[key] = make_time_str(key, self.time_format, self.now)
-        return text
-
-    def _exit(self, raw: Any) -> str:
-        text = self._exits.get(raw)
-        if text is None:
-            text = self._exits[raw] = fmt_exit(raw) if raw is not None else "0:0"
-        return text
+        self._take = itemgetter(*(f for f in self._deps if f in _USUAL_FIELDS))
+        self._rare = tuple(f for f in self._deps if f not in _USUAL_FIELDS)
+        self._rare_absent = (_ABSENT,) * len(self._rare)
 
     def __call__(self, info: dict[str, Any]) -> str:
-        get = info.get
-        sep = self.sep
-        ts = self.time
-        now = self.now
-        state = str(get("state") or "")
-        nodes = str(get("nodes") or "")
-        node_count = int(get("node_count") or 0)
-        batch_flag = int(get("batch_flag") or 0)
-        restarts = int(get("restarts") or 0)
+        return "".join(self.parts(info))
 
-        if get("array_job_id"):
-            head = f"JobId={info['job_id']} "
-            task_text = array_task_text(info, self.bitstr_len)
-            head += f"ArrayJobId={info['array_job_id']} ArrayTaskId={task_text} "
-            if get("array_max_tasks"):
+    def parts(self, info: dict[str, Any]) -> tuple[str, ...]:
+        """The record's text in pieces, in order."""
+        ids, nodes, files = self.shared(info)
+        if self.detail and info.get("nodes"):
+            detail = "".join(self.sep + line for line in _detail_lines(info, str(info["nodes"]), self.oneliner))
+            return self.head(info), ids, self.times(info), nodes, detail, files
+        return self.head(info), ids, self.times(info), nodes, files
+
+    def shared(self, info: dict[str, Any]) -> tuple[str, ...]:
+        """The texts of the ``SHARED`` parts, the last one right-trimmed and ended (it is not
+        blank: trimming it trims the record), once per distinct value of every field they
+        read (a field a record lacks is not the same as one that is None)."""
+        try:
+            key: tuple[Any, ...] = (self._take(info), tuple(map(info.get, self._rare, self._rare_absent)))
+        except KeyError:  # not one of scontrol's records: a key of another shape, made the slow way
+            key = tuple(map(info.get, self._deps, self._absent))
+        try:
+            found = self._texts.get(key)
+        except TypeError:  # an unhashable value (a malformed record): printed as it is
+            return self._shared(info)
+        if found is None:
+            found = self._texts[key] = self._shared(info)
+        return found
+
+    def _shared(self, info: dict[str, Any]) -> tuple[str, ...]:
+        *texts, last = [part(self, info) for _deps, part in self.SHARED]
+        return *texts, last.rstrip() + self.end
+
+    # --- the parts printed for every record
+
+    def head(self, info: dict[str, Any]) -> str:
+        """``JobId=`` (with the array's ids) and ``JobName=``."""
+        if info.get("array_job_id"):
+            head = (f"JobId={info['job_id']} ArrayJobId={info['array_job_id']} "
+                    f"ArrayTaskId={array_task_text(info, self.bitstr_len)} ")
+            if info.get("array_max_tasks"):
                 head += f"ArrayTaskThrottle={int(info['array_max_tasks'])} "
-        else:
-            head = f"JobId={info['job_id']} "
-        uid, gid = get("uid", 0), get("gid", 0)
+            return f"{head}JobName={info.get('name', '')}"
+        return f"JobId={info['job_id']} JobName={info.get('name', '')}"
 
-        raw_reason = get("reason")
-        reason = self._reasons.get(raw_reason)
-        if reason is None:
-            reason = self._reasons[raw_reason] = scontrol_reason(str(raw_reason or "None"))
-        failed = f"FailedNode={info['failed_node']} " if get("failed_node") else ""
-
-        requeue = get("requeue")
-        requeue = 1 if requeue is None or int(requeue) < 0 else int(requeue)
-        derived = f"{sep}DerivedExitCode={self._exit(get('derived_ec'))}" if self.detail else ""
-
-        run_raw = get("run_time") or 0
-        run = self._runs.get(run_raw)
-        if run is None:
-            run = self._runs[run_raw] = fmt_duration_scontrol(run_raw)
-        limit_raw = get("time_limit")
-        limit = self._limits.get(limit_raw)
-        if limit is None:
-            limit = self._limits[limit_raw] = fmt_time_limit_scontrol(limit_raw)
-        min_raw = get("time_min")
-        time_min = self._mins.get(min_raw)
-        if time_min is None:
-            time_min = self._mins[min_raw] = _time_min(info)
-
+    def times(self, info: dict[str, Any]) -> str:
+        """The submit, eligible, accrue, start, end, deadline, suspend and last evaluation
+        times."""
+        sep, ts, now = self.sep, self.time, self.now
         start, end = job_times(info, now)
-        end_text = "Unknown" if limit_raw is None and end > now else ts(end)
-        deadline = get("deadline")
-        suspend = float(get("suspend_time") or 0)
-        pre_sus = int(run_raw) if base_state(info) == "SUSPENDED" else 0
-        sched = f" SchedNodeList={info['sched_nodes']}" if get("sched_nodes") else ""
-        batch_host = f"{sep}BatchHost={info['batch_host']}" if get("batch_host") else ""
-
-        max_nodes = int(get("max_nodes") or 0) if state == "PENDING" else 0
-        min_nodes = node_count
-        if max_nodes and max_nodes < min_nodes:
-            min_nodes = max_nodes
-        num_nodes = f"{min_nodes}-{max_nodes}" if max_nodes else str(min_nodes)
-
-        if get("req_tres"):  # job_tres: the controller's strings, in Slurm's units
-            key = (get("alloc_tres"), get("req_tres"))
-            tres = self._tres.get(key)
-            if tres is None:
-                tres = self._tres[key] = job_tres(info)
-        else:  # a record of an older history: made from the counts
-            tres = job_tres(info)
-        alloc, req = tres
-        detail_lines = "".join(sep + line for line in _detail_lines(info, nodes, self.oneliner)) if self.detail and nodes else ""
-
-        mem_key = (get("mem_per_gpu"), get("mem_per_cpu"), get("mem_mb"))
-        min_memory = self._mem.get(mem_key)
-        if min_memory is None:
-            min_memory = self._mem[mem_key] = _min_memory(info)
-
-        text = (
-            f"{head}JobName={get('name', '')}"
-            f"{sep}UserId={get('user') or uid}({uid}) GroupId={get('group') or str(gid)}({gid}) MCS_label=N/A"
-            f"{sep}Priority={get('priority', 0)} Nice={int(get('nice') or 0)} "
-            f"Account={null(get('account'))} QOS={get('qos') or 'normal'}"
-            f"{sep}JobState={state} Reason={reason} {failed}Dependency={null(get('dependency'))}"
-            f"{sep}Requeue={requeue} Restarts={restarts} BatchFlag={batch_flag + restarts if batch_flag else 0} "
-            f"Reboot=0 ExitCode={self._exit(get('exit_code'))}{derived}"
-            f"{sep}RunTime={run} TimeLimit={limit} TimeMin={time_min}"
-            f"{sep}SubmitTime={ts(get('submit_time'))} EligibleTime={ts(eligible_time(info))}"
+        end_text = "Unknown" if info.get("time_limit") is None and end > now else ts(end)
+        deadline = info.get("deadline")
+        suspend = float(info.get("suspend_time") or 0)
+        pre_sus = int(info.get("run_time") or 0) if base_state(info) == "SUSPENDED" else 0
+        return (
+            f"{sep}SubmitTime={ts(info.get('submit_time'))} EligibleTime={ts(eligible_time(info))}"
             f"{sep}AccrueTime={ts(accrue_time(info, now))}"
             f"{sep}StartTime={ts(start)} EndTime={end_text} Deadline={ts(deadline) if deadline else 'N/A'}"
             f"{sep}SuspendTime={ts(suspend) if suspend else 'None'} SecsPreSuspend={pre_sus} "
             f"LastSchedEval={ts(last_sched_eval(info))} Scheduler=Main"
+        )
+
+    # --- the parts many records share (SHARED: each with every field it reads)
+
+    def ids(self, info: dict[str, Any]) -> str:
+        """User and group, priority, state and reason, requeue and exit codes, run time and
+        limits."""
+        get, sep = info.get, self.sep
+        uid, gid = get("uid", 0), get("gid", 0)
+        requeue = get("requeue")
+        requeue = 1 if requeue is None or int(requeue) < 0 else int(requeue)
+        batch_flag = int(get("batch_flag") or 0)
+        restarts = int(get("restarts") or 0)
+        exit_code, derived = get("exit_code"), get("derived_ec")
+        return (
+            f"{sep}UserId={get('user') or uid}({uid}) GroupId={get('group') or str(gid)}({gid}) MCS_label=N/A"
+            f"{sep}Priority={get('priority', 0)} Nice={int(get('nice') or 0)} "
+            f"Account={null(get('account'))} QOS={get('qos') or 'normal'}"
+            f"{sep}JobState={get('state') or ''} Reason={scontrol_reason(str(get('reason') or 'None'))} "
+            + (f"FailedNode={info['failed_node']} " if get("failed_node") else "")
+            + f"Dependency={null(get('dependency'))}"
+            # slurmctld counts a requeue in batch_flag as well as in restart_cnt.
+            f"{sep}Requeue={requeue} Restarts={restarts} BatchFlag={batch_flag + restarts if batch_flag else 0} "
+            f"Reboot=0 ExitCode={fmt_exit(exit_code) if exit_code is not None else '0:0'}"
+            + (f"{sep}DerivedExitCode={fmt_exit(derived) if derived is not None else '0:0'}" if self.detail else "")
+            + f"{sep}RunTime={fmt_duration_scontrol(get('run_time') or 0)} "
+            f"TimeLimit={fmt_time_limit_scontrol(get('time_limit'))} TimeMin={_time_min(info)}"
+        )
+
+    def nodes(self, info: dict[str, Any]) -> str:
+        """Partition, allocating node, node lists, counts and TRES."""
+        get, sep = info.get, self.sep
+        max_nodes = int(get("max_nodes") or 0) if str(get("state") or "") == "PENDING" else 0
+        min_nodes = int(get("node_count") or 0)
+        if max_nodes and max_nodes < min_nodes:
+            min_nodes = max_nodes
+        alloc, req = job_tres(info)
+        return (
             f"{sep}Partition={get('partition') or 'debug'} "
             f"AllocNode:Sid={null(get('alloc_node'))}:{get('alloc_sid', 0)}"
             f"{sep}ReqNodeList={null(get('req_nodes'))} ExcNodeList={null(get('exc_nodes'))}"
-            f"{sep}NodeList={null(nodes)}{sched}{batch_host}"
-            f"{sep}NumNodes={num_nodes} NumCPUs={int(get('num_cpus') or 0)} NumTasks={get('num_tasks', 1)} "
+            f"{sep}NodeList={null(str(get('nodes') or ''))}"
+            + (f" SchedNodeList={info['sched_nodes']}" if get("sched_nodes") else "")  # a pending job's expected nodes
+            + (f"{sep}BatchHost={info['batch_host']}" if get("batch_host") else "")
+            + f"{sep}NumNodes={f'{min_nodes}-{max_nodes}' if max_nodes else min_nodes} "
+            f"NumCPUs={int(get('num_cpus') or 0)} NumTasks={get('num_tasks', 1)} "
             f"CPUs/Task={get('cpus_per_task', 1)} ReqB:S:C:T=0:0:*:*"
             f"{sep}ReqTRES={req}{sep}AllocTRES={null(alloc)}"
-            f"{sep}Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*{detail_lines}"
-            f"{sep}MinCPUsNode={get('cpus_per_task', 1)} {min_memory} MinTmpDiskNode=0"
+            f"{sep}Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*"
+        )
+
+    def files(self, info: dict[str, Any]) -> str:
+        """Memory, features, command and files, TRES per task/node, mail: the rest."""
+        get, sep = info.get, self.sep
+        text = (
+            f"{sep}MinCPUsNode={get('cpus_per_task', 1)} {_min_memory(info)} MinTmpDiskNode=0"
             f"{sep}Features={null(get('constraint'))} DelayBoot=00:00:00"
             f"{sep}OverSubscribe=OK Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)"
             f"{sep}Command={null(get('command'))}{sep}SubmitLine={null(get('submit_line'))}"
@@ -260,31 +262,39 @@ class _JobText:
         )
         if get("comment"):
             text += f"{sep}Comment={info['comment']}"
-        if batch_flag:
+        if int(get("batch_flag") or 0):
             text += f"{sep}StdErr={null(get('stderr'))}{sep}StdIn={null(get('stdin'))}{sep}StdOut={null(get('stdout'))}"
         kill_inv = get("kill_on_invalid_dep")
         if kill_inv in (0, 1):
             text += f"{sep}KillOnInvalidDependent={'Yes' if kill_inv else 'No'}"
-        per_key = (get("gpus"), get("gpus_per_node"), get("gres"), get("gpus_per_task"), get("cpus_per_task"),
-                   get("cpus_per_gpu"), get("mem_per_gpu"))
-        per = self._per.get(per_key)
-        if per is None:
-            per = self._per[per_key] = _tres_per_lines(info, sep)
+        per = job_tres_per(info)
+        for key, name in (("cpus_per_tres", "CpusPerTres"), ("mem_per_tres", "MemPerTres"),
+                          ("tres_per_job", "TresPerJob"), ("tres_per_node", "TresPerNode"),
+                          ("tres_per_task", "TresPerTask")):
+            if per[key]:
+                text += f"{sep}{name}={per[key]}"
         if get("mail_type"):
             mail_type = print_mail_type(str(info["mail_type"]))
             if mail_type not in ("NONE", ""):
-                per += f"{sep}MailUser={get('mail_user') or get('user')} MailType={mail_type}"
-        return (text + per).rstrip() + self.end
+                text += f"{sep}MailUser={get('mail_user') or get('user')} MailType={mail_type}"
+        return text
+
+    #: The shared parts, in the order a record prints them, each with every field it reads.
+    SHARED: tuple[tuple[tuple[str, ...], Callable[[_JobText, dict[str, Any]], str]], ...] = (
+        (("user", "uid", "group", "gid", "priority", "nice", "account", "qos", "state", "reason", "failed_node",
+          "dependency", "requeue", "restarts", "batch_flag", "exit_code", "derived_ec", "run_time", "time_limit",
+          "time_min"), ids),
+        (("partition", "alloc_node", "alloc_sid", "req_nodes", "exc_nodes", "nodes", "sched_nodes", "batch_host",
+          "state", "max_nodes", "node_count", "num_cpus", "num_tasks", "cpus_per_task", "req_tres", "alloc_tres",
+          "mem_mb", "mem_per_cpu", "alloc_mem_mb"), nodes),
+        (("cpus_per_task", "mem_per_gpu", "mem_per_cpu", "mem_mb", "constraint", "command", "submit_line",
+          "work_dir", "comment", "batch_flag", "stderr", "stdin", "stdout", "kill_on_invalid_dep", "gpus",
+          "gpus_per_node", "gres", "gpus_per_task", "cpus_per_gpu", "mail_type", "mail_user", "user"), files),
+    )
 
 
-def _tres_per_lines(info: dict[str, Any], sep: str) -> str:
-    """The ``CpusPerTres= ... TresPerTask=`` lines that are set, each after ``sep``."""
-    per = job_tres_per(info)
-    return "".join(f"{sep}{name}={per[key]}" for key, name in (
-        ("cpus_per_tres", "CpusPerTres"), ("mem_per_tres", "MemPerTres"), ("tres_per_job", "TresPerJob"),
-        ("tres_per_node", "TresPerNode"), ("tres_per_task", "TresPerTask")) if per[key])
-
-
+_ABSENT = object()  # a cache key's value for a field a record does not have (not the same as None)
+_USUAL_FIELDS = frozenset(JOB_FIELDS) | {"group"}
 def _detail_lines(info: dict[str, Any], nodes: str, oneliner: bool) -> list[str]:
     """``-d`` of a job holding nodes: ``JOB_GRES=`` and one ``Nodes=... CPU_IDs=... Mem=...
     GRES=...`` line per run of nodes with the same allocation (info_job.c). Spur allocates
@@ -345,8 +355,11 @@ def show_jobs(
     time_format: str | None = None, bitstr_len: int | None = None,
 ) -> str:
     """Records for several jobs, concatenated (Slurm prints them in the order given)."""
-    return "".join(map(_JobText(detail=detail, oneliner=oneliner, now=now, time_format=time_format,
-                                bitstr_len=bitstr_len), infos))
+    text = _JobText(detail=detail, oneliner=oneliner, now=now, time_format=time_format, bitstr_len=bitstr_len)
+    out: list[str] = []
+    for info in infos:
+        out.extend(text.parts(info))
+    return "".join(out)
 
 
 def reason_user(node: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from spurcore.render import squeue
+from spurcore.render import scontrol, squeue
 from tests.property.records import job_records
 from tests.property.test_render_equivalence import NOWS, TIME_FORMATS, PlainView, outcome
 
@@ -62,3 +62,19 @@ def test_a_shared_column_reads_only_its_fields(name: str, a: dict[str, Any], b: 
     view = PlainView(now, time_format=time_format, bitstr_len=bitstr_len, noconvert=noconvert, cluster="spur")
     column = squeue._JOB_FIELDS[name][1]
     assert outcome(lambda: column(b, view)) == outcome(lambda: column(a, view))
+
+
+@pytest.mark.parametrize("index", range(len(scontrol._JobText.SHARED)))
+@settings(max_examples=150, deadline=None)
+@given(a=job_records(), b=job_records(), changed=changes, detail=st.booleans(), oneliner=st.booleans(), now=NOWS,
+       time_format=st.sampled_from(TIME_FORMATS), bitstr_len=st.sampled_from([None, 0, 8]))
+def test_a_shared_part_of_a_job_record_reads_only_its_fields(index: int, a: dict[str, Any], b: dict[str, Any],
+                                                             changed: set[str] | None, detail: bool,
+                                                             oneliner: bool, now: float, time_format: str | None,
+                                                             bitstr_len: int | None) -> None:
+    """``scontrol._JobText.SHARED`` lists every field each shared part of a record reads."""
+    deps, part = scontrol._JobText.SHARED[index]
+    b = other_record(a, b, deps, changed)
+    text = scontrol._JobText(detail=detail, oneliner=oneliner, now=now, time_format=time_format,
+                             bitstr_len=bitstr_len)
+    assert outcome(lambda: part(text, b)) == outcome(lambda: part(text, a))
