@@ -134,8 +134,10 @@ class Session:
 
 
 def _with_group(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with its group's name, set in place: the records are this command's own (a
+    copy of each of 20,000 records cost ``show job`` 30 ms)."""
     if "group" not in info:
-        info = {**info, "group": common.group_name(int(info.get("gid", 0)))}
+        info["group"] = common.group_name(int(info.get("gid", 0)))
     return info
 
 
