@@ -20,7 +20,7 @@ import msgpack
 
 from spurcore.model import COMPACT
 from spurcore.scheduler import pending_reasons
-from spurcore.views import job_info, node_info, refresh_info
+from spurcore.views import DYNAMIC_FIELDS, job_info, node_info, refresh_info
 from spurctld.identity import INVALID_JOB
 from spurctld.jobrpc import parse_ref, ref_records
 from spurctld.replica import Replica
@@ -31,21 +31,59 @@ from spurio.rpc import RpcError
 READ_SLICE = 512  # jobs rendered per hold of the state lock
 
 
-def _rows(infos: list[dict[str, Any]], fields: list[str]) -> list[Any]:
-    """Each record's values of ``fields``, in that order (None for a field a record lacks).
-    ``itemgetter`` takes them in one C call when the records have every field (they all
-    have the same keys: ``job_info``'s); otherwise, or for a record that lacks one, the
-    slow way."""
-    if len(fields) == 1 or not infos or any(f not in infos[0] for f in fields):
-        return [[info.get(f) for f in fields] for info in infos]
-    take = itemgetter(*fields)
-    rows: list[Any] = []
-    for info in infos:
+class PackedRows:
+    """The jobs' rows of one field list (a ``jobs`` request's ``fields``), each packed once
+    and kept while it stays right: the hot part of a long squeue was building and packing
+    20,000 rows, each read touching every value of every record.
+
+    A chunk of rows is an msgpack array of rows; msgpack is concatenative, so a chunk is the
+    array's header followed by the rows' bytes, the same bytes as packing the list at once.
+    A job's row stays valid while its record is the same object (an op on the job replaces
+    it, see ``_invalidate_info_cache``) and the fields ``refresh_info`` rewrites have equal
+    values (it gives each of them one type, so equal values pack alike). Runs on the event
+    loop's thread only, like the record cache."""
+
+    __slots__ = ("fields", "_take", "_dynamic", "_rows", "_packer")
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self._take = itemgetter(*fields) if len(fields) > 1 else (lambda info, f=fields[0]: (info[f],))
+        dynamic = [f for f in fields if f in DYNAMIC_FIELDS]
+        self._dynamic = itemgetter(*dynamic) if dynamic else None
+        self._rows: dict[int, tuple[dict[str, Any], Any, bytes]] = {}
+        self._packer = msgpack.Packer(use_bin_type=True)
+
+    def chunk(self, infos: list[dict[str, Any]]) -> bytes:
+        """The packed list of ``infos``' rows (None for a field a record lacks)."""
+        rows, dynamic, pack = self._rows, self._dynamic, self._packer.pack
+        parts = [self._packer.pack_array_header(len(infos))]
+        for info in infos:
+            job_id = info["job_id"]
+            entry = rows.get(job_id)
+            try:
+                current = dynamic(info) if dynamic is not None else None
+            except KeyError:  # a record without one of them (packed every time)
+                parts.append(pack(self._row(info)))
+                continue
+            if entry is None or entry[0] is not info or entry[1] != current:
+                entry = rows[job_id] = (info, current, pack(self._row(info)))
+            parts.append(entry[2])
+        return b"".join(parts)
+
+    def _row(self, info: dict[str, Any]) -> Any:
         try:
-            rows.append(take(info))
-        except KeyError:
-            rows.append([info.get(f) for f in fields])
-    return rows
+            return self._take(info)
+        except KeyError:  # a field the record lacks: None
+            return [info.get(f) for f in self.fields]
+
+    def drop(self, job_id: int) -> None:
+        self._rows.pop(job_id, None)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+MAX_PACKED_FIELD_LISTS = 4  # squeue's, scontrol's and a few others' (the oldest is dropped)
 
 
 class ReadMethods:
@@ -54,6 +92,7 @@ class ReadMethods:
     config: Config
     replica: Replica | None
     _info_cache: dict[int, dict[str, Any]]
+    _packed: dict[tuple[str, ...], PackedRows]  # made by _packed_rows
     _leader_conn: rpc.RpcConnection | None
     _leader_conn_for: str | None
 
@@ -156,24 +195,46 @@ class ReadMethods:
             # (and its Raft heartbeats) that long.
             wanted = params.get("fields")
             fields = [str(f) for f in wanted] if wanted else (list(out[0]) if out else [])
+            packed = self._packed_rows(tuple(fields)) if wanted else None
             chunks = []
             for start in range(0, len(out), READ_SLICE):
                 part = out[start : start + READ_SLICE]
-                rows = _rows(part, fields) if wanted else [list(info.values()) for info in part]
-                chunks.append(msgpack.packb(rows, use_bin_type=True))
+                if packed is not None:
+                    chunks.append(packed.chunk(part))
+                else:
+                    chunks.append(msgpack.packb([list(info.values()) for info in part], use_bin_type=True))
                 time.sleep(0)
             return {"now": now, "fields": fields, "row_chunks": chunks}
         return {"now": now, "jobs": out}
 
+    def _packed_rows(self, fields: tuple[str, ...]) -> PackedRows:
+        """The packed rows of ``fields`` (made on first use; the mixin has no __init__)."""
+        lists: dict[tuple[str, ...], PackedRows] | None = getattr(self, "_packed", None)
+        if lists is None:
+            lists = self._packed = {}
+        packed = lists.pop(fields, None)
+        if packed is None:
+            packed = PackedRows(fields)
+            while len(lists) >= MAX_PACKED_FIELD_LISTS:
+                del lists[next(iter(lists))]
+        lists[fields] = packed  # the most recently used last
+        return packed
+
     def _invalidate_info_cache(self) -> None:
-        """Drop the cached records of jobs an op touched since (call with the state lock)."""
+        """Drop the cached records (and packed rows) of jobs an op touched since (call with
+        the state lock)."""
         replica = self.replica
         assert replica is not None
+        packed = list(getattr(self, "_packed", {}).values())
         if replica.touched_all:
             self._info_cache.clear()
+            for rows in packed:
+                rows.clear()
             replica.touched_all = False
         for job_id in replica.touched:
             self._info_cache.pop(job_id, None)
+            for rows in packed:
+                rows.drop(job_id)
         replica.touched.clear()
 
     async def m_nodes(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
