@@ -228,18 +228,34 @@ class Query:
         if self.steps:
             params["with_steps"] = True
         if self.fmt is None and self.Fmt is None and not self.mime and not self.steps:
-            # The default and -l layouts need only these fields (plus what filtering and
-            # the default sort read): a long queue then costs a third as much to move.
-            params["fields"] = list(DEFAULT_LAYOUT_FIELDS)
+            # The default and -l layouts need only some fields (and what the query's
+            # filters and sort read): a long queue then costs a third as much to move.
+            params["fields"] = self.fields()
         return params
 
+    def fields(self) -> list[str]:
+        """The record fields the default (or -l) layout, this query's filters, its sort and
+        job arrays read (see spurcore/render/squeue.py)."""
+        from spurcore.render.squeue import sort_fields
 
-#: Fields of the job records that squeue's default and -l layouts, its filters, its default
-#: sort and job arrays read (see spurcore/render/squeue.py).
+        fields = list(DEFAULT_LAYOUT_FIELDS)
+        if self.long:
+            fields.append("time_limit")
+        if self.accounts is not None:
+            fields.append("account")
+        if self.qos is not None:
+            fields.append("qos")
+        if self.priority:
+            fields.append("priority_by_partition")  # -P: each partition's own priority
+        fields += sorted(sort_fields(self.sort) - set(fields))
+        return fields
+
+
+#: Fields of the job records that squeue's default layout, its state, user, name, partition,
+#: node and running-time filters, its default sort and job arrays read.
 DEFAULT_LAYOUT_FIELDS = (
-    "job_id", "partition", "name", "user", "uid", "state", "base_state", "run_time", "time_limit",
-    "node_count", "nodes", "reason", "priority", "submit_time", "start_time", "account", "qos",
-    "array_job_id", "array_task_id", "array_pending", "array_max_tasks",
+    "job_id", "partition", "name", "user", "uid", "state", "base_state", "run_time", "node_count", "nodes",
+    "reason", "priority", "array_job_id", "array_task_id", "array_pending", "array_max_tasks",
 )
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "default_sort",
     "by_partition",
     "sort_jobs",
+    "sort_fields",
     "sort_steps",
     "job_shown",
     "filter_jobs",
@@ -1286,6 +1287,44 @@ _SORT_LETTERS: dict[str, Callable[[dict[str, Any], float], Any] | None] = {
     "V": lambda i, _n: float(i.get("submit_time") or 0),
     "z": lambda i, _n: 0,
 }
+
+
+#: The record fields each sort letter's key reads (``sort_fields``: what a query that asks
+#: the controller for some fields only must ask for to sort; see ``_COLUMN_DEPS``).
+_SORT_FIELDS: dict[str, tuple[str, ...]] = {
+    "B": ("batch_host",),
+    "C": ("num_cpus",),
+    "D": ("node_count",),
+    "e": ("end_time",),
+    "g": ("group", "gid"),
+    "G": ("gid",),
+    "i": ("array_job_id", "job_id", "array_task_id"),
+    "j": ("name",),
+    "l": ("time_limit",),
+    "L": ("time_limit", "run_time"),
+    "m": ("mem_per_cpu", "mem_mb"),
+    "M": ("run_time",),
+    "N": ("nodes",),
+    "p": ("priority",),
+    "P": ("partition",),
+    "Q": ("priority",),
+    "S": ("start_time", "base_state", "state"),
+    "t": ("state",),
+    "T": ("state",),
+    "u": ("user", "uid"),
+    "U": ("uid",),
+    "V": ("submit_time",),
+}
+_TIE_FIELDS = ("array_job_id", "job_id", "array_task_id")
+
+
+def sort_fields(spec: str | None) -> set[str]:
+    """The record fields ``sort_jobs`` reads for ``spec`` (default ``P,t,-p``); letters it
+    does not know read nothing (``parse_sort`` rejects them)."""
+    fields = set(_TIE_FIELDS)
+    for letter, _reverse in _sort_terms(spec or "P,t,-p"):
+        fields.update(_SORT_FIELDS.get(letter, ()))
+    return fields
 
 
 def _tie_key(info: dict[str, Any]) -> tuple[int, int]:

@@ -62,7 +62,7 @@ def job_records(draw: Any) -> dict[str, Any]:
         "exit_code": draw(exit_codes),
         "derived_ec": draw(exit_codes),
         "priority": draw(st.sampled_from([0, 1, 4294901760, 12345])),
-        "priority_by_partition": {},
+        "priority_by_partition": draw(st.sampled_from([{}, {}, {"gpu": 5, "debug": 9}])),
         "hold": draw(st.sampled_from([0, 1, 2])),
         "submit_time": draw(times),
         "eligible_time": draw(times),

@@ -78,3 +78,15 @@ def test_a_shared_part_of_a_job_record_reads_only_its_fields(index: int, a: dict
     text = scontrol._JobText(detail=detail, oneliner=oneliner, now=now, time_format=time_format,
                              bitstr_len=bitstr_len)
     assert outcome(lambda: part(text, b)) == outcome(lambda: part(text, a))
+
+
+@pytest.mark.parametrize("letter", sorted(squeue._SORT_FIELDS))
+@settings(max_examples=40, deadline=None)
+@given(a=display_records(), b=display_records(), changed=changes, now=NOWS)
+def test_a_sort_key_reads_only_its_fields(letter: str, a: dict[str, Any], b: dict[str, Any],
+                                          changed: set[str] | None, now: float) -> None:
+    """``squeue._SORT_FIELDS`` lists every field each ``-S`` letter's key reads."""
+    b = other_record(a, b, squeue._SORT_FIELDS[letter], changed)
+    key = squeue._SORT_LETTERS[letter]
+    assert key is not None
+    assert outcome(lambda: key(b, now)) == outcome(lambda: key(a, now))
