@@ -140,6 +140,31 @@ def job_records(draw: Any) -> dict[str, Any]:
     return info
 
 
+def plain_record(**fields: Any) -> dict[str, Any]:
+    """A pending batch job's record with every field ``job_records`` draws (``fields`` set
+    over them): for the tests that need one fixed record."""
+    info: dict[str, Any] = {
+        "job_id": 1, "name": "job.sh", "user": "alice", "uid": 1000, "gid": 1000, "state": "PENDING",
+        "base_state": "PENDING", "reason": "Priority", "exit_code": None, "derived_ec": None, "priority": 12345,
+        "priority_by_partition": {}, "hold": 0, "submit_time": T0, "eligible_time": T0, "start_time": 0,
+        "sched_nodes": "", "end_time": 0, "suspend_time": 0, "run_time": 0, "time_limit": 3600,
+        "partition": "debug", "account": "", "nodes": "", "node_count": 1, "num_cpus": 1, "num_tasks": 1,
+        "cpus_per_task": 1, "mem_mb": 100, "dependency": "(null)", "batch_flag": 1, "batch_host": "",
+        "restarts": 0, "requid": -1, "failed_node": "", "command": "/home/alice/job.sh",
+        "submit_line": "sbatch job.sh", "work_dir": "/home/alice", "stdout": "/tmp/slurm-1.out",
+        "stderr": "/tmp/slurm-1.out", "stdin": "/dev/null", "alloc_node": "login1", "alloc_sid": 4242,
+        "steps": [], "array_job_id": 0, "array_task_id": None, "array_pending": [], "array_max_tasks": 0,
+        "array_spec": "", "ntasks_per_node": 0, "mem_per_cpu": 0, "exclusive": "", "req_nodes": "",
+        "exc_nodes": "", "deadline": 0, "requeue": -1, "kill_on_invalid_dep": -1, "comment": "", "wckey": "",
+        "nice": 0, "qos": "", "constraint": "", "time_min": None, "mail_type": "", "mail_user": "",
+        "options": {}, "req_tres": "cpu=1,node=1,billing=1", "alloc_tres": "", "tres_per_node": "",
+        "gres_detail": [], "job_gpus": "", "gres": "", "gpus": "", "gpus_per_node": "", "gpus_per_task": "",
+        "cpus_per_gpu": 0, "mem_per_gpu": 0,
+    }
+    info.update(fields)
+    return info
+
+
 def job_record_lists(max_size: int = 6) -> Any:
     """Several records rendered together (renderers keep per-rendering caches: a record
     must print the same whatever came before it), sometimes sharing values."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spurcore.render import scontrol, squeue
-from tests.property.records import job_records
+from tests.property.records import job_records, plain_record
 from tests.property.test_render_equivalence import NOWS, TIME_FORMATS, PlainView, outcome
 
 
@@ -31,7 +31,7 @@ def display_records(draw: Any) -> dict[str, Any]:
 
 
 #: Every field a record may have (the optional ones too).
-ALL_FIELDS = sorted(set(find(job_records(), lambda record: True)) | {
+ALL_FIELDS = sorted(set(plain_record()) | {
     "_task_str", "_reason_desc", "cluster", "group", "accrue_time", "last_sched_eval", "max_nodes",
     "alloc_mem_mb", "req_tres", "alloc_tres", "priority_by_partition", "sched_nodes"})
 #: Which other fields the second record changes: all of them, or a few (the first record's
@@ -49,7 +49,7 @@ def other_record(a: dict[str, Any], b: dict[str, Any], deps: tuple[str, ...], ch
 
 
 @pytest.mark.parametrize("name", sorted(squeue._COLUMN_DEPS))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(a=display_records(), b=display_records(), changed=changes, now=NOWS,
        time_format=st.sampled_from(TIME_FORMATS), bitstr_len=st.sampled_from([None, 0, 8]),
        noconvert=st.booleans())
@@ -81,7 +81,7 @@ def test_a_shared_part_of_a_job_record_reads_only_its_fields(index: int, a: dict
 
 
 @pytest.mark.parametrize("letter", sorted(squeue._SORT_FIELDS))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(a=display_records(), b=display_records(), changed=changes, now=NOWS)
 def test_a_sort_key_reads_only_its_fields(letter: str, a: dict[str, Any], b: dict[str, Any],
                                           changed: set[str] | None, now: float) -> None:

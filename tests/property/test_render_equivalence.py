@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from spurcore.render import scontrol, squeue
 from spurcore.render._common import make_time_str
 from tests.property import render_reference
-from tests.property.records import T0, job_record_lists, job_records
+from tests.property.records import T0, job_record_lists, plain_record
 
 #: SLURM_TIME_FORMAT values: unset, the named ones, strftime formats (one only seconds, one
 #: with a day name), invalid ones (no %, too long), one that makes an empty string.
@@ -66,10 +66,7 @@ def test_memory_field_follows_each_record_in_one_rendering() -> None:
     """Two records that differ only in ``--mem-per-cpu``, rendered together: the fast
     renderer once keyed its memory-field cache on (mem_per_gpu, mem_mb) alone and printed
     the first record's ``MinMemoryNode=`` for the second's ``MinMemoryCPU=500M``."""
-    from hypothesis import find
-
-    base = find(job_records(), lambda record: True)  # the simplest record
-    node, per_cpu = {**base, "mem_per_gpu": 0, "mem_per_cpu": 0}, {**base, "mem_per_gpu": 0, "mem_per_cpu": 500}
+    node, per_cpu = plain_record(mem_per_cpu=0), plain_record(mem_per_cpu=500)
     text = scontrol.show_jobs([node, per_cpu], now=T0)
     assert text == render_reference.show_job(node, now=T0) + render_reference.show_job(per_cpu, now=T0)
     assert "MinMemoryCPU=500M" in text
@@ -91,7 +88,7 @@ squeue_layouts = st.sampled_from([("default", None, None), ("long", None, None),
     max_size=12).map(lambda cols: ("O", None, ",".join(name + size for name, size in cols)))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(records=job_record_lists(), layout=squeue_layouts, now=NOWS, time_format=st.sampled_from(TIME_FORMATS),
        bitstr_len=st.sampled_from([None, 0, 8]), array=st.booleans(), noconvert=st.booleans())
 def test_squeue_rows_print_what_the_general_engine_prints(records: list[dict[str, Any]],

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from spurcli import common
 from spurcli import squeue as cli
 from spurcore.render import squeue as render
-from tests.property.records import T0, job_record_lists
+from tests.property.records import T0, job_record_lists, plain_record
 from tests.property.test_render_equivalence import outcome
 
 SORT_LETTERS = sorted(render._SORT_FIELDS) + ["z", "n"]
@@ -64,11 +64,7 @@ def test_options_that_read_more_ask_for_more() -> None:
 def test_priority_option_sorts_by_each_partitions_priority() -> None:
     """-P lists a multi-partition job once per partition, sorted there by its priority in that
     partition (print.c _create_priority_list): the fields asked for carry those priorities."""
-    from hypothesis import find
-
-    base = find(job_record_lists(max_size=1), lambda recs: True)[0]
-    jobs = [{**base, "job_id": job_id, "partition": "gpu,debug", "state": "PENDING", "base_state": "PENDING",
-             "priority": 50, "priority_by_partition": prios}
+    jobs = [plain_record(job_id=job_id, partition="gpu,debug", priority=50, priority_by_partition=prios)
             for job_id, prios in ((1, {"gpu": 10, "debug": 90}), (2, {"gpu": 90, "debug": 10}))]
     fields = cli.parse_args(["-P"], environ={}).params()["fields"]
     shown = render.sort_jobs(render.by_partition([{f: j[f] for f in fields if f in j} for j in jobs]), None, T0)
