@@ -1336,9 +1336,18 @@ def sort_jobs(infos: Iterable[dict[str, Any]], spec: str | None = None, now: flo
     """squeue's job order: ``-S`` (default ``P,t,-p``) applied from its last key to its first
     with stable sorts, as sort.c does; ties keep job id order (Slurm leaves them to qsort).
     ``S`` puts jobs without a start time last whatever its sign, as sort.c's comparator
-    does."""
+    does. The default order, every plain squeue's, is one sort on one key per job
+    (``_default_order``: the same order, tests/property/test_render_equivalence.py)."""
+    if spec is None or spec == "P,t,-p":
+        return sorted(infos, key=_default_order)
+    return _sort_passes(infos, parse_sort(spec), now)
+
+
+def _sort_passes(infos: Iterable[dict[str, Any]], terms: list[tuple[str, bool]], now: float
+                 ) -> list[dict[str, Any]]:
+    """The stable sorts of ``terms`` (``parse_sort``), last first, after the tie order."""
     out = sorted(infos, key=_tie_key)
-    for letter, reverse in reversed(parse_sort(spec or "P,t,-p")):
+    for letter, reverse in reversed(terms):
         if letter == "cluster":
             continue
         fn = _SORT_LETTERS.get(letter)
@@ -1352,6 +1361,15 @@ def sort_jobs(infos: Iterable[dict[str, Any]], spec: str | None = None, now: flo
             continue
         out.sort(key=lambda i, fn=fn: fn(i, now), reverse=reverse)
     return out
+
+
+def _default_order(info: dict[str, Any]) -> tuple[str, str, int, int, int]:
+    """``P,t,-p`` then ``_tie_key`` as one key: what the letters' keys give, the priority
+    negated (a stable sort in reverse keeps ties in order, as ascending on the negation does)."""
+    state = str(info.get("state") or "")
+    task = info.get("array_task_id")
+    return (str(info.get("partition") or ""), _ALL_STATE_CODES.get(state, state), -int(info.get("priority") or 0),
+            int(info.get("array_job_id") or 0) or int(info["job_id"]), 0xFFFFFFFE if task is None else int(task))
 
 
 def default_sort(infos: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1469,10 +1487,18 @@ def _only_tasks(info: dict[str, Any], tasks: list[int]) -> dict[str, Any]:
 
 def select_jobs(infos: Iterable[dict[str, Any]], flt: JobFilter, now: float = 0.0) -> list[dict[str, Any]]:
     """The records ``flt`` keeps, in order (print.c ``_filter_job``); a pending array record
-    asked for by some of its tasks (``-j 12_3``) is narrowed to them."""
+    asked for by some of its tasks (``-j 12_3``) is narrowed to them. (The filters' sets are
+    made once, not per record: this runs over every record of a long queue.)"""
     node_set = set(flt.nodes) if flt.nodes is not None else None
     if node_set is not None:
         from spurcore.hostlist import expand  # only for -w: not on every squeue's path
+    accounts = None if flt.accounts is None else {a.lower() for a in flt.accounts}
+    qos = None if flt.qos is None else {q.lower() for q in flt.qos}
+    all_states = flt.states is not None and "ALL" in flt.states
+    states = None if flt.states is None else frozenset(flt.states)
+    users = None if flt.users is None else set(flt.users)
+    names = None if flt.names is None else {n.lower() for n in flt.names}
+    partitions = None if flt.partitions is None else set(flt.partitions)
     out: list[dict[str, Any]] = []
     for info in infos:
         if not info.get("job_id"):
@@ -1484,33 +1510,25 @@ def select_jobs(infos: Iterable[dict[str, Any]], flt: JobFilter, now: float = 0.
                 continue
         if flt.licenses is not None:
             continue  # Spur jobs hold no licenses
-        if flt.accounts is not None and str(info.get("account") or "").lower() not in {
-            a.lower() for a in flt.accounts
-        }:
+        if accounts is not None and str(info.get("account") or "").lower() not in accounts:
             continue
-        if flt.qos is not None and str(info.get("qos") or "normal").lower() not in {q.lower() for q in flt.qos}:
+        if qos is not None and str(info.get("qos") or "normal").lower() not in qos:
             continue
-        states = flt.states
-        if states is None or "ALL" not in states:
-            if not job_shown(info, None if states is None else frozenset(states)):
-                continue
+        if not all_states and not job_shown(info, states):
+            continue
         if node_set is not None:
             nodes = str(info.get("nodes") or "")
             if not nodes or not node_set.intersection(expand(nodes)):
                 continue
         if flt.not_uid is not None and int(info.get("uid", -1)) == int(flt.not_uid):
             continue
-        if flt.users is not None:
-            users = set(flt.users)
-            if str(info.get("uid")) not in users and str(info.get("user")) not in users:
-                continue
+        if users is not None and str(info.get("uid")) not in users and str(info.get("user")) not in users:
+            continue
         if flt.reservations is not None:
             continue  # no Spur job runs in a reservation
-        if flt.names is not None and str(info.get("name") or "").lower() not in {n.lower() for n in flt.names}:
+        if names is not None and str(info.get("name") or "").lower() not in names:
             continue
-        if flt.partitions is not None and not set(str(info.get("partition") or "").split(",")) & set(
-            flt.partitions
-        ):
+        if partitions is not None and not set(str(info.get("partition") or "").split(",")) & partitions:
             continue
         if flt.running_over is not None and (
             base_state(info) != "RUNNING" or job_time_used(info) < flt.running_over

@@ -120,3 +120,18 @@ def test_squeue_rows_print_what_the_general_engine_prints(records: list[dict[str
 
     assert text == outcome(reference)
 
+
+
+@settings(max_examples=100, deadline=None)
+@given(records=job_record_lists(max_size=10), keys=st.lists(st.tuples(
+    st.sampled_from(["debug", "gpu"]), st.sampled_from(["PENDING", "RUNNING"]), st.sampled_from([0, 5])),
+    min_size=20, max_size=20), now=NOWS)
+def test_the_default_order_is_the_order_of_its_sort_passes(records: list[dict[str, Any]],
+                                                           keys: list[tuple[str, str, int]], now: float) -> None:
+    """squeue's default order in one sort (``_default_order``) is sort.c's ``P,t,-p`` passes,
+    ties (same partition, state and priority: ``keys``) in job id and array task order."""
+    records = [{**r, "partition": p, "state": s, "base_state": s, "priority": prio}
+               for r, (p, s, prio) in zip(records, keys, strict=False)]
+    expected = outcome(lambda: squeue._sort_passes(records, squeue.parse_sort("P,t,-p"), now))
+    assert outcome(lambda: squeue.sort_jobs(records, None, now)) == expected
+    assert outcome(lambda: squeue.sort_jobs(records, "P,t,-p", now)) == expected
