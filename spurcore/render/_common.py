@@ -9,6 +9,7 @@ from spurcore.states import ENDED_RUN_STATES, TERMINAL_STATES  # noqa: F401 - re
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
+    from collections.abc import Callable, Container
     from typing import Any
 
 NULL = "(null)"
@@ -166,6 +167,48 @@ def make_time_str(t: float | None, time_format: str | None = None, now: float = 
     if len(text.encode()) >= size or (not text and fmt):
         return "#" * (size - 1)
     return text
+
+
+_ABSENT = object()  # a key's value for a field a record does not have (not the same as None)
+
+
+def field_key(fields: tuple[str, ...], optional: Container[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The function giving a record's values of ``fields`` as one hashable key, for the
+    renderers' caches of text shared by many records: ``_ABSENT`` for a field the record
+    lacks (not the same as None), the ``optional`` fields (which some records have and
+    others not) last. The fields every record of an answer has are taken in one C call;
+    a record without one of them gets the same key, made field by field."""
+    from operator import itemgetter
+
+    usual = tuple(f for f in fields if f not in optional)
+    rare = tuple(f for f in fields if f in optional)
+    ordered = usual + rare
+    absent = (_ABSENT,) * len(ordered)
+
+    def slow(info: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(map(info.get, ordered, absent))
+
+    if len(usual) < 2:
+        return slow
+    take = itemgetter(*usual)
+    if len(rare) == 1:
+        (only,) = rare
+
+        def key(info: dict[str, Any]) -> tuple[Any, ...]:
+            try:
+                return take(info) + (info.get(only, _ABSENT),)
+            except KeyError:
+                return slow(info)
+    else:
+        rare_absent = (_ABSENT,) * len(rare)
+
+        def key(info: dict[str, Any]) -> tuple[Any, ...]:
+            try:
+                return take(info) + tuple(map(info.get, rare, rare_absent))
+            except KeyError:
+                return slow(info)
+
+    return key
 
 
 class TimeStrings:

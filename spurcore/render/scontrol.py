@@ -25,6 +25,7 @@ from spurcore.render._common import (
     accrue_time,
     base_state,
     eligible_time,
+    field_key,
     job_times,
     job_tres,
     job_tres_per,
@@ -118,8 +119,7 @@ class _JobText:
     checks it against the plain renderer, tests/property/test_render_deps.py the fields of
     each shared part)."""
 
-    __slots__ = ("detail", "oneliner", "now", "bitstr_len", "sep", "end", "time", "_deps", "_absent", "_texts",
-                 "_take", "_rare", "_rare_absent")
+    __slots__ = ("detail", "oneliner", "now", "bitstr_len", "sep", "end", "time", "_key", "_texts")
 
     def __init__(self, *, detail: bool, oneliner: bool, now: float, time_format: str | None,
                  bitstr_len: int | None) -> None:
@@ -130,16 +130,10 @@ class _JobText:
         self.sep = " " if oneliner else "\n   "
         self.end = "\n" if oneliner else "\n\n"
         self.time = TimeStrings(time_format, now)
-        self._deps = tuple(dict.fromkeys(field for deps, _part in self.SHARED for field in deps))
-        self._absent = (_ABSENT,) * len(self._deps)
+        # optional: the fields not all of scontrol's records have (it asks for JOB_FIELDS, adds the group)
+        deps = tuple(dict.fromkeys(field for deps, _part in self.SHARED for field in deps))
+        self._key = field_key(deps, frozenset(deps) - _USUAL_FIELDS)
         self._texts: dict[Any, tuple[str, ...]] = {}
-        # The key in one C call for the fields scontrol's records have (JOB_FIELDS, and the
-        # group it adds), the few others one by one.
-        from operator import itemgetter
-
-        self._take = itemgetter(*(f for f in self._deps if f in _USUAL_FIELDS))
-        self._rare = tuple(f for f in self._deps if f not in _USUAL_FIELDS)
-        self._rare_absent = (_ABSENT,) * len(self._rare)
 
     def __call__(self, info: dict[str, Any]) -> str:
         return "".join(self.parts(info))
@@ -156,10 +150,7 @@ class _JobText:
         """The texts of the ``SHARED`` parts, the last one right-trimmed and ended (it is not
         blank: trimming it trims the record), once per distinct value of every field they
         read (a field a record lacks is not the same as one that is None)."""
-        try:
-            key: tuple[Any, ...] = (self._take(info), tuple(map(info.get, self._rare, self._rare_absent)))
-        except KeyError:  # not one of scontrol's records: a key of another shape, made the slow way
-            key = tuple(map(info.get, self._deps, self._absent))
+        key = self._key(info)
         try:
             found = self._texts.get(key)
         except TypeError:  # an unhashable value (a malformed record): printed as it is
@@ -293,7 +284,6 @@ class _JobText:
     )
 
 
-_ABSENT = object()  # a cache key's value for a field a record does not have (not the same as None)
 _USUAL_FIELDS = frozenset(JOB_FIELDS) | {"group"}
 def _detail_lines(info: dict[str, Any], nodes: str, oneliner: bool) -> list[str]:
     """``-d`` of a job holding nodes: ``JOB_GRES=`` and one ``Nodes=... CPU_IDs=... Mem=...

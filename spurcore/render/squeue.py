@@ -34,7 +34,7 @@ functions that use them (never once per row of a plain job).
 from __future__ import annotations
 
 from spurcore.records import Record
-from spurcore.render._common import FLAG_STATES, TimeStrings, base_state, print_str, step_id_text
+from spurcore.render._common import FLAG_STATES, TimeStrings, base_state, field_key, print_str, step_id_text
 from spurcore.states import STATE_CODES
 from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_mem
 
@@ -934,7 +934,9 @@ _COLUMN_DEPS: dict[str, tuple[str, ...]] = {
     "WCKey": ("wckey",),
     "WorkDir": ("work_dir",),
 }
-_ABSENT = object()  # a key's value for a field the record does not have (not the same as None)
+#: Fields only some records of one answer have: set by ``display_records``, by the command
+#: (``group``), or not one of Spur's (``cluster``).
+_DERIVED_FIELDS = frozenset({"_task_str", "_reason_desc", "group", "cluster"})
 
 
 def _row_printer(items: list[FormatItem], view: View) -> Callable[[dict[str, Any]], str]:
@@ -968,10 +970,10 @@ def _row_printer(items: list[FormatItem], view: View) -> Callable[[dict[str, Any
 
     def shared(deps: tuple[str, ...], run: list[tuple[Any, int, bool, str]]) -> Callable[[dict[str, Any]], str]:
         texts: dict[Any, str] = {}
-        absent = (_ABSENT,) * len(deps)
+        key_of = field_key(deps, _DERIVED_FIELDS)
 
         def text(info: dict[str, Any]) -> str:
-            key = tuple(map(info.get, deps, absent))
+            key = key_of(info)
             try:
                 found = texts.get(key)
             except TypeError:  # an unhashable value (a malformed record): printed as it is
@@ -993,10 +995,28 @@ def _row_printer(items: list[FormatItem], view: View) -> Callable[[dict[str, Any
             return cell
         return lambda info: cells(info, run)
 
+    if (len(runs) == 2 and runs[0][0] is None and len(runs[0][1]) == 1 and runs[0][1][0][0] is not None
+            and runs[1][0] is not None):
+        # the usual layouts: the job id, then columns many rows share; one call per row
+        (fn, width, right, suffix), = runs[0][1]
+        deps, run = runs[1]
+        texts: dict[Any, str] = {}
+        key_of = field_key(deps, _DERIVED_FIELDS)
+
+        def row(info: dict[str, Any]) -> str:
+            text, cut = fn(info, view)
+            key = key_of(info)
+            try:
+                found = texts.get(key)
+            except TypeError:  # an unhashable value (a malformed record): printed as it is
+                found = cells(info, run)
+            else:
+                if found is None:
+                    found = texts[key] = cells(info, run)
+            return f"{print_str(text, width, right, cut)}{suffix}{found}\n"
+
+        return row
     printers = [own(run) if deps is None else shared(deps, run) for deps, run in runs]
-    if len(printers) == 2:  # the usual layouts: the job id, then columns many rows share
-        first, second = printers
-        return lambda info: first(info) + second(info) + "\n"
     return lambda info: "".join([p(info) for p in printers]) + "\n"
 
 
