@@ -458,9 +458,19 @@ def is_finished(info: dict[str, Any]) -> bool:
 
 def call_jobs(ctl: Controller, params: dict[str, Any]) -> dict[str, Any]:
     """The ``jobs`` method, asked for its columnar answer (field names once, a list per job:
-    much quicker to decode for a long queue), turned back into one map per job.
+    much quicker to decode for a long queue), turned back into one map per job (``jobs``)."""
+    return _jobs_answer(ctl, params, records=True)
 
-    The records are the command's working set until it exits: the cyclic garbage collector
+
+def call_job_rows(ctl: Controller, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``jobs`` method's columnar answer as ``fields`` and ``rows`` (a sequence of the
+    fields' values per job), for a renderer that reads rows (``scontrol show job``); an
+    answer of maps (a controller that sends no columns) keeps its ``jobs``."""
+    return _jobs_answer(ctl, params, records=False)
+
+
+def _jobs_answer(ctl: Controller, params: dict[str, Any], *, records: bool) -> dict[str, Any]:
+    """The records are the command's working set until it exits: the cyclic garbage collector
     is kept out of their decoding and then stops visiting them (``gc.freeze``). Without that,
     decoding 20,000 full records ran a collection every 700 new containers, each walking
     everything decoded so far: 200 ms of a 50 ms decode."""
@@ -471,18 +481,21 @@ def call_jobs(ctl: Controller, params: dict[str, Any]) -> dict[str, Any]:
     try:
         result = ctl.call("jobs", {**params, "columns": True})
         if "row_chunks" in result:
-            from itertools import repeat
-
             fields = result["fields"]
             width = len(fields)
             rows_of = _row_decoder(bool(params.get("fields")))
-            jobs: list[dict[str, Any]] = []
+            rows: list[Any] = []
             for chunk in result.pop("row_chunks"):
-                rows = rows_of(chunk)
-                if set(map(len, rows)) - {width}:
+                part = rows_of(chunk)
+                if set(map(len, part)) - {width}:
                     raise ValueError(f"a row of the jobs answer has not the {width} fields named")
-                jobs.extend(map(dict, map(zip, repeat(fields), rows)))
-            result["jobs"] = jobs
+                rows += part
+            if records:
+                from itertools import repeat
+
+                result["jobs"] = list(map(dict, map(zip, repeat(fields), rows)))
+            else:
+                result["rows"] = rows
     finally:
         gc.freeze()
         if enabled:

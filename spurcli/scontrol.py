@@ -189,8 +189,9 @@ def show_job(s: Session, val: str | None, at_text: str | None = None, args: list
         params["fields"] = list(render.JOB_FIELDS)
     if job_id is not None:
         params["job_refs"] = [str(job_id)]
+    every_text = job_id is None and not s.mime  # every job's text: printed from the rows
     try:
-        result = common.call_jobs(s.ctl, params)
+        result = common.call_job_rows(s.ctl, params) if every_text else common.call_jobs(s.ctl, params)
     except RpcError as exc:
         message = exc.message or exc.code
         if s.mime:
@@ -202,6 +203,9 @@ def show_job(s: Session, val: str | None, at_text: str | None = None, args: list
         s.fail(f"slurm_load_jobs error: {message}")
         return
     now = float(result.get("now") or 0.0)
+    if "rows" in result:
+        _show_job_rows(s, result["fields"], result["rows"], now)
+        return
     jobs = [_with_group(j) for j in result.get("jobs") or []]
     if job_id is not None:
         jobs = [j for j in jobs if job_id in (int(j.get("job_id", 0)), int(j.get("array_job_id") or 0))]
@@ -244,6 +248,25 @@ def show_job(s: Session, val: str | None, at_text: str | None = None, args: list
         return
     sys.stdout.write(render.show_jobs(shown, detail=s.details, oneliner=s.oneliner, now=now,
                                       time_format=s.time_format, bitstr_len=s.bitstr_len))
+
+
+def _show_job_rows(s: Session, fields: list[str], rows: list[Any], now: float) -> None:
+    """``show job`` of every job from the columnar answer's rows: what the records' path
+    prints (the same order and lines), without a map per record."""
+    from spurcore.render import scontrol as render
+
+    if s.quiet == -1:
+        sys.stdout.write(f"last_update_time={render.make_time_str(now, s.time_format, now)}, "
+                         f"records={len(rows)}\n")
+    if not rows:
+        if s.quiet != 1:
+            sys.stdout.write("No jobs in the system\n")
+        return
+    at = fields.index("job_id")
+    rows = sorted(rows, key=lambda row: int(row[at]))  # _show_order
+    sys.stdout.write(render.show_job_rows(fields, rows, group_of=common.group_name, detail=s.details,
+                                          oneliner=s.oneliner, now=now, time_format=s.time_format,
+                                          bitstr_len=s.bitstr_len))
 
 
 def _show_order(job: dict[str, Any]) -> int:

@@ -1,6 +1,8 @@
 """The controller's packed rows (issue 14: ``jobs`` with ``fields`` packs each job's row
 once and keeps it) on a real controller: the layouts that ask for fields print what the
-ones that take whole records print, before and after ops change the jobs."""
+ones that take whole records print, before and after ops change the jobs; ``scontrol show
+job`` of every job (printed from the rows) prints what it prints of each job alone (from
+records)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def test_rows_asked_by_field_follow_the_jobs(make_cluster: Callable[..., LocalCl
     def check() -> str:
         fast = run(cluster, tmp_path, "squeue", "-h", "-l")  # asks for the layout's fields only
         assert fast == run(cluster, tmp_path, "squeue", "-h", "-o", LONG)  # whole records
+        for flags in (["-o"], [], ["-d"]):
+            every = run(cluster, tmp_path, "scontrol", *flags, "show", "job")
+            assert every == "".join(run(cluster, tmp_path, "scontrol", *flags, "show", "job", str(i)) for i in ids)
         return fast
 
     first = check()

@@ -90,3 +90,18 @@ def test_a_sort_key_reads_only_its_fields(letter: str, a: dict[str, Any], b: dic
     key = squeue._SORT_LETTERS[letter]
     assert key is not None
     assert outcome(lambda: key(b, now)) == outcome(lambda: key(a, now))
+
+
+@pytest.mark.parametrize("part", ["head", "times"])
+@settings(max_examples=150, deadline=None)
+@given(a=job_records(), b=job_records(), changed=changes, now=NOWS, time_format=st.sampled_from(TIME_FORMATS),
+       bitstr_len=st.sampled_from([None, 0, 8]))
+def test_the_parts_of_each_job_record_read_only_their_fields(part: str, a: dict[str, Any], b: dict[str, Any],
+                                                             changed: set[str] | None, now: float,
+                                                             time_format: str | None, bitstr_len: int | None) -> None:
+    """``scontrol._JobText.PER_RECORD`` lists every field the parts printed for every
+    record read (``show_job_rows`` gives them a map of those fields alone)."""
+    b = other_record(a, b, scontrol._JobText.PER_RECORD, changed)
+    text = scontrol._JobText(detail=False, oneliner=False, now=now, time_format=time_format, bitstr_len=bitstr_len)
+    method = getattr(text, part)
+    assert outcome(lambda: method(b)) == outcome(lambda: method(a))

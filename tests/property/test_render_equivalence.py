@@ -135,3 +135,28 @@ def test_the_default_order_is_the_order_of_its_sort_passes(records: list[dict[st
     expected = outcome(lambda: squeue._sort_passes(records, squeue.parse_sort("P,t,-p"), now))
     assert outcome(lambda: squeue.sort_jobs(records, None, now)) == expected
     assert outcome(lambda: squeue.sort_jobs(records, "P,t,-p", now)) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=job_record_lists(), detail=st.booleans(), oneliner=st.booleans(), now=NOWS,
+       time_format=st.sampled_from(TIME_FORMATS), bitstr_len=st.sampled_from([None, 0, 8, 64]),
+       fields=st.sampled_from([scontrol.JOB_FIELDS, scontrol.JOB_FIELDS[:40], ("job_id", "gid", "name")]))
+def test_job_rows_print_what_their_records_print(records: list[dict[str, Any]], detail: bool, oneliner: bool,
+                                                 now: float, time_format: str | None, bitstr_len: int | None,
+                                                 fields: tuple[str, ...]) -> None:
+    """``show_job_rows`` of a columnar answer (a row per record, None for a field it lacks)
+    prints what ``show_jobs`` prints of the records made of those rows, with their group."""
+    rows = [tuple(r.get(f) for f in fields) for r in records]
+    kw: dict[str, Any] = dict(detail=detail, oneliner=oneliner, now=now, time_format=time_format,
+                              bitstr_len=bitstr_len)
+
+    def group_of(gid: int) -> str:
+        return f"g{gid}"
+
+    def with_group(row: tuple[Any, ...]) -> dict[str, Any]:
+        info = dict(zip(fields, row, strict=True))
+        info["group"] = group_of(int(info.get("gid", 0)))
+        return info
+
+    expected = outcome(lambda: "".join(render_reference.show_job(with_group(row), **kw) for row in rows))
+    assert outcome(lambda: scontrol.show_job_rows(fields, rows, group_of=group_of, **kw)) == expected
