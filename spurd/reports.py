@@ -22,7 +22,7 @@ from typing import Any
 from spurcore.agentmsg import RunStatus
 from spurd.runs import BATCH, REPORTED_FILE, Run, report_id
 from spurd.session import BACKOFF_MIN, LEADERSHIP_ERRORS, RPC_TIMEOUT
-from spurd.spool import ReportSpool, write_durable
+from spurd.spool import ReportSpool, write_replace
 from spurio.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
 
 log = logging.getLogger("spurd")
@@ -58,7 +58,9 @@ class Reports:
         if self.reports.put(report):
             log.info("job %s step %s ended %d:%d%s", run.job_id, run.step, report["exit_code"],
                      report["signal"], " (OOM)" if report["oom"] else "")
-        write_durable(os.path.join(run.rundir, REPORTED_FILE), report["report_id"].encode(), 0o644)
+        # Not fsynced: lost in a power cut, the report is spooled again from status.json and
+        # the controller ignores the duplicate.
+        write_replace(os.path.join(run.rundir, REPORTED_FILE), report["report_id"].encode(), 0o644)
         self._reports_changed.set()
 
     async def _report_sender(self, conn: RpcConnection) -> None:

@@ -39,6 +39,13 @@ def write_durable(path: str, data: bytes, mode: int = 0o600) -> None:
     write_atomic(path, data, mode=mode, tmp_prefix=TMP_PREFIX, tmp_suffix="")
 
 
+def write_replace(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Atomically replace ``path`` with ``data``, without the fsyncs: the agent's own
+    records whose loss in a power cut costs nothing (the job's processes die with the host)
+    or which it makes durable later, off its event loop (``spurio.fs.fsync_paths``)."""
+    write_atomic(path, data, mode=mode, tmp_prefix=TMP_PREFIX, tmp_suffix="", durable=False)
+
+
 def _remove_torn(directory: str) -> None:
     for name in os.listdir(directory):
         if name.startswith(TMP_PREFIX):
