@@ -199,6 +199,33 @@ class Runs:
         run.next_check = run.since + LIVENESS_INTERVAL
         self.live[run.rundir] = run
 
+    def _notify_end(self, run: Run, pid: int) -> None:
+        """Hear the supervisor's exit at once (a pidfd): its status.json is written before
+        it exits. The watcher's polling stays the fallback (and the only way for runs
+        re-adopted after a restart)."""
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return
+        loop = asyncio.get_running_loop()
+
+        def exited() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            if run.finished:
+                return
+            try:
+                status = self._read_status(run.rundir)
+            except Exception:
+                log.exception("watching %s failed", run.rundir)
+                return
+            if status is not None:
+                self._run_ended(run, status)
+            else:
+                run.next_check = 0.0  # gone without a status: the liveness check reports it
+
+        loop.add_reader(fd, exited)
+
     async def _watch_loop(self) -> None:
         while True:
             now = time.monotonic()
@@ -293,8 +320,12 @@ class Runs:
             return self._failed_run(rec, step, f"cannot create the run directory: {e}")
         run = self._new_run(rec, step, rundir)
         try:
-            run.pid = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
-            log.info("job %s step %s started: supervisor %s", rec.job_id, step, run.pid or "forked")
+            pid = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
+            log.info("job %s step %s started: supervisor %s", rec.job_id, step, pid or "forked")
+            # run.pid stays unset: the watcher takes it from supervisor.pid, written once the
+            # supervisor is in its rundir (which is how supervisor_alive tells it is ours).
+            if pid:
+                self._notify_end(run, pid)
         except (procs.SupervisorStartError, OSError) as e:
             if not find_supervisors(rundir) and self._read_status(rundir) is None:
                 log.error("job %s step %s: cannot start the supervisor: %s", rec.job_id, step, e)
