@@ -159,7 +159,7 @@ def _partitioned_node_run(seed: int) -> Sim:
     sim = Sim(seed, replicas=3, nodes=2, cpus=1)
     sim.submit("long", "sleep 30; exit 0")
     sim.run_until(2.0)
-    node = next(a.node for a in sim.agents.values() if any(not r.done for r in a.runs.values()))
+    node = next(a.node for a in sim.agents.values() if a.live())
     sim.partition([[str(r.rid) for r in sim.replicas] + [n for n in sim.agents if n != node], [node]])
     sim.run_until(20.0)
     sim.heal()
