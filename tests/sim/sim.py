@@ -527,7 +527,7 @@ class ClientOp:
     client does: ``ok``/``fail`` once committed; a call still unresolved at the end is
     ``unknown``."""
 
-    kind: str  # submit | cancel
+    kind: str  # submit | cancel | suspend | resume | signal
     name: str
     request_id: str
     invoked: float
@@ -576,15 +576,30 @@ class Sim:
         return op
 
     def cancel(self, name: str) -> ClientOp:
-        rid = f"can-{name}-{len(self.history)}"
+        return self._action("cancel", "can", name, ActionKind.KILL, 1000)
+
+    def suspend(self, name: str) -> ClientOp:
+        """scontrol suspend (an operator's)."""
+        return self._action("suspend", "sus", name, ActionKind.STOP, 0)
+
+    def resume(self, name: str) -> ClientOp:
+        return self._action("resume", "res", name, ActionKind.CONT, 0)
+
+    def signal(self, name: str, sig: int, target: SignalTarget = SignalTarget.STEPS) -> ClientOp:
+        """scancel -s SIG (``--batch``, ``--full``: ``target``)."""
+        return self._action("signal", "sig", name, ActionKind.SIGNAL, 1000, sig, target)
+
+    def _action(self, kind: str, prefix: str, name: str, action: ActionKind, uid: int, sig: int = 0,
+                target: SignalTarget = SignalTarget.STEPS) -> ClientOp:
+        rid = f"{prefix}-{name}-{len(self.history)}"
 
         def make() -> Op | None:
             job_id = self.names.get(name)
             if job_id is None:
                 return None  # its submit is not acknowledged yet: wait
-            return ActionRequested(rid, job_id, -1, ActionKind.KILL, 0, 0, 1000, self.wall())
+            return ActionRequested(rid, job_id, -1, action, sig, target, uid, self.wall())
 
-        op = ClientOp("cancel", name, rid, self.now, make)
+        op = ClientOp(kind, name, rid, self.now, make)
         self.history.append(op)
         return op
 
