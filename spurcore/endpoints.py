@@ -2,7 +2,7 @@
 
 An agent registers ``tcp:HOST:PORT unix:PATH`` (its TLS step endpoint and its Unix socket),
 ``unix:PATH`` alone, or (agents of earlier versions) ``HOST:PORT`` or a bare path. The rule
-for splitting is ``spurd.stepserver.endpoints``'s: endpoints are separated by spaces and a
+for splitting, here only (``spurio.stepserver`` uses it too): endpoints are separated by spaces and a
 ``unix:`` endpoint is the last one, running to the end of the string (a socket path may
 hold spaces).
 
@@ -16,7 +16,7 @@ __all__ = ["split", "tcp_endpoint", "node_addr"]
 
 
 def split(address: str) -> list[str]:
-    """The endpoints of ``address``, in order (``spurd.stepserver.endpoints``' rule)."""
+    """The endpoints of ``address``, in order."""
     out: list[str] = []
     rest = address.strip()
     while rest:

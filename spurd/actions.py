@@ -41,7 +41,7 @@ from spurcore.schema import unstructure
 from spurd import devices as devices_mod
 from spurd.env import batch_env, script_argv
 from spurd.runs import BATCH, JOB_FILE, SYNTHETIC_KILL, JobRecord, Run, report_id, run_key
-from spurd.spool import ActionStore, write_durable
+from spurd.spool import ActionStore, write_replace
 
 log = logging.getLogger("spurd")
 
@@ -86,7 +86,19 @@ class Actions:
                 rec = None
             if rec is None:
                 await self._launch(info, restarts)
+            elif self._report_pending(rec):
+                return
+        if self._report_pending(self.jobs.get(job_id)):
+            # The job already ended here and its report waits in the spool: the report
+            # (JobNodeComplete) clears the start intent as "launched" would, in the same
+            # round trip. (Once delivered, a start sent again is answered "launched".)
+            return
         await self._call_current("launched", {"job_id": job_id, "node": self.name})
+
+    def _report_pending(self, rec: JobRecord | None) -> bool:
+        run = rec.runs.get(BATCH) if rec is not None else None
+        return run is not None and run.finished and \
+            report_id(self.name, run.job_id, run.step, run.restarts) in self.reports
 
     async def _retire(self, rec: JobRecord) -> None:
         """A requeued job starts again: end what is left of its previous run here."""
@@ -103,10 +115,14 @@ class Actions:
         os.makedirs(directory, mode=0o755, exist_ok=True)
         os.chmod(directory, 0o755)
         rec = JobRecord(job_id, info, self.name, directory, restarts)
-        write_durable(os.path.join(directory, JOB_FILE),
-                      json.dumps({"info": unstructure(info), "node": self.name, "restarts": restarts}).encode())
+        # Durable before "launched" (which ends the start intent: until then a start lost in
+        # a power cut is sent again), but synced after the supervisor started, off the loop.
+        job_file = os.path.join(directory, JOB_FILE)
+        write_replace(job_file, json.dumps({"info": unstructure(info), "node": self.name, "restarts": restarts}).encode())
+        unsynced = [job_file, directory, self.jobs_dir]
         self.jobs[job_id] = rec
         if not rec.is_batch_host:
+            await self._sync(unsynced)
             log.info("job %s: allocation recorded", job_id)
             return
         try:
@@ -115,7 +131,7 @@ class Actions:
             log.exception("job %s: cannot prepare the batch script", job_id)
             self._failed_run(rec, BATCH, f"cannot prepare the batch script: {e}")
             return
-        await self._start_run(rec, BATCH, spec)
+        await self._start_run(rec, BATCH, spec, unsynced=unsynced)
 
     def _batch_spec(self, rec: JobRecord) -> SupervisorSpec:
         """Write the script (owned by the user, mode 0700) and return the batch spec.json."""

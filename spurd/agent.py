@@ -125,6 +125,7 @@ class Agent(Session, Actions, Runs, Reports, StepServer):
         # spurd.reports
         self.reports: ReportSpool
         self._reports_changed = asyncio.Event()
+        self._reported_marks: dict[str, str] = {}
         self._delivered = asyncio.Condition()
         # spurd.actions
         self.actions: ActionStore

@@ -14,6 +14,7 @@ import sys
 from spurcore import arrays
 from spurcore.agentmsg import LaunchJob
 from spurcore.hostlist import compress
+from spurcore.steps import compress_counts
 
 
 def tasks_per_node(ntasks: int, nnodes: int) -> str:
@@ -22,20 +23,7 @@ def tasks_per_node(ntasks: int, nnodes: int) -> str:
     ntasks = max(ntasks, nnodes)
     base, extra = divmod(ntasks, nnodes)
     counts = [base + 1] * extra + [base] * (nnodes - extra)
-    return _repeat_compress(counts)
-
-
-def _repeat_compress(values: list[int]) -> str:
-    parts: list[str] = []
-    i = 0
-    while i < len(values):
-        j = i
-        while j < len(values) and values[j] == values[i]:
-            j += 1
-        n = j - i
-        parts.append(f"{values[i]}(x{n})" if n > 1 else str(values[i]))
-        i = j
-    return ",".join(parts)
+    return compress_counts(counts)
 
 
 def tools_dir(python: str = sys.executable) -> str:
@@ -74,7 +62,7 @@ def batch_env(info: LaunchJob, node: str, *, cluster: str, config_path: str, age
         "SLURM_NTASKS": str(ntasks),
         "SLURM_NPROCS": str(ntasks),
         "SLURM_CPUS_ON_NODE": str(cpus),
-        "SLURM_JOB_CPUS_PER_NODE": _repeat_compress([cpus] * nnodes),
+        "SLURM_JOB_CPUS_PER_NODE": compress_counts([cpus] * nnodes),
         "SLURM_SUBMIT_DIR": info.work_dir or info.cwd,
         "SLURM_SUBMIT_HOST": info.alloc_node or socket.gethostname(),
         "SLURM_JOB_USER": info.user,

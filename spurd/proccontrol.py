@@ -37,16 +37,19 @@ from spurcore.agentmsg import (
 )
 from spurcore.schema import structure, unstructure
 from spurd import procs
-from spurd.spool import write_durable
+from spurd.spool import write_replace
 
 
-def write_spec(rundir: str, spec: SupervisorSpec) -> None:
-    """Create ``rundir`` and write its ``spec.json`` durably. Raises BadRequest (naming the
-    field) for a spec the supervisor would refuse, before anything is written; OSError."""
+def write_spec(rundir: str, spec: SupervisorSpec) -> list[str]:
+    """Create ``rundir`` and write its ``spec.json`` atomically, not yet durably: returns
+    what to fsync (``spurio.fs.fsync_paths``) to make it durable. Raises BadRequest (naming
+    the field) for a spec the supervisor would refuse, before anything is written; OSError."""
     raw = unstructure(spec)
     structure(SupervisorSpec, raw)
     os.makedirs(rundir, mode=0o700, exist_ok=False)
-    write_durable(os.path.join(rundir, procs.SPEC_FILE), json.dumps(raw).encode())
+    path = os.path.join(rundir, procs.SPEC_FILE)
+    write_replace(path, json.dumps(raw).encode())
+    return [path, rundir, os.path.dirname(rundir)]
 
 
 def start(rundir: str, python: str = sys.executable, client: int | None = None) -> int | None:

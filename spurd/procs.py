@@ -238,16 +238,18 @@ class Zygote:
         self._sock = ours
         return ours
 
-    def start(self, rundir: str, client: int | None, timeout: float) -> bool:
+    def start(self, rundir: str, client: int | None, timeout: float) -> int:
+        """The forked supervisor's pid, or 0."""
         with self._lock:
             try:
                 sock = self._ensure()
                 sock.settimeout(timeout)
                 socket.send_fds(sock, [os.fsencode(rundir)], [client] if client is not None else [])
-                return sock.recv(4096) == b"ok"
+                reply = sock.recv(4096).split()
             except OSError:
                 self.close()
-                return False
+                return 0
+        return int(reply[1]) if len(reply) == 2 and reply[0] == b"ok" and reply[1].isdigit() else 0
 
     def close(self) -> None:
         if self._sock is not None:
@@ -293,9 +295,9 @@ def start_supervisor(
 ) -> int | None:
     """Start ``python -m spurd.supervisor rundir`` detached and return the supervisor's pid.
 
-    Through the zygote (``use_zygote``) it returns as soon as the supervisor is forked,
-    with its pid if ``supervisor.pid`` is already there and None otherwise (the caller
-    reads it later); the launcher path waits for the pid file.
+    Through the zygote (``use_zygote``) it returns as soon as the supervisor is forked (it
+    may not have reached its rundir yet: ``is_supervisor_of`` says no until it has); the
+    launcher path waits for the pid file.
 
     ``client``: srun's connection, handed to the supervisor of an srun step (the caller
     may close its copy once this returns). The supervisor's stdin is /dev/null and its
@@ -304,8 +306,10 @@ def start_supervisor(
     """
     rundir = os.path.abspath(os.fspath(rundir))
     deadline = time.monotonic() + timeout
-    if _zygote is not None and not tuple(pass_fds) and _zygote.start(rundir, client, timeout):
-        return read_supervisor_pid(rundir)
+    if _zygote is not None and not tuple(pass_fds):
+        pid = _zygote.start(rundir, client, timeout)
+        if pid:
+            return pid
     env = dict(os.environ)
     # The supervisor must import this package whatever the caller's cwd/sys.path.
     pkg_root = str(Path(__file__).resolve().parent.parent)

@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -22,7 +23,8 @@ from typing import Any
 from spurcore.agentmsg import RunStatus
 from spurd.runs import BATCH, REPORTED_FILE, Run, report_id
 from spurd.session import BACKOFF_MIN, LEADERSHIP_ERRORS, RPC_TIMEOUT
-from spurd.spool import ReportSpool, write_durable
+from spurd.spool import ReportSpool, write_replace
+from spurio.fs import fsync_paths
 from spurio.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
 
 log = logging.getLogger("spurd")
@@ -33,6 +35,7 @@ class Reports:
     """Report spooling and delivery (a part of :class:`spurd.agent.Agent`)."""
 
     reports: ReportSpool
+    _reported_marks: dict[str, str]  # report id -> rundir, marked reported once durable
     _reports_changed: asyncio.Event
     _delivered: asyncio.Condition
 
@@ -53,13 +56,36 @@ class Reports:
         }
 
     def _spool_report(self, run: Run, status: RunStatus) -> None:
-        """Persist the report of a finished run, then mark its rundir as reported."""
+        """Spool the report of a finished run (made durable by the sender, off the loop,
+        before it is sent); the rundir is marked reported once it is durable."""
         report = self._report_for(run, status)
-        if self.reports.put(report):
+        rid = report["report_id"]
+        if self.reports.put(report, durable=False):
             log.info("job %s step %s ended %d:%d%s", run.job_id, run.step, report["exit_code"],
                      report["signal"], " (OOM)" if report["oom"] else "")
-        write_durable(os.path.join(run.rundir, REPORTED_FILE), report["report_id"].encode(), 0o644)
+        self._reported_marks[rid] = run.rundir
+        if self.reports.is_synced(rid):
+            self._mark_reported([rid])
         self._reports_changed.set()
+
+    async def _sync_reports(self) -> None:
+        """Make every spooled report durable (one fsync each and one of the directory)."""
+        ids, paths = self.reports.unsynced()
+        if not ids:
+            return
+        await asyncio.to_thread(fsync_paths, paths)
+        self.reports.synced(ids)
+        self._mark_reported(ids)
+
+    def _mark_reported(self, report_ids: list[str]) -> None:
+        # Not fsynced: lost in a power cut, the report is spooled again from status.json (the
+        # supervisor's, durable) and the controller ignores the duplicate. Written only once
+        # the report is durable, so that a power cut never leaves the mark without it.
+        for rid in report_ids:
+            rundir = self._reported_marks.pop(rid, None)
+            if rundir is not None:
+                with contextlib.suppress(OSError):
+                    write_replace(os.path.join(rundir, REPORTED_FILE), rid.encode(), 0o644)
 
     async def _report_sender(self, conn: RpcConnection) -> None:
         while True:
@@ -73,11 +99,18 @@ class Reports:
         """Send every spooled report in order; False if the connection is no good."""
         backoff = BACKOFF_MIN
         while True:
+            try:
+                await self._sync_reports()
+            except OSError as e:
+                log.error("cannot make the report spool durable: %s", e)
+                return False
             pending = self.reports.list()
             if not pending:
                 return True
             for report in pending:
                 rid = report["report_id"]
+                if not self.reports.is_synced(rid):
+                    break  # spooled while the others were synced: sync it first
                 try:
                     await conn.call("report", report, timeout=RPC_TIMEOUT)
                 except (ConnectionFailed, RpcTimeout) as e:

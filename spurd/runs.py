@@ -37,7 +37,8 @@ from spurcore.agentmsg import CtlKill, LaunchJob, RunStatus, SupervisorSpec
 from spurcore.exitcodes import raw_status
 from spurcore.schema import BadRequest
 from spurd import proccontrol, procs
-from spurd.spool import write_durable
+from spurd.spool import write_replace
+from spurio.fs import fsync_paths
 
 log = logging.getLogger("spurd")
 
@@ -198,6 +199,33 @@ class Runs:
         run.next_check = run.since + LIVENESS_INTERVAL
         self.live[run.rundir] = run
 
+    def _notify_end(self, run: Run, pid: int) -> None:
+        """Hear the supervisor's exit at once (a pidfd): its status.json is written before
+        it exits. The watcher's polling stays the fallback (and the only way for runs
+        re-adopted after a restart)."""
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return
+        loop = asyncio.get_running_loop()
+
+        def exited() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            if run.finished:
+                return
+            try:
+                status = self._read_status(run.rundir)
+            except Exception:
+                log.exception("watching %s failed", run.rundir)
+                return
+            if status is not None:
+                self._run_ended(run, status)
+            else:
+                run.next_check = 0.0  # gone without a status: the liveness check reports it
+
+        loop.add_reader(fd, exited)
+
     async def _watch_loop(self) -> None:
         while True:
             now = time.monotonic()
@@ -254,7 +282,8 @@ class Runs:
             return
         rec.ended = True
         with contextlib.suppress(OSError):
-            write_durable(os.path.join(rec.directory, ENDED_FILE), b"", 0o644)
+            # not fsynced: after a power cut nothing of the job runs here any more
+            write_replace(os.path.join(rec.directory, ENDED_FILE), b"", 0o644)
 
     async def _control(self, run: Run, op: Any) -> dict[str, Any]:
         """One control op (``spurcore.agentmsg.CONTROL_OPS``) to a run's supervisor
@@ -277,10 +306,12 @@ class Runs:
                 return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
 
     async def _start_run(self, rec: JobRecord, step: str | int, spec: SupervisorSpec,
-                         client: int | None = None) -> Run:
+                         client: int | None = None, unsynced: list[str] | None = None) -> Run:
+        """Start a supervisor for ``rundir``; returns once it is forked and the run's files
+        (and ``unsynced``) are durable: the fsyncs come after the fork, off the loop."""
         rundir = os.path.join(rec.directory, run_key(step))
         try:
-            proccontrol.write_spec(rundir, spec)  # checked against what the supervisor accepts first
+            unsynced = [*(unsynced or ()), *proccontrol.write_spec(rundir, spec)]  # checked first
         except BadRequest as e:
             log.error("job %s step %s: bad spec: %s", rec.job_id, step, e)
             return self._failed_run(rec, step, f"bad {procs.SPEC_FILE}: {e}")
@@ -289,15 +320,26 @@ class Runs:
             return self._failed_run(rec, step, f"cannot create the run directory: {e}")
         run = self._new_run(rec, step, rundir)
         try:
-            run.pid = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
-            log.info("job %s step %s started: supervisor %s", rec.job_id, step, run.pid or "forked")
+            pid = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
+            log.info("job %s step %s started: supervisor %s", rec.job_id, step, pid or "forked")
+            # run.pid stays unset: the watcher takes it from supervisor.pid, written once the
+            # supervisor is in its rundir (which is how supervisor_alive tells it is ours).
+            if pid:
+                self._notify_end(run, pid)
         except (procs.SupervisorStartError, OSError) as e:
             if not find_supervisors(rundir) and self._read_status(rundir) is None:
                 log.error("job %s step %s: cannot start the supervisor: %s", rec.job_id, step, e)
                 proccontrol.write_status(rundir, failure_status(f"cannot start the supervisor: {e}"))
             # else: it is only slow; the watcher picks up its pid or its status.
         self._watch(run)
+        await self._sync(unsynced)
         return run
+
+    async def _sync(self, paths: list[str]) -> None:
+        try:
+            await asyncio.to_thread(fsync_paths, paths)
+        except OSError as e:  # the files are in place; only their durability is in doubt
+            log.warning("cannot fsync %s: %s", paths[0], e)
 
     def _failed_run(self, rec: JobRecord, step: str | int, error: str, exit_code: int = 1, sig: int = 0) -> Run:
         """A run that could not be started: it ends at once with exit code 1 (and is reported)."""

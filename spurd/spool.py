@@ -39,6 +39,13 @@ def write_durable(path: str, data: bytes, mode: int = 0o600) -> None:
     write_atomic(path, data, mode=mode, tmp_prefix=TMP_PREFIX, tmp_suffix="")
 
 
+def write_replace(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Atomically replace ``path`` with ``data``, without the fsyncs: the agent's own
+    records whose loss in a power cut costs nothing (the job's processes die with the host)
+    or which it makes durable later, off its event loop (``spurio.fs.fsync_paths``)."""
+    write_atomic(path, data, mode=mode, tmp_prefix=TMP_PREFIX, tmp_suffix="", durable=False)
+
+
 def _remove_torn(directory: str) -> None:
     for name in os.listdir(directory):
         if name.startswith(TMP_PREFIX):
@@ -54,6 +61,7 @@ class ReportSpool:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         _remove_torn(self.directory)
         self._files: dict[str, str] = {}  # report_id -> file name
+        self._unsynced: dict[str, str] = {}  # put(durable=False), not fsynced yet
         self._next_seq = 1
         for seq, report_id, name in self._scan():
             self._files[report_id] = name
@@ -79,16 +87,38 @@ class ReportSpool:
         """The report ids still in the spool, oldest first."""
         return [rid for rid, _ in sorted(self._files.items(), key=lambda kv: kv[1])]
 
-    def put(self, report: dict[str, Any]) -> bool:
-        """Durably spool ``report`` (a dict with a ``report_id``); False if it is already there."""
+    def put(self, report: dict[str, Any], durable: bool = True) -> bool:
+        """Spool ``report`` (a dict with a ``report_id``); False if it is already there.
+        ``durable=False``: the file is in place (it survives the agent's crash) but not
+        fsynced until ``unsynced``'s paths are and ``synced`` is told; the agent does that
+        off its event loop, for every waiting report at once, before it sends any of them."""
         report_id = str(report["report_id"])
         if report_id in self._files:
             return False
         name = f"{self._next_seq:012d}.{urllib.parse.quote(report_id, safe='')}.json"
         self._next_seq += 1
-        write_durable(os.path.join(self.directory, name), json.dumps(report, sort_keys=True).encode())
+        data = json.dumps(report, sort_keys=True).encode()
+        if durable:
+            write_durable(os.path.join(self.directory, name), data)
+        else:
+            write_replace(os.path.join(self.directory, name), data)
+            self._unsynced[report_id] = name
         self._files[report_id] = name
         return True
+
+    def is_synced(self, report_id: str) -> bool:
+        return report_id not in self._unsynced
+
+    def unsynced(self) -> tuple[list[str], list[str]]:
+        """The reports not durable yet, and what to fsync (``spurio.fs.fsync_paths``: their
+        files, then the spool directory) to make them so."""
+        ids = list(self._unsynced)
+        paths = [os.path.join(self.directory, self._unsynced[r]) for r in ids]
+        return ids, [*paths, self.directory] if ids else []
+
+    def synced(self, report_ids: list[str]) -> None:
+        for report_id in report_ids:
+            self._unsynced.pop(report_id, None)
 
     def list(self) -> list[dict[str, Any]]:
         """Every spooled report, oldest first (damaged files are set aside as ``*.bad``)."""
@@ -125,6 +155,7 @@ class ReportSpool:
     def delete(self, report_id: str) -> bool:
         """Forget a report the controller has answered; False if it was not spooled."""
         name = self._files.pop(report_id, None)
+        self._unsynced.pop(report_id, None)
         if name is None:
             return False
         with contextlib.suppress(FileNotFoundError):

@@ -93,10 +93,10 @@ class Stdio:
             self._pause_streams(True)
 
     def _send_all(self, msg: tuple[str, Any], primary_only: bool = False) -> None:
-        from spurio.stepserver import notification
-
         if not self.clients:
             return
+        from spurio.stepserver import notification
+
         data = notification(*msg)
         for c in list(self.clients):
             if c.primary or not primary_only:

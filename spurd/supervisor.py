@@ -402,19 +402,18 @@ def supervise(rundir: str, client_fd: int = -1) -> int:
 CLIENT_FD = 3
 
 
-def _spawn_from_zygote(rundir: str, fds: list[int]) -> None:
-    """In the zygote: fork a detached supervisor for ``rundir`` (double fork, own session)
-    with fds 0-2 /dev/null and the rundir's log, and ``fds[0]`` (if any), srun's
-    connection, as ``CLIENT_FD``. Returns in the zygote."""
+def _spawn_from_zygote(rundir: str, fds: list[int]) -> int:
+    """In the zygote: fork a supervisor for ``rundir`` (one fork: the zygote ignores
+    SIGCHLD, so the kernel reaps its children; a session of its own) with fds 0-2
+    /dev/null and the rundir's log, and ``fds[0]`` (if any), srun's connection, as
+    ``CLIENT_FD``. Returns the supervisor's pid in the zygote."""
     pid = os.fork()
     if pid:
-        os.waitpid(pid, 0)  # the intermediate child exits at once
-        return
+        return pid
     code = 1
     try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # it waits for its own children
         os.setsid()
-        if os.fork():
-            os._exit(0)
         log_fd = os.open(os.path.join(rundir, procs.LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         stdio = [os.open(os.devnull, os.O_RDONLY), log_fd, log_fd]
         for target, fd in enumerate(stdio):
@@ -436,13 +435,19 @@ def zygote(sock_fd: int) -> int:
     The agent (an asyncio program with threads, where fork() is unsafe) keeps one zygote
     and asks it for supervisors: one datagram per request, the rundir path, with 0 or 1
     file descriptor attached (SCM_RIGHTS): srun's connection for an srun step. The reply is
-    ``ok`` or ``error: ...``. A job then costs a fork instead of an interpreter start and
-    the imports above. The zygote dies with the agent; its supervisors, in sessions of
-    their own and not its children, do not.
+    ``ok <pid>`` or ``error: ...``. A job then costs a fork instead of an interpreter start
+    and the imports above (and those a step needs later, made here once). The zygote dies
+    with the agent; its supervisors, in sessions of their own, do not (they are
+    re-parented).
     """
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:
         return 0
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # no zombies: nobody here waits for them
+    import resource  # noqa: F401  (os.wait4 imports it at a step's end)
+
+    import spurcore.steps  # noqa: F401
+    import spurio.stepserver  # noqa: F401
     sock = socket.socket(fileno=sock_fd)
     while True:
         try:
@@ -452,8 +457,7 @@ def zygote(sock_fd: int) -> int:
         if not msg:
             return 0  # the agent closed its end
         try:
-            _spawn_from_zygote(os.fsdecode(msg), fds)
-            reply = b"ok"
+            reply = b"ok %d" % _spawn_from_zygote(os.fsdecode(msg), fds)
         except Exception as exc:  # report it, keep serving
             reply = f"error: {exc}".encode()
         finally:

@@ -273,7 +273,7 @@ def _child_setup_and_exec(spec: SupervisorSpec, cgroup: JobCgroup | None, superv
 
     if cgroup is not None:
         try:
-            cgroup.add_pid(os.getpid())
+            cgroup.join_self()
         except OSError as e:  # still tracked through the subreaper
             _child_error(err_w, f"warning: cannot join cgroup {cgroup.track_dir}: {e}", to_stderr=False)
 

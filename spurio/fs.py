@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["fsync_dir", "write_atomic"]
+__all__ = ["fsync_dir", "fsync_paths", "write_atomic"]
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
@@ -25,6 +25,17 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_paths(paths: list[str]) -> None:
+    """Make files and directories written with ``durable=False`` durable now (one fsync
+    each, in order: a file before the directory that names it)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | list[bytes], *, durable: bool = True,

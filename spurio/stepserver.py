@@ -183,19 +183,11 @@ class AgentTlsError(OSError):
 
 
 def endpoints(address: str) -> list[str]:
-    """The endpoints in a node's ``address``: ``tcp:HOST:PORT`` (TLS) and ``unix:PATH``,
-    separated by spaces. A ``unix:`` endpoint is the last one and runs to the end of the
-    string, so that a socket path may hold spaces."""
-    out: list[str] = []
-    rest = address.strip()
-    while rest:
-        if rest.startswith("unix:"):
-            out.append(rest)
-            break
-        token, _, rest = rest.partition(" ")
-        out.append(token)
-        rest = rest.lstrip()
-    return out
+    """The endpoints in a node's ``address``: ``tcp:HOST:PORT`` (TLS) and ``unix:PATH``
+    (``spurcore.endpoints.split``: the one rule)."""
+    from spurcore.endpoints import split
+
+    return split(address)
 
 
 def agent_address(socket_path: str, tls_endpoint: str = "") -> str:

@@ -10,14 +10,20 @@ STOP/TSTP stop it and its clock; CONT resumes it; CHLD, URG, WINCH are ignored).
 suspends, resumes and signals are ``spurcore.killplan``'s plans, carried out here exactly as
 the supervisor (``spurd.jobcontrol``) carries them out, so the contract tests hold both to
 the same sequences. Time moves only in :meth:`wait` (to the next event: a sleep ending, a
-plan's wait running out), so a test that waits for KillWait takes no real time.
+plan's wait running out, a lease check finding the lease run out), so a test that waits
+for KillWait takes no real time; or in :meth:`advance_to`, by which the simulation
+(``tests/sim``) drives every run of a node to its clock.
 
-The simulation (``tests/sim``) models a run as a ``FakeRun`` of its own; switching it to
-this class would give it the kill plans (SIGTERM first, KillWait, SIGKILL) too.
+Fencing: a run whose spec names a ``lease_file`` reads that lease every ``LEASE_CHECK``
+seconds from its start, as the supervisor does; :meth:`write_lease` and :meth:`remove_lease`
+are the agent's side (``spurd.procs.write_lease``, unlinking the file). A check that finds
+the lease run out kills the run (``Cause.FENCE``, ``fence_grace``) and its status says
+``fenced``. A run without a lease, or whose lease file is absent, is never fenced.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from typing import Any
@@ -41,6 +47,7 @@ from spurcore.killplan import (
     To,
 )
 from spurcore.signals import parse_signal
+from spurd.supervisor import LEASE_CHECK
 
 KILL, TERM, CONT, STOP, TSTP = 9, 15, 18, 19, 20
 DEFAULT_IGNORED = {17, 23, 28, 18}  # CHLD, URG, WINCH; CONT only resumes
@@ -178,6 +185,7 @@ class FakeRun:
     suspended: bool = False
     notices: list[str] = attrs.Factory(list)
     ended_at: float | None = None
+    fenced: bool = False
 
 
 class FakeProcesses:
@@ -188,6 +196,7 @@ class FakeProcesses:
         self.clock = clock
         self.cgroup = cgroup
         self.runs: dict[str, FakeRun] = {}
+        self.leases: dict[str, float] = {}  # lease file -> when it runs out (this clock)
 
     def now(self) -> float:
         return self.clock
@@ -198,8 +207,7 @@ class FakeProcesses:
         run = f"run{len(self.runs)}"
         task = FakeTask(parse(spec.argv[2]))
         self.runs[run] = FakeRun(spec, task, self.clock)
-        task.run(self.clock)
-        self._settle(self.runs[run])
+        self._advance_run(self.runs[run], self.clock)  # it runs, and reads its lease at once
         return run
 
     # --- the plans, carried out as spurd.jobcontrol carries them out ---------------------
@@ -249,7 +257,10 @@ class FakeProcesses:
 
     def kill(self, run: str, kill_wait: float | None = None, *, why: str = "", notice: str = "") -> None:
         r = self.runs[run]
-        wait = r.spec.kill_wait if kill_wait is None else kill_wait
+        self._kill(r, Cause.of(why), r.spec.kill_wait if kill_wait is None else kill_wait, notice)
+
+    def _kill(self, r: FakeRun, cause: Cause, wait: float, notice: str = "") -> None:
+        """As ``spurd.jobcontrol``'s ``_kill``: the plan for the situation now."""
         deadline = r.sequence.deadline()
         left = None
         if r.killing:
@@ -257,7 +268,7 @@ class FakeProcesses:
         ended = self._ended(r)
         stopped = not ended and (r.suspended or r.task.stopped)
         self._apply(r, killplan.kill(Situation(
-            cause=Cause.of(why), kill_wait=wait, notice=notice, ended=ended, stopped=stopped, suspended=r.suspended,
+            cause=cause, kill_wait=wait, notice=notice, ended=ended, stopped=stopped, suspended=r.suspended,
             killing_left=left, cgroup=self.cgroup, relay=r.spec.io is not None)))
 
     def suspend(self, run: str) -> dict[str, Any]:
@@ -300,15 +311,41 @@ class FakeProcesses:
         self.clock = max(self.clock, now)
 
     def _next_event(self, r: FakeRun) -> float | None:
-        events = [t for t in (r.task.next_event(), r.sequence.deadline()) if t is not None]
+        events = [t for t in (r.task.next_event(), r.sequence.deadline(), self._fence_check(r)) if t is not None]
         return min(events) if events else None
 
     def _advance_run(self, r: FakeRun, at: float) -> None:
         self.clock = max(self.clock, at)
         r.task.run(self.clock)
         self._settle(r)
+        fence = self._fence_check(r)
+        if fence is not None and fence <= self.clock:  # the supervisor's timers: the lease first
+            r.fenced = True
+            self._kill(r, Cause.FENCE, r.spec.fence_grace)
         if r.sequence.running:
             self._carry_out(r, r.sequence.advance(self.clock))
+
+    # --- fencing --------------------------------------------------------------------------
+
+    def write_lease(self, path: str, seconds: float) -> None:
+        """The agent renews the lease at ``path``: it runs out ``seconds`` from now."""
+        self.leases[path] = self.clock + seconds
+
+    def remove_lease(self, path: str) -> None:
+        """No lease file: fencing is off (the agent unlinks it when the controllers say so)."""
+        self.leases.pop(path, None)
+
+    def _fence_check(self, r: FakeRun) -> float | None:
+        """When ``r``'s supervisor will find its lease run out, if nothing renews it: the first
+        of its checks (at its start, then every ``LEASE_CHECK``) not before the lease's end."""
+        if r.fenced or r.spec.lease_file is None or self._ended(r):
+            return None
+        expiry = self.leases.get(r.spec.lease_file)
+        if expiry is None:
+            return None
+        k = max(0, math.ceil((expiry - r.started) / LEASE_CHECK))
+        at = r.started + k * LEASE_CHECK
+        return at if at >= expiry else at + LEASE_CHECK
 
     def status(self, run: str) -> RunStatus | None:
         r = self.runs[run]
@@ -316,7 +353,8 @@ class FakeProcesses:
             return None
         code, sig = r.task.status
         return RunStatus(wait_status=raw_status(code, sig), exit_code=code, signal=sig,
-                         ended_at=r.ended_at or self.clock, killed=r.killing, tasks={"0": raw_status(code, sig)})
+                         ended_at=r.ended_at if r.ended_at is not None else self.clock, killed=r.killing,
+                         tasks={"0": raw_status(code, sig)}, fenced=r.fenced)
 
     def notices(self, run: str) -> list[str]:
         return list(self.runs[run].notices)

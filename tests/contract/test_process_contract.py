@@ -10,7 +10,10 @@ The contract (Slurm's semantics, docs/architecture.md section 6):
 - a time limit is the same sequence, with slurmstepd's notice, and ends TIMEOUT;
 - a suspended job that is cancelled gets SIGKILL at once (no KillWait);
 - a second kill with a shorter KillWait brings the SIGKILL closer;
-- ``scancel -s USR1`` reaches the script (a trap decides the status).
+- ``scancel -s USR1`` reaches the script (a trap decides the status);
+- fencing: a run reads its agent's lease file; once the lease has run out (not renewed for
+  the fence timeout) the run is killed, ``fence_grace`` from SIGTERM to SIGKILL, and its
+  status says ``fenced``; a renewed lease, or none at all, lets it run.
 
 Times are asserted with bounds that hold for both: the fake's clock is exact, the real
 one's has scheduling noise.
@@ -21,13 +24,15 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from spurcore.agentmsg import RunStatus, SupervisorSpec
 from spurcore.exitcodes import final_state
+from spurd import procs
 from spurd.proccontrol import ProcessControl, SupervisorProcesses
+from spurd.supervisor import LEASE_CHECK
 from tests.contract.fakeproc import FakeProcesses
 
 _job_ids = itertools.count(5000)
@@ -35,27 +40,44 @@ SLACK = 2.0  # how much later than planned a real supervisor may end a run
 EPS = 1e-6  # the fake clock's float sums
 
 
+class Fencing(ProcessControl, Protocol):
+    """Process control and the agent's side of fencing: the lease file its supervisors read
+    (``spurd.session``'s ``_renew_lease``)."""
+
+    def write_lease(self, path: str, seconds: float) -> None: ...
+
+    def remove_lease(self, path: str) -> None: ...
+
+
+class RealProcesses(SupervisorProcesses):
+    """Real supervisors, with the lease file written as the agent writes it."""
+
+    def write_lease(self, path: str, seconds: float) -> None:
+        procs.write_lease(path, seconds)
+
+    def remove_lease(self, path: str) -> None:
+        os.unlink(path)
+
+
 @pytest.fixture(params=["real", "fake"])
 def pc(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "fake":
         yield FakeProcesses()
         return
-    real = SupervisorProcesses(str(tmp_path))
+    real = RealProcesses(str(tmp_path))
     yield real
     for rundir, _spec in real.runs.values():  # nothing a failed case started outlives it
-        from spurd import procs
-
         pid = procs.read_supervisor_pid(rundir)
         if pid and procs.read_status(rundir) is None and procs.is_supervisor_of(pid, rundir):
             procs.kill_tree(pid)
 
 
-def spec(tmp_path: Path, script: str, kill_wait: float = 30.0) -> SupervisorSpec:
+def spec(tmp_path: Path, script: str, kill_wait: float = 30.0, **fields: Any) -> SupervisorSpec:
     job_id = next(_job_ids)
     return SupervisorSpec(job_id=job_id, argv=("/bin/bash", "-c", script), cwd=str(tmp_path),
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                           stdout=str(tmp_path / f"{job_id}.out"), stderr=str(tmp_path / f"{job_id}.err"),
-                          kill_wait=kill_wait, suspend_grace=0.2)
+                          kill_wait=kill_wait, suspend_grace=0.2, **fields)
 
 
 def slurm_state(status: RunStatus, killed_for: str = "") -> str:
@@ -197,6 +219,43 @@ def test_scancel_batch_signal_reaches_only_the_shell(pc: ProcessControl, tmp_pat
     assert (status.exit_code, status.signal) == (7, 0)
 
 
+def test_a_run_whose_lease_runs_out_is_fenced(pc: Fencing, tmp_path: Path) -> None:
+    """The agent lost the quorum (or died): no renewal, and the supervisor ends its job
+    at its first lease check after the lease's end, before the controllers may run it
+    elsewhere. SIGTERM ends this one at once."""
+    lease = str(tmp_path / "lease")
+    run = pc.start(spec(tmp_path, "sleep 60", lease_file=lease, fence_grace=30))
+    t0 = pc.now()
+    pc.write_lease(lease, 1.0)
+    assert pc.wait(run, 0.7) is None  # the lease holds
+    status = run_to_end(pc, run)
+    assert 1.0 - EPS <= pc.now() - t0 < 1.0 + LEASE_CHECK + SLACK
+    assert (status.exit_code, status.signal, status.fenced) == (0, 15, True)
+
+
+def test_a_renewed_lease_holds_and_fencing_ends_with_sigkill_after_the_grace(pc: Fencing, tmp_path: Path) -> None:
+    lease = str(tmp_path / "lease")
+    run = pc.start(spec(tmp_path, "trap '' TERM; sleep 60", lease_file=lease, fence_grace=0.5))
+    pc.write_lease(lease, 1.0)
+    running(pc, run, 0.6)
+    pc.write_lease(lease, 1.0)  # a heartbeat answered by a quorum leader
+    renewed = pc.now()
+    assert pc.wait(run, 1.2) is None  # past the first lease's end, within the renewed one's grace
+    status = run_to_end(pc, run)
+    assert 1.5 - EPS <= pc.now() - renewed < 1.5 + LEASE_CHECK + SLACK
+    assert (status.exit_code, status.signal, status.fenced) == (0, 9, True)
+
+
+def test_without_a_lease_file_nothing_is_fenced(pc: Fencing, tmp_path: Path) -> None:
+    """Fencing off: the agent unlinks the lease file, and supervisors never fence."""
+    lease = str(tmp_path / "lease")
+    run = pc.start(spec(tmp_path, "sleep 1; exit 4", lease_file=lease, fence_grace=0))
+    pc.write_lease(lease, 0.2)
+    pc.remove_lease(lease)
+    status = run_to_end(pc, run)
+    assert (status.exit_code, status.signal, status.fenced) == (4, 0, False)
+
+
 def test_the_fake_refuses_what_it_cannot_model() -> None:
     """A case the fake cannot run must fail loudly, never pass by accident."""
     fake = FakeProcesses()
@@ -214,7 +273,9 @@ def test_the_fake_follows_a_simulation_clock() -> None:
     stubborn = fake.start(SupervisorSpec(job_id=1, argv=("/bin/bash", "-c", "trap '' TERM; sleep 60"), kill_wait=2))
     plain = fake.start(SupervisorSpec(job_id=2, argv=("/bin/bash", "-c", "sleep 60"), kill_wait=2))
     short = fake.start(SupervisorSpec(job_id=3, argv=("/bin/bash", "-c", "sleep 1; exit 2")))
+    instant = fake.start(SupervisorSpec(job_id=4, argv=("/bin/bash", "-c", "exit 1")))
     fake.advance_to(0.5)
+    assert fake.status(instant).ended_at == 0.0  # when it ended, even at the clock's zero
     fake.kill(stubborn, why="cancel")
     fake.kill(plain, why="cancel")
     assert fake.status(plain) is not None and fake.status(plain).signal == 15

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from spurctld.local import LocalCluster, write_config
+from spurio import rpc
 
 
 @pytest.fixture
@@ -45,3 +47,16 @@ def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condit
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+async def submit_many(socket_path: str, n: int, spec: dict[str, Any], window: int = 200) -> None:
+    """``n`` submissions of ``spec`` (request ids ``bulk-<i>``), ``window`` of them in flight."""
+    conn = await rpc.connect_unix(socket_path)
+    sem = asyncio.Semaphore(window)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await conn.call("submit", {"request_id": f"bulk-{i}", "spec": spec}, timeout=60)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    conn.close()

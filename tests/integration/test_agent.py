@@ -25,8 +25,11 @@ from typing import Any
 
 import pytest
 
+from spurcore.agentmsg import Registered
+from spurcore.schema import structure
 from spurio import rpc
 from spurio.rpc import RpcConnection
+from tests.contract.controller_contract import validate_request
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,16 +84,20 @@ class FakeLeader:
     # -- server side (event loop thread)
 
     async def _handler(self, conn: RpcConnection, method: str, params: dict[str, Any]) -> Any:
+        # What the real controller accepts, checked by its own request schemas (a request
+        # it would refuse gets its bad_request here too), and answers the agent's own
+        # schemas accept (spurcore.agentmsg.Registered).
+        validate_request(method, params)
         with self.lock:
             self.calls.append((method, dict(params)))
         if method == "node_register":
             self.agent = conn
             self.loop.call_soon(self._push_pending, conn)
-            return {"heartbeat_interval": 0.5, "kill_wait": 2, "suspend_grace": 0.5}
+            answer = {"heartbeat_interval": 0.5, "kill_wait": 2, "suspend_grace": 0.5}
+            structure(Registered, answer)
+            return answer
         if method == "report":
-            with self.lock:
-                dup = sum(1 for m, p in self.calls if m == "report" and p["report_id"] == params["report_id"]) > 1
-            return {"status": "duplicate" if dup else "committed"}
+            return {"status": "committed"}  # a duplicate too: the controller ignores it
         if method == "launched":
             self.pending_starts.pop(int(params["job_id"]), None)
         elif method == "ack":

@@ -16,7 +16,7 @@ import pytest
 from spurctld.local import LocalCluster, write_config
 from spurio import rpc
 from spurio.client import Client
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import submit_many, wait_for
 
 SPEC = {"name": "x", "script": "#!/bin/bash\nexit 0\n", "cwd": "/tmp"}
 
@@ -95,24 +95,12 @@ def test_all_replicas_sigkilled_and_restarted_keep_the_same_state(make_cluster):
         assert len(client.call("jobs", {})["jobs"]) == 50
 
 
-async def _submit_many(socket_path: str, n: int, window: int = 500) -> None:
-    conn = await rpc.connect_unix(socket_path)
-    sem = asyncio.Semaphore(window)
-
-    async def one(i: int) -> None:
-        async with sem:
-            await conn.call("submit", {"request_id": f"bulk-{i}", "spec": SPEC}, timeout=60)
-
-    await asyncio.gather(*(one(i) for i in range(n)))
-    conn.close()
-
-
 def test_restart_with_20000_jobs_answers_within_half_a_second(make_cluster):
     """Process start (SIGKILL, then a new spurctld) to the first answer that shows the
     20,000th job. The machine is shared and noisy, and noise only adds time: the best of
     three restarts must be under 0.5 s (each restart is printed)."""
     cluster = make_cluster(replicas=1)
-    asyncio.run(_submit_many(cluster.config.replicas[0].socket, 20000))
+    asyncio.run(submit_many(cluster.config.replicas[0].socket, 20000, SPEC, window=500))
 
     def answered() -> bool:
         try:
@@ -284,7 +272,7 @@ def test_snapshots_bound_the_logs_and_restart_from_snapshot_plus_tail(make_clust
     """Snapshots (written by a forked child) compact pysyncobj's journal and archive WAL
     segments; a full restart = snapshot + WAL tail gives the same state."""
     cluster = make_cluster(replicas=3, compaction_entries=300)
-    asyncio.run(_submit_many(cluster.config.replica(_leader(cluster)).socket, 2000, window=50))
+    asyncio.run(submit_many(cluster.config.replica(_leader(cluster)).socket, 2000, SPEC, window=50))
     with Client(cluster.config) as client:  # some light traffic so every replica compacts
         for i in range(400):
             client.call("submit", {"request_id": f"tail-{i}", "spec": SPEC})

@@ -14,24 +14,11 @@ import msgpack
 from spurctld.local import LocalCluster
 from spurctld.replica import CLOSE_SNAPSHOT_OPS
 from spurctld.wal import Wal, load_latest_snapshot, read_snapshot_file, write_snapshot
-from spurio import rpc
 from spurio.client import Client
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import submit_many, wait_for
 
 SPEC = {"name": "x", "script": "#!/bin/bash\nexit 0\n", "cwd": "/tmp", "hold": True}
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-
-
-async def _submit_many(socket_path: str, n: int, window: int = 200) -> None:
-    conn = await rpc.connect_unix(socket_path)
-    sem = asyncio.Semaphore(window)
-
-    async def one(i: int) -> None:
-        async with sem:
-            await conn.call("submit", {"request_id": f"bulk-{i}", "spec": SPEC}, timeout=60)
-
-    await asyncio.gather(*(one(i) for i in range(n)))
-    conn.close()
 
 
 def _jobs(cluster: LocalCluster) -> list[dict]:
@@ -46,7 +33,7 @@ def _load_lines(cluster: LocalCluster) -> list[str]:
 
 def test_a_clean_stop_leaves_a_snapshot_and_a_crash_replays_the_tail(make_cluster):
     cluster = make_cluster(replicas=1)
-    asyncio.run(_submit_many(cluster.config.replicas[0].socket, CLOSE_SNAPSHOT_OPS + 200))
+    asyncio.run(submit_many(cluster.config.replicas[0].socket, CLOSE_SNAPSHOT_OPS + 200, SPEC))
     before = cluster.digests()[1]
     state_dir = cluster.config.replica_dir(1)
     cluster.kill("ctld-1", signal.SIGTERM)

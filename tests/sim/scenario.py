@@ -4,7 +4,11 @@ Syntax, one command per line (``#`` starts a comment)::
 
     cluster replicas=3 nodes=2 cpus=2 seed=7     # first line; all keys optional
     at 0.5 submit a sleep 2; exit 0              # a job named a, its script after the name
+    at 0.5 submit b time_limit=2 sleep 60        # JobSpec fields (int) between name and script
     at 1 cancel a
+    at 1 suspend b                               # scontrol suspend / resume
+    at 2 resume b
+    at 1 signal b USR1 full                      # scancel -s USR1 [--batch | --full]
     at 1 crash replica leader                    # or a replica number
     at 3 restart replica 1
     at 2 partition 1 | 2 3 node1 node2           # groups of replicas (numbers) and agents
@@ -30,7 +34,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from spurcore.ops import JobSpec, SignalTarget
 from spurcore.render import sacct, squeue
+from spurcore.signals import parse_signal
 from spurcore.snapshot import digest
 from tests.sim.sim import Sim
 
@@ -41,7 +49,7 @@ class ScenarioError(ValueError):
 
 def _view(sim: Sim, what: str) -> str:
     if what == "squeue":
-        infos = sorted((i for i in sim.infos() if i["state"] in ("PENDING", "RUNNING", "COMPLETING")),
+        infos = sorted((i for i in sim.infos() if i["state"] in ("PENDING", "RUNNING", "SUSPENDED", "COMPLETING")),
                        key=lambda i: i["job_id"])
         return squeue.render_jobs(infos, fmt="%i %j %t %r", now=sim.wall())
     if what == "sacct":
@@ -80,6 +88,22 @@ def parse(text: str) -> tuple[dict[str, Any], list[tuple[float | None, str, list
     return settings, steps
 
 
+_FIELDS = {f.name for f in attrs.fields(JobSpec)}
+
+
+def _spec_fields(text: str) -> tuple[str, dict[str, int]]:
+    """``time_limit=2 sleep 60``: the leading ``field=value`` words naming JobSpec fields,
+    and the script after them."""
+    fields: dict[str, int] = {}
+    while True:
+        word, _, rest = text.partition(" ")
+        key, eq, value = word.partition("=")
+        if not eq or key not in _FIELDS:
+            return text, fields
+        fields[key] = int(value)
+        text = rest
+
+
 def run_scenario(path: Path) -> str:
     settings, steps = parse(path.read_text())
     seed = int(settings.pop("seed", 1))
@@ -89,9 +113,17 @@ def run_scenario(path: Path) -> str:
     def do(cmd: str, args: list[str]) -> None:
         if cmd == "submit":
             name, _, script = args[0].partition(" ")
-            sim.submit(name, script)
+            script, fields = _spec_fields(script)
+            sim.submit(name, script, **fields)
         elif cmd == "cancel":
             sim.cancel(args[0])
+        elif cmd == "suspend":
+            sim.suspend(args[0])
+        elif cmd == "resume":
+            sim.resume(args[0])
+        elif cmd == "signal":
+            target = SignalTarget[args[2].upper()] if len(args) > 2 else SignalTarget.STEPS
+            sim.signal(args[0], parse_signal(args[1]), target)
         elif cmd == "crash":
             (sim.crash_replica if args[0] == "replica" else lambda n: sim.agents[n].crash())(args[1])
         elif cmd == "restart":

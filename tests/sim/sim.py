@@ -10,9 +10,13 @@ decisions (``spurcore.leader.ready``), the intents, the renderers. What is simul
   unreachable, among the replicas that can reach a majority, preferring the most complete
   log; followers that rejoin take the leader's log, losing uncommitted entries. It obeys
   the same log contract as the pysyncobj-backed replica (tests/contract).
-* **Processes** are fake: a job's "script" says what it does (``sleep 5; exit 3``, ``exit
-  0``); an agent keeps a durable spool (reports until committed, ACKs), and its fake
-  supervisors outlive an agent crash, as the real ones do.
+* **Processes** are the contract-tested fake process control (``tests/contract/fakeproc.py``,
+  one per node, its clock driven by the Sim every tick): a job's script is interpreted
+  (``sleep 5; exit 3``, ``trap '' TERM; sleep 60``), and kills, suspends, signals and
+  fencing are ``spurcore.killplan``'s plans carried out as the real supervisor carries them
+  out (SIGTERM, KillWait, SIGKILL). An agent asks of it what spurd asks of its supervisors,
+  keeps a durable spool (reports until committed, ACKs), and its supervisors (and their
+  lease) outlive an agent crash, as the real ones do.
 * **The network** delays, drops, duplicates and partitions messages, by seed.
 
 Invariants checked after every run (``Sim.check``): every acknowledged submit exists
@@ -22,15 +26,16 @@ ACKs; after healing, every replica's state digest is equal and every job has end
 
 from __future__ import annotations
 
+import errno
 import heapq
 import random
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
 from spurcore import leader
+from spurcore.agentmsg import JobAction, SupervisorSpec
 from spurcore.codec import decode_batch, encode_batch
 from spurcore.model import ClusterState, JobState
 from spurcore.ops import (
@@ -43,10 +48,14 @@ from spurcore.ops import (
     JobSubmitted,
     NodeRegistered,
     Op,
+    SignalTarget,
 )
 from spurcore.reduce import Rejected, apply
 from spurcore.snapshot import digest
 from spurcore.views import job_info
+from spurd.actions import kill_notice
+from spurd.runs import BATCH
+from tests.contract.fakeproc import FakeProcesses
 
 EPOCH = 1_800_000_000.0  # sim time 0, as wall-clock seconds (renderers print dates)
 TICK = 0.05
@@ -226,53 +235,46 @@ class SimLog:
 # ---------------------------------------------------------------------------------- agents
 
 
-@attrs.define
-class FakeRun:
-    job_id: int
-    restarts: int
-    node: str
-    ends_at: float
-    exit_code: int
-    signal: int = 0
-    done: bool = False
-    reported: bool = False
-    status: tuple[int, int] = (0, 0)
-    fenced: bool = False
-
-
-_SLEEP = re.compile(r"sleep\s+([\d.]+)")
-_EXIT = re.compile(r"exit\s+(\d+)")
-
-
-def script_behaviour(script: str | None) -> tuple[float, int]:
-    """(run time, exit code) of a fake job from its script text."""
-    text = script or ""
-    sleep = sum(float(x) for x in _SLEEP.findall(text))
-    codes = _EXIT.findall(text)
-    return sleep, int(codes[-1]) if codes else 0
+Key = tuple[int, int]  # a job's run: (job id, requeue count)
 
 
 class SimAgent:
-    """spurd on fake process control: idempotent starts and actions, a durable spool of
-    reports (kept until committed), ACKs after the kill's report is committed, fake
-    supervisors that outlive the agent."""
+    """spurd on the contract-tested fake process control (``tests/contract/fakeproc.py``),
+    asking of it what spurd asks of its supervisors (``spurd/actions.py``, ``spurd/runs.py``):
+    a start per run, kills as the controller orders them (KillWait, why, slurmstepd's
+    notice), suspend/resume, signals, the fencing lease. Idempotent starts and actions, a
+    durable spool of reports (kept until committed), ACKs of a KILL after the reports of
+    its runs are committed.
+
+    Durable across a crash: ``procs`` (the supervisors, and the lease file they read: the
+    Sim drives its clock whether or not the agent runs), ``runs`` and ``reported`` (the
+    rundirs and their ``reported`` markers), the spool and the ACK store."""
 
     def __init__(self, sim: Sim, node: str, cpus: int) -> None:
         self.sim, self.node, self.cpus = sim, node, cpus
         self.alive = True
         self.registered = False
-        self.runs: dict[tuple[int, int], FakeRun] = {}  # durable: the supervisors
+        self.procs = FakeProcesses(clock=sim.now)
+        self.lease_file = f"/var/spool/spur/{node}/lease"
+        self.runs: dict[Key, str] = {}  # the run's id in ``procs``
+        self.reported: set[Key] = set()
         self.spool: dict[str, dict[str, Any]] = {}  # durable report spool
         self.acks: dict[int, dict[str, Any]] = {}  # durable ACK store
-        self.waiting_acks: dict[int, list[str]] = {}  # action id -> report ids to be committed first
+        self.waiting_acks: dict[int, list[Key]] = {}  # KILL action id -> its runs, reported and committed first
         self.next_heartbeat = 0.0
         self.next_resend = 0.0
         self.last_answer = 0.0
-        self.lease_until = 0.0  # the fencing lease: renewed by answers from a quorum leader
 
     @property
     def name(self) -> str:
         return f"agent-{self.node}"
+
+    def report_id(self, key: Key) -> str:
+        return f"{self.node}:{key[0]}:{key[1]}"
+
+    def live(self) -> list[Key]:
+        """The runs still going (their supervisors have no status yet)."""
+        return [k for k, run in self.runs.items() if k not in self.reported and self.procs.status(run) is None]
 
     def send(self, method: str, params: dict[str, Any]) -> None:
         ldr = self.sim.log.leader
@@ -280,95 +282,165 @@ class SimAgent:
         self.sim.net.send(self.sim.now, self.name, target, ("agent", self.node, method, params))
 
     def tick(self, now: float) -> None:
-        # The fake supervisors run whether or not the agent does: jobs end, and a job whose
-        # node lost its lease (no quorum contact for fence_timeout) is killed (fencing).
-        for run in self.runs.values():
-            if run.done:
-                continue
-            if now >= run.ends_at:
-                run.done, run.status = True, (run.exit_code, run.signal)
-            elif self.sim.fence_timeout and now > self.lease_until:
-                run.done, run.status, run.fenced = True, (0, 15), True
-                self.sim.fenced += 1
         if not self.alive:
-            return
-        for run in self.runs.values():
-            if run.done and not run.reported:
-                self._ended(run, *run.status)
+            return  # its supervisors run on: the Sim drives ``procs`` to ``now`` all the same
+        self._notice_ends(self.runs)
         if self.registered and now - self.last_answer > 3.0:
             self.registered = False  # the heartbeat call timed out: connect and register again
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + 1.0
             self.send("node_register" if not self.registered else "heartbeat",
                       {"name": self.node, "cpus": self.cpus, "mem_mb": 4096,
-                       "jobs": sorted({r.job_id for r in self.runs.values() if not r.done})})
+                       "jobs": sorted({job_id for job_id, _ in self.live()})})
         if now >= self.next_resend and self.spool:
             self.next_resend = now + 0.5
             for report in list(self.spool.values()):
                 self.send("report", report)
 
-    def _ended(self, run: FakeRun, code: int, sig: int) -> None:
-        run.done, run.reported = True, True
-        rid = f"{self.node}:{run.job_id}:{run.restarts}"
-        self.spool[rid] = {"report_id": rid, "job_id": run.job_id, "node": self.node, "exit_code": code,
-                           "signal": sig, "at": self.sim.wall(), "fenced": run.fenced}
-        self.send("report", self.spool[rid])
+    def _notice_ends(self, keys: Iterable[Key]) -> None:
+        """Spool and send the report of every run of ``keys`` that has ended (spurd's watcher)."""
+        for key in list(keys):
+            if key in self.reported:
+                continue
+            status = self.procs.status(self.runs[key])
+            if status is None:
+                continue
+            self.reported.add(key)
+            rid = self.report_id(key)
+            self.spool[rid] = {"report_id": rid, "job_id": key[0], "node": self.node, "exit_code": status.exit_code,
+                               "signal": status.signal, "at": EPOCH + status.ended_at, "fenced": status.fenced}
+            self.send("report", self.spool[rid])
+
+    def _renew_lease(self) -> None:
+        """An answer from a leader (a quorum's, in this model): the jobs may run for
+        fence_timeout more seconds (spurd.session's ``_renew_lease``)."""
+        if self.sim.fence_timeout > 0:
+            self.procs.write_lease(self.lease_file, self.sim.fence_timeout)
+        else:
+            self.procs.remove_lease(self.lease_file)
 
     def receive(self, method: str, params: dict[str, Any]) -> None:
         if not self.alive:
             return
         self.last_answer = self.sim.now
         if method in ("registered", "heartbeat_ok"):
-            self.lease_until = self.sim.now + self.sim.fence_timeout
+            self._renew_lease()
         if method == "registered":
             self.registered = True
         elif method == "not_registered":
             self.registered = False  # spurd: a refused heartbeat means register again
         elif method == "start":
             info = params["job"]
-            key = (info["job_id"], int(info.get("restarts") or 0))
-            if key not in self.runs and not any(k[0] == key[0] and k[1] > key[1] for k in self.runs):
-                runtime, code = script_behaviour(info.get("script"))
-                self.runs[key] = FakeRun(key[0], key[1], self.node, self.sim.now + runtime, code)
-                self.sim.started.append((key, self.node, self.sim.now))
-            self.send("launched", {"job_id": key[0], "node": self.node})
+            self._start((info["job_id"], int(info.get("restarts") or 0)), info)
+            self.send("launched", {"job_id": info["job_id"], "node": self.node})
         elif method == "action":
             self._action(params)
-        elif method == "kill":
-            for run in self.runs.values():
-                if run.job_id == params["job_id"] and not run.done:
-                    self._ended(run, 0, 9)
+        elif method == "kill":  # reconciliation: the controller does not know the job here
+            mine = self._job_runs(params["job_id"])
+            live = self.live()
+            for key in mine:
+                if key in live:
+                    self.procs.kill(self.runs[key], self.sim.cfg.kill_wait)
+            self._notice_ends(mine)
         elif method == "committed":
             self.spool.pop(params["report_id"], None)
-            for action_id, rids in list(self.waiting_acks.items()):
-                if not any(r in self.spool for r in rids):
-                    del self.waiting_acks[action_id]
-                    self.send("ack", self.acks[action_id])
+            for action_id in list(self.waiting_acks):
+                self._ack_when_reported(action_id)
+
+    def _job_runs(self, job_id: int) -> list[Key]:
+        return [k for k in self.runs if k[0] == job_id]
+
+    def _start(self, key: Key, info: dict[str, Any]) -> None:
+        """A run is started once; a stale start of an earlier run is ignored; a newer run
+        first retires the old one (spurd's ``_retire``: killed with no KillWait)."""
+        known = self._job_runs(key[0])
+        if key in self.runs or any(k[1] > key[1] for k in known):
+            return
+        live = self.live()
+        for old in known:
+            if old in live:
+                self.procs.kill(self.runs[old], 0)
+                assert self.procs.status(self.runs[old]) is not None, "a kill with no KillWait ends the run at once"
+            self._notice_ends([old])
+            del self.runs[old]
+            self.reported.discard(old)
+        cfg = self.sim.cfg
+        fencing = {"lease_file": self.lease_file, "fence_grace": self.sim.fence_grace} \
+            if self.sim.fence_timeout > 0 else {}
+        spec = SupervisorSpec(job_id=key[0], argv=("/bin/bash", "-c", info.get("script") or ""),
+                              kill_wait=cfg.kill_wait, suspend_grace=cfg.suspend_grace, **fencing)
+        self.runs[key] = self.procs.start(spec)
+        self.sim.started.append((key, self.node, self.sim.now))
 
     def _action(self, params: dict[str, Any]) -> None:
+        """spurd's ``_on_action``/``_carry_out``: the ACK is stored before it is sent, and a
+        repeat gets the same ACK with nothing redone."""
         action_id = params["action_id"]
         if action_id in self.acks:
             if action_id not in self.waiting_acks:
-                self.send("ack", self.acks[action_id])  # a repeat: the same answer, nothing redone
+                self.send("ack", self.acks[action_id])
             return
-        self.acks[action_id] = {"action_id": action_id, "node": self.node, "status": 0, "errno": 0}
-        live = [r for r in self.runs.values() if r.job_id == params["job_id"] and not r.done]
-        if params["kind"] == ActionKind.KILL and params["step_id"] < 0 and live:
-            for run in live:
-                self._ended(run, 0, 15)
-            self.waiting_acks[action_id] = [f"{self.node}:{r.job_id}:{r.restarts}" for r in live]
-            return  # ACKed once the reports are committed, as spurd does
+        action = JobAction(**params)
+        mine = self._job_runs(action.job_id)
+        live = [k for k in self.live() if k[0] == action.job_id]
+        status, err = 0, 0
+        if action.kind == ActionKind.KILL:
+            if action.step_id < 0:  # the sim runs no steps: a step's KILL finds nothing here
+                kill_wait = self.sim.cfg.kill_wait if action.kill_wait is None else action.kill_wait
+                for key in live:
+                    notice = kill_notice(action, _BatchRun(key[0]), self.node)
+                    self.procs.kill(self.runs[key], kill_wait, why=action.why, notice=notice)
+                self._notice_ends(mine)
+                self.acks[action_id] = {"action_id": action_id, "node": self.node, "status": 0, "errno": 0}
+                self.waiting_acks[action_id] = mine
+                self._ack_when_reported(action_id)
+                return
+        elif action.kind in (ActionKind.STOP, ActionKind.CONT):
+            verb = self.procs.suspend if action.kind == ActionKind.STOP else self.procs.resume
+            status, err = _replies([verb(self.runs[k]) for k in live])
+        elif action.kind == ActionKind.SIGNAL:
+            target = {SignalTarget.BATCH: "batch", SignalTarget.FULL: "full"}.get(SignalTarget(action.target))
+            if action.step_id < 0 and target is not None:  # STEPS (or one step): the sim runs none
+                status, err = _replies([self.procs.signal(self.runs[k], action.signal, target) for k in live])
+        else:
+            status, err = 1, errno.EINVAL
+        self.acks[action_id] = {"action_id": action_id, "node": self.node, "status": status, "errno": err}
         self.send("ack", self.acks[action_id])
+
+    def _ack_when_reported(self, action_id: int) -> None:
+        """A KILL is ACKed once every run it involved has ended and its report is committed,
+        so that the controller sees JobNodeComplete first."""
+        keys = self.waiting_acks[action_id]
+        if all(k in self.reported and self.report_id(k) not in self.spool for k in keys if k in self.runs):
+            del self.waiting_acks[action_id]
+            self.send("ack", self.acks[action_id])
 
     def crash(self) -> None:
         self.alive = False
         self.registered = False
-        self.waiting_acks = {a: r for a, r in self.waiting_acks.items()}  # durable with the ACK store
 
     def restart(self) -> None:
         self.alive = True
         self.next_heartbeat = self.sim.now
         self.last_answer = self.sim.now
+
+
+@attrs.frozen
+class _BatchRun:
+    """What ``spurd.actions.kill_notice`` reads of a run."""
+
+    job_id: int
+    step: str = BATCH
+
+
+def _replies(replies: list[dict[str, Any]]) -> tuple[int, int]:
+    """The ACK's (status, errno) from the supervisors' replies, as spurd computes it (ESRCH:
+    the run ended meanwhile, nothing to do)."""
+    for reply in replies:
+        err = int(reply.get("errno") or 0)
+        if not reply.get("ok") and err != errno.ESRCH:
+            return 1, err or errno.EIO
+    return 0, 0
 
 
 # ---------------------------------------------------------------------------------- controller
@@ -455,7 +527,7 @@ class ClientOp:
     client does: ``ok``/``fail`` once committed; a call still unresolved at the end is
     ``unknown``."""
 
-    kind: str  # submit | cancel
+    kind: str  # submit | cancel | suspend | resume | signal
     name: str
     request_id: str
     invoked: float
@@ -479,7 +551,8 @@ class Sim:
         # Fencing and requeue on NODE_FAIL as spurctld runs them: the checker proves no run of a
         # requeued job overlaps the run its failed node was still fencing.
         self.fence_timeout = fence_timeout
-        self.fenced = 0
+        # The SIGTERM -> SIGKILL grace of fencing, as spurio.config's ``fence`` gives it.
+        self.fence_grace = max(0.0, min(kill_wait, node_timeout - fence_timeout - max(1.0, node_timeout * 0.1)))
         self.cfg = leader.LeaderConfig(node_timeout=node_timeout, min_job_age=10**9, kill_wait=kill_wait,
                                        fenced=fence_timeout > 0, job_requeue=True, requeue_delay=requeue_delay)
         self.ctl = SimController(self)
@@ -503,15 +576,30 @@ class Sim:
         return op
 
     def cancel(self, name: str) -> ClientOp:
-        rid = f"can-{name}-{len(self.history)}"
+        return self._action("cancel", "can", name, ActionKind.KILL, 1000)
+
+    def suspend(self, name: str) -> ClientOp:
+        """scontrol suspend (an operator's)."""
+        return self._action("suspend", "sus", name, ActionKind.STOP, 0)
+
+    def resume(self, name: str) -> ClientOp:
+        return self._action("resume", "res", name, ActionKind.CONT, 0)
+
+    def signal(self, name: str, sig: int, target: SignalTarget = SignalTarget.STEPS) -> ClientOp:
+        """scancel -s SIG (``--batch``, ``--full``: ``target``)."""
+        return self._action("signal", "sig", name, ActionKind.SIGNAL, 1000, sig, target)
+
+    def _action(self, kind: str, prefix: str, name: str, action: ActionKind, uid: int, sig: int = 0,
+                target: SignalTarget = SignalTarget.STEPS) -> ClientOp:
+        rid = f"{prefix}-{name}-{len(self.history)}"
 
         def make() -> Op | None:
             job_id = self.names.get(name)
             if job_id is None:
                 return None  # its submit is not acknowledged yet: wait
-            return ActionRequested(rid, job_id, -1, ActionKind.KILL, 0, 0, 1000, self.wall())
+            return ActionRequested(rid, job_id, -1, action, sig, target, uid, self.wall())
 
-        op = ClientOp("cancel", name, rid, self.now, make)
+        op = ClientOp(kind, name, rid, self.now, make)
         self.history.append(op)
         return op
 
@@ -624,6 +712,8 @@ class Sim:
 
     def step(self) -> None:
         self.now = round(self.now + TICK, 6)
+        for agent in self.agents.values():  # the supervisors first: they run whatever else fails
+            agent.procs.advance_to(self.now)
         self.log.tick(self.now)
         for src, dst, msg in self.net.due(self.now):
             self._deliver(src, dst, msg)
@@ -680,9 +770,8 @@ class Sim:
     def _check_running(self) -> None:
         running: dict[int, set[str]] = {}
         for agent in self.agents.values():
-            for run in agent.runs.values():
-                if not run.done:
-                    running.setdefault(run.job_id, set()).add(agent.node)
+            for job_id, _ in agent.live():
+                running.setdefault(job_id, set()).add(agent.node)
         for job_id, nodes in running.items():
             if len(nodes) > 1:
                 self.violations.append(f"t={self.now}: job {job_id} runs on {sorted(nodes)} at once")
@@ -728,11 +817,11 @@ class Sim:
             outcomes[op.outcome] = outcomes.get(op.outcome, 0) + 1
         return {"seed": self.seed, "sim_seconds": round(self.now, 2), "elections": self.log.elections,
                 "messages": self.net.sent, "dropped": self.net.dropped, "duplicated": self.net.duplicated,
-                "fenced": self.fenced,
+                "fenced": sum(1 for a in self.agents.values() for r in a.procs.runs.values() if r.fenced),
                 "requeued": sum(1 for j in self.log.leader.state.jobs.values() if j.restarts) if self.log.leader else 0,
                 "ops": outcomes, "jobs": len(self.log.leader.state.jobs) if self.log.leader else 0,
                 "states": sorted({j.state.value for j in self.log.leader.state.jobs.values()})
                 if self.log.leader else []}
 
 
-__all__ = ["Sim", "JobState", "script_behaviour"]
+__all__ = ["Sim", "JobState"]

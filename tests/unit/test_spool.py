@@ -90,3 +90,26 @@ def test_action_store(tmp_path: Path) -> None:
     assert store.prune(max_age=3600) == 0
     assert store.prune(max_age=10, now=os.stat(tmp_path / "actions" / "7.json").st_mtime + 11) == 1
     assert store.get(7) is None
+
+
+def test_reports_spooled_without_fsync_are_listed_unsynced_until_synced(tmp_path: Path) -> None:
+    """put(durable=False): the file is in place at once (an agent crash keeps it), and the
+    spool names exactly what to fsync -- the report files, then the directory -- before the
+    sender may send them."""
+    from spurio.fs import fsync_paths
+
+    spool = ReportSpool(tmp_path)
+    assert spool.put(report("n1:1:batch", 3))  # durable: nothing to sync
+    assert spool.unsynced() == ([], [])
+    assert spool.put(report("n1:2:batch", 4), durable=False)
+    assert spool.put(report("n1:3:batch", 5), durable=False)
+    ids, paths = spool.unsynced()
+    assert ids == ["n1:2:batch", "n1:3:batch"]
+    assert paths[-1] == str(tmp_path) and len(paths) == 3 and all(os.path.exists(p) for p in paths)
+    assert not spool.is_synced("n1:2:batch") and spool.is_synced("n1:1:batch")
+    assert [r["report_id"] for r in ReportSpool(tmp_path).list()] == ["n1:1:batch", "n1:2:batch", "n1:3:batch"]
+    fsync_paths(paths)
+    spool.synced(ids[:1])
+    assert spool.unsynced()[0] == ["n1:3:batch"]
+    assert spool.delete("n1:3:batch")  # a deleted report leaves nothing to sync
+    assert spool.unsynced() == ([], []) and spool.is_synced("n1:3:batch")
