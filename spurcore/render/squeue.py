@@ -997,23 +997,15 @@ def _row_printer(items: list[FormatItem], view: View) -> Callable[[dict[str, Any
 
     if (len(runs) == 2 and runs[0][0] is None and len(runs[0][1]) == 1 and runs[0][1][0][0] is not None
             and runs[1][0] is not None):
-        # the usual layouts: the job id, then columns many rows share; one call per row
+        # the usual layouts: the job id, then columns many rows share
         (fn, width, right, suffix), = runs[0][1]
         deps, run = runs[1]
-        texts: dict[Any, str] = {}
-        key_of = field_key(deps, _DERIVED_FIELDS)
+        assert deps is not None
+        rest = shared(deps, run)
 
         def row(info: dict[str, Any]) -> str:
             text, cut = fn(info, view)
-            key = key_of(info)
-            try:
-                found = texts.get(key)
-            except TypeError:  # an unhashable value (a malformed record): printed as it is
-                found = cells(info, run)
-            else:
-                if found is None:
-                    found = texts[key] = cells(info, run)
-            return f"{print_str(text, width, right, cut)}{suffix}{found}\n"
+            return f"{print_str(text, width, right, cut)}{suffix}{rest(info)}\n"
 
         return row
     printers = [own(run) if deps is None else shared(deps, run) for deps, run in runs]
