@@ -96,10 +96,14 @@ def ready(state: ClusterState, now: float, silence: Mapping[str, float], cfg: Le
 def decide(state: ClusterState, now: float, silence: Mapping[str, float], cfg: LeaderConfig, *,
            purge: bool = True, scheduler: str = "backfill") -> list[Decision]:
     """``scheduler``: "backfill" (the full pass, reservations included), "main" (Slurm's
-    main scheduler alone, between backfill cycles) or "none" (nothing changed since)."""
+    main scheduler alone, between backfill cycles) or "none" (nothing changed since).
+    ``purge``: the periodic pass (the leader's is once a second), which also walks the whole
+    pending queue for deadlines and dependencies that can never be met: walking it on every
+    applied entry made each commit cost time linear in the queue (5 ms at 15,000 jobs)."""
     starts = [] if scheduler == "none" else schedule(state, now, backfill=scheduler == "backfill")
     out: list[Decision] = [Decision(start, ("start", start.job_id, start.array_task_id)) for start in starts]
-    out.extend(pending_duties(state, now, cfg))
+    if purge:
+        out.extend(pending_duties(state, now, cfg))
     out.extend(running_duties(state, now))
     for node in state.nodes.values():
         if node.up and silence.get(node.name, 0.0) > cfg.node_timeout:

@@ -808,6 +808,11 @@ def schedule(state: ClusterState, now: float, *, backfill: bool = True) -> list[
     per-node allocation and partition. ``backfill=False`` is Slurm's main scheduler alone
     (no reservations; a partition's later jobs wait behind its first waiting job), what the
     leader runs between backfill cycles (``bf_interval``)."""
+    if not backfill and not any(n.usable and n.alloc_cpus < n.cpus for n in state.nodes.values()):
+        # Every job needs a CPU: with none free, the main scheduler can start nothing, and
+        # skipping its walk of the queue keeps a commit's cost flat in the queue's length.
+        # (The backfill pass still runs in full: it plans the reservations squeue --start shows.)
+        return []
     return plan(state, now, want_reasons=False, reserve=backfill).starts
 
 

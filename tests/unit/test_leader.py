@@ -109,3 +109,23 @@ def test_messages_come_from_intents_and_the_callers_resend_policy():
     apply(state, ActionRequested("c", 1, -1, ActionKind.KILL, 0, 0, 1000, 4.0))
     (kill,) = [m for m in deliveries(state, 5.0, CFG) if m.method == "action"]
     assert kill.params["why"] == "cancel" and kill.params["kill_wait"] == 5
+
+
+def test_the_pending_queue_is_walked_only_by_the_periodic_pass():
+    """Deadlines and dependencies that can never be met are the periodic pass's (purge=True,
+    once a second on the leader), not every applied entry's: a commit's cost stays flat in
+    the queue's length."""
+    state = cluster(attrs.evolve(SPEC, time_limit=600, deadline=500.0))
+    assert JobDeadlineReached(1, 2.0) in ops_of(state, 2.0)
+    assert not any(isinstance(o, JobDeadlineReached) for o in ops_of(state, 2.0, purge=False))
+
+
+def test_the_main_scheduler_with_no_free_cpu_starts_nothing_as_the_full_walk_would():
+    from spurcore.scheduler import plan, schedule
+
+    state = cluster(*[SPEC] * 5, cpus=2)
+    run_all(state, 2.0)
+    assert state.nodes["n1"].alloc_cpus == 2
+    assert schedule(state, 3.0, backfill=False) == [] == plan(state, 3.0, want_reasons=False, reserve=False).starts
+    apply(state, JobNodeComplete(1, "n1", 0, 0, False, 4.0))  # a CPU frees: the walk runs again
+    assert [s.job_id for s in schedule(state, 5.0, backfill=False)] == [3]
