@@ -462,10 +462,12 @@ def write(rows: list[dict[str, Any]], growth: list[dict[str, Any]], started: flo
     lines = [f"Measured {meta['date']} on {meta['machine']['cpus']} CPUs, Python {meta['machine']['python']}.", "",
              "| figure | value | baseline (same run) | ratio | spread | target |", "|---|---|---|---|---|---|"]
     for r in rows:
-        base = f"{_fmt(r['baseline'], r['unit'])} ({r['baseline_name']})" if r["baseline"] else r["baseline_name"]
-        ratio = f"{r['ratio']:.3g}x" if r["ratio"] else ""
-        spread = f"±{r['spread'] * 50:.0f}%" if r["spread"] else ""
-        lines.append(f"| {r['figure']} | {_fmt(r['value'], r['unit'])} | {base} | {ratio} | {spread} | {r['target']} |")
+        unit = r.get("unit", "")
+        base = f"{_fmt(r['baseline'], unit)} ({r.get('baseline_name', '')})" if r.get("baseline") else \
+            r.get("baseline_name", "")
+        ratio = f"{r['ratio']:.3g}x" if r.get("ratio") else ""
+        spread = f"±{r['spread'] * 50:.0f}%" if r.get("spread") else ""
+        lines.append(f"| {r['figure']} | {_fmt(r['value'], unit)} | {base} | {ratio} | {spread} | {r.get('target', '')} |")
     table = "\n".join(lines)
     (RESULTS / f"{name}.md").write_text(table + "\n")
     print()

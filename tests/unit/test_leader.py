@@ -129,3 +129,19 @@ def test_the_main_scheduler_with_no_free_cpu_starts_nothing_as_the_full_walk_wou
     assert schedule(state, 3.0, backfill=False) == [] == plan(state, 3.0, want_reasons=False, reserve=False).starts
     apply(state, JobNodeComplete(1, "n1", 0, 0, False, 4.0))  # a CPU frees: the walk runs again
     assert [s.job_id for s in schedule(state, 5.0, backfill=False)] == [3]
+
+
+def test_a_pending_jobs_reason_without_the_walk_is_the_walks():
+    """pending_reason skips the queue walk for a job that is not runnable (a held one): the
+    walk never reaches such a job, so the answer must be the one it would have given."""
+    from spurcore.scheduler import _waiting_reason, pending_reason, plan
+
+    specs = [attrs.evolve(SPEC, hold=i % 3 == 0, time_limit=60 * (i + 1)) for i in range(9)]
+    state = cluster(*specs, cpus=2)
+    run_all(state, 2.0)
+    pending = [j for j in state.jobs.values() if j.state is JobState.PENDING]
+    assert any(j.job_id in state.runnable for j in pending) and any(j.job_id not in state.runnable for j in pending)
+    for job in pending:
+        walked = plan(state, 3.0, want_starts=False, stop_at=job.job_id, reserve=False).reasons.get(job.job_id)
+        expected = walked or _waiting_reason(job, 3.0) or "None"
+        assert pending_reason(state, job.job_id, 3.0) == expected, job.job_id
