@@ -207,17 +207,17 @@ def read_supervisor_pid(rundir: str | os.PathLike[str]) -> int | None:
 # ---------------------------------------------------------------------------- agent side
 
 
-class Zygote:
-    """The agent's side of ``python -m spurd.supervisor --zygote``: supervisors by fork.
+class ZygoteProcess:
+    """A single-threaded forking helper (``python -m MODULE --zygote FD ARGS``) started on
+    first use and again when it died, reached through a SEQPACKET socket pair; it exits when
+    its end of the socket closes. Subclasses send it requests under ``_lock``."""
 
-    Thread-safe (one request at a time). ``start`` returns False when the zygote is gone or
-    failed, and the caller falls back to starting an interpreter.
-    """
-
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, module: str, args: list[str] | None = None, python: str = sys.executable) -> None:
         import threading
 
         self._lock = threading.Lock()
+        self._module = module
+        self._args = list(args or ())
         self._python = python
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -231,12 +231,35 @@ class Zygote:
         pkg_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
         self._proc = subprocess.Popen(
-            [self._python, "-m", "spurd.supervisor", "--zygote", str(theirs.fileno())],
+            [self._python, "-m", self._module, "--zygote", str(theirs.fileno()), *self._args],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, cwd="/", env=env,
         )
         theirs.close()
         self._sock = ours
         return ours
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)  # it exits when its end of the socket closes
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+class Zygote(ZygoteProcess):
+    """The agent's side of ``python -m spurd.supervisor --zygote``: supervisors by fork.
+
+    Thread-safe (one request at a time). ``start`` returns 0 when the zygote is gone or
+    failed, and the caller falls back to starting an interpreter.
+    """
+
+    def __init__(self, python: str = sys.executable) -> None:
+        super().__init__("spurd.supervisor", python=python)
 
     def start(self, rundir: str, client: int | None, timeout: float) -> int:
         """The forked supervisor's pid, or 0."""
@@ -250,18 +273,6 @@ class Zygote:
                 self.close()
                 return 0
         return int(reply[1]) if len(reply) == 2 and reply[0] == b"ok" and reply[1].isdigit() else 0
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=5)  # it exits when its end of the socket closes
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
 
 
 _zygote: Zygote | None = None

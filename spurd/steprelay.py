@@ -37,8 +37,9 @@ import os
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from spurd.procs import ZygoteProcess
 
 HANDSHAKE_TIMEOUT = 10.0  # TLS handshake plus the request frame
 AGENT_TIMEOUT = 10.0  # how long a relay keeps trying the agent's socket (a restart)
@@ -311,36 +312,13 @@ def _reap(live: set[int]) -> None:
             live.discard(pid)
 
 
-class Spawner:
+class Spawner(ZygoteProcess):
     """The agent's side of the zygote: ``spawn(conn)`` hands over one accepted TCP
     connection (the caller closes its copy). Thread-safe; a dead zygote is restarted."""
 
     def __init__(self, cert: str, key: str, ca: str, agent_socket: str, python: str = sys.executable) -> None:
-        import threading
-
-        self.argv = ["--cert", cert, "--key", key, "--ca", ca, "--socket", agent_socket]
-        self.python = python
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._proc: Any = None
-
-    def _ensure(self) -> socket.socket:
-        import subprocess
-
-        if self._sock is not None and self._proc is not None and self._proc.poll() is None:
-            return self._sock
-        self.close()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        self._proc = subprocess.Popen(
-            [self.python, "-m", "spurd.steprelay", "--zygote", str(theirs.fileno()), *self.argv],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, cwd="/", env=env,
-        )
-        theirs.close()
-        self._sock = ours
-        return ours
+        super().__init__("spurd.steprelay", ["--cert", cert, "--key", key, "--ca", ca, "--socket", agent_socket],
+                         python)
 
     def start(self) -> None:
         """Start the zygote now (the first TLS client then pays a fork, not an interpreter)."""
@@ -358,20 +336,6 @@ class Spawner:
                 except OSError:
                     self.close()
             return False
-
-    def close(self) -> None:
-        import subprocess
-
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout=5)  # it exits when its end of the socket closes
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
 
 
 def main(argv: list[str] | None = None) -> int:
