@@ -86,8 +86,6 @@ class Actions:
                 rec = None
             if rec is None:
                 await self._launch(info, restarts)
-            elif self._report_pending(rec):
-                return
         if self._report_pending(self.jobs.get(job_id)):
             # The job already ended here and its report waits in the spool: the report
             # (JobNodeComplete) clears the start intent as "launched" would, in the same
