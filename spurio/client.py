@@ -41,7 +41,6 @@ from __future__ import annotations
 import _socket
 import errno
 import os
-import select
 import time
 
 from spurio.config import Config, ReplicaConfig
@@ -109,11 +108,18 @@ def cache_path(config: Config) -> str | None:
     explicit = os.environ.get("SPUR_LEADER_CACHE")
     if explicit is not None:
         return None if explicit in ("", "none", "off") else explicit
-    import zlib
-
     key = "\n".join(f"{r.id} {r.raft} {r.rpc} {r.socket}" for r in config.replicas).encode()
     d = _cache_dir()
-    return None if d is None else os.path.join(d, f"leader-{zlib.crc32(key):08x}")
+    return None if d is None else os.path.join(d, f"leader-{_fnv1a(key):08x}")
+
+
+def _fnv1a(data: bytes) -> int:
+    """32-bit FNV-1a: a stable name for the cache file (zlib.crc32 would load an extension
+    module, ~0.3 ms, on every command's start)."""
+    h = 0x811C9DC5
+    for b in data:
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
 
 
 def read_cache(path: str | None) -> tuple[str, dict[str, float]]:
@@ -288,6 +294,8 @@ def connect_first(candidates: list[tuple[ReplicaConfig, str]], ssl_context: Any,
             wait = min(wait, next_start - t)
         readers = [a.sock for a in attempts if a.handshaking and not a.wants_write()]
         writers = [a.sock for a in attempts if a.wants_write()]
+        import select  # only here: a Unix-socket connection (the usual one) never waits in select
+
         try:
             r, w, _ = select.select(readers, writers, [], max(0.0, wait))
         except (OSError, ValueError):

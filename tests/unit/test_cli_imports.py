@@ -34,6 +34,8 @@ HEAVY = frozenset({
     "dataclasses", "pathlib", "shutil", "tempfile", "uuid", "random", "email", "locale", "gettext",
     "textwrap", "attr", "attrs", "cryptography", "rich", "msgpack", "pysyncobj",
     "spurcore.model", "spurcore.reduce", "spurcore.schema", "spurcore.ops", "spurcore.codec",
+    # extension modules: loading a shared library costs 0.2-0.4 ms each
+    "zlib", "select",
 })
 
 #: What some commands still import today, each with where it comes from, by command name or
@@ -51,6 +53,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "socket": "spurio/stepserver.py",
         "contextlib": "spurio/stepserver.py",
         "selectors": "spurcli/srun.py's I/O loop; socket",
+        "select": "through selectors",
         "enum": "signal (spurcli/srun.py), socket",
         "functools": "through enum",
         "collections": "through functools",
@@ -60,6 +63,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "threading": "through subprocess",
         "contextlib": "through subprocess",
         "selectors": "through subprocess",
+        "select": "through subprocess",
         "re": "through subprocess (locale)",
         "locale": "through subprocess",
         "enum": "signal (spurcli/salloc.py)",
