@@ -17,6 +17,7 @@ Invariants (DESIGN.md 1.5, idempotence):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -47,6 +48,10 @@ log = logging.getLogger("spurd")
 
 
 SCRIPT_FILE = "script"
+#: How long a batch host holds back "launched": a job that ends sooner has its report
+#: (JobNodeComplete, which clears the start intent too) stand for it, one replicated entry
+#: instead of two. The leader sends a start again only after RESEND_AFTER (5 s).
+LAUNCH_ACK_DELAY = 0.25
 
 
 def kill_notice(action: JobAction, run: Run, node: str) -> str:
@@ -86,7 +91,13 @@ class Actions:
                 rec = None
             if rec is None:
                 await self._launch(info, restarts)
-        if self._report_pending(self.jobs.get(job_id)):
+        rec = self.jobs.get(job_id)
+        run = rec.runs.get(BATCH) if rec is not None else None
+        if run is not None and not run.finished:
+            # A short job ends within LAUNCH_ACK_DELAY: its report then says "launched" too.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.done), LAUNCH_ACK_DELAY)
+        if self._report_pending(rec):
             # The job already ended here and its report waits in the spool: the report
             # (JobNodeComplete) clears the start intent as "launched" would, in the same
             # round trip. (Once delivered, a start sent again is answered "launched".)

@@ -96,7 +96,11 @@ class Reports:
                 return
 
     async def _flush_reports(self, conn: RpcConnection) -> bool:
-        """Send every spooled report in order; False if the connection is no good."""
+        """Send every spooled report; False if the connection is no good.
+
+        Reports go in waves of concurrent calls, so the leader commits the ends that came
+        together in one entry; a wave holds at most one report per job, which keeps each
+        job's reports in spool order (its steps' ends before its own)."""
         backoff = BACKOFF_MIN
         while True:
             try:
@@ -104,29 +108,50 @@ class Reports:
             except OSError as e:
                 log.error("cannot make the report spool durable: %s", e)
                 return False
-            pending = self.reports.list()
-            if not pending:
+            wave = self._next_wave()
+            if not wave:
+                if len(self.reports):
+                    continue  # spooled while the others were synced: sync it first
                 return True
-            for report in pending:
+            results = await asyncio.gather(
+                *(conn.call("report", report, timeout=RPC_TIMEOUT) for report in wave), return_exceptions=True)
+            broken = refused = False
+            for report, result in zip(wave, results, strict=True):
                 rid = report["report_id"]
-                if not self.reports.is_synced(rid):
-                    break  # spooled while the others were synced: sync it first
-                try:
-                    await conn.call("report", report, timeout=RPC_TIMEOUT)
-                except (ConnectionFailed, RpcTimeout) as e:
-                    log.info("report %s not delivered: %s", rid, e)
-                    return False
-                except RpcError as e:
-                    if e.code in LEADERSHIP_ERRORS:
-                        return False
-                    log.warning("report %s refused (%s): retrying", rid, e)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    break
-                self.reports.delete(rid)
-                log.debug("report %s delivered", rid)
-                async with self._delivered:
-                    self._delivered.notify_all()
+                if isinstance(result, (ConnectionFailed, RpcTimeout)):
+                    log.info("report %s not delivered: %s", rid, result)
+                    broken = True
+                elif isinstance(result, RpcError):
+                    if result.code in LEADERSHIP_ERRORS:
+                        broken = True
+                    else:
+                        log.warning("report %s refused (%s): retrying", rid, result)
+                        refused = True
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    self.reports.delete(rid)
+                    log.debug("report %s delivered", rid)
+            async with self._delivered:
+                self._delivered.notify_all()
+            if broken:
+                return False
+            if refused:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _next_wave(self) -> list[dict[str, Any]]:
+        """The spooled reports to send together: in spool order, up to the first one not yet
+        durable, at most one per job."""
+        wave: list[dict[str, Any]] = []
+        jobs: set[int] = set()
+        for report in self.reports.list():
+            if not self.reports.is_synced(report["report_id"]):
+                break
+            if report["job_id"] not in jobs:
+                jobs.add(report["job_id"])
+                wave.append(report)
+        return wave
 
     async def _wait_delivered(self, report_ids: list[str]) -> None:
         async with self._delivered:

@@ -286,7 +286,8 @@ def test_batch_job_exit_code_and_environment(cluster: Cluster) -> None:
     report = cluster.report(f"{NODE}:{info['job_id']}:batch")
     assert (report["kind"], report["job_id"], report["node"]) == ("node", info["job_id"], NODE)
     assert (report["exit_code"], report["signal"], report["oom"]) == (3, 0, False)
-    assert cluster.launched(info["job_id"]) >= 1
+    # It ended within LAUNCH_ACK_DELAY: its report stands for "launched" (one entry, not two).
+    assert cluster.launched(info["job_id"]) == 0
     out = cluster.output(info["job_id"])
     assert f"job={info['job_id']} nodes={NODE} host={NODE}" in out
     assert f"conf={cluster.config} sock={cluster.sock}" in out
@@ -372,6 +373,19 @@ def test_supervisor_killed_without_status_is_reported_as_sigkill(cluster: Cluste
     else:  # without them an orphan of a SIGKILLed supervisor escapes: not ours to test
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_running_job_is_acknowledged_as_launched(cluster: Cluster) -> None:
+    """The batch host holds "launched" back for LAUNCH_ACK_DELAY only: a job still running
+    then is acknowledged while it runs, so the leader stops sending its start."""
+    flag = cluster.work / "ack-release"
+    info = cluster.job(f"#!/bin/bash\nwhile [ ! -e {flag} ]; do sleep 0.05; done\n")
+    job_id = info["job_id"]
+    cluster.leader.start_job(info)
+    wait_until(lambda: cluster.launched(job_id), what="launched while the job runs")
+    assert not cluster.leader.reports(f"{NODE}:{job_id}:batch")
+    flag.touch()
+    assert cluster.report(f"{NODE}:{job_id}:batch")["exit_code"] == 0
 
 
 def test_agent_killed_and_restarted_loses_nothing(cluster: Cluster) -> None:
