@@ -37,6 +37,7 @@ and the supervisor serves on.
 
 from __future__ import annotations
 
+import _signal
 import contextlib
 import json
 import os
@@ -378,7 +379,7 @@ def supervise(rundir: str, client_fd: int = -1) -> int:
     ``client_fd``: the srun connection the agent handed over (an srun step)."""
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # whatever the agent had blocked
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])  # whatever the agent had blocked (_signal: no enums)
     os.chdir(rundir)
     log = Log(os.path.join(rundir, procs.LOG_FILE))
     try:
@@ -448,6 +449,11 @@ def zygote(sock_fd: int) -> int:
 
     import spurcore.steps  # noqa: F401
     import spurio.stepserver  # noqa: F401
+    from spurd import cgroups
+
+    cgroups.remember_detection()  # the hierarchies are found once, here, for every supervisor
+    with contextlib.suppress(ValueError):
+        cgroups.detect()
     sock = socket.socket(fileno=sock_fd)
     while True:
         try:
