@@ -15,7 +15,9 @@ connect timeout (issue 13: 10.1 s per sbatch with replica 1 cut off). So:
   importing this module loads neither threading, asyncio nor ssl.
 - **Leader discovery.** With several replicas, a fresh connection first asks ``ping``; if
   that replica is not the leader but names one, the client moves there. The leader is
-  written to the cache.
+  written to the cache with the time it was confirmed; for ``LEADER_TRUST`` seconds after
+  that, commands go to it without the ``ping`` round trip (a stale hint costs a forwarded
+  call, and a ``no_leader`` answer drops it).
 - **Suspects.** A replica that timed out or refused is remembered (in the process and in
   the cache, for ``SUSPECT_FOR`` seconds) and tried last: no command pays a dead replica's
   timeout twice.
@@ -54,6 +56,7 @@ RETRYABLE = {"no_leader", "not_ready", "leader_changed", "timeout", "unknown_out
 CONNECT_TIMEOUT = 2.0  # one attempt: TCP connect + TLS handshake
 STAGGER = 0.2  # start the next candidate if the current one has not connected by then
 SUSPECT_FOR = 300.0  # seconds a replica that failed stays at the end of the order
+LEADER_TRUST = 10.0  # seconds a leader confirmed by ``ping`` is taken at its word (no ping)
 KEEPALIVE = (1, 1, 2)  # TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT: an idle peer is dead after ~3 s
 USER_TIMEOUT_MS = 3000  # TCP_USER_TIMEOUT: a request unacknowledged this long ends the connection
 
@@ -124,33 +127,41 @@ def _fnv1a(data: bytes) -> int:
 
 def read_cache(path: str | None) -> tuple[str, dict[str, float]]:
     """(leader endpoint or "", {suspect endpoint: until}) from the cache file; never raises."""
-    leader, suspects = "", {}
+    leader, _confirmed, suspects = _parse_cache(path)
+    return leader, suspects
+
+
+def _parse_cache(path: str | None) -> tuple[str, float, dict[str, float]]:
+    """(leader endpoint or "", when a ``ping`` last confirmed it (0: unknown), suspects)."""
+    leader, confirmed, suspects = "", 0.0, {}
     if path is None:
-        return leader, suspects
+        return leader, confirmed, suspects
     try:
         with open(path) as f:
             text = f.read(4096)
     except (OSError, UnicodeDecodeError):
-        return leader, suspects
+        return leader, confirmed, suspects
     now = time.time()
     for line in text.splitlines():
         parts = line.split()
         try:
-            if len(parts) == 2 and parts[0] == "leader":
+            if len(parts) in (2, 3) and parts[0] == "leader":
                 leader = parts[1]
+                confirmed = float(parts[2]) if len(parts) == 3 else 0.0
             elif len(parts) == 3 and parts[0] == "suspect" and float(parts[2]) > now:
                 suspects[parts[1]] = float(parts[2])
         except ValueError:
+            leader, confirmed = "", 0.0
             continue
-    return leader, suspects
+    return leader, confirmed, suspects
 
 
-def write_cache(path: str | None, leader: str, suspects: dict[str, float]) -> None:
+def write_cache(path: str | None, leader: str, suspects: dict[str, float], confirmed: float = 0.0) -> None:
     """Atomic replace: concurrent commands never see half a file (last writer wins)."""
     if path is None:
         return
     now = time.time()
-    lines = [f"leader {leader}"] if leader else []
+    lines = [f"leader {leader} {confirmed:.3f}"] if leader else []
     lines += [f"suspect {e} {until:.0f}" for e, until in suspects.items() if until > now]
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
@@ -349,7 +360,7 @@ class Client:
         self._conn_replica: ReplicaConfig | None = None
         self._ssl: Any = None
         self._cache = cache_path(config)
-        self._leader, self._suspects = read_cache(self._cache)
+        self._leader, self._confirmed, self._suspects = _parse_cache(self._cache)
         self._cache_dirty = False
 
     # --- order ---------------------------------------------------------------------------
@@ -383,10 +394,20 @@ class Client:
         if leader and self._leader != e:
             self._leader = e
             self._cache_dirty = True
+        if leader:
+            self._confirmed = time.time()
+            self._cache_dirty = True
+
+    def _leader_known(self, replica: ReplicaConfig) -> bool:
+        """``replica`` is the leader a ``ping`` confirmed less than LEADER_TRUST seconds ago
+        (this command or an earlier one, through the cache): no need to ask again. Stale, it
+        costs a forwarded call at worst (a follower forwards writes and reads); a follower
+        without a leader answers no_leader, which drops the hint."""
+        return endpoint_of(replica) == self._leader and 0.0 <= time.time() - self._confirmed < LEADER_TRUST
 
     def _save_cache(self) -> None:
         if self._cache_dirty:
-            write_cache(self._cache, self._leader, self._suspects)
+            write_cache(self._cache, self._leader, self._suspects, self._confirmed)
             self._cache_dirty = False
 
     # --- connections -----------------------------------------------------------------------
@@ -501,7 +522,8 @@ class Client:
                         replica, _ = self._open(pending, deadline)
                         if replica is None:
                             break
-                        if len(self.config.replicas) > 1:  # alone, there is nobody to move to
+                        # alone, there is nobody to move to
+                        if len(self.config.replicas) > 1 and not self._leader_known(replica):
                             self._find_leader(replica, deadline)
                         replica = self._conn_replica
                         if replica not in pending:  # moved to a leader tried earlier in this pass

@@ -107,6 +107,35 @@ def test_cache_round_trip_and_tolerance(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_a_recently_confirmed_leader_is_not_pinged_again(tmp_path, pki, monkeypatch):
+    """Within LEADER_TRUST of a ``ping`` that confirmed it, a command goes straight to the
+    cached leader; after it, or with the hint on a replica that is not the leader, it asks."""
+    monkeypatch.setenv("SPUR_LEADER_CACHE", str(tmp_path / "cache"))
+    follower, leader = FakeReplica(pki, leader=False), FakeReplica(pki)
+    try:
+        config = _config(tmp_path, pki, [follower.port, leader.port])
+        follower.leader_endpoint = f"tcp:{config.replicas[1].rpc}"
+
+        def command(n: int) -> None:
+            with Client(config, retry_for=5) as client:
+                assert client.call("echo", {"n": n}) == {"n": n}
+
+        command(1)  # asks the follower, which names the leader: moves there
+        assert follower.calls == ["ping"] and leader.calls == ["echo"]
+        command(2)
+        assert leader.calls == ["echo", "echo"]  # no ping: confirmed just now
+        monkeypatch.setattr(rpc_client, "LEADER_TRUST", 0.0)
+        command(3)
+        assert leader.calls[2:] == ["ping", "echo"]  # the confirmation is too old: asked again
+        monkeypatch.setattr(rpc_client, "LEADER_TRUST", 10.0)
+        write_cache(str(tmp_path / "cache"), f"tcp:{config.replicas[0].rpc}", {}, time.time())
+        command(4)  # a wrong hint is still taken at its word: the follower serves (forwards)
+        assert follower.calls == ["ping", "echo"]
+    finally:
+        follower.close()
+        leader.close()
+
+
 def test_cache_directory_must_be_private(tmp_path, monkeypatch):
     monkeypatch.delenv("SPUR_LEADER_CACHE", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
