@@ -229,6 +229,26 @@ def count(pairs: Iterable[tuple[str, str | None]], key: str) -> int:
     return sum(1 for k, _ in pairs if k == key)
 
 
+def info_option(key: str, value: str | None, options: Any, texts: dict[str, Any]) -> None:
+    """The options that print something and leave with 0, handled where the tool's option
+    loop meets them (Slurm's tools act on them in getopt order): ``--autocomplete`` (the
+    option names ``value`` starts), ``-V/--version``, and each key of ``texts`` (``help``,
+    ``usage``, ``helpformat``, ...) with its text or a function making it. Returns when
+    ``key`` is none of them."""
+    if key == "autocomplete":
+        from spurcli.jobrefs import suggest_completion
+
+        sys.stdout.write(suggest_completion(options, value or ""))
+        raise Exit(0)
+    if key == "version":
+        sys.stdout.write(VERSION_LINE + "\n")
+        raise Exit(0)
+    text = texts.get(key)
+    if text is not None:
+        sys.stdout.write(text if isinstance(text, str) else text())
+        raise Exit(0)
+
+
 def handle_common(prog: str, pairs: list[tuple[str, str | None]], help_text: str, usage_text: str) -> None:
     """``--help``, ``--usage`` and ``-V/--version``: print and leave with 0."""
     for key, _ in pairs:

@@ -412,11 +412,12 @@ def parse_args(args: list[str], *, now: float, environ: Any = None, uid: int | N
     brief = long = False
     completion = False
     user_given = False
+    info_texts = {"help": HELP, "usage": USAGE, "helpformat": _help_fields,
+                  "helpstate": lambda: _columns(list(_HELP_STATES), 4),
+                  "helpreason": lambda: _columns(list(REASONS), 2)}
     for key, value in pairs:
         text = value or ""
-        if key == "autocomplete":
-            sys.stdout.write(jobrefs.suggest_completion(OPTIONS, text))
-            raise common.Exit(0)
+        common.info_option(key, text, OPTIONS, info_texts)
         if key == "allusers":
             q.all_users = True
         elif key == "accounts":
@@ -443,9 +444,6 @@ def parse_args(args: list[str], *, now: float, environ: Any = None, uid: int | N
                     raise _fatal("Could not get cluster information") from None
         elif key == "duplicates":
             q.duplicates = True
-        elif key == "helpformat":
-            sys.stdout.write(_help_fields())
-            raise common.Exit(0)
         elif key in ("starttime", "endtime"):
             try:
                 t = parse_sacct_time(text, now)
@@ -468,9 +466,6 @@ def parse_args(args: list[str], *, now: float, environ: Any = None, uid: int | N
             _check_flags(text)
         elif key == "group":
             q.groups.extend(_ids(text, gid=True))
-        elif key == "help":
-            sys.stdout.write(HELP)
-            raise common.Exit(0)
         elif key == "nnodes":
             q.nnodes = _range(text, "node", "i")
         elif key == "ncpus":
@@ -528,9 +523,6 @@ def parse_args(args: list[str], *, now: float, environ: Any = None, uid: int | N
                     q.states.append(state)
         elif key == "truncate":
             q.truncate = True
-        elif key == "usage":
-            sys.stdout.write(USAGE)
-            raise common.Exit(0)
         elif key == "user":
             if text == "-1":
                 q.all_users = True
@@ -540,9 +532,6 @@ def parse_args(args: list[str], *, now: float, environ: Any = None, uid: int | N
             q.users.extend(u for u in _ids(text, gid=False) if u not in q.users)
         elif key == "verbose":
             q.verbose += 1
-        elif key == "version":
-            sys.stdout.write(common.VERSION_LINE + "\n")
-            raise common.Exit(0)
         elif key == "wckeys":
             q.wckeys.extend(t for t in text.split(",") if t)
         elif key == "whole_hetjob":
@@ -554,12 +543,6 @@ def parse_args(args: list[str], *, now: float, environ: Any = None, uid: int | N
         elif key in ("json", "yaml"):
             q.json = key == "json"
             q.mime = key
-        elif key == "helpstate":
-            sys.stdout.write(_columns(list(_HELP_STATES), 4))
-            raise common.Exit(0)
-        elif key == "helpreason":
-            sys.stdout.write(_columns(list(REASONS), 2))
-            raise common.Exit(0)
         # allclusters, federation, local, use_local_uid, expand_patterns, allocations...
         elif key == "allocations":
             q.allocations = True

@@ -222,7 +222,7 @@ def _state(text: str, *, env: bool) -> str:
 
 
 def parse_args(args: list[str], environ: Any = None) -> Request:
-    from spurcli.jobrefs import RefError, check_clusters, fatal, scancel_ids, suggest_completion
+    from spurcli.jobrefs import RefError, check_clusters, fatal, scancel_ids
     from spurcore.signals import parse_signal
 
     env = os.environ if environ is None else environ
@@ -255,18 +255,7 @@ def parse_args(args: list[str], environ: Any = None) -> Request:
     pairs, operands = common.getopt(args, OPTIONS)
     for key, value in pairs:
         text = value or ""
-        if key == "autocomplete":
-            sys.stdout.write(suggest_completion(OPTIONS, text))
-            raise common.Exit(0)
-        if key == "help":
-            sys.stdout.write(HELP)
-            raise common.Exit(0)
-        if key == "usage":
-            sys.stdout.write(USAGE)
-            raise common.Exit(0)
-        if key == "version":
-            sys.stdout.write(common.VERSION_LINE + "\n")
-            raise common.Exit(0)
+        common.info_option(key, text, OPTIONS, {"help": HELP, "usage": USAGE})
         if key == "signal":
             try:
                 r.signal = parse_signal(text)

@@ -160,13 +160,12 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
     clusters_env = clusters is not None
     opt_a = opt_p = False
     pairs, operands = common.getopt(args, OPTIONS)
+    info_texts = {"help": HELP, "usage": USAGE, "helpformat": render.help_format,
+                  "helpFormat": render.help_long_format,
+                  "helpstate": lambda: render.node_state_list().replace(",", "\n") + "\n"}
     for key, value in pairs:
         text = value or ""
-        if key == "autocomplete":
-            from spurcli import jobrefs
-
-            sys.stdout.write(jobrefs.suggest_completion(OPTIONS, text))
-            raise common.Exit(0)
+        common.info_option(key, text, OPTIONS, info_texts)
         if key == "all":
             opt_a = True
             q.partitions = None
@@ -225,28 +224,10 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
             q.reservation = True
         elif key == "verbose":
             q.verbose += 1
-        elif key == "version":
-            sys.stdout.write(common.VERSION_LINE + "\n")
-            raise common.Exit(0)
-        elif key == "help":
-            sys.stdout.write(HELP)
-            raise common.Exit(0)
-        elif key == "usage":
-            sys.stdout.write(USAGE)
-            raise common.Exit(0)
         elif key == "hide":
             q.all = False
         elif key in ("json", "yaml"):
             q.mime = key
-        elif key == "helpformat":
-            sys.stdout.write(render.help_format())
-            raise common.Exit(0)
-        elif key == "helpFormat":
-            sys.stdout.write(render.help_long_format())
-            raise common.Exit(0)
-        elif key == "helpstate":
-            sys.stdout.write(render.node_state_list().replace(",", "\n") + "\n")
-            raise common.Exit(0)
         # federation, local, noconvert: accepted (one cluster, no unit conversion in play)
     if q.long and q.fmt is not None:
         from spurcli import jobrefs

@@ -274,23 +274,7 @@ def _body(args: list[str]) -> int:
     env = os.environ
     opts = common.last(pairs)
     for key, value in pairs:
-        if key == "help":
-            sys.stdout.write(HELP)
-            return 0
-        if key == "usage":
-            sys.stdout.write(USAGE)
-            return 0
-        if key == "version":
-            sys.stdout.write(common.VERSION_LINE + "\n")
-            return 0
-        if key == "helpformat":
-            sys.stdout.write(help_format())
-            return 0
-        if key == "autocomplete":
-            from spurcli.jobrefs import suggest_completion
-
-            sys.stdout.write(suggest_completion(OPTIONS, value or ""))
-            return 0
+        common.info_option(key, value, OPTIONS, {"help": HELP, "usage": USAGE, "helpformat": help_format})
     if "long" in opts and "format" in opts:
         from spurcli.jobrefs import fatal
 

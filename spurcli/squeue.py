@@ -332,14 +332,13 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
     if env.get("SQUEUE_PRIORITY") is not None:
         q.priority = True
     override_format_env = False
+    info_texts = {"help": HELP, "usage": USAGE, "helpstate": _help_state,
+                  "helpformat": lambda: _help_format(q.steps, long=False),
+                  "helpFormat": lambda: _help_format(q.steps, long=True)}
     for key, value in pairs:
         q.used.add(key)
         text = value or ""
-        if key == "autocomplete":
-            from spurcli import jobrefs
-
-            sys.stdout.write(jobrefs.suggest_completion(OPTIONS, text))
-            raise common.Exit(0)
+        common.info_option(key, text, OPTIONS, info_texts)
         if key == "accounts":
             q.accounts = _str_list(text)
         elif key == "all":
@@ -410,14 +409,8 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
             q.users = _user_list(text)
         elif key == "verbose":
             q.verbose += 1
-        elif key == "version":
-            sys.stdout.write(common.VERSION_LINE + "\n")
-            raise common.Exit(0)
         elif key == "nodelist":
             q.nodes = _node_list(text)
-        elif key == "help":
-            sys.stdout.write(HELP)
-            raise common.Exit(0)
         elif key == "expand_patterns":
             q.expand_patterns = True
         elif key == "hide":
@@ -433,27 +426,9 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
             q.noconvert = True
         elif key == "notme":
             q.notme = True
-        elif key == "usage":
-            sys.stdout.write(USAGE)
-            raise common.Exit(0)
         elif key in ("json", "yaml"):
             q.mime = key
             q.data_parser = value
-        elif key == "helpstate":
-            from spurcli import jobrefs
-
-            sys.stdout.write("\n".join(jobrefs.JOB_STATE_NAMES) + "\n")
-            raise common.Exit(0)
-        elif key == "helpformat":
-            from spurcore.render.squeue import help_format
-
-            sys.stdout.write(help_format(steps=q.steps))
-            raise common.Exit(0)
-        elif key == "helpFormat":
-            from spurcore.render.squeue import help_long_format
-
-            sys.stdout.write(help_long_format(steps=q.steps))
-            raise common.Exit(0)
         elif key == "running_over":
             q.running_over = _running_time(text)
         elif key == "running_under":
@@ -536,6 +511,19 @@ def parse_args(args: list[str], environ: Any = None) -> Query:
         raise fatal(PROG, f"--running-over={fmt_duration_scontrol(q.running_over)} and "
                     f"--running-under={fmt_duration_scontrol(q.running_under)} will return 0 jobs.")
     return q
+
+
+def _help_state() -> str:
+    from spurcli.jobrefs import JOB_STATE_NAMES
+
+    return "\n".join(JOB_STATE_NAMES) + "\n"
+
+
+def _help_format(steps: bool, *, long: bool) -> str:
+    """``--helpformat`` (``-o`` letters) or ``--helpFormat`` (``-O`` names), of steps with ``-s``."""
+    from spurcore.render import squeue as render
+
+    return render.help_long_format(steps=steps) if long else render.help_format(steps=steps)
 
 
 def _cluster_list(text: str, *, isenv: bool) -> list[str]:

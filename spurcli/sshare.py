@@ -234,20 +234,7 @@ def _body(args: list[str]) -> int:
     pairs, operands = common.getopt(args, OPTIONS)
     opts = common.last(pairs)
     for key, value in pairs:
-        if key == "help":
-            sys.stdout.write(USAGE)
-            return 0
-        if key == "version":
-            sys.stdout.write(common.VERSION_LINE + "\n")
-            return 0
-        if key == "helpformat":
-            sys.stdout.write(help_format())
-            return 0
-        if key == "autocomplete":
-            from spurcli.jobrefs import suggest_completion
-
-            sys.stdout.write(suggest_completion(OPTIONS, value or ""))
-            return 0
+        common.info_option(key, value, OPTIONS, {"help": USAGE, "helpformat": help_format})
     if operands:
         raise CliError(f"Unknown argument: {operands[0]}")
     fields = ",".join(str(v) for k, v in pairs if k == "format") or default_fields(
