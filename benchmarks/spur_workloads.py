@@ -609,8 +609,29 @@ def _restarts(cluster: Cluster, probe: int, runs: int, stop: Callable[[], None])
     return samples
 
 
+def _records(cluster: Cluster) -> int:
+    """Job records the controller still keeps, finished ones included (`squeue -t all`; a
+    pending array's tasks are one line)."""
+    proc = cluster.run("squeue", "-h", "-t", "all", "-o", "%i", check=False, timeout=120)
+    return len(proc.stdout.split()) if proc.returncode == 0 else -1
+
+
+def _wait_purged(cluster: Cluster, timeout: float, left: int = 50) -> int:
+    """Wait (up to ``timeout``) until the earlier workloads' finished jobs have been purged
+    (MinJobAge, 300 s on both), so that every scale row compares the same queue: `scontrol`
+    shows finished jobs, and after the array workload Spur keeps its 10,000 finished tasks
+    while Slurm, which finished about a hundred, keeps few. Returns the records left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = _records(cluster)
+        if 0 <= n <= left or time.monotonic() >= deadline:
+            return n
+        time.sleep(5)
+
+
 def scale(cluster: Cluster, sizes: Sequence[int] = (1000, 10000, 20000, 100000), runs: int = 3,
-          restart_runs: int = 3, timeout: float = 1800, cancel_timeout: float = 600) -> list[Metric]:
+          restart_runs: int = 3, timeout: float = 1800, cancel_timeout: float = 600,
+          purge_timeout: float = 420) -> list[Metric]:
     """How the costs grow with the queue. First on an empty queue (a held probe job only: the
     baselines), then with held jobs queued up to each size: `squeue` and `scontrol show job -o`
     (output to /dev/null) ``runs`` times, and the controller restarted ``restart_runs`` times
@@ -619,6 +640,7 @@ def scale(cluster: Cluster, sizes: Sequence[int] = (1000, 10000, 20000, 100000),
     when the cluster can (``crash_controller``). Finally `scancel -u <me>` of all of them
     (bounded by ``cancel_timeout``: past it the metric is N/A and the rest stay queued)."""
     cluster.wait_idle(120)
+    records = _wait_purged(cluster, purge_timeout)
     metrics: list[Metric] = []
     commands = (("squeue", ["squeue"]), ("scontrol show job -o", ["scontrol", "show", "job", "-o"]))
     restartable = cluster.stop_controller is not None and cluster.start_controller is not None
@@ -627,7 +649,8 @@ def scale(cluster: Cluster, sizes: Sequence[int] = (1000, 10000, 20000, 100000),
         queued = 1
         for label, argv in commands:
             samples = time_argv([cluster.cmd(argv[0]), *argv[1:]], cluster.env, cluster.workdir, runs)
-            metrics.append(Metric(f"scale.{argv[0]}.0", f"`{label}` with an empty queue (1 held job)", "s", samples))
+            metrics.append(Metric(f"scale.{argv[0]}.0", f"`{label}` with an empty queue (1 held job)", "s", samples,
+                                  note=f"{records} earlier job records still kept" if records > 50 else ""))
         if restartable:
             assert cluster.stop_controller is not None
             metrics.append(Metric("scale.restart.0", "controller restart -> first answer, empty queue (1 job)", "s",

@@ -51,7 +51,7 @@ def plan(quick: bool, tuned: bool = False) -> dict[str, Callable[[wl.Cluster], l
             "throughput": lambda c: wl.throughput(c, jobs=40, budget=25 if tuned else 40),
             "kill": lambda c: wl.kill_latency(c, runs=3),
             "array": lambda c: wl.array_throughput(c, tasks=200, budget=40),
-            "scale": lambda c: wl.scale(c, sizes=(200, 400), runs=2, restart_runs=1),
+            "scale": lambda c: wl.scale(c, sizes=(200, 400), runs=2, restart_runs=1, purge_timeout=30),
             "failover": lambda c: wl.failover(c, runs=2),
         }
     return {
