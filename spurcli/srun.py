@@ -218,6 +218,14 @@ def step_env(step: dict[str, Any], sp: dict[str, Any], base: dict[str, str]) -> 
         "SLURM_UMASK": f"{_umask():04o}",
         "SLURM_PRIO_PROCESS": str(os.getpriority(os.PRIO_PROCESS, 0)),
     })
+    # setup_env (src/common/env.c) sets the job's identity for every step, over what srun
+    # inherited: a tool that strips SLURM_* before calling srun (Snakemake's jobstep) still
+    # gets them in the tasks.
+    for var, key in (("SLURM_JOB_PARTITION", "partition"), ("SLURM_JOB_ACCOUNT", "account"),
+                     ("SLURM_JOB_QOS", "qos"), ("SLURM_JOB_UID", "uid"), ("SLURM_JOB_USER", "user"),
+                     ("SLURM_JOB_GID", "gid")):
+        if job.get(key) not in (None, ""):
+            env[var] = str(job[key])
     if sp["distribution"] == "plane" and sp["plane_size"]:
         env["SLURM_DIST_PLANESIZE"] = str(sp["plane_size"])
     if sp["cpus_per_task"]:

@@ -351,9 +351,12 @@ class JobMethods:
             nodes = [{"name": n, "address": state.nodes[n].address if n in state.nodes else "", "tasks": list(t),
                       "cpus": (step.cpus[i] if step.cpus else 0)}
                      for i, (n, t) in enumerate(zip(step.nodes, step.task_ids, strict=True))]
-            job_part = {"nodes": compress(job.nodes), "node_count": len(job.nodes), "name": job.spec.name,
+            spec = job.spec
+            job_part = {"nodes": compress(job.nodes), "node_count": len(job.nodes), "name": spec.name,
                         "cpus_per_node_text": steps.compress_counts([job.cpus_per_node] * len(job.nodes)),
-                        "cluster": self.config.name, "partition": job.spec.partition}
+                        "cluster": self.config.name, "partition": job.partition or spec.partition,
+                        "account": spec.account, "qos": spec.qos, "user": spec.user, "uid": spec.uid,
+                        "gid": spec.gid}
         return {"step_id": step_id, "job_id": job_id, "nodes": nodes, "job": job_part,
                 "node": nodes[0]["name"], "agent": nodes[0]["address"]}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -60,3 +62,14 @@ async def submit_many(socket_path: str, n: int, spec: dict[str, Any], window: in
 
     await asyncio.gather(*(one(i) for i in range(n)))
     conn.close()
+
+
+@pytest.fixture
+def slurm_env(make_cluster: Callable[..., LocalCluster], monkeypatch: pytest.MonkeyPatch) -> LocalCluster:
+    """A 1-replica, 1-node cluster (2 CPUs) whose commands (this interpreter's bin directory)
+    are first on PATH and which SPUR_CONF names: what a user's shell has after `spur local up`,
+    for the workflow tools' tests."""
+    cluster = make_cluster(replicas=1, nodes=1, cpus=2, settings={"requeue_delay": 1})
+    monkeypatch.setenv("SPUR_CONF", str(cluster.config_path))
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    return cluster

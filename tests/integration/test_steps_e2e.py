@@ -82,6 +82,25 @@ def test_fan_out_ranks_and_environment(cluster, work):
         assert f[14] == f[15]  # SLURM_TASK_PID is the task's own pid
 
 
+def test_steps_get_the_jobs_identity_even_from_a_stripped_environment(cluster, work):
+    """setup_env (src/common/env.c): srun sets SLURM_JOB_PARTITION, _ACCOUNT, _UID, _USER and
+    _GID for every step from the job, over what it inherited; Snakemake's jobstep strips
+    SLURM_* (all but the job id) before its srun."""
+    script = ("#!/bin/bash\nenv -u SLURM_JOB_PARTITION -u SLURM_JOB_ACCOUNT -u SLURM_JOB_USER -u SLURM_JOB_UID "
+              "-u SLURM_JOB_GID " + str(BIN / "srun") + " -n1 bash -c "
+              "'echo $SLURM_JOB_PARTITION $SLURM_JOB_ACCOUNT $SLURM_JOB_USER $SLURM_JOB_UID $SLURM_JOB_GID'\n")
+    (work / "id.sh").write_text(script)
+    out = work / "id.out"
+    job_id = int(run(cluster, "sbatch", "--parsable", "-A", "stripped", "-o", str(out), str(work / "id.sh"),
+                     cwd=work).stdout.split(";")[0])
+    wait_for(lambda: run(cluster, "sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "State").stdout.strip()
+             in FINISHED, 60, "the job to end")
+    import pwd
+
+    me = pwd.getpwuid(os.getuid())
+    assert out.read_text().split() == ["debug", "stripped", me.pw_name, str(os.getuid()), str(os.getgid())]
+
+
 @pytest.mark.parametrize(("dist", "placement"), [
     ("block", {0: "node1", 1: "node1", 2: "node2", 3: "node2"}),
     ("cyclic", {0: "node1", 1: "node2", 2: "node1", 3: "node2"}),

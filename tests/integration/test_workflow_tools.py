@@ -10,7 +10,6 @@ would after `spur local up`.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,16 +19,7 @@ from tests.integration.conftest import wait_for
 
 submitit = pytest.importorskip("submitit")
 
-BIN = str(Path(sys.executable).parent)
-
-
-@pytest.fixture
-def slurm_env(make_cluster, monkeypatch):
-    """A 1-replica, 1-node cluster (2 CPUs) whose commands are first on PATH."""
-    cluster = make_cluster(replicas=1, nodes=1, cpus=2, settings={"requeue_delay": 1})
-    monkeypatch.setenv("SPUR_CONF", str(cluster.config_path))
-    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ.get("PATH", ""))
-    return cluster
+# slurm_env (tests/integration/conftest.py): a 1-node cluster whose commands are first on PATH
 
 
 def state_now(job) -> str:
