@@ -285,15 +285,31 @@ def parse_int(text: str, what: str, *, positive: bool = True) -> int:
 # --------------------------------------------------------------------------- config
 
 
+_loaded: tuple[tuple[str, int, int], Config] | None = None
+
+
 def load_config() -> Config:
-    """spur.toml from SPUR_CONF / ./spur.toml / /etc/spur/spur.toml (``spurio.config``)."""
+    """spur.toml from SPUR_CONF / ./spur.toml / /etc/spur/spur.toml (``spurio.config``).
+    A command asks more than once (to connect, for the cluster's name); the file is parsed
+    again only when its path, size or modification time changed."""
+    global _loaded
     from spurio.config import ConfigError, find_config_path, load
 
     path = find_config_path()
     if path is None:
         raise CliError("no spur.toml found (set SPUR_CONF)")
     try:
-        return load(path)
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns)
+        if _loaded is None or _loaded[0] != key:
+            _loaded = (key, load(path))
+        return _loaded[1]
+    except OSError:
+        _loaded = None
+        try:
+            return load(path)  # its own error: "cannot read ..."
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
