@@ -146,12 +146,11 @@ def _parse_cache(path: str | None) -> tuple[str, float, dict[str, float]]:
         parts = line.split()
         try:
             if len(parts) in (2, 3) and parts[0] == "leader":
-                leader = parts[1]
                 confirmed = float(parts[2]) if len(parts) == 3 else 0.0
+                leader = parts[1]
             elif len(parts) == 3 and parts[0] == "suspect" and float(parts[2]) > now:
                 suspects[parts[1]] = float(parts[2])
         except ValueError:
-            leader, confirmed = "", 0.0
             continue
     return leader, confirmed, suspects
 
@@ -391,11 +390,8 @@ class Client:
         e = endpoint_of(replica)
         if self._suspects.pop(e, None) is not None:
             self._cache_dirty = True
-        if leader and self._leader != e:
-            self._leader = e
-            self._cache_dirty = True
         if leader:
-            self._confirmed = time.time()
+            self._leader, self._confirmed = e, time.time()
             self._cache_dirty = True
 
     def _leader_known(self, replica: ReplicaConfig) -> bool:

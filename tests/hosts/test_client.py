@@ -104,6 +104,10 @@ def test_cache_round_trip_and_tolerance(tmp_path):
     (tmp_path / "leader").write_bytes(b"garbage\x00\xff\nsuspect a notanumber\nleader\n")
     assert read_cache(path) == ("", {})
     assert read_cache(str(tmp_path / "missing")) == ("", {})
+    write_cache(path, "tcp:10.0.0.11:6817", {}, 1234.5)
+    assert rpc_client._parse_cache(path) == ("tcp:10.0.0.11:6817", 1234.5, {})
+    (tmp_path / "leader").write_text("leader tcp:10.0.0.11:6817 soon\n")  # a bad time: no hint at all
+    assert rpc_client._parse_cache(path) == ("", 0.0, {})
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
