@@ -250,17 +250,11 @@ def info_option(key: str, value: str | None, options: Any, texts: dict[str, Any]
 
 
 def handle_common(prog: str, pairs: list[tuple[str, str | None]], help_text: str, usage_text: str) -> None:
-    """``--help``, ``--usage`` and ``-V/--version``: print and leave with 0."""
-    for key, _ in pairs:
-        if key == "help":
-            sys.stdout.write(help_text)
-            raise Exit(0)
-        if key == "usage":
-            sys.stdout.write(usage_text)
-            raise Exit(0)
-        if key == "version":
-            sys.stdout.write(VERSION_LINE + "\n")
-            raise Exit(0)
+    """``--help``, ``--usage`` and ``-V/--version`` anywhere on the line, before any other
+    option is acted on: print and leave with 0 (``info_option`` for each)."""
+    texts = {"help": help_text, "usage": usage_text}
+    for key, value in pairs:
+        info_option(key, value, (), texts)
 
 
 COMMON_OPTS = (
@@ -300,18 +294,17 @@ def load_config() -> Config:
         raise CliError("no spur.toml found (set SPUR_CONF)")
     try:
         st = os.stat(path)
-        key = (path, st.st_size, st.st_mtime_ns)
-        if _loaded is None or _loaded[0] != key:
-            _loaded = (key, load(path))
-        return _loaded[1]
+        key: tuple[str, int, int] | None = (path, st.st_size, st.st_mtime_ns)
     except OSError:
-        _loaded = None
-        try:
-            return load(path)  # its own error: "cannot read ..."
-        except ConfigError as exc:
-            raise CliError(str(exc)) from None
+        key = None  # load() says why it cannot be read
+    if key is not None and _loaded is not None and _loaded[0] == key:
+        return _loaded[1]
+    try:
+        config = load(path)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    _loaded = None if key is None else (key, config)
+    return config
 
 
 # --------------------------------------------------------------------------- controller
