@@ -94,13 +94,17 @@ def ready(state: ClusterState, now: float, silence: Mapping[str, float], cfg: Le
 
 
 def decide(state: ClusterState, now: float, silence: Mapping[str, float], cfg: LeaderConfig, *,
-           purge: bool = True, scheduler: str = "backfill") -> list[Decision]:
+           purge: bool = True, scheduler: str = "backfill", releasing: Collection[int] = ()) -> list[Decision]:
     """``scheduler``: "backfill" (the full pass, reservations included), "main" (Slurm's
     main scheduler alone, between backfill cycles) or "none" (nothing changed since).
+    ``releasing``: jobs whose end the caller has proposed (``report_frees``) but not yet
+    applied; the starts their CPUs and memory allow are decided now, to be proposed behind
+    that end (the end of one job and the next start in one round; the reducer re-checks).
     ``purge``: the periodic pass (the leader's is once a second), which also walks the whole
     pending queue for deadlines and dependencies that can never be met: walking it on every
     applied entry made each commit cost time linear in the queue (5 ms at 15,000 jobs)."""
-    starts = [] if scheduler == "none" else schedule(state, now, backfill=scheduler == "backfill")
+    starts = [] if scheduler == "none" else schedule(state, now, backfill=scheduler == "backfill",
+                                                     releasing=releasing)
     out: list[Decision] = [Decision(start, ("start", start.job_id, start.array_task_id)) for start in starts]
     if purge:
         out.extend(pending_duties(state, now, cfg))

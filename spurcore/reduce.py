@@ -873,6 +873,21 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
     return _reject(state, JOB_PENDING)
 
 
+def report_frees(state: ClusterState, job_id: int, node: str, fenced: bool = False) -> bool:
+    """Whether ``JobNodeComplete`` for ``job_id`` from ``node``, applied to ``state`` now,
+    releases the job's resources (``_job_node_complete`` then ``_maybe_finish``): the
+    leader's projection, so that the next start can follow the end in the same entry.
+    A wrong answer costs only time: the reducer re-checks every start's fit."""
+    job = state.jobs.get(job_id)
+    if job is None or not job.allocated or job.node_reported or node != job.batch_host:
+        return False
+    if not job.undone <= {node}:
+        return False  # other nodes of the job still run something
+    if job.state in (JobState.RUNNING, JobState.SUSPENDED):
+        return not fenced and job.spec.script is not None
+    return job.terminal and job.completing
+
+
 def _cancel_pending(state: ClusterState, job: Job, uid: int, at: float) -> None:
     check_transition(job.state, Event.CANCEL)
     job.reason = pending_reason(state, job.job_id, at)

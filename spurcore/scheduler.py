@@ -40,6 +40,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+from collections.abc import Collection
 from typing import Any
 
 from spurcore import arrays, gres, policy
@@ -241,7 +242,7 @@ class _Timeline:
     limits, rounded up to bf_resolution), less the reservations made so far."""
 
     def __init__(self, state: ClusterState, now: float, resolution: int, free: dict[str, list[Any]],
-                 started: list[tuple[str, float, int, int, dict[Any, int]]]) -> None:
+                 started: list[tuple[str, float, int, int, dict[Any, int]]], projected: Collection[int] = ()) -> None:
         self.state, self.now, self.res = state, now, max(1, resolution)
         self.free = free
         self.releases: dict[str, list[tuple[float, int, int, dict[Any, int]]]] = {}
@@ -254,7 +255,7 @@ class _Timeline:
                     continue
                 seen.add(job_id)
                 job = state.jobs.get(job_id)
-                if job is None or not job.allocated:
+                if job is None or not job.allocated or job_id in projected:  # projected: free now
                     continue
                 if job.completing:
                     end = now
@@ -404,7 +405,7 @@ def _ready_tasks(state: ClusterState, job: Job, now: float) -> tuple[list[int], 
 class _Pass:
     """The mutable bookkeeping of one walk (free resources, blocked partitions, reservations)."""
 
-    def __init__(self, state: ClusterState, now: float) -> None:
+    def __init__(self, state: ClusterState, now: float, releasing: Collection[int] = ()) -> None:
         self.state, self.now = state, now
         s = state.settings
         self.backfill = s.get("scheduler_type", "sched/backfill") == "sched/backfill"
@@ -420,6 +421,7 @@ class _Pass:
                 g = gres.free_counts(node.gres, node.gres_used) if node.gres else None
                 self.free[name] = [node.cpus - node.alloc_cpus, node.mem_mb - node.alloc_mem, g]
                 self.free_cpus += max(0, node.cpus - node.alloc_cpus)
+        self.projected = self._project(releasing)
         self.order: dict[str, list[str]] = {}
         self.first_free: dict[str, int] = {}
         self.blocked: set[str] = set()
@@ -429,6 +431,25 @@ class _Pass:
         self.heaps: dict[tuple[Any, ...], list[Any]] = {}
         self.usage: policy.Usage | None = None
         self.limits = policy.enforced(state, "limits")
+
+    def _project(self, releasing: Collection[int]) -> set[int]:
+        """Count as free what the jobs of ``releasing`` hold (their end is in the log but not
+        yet applied). Only plain CPU and memory are projected: a job holding GRES or a node
+        exclusively keeps its resources until its end is applied (the reducer re-checks CPU
+        and memory, not exclusivity or devices). -> the jobs projected."""
+        out: set[int] = set()
+        for job_id in releasing:
+            job = self.state.jobs.get(job_id)
+            if job is None or not job.allocated or job.gres_alloc or _running_exclusive(self.state, job):
+                continue
+            for name in job.nodes:
+                f = self.free.get(name)
+                if f is not None:
+                    f[0] += job.cpus_per_node
+                    f[1] += job.mem_per_node
+                    self.free_cpus += job.cpus_per_node
+            out.add(job_id)
+        return out
 
     def nodes_of(self, part: Partition) -> list[str]:
         order = self.order.get(part.name)
@@ -442,7 +463,7 @@ class _Pass:
 
     def timeline_for(self) -> _Timeline:
         if self.timeline is None:
-            self.timeline = _Timeline(self.state, self.now, self.resolution, self.free, self.started)
+            self.timeline = _Timeline(self.state, self.now, self.resolution, self.free, self.started, self.projected)
         return self.timeline
 
     def done(self) -> bool:
@@ -691,12 +712,14 @@ def _merged(qs: Any, p: _Pass, want_reasons: bool) -> Any:
 
 
 def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reasons: bool = True,
-         stop_at: int | None = None, reserve: bool = True) -> Plan:
+         stop_at: int | None = None, reserve: bool = True, releasing: Collection[int] = ()) -> Plan:
     """One scheduling pass (see the module docstring). ``reserve=False`` skips the backfill
     planning: every job after a partition's first waiting job waits with reason Priority
-    (what a read needs: the leader has already started whatever backfill would start)."""
+    (what a read needs: the leader has already started whatever backfill would start).
+    ``releasing``: jobs whose end is committed-to-be but not applied yet (the leader's
+    projection, ``_Pass._project``); such a plan is not remembered for reads."""
     out = Plan()
-    p = _Pass(state, now)
+    p = _Pass(state, now, releasing)
     if not reserve:
         p.bf_max = 0
     reasons = out.reasons
@@ -795,7 +818,7 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
             if job_id not in reasons:
                 job = jobs[job_id]
                 reasons[job_id] = _waiting_reason(job, now) or "None"
-    if reserve:
+    if reserve and not p.projected:
         _LAST[state] = (now, out)
     return out
 
@@ -803,17 +826,20 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
 _LAST = PerState()
 
 
-def schedule(state: ClusterState, now: float, *, backfill: bool = True) -> list[JobStart]:
+def schedule(state: ClusterState, now: float, *, backfill: bool = True,
+             releasing: Collection[int] = ()) -> list[JobStart]:
     """The jobs (and array tasks) to start now, in scheduling order, each with its nodes,
     per-node allocation and partition. ``backfill=False`` is Slurm's main scheduler alone
     (no reservations; a partition's later jobs wait behind its first waiting job), what the
-    leader runs between backfill cycles (``bf_interval``)."""
-    if not backfill and not any(n.usable and n.alloc_cpus < n.cpus for n in state.nodes.values()):
+    leader runs between backfill cycles (``bf_interval``). ``releasing``: jobs whose end the
+    leader has proposed but not yet applied, their CPUs and memory counted as free (the
+    starts go into the log after that end, and the reducer re-checks each fit)."""
+    if not backfill and not releasing and not any(n.usable and n.alloc_cpus < n.cpus for n in state.nodes.values()):
         # Every job needs a CPU: with none free, the main scheduler can start nothing, and
         # skipping its walk of the queue keeps a commit's cost flat in the queue's length.
         # (The backfill pass still runs in full: it plans the reservations squeue --start shows.)
         return []
-    return plan(state, now, want_reasons=False, reserve=backfill).starts
+    return plan(state, now, want_reasons=False, reserve=backfill, releasing=releasing).starts
 
 
 def pending_reasons(state: ClusterState, now: float) -> dict[int, str]:

@@ -124,7 +124,10 @@ class AgentMethods:
             fenced = bool(params.get("fenced"))
             op = JobNodeComplete(job_id, str(params["node"]), code, sig, oom, at, fenced,
                                  bool(self.config.job_requeue), time.time() + self.config.requeue_delay)
-        result = await asyncio.wait_for(self.propose(op), 10.0)
+        end = self.propose(op)
+        if isinstance(op, JobNodeComplete):
+            self._start_behind(job_id, op.node, op.fenced, end)
+        result = await asyncio.wait_for(end, 10.0)
         if isinstance(result, Rejected):
             log.info("report %s rejected: %s", params.get("report_id"), result.message)
             return {"status": "rejected", "message": result.message}

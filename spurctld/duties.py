@@ -23,6 +23,7 @@ from typing import Any
 
 from spurcore import leader
 from spurcore.ops import Op
+from spurcore.reduce import report_frees
 from spurctld.replica import Replica
 from spurio import rpc
 
@@ -57,6 +58,7 @@ class LeaderDuties:
     _sent: dict[tuple[str, int, str], float]
     _last_seen: dict[str, float]
     _inflight: set[tuple[str, Any]]
+    _releasing: set[int]
     _leader_cfg: leader.LeaderConfig
 
     def _kick(self) -> None:
@@ -90,6 +92,7 @@ class LeaderDuties:
                 self._lead_term = term
                 self._sent.clear()
                 self._inflight.clear()
+                self._releasing.clear()
                 now_m = time.monotonic()
                 self._last_seen = {n: now_m for n in replica.state.nodes}
             try:
@@ -115,16 +118,43 @@ class LeaderDuties:
 
         fut.add_done_callback(done)
 
-    def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[Any, ...]]]:
-        """The pure core's decisions (spurcore.leader), minus those still in flight."""
+    def _decide(self, now: float, now_m: float, purge_due: bool,
+                 released: bool = False) -> list[tuple[Op, tuple[Any, ...]]]:
+        """The pure core's decisions (spurcore.leader), minus those still in flight.
+        ``released``: a job's end was just proposed (``_start_behind``): schedule even if
+        nothing was applied since the last pass."""
         assert self.replica is not None
         self._maybe_configure(self._lead_term)
         with self.replica.state_lock:
             state = self.replica.state
             silence = {name: now_m - self._last_seen.get(name, now_m) for name in state.nodes}
             mode = self._schedule_mode(state, now_m)
-            decisions = leader.decide(state, now, silence, self._leader_cfg, purge=purge_due, scheduler=mode)
+            if released and mode == "none":
+                mode = "main"
+            decisions = leader.decide(state, now, silence, self._leader_cfg, purge=purge_due, scheduler=mode,
+                                      releasing=self._releasing)
         return [(d.op, d.key) for d in decisions if d.key not in self._inflight]
+
+    def _start_behind(self, job_id: int, node: str, fenced: bool, end: asyncio.Future[Any]) -> None:
+        """A job's end (``end``: its report, just queued for the next entry) and the starts
+        it makes room for, in one replicated round: when the report frees the job's
+        resources (``spurcore.reduce.report_frees``), schedule now as if it were applied, so
+        that the starts join the same entry, behind it in log order. The reducer re-checks
+        each start, so a wrong projection costs a rejected start, never an overcommit."""
+        replica = self.replica
+        term = self._lead_term
+        if replica is None or term == -1 or replica.term != term or not replica.leader_ready():
+            return
+        with replica.state_lock:
+            if not report_frees(replica.state, job_id, node, fenced):
+                return
+        self._releasing.add(job_id)
+        end.add_done_callback(lambda _f: self._releasing.discard(job_id))
+        try:
+            for op, key in self._decide(time.time(), time.monotonic(), False, released=True):
+                self._propose_tracked(op, key, term)
+        except Exception:
+            log.exception("scheduling behind a report")
 
     def _schedule_mode(self, state: Any, now_m: float) -> str:
         """Slurm's two schedulers: the main one whenever the state changed (or a second

@@ -62,6 +62,7 @@ class Controller(GroupCommit, JobMethods, ReadMethods, AgentMethods, LeaderDutie
         self._sent: dict[tuple[str, int, str], float] = {}
         self._last_seen: dict[str, float] = {}
         self._inflight: set[tuple[str, Any]] = set()
+        self._releasing: set[int] = set()  # jobs whose end is proposed, not yet applied
         self._leader_conn: rpc.RpcConnection | None = None
         self._leader_conn_for: str | None = None
         self._admin_uids = {0, os.getuid()}

@@ -99,3 +99,25 @@ def test_array_throttle_update_and_max_array_size(make_cluster, tmp_path):
                  "three tasks running")
         client.call("signal", {"job_ref": str(array_id), "kind": 1, "request_id": "c"})
         wait_for(lambda: all_finished(client, str(array_id)), 30, f"the array cancelled: {records(client, str(array_id))}")
+
+
+def test_each_task_starts_in_the_round_that_ends_the_one_before(make_cluster, tmp_path):
+    """One replicated round per task on a full node: the report that ends a task and the
+    start of the next one are one log entry (the leader schedules behind the report)."""
+    from spurcore.codec import decode_batch
+    from spurctld.wal import Wal
+
+    cluster = make_cluster(replicas=1, nodes=1, cpus=1)
+    with Client(cluster.config, retry_for=30) as client:
+        array_id = submit(client, "#!/bin/sh\ntrue\n", tmp_path, array="0-5", stdout="/dev/null")
+        recs = wait_for(lambda: all_finished(client, str(array_id)), 60, "every task finished")
+        assert sorted(r["array_task_id"] for r in recs) == [0, 1, 2, 3, 4, 5]
+        assert all(r["base_state"] == "COMPLETED" for r in recs)
+    cluster.down()
+    entries = []
+    with Wal(cluster.dir / "state" / "ctld-1" / "wal") as wal:
+        for _, blob in wal.iter_records(0):
+            entries.append([type(op).__name__ for op in decode_batch(blob)])
+    behind = [names for names in entries if names[:2] == ["JobNodeComplete", "JobStart"]]
+    assert len(behind) == 5, entries  # tasks 1-5, each behind the end of the task before it
+    assert sum(names.count("JobStart") for names in entries) == 6
