@@ -267,11 +267,13 @@ def _child_setup_and_exec(spec: SupervisorSpec, cgroup: JobCgroup | None, superv
                           task: Task | None, plan: dict[str, Any], pmi_fd: int) -> int:
     os.setsid()
     signal.set_wakeup_fd(-1)
+    default, skip = _signal.SIG_DFL, (signal.SIGKILL, signal.SIGSTOP)
     for signum in range(1, signal.NSIG):
-        if signum in (signal.SIGKILL, signal.SIGSTOP):
-            continue
-        with contextlib.suppress(OSError, ValueError, RuntimeError):
-            _signal.signal(signum, _signal.SIG_DFL)
+        if signum not in skip:
+            try:
+                _signal.signal(signum, default)
+            except (OSError, ValueError, RuntimeError):
+                pass
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
     if cgroup is not None:
@@ -360,6 +362,8 @@ def _drop_privileges(spec: SupervisorSpec, err_w: int) -> bool:
         return True  # not root: runs as the agent's user whatever the spec says
     uid = spec.uid if spec.uid is not None else 0
     gid = spec.gid
+    if uid == 0 and gid is not None and gid == os.getgid():
+        return True  # root's job as root: nothing to change (no user database lookup)
     try:
         name: str | None = pwd.getpwuid(uid).pw_name
         if gid is None:
@@ -421,11 +425,10 @@ def _open_stdio(spec: SupervisorSpec, err_w: int) -> bool:
 
 
 def _close_fds(keep: set[int]) -> None:
-    try:
-        fds = [int(x) for x in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    """Close every fd but ``keep``: one ``os.closerange`` (close_range(2)) per gap."""
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))

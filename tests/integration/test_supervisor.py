@@ -381,6 +381,38 @@ def test_stdout_stderr_same_file_appends(launch: Callable[..., Job], tmp_path: P
     assert out.read_text() == "before\none\ntwo\n"
 
 
+def test_job_starts_with_only_stdin_stdout_stderr(launch: Callable[..., Job]) -> None:
+    job = launch(argv=["/bin/sh", "-c", "ls /proc/$$/fd"])
+    assert (job.status()["exit_code"], job.file("out").split()) == (0, ["0", "1", "2"])
+
+
+def test_close_fds_keeps_only_what_it_is_told() -> None:
+    """``spurd.tasks._close_fds`` (between fork and exec) closes inheritable descriptors
+    below, between and above the kept ones."""
+    from spurd.tasks import _close_fds
+
+    r, w = os.pipe()
+    extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(4)]  # inheritable: no O_CLOEXEC
+    os.set_inheritable(extra[0], True)
+    keep_high = os.dup2(extra[1], 200)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _close_fds({0, 1, 2, w, keep_high})
+            os.write(w, " ".join(sorted(os.listdir("/proc/self/fd"), key=int)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    left = os.read(r, 4096).decode().split()
+    os.waitpid(pid, 0)
+    for fd in [r, keep_high, *extra]:
+        os.close(fd)
+    # listdir's own descriptor shows too; nothing else but the kept ones
+    assert {0, 1, 2, w, keep_high} <= {int(x) for x in left} and len(left) == 6, left
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="needs root to switch users")
 def test_runs_as_job_user(launch: Callable[..., Job]) -> None:
     nobody = pwd.getpwnam("nobody")
