@@ -161,8 +161,8 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_r = wake_r
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        _signal.signal(signal.SIGCHLD, self._on_signal)
+        _signal.signal(signal.SIGTERM, self._on_signal)
         self.sel.register(wake_r, selectors.EVENT_READ, self._on_wakeup)
         self.lsock = self._listen()
         self.sel.register(self.lsock, selectors.EVENT_READ, self._on_accept)
@@ -378,7 +378,7 @@ def supervise(rundir: str, client_fd: int = -1) -> int:
     """Run the step of ``rundir`` to completion in this process (see the module doc).
     ``client_fd``: the srun connection the agent handed over (an srun step)."""
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
+        _signal.signal(sig, _signal.SIG_IGN)  # (_signal: signal's wrapper makes enums, ~40 us a call)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])  # whatever the agent had blocked (_signal: no enums)
     os.chdir(rundir)
     log = Log(os.path.join(rundir, procs.LOG_FILE))
@@ -413,7 +413,7 @@ def _spawn_from_zygote(rundir: str, fds: list[int]) -> int:
         return pid
     code = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # it waits for its own children
+        _signal.signal(signal.SIGCHLD, _signal.SIG_DFL)  # it waits for its own children
         os.setsid()
         log_fd = os.open(os.path.join(rundir, procs.LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         stdio = [os.open(os.devnull, os.O_RDONLY), log_fd, log_fd]
@@ -424,7 +424,7 @@ def _spawn_from_zygote(rundir: str, fds: list[int]) -> int:
             os.dup2(fds[0], CLIENT_FD)
             client = CLIENT_FD
         os.closerange(CLIENT_FD + 1 if client >= 0 else 3, os.sysconf("SC_OPEN_MAX"))
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _signal.signal(signal.SIGTERM, _signal.SIG_DFL)
         code = supervise(rundir, client)  # (fork cleared the zygote's parent-death signal)
     finally:
         os._exit(code)
@@ -454,6 +454,11 @@ def zygote(sock_fd: int) -> int:
     cgroups.remember_detection()  # the hierarchies are found once, here, for every supervisor
     with contextlib.suppress(ValueError):
         cgroups.detect()
+    # The schema's per-class plans (spurcore.schema), made here once instead of in every
+    # supervisor: reading spec.json and writing status.json.
+    with contextlib.suppress(Exception):  # only a head start: never a reason not to serve
+        structure(Spec, {"job_id": 1, "step": "batch", "argv": ["true"], "cwd": "/"})
+        unstructure(RunStatus(wait_status=0, exit_code=0))
     sock = socket.socket(fileno=sock_fd)
     while True:
         try:
