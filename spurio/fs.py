@@ -29,8 +29,13 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
 
 def fsync_paths(paths: list[str]) -> None:
     """Make files and directories written with ``durable=False`` durable now (one fsync
-    each, in order: a file before the directory that names it)."""
-    for path in paths:
+    each, in order: a file before the directory that names it). A path listed twice (a job
+    directory named by its parent and holding the run directory) is synced once, at its
+    last place: every change is made before the call, so the last fsync covers them all."""
+    last = {path: i for i, path in enumerate(paths)}
+    for i, path in enumerate(paths):
+        if last[path] != i:
+            continue
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.fsync(fd)

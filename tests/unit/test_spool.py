@@ -113,3 +113,26 @@ def test_reports_spooled_without_fsync_are_listed_unsynced_until_synced(tmp_path
     assert spool.unsynced()[0] == ["n1:3:batch"]
     assert spool.delete("n1:3:batch")  # a deleted report leaves nothing to sync
     assert spool.unsynced() == ([], []) and spool.is_synced("n1:3:batch")
+
+
+def test_fsync_paths_syncs_a_path_listed_twice_once_at_its_last_place(tmp_path: Path, monkeypatch) -> None:
+    """The agent's launch lists the job directory twice (for job.json, then for the run
+    directory made in it): one fsync, after everything it names, in the given order."""
+    from spurio import fs
+
+    job = tmp_path / "7"
+    run = job / "batch"
+    run.mkdir(parents=True)
+    (job / "job.json").write_text("{}")
+    (run / "spec.json").write_text("{}")
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(fs.os, "fsync", spy)
+    paths = [str(job / "job.json"), str(job), str(tmp_path), str(run / "spec.json"), str(run), str(job)]
+    fs.fsync_paths(paths)
+    assert synced == [str(job / "job.json"), str(tmp_path), str(run / "spec.json"), str(run), str(job)]
