@@ -363,13 +363,17 @@ def _dependency_reason(status: str) -> str | None:
     return None
 
 
-def _ready_tasks(state: ClusterState, job: Job, now: float) -> tuple[list[int], str | None]:
+def _ready_tasks(state: ClusterState, job: Job, now: float, most: int | None = None) -> tuple[list[int], str | None]:
     """The pending record's tasks that may start now, lowest first, within the throttle;
-    else ([], reason)."""
+    else ([], reason). ``most``: no more than that many (what can start at all: the free
+    CPUs, when no reason is wanted), so that a pass over a 100,000-task record does not
+    list every index."""
     limit = job.array_throttle
     room = limit - array_running(state, job.array_job_id) if limit else arrays.count(job.array_pending)
     if room <= 0:
         return [], "JobArrayTaskLimit"
+    if most is not None:
+        room = min(room, max(1, most))
     if "aftercorr" not in job.spec.dependency:
         dep, _ = dependency_status(state, job, now)
         reason = _dependency_reason(dep)
@@ -745,7 +749,9 @@ def plan(state: ClusterState, now: float, *, want_starts: bool = True, want_reas
             continue
         tasks: list[int] = []
         if job.array_task_id < 0 and job.array_pending:
-            tasks, reason = _ready_tasks(state, job, now)
+            # Every task takes a CPU: a pass that only decides starts lists no more
+            # tasks than CPUs are free (the reasons shown need the whole count).
+            tasks, reason = _ready_tasks(state, job, now, None if want_reasons else p.free_cpus)
         elif job.spec.dependency:
             reason = _dependency_reason(dependency_status(state, job, now)[0])
         if reason is not None:

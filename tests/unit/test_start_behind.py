@@ -165,3 +165,19 @@ def test_nothing_or_an_unknown_job_releasing_frees_nothing():
     state, *_ = full_node()
     assert schedule(state, T0 + 1, backfill=False, releasing=()) == []
     assert schedule(state, T0 + 1, backfill=False, releasing={12345}) == []
+
+
+def test_a_pass_deciding_starts_lists_no_more_tasks_than_cpus_are_free():
+    """The leader's pass over a large pending array looks at as many tasks as can start
+    (each takes a CPU); a read's pass still sees the whole record for its reason."""
+    from spurcore.scheduler import _ready_tasks, pending_reasons
+
+    state = configured(ONE_NODE)
+    array = submit(state, array="0-999", time_limit=5)
+    record = state.jobs[array]
+    assert _ready_tasks(state, record, T0 + 1, 2)[0] == [0, 1]
+    assert len(_ready_tasks(state, record, T0 + 1)[0]) == 1000
+    assert [s.array_task_id for s in schedule(state, T0 + 1, backfill=False)] == [0, 1]
+    assert len(run_pass(state, T0 + 1)) == 2
+    assert schedule(state, T0 + 1, backfill=False) == []
+    assert pending_reasons(state, T0 + 1)[array] == "Resources"
