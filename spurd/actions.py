@@ -41,7 +41,7 @@ from spurcore.ops import ActionKind, SignalTarget
 from spurcore.schema import unstructure
 from spurd import devices as devices_mod
 from spurd.env import batch_env, script_argv
-from spurd.runs import BATCH, JOB_FILE, SYNTHETIC_KILL, JobRecord, Run, report_id, run_key
+from spurd.runs import BATCH, JOB_FILE, SYNTHETIC_KILL, JobRecord, Run, find_supervisors, report_id, run_key
 from spurd.spool import ActionStore, write_replace
 
 log = logging.getLogger("spurd")
@@ -102,6 +102,11 @@ class Actions:
             # (JobNodeComplete) clears the start intent as "launched" would, in the same
             # round trip. (Once delivered, a start sent again is answered "launched".)
             return
+        if rec is not None and rec.unsynced:
+            # The job's files, durable before "launched" ends the start intent. A job that
+            # ended sooner never needs them: its report, durable in the spool, ends it.
+            paths, rec.unsynced = rec.unsynced, []
+            await self._sync(paths)
         await self._call_current("launched", {"job_id": job_id, "node": self.name})
 
     def _report_pending(self, rec: JobRecord | None) -> bool:
@@ -121,11 +126,15 @@ class Actions:
     async def _launch(self, info: LaunchJob, restarts: int) -> None:
         job_id = info.job_id
         directory = os.path.join(self.jobs_dir, str(job_id))
+        if os.path.isdir(directory):
+            self._clear_leftover(job_id, directory)
         os.makedirs(directory, mode=0o755, exist_ok=True)
         os.chmod(directory, 0o755)
         rec = JobRecord(job_id, info, self.name, directory, restarts)
         # Durable before "launched" (which ends the start intent: until then a start lost in
-        # a power cut is sent again), but synced after the supervisor started, off the loop.
+        # a power cut is sent again). Synced off the loop: on a batch host only when
+        # "launched" is sent (_on_start), which a job shorter than LAUNCH_ACK_DELAY never
+        # needs; its report does the same, from the durable spool.
         job_file = os.path.join(directory, JOB_FILE)
         write_replace(job_file, json.dumps({"info": unstructure(info), "node": self.name, "restarts": restarts}).encode())
         unsynced = [job_file, directory, self.jobs_dir]
@@ -140,7 +149,21 @@ class Actions:
             log.exception("job %s: cannot prepare the batch script", job_id)
             self._failed_run(rec, BATCH, f"cannot prepare the batch script: {e}")
             return
-        await self._start_run(rec, BATCH, spec, unsynced=unsynced)
+        await self._start_run(rec, BATCH, spec, unsynced=unsynced, defer_sync=True)
+
+    def _clear_leftover(self, job_id: int, directory: str) -> None:
+        """The directory of a job no record holds: the remains of a start whose job.json
+        did not survive a power cut (recovery leaves such a directory alone). Removed, so
+        that the start sent again begins afresh, as after a node failure; left alone if a
+        supervisor still runs in it."""
+        with contextlib.suppress(OSError):
+            for sub in os.listdir(directory):
+                rundir = os.path.join(directory, sub)
+                if os.path.isdir(rundir) and find_supervisors(rundir):
+                    log.error("job %s: a supervisor of an earlier start still runs in %s", job_id, rundir)
+                    return
+        log.warning("job %s: removing the remains of an interrupted start in %s", job_id, directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
     def _batch_spec(self, rec: JobRecord) -> SupervisorSpec:
         """Write the script (owned by the user, mode 0700) and return the batch spec.json."""

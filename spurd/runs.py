@@ -115,6 +115,7 @@ class JobRecord:
     restarts: int = 0
     runs: dict[str, Run] = field(default_factory=dict)
     ended: bool = False  # the allocation is over on this node: no new steps
+    unsynced: list[str] = field(default_factory=list)  # written, to be fsynced before "launched"
 
     @property
     def uid(self) -> int:
@@ -306,9 +307,12 @@ class Runs:
                 return {"ok": False, "errno": getattr(e, "errno", None) or errno.EIO}
 
     async def _start_run(self, rec: JobRecord, step: str | int, spec: SupervisorSpec,
-                         client: int | None = None, unsynced: list[str] | None = None) -> Run:
+                         client: int | None = None, unsynced: list[str] | None = None,
+                         defer_sync: bool = False) -> Run:
         """Start a supervisor for ``rundir``; returns once it is forked and the run's files
-        (and ``unsynced``) are durable: the fsyncs come after the fork, off the loop."""
+        (and ``unsynced``) are durable: the fsyncs come after the fork, off the loop.
+        ``defer_sync``: leave them in ``rec.unsynced`` instead, for whoever needs them
+        durable first (a batch job's "launched"; a job that ends sooner never does)."""
         rundir = os.path.join(rec.directory, run_key(step))
         try:
             unsynced = [*(unsynced or ()), *proccontrol.write_spec(rundir, spec)]  # checked first
@@ -332,7 +336,10 @@ class Runs:
                 proccontrol.write_status(rundir, failure_status(f"cannot start the supervisor: {e}"))
             # else: it is only slow; the watcher picks up its pid or its status.
         self._watch(run)
-        await self._sync(unsynced)
+        if defer_sync:
+            rec.unsynced += unsynced
+        else:
+            await self._sync(unsynced)
         return run
 
     async def _sync(self, paths: list[str]) -> None:

@@ -388,6 +388,23 @@ def test_a_running_job_is_acknowledged_as_launched(cluster: Cluster) -> None:
     assert cluster.report(f"{NODE}:{job_id}:batch")["exit_code"] == 0
 
 
+def test_the_remains_of_an_interrupted_start_do_not_fail_the_next_one(cluster: Cluster) -> None:
+    """A batch host makes a job's files durable only before "launched" (a short job's report
+    does without them). After a power cut that lost its job.json, the directory holds a run
+    that no record names (recovery leaves it alone); the start sent again runs the job
+    afresh instead of failing on the old run directory."""
+    info = cluster.job("#!/bin/bash\necho fresh\nexit 4\n")
+    job_id = info["job_id"]
+    stale = cluster.spool / "jobs" / str(job_id) / "batch"
+    stale.mkdir(parents=True)
+    (stale / "spec.json").write_text("{}")
+    (stale / "status.json").write_text('{"wait_status": 256, "exit_code": 1}')
+    cluster.leader.start_job(info)
+    report = cluster.report(f"{NODE}:{job_id}:batch")
+    assert (report["exit_code"], report["signal"]) == (4, 0), report
+    assert cluster.output(job_id) == "fresh\n"
+
+
 def test_agent_killed_and_restarted_loses_nothing(cluster: Cluster) -> None:
     runs = cluster.work / "restart-runs"
     info = cluster.job(f"#!/bin/bash\necho run >> {runs}\nsleep 2\nexit 7\n")
