@@ -103,9 +103,7 @@ def decide(state: ClusterState, now: float, silence: Mapping[str, float], cfg: L
     ``purge``: the periodic pass (the leader's is once a second), which also walks the whole
     pending queue for deadlines and dependencies that can never be met: walking it on every
     applied entry made each commit cost time linear in the queue (5 ms at 15,000 jobs)."""
-    starts = [] if scheduler == "none" else schedule(state, now, backfill=scheduler == "backfill",
-                                                     releasing=releasing)
-    out: list[Decision] = [Decision(start, ("start", start.job_id, start.array_task_id)) for start in starts]
+    out = starts(state, now, scheduler, releasing)
     if purge:
         out.extend(pending_duties(state, now, cfg))
     out.extend(running_duties(state, now))
@@ -118,6 +116,16 @@ def decide(state: ClusterState, now: float, silence: Mapping[str, float], cfg: L
         if old:
             out.append(Decision(JobsPurged(tuple(old), now), ("purge", 0)))
     return out
+
+
+def starts(state: ClusterState, now: float, scheduler: str = "main",
+           releasing: Collection[int] = ()) -> list[Decision]:
+    """The scheduler's part of ``decide`` alone: what the leader runs behind an agent's
+    report, with that job in ``releasing``."""
+    if scheduler == "none":
+        return []
+    return [Decision(start, ("start", start.job_id, start.array_task_id))
+            for start in schedule(state, now, backfill=scheduler == "backfill", releasing=releasing)]
 
 
 def running_duties(state: ClusterState, now: float) -> list[Decision]:

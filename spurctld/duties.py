@@ -118,19 +118,14 @@ class LeaderDuties:
 
         fut.add_done_callback(done)
 
-    def _decide(self, now: float, now_m: float, purge_due: bool,
-                 released: bool = False) -> list[tuple[Op, tuple[Any, ...]]]:
-        """The pure core's decisions (spurcore.leader), minus those still in flight.
-        ``released``: a job's end was just proposed (``_start_behind``): schedule even if
-        nothing was applied since the last pass."""
+    def _decide(self, now: float, now_m: float, purge_due: bool) -> list[tuple[Op, tuple[Any, ...]]]:
+        """The pure core's decisions (spurcore.leader), minus those still in flight."""
         assert self.replica is not None
         self._maybe_configure(self._lead_term)
         with self.replica.state_lock:
             state = self.replica.state
             silence = {name: now_m - self._last_seen.get(name, now_m) for name in state.nodes}
             mode = self._schedule_mode(state, now_m)
-            if released and mode == "none":
-                mode = "main"
             decisions = leader.decide(state, now, silence, self._leader_cfg, purge=purge_due, scheduler=mode,
                                       releasing=self._releasing)
         return [(d.op, d.key) for d in decisions if d.key not in self._inflight]
@@ -148,13 +143,17 @@ class LeaderDuties:
         with replica.state_lock:
             if not report_frees(replica.state, job_id, node, fenced):
                 return
-        self._releasing.add(job_id)
+            self._releasing.add(job_id)
+            try:
+                # Only the scheduler: time limits, liveness and purges wait for the loop.
+                decisions = leader.starts(replica.state, time.time(), "main", self._releasing)
+            except Exception:
+                log.exception("scheduling behind a report")
+                decisions = []
         end.add_done_callback(lambda _f: self._releasing.discard(job_id))
-        try:
-            for op, key in self._decide(time.time(), time.monotonic(), False, released=True):
-                self._propose_tracked(op, key, term)
-        except Exception:
-            log.exception("scheduling behind a report")
+        for d in decisions:
+            if d.key not in self._inflight:
+                self._propose_tracked(d.op, d.key, term)
 
     def _schedule_mode(self, state: Any, now_m: float) -> str:
         """Slurm's two schedulers: the main one whenever the state changed (or a second
