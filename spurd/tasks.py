@@ -361,19 +361,13 @@ def _drop_privileges(spec: SupervisorSpec, err_w: int) -> bool:
     if os.geteuid() != 0:
         return True  # not root: runs as the agent's user whatever the spec says
     uid = spec.uid if spec.uid is not None else 0
-    gid = spec.gid
-    if uid == 0 and gid is not None and gid == os.getgid():
-        return True  # root's job as root: nothing to change (no user database lookup)
-    try:
-        name: str | None = pwd.getpwuid(uid).pw_name
-        if gid is None:
-            gid = pwd.getpwuid(uid).pw_gid
-    except KeyError:
-        name = None
-    if gid is None:
-        gid = os.getgid()
+    entry = _passwd(uid) if spec.gid is None else None  # the user database only when needed
+    gid = spec.gid if spec.gid is not None else entry.pw_gid if entry is not None else os.getgid()
     if uid == 0 and gid == os.getgid():
-        return True
+        return True  # root's job as root: nothing to change
+    if entry is None:
+        entry = _passwd(uid)
+    name = entry.pw_name if entry is not None else None
     try:
         if name is not None:
             os.initgroups(name, gid)
@@ -386,6 +380,13 @@ def _drop_privileges(spec: SupervisorSpec, err_w: int) -> bool:
         _child_error(err_w, f"slurmstepd: error: cannot switch to uid {uid} gid {gid}: {e.strerror}")
         return False
     return True
+
+
+def _passwd(uid: int) -> pwd.struct_passwd | None:
+    try:
+        return pwd.getpwuid(uid)
+    except KeyError:
+        return None
 
 
 def _open_stdio(spec: SupervisorSpec, err_w: int) -> bool:
