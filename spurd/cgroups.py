@@ -50,6 +50,7 @@ class Hierarchies:
     track_version: int  # 1 (freezer) or 2
     memory: str | None  # base dir for the memory controller (may equal track)
     memory_version: int  # 1 or 2; meaningless when memory is None
+    base: str = "self"  # "self": the base dirs are the detecting process's own cgroups
 
 
 def _unescape(field: str) -> str:
@@ -196,13 +197,13 @@ def _detect(mode: str, base: str) -> Hierarchies | None:
         if v2 is None:
             return None
         if _v2_has_memory(v2):
-            return Hierarchies(v2, 2, v2, 2)
-        return Hierarchies(v2, 2, v1_memory, 1)
+            return Hierarchies(v2, 2, v2, 2, base)
+        return Hierarchies(v2, 2, v1_memory, 1, base)
 
     def with_v1() -> Hierarchies | None:
         if v1_freezer is None:
             return None
-        return Hierarchies(v1_freezer, 1, v1_memory, 1)
+        return Hierarchies(v1_freezer, 1, v1_memory, 1, base)
 
     if mode == "v1":
         return with_v1()
@@ -335,6 +336,23 @@ class JobCgroup:
                 _write(tasks, "0")
             else:  # cgroup2 has no per-thread file
                 _write(os.path.join(d, "cgroup.procs"), "0")
+
+    def can_carry_self(self) -> bool:
+        """Whether the calling thread can step into the step's cgroups and back out
+        (``join_self`` then ``leave_self``) cheaply and exactly: v1 hierarchies only (a
+        thread moves through ``tasks`` without the global lock; cgroup2 has no such file),
+        with the base directories being the caller's own cgroups (base "self")."""
+        memory_v1 = self.memory_dir is None or self.memory_dir == self.track_dir or self.hier.memory_version == 1
+        return self.version == 1 and memory_v1 and self.hier.base == "self"
+
+    def leave_self(self) -> None:
+        """Move the calling thread back from the step's cgroups to its own (the base
+        directories; only where ``can_carry_self``)."""
+        homes = [self.hier.track]
+        if self.memory_dir is not None and self.memory_dir != self.track_dir and self.hier.memory is not None:
+            homes.append(self.hier.memory)
+        for d in homes:
+            _write(os.path.join(d, "tasks"), "0")
 
     def _dirs(self) -> list[str]:
         if self.memory_dir is not None and self.memory_dir != self.track_dir:

@@ -181,7 +181,8 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
             self._cleanup()
             return 1
         self.started_at = time.time()
-        self.log(f"{self.spec.label} started: pids {[t.pid for t in self.tasks]} argv {list(self.spec.argv)}")
+        how = "spawned" if all(t.spawned for t in self.tasks) else "forked"
+        self.log(f"{self.spec.label} started ({how}): pids {[t.pid for t in self.tasks]} argv {list(self.spec.argv)}")
         write_pid(self.rundir)
         if self.relay:
             self._answer_launch()

@@ -7,6 +7,18 @@ cgroup joined, privileges dropped (``initgroups``/``setgid``/``setuid`` when roo
 that the parent is still the supervisor, stdin/stdout/stderr opened as the user (files,
 or the pipes and pty of an srun step), ``chdir``, every other descriptor closed, then
 ``execvpe``. Problems are reported on a pipe to the supervisor; exec failures exit 126/127.
+
+A batch step's single task is spawned instead (``posix_spawn``: vfork and exec, with no copy
+of the supervisor's memory and no Python in the child) where that leaves nothing the job can
+see different: the job runs with the supervisor's own credentials (root's job as root, or an
+unprivileged agent), its argv[0] is a path, and a v1 cgroup holds the step. The supervisor
+opens the stdio files, steps into the step's cgroups and the job's working directory, spawns
+with a new session, every signal at its default and an empty mask, then steps back. The one
+thing given up is the task's parent-death signal: a SIGKILLed supervisor's job is then ended
+by the agent, which kills what is left in the step's cgroup when it finds the supervisor gone
+(docs/architecture.md, section 6). Any failure before the job runs (a stdio file, the working
+directory, exec) starts nothing and falls back to the fork, which reports it as always.
+``$SPUR_TASK_SPAWN=fork`` (in the agent's environment) forks every task.
 """
 
 from __future__ import annotations
@@ -34,6 +46,9 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 _LIBC = ctypes.CDLL(None, use_errno=True)
 EXEC_WAIT = 5.0  # how long the supervisor waits for the job's exec before serving anyway
+TASK_SPAWN_ENV = "SPUR_TASK_SPAWN"  # "auto" (default): spawn where allowed; "fork": always fork
+#: What a spawned task gets at its default disposition: every signal that has one.
+_ALL_SIGNALS = frozenset(_signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
 def prctl(option: int, arg: int) -> None:
@@ -64,6 +79,7 @@ class Task:
     status: int | None = None
     rusage: Any = None
     killed_by_cmd: bool = False  # still running when a kill was ordered: its status is ours
+    spawned: bool = False  # started by posix_spawn (no parent-death signal), not forked
     reported: bool = False  # its exit went to srun
     stdin_fd: int = -1  # our end of its stdin pipe (relay)
     stdin_buf: bytearray = field(default_factory=bytearray)
@@ -92,7 +108,9 @@ class Tasks:
             self.pmi = PmiNode(p.jobid, p.size, tuple(self.spec.tasks), p.mapping)
         errs: list[int] = []
         for task in self.tasks:
-            errs.append(self._spawn(task))
+            err_r = self._spawn(task)
+            if err_r is not None:
+                errs.append(err_r)
         messages: dict[int, bytes] = {fd: b"" for fd in errs}
         deadline = time.monotonic() + EXEC_WAIT
         open_fds = set(errs)
@@ -118,9 +136,12 @@ class Tasks:
             for line in data.decode(errors="replace").splitlines():
                 self.log(f"job process: {line}")
 
-    def _spawn(self, task: Task) -> int:
-        """Fork one task; returns the read end of its exec-error pipe."""
+    def _spawn(self, task: Task) -> int | None:
+        """Start one task: spawned (None: it has exec'd) or forked (the read end of its
+        exec-error pipe)."""
         plan = self._stdio_plan(task)
+        if not plan and self.pmi is None and self._spawn_direct(task):
+            return None
         pmi_child = -1
         if self.pmi is not None:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -157,6 +178,48 @@ class Tasks:
             task.stdin_fd = plan["stdin_fd"]
             os.set_blocking(task.stdin_fd, False)
         return err_r
+
+    def _spawn_direct(self, task: Task) -> bool:
+        """``posix_spawn`` the task where allowed (the module docstring says when); False
+        when nothing was started: the caller forks it instead."""
+        spec, cg = self.spec, self.cgroup
+        if (cg is None or self.client_fd >= 0 or not cg.can_carry_self() or spec.task_env or "/" not in spec.argv[0]
+                or _changes_credentials(spec) or os.environ.get(TASK_SPAWN_ENV, "auto") == "fork"):
+            return False
+        mask = os.umask(spec.umask) if spec.umask is not None else None  # for the stdio files too
+        fds: list[int] = []
+        try:
+            fds, error = _stdio_files(spec)
+            if error:
+                return False
+            try:
+                cg.join_self()  # the child is born in the step's cgroups
+                os.chdir(spec.cwd)
+                pid = os.posix_spawn(
+                    spec.argv[0], list(spec.argv), spec.env,
+                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)],
+                    setsid=True, setsigmask=(), setsigdef=_ALL_SIGNALS)
+            except OSError as e:
+                self.log(f"spawning the task failed ({e}): forking it instead")
+                return False
+            finally:
+                self._step_back(cg)
+        finally:
+            for fd in set(fds):
+                os.close(fd)
+            if mask is not None:
+                os.umask(mask)
+        task.pid, task.spawned = pid, True
+        self.by_pid[pid] = task
+        return True
+
+    def _step_back(self, cg: JobCgroup) -> None:
+        """Back to the supervisor's own directory and cgroups after a spawn."""
+        os.chdir(self.rundir)
+        try:
+            cg.leave_self()
+        except OSError as e:  # cannot happen short of a broken hierarchy: say so loudly
+            self.log(f"error: cannot leave the step's cgroups ({e}): suspending this step would stop its supervisor")
 
     def _stdio_plan(self, task: Task) -> dict[str, Any]:
         """What the child gets as fds 0-2 (``child``: fd or path per stream) and what we keep."""
@@ -357,14 +420,29 @@ def _task_stdio(child: dict[Any, Any], spec: SupervisorSpec, err_w: int) -> bool
     return True
 
 
-def _drop_privileges(spec: SupervisorSpec, err_w: int) -> bool:
+def _credentials(spec: SupervisorSpec) -> tuple[int, int, pwd.struct_passwd | None] | None:
+    """The uid and gid the job runs as (and the user entry, if read), or None when they
+    are the supervisor's own: not root (the agent's user whatever the spec says), or root's
+    job as root."""
     if os.geteuid() != 0:
-        return True  # not root: runs as the agent's user whatever the spec says
+        return None
     uid = spec.uid if spec.uid is not None else 0
     entry = _passwd(uid) if spec.gid is None else None  # the user database only when needed
     gid = spec.gid if spec.gid is not None else entry.pw_gid if entry is not None else os.getgid()
     if uid == 0 and gid == os.getgid():
-        return True  # root's job as root: nothing to change
+        return None
+    return uid, gid, entry
+
+
+def _changes_credentials(spec: SupervisorSpec) -> bool:
+    return _credentials(spec) is not None
+
+
+def _drop_privileges(spec: SupervisorSpec, err_w: int) -> bool:
+    change = _credentials(spec)
+    if change is None:
+        return True  # nothing to change
+    uid, gid, entry = change
     if entry is None:
         entry = _passwd(uid)
     name = entry.pw_name if entry is not None else None
@@ -389,7 +467,10 @@ def _passwd(uid: int) -> pwd.struct_passwd | None:
         return None
 
 
-def _open_stdio(spec: SupervisorSpec, err_w: int) -> bool:
+def _stdio_files(spec: SupervisorSpec) -> tuple[list[int], str]:
+    """A batch step's stdin, stdout and stderr, opened (close-on-exec, above fd 2):
+    ``([in, out, err], "")`` (stderr may be stdout's fd), or ``([], Slurm's error line)``
+    with nothing left open."""
     def path_of(p: str | None, default: str) -> str:
         p = p or default
         return p if os.path.isabs(p) else os.path.join(spec.cwd, p)
@@ -402,25 +483,30 @@ def _open_stdio(spec: SupervisorSpec, err_w: int) -> bool:
     opened: list[int] = []
     try:
         what = "stdin"
-        fd_in = _high_fd(os.open(in_path, os.O_RDONLY | os.O_CLOEXEC))
-        opened.append(fd_in)
+        opened.append(_high_fd(os.open(in_path, os.O_RDONLY | os.O_CLOEXEC)))
         what = "stdout"
-        fd_out = _high_fd(os.open(out_path, out_flags, 0o644))
-        opened.append(fd_out)
+        opened.append(_high_fd(os.open(out_path, out_flags, 0o644)))
         what = "stderr"
         if os.path.normpath(err_path) == os.path.normpath(out_path):
-            fd_err = fd_out
+            opened.append(opened[1])
         else:
-            fd_err = _high_fd(os.open(err_path, out_flags, 0o644))
-            opened.append(fd_err)
+            opened.append(_high_fd(os.open(err_path, out_flags, 0o644)))
     except OSError as e:
+        for fd in opened:
+            os.close(fd)
         path = {"stdin": in_path, "stdout": out_path, "stderr": err_path}[what]
-        _child_error(err_w, f"slurmstepd: error: Could not open {what} file {path}: {e.strerror}")
+        return [], f"slurmstepd: error: Could not open {what} file {path}: {e.strerror}"
+    return opened, ""
+
+
+def _open_stdio(spec: SupervisorSpec, err_w: int) -> bool:
+    fds, error = _stdio_files(spec)
+    if error:
+        _child_error(err_w, error)
         return False
-    os.dup2(fd_in, 0)
-    os.dup2(fd_out, 1)
-    os.dup2(fd_err, 2)
-    for fd in opened:
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    for fd in set(fds):
         os.close(fd)
     return True
 

@@ -367,7 +367,7 @@ def test_supervisor_killed_without_status_is_reported_as_sigkill(cluster: Cluste
     os.kill(int((rundir / "supervisor.pid").read_text()), signal.SIGKILL)
     report = cluster.report(f"{NODE}:{job_id}:batch")
     assert (report["exit_code"], report["signal"]) == (0, 9)  # the job died with its supervisor
-    wait_until(lambda: not pid_alive(shell), what="the shell to die (PDEATHSIG)")
+    wait_until(lambda: not pid_alive(shell), what="the shell to die (PDEATHSIG, or the agent's sweep of the step's cgroup)")
     if (rundir / "cgroup.json").exists():  # with cgroups nothing of the job survives
         wait_until(lambda: not pid_alive(child), what="the job's child to be killed")
     else:  # without them an orphan of a SIGKILLed supervisor escapes: not ours to test

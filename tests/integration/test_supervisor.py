@@ -386,6 +386,71 @@ def test_job_starts_with_only_stdin_stdout_stderr(launch: Callable[..., Job]) ->
     assert (job.status()["exit_code"], job.file("out").split()) == (0, ["0", "1", "2"])
 
 
+PROBE = """ls /proc/$$/fd > fds.txt
+echo "sid $(ps -o sid= -p $$ | tr -d ' ') pid $$"
+echo "umask $(umask)"
+echo "cwd $(pwd)"
+echo "freezer $(grep -E '^[0-9]+:freezer:' /proc/$$/cgroup | cut -d: -f3)"
+"""
+
+
+@pytest.mark.parametrize("how", ["auto", "fork"])
+def test_spawned_and_forked_tasks_start_alike(launch: Callable[..., Job], cgmode: str, how: str,
+                                              monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A batch task is spawned (posix_spawn) where a v1 cgroup holds the step and the job
+    keeps the supervisor's credentials, forked otherwise or with SPUR_TASK_SPAWN=fork; the
+    job cannot tell: fds 0-2 only, no signal ignored or blocked (the launcher ignored SIGINT
+    and blocked SIGUSR1), a session of its own, the spec's umask and working directory, the
+    step's cgroup. The supervisor itself is back in its own cgroup after the spawn."""
+    monkeypatch.setenv("SPUR_TASK_SPAWN", how)
+    work = tmp_path / "work"
+    work.mkdir()
+    job = launch(PROBE + "sleep 30", cwd=str(work), umask=0o027)
+    out = wait_for(lambda: "freezer" in job.file("out") and job.file("out"), what="the probe's output")
+    lines = dict(line.split(None, 1) for line in out.splitlines())
+    spawned = how == "auto" and cgmode == "v1"
+    assert ("started (spawned)" in job.file("supervisor.log")) is spawned, job.file("supervisor.log")
+    assert (work / "fds.txt").read_text().split() == ["0", "1", "2", "255"]  # 255: bash's copy of the script
+    signals = launch(argv=["/bin/grep", "-E", "^(SigIgn|SigBlk)", "/proc/self/status"])
+    assert signals.status()["exit_code"] == 0
+    blocked, ignored = (int(v, 16) for v in signals.file("out").split()[1::2])
+    # Except glibc's two internal signals (32 and 33, below SIGRTMIN: no program can use
+    # them through glibc, and Python cannot set them): posix_spawn leaves them ignored, as
+    # for any program it starts, and a fork leaves them as the supervisor had them.
+    glibc_internal = (1 << 31) | (1 << 32)
+    assert blocked == 0 and ignored & ~glibc_internal == 0
+    sid, _, pid = lines["sid"].split()
+    assert sid == pid
+    assert lines["umask"].strip() == "0027"
+    assert lines["cwd"].strip() == str(work)
+    step_dir = job.cgroup_dirs().get("track")
+    if cgmode == "v1":
+        assert step_dir and step_dir.endswith(lines["freezer"].strip()) and "job_" in lines["freezer"]
+        sup = [ln for ln in Path(f"/proc/{job.sup_pid}/cgroup").read_text().splitlines() if ":freezer:" in ln]
+        assert sup and "job_" not in sup[0]  # the supervisor stepped back out
+    job.ctl(op="kill", kill_wait=0)
+    assert job.status()["signal"] in (int(signal.SIGTERM), int(signal.SIGKILL))
+
+
+def test_a_spawn_that_cannot_start_falls_back_to_the_fork(launch: Callable[..., Job], cgmode: str,
+                                                          tmp_path: Path) -> None:
+    """Nothing of the job runs when its spawn fails (a stdio file, the working directory,
+    exec): the fork then reports it exactly as before, Slurm's line in the job's stderr."""
+    cases = [
+        (dict(argv=["/nonexistent/prog"]), "execve(): /nonexistent/prog: No such file or directory", 127, "err"),
+        (dict(argv=["/bin/true"], cwd="/nonexistent/dir"), "couldn't chdir to `/nonexistent/dir'", 1, "err"),
+        # no stderr yet when stdin cannot be opened: the supervisor's log has the line
+        (dict(argv=["/bin/true"], stdin=str(tmp_path / "missing")), "Could not open stdin file", 1,
+         "supervisor.log"),
+    ]
+    for overrides, message, code, where in cases:
+        job = launch(**overrides)
+        st = job.status()
+        assert (st["exit_code"], st["signal"]) == (code, 0)
+        assert message in job.file(where)
+        assert "started (forked)" in job.file("supervisor.log")
+
+
 def test_close_fds_keeps_only_what_it_is_told() -> None:
     """``spurd.tasks._close_fds`` (between fork and exec) closes inheritable descriptors
     below, between and above the kept ones."""
