@@ -261,18 +261,24 @@ class Zygote(ZygoteProcess):
     def __init__(self, python: str = sys.executable) -> None:
         super().__init__("spurd.supervisor", python=python)
 
-    def start(self, rundir: str, client: int | None, timeout: float) -> int:
-        """The forked supervisor's pid, or 0."""
+    def start(self, rundir: str, client: int | None, timeout: float) -> tuple[int, int | None]:
+        """The supervisor's pid (0 if none) and the read end of the step's end pipe, which
+        reads end-of-file once the step's status.json is written (the caller closes it)."""
         with self._lock:
             try:
                 sock = self._ensure()
                 sock.settimeout(timeout)
                 socket.send_fds(sock, [os.fsencode(rundir)], [client] if client is not None else [])
-                reply = sock.recv(4096).split()
+                data, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
             except OSError:
                 self.close()
-                return 0
-        return int(reply[1]) if len(reply) == 2 and reply[0] == b"ok" and reply[1].isdigit() else 0
+                return 0, None
+        reply = data.split()
+        if len(reply) == 2 and reply[0] == b"ok" and reply[1].isdigit():
+            return int(reply[1]), (fds[0] if fds else None)
+        for fd in fds:
+            os.close(fd)
+        return 0, None
 
 
 _zygote: Zygote | None = None
@@ -304,11 +310,28 @@ def start_supervisor(
     client: int | None = None,
     timeout: float = 10.0,
 ) -> int | None:
-    """Start ``python -m spurd.supervisor rundir`` detached and return the supervisor's pid.
+    """``launch_supervisor``, for callers that watch the supervisor by its pid only."""
+    pid, end = launch_supervisor(rundir, python, pass_fds, client=client, timeout=timeout)
+    if end is not None:
+        os.close(end)
+    return pid
 
-    Through the zygote (``use_zygote``) it returns as soon as the supervisor is forked (it
-    may not have reached its rundir yet: ``is_supervisor_of`` says no until it has); the
-    launcher path waits for the pid file.
+
+def launch_supervisor(
+    rundir: str | os.PathLike[str],
+    python: str = sys.executable,
+    pass_fds: Iterable[int] = (),
+    *,
+    client: int | None = None,
+    timeout: float = 10.0,
+) -> tuple[int | None, int | None]:
+    """Start the supervisor of ``rundir`` and return its pid, with, through the zygote,
+    the read end of the step's end pipe (end-of-file once its status.json is written; the
+    caller closes it). Without a zygote: ``python -m spurd.supervisor rundir`` detached.
+
+    Through the zygote (``use_zygote``) it returns as soon as a supervisor took the step
+    (it may not have reached its rundir yet: ``is_supervisor_of`` says no until it has;
+    and it may be one that served earlier steps); the launcher path waits for the pid file.
 
     ``client``: srun's connection, handed to the supervisor of an srun step (the caller
     may close its copy once this returns). The supervisor's stdin is /dev/null and its
@@ -318,9 +341,9 @@ def start_supervisor(
     rundir = os.path.abspath(os.fspath(rundir))
     deadline = time.monotonic() + timeout
     if _zygote is not None and not tuple(pass_fds):
-        pid = _zygote.start(rundir, client, timeout)
+        pid, end = _zygote.start(rundir, client, timeout)
         if pid:
-            return pid
+            return pid, end
     env = dict(os.environ)
     # The supervisor must import this package whatever the caller's cwd/sys.path.
     pkg_root = str(Path(__file__).resolve().parent.parent)
@@ -354,7 +377,7 @@ def start_supervisor(
         raise SupervisorStartError(f"supervisor launcher for {rundir} hung") from None
     if rc != 0:
         raise SupervisorStartError(f"supervisor launcher for {rundir} exited with {rc}")
-    return _wait_pid_file(rundir, deadline, timeout)
+    return _wait_pid_file(rundir, deadline, timeout), None
 
 
 def _connect(sock: socket.socket, rundir: str) -> None:

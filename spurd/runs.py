@@ -200,14 +200,11 @@ class Runs:
         run.next_check = run.since + LIVENESS_INTERVAL
         self.live[run.rundir] = run
 
-    def _notify_end(self, run: Run, pid: int) -> None:
-        """Hear the supervisor's exit at once (a pidfd): its status.json is written before
-        it exits. The watcher's polling stays the fallback (and the only way for runs
-        re-adopted after a restart)."""
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:
-            return
+    def _notify_end(self, run: Run, fd: int) -> None:
+        """Hear the step's end at once: ``fd`` (ours to close) turns readable once its
+        status.json is written: the end pipe from the zygote, or a pidfd of a supervisor
+        that exits after writing it. The watcher's polling stays the fallback (and the only
+        way for runs re-adopted after a restart)."""
         loop = asyncio.get_running_loop()
 
         def exited() -> None:
@@ -324,12 +321,15 @@ class Runs:
             return self._failed_run(rec, step, f"cannot create the run directory: {e}")
         run = self._new_run(rec, step, rundir)
         try:
-            pid = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
+            pid, end = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
             log.info("job %s step %s started: supervisor %s", rec.job_id, step, pid or "forked")
             # run.pid stays unset: the watcher takes it from supervisor.pid, written once the
             # supervisor is in its rundir (which is how supervisor_alive tells it is ours).
-            if pid:
-                self._notify_end(run, pid)
+            if end is not None:
+                self._notify_end(run, end)
+            elif pid:
+                with contextlib.suppress(OSError):
+                    self._notify_end(run, os.pidfd_open(pid))
         except (procs.SupervisorStartError, OSError) as e:
             if not find_supervisors(rundir) and self._read_status(rundir) is None:
                 log.error("job %s step %s: cannot start the supervisor: %s", rec.job_id, step, e)

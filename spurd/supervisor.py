@@ -1,7 +1,11 @@
 """The per-job / per-step supervisor: Spur's slurmstepd.
 
 ``python -m spurd.supervisor <rundir>`` runs one job step described by ``rundir/spec.json``
-and leaves its final wait status in ``rundir/status.json``.
+and leaves its final wait status in ``rundir/status.json``. A supervisor forked by the
+agent's zygote serves one step at a time, and may then serve later ones (``_serve``): once
+a step's status is written and nothing of it is left in the process, it tells the zygote it
+is idle and waits at / for the next; so most jobs cost neither an interpreter start nor a
+fork, and a failure still touches one step.
 
 The supervisor is one class assembled from one class per concern, each in the module of
 its name: ``spurd.tasks`` (forking the tasks, and the child's side up to exec),
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import _signal
 import contextlib
+import fcntl
 import json
 import os
 import selectors
@@ -81,6 +86,11 @@ class Log:
         with contextlib.suppress(OSError):
             os.write(self.fd, f"{stamp} spurstepd[{os.getpid()}]: {msg}\n".encode())
 
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
 
 def _node_status(tasks: list[Task]) -> int:
     """slurmstepd's ``_get_exit_code``: tasks killed on order do not count; the first
@@ -117,7 +127,7 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
         self.pid = os.getpid()
         self.cgroup: JobCgroup | None = None
         self.sel = selectors.DefaultSelector()
-        self.wake_r = -1
+        self.wake_r = self.wake_w = -1
         self.term_requested = False
         # spurd.tasks
         self.tasks: list[Task] = [Task(g, i) for i, g in enumerate(spec.tasks)]
@@ -159,7 +169,7 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
 
     def run(self) -> int:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.wake_r = wake_r
+        self.wake_r, self.wake_w = wake_r, wake_w
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         _signal.signal(signal.SIGCHLD, self._on_signal)
         _signal.signal(signal.SIGTERM, self._on_signal)
@@ -336,6 +346,19 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
         if self.cgroup is not None:
             self.cgroup.remove()
 
+    def release(self) -> None:
+        """Give back what the step held in this process (the loop's descriptors, the
+        signal handlers, the log), so that the process can serve another step."""
+        signal.set_wakeup_fd(-1)
+        _signal.signal(signal.SIGCHLD, _signal.SIG_DFL)
+        _signal.signal(signal.SIGTERM, _signal.SIG_DFL)
+        self.sel.close()
+        for fd in (self.wake_r, self.wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self.wake_r = self.wake_w = -1
+        self.log.close()
+
     def _make_cgroup(self) -> JobCgroup | None:
         spec = self.spec
         if spec.cgroup_root is None:
@@ -394,41 +417,137 @@ def supervise(rundir: str, client_fd: int = -1) -> int:
         log(f"bad {procs.SPEC_FILE}: {e}")
         write_pid(rundir)
         write_failure(rundir, f"bad {procs.SPEC_FILE}: {e}")
+        log.close()
         if client_fd >= 0:
             os.close(client_fd)
         return 1
-    return Supervisor(rundir, spec, log, client_fd).run()
+    supervisor = Supervisor(rundir, spec, log, client_fd)
+    try:
+        return supervisor.run()
+    finally:
+        supervisor.release()
 
 
-#: Where a supervisor forked by the zygote finds the srun connection it was handed.
-CLIENT_FD = 3
+#: Where a supervisor forked by the zygote holds, while it serves a step, the srun
+#: connection it was handed (if any), its link to the zygote, and the write end of the
+#: step's end pipe (closed once status.json is written: the agent hears the end on it).
+CLIENT_FD, LINK_FD, END_FD = 3, 4, 5
+#: Steps one supervisor process serves, one after the other, before it exits.
+REUSE_LIMIT = 100
+#: Idle supervisors the zygote keeps; one more that says it is idle is let go (it exits).
+MAX_IDLE = 16
 
 
-def _spawn_from_zygote(rundir: str, fds: list[int]) -> int:
-    """In the zygote: fork a supervisor for ``rundir`` (one fork: the zygote ignores
-    SIGCHLD, so the kernel reaps its children; a session of its own) with fds 0-2
-    /dev/null and the rundir's log, and ``fds[0]`` (if any), srun's connection, as
-    ``CLIENT_FD``. Returns the supervisor's pid in the zygote."""
+def _place(fds: dict[int, int]) -> None:
+    """Put each source fd at its target number (close-on-exec: a task inherits none of
+    them) and close every other descriptor above 2, whatever their numbers were."""
+    high = {target: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 64) for target, src in fds.items()}
+    for target, fd in high.items():
+        os.dup2(fd, target, inheritable=False)
+    keep = sorted(high)
+    low = 3
+    for fd in keep:
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def _stdio_to(log_path: str | None) -> None:
+    """fds 0-2: /dev/null, and the step's supervisor.log (or /dev/null while idle)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if log_path else null
+    for target, fd in enumerate((null, out, out)):
+        os.dup2(fd, target)
+    for fd in {null, out} - {0, 1, 2}:
+        os.close(fd)
+
+
+def _reusable() -> bool:
+    """After a step: nothing of it left in this process, so it may serve another: no child
+    and no descriptor but 0-2 and the zygote's link (a leaked one could be closed later by
+    its owner's finalizer while its number belongs to the next step)."""
+    try:
+        if os.waitpid(-1, os.WNOHANG) is not None:
+            return False  # a child (a zombie or alive): not clean
+    except ChildProcessError:
+        pass
+    kept = {0, 1, 2, LINK_FD}
+    lister = min(set(range(len(kept) + 1)) - kept)  # the fd os.listdir itself opens
+    return {int(n) for n in os.listdir("/proc/self/fd")} == kept | {lister}
+
+
+def _serve(rundir: str, has_client: bool) -> int:
+    """In a supervisor forked by the zygote: serve the step of ``rundir``, then, while
+    the process is clean (``_reusable``) and under ``REUSE_LIMIT``, tell the zygote it is
+    idle and serve the next step it hands over (``[client?, end]`` fds with the rundir;
+    the answer ``ok <pid>``). It exits when the zygote is gone. Idle, it holds no rundir
+    (its working directory is /), so the agent never takes it for a step's supervisor."""
+    link = socket.socket(fileno=LINK_FD)
+    for served in range(1, REUSE_LIMIT + 1):
+        _stdio_to(os.path.join(rundir, procs.LOG_FILE))
+        code = supervise(rundir, CLIENT_FD if has_client else -1)
+        os.close(END_FD)  # status.json is durable: the agent hears the end now
+        os.chdir("/")
+        _stdio_to(None)
+        if code != 0 or served == REUSE_LIMIT or not _reusable():
+            return code
+        try:
+            link.send(b"idle")
+            msg, fds, _flags, _addr = socket.recv_fds(link, 4096, 2)
+        except OSError:
+            return 0
+        if not msg or not fds:
+            for fd in fds:
+                os.close(fd)
+            return 0  # the zygote is gone (the agent stopped): nothing more to serve
+        rundir, has_client = os.fsdecode(msg), len(fds) == 2
+        places = {END_FD: fds[-1], LINK_FD: LINK_FD}
+        if has_client:
+            places[CLIENT_FD] = fds[0]
+        _place(places)
+        try:
+            link.send(b"ok %d" % os.getpid())
+        except OSError:
+            return 0
+    return 0
+
+
+def _fork_supervisor(rundir: str, fds: list[int], end_w: int) -> tuple[int, socket.socket]:
+    """In the zygote: fork a supervisor for ``rundir`` (the zygote ignores SIGCHLD, so the
+    kernel reaps it; a session of its own), handing it ``fds[0]`` (if any: srun's
+    connection) and the end pipe's write end. Returns its pid and the zygote's end of
+    its link."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid:
-        return pid
+        theirs.close()
+        return pid, ours
     code = 1
     try:
         _signal.signal(signal.SIGCHLD, _signal.SIG_DFL)  # it waits for its own children
-        os.setsid()
-        log_fd = os.open(os.path.join(rundir, procs.LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        stdio = [os.open(os.devnull, os.O_RDONLY), log_fd, log_fd]
-        for target, fd in enumerate(stdio):
-            os.dup2(fd, target)
-        client = -1
-        if fds:
-            os.dup2(fds[0], CLIENT_FD)
-            client = CLIENT_FD
-        os.closerange(CLIENT_FD + 1 if client >= 0 else 3, os.sysconf("SC_OPEN_MAX"))
         _signal.signal(signal.SIGTERM, _signal.SIG_DFL)
-        code = supervise(rundir, client)  # (fork cleared the zygote's parent-death signal)
+        os.setsid()
+        places = {LINK_FD: theirs.fileno(), END_FD: end_w}
+        if fds:
+            places[CLIENT_FD] = fds[0]
+        _place(places)  # also closes the zygote's descriptors (the agent's socket, links)
+        theirs.detach()
+        ours.detach()
+        code = _serve(rundir, bool(fds))  # (fork cleared the zygote's parent-death signal)
     finally:
         os._exit(code)
+
+
+def _hand_over(link: socket.socket, msg: bytes, fds: list[int]) -> int:
+    """Give an idle supervisor a step; its pid, or 0 if it is gone."""
+    try:
+        socket.send_fds(link, [msg], fds)
+        link.settimeout(5.0)
+        reply = link.recv(64).split()
+        link.settimeout(None)
+    except OSError:
+        return 0
+    return int(reply[1]) if len(reply) == 2 and reply[0] == b"ok" and reply[1].isdigit() else 0
 
 
 def zygote(sock_fd: int) -> int:
@@ -437,10 +556,12 @@ def zygote(sock_fd: int) -> int:
     The agent (an asyncio program with threads, where fork() is unsafe) keeps one zygote
     and asks it for supervisors: one datagram per request, the rundir path, with 0 or 1
     file descriptor attached (SCM_RIGHTS): srun's connection for an srun step. The reply is
-    ``ok <pid>`` or ``error: ...``. A job then costs a fork instead of an interpreter start
-    and the imports above (and those a step needs later, made here once). The zygote dies
-    with the agent; its supervisors, in sessions of their own, do not (they are
-    re-parented).
+    ``ok <pid>`` with the read end of the step's end pipe attached (it reads end-of-file
+    once the step's status.json is written), or ``error: ...``. A step goes to a supervisor
+    that finished an earlier one and said it is idle (``_serve``), else to a new one by
+    fork: a job then costs neither an interpreter start nor, mostly, a fork. The zygote
+    dies with the agent; its supervisors, in sessions of their own, do not (they are
+    re-parented), and the idle ones exit when their link to it closes.
     """
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:
@@ -460,25 +581,57 @@ def zygote(sock_fd: int) -> int:
     with contextlib.suppress(Exception):  # only a head start: never a reason not to serve
         structure(Spec, {"job_id": 1, "step": "batch", "argv": ["true"], "cwd": "/"})
         unstructure(RunStatus(wait_status=0, exit_code=0))
-    sock = socket.socket(fileno=sock_fd)
+    agent = socket.socket(fileno=sock_fd)
+    sel = selectors.DefaultSelector()
+    sel.register(agent, selectors.EVENT_READ)
+    idle: list[socket.socket] = []  # supervisors waiting for a step, the latest last
     while True:
-        try:
-            msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
-        except OSError:
-            return 0
-        if not msg:
-            return 0  # the agent closed its end
-        try:
-            reply = b"ok %d" % _spawn_from_zygote(os.fsdecode(msg), fds)
-        except Exception as exc:  # report it, keep serving
-            reply = f"error: {exc}".encode()
-        finally:
-            for fd in fds:
-                os.close(fd)
-        try:
-            sock.send(reply)
-        except OSError:
-            return 0
+        # Supervisors first: one that became idle takes the request that came with it.
+        for key, _ in sorted(sel.select(), key=lambda event: event[0].fileobj is agent):
+            link = key.fileobj
+            if link is not agent:  # a busy supervisor says it is idle, or it exited
+                assert isinstance(link, socket.socket)
+                sel.unregister(link)
+                try:
+                    said = link.recv(64)
+                except OSError:
+                    said = b""
+                if said == b"idle" and len(idle) < MAX_IDLE:
+                    idle.append(link)
+                else:
+                    link.close()  # gone, or one idle supervisor too many: it exits
+                continue
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(agent, 4096, 1)
+            except OSError:
+                return 0
+            if not msg:
+                return 0  # the agent closed its end
+            end_r, end_w = os.pipe2(os.O_CLOEXEC)
+            reply_fds: list[int] = []
+            try:
+                pid = 0
+                while idle and not pid:
+                    link = idle.pop()
+                    pid = _hand_over(link, msg, [*fds, end_w])
+                    if not pid:
+                        link.close()
+                if not pid:
+                    pid, link = _fork_supervisor(os.fsdecode(msg), fds, end_w)
+                sel.register(link, selectors.EVENT_READ)
+                reply, reply_fds = b"ok %d" % pid, [end_r]
+            except Exception as exc:  # report it, keep serving
+                reply = f"error: {exc}".encode()
+            finally:
+                for fd in fds:
+                    os.close(fd)
+                os.close(end_w)
+            try:
+                socket.send_fds(agent, [reply], reply_fds)
+            except OSError:
+                return 0
+            finally:
+                os.close(end_r)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
 import socket
@@ -449,6 +450,64 @@ def test_a_spawn_that_cannot_start_falls_back_to_the_fork(launch: Callable[..., 
         assert (st["exit_code"], st["signal"]) == (code, 0)
         assert message in job.file(where)
         assert "started (forked)" in job.file("supervisor.log")
+
+
+def test_zygote_supervisors_serve_steps_one_after_another(tmp_path: Path, cgmode: str) -> None:
+    """Through the zygote, a supervisor that finished a step serves a later one instead of
+    a new fork, and each step still starts as in a fresh process; the end pipe of each step
+    reads end-of-file only once its status.json is there; idle, a supervisor holds no
+    rundir (its working directory is /)."""
+    zygote = procs.Zygote()
+    pids = []
+    try:
+        for i in range(6):
+            rundir = tmp_path / f"z{i}"
+            rundir.mkdir()
+            spec = {"job_id": next(_job_ids), "step": "batch", "argv": ["/bin/sh", "-c", "ls /proc/$$/fd"],
+                    "cwd": str(rundir), "env": {"PATH": "/usr/bin:/bin"}, "stdout": str(rundir / "out"),
+                    "stderr": str(rundir / "err"), "cgroup_root": None if cgmode == "none" else CG_ROOT,
+                    "cgroup_mode": cgmode}
+            (rundir / "spec.json").write_text(json.dumps(spec))
+            pid, end = zygote.start(str(rundir), None, 10.0)
+            assert pid and end is not None
+            try:
+                ready, _, _ = select.select([end], [], [], 10.0)
+                assert ready and os.read(end, 1) == b""
+            finally:
+                os.close(end)
+            st = read_status(rundir)
+            assert st is not None and (st["exit_code"], st["signal"]) == (0, 0)
+            assert (rundir / "out").read_text().split() == ["0", "1", "2"]
+            pids.append(pid)
+            wait_for(lambda p=pid: procs.proc_state(p) is None or os.readlink(f"/proc/{p}/cwd") == "/",
+                     what="the supervisor to be idle")
+    finally:
+        zygote.close()
+    assert len(set(pids)) < len(pids), pids  # some step was served by an earlier step's process
+
+
+def test_a_supervisor_serves_again_only_when_nothing_of_the_step_is_left() -> None:
+    """``_reusable``: no child and no descriptor but 0-2 and the zygote's link."""
+    code = """
+import os, sys
+from spurd.supervisor import LINK_FD, _reusable
+os.dup2(0, LINK_FD)
+os.closerange(3, LINK_FD)
+os.closerange(LINK_FD + 1, 1024)
+clean = _reusable()
+fd = os.open(os.devnull, os.O_RDONLY)
+leaked = _reusable()
+os.close(fd)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+child = _reusable()
+os.waitpid(pid, 0)
+print(clean, leaked, child, _reusable())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parents[2])).stdout
+    assert out.split() == ["True", "False", "False", "True"]
 
 
 def test_close_fds_keeps_only_what_it_is_told() -> None:
