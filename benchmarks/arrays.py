@@ -66,18 +66,30 @@ def pending_cost(tasks: int = 100_000) -> list[Metric]:
     ]
 
 
+ACTIVE = ["PENDING", "RUNNING", "COMPLETING", "SUSPENDED"]
+
+
+def _rows(client: Any, refs: list[str], states: list[str] | None = None) -> list[Any]:
+    import msgpack
+
+    query: dict[str, Any] = {"job_refs": refs, "fields": ["state"], "columns": True}
+    if states:
+        query["states"] = states
+    recs = client.call("jobs", query)
+    return [r for chunk in recs.get("row_chunks", []) for r in msgpack.unpackb(chunk, raw=False)]
+
+
 def _wait_done(client: Any, refs: list[str], budget: float) -> int:
-    """Poll until no record of ``refs`` is pending, running or completing; returns how
-    many records ended (or raises after ``budget`` seconds)."""
+    """Poll every 50 ms, as `squeue -t PD,R,CG,S` would, until no record of ``refs`` is
+    pending, running, completing or suspended (the query lists only those: the finished
+    ones would make each poll cost more as they pile up, which is the poll's cost, not the
+    scheduler's; `make bench-slurm` polls the same way, with `squeue -r -t ...`). Returns
+    how many records ended, counted once at the end (or raises after ``budget`` seconds)."""
     deadline = time.monotonic() + budget
     while True:
-        recs = client.call("jobs", {"job_refs": refs, "fields": ["state", "array_pending"], "columns": True})
-        import msgpack
-
-        rows = [r for chunk in recs.get("row_chunks", []) for r in msgpack.unpackb(chunk, raw=False)]
-        busy = [r for r in rows if r[0] in ("PENDING", "RUNNING", "COMPLETING", "SUSPENDED")]
+        busy = [r for r in _rows(client, refs, ACTIVE) if r[0] in ACTIVE]
         if not busy:
-            return len(rows)
+            return len(_rows(client, refs))
         if time.monotonic() > deadline:
             raise RuntimeError(f"{len(busy)} records still busy after {budget:.0f} s")
         time.sleep(0.05)
