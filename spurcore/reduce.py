@@ -851,10 +851,13 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
         job.exit_status = raw
         job.end_time = op.at
         job.stopped = False
-        if job.spec.script is not None:
-            # The batch host's supervisor reaped everything there. An srun-made allocation
-            # has no supervisor of its own: its node is terminated like the others, so the
-            # agent learns that the allocation ended.
+        if job.spec.script is not None and not _steps_waiting_for(job, op.node):
+            # The batch host's supervisor reaped everything of the script. An srun step
+            # there has a supervisor of its own: while one has not reported, the node is
+            # terminated like the others, its report comes first (the agent ACKs a KILL
+            # after the reports it caused) and the job stays COMPLETING meanwhile, as
+            # Slurm keeps it. An srun-made allocation has no supervisor of its own either:
+            # its node is terminated, so the agent learns that the allocation ended.
             job.undone.discard(op.node)
         job.completing = True
         if job.undone:  # other nodes of the job: terminate whatever still runs there
@@ -864,13 +867,21 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
         return None
     if job.terminal:
         # Already ended by the controller (cancel, time limit, node failure): Slurm only
-        # fills in the shell's status, typically 0:15.
+        # fills in the shell's status, typically 0:15. A step still running there ends
+        # with the KILL sent to the node, whose ACK follows the step's report.
         if not job.exit_status:
             job.exit_status = raw
-        job.undone.discard(op.node)
+        if not _steps_waiting_for(job, op.node):
+            job.undone.discard(op.node)
         _maybe_finish(state, job)
         return None
     return _reject(state, JOB_PENDING)
+
+
+def _steps_waiting_for(job: Job, node: str) -> bool:
+    """Whether an srun step of ``job`` still waits for ``node``'s part."""
+    return any(step.state == "RUNNING" and step.step_id != BATCH_STEP and node in step.nodes
+               and node not in step.node_status for step in job.steps.values())
 
 
 def report_frees(state: ClusterState, job_id: int, node: str, fenced: bool = False) -> bool:
@@ -881,8 +892,8 @@ def report_frees(state: ClusterState, job_id: int, node: str, fenced: bool = Fal
     job = state.jobs.get(job_id)
     if job is None or not job.allocated or job.node_reported or node != job.batch_host:
         return False
-    if not job.undone <= {node}:
-        return False  # other nodes of the job still run something
+    if not job.undone <= {node} or _steps_waiting_for(job, node):
+        return False  # other nodes, or srun steps on this one, still run something
     if job.state in (JobState.RUNNING, JobState.SUSPENDED):
         return not fenced and job.spec.script is not None
     return job.terminal and job.completing

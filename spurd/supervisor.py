@@ -486,9 +486,9 @@ def _serve(rundir: str, has_client: bool) -> int:
     for served in range(1, REUSE_LIMIT + 1):
         _stdio_to(os.path.join(rundir, procs.LOG_FILE))
         code = supervise(rundir, CLIENT_FD if has_client else -1)
-        os.close(END_FD)  # status.json is durable: the agent hears the end now
-        os.chdir("/")
+        os.chdir("/")  # out of the rundir before the agent hears the end
         _stdio_to(None)
+        os.close(END_FD)  # status.json is durable: the agent hears the end now
         if code != 0 or served == REUSE_LIMIT or not _reusable():
             return code
         try:

@@ -182,6 +182,44 @@ def test_multi_node_step_ends_when_every_node_reported():
     assert info["usage"]["max_rss"] == 10 and info["usage"]["max_rss_node"] == "n2"
 
 
+def test_a_step_reported_after_the_batch_script_still_counts():
+    """The batch script ends before the srun step on its host has reported (its supervisor
+    still writing the status): the job stays COMPLETING, the node is terminated like any
+    other, the step's report sets DerivedExitCode, and the KILL's ACK (sent after the
+    reports it caused) ends the job. The leader does not count on the batch report to
+    free the node meanwhile."""
+    from spurcore.model import JobState
+    from spurcore.ops import ActionAcked, ActionKind, JobNodeComplete
+    from spurcore.reduce import report_frees
+
+    st = _running(nodes=("n1",), cpus=4, ntasks=1)
+    assert apply(st, _created(plan(["n1"], 4, {}, StepRequest(ntasks=1)))) == 0
+    job = st.jobs[1]
+    assert not report_frees(st, 1, "n1")
+    assert apply(st, JobNodeComplete(1, "n1", 0, 0, False, 5.0)) is None
+    assert job.state is JobState.COMPLETED and job.completing and job.undone == {"n1"}
+    (action_id, record), = st.actions.items()
+    assert record.kind == ActionKind.KILL and record.pending == {"n1"}
+    assert apply(st, JobStepComplete(1, 0, "n1", 0, 11, False, 5.1)) is None
+    assert job.derived_ec == exitcodes.raw_status(0, 11) and job.steps[0].state == "CANCELLED"
+    assert job.completing
+    assert apply(st, ActionAcked(action_id, "n1", 0, 0, 5.2)) is None
+    assert not job.completing and not job.undone and st.nodes["n1"].alloc_cpus == 0
+
+
+def test_without_a_step_waiting_the_batch_report_frees_the_node_at_once():
+    from spurcore.ops import JobNodeComplete
+    from spurcore.reduce import report_frees
+
+    st = _running(nodes=("n1",), cpus=4, ntasks=1)
+    assert apply(st, _created(plan(["n1"], 4, {}, StepRequest(ntasks=1)))) == 0
+    assert apply(st, JobStepComplete(1, 0, "n1", 0, 0, False, 4.5)) is None
+    assert report_frees(st, 1, "n1")
+    assert apply(st, JobNodeComplete(1, "n1", 0, 0, False, 5.0)) is None
+    job = st.jobs[1]
+    assert not job.completing and not job.undone and not st.actions
+
+
 def test_a_signalled_node_outranks_a_small_exit_code():
     st = _running()
     assert apply(st, _created(plan(["n1", "n2"], 4, {}, StepRequest(ntasks=2, min_nodes=2)))) == 0
