@@ -273,12 +273,18 @@ class Zygote(ZygoteProcess):
             except OSError:
                 self.close()
                 return 0, None
-        reply = data.split()
-        if len(reply) == 2 and reply[0] == b"ok" and reply[1].isdigit():
-            return int(reply[1]), (fds[0] if fds else None)
+        pid = started_pid(data)
+        if pid:
+            return pid, (fds[0] if fds else None)
         for fd in fds:
             os.close(fd)
         return 0, None
+
+
+def started_pid(reply: bytes) -> int:
+    """The pid in a zygote's or a supervisor's ``ok <pid>`` answer; 0 for anything else."""
+    words = reply.split()
+    return int(words[1]) if len(words) == 2 and words[0] == b"ok" and words[1].isdigit() else 0
 
 
 _zygote: Zygote | None = None

@@ -64,7 +64,7 @@ from spurd.jobcontrol import JobControl
 from spurd.pmi_server import PmiServer
 from spurd.procs import read_lease
 from spurd.stdio import Client, Stdio, Stream
-from spurd.tasks import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, Tasks, prctl
+from spurd.tasks import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, Task, Tasks, close_fds, prctl
 from spurd.usage import Usage
 
 SWEEP_INTERVAL = killplan.SWEEP_INTERVAL  # re-SIGKILL period for leftovers after the tasks exited
@@ -444,12 +444,7 @@ def _place(fds: dict[int, int]) -> None:
     high = {target: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 64) for target, src in fds.items()}
     for target, fd in high.items():
         os.dup2(fd, target, inheritable=False)
-    keep = sorted(high)
-    low = 3
-    for fd in keep:
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+    close_fds({0, 1, 2, *high})
 
 
 def _stdio_to(log_path: str | None) -> None:
@@ -543,11 +538,11 @@ def _hand_over(link: socket.socket, msg: bytes, fds: list[int]) -> int:
     try:
         socket.send_fds(link, [msg], fds)
         link.settimeout(5.0)
-        reply = link.recv(64).split()
+        reply = link.recv(64)
         link.settimeout(None)
     except OSError:
         return 0
-    return int(reply[1]) if len(reply) == 2 and reply[0] == b"ok" and reply[1].isdigit() else 0
+    return procs.started_pid(reply)
 
 
 def zygote(sock_fd: int) -> int:

@@ -184,7 +184,7 @@ class Tasks:
         when nothing was started: the caller forks it instead."""
         spec, cg = self.spec, self.cgroup
         if (cg is None or self.client_fd >= 0 or not cg.can_carry_self() or spec.task_env or "/" not in spec.argv[0]
-                or _changes_credentials(spec) or os.environ.get(TASK_SPAWN_ENV, "auto") == "fork"):
+                or _credentials(spec) is not None or os.environ.get(TASK_SPAWN_ENV, "auto") == "fork"):
             return False
         mask = os.umask(spec.umask) if spec.umask is not None else None  # for the stdio files too
         fds: list[int] = []
@@ -375,7 +375,7 @@ def _child_setup_and_exec(spec: SupervisorSpec, cgroup: JobCgroup | None, superv
                         "PMI_JOBID": spec.pmi.jobid, "PMI_SPAWNED": "0"})
             os.set_inheritable(pmi_fd, True)
             keep.add(pmi_fd)
-    _close_fds(keep=keep)
+    close_fds(keep=keep)
     try:
         os.execvpe(spec.argv[0], list(spec.argv), env)
     except OSError as e:
@@ -432,10 +432,6 @@ def _credentials(spec: SupervisorSpec) -> tuple[int, int, pwd.struct_passwd | No
     if uid == 0 and gid == os.getgid():
         return None
     return uid, gid, entry
-
-
-def _changes_credentials(spec: SupervisorSpec) -> bool:
-    return _credentials(spec) is not None
 
 
 def _drop_privileges(spec: SupervisorSpec, err_w: int) -> bool:
@@ -511,7 +507,7 @@ def _open_stdio(spec: SupervisorSpec, err_w: int) -> bool:
     return True
 
 
-def _close_fds(keep: set[int]) -> None:
+def close_fds(keep: set[int]) -> None:
     """Close every fd but ``keep``: one ``os.closerange`` (close_range(2)) per gap."""
     low = 0
     for fd in sorted(keep):

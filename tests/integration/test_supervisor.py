@@ -511,9 +511,9 @@ print(clean, leaked, child, _reusable())
 
 
 def test_close_fds_keeps_only_what_it_is_told() -> None:
-    """``spurd.tasks._close_fds`` (between fork and exec) closes inheritable descriptors
+    """``spurd.tasks.close_fds`` (between fork and exec, and in the zygote's supervisors) closes inheritable descriptors
     below, between and above the kept ones."""
-    from spurd.tasks import _close_fds
+    from spurd.tasks import close_fds
 
     r, w = os.pipe()
     extra = [os.open(os.devnull, os.O_RDONLY) for _ in range(4)]  # inheritable: no O_CLOEXEC
@@ -523,7 +523,7 @@ def test_close_fds_keeps_only_what_it_is_told() -> None:
     if pid == 0:
         code = 1
         try:
-            _close_fds({0, 1, 2, w, keep_high})
+            close_fds({0, 1, 2, w, keep_high})
             os.write(w, " ".join(sorted(os.listdir("/proc/self/fd"), key=int)).encode())
             code = 0
         finally:
