@@ -72,6 +72,7 @@ from spurcore.codec import CodecError, decode_batch
 from spurcore.model import ClusterState
 from spurcore.reduce import Rejected, apply, jobs_touched_by
 from spurcore.snapshot import decode_state, encode_state, gc_paused
+from spurctld.raftcipher import RaftCipher
 from spurctld.wal import (
     SnapshotCorrupt,
     Wal,
@@ -186,8 +187,9 @@ class Replica(SyncObj):
                 "snapshots/, or move wal/ and snapshots/ away to rejoin from the other replicas"
             )
         loaded = time.monotonic()
+        secret = config.read_secret()
         conf = SyncObjConf(
-            password=config.read_secret(),
+            password=None,  # messages are sealed by our RaftCipher instead (set below)
             journalFile=os.path.join(self.dir, "raft.journal"),
             fullDumpFile=self.dump_file,
             serializer=self._serialize_dump,
@@ -213,6 +215,13 @@ class Replica(SyncObj):
         )
         others = [r.raft for r in config.replicas if r.id != rid]
         super().__init__(me.raft, others, conf)
+        # Our cipher instead of pysyncobj's Fernet (spurctld.raftcipher): pysyncobj hands its
+        # encryptor to each connection it makes; the outgoing ones exist already (none has
+        # connected: that happens in ticks, and no tick has run).
+        cipher = RaftCipher(secret)
+        self._SyncObj__encryptor = cipher
+        for conn in self._SyncObj__transport._connections.values():
+            conn.encryptor = cipher
         log.info(
             "replica %d: state loaded at index %d (%d jobs) in %.3f s: WAL opened in %.3f s, snapshot %.3f s, "
             "WAL tail of %d entries %.3f s; pysyncobj started in %.3f s", rid, self.applied_index,
