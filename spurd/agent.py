@@ -121,6 +121,7 @@ class Agent(Session, Actions, Runs, Reports, StepServer):
         # spurd.runs: what this node knows of its jobs and runs
         self.jobs: dict[int, JobRecord] = {}
         self.live: dict[str, Run] = {}  # rundir -> run whose supervisor has not ended
+        self._watch_wake = asyncio.Event()  # a run to watch, or one to check at once
         self._locks: dict[int, asyncio.Lock] = {}  # per job: starts, launches and actions in turn
         # spurd.reports
         self.reports: ReportSpool
@@ -220,6 +221,8 @@ class Agent(Session, Actions, Runs, Reports, StepServer):
             if self._relays is not None:
                 self._relays.close()  # the zygote exits; relays keep their steps' I/O going
             self._step_io.shutdown(wait=False, cancel_futures=True)
+            if getattr(self, "reports", None) is not None:
+                self.reports.close()
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
                 self._lock_fd = -1

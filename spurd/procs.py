@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 # One decoder for the whole code base: (WEXITSTATUS, 0) if exited, (0, WTERMSIG) if signalled.
 from spurcore.exitcodes import decode_wait_status as decode_wait_status
@@ -221,6 +222,7 @@ class ZygoteProcess:
         self._python = python
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._alock: Any = None  # asyncio.Lock of start_async (made on first use, in its loop)
 
     def _ensure(self) -> socket.socket:
         if self._sock is not None and self._proc is not None and self._proc.poll() is None:
@@ -281,6 +283,52 @@ class Zygote(ZygoteProcess):
         return 0, None
 
 
+    async def start_async(self, rundir: str, client: int | None, timeout: float) -> tuple[int, int | None]:
+        """``start`` on the running event loop, without a thread: the request is sent at
+        once and the answer read when the socket turns readable (one request at a time).
+        Only an agent's loop calls it; ``start`` stays for callers without one."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        async with self._alock:
+            with self._lock:
+                try:
+                    sock = self._ensure()
+                    sock.setblocking(False)
+                    socket.send_fds(sock, [os.fsencode(rundir)], [client] if client is not None else [])
+                except OSError:  # (a full socket buffer too: the zygote is stuck)
+                    self.close()
+                    return 0, None
+                answer: asyncio.Future[tuple[bytes, list[int]]] = loop.create_future()
+
+                def readable() -> None:
+                    try:
+                        data, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+                    except BlockingIOError:
+                        return
+                    except OSError:  # the zygote is gone: the caller falls back
+                        data, fds = b"", []
+                    loop.remove_reader(sock.fileno())
+                    if not answer.done():
+                        answer.set_result((data, fds))
+
+                loop.add_reader(sock.fileno(), readable)
+                try:
+                    data, fds = await asyncio.wait_for(answer, timeout)
+                except TimeoutError:
+                    loop.remove_reader(sock.fileno())
+                    self.close()
+                    return 0, None
+        pid = started_pid(data)
+        if pid:
+            return pid, (fds[0] if fds else None)
+        for fd in fds:
+            os.close(fd)
+        return 0, None
+
+
 def started_pid(reply: bytes) -> int:
     """The pid in a zygote's or a supervisor's ``ok <pid>`` answer; 0 for anything else."""
     words = reply.split()
@@ -294,6 +342,15 @@ def use_zygote(python: str = sys.executable) -> None:
     """Start supervisors through a forking zygote from now on (the agent calls this)."""
     global _zygote
     _zygote = Zygote(python)
+
+
+async def start_through_zygote(rundir: str, client: int | None = None,
+                               timeout: float = 10.0) -> tuple[int, int | None]:
+    """``launch_supervisor`` through the zygote (``use_zygote``) from an event loop, without
+    a thread: (pid, end pipe), or (0, None) when there is no zygote or it failed."""
+    if _zygote is None:
+        return 0, None
+    return await _zygote.start_async(os.path.abspath(rundir), client, timeout)
 
 
 def _wait_pid_file(rundir: str, deadline: float, timeout: float) -> int:

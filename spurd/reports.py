@@ -24,7 +24,6 @@ from spurcore.agentmsg import RunStatus
 from spurd.runs import BATCH, REPORTED_FILE, Run, report_id
 from spurd.session import BACKOFF_MIN, LEADERSHIP_ERRORS, RPC_TIMEOUT
 from spurd.spool import ReportSpool, write_replace
-from spurio.fs import fsync_paths
 from spurio.rpc import ConnectionFailed, RpcConnection, RpcError, RpcTimeout
 
 log = logging.getLogger("spurd")
@@ -69,11 +68,14 @@ class Reports:
         self._reports_changed.set()
 
     async def _sync_reports(self) -> None:
-        """Make every spooled report durable (one fsync each and one of the directory)."""
-        ids, paths = self.reports.unsynced()
-        if not ids:
+        """Make every spooled report durable (one fdatasync of the spool's log)."""
+        ids, fd = self.reports.unsynced()
+        if fd is None:
             return
-        await asyncio.to_thread(fsync_paths, paths)
+        try:
+            await asyncio.to_thread(os.fdatasync, fd)
+        finally:
+            os.close(fd)
         self.reports.synced(ids)
         self._mark_reported(ids)
 

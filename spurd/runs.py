@@ -98,6 +98,7 @@ class Run:
     status: RunStatus | None = None
     since: float = field(default_factory=time.monotonic)
     next_check: float = 0.0
+    notified: bool = False  # its end is heard on a descriptor (_notify_end): no status polling
 
     @property
     def finished(self) -> bool:
@@ -177,6 +178,7 @@ class Runs:
 
     jobs: dict[int, JobRecord]
     live: dict[str, Run]
+    _watch_wake: asyncio.Event
     jobs_dir: str
 
     def _read_status(self, rundir: str) -> RunStatus | None:
@@ -199,6 +201,7 @@ class Runs:
         run.since = time.monotonic()
         run.next_check = run.since + LIVENESS_INTERVAL
         self.live[run.rundir] = run
+        self._watch_wake.set()
 
     def _notify_end(self, run: Run, fd: int) -> None:
         """Hear the step's end at once: ``fd`` (ours to close) turns readable once its
@@ -210,6 +213,7 @@ class Runs:
         def exited() -> None:
             loop.remove_reader(fd)
             os.close(fd)
+            run.notified = False  # from now on the watcher polls it, as any other
             if run.finished:
                 return
             try:
@@ -221,24 +225,38 @@ class Runs:
                 self._run_ended(run, status)
             else:
                 run.next_check = 0.0  # gone without a status: the liveness check reports it
+                self._watch_wake.set()
 
         loop.add_reader(fd, exited)
+        run.notified = True
 
     async def _watch_loop(self) -> None:
+        """Poll the status.json of every live run whose end is not heard on a descriptor
+        (re-adopted after a restart, or started without one) every POLL_INTERVAL, and check
+        each live run's supervisor every LIVENESS_INTERVAL; asleep when neither is due."""
         while True:
+            self._watch_wake.clear()
             now = time.monotonic()
+            polled = False
+            wake = now + LIVENESS_INTERVAL
             for run in list(self.live.values()):
                 try:
-                    status = self._read_status(run.rundir)
+                    status = None if run.notified and now < run.next_check else self._read_status(run.rundir)
                     if status is not None:
                         self._run_ended(run, status)
-                    elif now >= run.next_check:
+                        continue
+                    if now >= run.next_check:
                         run.next_check = now + LIVENESS_INTERVAL
                         self._check_liveness(run, now)
+                    polled = polled or not run.notified
+                    wake = min(wake, run.next_check)
                 except Exception:
                     log.exception("watching %s failed", run.rundir)
-            # Short polls keep job ends prompt; with many live jobs each poll costs more.
-            await asyncio.sleep(max(POLL_INTERVAL, 0.00002 * len(self.live)))
+            if polled:  # short polls keep job ends prompt; with many live jobs each costs more
+                await asyncio.sleep(max(POLL_INTERVAL, 0.00002 * len(self.live)))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._watch_wake.wait(), max(0.0, wake - now))
 
     def _check_liveness(self, run: Run, now: float) -> None:
         if run.pid is None:
@@ -321,7 +339,9 @@ class Runs:
             return self._failed_run(rec, step, f"cannot create the run directory: {e}")
         run = self._new_run(rec, step, rundir)
         try:
-            pid, end = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
+            pid, end = await procs.start_through_zygote(rundir, client)
+            if not pid:  # no zygote, or it failed: the launcher (blocking: in a thread)
+                pid, end = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
             log.info("job %s step %s started: supervisor %s", rec.job_id, step, pid or "forked")
             # run.pid stays unset: the watcher takes it from supervisor.pid, written once the
             # supervisor is in its rundir (which is how supervisor_alive tells it is ours).

@@ -23,8 +23,12 @@ Invariants:
   of both, so no cgroup means no blind spot, only a weaker guard against fork races.
 - The step ends when the main process has exited AND no process of the job remains: what
   is left when the main process exits is SIGKILLed (Slurm ends a step with its task).
-  Only then is status.json written (tmp + fsync + rename + fsync dir), so a status file
-  means nothing of the job still runs.
+  Only then is status.json written (tmp + rename), so a status file means nothing of the
+  job still runs. It is made durable (fsync of the file and of rundir) unless the agent
+  listens on the step's end pipe (a zygote's supervisor): the agent then makes the report
+  durable in its spool before it tells anybody of the end (``spurd.reports``), so a second
+  pair of fsyncs would protect nothing. A supervisor whose agent is gone (the pipe's
+  read end closed) writes it durably.
 - One thread, one selectors loop. SIGCHLD/SIGTERM arrive through set_wakeup_fd and every
   loop turn reaps with waitpid(-1, WNOHANG), so no exit is missed. Timed work (KillWait,
   suspend grace, the post-exit sweep) is deadlines checked by the loop, never sleeps, so
@@ -46,6 +50,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -119,11 +124,12 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
     """One step on this node, from fork to ``status.json``: the state every part shares,
     the loop, the end of the step."""
 
-    def __init__(self, rundir: str, spec: Spec, log: Log, client_fd: int = -1) -> None:
+    def __init__(self, rundir: str, spec: Spec, log: Log, client_fd: int = -1, end_fd: int = -1) -> None:
         self.rundir = rundir
         self.spec = spec
         self.log = log
         self.client_fd = client_fd  # srun's connection, handed over by the agent (-1: none)
+        self.end_fd = end_fd  # the step's end pipe to the agent (-1: none; see tell_agent)
         self.pid = os.getpid()
         self.cgroup: JobCgroup | None = None
         self.sel = selectors.DefaultSelector()
@@ -324,9 +330,28 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
         self._send_all(("done", {"status": raw, "oom": oom, "node": self.spec.node_name}))
         self._flush_clients()
         self._close_control()  # status.json present => nobody to talk to any more
-        procs.write_atomic(os.path.join(self.rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
+        procs.write_atomic(os.path.join(self.rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode(),
+                           durable=not self._agent_listening())
         self.log(f"{self.spec.label} done: exit {code}:{sig}{' (OOM)' if oom else ''}")
+        self.tell_agent()  # before the cgroups go: the agent's report path runs meanwhile
         self._cleanup()
+
+    def _agent_listening(self) -> bool:
+        """The agent holds the read end of the step's end pipe (it reports the end from
+        its durable spool). A pipe whose readers are all gone polls POLLERR."""
+        if self.end_fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(self.end_fd, 0)
+        return not poller.poll(0)
+
+    def tell_agent(self) -> None:
+        """Close the end pipe: the agent hears the end now. Out of the rundir first, so
+        that the agent no longer takes this process for the step's supervisor."""
+        if self.end_fd >= 0:
+            os.chdir("/")
+            os.close(self.end_fd)
+            self.end_fd = -1
 
     def _close_control(self) -> None:
         for conn in list(self.conns):
@@ -398,9 +423,12 @@ def write_failure(rundir: str, error: str, exit_code: int = 1) -> None:
     procs.write_atomic(os.path.join(rundir, procs.STATUS_FILE), json.dumps(unstructure(status)).encode())
 
 
-def supervise(rundir: str, client_fd: int = -1) -> int:
+def supervise(rundir: str, client_fd: int = -1, end_fd: int = -1) -> int:
     """Run the step of ``rundir`` to completion in this process (see the module doc).
-    ``client_fd``: the srun connection the agent handed over (an srun step)."""
+    ``client_fd``: the srun connection the agent handed over (an srun step); ``end_fd``:
+    the write end of the step's end pipe, closed (always, by the time this returns) once
+    status.json is written."""
+    rundir = os.path.abspath(rundir)
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         _signal.signal(sig, _signal.SIG_IGN)  # (_signal: signal's wrapper makes enums, ~40 us a call)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])  # whatever the agent had blocked (_signal: no enums)
@@ -418,14 +446,16 @@ def supervise(rundir: str, client_fd: int = -1) -> int:
         write_pid(rundir)
         write_failure(rundir, f"bad {procs.SPEC_FILE}: {e}")
         log.close()
-        if client_fd >= 0:
-            os.close(client_fd)
+        for fd in (client_fd, end_fd):
+            if fd >= 0:
+                os.close(fd)
         return 1
-    supervisor = Supervisor(rundir, spec, log, client_fd)
+    supervisor = Supervisor(rundir, spec, log, client_fd, end_fd)
     try:
         return supervisor.run()
     finally:
         supervisor.release()
+        supervisor.tell_agent()  # if run() left early
 
 
 #: Where a supervisor forked by the zygote holds, while it serves a step, the srun
@@ -480,10 +510,9 @@ def _serve(rundir: str, has_client: bool) -> int:
     link = socket.socket(fileno=LINK_FD)
     for served in range(1, REUSE_LIMIT + 1):
         _stdio_to(os.path.join(rundir, procs.LOG_FILE))
-        code = supervise(rundir, CLIENT_FD if has_client else -1)
-        os.chdir("/")  # out of the rundir before the agent hears the end
+        code = supervise(rundir, CLIENT_FD if has_client else -1, END_FD)  # closes END_FD
+        os.chdir("/")  # idle at / (supervise left the rundir before closing END_FD)
         _stdio_to(None)
-        os.close(END_FD)  # status.json is durable: the agent hears the end now
         if code != 0 or served == REUSE_LIMIT or not _reusable():
             return code
         try:

@@ -27,6 +27,7 @@ import pytest
 
 from spurcore.agentmsg import Registered
 from spurcore.schema import structure
+from spurd.spool import LOG_NAME, read_reports
 from spurio import rpc
 from spurio.rpc import RpcConnection
 from tests.contract.controller_contract import validate_request
@@ -425,7 +426,7 @@ def test_agent_killed_and_restarted_loses_nothing(cluster: Cluster) -> None:
     report = cluster.report(rid)
     assert (report["exit_code"], report["signal"]) == (7, 0)
     # Exactly once: wait for the spool to be empty, then count.
-    wait_until(lambda: not list((cluster.spool / "reports").glob("*.json")), what="an empty spool")
+    wait_until(lambda: not read_reports(str(cluster.spool / "reports" / LOG_NAME)), what="an empty spool")
     assert len(cluster.leader.reports(rid)) == 1
     assert runs.read_text() == "run\n"
 
@@ -488,14 +489,14 @@ def test_reports_spooled_while_the_leader_is_down(cluster: Cluster) -> None:
     wait_until(lambda: cluster.launched(job_id), what="launched")
     cluster.leader.down()
     gate.touch()
-    wait_until(lambda: list((cluster.spool / "reports").glob("*.json")), what="the report in the spool")
+    wait_until(lambda: read_reports(str(cluster.spool / "reports" / LOG_NAME)), what="the report in the spool")
     rid = f"{NODE}:{job_id}:batch"
     assert not cluster.leader.reports(rid)
     wait_until(lambda: len(cluster.leader.follower_calls) >= 3, what="retries through the follower")
     cluster.leader.up()
     report = cluster.report(rid)
     assert (report["exit_code"], report["signal"]) == (5, 0)
-    wait_until(lambda: not list((cluster.spool / "reports").glob("*.json")), what="an empty spool")
+    wait_until(lambda: not read_reports(str(cluster.spool / "reports" / LOG_NAME)), what="an empty spool")
     assert len(cluster.leader.reports(rid)) == 1
 
 

@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+from spurd.spool import LOG_NAME, read_reports
 from spurio.client import Client
 from tests.integration.conftest import wait_for
 from tests.integration.test_e2e_cli import _job_pids, _proc_state
@@ -56,13 +57,13 @@ def test_result_of_a_job_finishing_while_controllers_are_down_arrives_once(make_
     wait_job(cluster, job_id, ("RUNNING",))
     cluster.kill("ctld-1", signal.SIGTERM)
     gate.touch()  # the job ends while no controller runs
-    spool = Path(cluster.config.agent_dir) / "node1" / "reports"
-    wait_for(lambda: spool.exists() and any(spool.iterdir()), 30, "the report in the agent's durable spool")
+    spool = str(Path(cluster.config.agent_dir) / "node1" / "reports" / LOG_NAME)
+    wait_for(lambda: read_reports(spool), 30, "the report in the agent's durable spool")
     cluster.start_replica(1)
     info = wait_job(cluster, job_id)
     assert (info["state"], info["exit_code"] >> 8) == ("FAILED", 6)
     assert [s["step_id"] for s in info["steps"]] == ["batch"]
-    wait_for(lambda: not any(spool.iterdir()), 30, "the spool to drain once the report is committed")
+    wait_for(lambda: not read_reports(spool), 30, "the spool to drain once the report is committed")
 
 
 def test_kill_requested_while_the_agent_is_down_is_delivered_after_controller_restart(make_cluster, tmp_path):

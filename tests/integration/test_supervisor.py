@@ -486,6 +486,113 @@ def test_zygote_supervisors_serve_steps_one_after_another(tmp_path: Path, cgmode
     assert len(set(pids)) < len(pids), pids  # some step was served by an earlier step's process
 
 
+@pytest.mark.parametrize("listening", [True, False], ids=["agent-listening", "agent-gone"])
+def test_status_is_fsynced_only_when_no_agent_listens_on_the_end_pipe(tmp_path: Path, listening: bool) -> None:
+    """A zygote's supervisor whose agent holds the end pipe leaves status.json's
+    durability to the agent's spool (it is in place, renamed, not fsynced), leaves the
+    rundir and closes the pipe; with the pipe's reader gone it fsyncs the file and rundir."""
+    code = """
+import json, os, select, sys
+synced = []
+real_fsync = os.fsync
+def spy(fd):
+    synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+    real_fsync(fd)
+os.fsync = spy
+from spurd.supervisor import supervise
+rundir, listening = sys.argv[1], sys.argv[2] == "1"
+r, w = os.pipe()
+if not listening:
+    os.close(r)
+code = supervise(rundir, -1, w)
+eof = None
+if listening:
+    ready, _, _ = select.select([r], [], [], 10.0)
+    eof = bool(ready) and os.read(r, 1) == b""
+print(json.dumps({"code": code, "synced": synced, "eof": eof, "cwd": os.getcwd()}))
+"""
+    rundir = tmp_path / "run"
+    rundir.mkdir()
+    spec = {"job_id": next(_job_ids), "step": "batch", "argv": ["/bin/sh", "-c", "exit 3"], "cwd": str(rundir),
+            "env": {"PATH": "/usr/bin:/bin"}, "stdout": "/dev/null", "stderr": "/dev/null", "cgroup_root": None}
+    (rundir / "spec.json").write_text(json.dumps(spec))
+    out = subprocess.run([sys.executable, "-c", code, str(rundir), "1" if listening else "0"], capture_output=True,
+                         text=True, check=True, cwd=str(Path(__file__).resolve().parents[2])).stdout
+    result = json.loads(out.splitlines()[-1])
+    st = read_status(rundir)
+    assert result["code"] == 0 and st is not None and st["exit_code"] == 3
+    status_synced = [p for p in result["synced"] if "status.json" in os.path.basename(p)]
+    if listening:
+        assert result["eof"] and result["cwd"] == "/"
+        assert not status_synced and str(rundir) not in result["synced"], result["synced"]
+    else:
+        assert status_synced and str(rundir) in result["synced"], result["synced"]
+
+
+def test_the_agents_loop_starts_steps_through_the_zygote_without_a_thread(tmp_path: Path) -> None:
+    """``Zygote.start_async`` (the agent's way): the same answer as ``start`` -- a pid and
+    the step's end pipe -- read on the event loop; concurrent starts are answered each with
+    its own step; a zygote that does not answer in time is dropped, not waited for."""
+    import asyncio
+    import threading
+
+    zygote = procs.Zygote()
+
+    def spec_for(rundir: Path) -> None:
+        rundir.mkdir()
+        spec = {"job_id": next(_job_ids), "step": "batch", "argv": ["/bin/sh", "-c", f"echo {rundir.name}"],
+                "cwd": str(rundir), "env": {"PATH": "/usr/bin:/bin"}, "stdout": str(rundir / "out"),
+                "stderr": "/dev/null", "cgroup_root": None}
+        (rundir / "spec.json").write_text(json.dumps(spec))
+
+    async def run_all() -> list[tuple[int, int | None]]:
+        loop_thread = threading.get_ident()
+        seen: list[int] = []
+        real = procs.socket.recv_fds
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            seen.append(threading.get_ident())
+            return real(*args, **kwargs)
+
+        procs.socket.recv_fds = spy
+        try:
+            dirs = [tmp_path / f"a{i}" for i in range(4)]
+            for d in dirs:
+                spec_for(d)
+            results = await asyncio.gather(*(zygote.start_async(str(d), None, 10.0) for d in dirs))
+        finally:
+            procs.socket.recv_fds = real
+        assert seen and set(seen) == {loop_thread}
+        return results
+
+    try:
+        results = asyncio.run(run_all())
+        for i, (pid, end) in enumerate(results):
+            assert pid and end is not None
+            try:
+                ready, _, _ = select.select([end], [], [], 10.0)
+                assert ready and os.read(end, 1) == b""
+            finally:
+                os.close(end)
+            assert (tmp_path / f"a{i}" / "out").read_text() == f"a{i}\n"
+            st = read_status(tmp_path / f"a{i}")
+            assert st is not None and st["exit_code"] == 0
+        spec_for(tmp_path / "other")
+        gone = procs.Zygote(python="/bin/false")  # exits at once: its socket reads end-of-file
+        assert asyncio.run(gone.start_async(str(tmp_path / "other"), None, 10.0)) == (0, None)
+        gone.close()
+        mute = tmp_path / "mute-python"
+        mute.write_text("#!/bin/sh\nexec sleep 30\n")  # keeps the socket, never answers
+        mute.chmod(0o755)
+        stuck = procs.Zygote(python=str(mute))
+        started = time.monotonic()
+        assert asyncio.run(stuck.start_async(str(tmp_path / "other"), None, 0.5)) == (0, None)
+        assert time.monotonic() - started < 8.0  # the timeout, then the zygote is let go
+        assert stuck._sock is None
+    finally:
+        zygote.close()
+
+
 def test_a_supervisor_serves_again_only_when_nothing_of_the_step_is_left() -> None:
     """``_reusable``: no child and no descriptor but 0-2 and the zygote's link."""
     code = """
