@@ -932,7 +932,25 @@ def spur_local(directory: str | os.PathLike[str] | None = None, *, replicas: int
     finally:
         subprocess.run(down, env=env, capture_output=True, text=True, timeout=180)
         if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_later(tmp)
+
+
+_LEFT: list[str] = []
+
+
+def remove_later(directory: str) -> None:
+    """Remove a finished workload's directory when the benchmark process exits, not now.
+
+    This machine's root file system is ext4 without a journal: there, an inode freed less
+    than ``vm.dirty_expire_centisecs`` (30 s) ago is skipped, one by one, by every file
+    creation in its block group (``recently_deleted``). Removing a finished cluster's tens
+    of thousands of job files right before the next workload would bill the harness's own
+    cleanup to that workload's agent (~2 ms of kernel time a job, measured with perf)."""
+    if not _LEFT:
+        import atexit
+
+        atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _LEFT])
+    _LEFT.append(directory)
 
 
 # --- printing ----------------------------------------------------------------------------------
