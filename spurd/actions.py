@@ -253,12 +253,13 @@ class Actions:
                                          *SYNTHETIC_KILL)
                     runs = [r for r in (rec.runs.get(run_key(step_id)),) if r is not None]
                 else:
-                    self._mark_ended(rec)
                     runs = list(rec.runs.values())
                 for run in runs:
                     if not run.finished:
                         notice = kill_notice(msg, run, self.name)
                         await self._control(run, CtlKill(kill_wait=kill_wait, notice=notice or None, why=msg.why))
+                if step_id < 0:
+                    self._mark_ended(rec)  # after the kills are on their way (the job's lock is held)
             await asyncio.gather(*(asyncio.shield(r.done) for r in runs))
             await self._wait_delivered([report_id(self.name, r.job_id, r.step, r.restarts) for r in runs])
             return 0, 0

@@ -66,6 +66,12 @@ def control(rundir: str, op: Any, timeout: float = 5.0, fds: Iterable[int] = ())
     return reply if isinstance(reply, dict) else {"ok": False, "errno": errno.EIO}
 
 
+async def control_async(rundir: str, op: Any, timeout: float = 5.0) -> dict[str, Any]:
+    """``control`` (without fds) on the running event loop (``procs.send_control_async``)."""
+    reply = await procs.send_control_async(rundir, control_request(op), timeout)
+    return reply if isinstance(reply, dict) else {"ok": False, "errno": errno.EIO}
+
+
 def read_status(rundir: str) -> RunStatus | None:
     """A rundir's ``status.json`` (None while the run has none). Raises BadRequest (naming
     the field) for one that does not fit ``RunStatus``, ValueError for one that is not JSON."""

@@ -309,7 +309,7 @@ class Runs:
             if run.finished:
                 return {"ok": False, "errno": errno.ESRCH}
             try:
-                return await asyncio.to_thread(proccontrol.control, run.rundir, op, 5.0)
+                return await proccontrol.control_async(run.rundir, op, 5.0)
             except (OSError, ValueError) as e:
                 if run.finished or self._read_status(run.rundir) is not None:
                     return {"ok": False, "errno": errno.ESRCH}

@@ -8,6 +8,7 @@ polled under a deadline, never a bare sleep.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -753,9 +754,44 @@ def test_long_rundir_path(tmp_path: Path) -> None:
     job = Job(rundir, procs.read_supervisor_pid(rundir) or 0)
     assert job.ctl(op="status")["running"] is True
     assert job.ctl(op="bogus")["ok"] is False
+    # The agent's way (on its event loop, no thread) reaches it the same way.
+    assert asyncio.run(procs.send_control_async(rundir, {"op": "status"}))["running"] is True
     assert job.ctl(op="kill") == {"ok": True}
     st = job.status()
     assert (st["exit_code"], st["signal"]) == (0, signal.SIGTERM)
+
+
+def test_control_from_an_event_loop_answers_and_fails_as_the_blocking_call(launch: Callable[..., Job],
+                                                                           tmp_path: Path) -> None:
+    """``send_control_async`` (the agent's control calls): the supervisor's answer, and the
+    errors the callers tell apart: nobody listening (no socket file, or a stale one) and
+    no answer in time."""
+    job = launch("echo $$ > main.pid\nexec sleep 1000")
+    job.pid_from("main.pid")
+    assert asyncio.run(procs.send_control_async(job.rundir, {"op": "status"}))["running"] is True
+    assert asyncio.run(procs.send_control_async(job.rundir, {"op": "bogus"}))["ok"] is False
+    with pytest.raises(FileNotFoundError):
+        asyncio.run(procs.send_control_async(tmp_path, {"op": "status"}))
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(stale / "ctl.sock"))
+    sock.close()  # bound, never listening: a supervisor that is gone
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(procs.send_control_async(stale, {"op": "status"}))
+    mute = tmp_path / "mute"
+    mute.mkdir()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(mute / "ctl.sock"))
+    listener.listen(1)  # accepts (in the backlog), never answers
+    try:
+        with pytest.raises(TimeoutError):
+            asyncio.run(procs.send_control_async(mute, {"op": "status"}, timeout=0.3))
+    finally:
+        listener.close()
+    assert asyncio.run(procs.send_control_async(job.rundir, {"op": "kill", "kill_wait": 0})) == {"ok": True}
+    st = job.status()
+    assert (st["exit_code"], st["signal"]) == (0, signal.SIGTERM)  # sleep dies of the SIGTERM
 
 
 # ---------------------------------------------------------------------- signal targets
