@@ -310,11 +310,15 @@ class LocalCluster:
             _wait(lambda: not _alive(pid), 15, f"{name} (pid {pid}) to exit")
 
     def up(self, timeout: float = 30.0) -> None:
-        """Start whatever is not running yet, then wait for a leader and idle nodes."""
+        """Start whatever is not running yet, then wait for a leader, every replica's answer
+        (two replicas elect a leader while the third may still be starting: a caller that
+        talks to each replica's socket must find them all), and idle nodes."""
         for r in self.config.replicas:
             if self.pid(f"ctld-{r.id}") is None:
                 self.start_replica(r.id)
         self.wait_leader(timeout)
+        _wait(lambda: all(self.ping(r.id) is not None for r in self.config.replicas), timeout,
+              "every replica to answer")
         for name in self.node_names():
             if self.pid(name) is None:
                 self.start_agent(name)
