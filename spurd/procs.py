@@ -275,13 +275,7 @@ class Zygote(ZygoteProcess):
             except OSError:
                 self.close()
                 return 0, None
-        pid = started_pid(data)
-        if pid:
-            return pid, (fds[0] if fds else None)
-        for fd in fds:
-            os.close(fd)
-        return 0, None
-
+        return _started(data, fds)
 
     async def start_async(self, rundir: str, client: int | None, timeout: float) -> tuple[int, int | None]:
         """``start`` on the running event loop, without a thread: the request is sent at
@@ -321,12 +315,18 @@ class Zygote(ZygoteProcess):
                     loop.remove_reader(sock.fileno())
                     self.close()
                     return 0, None
-        pid = started_pid(data)
-        if pid:
-            return pid, (fds[0] if fds else None)
-        for fd in fds:
-            os.close(fd)
-        return 0, None
+        return _started(data, fds)
+
+
+def _started(reply: bytes, fds: list[int]) -> tuple[int, int | None]:
+    """A zygote's answer: (pid, end pipe) for ``ok <pid>``, else (0, None) with any
+    descriptor that came along closed."""
+    pid = started_pid(reply)
+    if pid:
+        return pid, (fds[0] if fds else None)
+    for fd in fds:
+        os.close(fd)
+    return 0, None
 
 
 def started_pid(reply: bytes) -> int:

@@ -453,6 +453,17 @@ def test_a_spawn_that_cannot_start_falls_back_to_the_fork(launch: Callable[..., 
         assert "started (forked)" in job.file("supervisor.log")
 
 
+def _end_heard(pid: int, end: int | None) -> None:
+    """A zygote's answer named a supervisor, and the step's end pipe reads end-of-file
+    (its status.json is written) within 10 s; the pipe is closed."""
+    assert pid and end is not None
+    try:
+        ready, _, _ = select.select([end], [], [], 10.0)
+        assert ready and os.read(end, 1) == b""
+    finally:
+        os.close(end)
+
+
 def test_zygote_supervisors_serve_steps_one_after_another(tmp_path: Path, cgmode: str) -> None:
     """Through the zygote, a supervisor that finished a step serves a later one instead of
     a new fork, and each step still starts as in a fresh process; the end pipe of each step
@@ -470,12 +481,7 @@ def test_zygote_supervisors_serve_steps_one_after_another(tmp_path: Path, cgmode
                     "cgroup_mode": cgmode}
             (rundir / "spec.json").write_text(json.dumps(spec))
             pid, end = zygote.start(str(rundir), None, 10.0)
-            assert pid and end is not None
-            try:
-                ready, _, _ = select.select([end], [], [], 10.0)
-                assert ready and os.read(end, 1) == b""
-            finally:
-                os.close(end)
+            _end_heard(pid, end)
             st = read_status(rundir)
             assert st is not None and (st["exit_code"], st["signal"]) == (0, 0)
             assert (rundir / "out").read_text().split() == ["0", "1", "2"]
@@ -569,12 +575,7 @@ def test_the_agents_loop_starts_steps_through_the_zygote_without_a_thread(tmp_pa
     try:
         results = asyncio.run(run_all())
         for i, (pid, end) in enumerate(results):
-            assert pid and end is not None
-            try:
-                ready, _, _ = select.select([end], [], [], 10.0)
-                assert ready and os.read(end, 1) == b""
-            finally:
-                os.close(end)
+            _end_heard(pid, end)
             assert (tmp_path / f"a{i}" / "out").read_text() == f"a{i}\n"
             st = read_status(tmp_path / f"a{i}")
             assert st is not None and st["exit_code"] == 0
