@@ -52,11 +52,12 @@ def write_spec(rundir: str, spec: SupervisorSpec) -> list[str]:
     return [path, rundir, os.path.dirname(rundir)]
 
 
-def start(rundir: str, python: str = sys.executable, client: int | None = None) -> tuple[int | None, int | None]:
+def start(rundir: str, python: str = sys.executable, client: int | None = None,
+          zygote: bool = True) -> tuple[int | None, int | None]:
     """Start the supervisor of ``rundir`` (``procs.launch_supervisor``: through the agent's
-    zygote when it has one): its pid (None when not known yet) and, from the zygote, the
-    step's end pipe to watch (the caller closes it)."""
-    return procs.launch_supervisor(rundir, python, (), client=client)
+    zygote when it has one, unless ``zygote`` is False): its pid (None when not known yet)
+    and, from the zygote, the step's end pipe to watch (the caller closes it)."""
+    return procs.launch_supervisor(rundir, python, (), client=client, zygote=zygote)
 
 
 def control(rundir: str, op: Any, timeout: float = 5.0, fds: Iterable[int] = ()) -> dict[str, Any]:

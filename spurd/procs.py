@@ -387,6 +387,7 @@ def launch_supervisor(
     *,
     client: int | None = None,
     timeout: float = 10.0,
+    zygote: bool = True,
 ) -> tuple[int | None, int | None]:
     """Start the supervisor of ``rundir`` and return its pid, with, through the zygote,
     the read end of the step's end pipe (end-of-file once its status.json is written; the
@@ -399,11 +400,13 @@ def launch_supervisor(
     ``client``: srun's connection, handed to the supervisor of an srun step (the caller
     may close its copy once this returns). The supervisor's stdin is /dev/null and its
     stdout/stderr go to ``rundir/supervisor.log``. ``pass_fds`` are further fds kept open
-    in the supervisor. Raises SupervisorStartError after ``timeout``.
+    in the supervisor. ``zygote=False``: the launcher even where a zygote is in use (the
+    agent's fallback once ``start_through_zygote`` failed). Raises SupervisorStartError
+    after ``timeout``.
     """
     rundir = os.path.abspath(os.fspath(rundir))
     deadline = time.monotonic() + timeout
-    if _zygote is not None and not tuple(pass_fds):
+    if zygote and _zygote is not None and not tuple(pass_fds):
         pid, end = _zygote.start(rundir, client, timeout)
         if pid:
             return pid, end
@@ -443,17 +446,24 @@ def launch_supervisor(
     return _wait_pid_file(rundir, deadline, timeout), None
 
 
-def _connect(sock: socket.socket, rundir: str) -> None:
+def _ctl_address(rundir: str) -> tuple[str, int]:
+    """Where to connect to ``rundir``'s control socket, and a descriptor to close once
+    connected (-1: none). sun_path is short (108 bytes): a longer path is reached through
+    an O_PATH descriptor of the rundir."""
     path = os.path.join(rundir, CTL_SOCK)
     if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        sock.connect(path)
-        return
-    # sun_path is short: reach the socket through an O_PATH fd of its directory.
+        return path, -1
     dfd = os.open(rundir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{dfd}/{CTL_SOCK}", dfd
+
+
+def _connect(sock: socket.socket, rundir: str) -> None:
+    address, dfd = _ctl_address(rundir)
     try:
-        sock.connect(f"/proc/self/fd/{dfd}/{CTL_SOCK}")
+        sock.connect(address)
     finally:
-        os.close(dfd)
+        if dfd >= 0:
+            os.close(dfd)
 
 
 def send_control(rundir: str | os.PathLike[str], msg: dict, timeout: float = 5.0,
@@ -491,18 +501,15 @@ async def send_control_async(rundir: str | os.PathLike[str], msg: dict, timeout:
 
     loop = asyncio.get_running_loop()
     rundir = os.path.abspath(os.fspath(rundir))
-    path = os.path.join(rundir, CTL_SOCK)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.setblocking(False)
 
         async def exchange() -> bytes:
-            if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-                await loop.sock_connect(sock, path)
-            else:  # sun_path is short: through an O_PATH fd of the directory, as _connect
-                dfd = os.open(rundir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    await loop.sock_connect(sock, f"/proc/self/fd/{dfd}/{CTL_SOCK}")
-                finally:
+            address, dfd = _ctl_address(rundir)
+            try:
+                await loop.sock_connect(sock, address)
+            finally:
+                if dfd >= 0:
                     os.close(dfd)
             await loop.sock_sendall(sock, json.dumps(msg).encode() + b"\n")
             buf = b""

@@ -341,7 +341,7 @@ class Runs:
         try:
             pid, end = await procs.start_through_zygote(rundir, client)
             if not pid:  # no zygote, or it failed: the launcher (blocking: in a thread)
-                pid, end = await asyncio.to_thread(proccontrol.start, rundir, self.python, client)
+                pid, end = await asyncio.to_thread(proccontrol.start, rundir, self.python, client, False)
             log.info("job %s step %s started: supervisor %s", rec.job_id, step, pid or "forked")
             # run.pid stays unset: the watcher takes it from supervisor.pid, written once the
             # supervisor is in its rundir (which is how supervisor_alive tells it is ours).

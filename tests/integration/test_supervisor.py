@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from spurd import cgroups, procs
+from spurd import cgroups, proccontrol, procs
 from spurd.procs import read_status, send_control, start_supervisor
 from tests.integration.conftest import wait_for
 
@@ -595,6 +595,26 @@ def test_the_agents_loop_starts_steps_through_the_zygote_without_a_thread(tmp_pa
         zygote.close()
 
 
+def test_the_agents_fallback_start_skips_the_zygote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the agent's zygote failed a step (``start_through_zygote`` returned no pid), its
+    fallback starts the launcher directly (``zygote=False``), not the zygote a second time."""
+
+    class Refusing(procs.Zygote):
+        def start(self, rundir: str, client: int | None, timeout: float) -> tuple[int, int | None]:
+            raise AssertionError("the zygote was asked again")
+
+    monkeypatch.setattr(procs, "_zygote", Refusing())
+    rundir = tmp_path / "fallback"
+    rundir.mkdir()
+    spec = {"job_id": next(_job_ids), "step": "batch", "argv": ["/bin/sh", "-c", "exit 4"], "cwd": str(rundir),
+            "env": {"PATH": "/usr/bin:/bin"}, "stdout": "/dev/null", "stderr": "/dev/null", "cgroup_root": None}
+    (rundir / "spec.json").write_text(json.dumps(spec))
+    pid, end = proccontrol.start(str(rundir), zygote=False)
+    assert pid and end is None  # the launcher: a pid from supervisor.pid, no end pipe
+    st = wait_for(lambda: read_status(rundir), 10.0, "status.json")
+    assert st["exit_code"] == 4
+
+
 def test_a_supervisor_serves_again_only_when_nothing_of_the_step_is_left() -> None:
     """``_reusable``: no child and no descriptor but 0-2 and the zygote's link."""
     code = """
@@ -773,17 +793,19 @@ def test_control_from_an_event_loop_answers_and_fails_as_the_blocking_call(launc
     assert asyncio.run(procs.send_control_async(job.rundir, {"op": "bogus"}))["ok"] is False
     with pytest.raises(FileNotFoundError):
         asyncio.run(procs.send_control_async(tmp_path, {"op": "status"}))
-    stale = tmp_path / "stale"
-    stale.mkdir()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(stale / "ctl.sock"))
+
+    def ctl_socket(name: str) -> tuple[Path, socket.socket]:
+        rundir = tmp_path / name
+        rundir.mkdir()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(rundir / "ctl.sock"))
+        return rundir, sock
+
+    stale, sock = ctl_socket("stale")
     sock.close()  # bound, never listening: a supervisor that is gone
     with pytest.raises(ConnectionRefusedError):
         asyncio.run(procs.send_control_async(stale, {"op": "status"}))
-    mute = tmp_path / "mute"
-    mute.mkdir()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(mute / "ctl.sock"))
+    mute, listener = ctl_socket("mute")
     listener.listen(1)  # accepts (in the backlog), never answers
     try:
         with pytest.raises(TimeoutError):
