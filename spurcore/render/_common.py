@@ -178,7 +178,7 @@ def field_key(fields: tuple[str, ...], optional: Container[str]) -> Callable[[di
     lacks (not the same as None), the ``optional`` fields (which some records have and
     others not) last. The fields every record of an answer has are taken in one C call;
     a record without one of them gets the same key, made field by field."""
-    from operator import itemgetter
+    from _operator import itemgetter  # operator.py itself costs a command 0.3 ms
 
     usual = tuple(f for f in fields if f not in optional)
     rare = tuple(f for f in fields if f in optional)

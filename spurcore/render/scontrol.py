@@ -399,7 +399,7 @@ def show_jobs(
 
 def _values_at(positions: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """The function giving a row's values at ``positions``, as a tuple (one C call)."""
-    from operator import itemgetter
+    from _operator import itemgetter  # operator.py itself costs a command 0.3 ms
 
     if len(positions) > 1:
         return itemgetter(*positions)
