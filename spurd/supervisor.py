@@ -365,7 +365,7 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
             self.lsock = None
             # ctl.sock stays (a connect is refused, as for a dead supervisor) and goes with the
             # rundir. Not unlinked: on ext4 without a journal every inode creation in the
-            # block group steps over each inode freed in the last 5-305 s
+            # block group steps over each inode freed in the last 60-360 s
             # (ialloc.c, recently_deleted), and one freed per job cost 20% of the machine's
             # CPU at 150 jobs/s (perf: find_get_block_common, recently_deleted).
 

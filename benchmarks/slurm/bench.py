@@ -46,15 +46,15 @@ def quiet_machine() -> None:
     """Between the phases: stop Slurm's daemons (its figures are taken) so that Spur's phase
     runs on a machine as quiet as Slurm's did, not beside slurmctld purging the scale
     workload's 100,000 jobs (MinJobAge) and deleting their files. Then flush the file systems
-    and let 6 s pass: on an ext4 without a journal (this machine's root), each inode creation
-    steps over every inode of its block group freed in the last 5 s, or in the last 305 s
+    and let 61 s pass: on an ext4 without a journal (this machine's root), each inode creation
+    steps over every inode of its block group freed in the last 60 s, or in the last 360 s
     while that inode table block is dirty (ext4's ialloc.c, ``recently_deleted``), and Slurm's
     deletions would be paid for by Spur's file creations."""
     log("stopping Slurm's daemons (benchmarks/slurm/stop.sh) for Spur's phase")
     subprocess.run([str(Path(__file__).with_name("stop.sh"))], check=False, stdout=subprocess.DEVNULL,
                    timeout=600)
     os.sync()
-    time.sleep(6.0)
+    time.sleep(61.0)
 
 
 def plan(quick: bool, tuned: bool = False) -> dict[str, Callable[[wl.Cluster], list[wl.Metric]]]:
