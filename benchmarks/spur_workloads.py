@@ -453,13 +453,16 @@ def cli_latency(cluster: Cluster, runs: int = 20, loops: int = 4, per_loop: int 
 # --- 4. submit -> RUNNING ----------------------------------------------------------------------
 
 
-def _poll_in_thread(cond: Callable[[], bool], timeout: float, interval: float = 0.001
-                    ) -> tuple[threading.Thread, list[float]]:
-    """Poll ``cond`` in a thread; the list receives the monotonic time it first held."""
+def _poll_in_thread(cond: Callable[[], bool], timeout: float, interval: float = 0.001,
+                    first: Callable[[float], None] | None = None) -> tuple[threading.Thread, list[float]]:
+    """Poll ``cond`` in a thread; the list receives the monotonic time it first held.
+    ``first(deadline)``: a blocking wait the thread does before it starts polling."""
     seen: list[float] = []
 
     def loop() -> None:
         deadline = time.monotonic() + timeout
+        if first is not None:
+            first(deadline)
         while time.monotonic() < deadline:
             if cond():
                 seen.append(time.monotonic())
@@ -473,22 +476,20 @@ def _poll_in_thread(cond: Callable[[], bool], timeout: float, interval: float = 
 
 def _watch_exits(pids: list[int], then: Callable[[], bool], timeout: float
                  ) -> tuple[threading.Thread, list[float]]:
-    """Wait in a thread, without spending CPU, until every process of ``pids`` has exited
-    (a pidfd of each, polled), then until ``then()`` holds (checked every 1 ms: normally at
-    once). The list receives the monotonic time both held. Scanning /proc every 1 ms instead
-    kept one of this machine's two CPUs busy during the very kill it timed."""
+    """:func:`_poll_in_thread` of ``then``, once every process of ``pids`` has exited (a
+    pidfd of each, polled without spending CPU; ``then`` then normally holds at once).
+    Scanning /proc every 1 ms instead kept one of this machine's two CPUs busy during the
+    very kill it timed."""
     fds = []
     for pid in pids:
         try:
             fds.append(os.pidfd_open(pid))
         except ProcessLookupError:
             pass
-    seen: list[float] = []
 
-    def wait() -> None:
+    def exits(deadline: float) -> None:
         import select
 
-        deadline = time.monotonic() + timeout
         poller = select.poll()
         for fd in fds:
             poller.register(fd, select.POLLIN)
@@ -498,18 +499,11 @@ def _watch_exits(pids: list[int], then: Callable[[], bool], timeout: float
                 for fd, _ in poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
                     poller.unregister(fd)
                     left -= 1
-            while time.monotonic() < deadline:
-                if then():
-                    seen.append(time.monotonic())
-                    return
-                time.sleep(0.001)
         finally:
             for fd in fds:
                 os.close(fd)
 
-    t = threading.Thread(target=wait, daemon=True)
-    t.start()
-    return t, seen
+    return _poll_in_thread(then, timeout, first=exits)
 
 
 def _stop_job(cluster: Cluster, job_id: int, timeout: float = 60) -> None:
