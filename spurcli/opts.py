@@ -1472,8 +1472,9 @@ OPTIONS: tuple[Option, ...] = (
       "srun step option: MPI plugin type, none or pmi2 (list prints them); pmi2 (the default) serves PMI-1/PMI-2 to MPICH", fields=("mpi_type",)),
     O("msg-timeout", "", REQUIRED, SRUN, _int("msg_timeout", "--msg-timeout"), C,
       "srun's message timeout: Spur's RPC timeouts are its own", fields=("msg_timeout",)),
-    O("multi-prog", "", NO_ARG, SRUN, _flag("multi_prog"), C,
-      "srun step option (step_params): a program per task from a file; not acted on yet",
+    O("multi-prog", "", NO_ARG, SRUN, _flag("multi_prog"), R,
+      "a program per task from an MPMD file (ranks, program, arguments with %t and %o; without -n, "
+      "the file's ranks make the tasks): spurcore/multiprog.py",
       fields=("multi_prog",)),
     O("network", "", REQUIRED, ALL, _string("network"), C,
       "interconnect options: Spur has no switch plugin"),

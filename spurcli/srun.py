@@ -128,6 +128,7 @@ def step_params(step: dict[str, Any]) -> dict[str, Any]:
         "pty": pty,
         "disable_status": bool(step.get("disable_status")),
         "quit_on_interrupt": bool(step.get("quit_on_interrupt")),
+        "multi_prog": step.get("multi_prog_config") if step.get("multi_prog") else None,
         "acctg_freq": step.get("options", {}).get("acctg-freq") or step.get("acctg_freq"),
         "verbose": int(step.get("verbose") or 0),
         "quiet": bool(step.get("quiet")),
@@ -395,13 +396,19 @@ class Launcher:
             key, _, value = part.partition("=")
             if key.strip() == "task" and value.strip().isdigit() and int(value) > 0:
                 interval = int(value)
+        argv = self.command
+        config = self.sp.get("multi_prog")
+        if config is not None:  # srun's _load_multi: the file's text after its name
+            argv = [self.command[0], config, *self.command[1:]]
         for i, node in enumerate(self.nodes):
             params = {
-                "job_id": self.job_id, "step_id": self.step_id, "argv": self.command, "env": self.env,
+                "job_id": self.job_id, "step_id": self.step_id, "argv": argv, "env": self.env,
                 "cwd": self.cwd, "tasks": node["tasks"], "nodeid": i, "cpus_on_node": node.get("cpus") or 0,
                 "io": io, "pmi": pmi, "open_mode": self.sp.get("open_mode") or "truncate",
                 "usage_interval": interval,
             }
+            if config is not None:  # only then: an agent of an earlier release refuses the field
+                params["multi_prog"] = True
             address = str(node.get("address") or "")
             try:
                 sock = _connect_agent(address, self._tls_files())

@@ -279,15 +279,30 @@ def _check_het_group(text: str, error_exit: int) -> None:
 
 
 def _check_multi_prog(st: opts.State, command: list[str], error_exit: int) -> None:
-    """The first part of srun's ``verify_multi_name``: the configuration file must open."""
+    """srun's ``verify_multi_name``: the configuration file must open and give every task
+    of the step one line (without ``-n``, the step gets as many tasks as it names). Its text
+    goes with the step (``multi_prog_config``): each node takes its tasks' argv from it."""
     if not st.f.get("multi_prog") or not command:
         return
+    from spurcore import multiprog
+
     path = command[0] if command[0].startswith("/") else os.path.join(st.f.get("chdir") or st.cwd, command[0])
     try:
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as f:
+            data = f.read(multiprog.MAX_SIZE + 1)
     except OSError:
         raise CliError(f"Unable to open configuration file {command[0]}", error_exit) from None
+    if len(data) > multiprog.MAX_SIZE:
+        raise CliError(f"Multi_prog config file {command[0]} is too large", error_exit)
+    text = data.decode(errors="replace")
+    try:
+        ntasks, ntasks_set = multiprog.verify(text, command[0], st.f.get("ntasks", 1), bool(st.f.get("ntasks_set")))
+    except multiprog.MultiProgError as e:
+        for message in e.messages[:-1]:
+            st.error(message)
+        raise CliError(e.messages[-1], error_exit) from None
+    st.f["ntasks"], st.f["ntasks_set"] = ntasks, ntasks_set
+    st.f["multi_prog_config"] = text
 
 
 def verify(st: opts.State, command: list[str], error_exit: int) -> None:
@@ -441,6 +456,7 @@ def step_params(st: opts.State, command: list[str]) -> dict[str, Any]:
         "open_mode": f.get("open_mode"),
         "pty": f.get("pty"),
         "multi_prog": bool(f.get("multi_prog")),
+        "multi_prog_config": f.get("multi_prog_config"),
         "export": f.get("export"),
         "chdir": f.get("chdir"),
         "test_only": bool(f.get("test_only")),

@@ -337,6 +337,7 @@ class LaunchTasks:
     open_mode: str = field(OneOf("", "append", "truncate"), "truncate")
     usage_interval: float | None = field(Optional(SECONDS), None)
     tls_peer: TlsPeer | None = field(Optional(Nested(TlsPeer)), None)
+    multi_prog: bool = field(Bool(), False)  # argv is [file, its text, *args]: spurcore.multiprog
 
 
 @attrs.frozen(kw_only=True)
@@ -562,6 +563,7 @@ class SupervisorSpec:
     pmi: PmiSpec | None = field(Optional(Nested(PmiSpec)), None)
     usage_interval: float = field(Float(0.1, 1e9), 30.0)
     task_env: bool = field(Bool(), False)
+    multi_prog: bool = field(Bool(), False)  # each task's argv from argv[1] (spurcore.multiprog)
     # --- fencing ---
     lease_file: str | None = field(Optional(Str(MAX_PATH)), None)
     fence_grace: float = field(SECONDS, 5.0)

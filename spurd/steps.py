@@ -196,6 +196,7 @@ class StepServer:
             gid=rec.gid,
             tasks=tasks,
             task_env=True,
+            multi_prog=msg.multi_prog,
             io=msg.io,
             pmi=msg.pmi,
             node_name=self.name,

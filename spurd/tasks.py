@@ -38,7 +38,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from spurcore import multiprog
 from spurcore.agentmsg import SupervisorSpec
+from spurcore.multiprog import MultiProgError
 from spurd.cgroups import JobCgroup
 from spurd.stdio import Stream
 
@@ -183,7 +185,8 @@ class Tasks:
         """``posix_spawn`` the task where allowed (the module docstring says when); False
         when nothing was started: the caller forks it instead."""
         spec, cg = self.spec, self.cgroup
-        if (cg is None or self.client_fd >= 0 or not cg.can_carry_self() or spec.task_env or "/" not in spec.argv[0]
+        if (cg is None or self.client_fd >= 0 or not cg.can_carry_self() or spec.task_env or spec.multi_prog
+                or "/" not in spec.argv[0]
                 or _credentials(spec) is not None or os.environ.get(TASK_SPAWN_ENV, "auto") == "fork"):
             return False
         mask = os.umask(spec.umask) if spec.umask is not None else None  # for the stdio files too
@@ -375,11 +378,21 @@ def _child_setup_and_exec(spec: SupervisorSpec, cgroup: JobCgroup | None, superv
                         "PMI_JOBID": spec.pmi.jobid, "PMI_SPAWNED": "0"})
             os.set_inheritable(pmi_fd, True)
             keep.add(pmi_fd)
+    argv = list(spec.argv)
+    if spec.multi_prog and task is not None:
+        try:
+            argv = multiprog.task_argv(spec.argv[1], task.gid, spec.argv[2:])
+        except (MultiProgError, IndexError) as e:
+            _child_error(err_w, f"slurmstepd: error: {e}")
+            return 1
+        if not argv:
+            _child_error(err_w, "slurmstepd: error: No executable program specified for this task")
+            return 1
     close_fds(keep=keep)
     try:
-        os.execvpe(spec.argv[0], list(spec.argv), env)
+        os.execvpe(argv[0], argv, env)
     except OSError as e:
-        _child_error(err_w, f"slurmstepd: error: execve(): {spec.argv[0]}: {e.strerror}")
+        _child_error(err_w, f"slurmstepd: error: execve(): {argv[0]}: {e.strerror}")
         return 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM) else 127
     return 127  # not reached
 

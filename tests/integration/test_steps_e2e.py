@@ -137,6 +137,27 @@ def test_label_width_output_files_and_stdin(cluster, work):
     assert labelled(got) == {2: "only"}
 
 
+def test_multi_prog_runs_a_program_per_task(cluster, work):
+    """srun(1), MULTIPLE PROGRAM CONFIGURATION: each task runs its line's program, with %t
+    (rank) and %o (offset in the line's ranks), and srun's words after the file appended;
+    without -n the file's ranks make the step's tasks; a task without a line is refused
+    before anything starts."""
+    conf = work / "mpmd.conf"
+    conf.write_text("# server and clients\n"
+                    "0    bash -c 'echo server $SLURM_PROCID on $SLURMD_NODENAME: $0' extra\n"
+                    "1-3  echo client %t offset %o\n")
+    out = alloc(cluster, work, "-l", "--multi-prog", str(conf), "tail").stdout
+    assert labelled(out) == {0: "server 0 on node1: extra", 1: "client 1 offset 0 tail", 2: "client 2 offset 1 tail",
+                             3: "client 3 offset 2 tail"}
+    out = run(cluster, "srun", "-l", "--multi-prog", "mpmd.conf", cwd=work).stdout  # -n from the file: 4 tasks
+    assert sorted(labelled(out)) == [0, 1, 2, 3]
+    conf.write_text("0-2 echo too few\n")
+    proc = alloc(cluster, work, "--multi-prog", str(conf), check=False)
+    assert proc.returncode == 1
+    assert f"srun: error: Configuration file {conf} invalid, no record for task id 3" in proc.stderr
+    assert "too few" not in proc.stdout
+
+
 # --- exit statuses ----------------------------------------------------------------------
 
 

@@ -22,11 +22,13 @@ def test_plain_command():
     assert (step["label"], step["unbuffered"], step["overlap"], step["exclusive"]) == (False, False, False, True)
 
 
-def test_step_parameters():
+def test_step_parameters(tmp_path):
+    conf = tmp_path / "mp.conf"
+    conf.write_text("0-3 hostname\n")
     req = parse(["-n4", "-N2", "-c", "2", "-l", "-u", "--mpi=pmi2", "-m", "plane=2", "--overlap", "-K",
                  "-W", "30", "-o", "out.%t", "-e", "err", "-i", "none", "--open-mode=a", "-w", "n[1-2]",
                  "--ntasks-per-node=2", "--exact", "--jobid=77", "-X", "--quit-on-interrupt",
-                 "--multi-prog", "/etc/hostname"])
+                 "--multi-prog", str(conf)])
     step = req.step
     assert (step["ntasks"], step["nodes"], step["cpus_per_task"], step["ntasks_per_node"]) == (4, 2, 2, 2)
     assert (step["label"], step["unbuffered"], step["overlap"], step["exact"]) == (True, True, True, True)
@@ -37,6 +39,7 @@ def test_step_parameters():
     assert (step["nodelist"], step["jobid"], step["relative"]) == ("n[1-2]", 77, None)
     assert parse(["-r", "1", "true"]).step["relative"] == 1
     assert step["disable_status"] and step["quit_on_interrupt"] and step["multi_prog"]
+    assert step["multi_prog_config"] == "0-3 hostname\n"  # sent with the step: each node reads its tasks' lines
     assert step["exclusive"] is False  # --overlap
     # the allocation part of the same options
     assert req.spec["nodes"] == 2 and req.spec["ntasks"] == 4 and req.spec["nodelist"] == "n[1-2]"
@@ -226,3 +229,36 @@ def test_srun_test_only_queries_and_runs_nothing(capsys, monkeypatch, utc):
     assert method == "submit" and params["test_only"] is True and params["spec"]["ntasks"] == 2
     assert capsys.readouterr().err == ("srun: Job 3 to start at 2023-11-14T22:13:20 a using 2 processors on "
                                        "nodes n1 in partition debug\n")
+
+
+def test_multi_prog_sets_the_task_count_and_checks_the_file(tmp_path, capsys):
+    """srun's verify_multi_name: without -n the step gets the tasks the file names; with -n
+    every task needs exactly one line; errors as srun prints them (exit 1)."""
+    conf = tmp_path / "mpmd.conf"
+    conf.write_text("# two programs\n0 ./server %t\n1-3 ./client %o \\\n  continued\n")
+    req = parse(["--multi-prog", str(conf), "--extra"])
+    assert (req.step["ntasks"], req.step["ntasks_set"]) == (4, True)
+    assert req.command == [str(conf), "--extra"]
+    sp = srun.step_params(req.step)
+    assert sp["ntasks"] == 4 and sp["multi_prog"] == conf.read_text()
+    assert srun.step_params(parse(["true"]).step)["multi_prog"] is None
+
+    cases = [
+        (["-n", "5"], "0 a\n1-3 b\n", [], f"Configuration file {conf} invalid, no record for task id 4"),
+        (["-n", "2"], "0-3 a\n", ["srun: error: Invalid task id, 3 >= ntasks"],
+         f"Line 1 of configuration file {conf} invalid"),
+        ([], "0 a\n0 b\n", ["srun: error: Duplicate record for task 0"], f"Line 2 of configuration file {conf} invalid"),
+        ([], "* a\n1 b\n", ["srun: error: Task range specification with asterisk must be last"],
+         f"Line 2 of configuration file {conf} invalid"),
+        ([], "0\n", [], f"Line 1 of configuration file {conf} invalid"),
+        ([], "x" * 70_000, [], f"Multi_prog config file {conf} is too large"),
+    ]
+    for options, text, before, message in cases:
+        conf.write_text(text)
+        capsys.readouterr()
+        with pytest.raises(CliError) as info:
+            parse([*options, "--multi-prog", str(conf)])
+        assert (info.value.message, info.value.code) == (message, 1), text
+        assert capsys.readouterr().err.splitlines() == before, text
+    conf.write_text("* a\n")
+    assert parse(["-n", "3", "--multi-prog", str(conf)]).step["ntasks"] == 3
