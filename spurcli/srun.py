@@ -117,7 +117,9 @@ def step_params(step: dict[str, Any]) -> dict[str, Any]:
         "unbuffered": bool(step.get("unbuffered")) or pty,
         "jobid": step.get("jobid"),
         "overlap": bool(step.get("overlap")),
-        "exact": bool(step.get("exact")) or step.get("cpus_per_task") is not None,
+        # -c implies --exact; --whole keeps the nodes' whole allocation for the step
+        "exact": (bool(step.get("exact")) or step.get("cpus_per_task") is not None) and not step.get("whole"),
+        "preserve_env": bool(step.get("preserve_env")),
         "mpi": mpi,
         "kill_on_bad_exit": None if step.get("kill_on_bad_exit") is None else bool(step["kill_on_bad_exit"]),
         "wait": step.get("wait"),
@@ -201,6 +203,12 @@ def step_env(step: dict[str, Any], sp: dict[str, Any], base: dict[str, str]) -> 
     env.setdefault("SLURM_JOB_NAME", str(job.get("name") or sp["name"]))
     env.setdefault("SLURM_CLUSTER_NAME", str(job.get("cluster") or ""))
     env.setdefault("SLURM_SUBMIT_DIR", os.getcwd())
+    counted = {"SLURM_NNODES": str(len(nodes)), "SLURM_NTASKS": str(ntasks), "SLURM_NPROCS": str(ntasks)}
+    if sp.get("preserve_env"):  # -E: setup_env keeps what srun inherited (the job's counts)
+        for var, value in counted.items():
+            env.setdefault(var, value)
+    else:
+        env.update(counted)
     env.update({
         "SLURM_JOB_ID": str(step["job_id"]),
         "SLURM_JOBID": str(step["job_id"]),
@@ -211,9 +219,6 @@ def step_env(step: dict[str, Any], sp: dict[str, Any], base: dict[str, str]) -> 
         "SLURM_STEP_NUM_TASKS": str(ntasks),
         "SLURM_STEP_TASKS_PER_NODE": tpn,
         "SLURM_TASKS_PER_NODE": tpn,
-        "SLURM_NNODES": str(len(nodes)),
-        "SLURM_NTASKS": str(ntasks),
-        "SLURM_NPROCS": str(ntasks),
         "SLURM_DISTRIBUTION": sp["distribution"],
         "SLURM_SRUN_COMM_HOST": "127.0.0.1",
         "SLURM_UMASK": f"{_umask():04o}",

@@ -158,6 +158,20 @@ def test_multi_prog_runs_a_program_per_task(cluster, work):
     assert "too few" not in proc.stdout
 
 
+def test_preserve_env_and_whole(cluster, work):
+    """srun -E: the tasks keep srun's SLURM_NTASKS/SLURM_NNODES, the job's (env.c setup_env
+    with preserve_env), where they would get the step's; --whole: a step with -c (which
+    implies --exact) still holds every CPU the job has on its node."""
+    probe = "echo $SLURM_NTASKS $SLURM_NPROCS $SLURM_NNODES $SLURM_STEP_NUM_TASKS"
+    assert alloc(cluster, work, "-n1", "-N1", "bash", "-c", probe).stdout.split() == ["1", "1", "1", "1"]
+    assert alloc(cluster, work, "-E", "-n1", "-N1", "bash", "-c", probe).stdout.split() == ["4", "4", "2", "1"]
+    cpus = "echo $SLURM_CPUS_ON_NODE ${SLURM_JOB_CPUS_PER_NODE%%[(,]*}"
+    exact = alloc(cluster, work, "-n1", "-N1", "-c1", "bash", "-c", cpus).stdout.split()
+    whole = alloc(cluster, work, "-n1", "-N1", "-c1", "--whole", "bash", "-c", cpus).stdout.split()
+    assert exact[0] == "1" and int(exact[1]) > 1, exact
+    assert whole[0] == whole[1], whole
+
+
 # --- exit statuses ----------------------------------------------------------------------
 
 
