@@ -953,6 +953,15 @@ def verify_cpu_bind(st: State, text: str) -> bool:
     return True
 
 
+def _set_get_user_env(st: State, opt: Option, arg: str | None) -> None:
+    """``--get-user-env[=[timeout][mode]]``: a number, then S (short) or L (long login)."""
+    st.f["get_user_env"] = True
+    if arg is not None:
+        end = strtol(arg)[1]
+        if end < len(arg) and arg[end] not in "sSlL":
+            fail("Invalid --get-user-env specification")
+
+
 def _set_nice(st: State, opt: Option, arg: str | None) -> None:
     value = 100 if arg is None else strtol(arg)[0]  # strtoll: no digits means 0
     if abs(value) > NICE_OFFSET - 3:
@@ -1401,8 +1410,8 @@ OPTIONS: tuple[Option, ...] = (
     O("extra-node-info", "B", REQUIRED, ALL, _set_extra_node_info, C,
       "sockets:cores:threads per node: Spur nodes report CPUs only",
       fields=("sockets_per_node", "cores_per_socket", "threads_per_core", "extra_set")),
-    O("get-user-env", "", NO_ARG, SBATCH, _flag("get_user_env"), C,
-      "load the user's login environment: Spur exports the submit environment only"),
+    O("get-user-env", "", OPTIONAL, SBATCH, _set_get_user_env, C,
+      "load the user's login environment ([timeout][S or L]): Spur exports the submit environment only"),
     O("gid", "", REQUIRED, SBATCH, _set_gid, R,
       "root only: run the job with this group", fields=("gid",)),
     O("gpu-bind", "", REQUIRED, ALL, _set_gpu_bind, C,

@@ -248,6 +248,7 @@ BAD_VALUES = [
     (["--begin=tomorrowish"], "error: Invalid --begin specification", 255),
     (["--deadline=13/45"], "error: Invalid --deadline specification", 255),
     (["--nice=3000000000"], "error: Invalid --nice value, out of range (+/- 2147483645)", 255),
+    (["--get-user-env=10X"], "error: Invalid --get-user-env specification", 255),
     (["--exclusive=bad"], "error: Invalid --exclusive specification", 255),
     (["--kill-on-invalid-dep=maybe"], "error: Invalid --kill-on-invalid-dep specification", 255),
     (["--distribution=diagonal"], "error: Invalid --distribution specification", 255),
