@@ -132,6 +132,9 @@ def step_params(step: dict[str, Any]) -> dict[str, Any]:
         "quit_on_interrupt": bool(step.get("quit_on_interrupt")),
         "multi_prog": step.get("multi_prog_config") if step.get("multi_prog") else None,
         "acctg_freq": step.get("options", {}).get("acctg-freq") or step.get("acctg_freq"),
+        "prolog": step.get("options", {}).get("prolog") or None,
+        "epilog": step.get("options", {}).get("epilog") or None,
+        "task_prolog": _task_prolog_path(step.get("options", {}).get("task-prolog")),
         "verbose": int(step.get("verbose") or 0),
         "quiet": bool(step.get("quiet")),
     }
@@ -414,6 +417,8 @@ class Launcher:
             }
             if config is not None:  # only then: an agent of an earlier release refuses the field
                 params["multi_prog"] = True
+            if self.sp.get("task_prolog"):
+                params["task_prolog"] = self.sp["task_prolog"]
             address = str(node.get("address") or "")
             try:
                 sock = _connect_agent(address, self._tls_files())
@@ -546,6 +551,13 @@ class Launcher:
             return
         common.info(PROG, "Job step aborted")  # nothing runs: no need to wait (step_launch.c)
         self._kill_step(quiet=True)
+
+    def abort_unlaunched(self) -> None:
+        """slurm_step_launch_abort before any node got the launch: the step is killed through
+        the controller (each node reports its part killed) and srun waits for it to end."""
+        self.launch_aborted = True
+        self._kill_step(quiet=True)
+        self.wait_step_ended()
 
     def wait_step_ended(self) -> None:
         """After an aborted launch: wait (up to KillWait + STEP_ABORT_TIME) until the
@@ -1032,9 +1044,45 @@ def run_step(ctl: common.Controller, job_id: int, command: list[str], sp: dict[s
     base.update(extra_env or {})
     env = step_env(step, sp, base)
     launcher = Launcher(ctl, step, sp, command, env, cwd)
+    rc = run_srun_script(sp.get("prolog"), "prolog_srun", command, env)
+    if rc:
+        common.error(PROG, f"srun prolog failed rc = {rc}. Aborting step.")
+        launcher.abort_unlaunched()
+        return 1
     code = launcher.run()
     launcher.wait_step_ended()
+    rc = run_srun_script(sp.get("epilog"), "epilog_srun", command, env)
+    if rc:
+        common.error(PROG, f"srun epilog failed status={rc}")
     return code
+
+
+def _task_prolog_path(path: str | None) -> str | None:
+    """``--task-prolog``'s program, relative to srun's directory (the agents run it)."""
+    return os.path.abspath(path) if path else None
+
+
+def run_srun_script(script: str | None, context: str, command: list[str], env: dict[str, str]) -> int:
+    """srun's ``--prolog``/``--epilog`` (srun_job.c ``_run_srun_script``): the program, run
+    by srun itself with the step's command as its arguments and the step's environment
+    plus ``SLURM_SCRIPT_CONTEXT``; its exit status (-1: it did not exit normally). A program
+    srun may not read and execute is skipped (0), as in Slurm; ``none`` runs nothing."""
+    if not script or script.lower() == "none":
+        return 0
+    if not os.access(script, os.R_OK | os.X_OK):
+        reason = "Permission denied" if os.path.exists(script) else "No such file or directory"
+        common.info(PROG, f"Access denied for {script}: {reason}")
+        return 0
+    try:
+        pid = os.posix_spawn(script, [script, *command], {**env, "SLURM_SCRIPT_CONTEXT": context})
+    except OSError as e:
+        common.error(PROG, f"Failed to execute srun prolog/epilog script: {e.strerror}")
+        return 127
+    status = os.waitpid(pid, 0)[1]
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    common.error(PROG, "script did not exit normally")
+    return -1
 
 
 def _body(args: list[str]) -> int:

@@ -474,7 +474,8 @@ def step_params(st: opts.State, command: list[str]) -> dict[str, Any]:
     }
 
 
-#: Step options recorded in ``step["options"]`` (no dedicated key, no effect yet).
+#: Step options carried in ``step["options"]`` (no dedicated key): srun acts on prolog, epilog
+#: and task-prolog; the rest are recorded only.
 _STEP_RECORDED = frozenset({
     "accel-bind", "bcast", "bcast-exclude", "compress", "cpu-bind", "debugger-test", "epilog",
     "external-launcher", "interactive", "mem-bind", "msg-timeout", "no-allocate", "prolog", "send-libs",

@@ -338,6 +338,7 @@ class LaunchTasks:
     usage_interval: float | None = field(Optional(SECONDS), None)
     tls_peer: TlsPeer | None = field(Optional(Nested(TlsPeer)), None)
     multi_prog: bool = field(Bool(), False)  # argv is [file, its text, *args]: spurcore.multiprog
+    task_prolog: str = field(Str(MAX_PATH), "")  # srun --task-prolog: run before each task's exec
 
 
 @attrs.frozen(kw_only=True)
@@ -564,6 +565,7 @@ class SupervisorSpec:
     usage_interval: float = field(Float(0.1, 1e9), 30.0)
     task_env: bool = field(Bool(), False)
     multi_prog: bool = field(Bool(), False)  # each task's argv from argv[1] (spurcore.multiprog)
+    task_prolog: str = field(Str(MAX_PATH), "")  # run in each task's process before its exec
     # --- fencing ---
     lease_file: str | None = field(Optional(Str(MAX_PATH)), None)
     fence_grace: float = field(SECONDS, 5.0)

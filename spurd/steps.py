@@ -197,6 +197,7 @@ class StepServer:
             tasks=tasks,
             task_env=True,
             multi_prog=msg.multi_prog,
+            task_prolog=msg.task_prolog,
             io=msg.io,
             pmi=msg.pmi,
             node_name=self.name,

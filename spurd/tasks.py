@@ -378,6 +378,12 @@ def _child_setup_and_exec(spec: SupervisorSpec, cgroup: JobCgroup | None, superv
                         "PMI_JOBID": spec.pmi.jobid, "PMI_SPAWNED": "0"})
             os.set_inheritable(pmi_fd, True)
             keep.add(pmi_fd)
+    if spec.task_prolog and task is not None:
+        env = dict(env)
+        status = _run_task_prolog(spec.task_prolog, env, err_w)
+        if status:
+            _child_error(err_w, f"slurmstepd: error: TaskProlog failed status={status}")
+            return status
     argv = list(spec.argv)
     if spec.multi_prog and task is not None:
         try:
@@ -395,6 +401,38 @@ def _child_setup_and_exec(spec: SupervisorSpec, cgroup: JobCgroup | None, superv
         _child_error(err_w, f"slurmstepd: error: execve(): {argv[0]}: {e.strerror}")
         return 126 if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM) else 127
     return 127  # not reached
+
+
+def _run_task_prolog(path: str, env: dict[str, str], err_w: int) -> int:
+    """srun ``--task-prolog`` (slurmstepd's ``_run_script_and_set_env``), run in the task's
+    process as the user just before the task's exec: the program gets the task's
+    environment; lines it prints ``export NAME=value`` / ``unset NAME`` change ``env`` and
+    ``print TEXT`` goes to the task's stdout. Its exit status (0 when it may not be run)."""
+    if not os.access(path, os.R_OK | os.X_OK):
+        return 0
+    r, w = os.pipe()
+    try:
+        pid = os.posix_spawn(path, [path], env, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, w, 1)])
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        _child_error(err_w, f"slurmstepd: error: execve({path}): {e.strerror}")
+        return 127
+    os.close(w)
+    with os.fdopen(r, "rb") as out:
+        for raw in out:
+            line = raw.decode(errors="surrogateescape").rstrip("\n")
+            if line.startswith("export ") and "=" in line:
+                name, _, value = line[7:].partition("=")
+                env[name] = value
+            elif line.startswith("unset "):
+                env.pop(line[6:], None)
+            elif line.startswith("print "):
+                with contextlib.suppress(OSError):
+                    os.write(1, raw[6:] if raw.endswith(b"\n") else raw[6:] + b"\n")
+    status = os.waitpid(pid, 0)[1]
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 def _task_stdio(child: dict[Any, Any], spec: SupervisorSpec, err_w: int) -> bool:

@@ -172,6 +172,44 @@ def test_preserve_env_and_whole(cluster, work):
     assert whole[0] == whole[1], whole
 
 
+def test_srun_prolog_epilog_and_task_prolog(cluster, work):
+    """srun --prolog/--epilog (srun_job.c _run_srun_script): run by srun with the step's
+    command as arguments and the step's environment plus SLURM_SCRIPT_CONTEXT; a failing
+    prolog aborts the step ("srun prolog failed rc = N. Aborting step.", exit 1) before any
+    task runs. --task-prolog (slurmstepd's _run_script_and_set_env): run in each task's
+    environment before it starts; its export/unset/print lines act on the task."""
+    log = work / "scripts.log"
+    script = work / "script.sh"
+    script.write_text(f"#!/bin/sh\necho \"$SLURM_SCRIPT_CONTEXT $SLURM_JOB_ID.$SLURM_STEP_ID $*\" >> {log}\n")
+    script.chmod(0o755)
+    task_prolog = work / "task-prolog.sh"
+    task_prolog.write_text("#!/bin/sh\necho \"export FROM_PROLOG=rank$SLURM_PROCID\"\necho 'unset DROPPED'\n"
+                           "echo \"print hello from the prolog of $SLURM_PROCID\"\n")
+    task_prolog.chmod(0o755)
+    out = alloc(cluster, work, "-l", f"--prolog={script}", f"--epilog={script}", f"--task-prolog={task_prolog}",
+                "bash", "-c", 'echo "${FROM_PROLOG} ${DROPPED:-unset}"', nodes=1, ntasks=2,
+                env={"DROPPED": "kept"}).stdout
+    assert sorted(out.splitlines()) == sorted(["0: hello from the prolog of 0", "1: hello from the prolog of 1",
+                                               "0: rank0 unset", "1: rank1 unset"]), out
+    lines = log.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["prolog_srun", "epilog_srun"]
+    assert lines[0].split()[1:] == lines[1].split()[1:] and lines[0].endswith(" bash -c echo \"${FROM_PROLOG} "
+                                                                              "${DROPPED:-unset}\""), lines
+    job_step = lines[0].split()[1]
+    assert re.fullmatch(r"\d+\.0", job_step)
+
+    failing = work / "fail.sh"
+    failing.write_text("#!/bin/sh\nexit 3\n")
+    failing.chmod(0o755)
+    proc = alloc(cluster, work, "-n1", "-N1", f"--prolog={failing}", "bash", "-c", "echo must-not-run", check=False)
+    assert proc.returncode == 1
+    assert "srun: error: srun prolog failed rc = 3. Aborting step." in proc.stderr
+    assert "must-not-run" not in proc.stdout
+    proc = alloc(cluster, work, "-n1", "-N1", f"--task-prolog={failing}", "echo", "must-not-run", check=False)
+    assert proc.returncode == 3  # the task ends with the task prolog's status
+    assert "TaskProlog failed status=3" in proc.stderr and "must-not-run" not in proc.stdout
+
+
 # --- exit statuses ----------------------------------------------------------------------
 
 
