@@ -1439,8 +1439,9 @@ OPTIONS: tuple[Option, ...] = (
       "submit the job held (scontrol release starts it)", fields=("hold",)),
     O("ignore-pbs", "", NO_ARG, SBATCH, _flag("ignore_pbs"), X,
       "ignore #PBS/#BSUB lines (Spur never reads them)"),
-    O("immediate", "I", OPTIONAL, SALLOC | SRUN, _set_immediate, C,
-      "give up if not allocated within N seconds: Spur's srun waits", fields=("immediate",)),
+    O("immediate", "I", OPTIONAL, SALLOC | SRUN, _set_immediate, R,
+      "give up if the job has not started within N seconds (bare -I: 1): the request is revoked "
+      "(Requested nodes are busy, exit 1)", fields=("immediate",)),
     O("input", "i", REQUIRED, SBATCH | SRUN, _stream("ifname"), R,
       "standard input file pattern; none = /dev/null", fields=("ifname",)),
     O("interactive", "", NO_ARG, SRUN, _flag("interactive"), C,

@@ -98,10 +98,13 @@ def _default_command() -> list[str]:
     return [shell or "/bin/sh"]
 
 
-def _wait_for_grant(ctl: common.Controller, job_id: int, quiet: bool) -> dict[str, Any]:
+def _wait_for_grant(ctl: common.Controller, job_id: int, quiet: bool, deadline: float | None = None
+                    ) -> dict[str, Any]:
+    """Poll until the job runs; past ``deadline`` (-I) the request is revoked (salloc.c:
+    "Unable to allocate resources: Requested nodes are busy", exit 1)."""
     import time
 
-    from spurcli.srun import Interrupted, _cancel_job
+    from spurcli.srun import NODES_BUSY, Interrupted, _cancel_job
 
     delay, waited = 0.02, False
     while True:
@@ -120,6 +123,9 @@ def _wait_for_grant(ctl: common.Controller, job_id: int, quiet: bool) -> dict[st
                 if not quiet:
                     common.info(PROG, f"Pending job allocation {job_id}")
                     common.info(PROG, f"job {job_id} queued and waiting for resources")
+            if deadline is not None and time.monotonic() >= deadline:
+                _cancel_job(ctl, job_id)
+                raise CliError(NODES_BUSY)
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
         except Interrupted:
@@ -135,7 +141,7 @@ def _body(args: list[str]) -> int:
     import time
 
     from spurcli.sbatch import base_spec
-    from spurcli.srun import allocation_env, install_handlers, restore_handlers
+    from spurcli.srun import allocation_env, immediate_deadline, install_handlers, restore_handlers
     from spurio.rpc import RpcError
 
     cwd = os.getcwd()
@@ -153,7 +159,7 @@ def _body(args: list[str]) -> int:
             job_id = int(ctl.call("submit", {"request_id": common.new_request_id(), "spec": spec})["job_id"])
         except RpcError as exc:
             raise CliError(f"Job submit/allocate failed: {exc.message or exc.code}") from None
-        info = _wait_for_grant(ctl, job_id, quiet)
+        info = _wait_for_grant(ctl, job_id, quiet, immediate_deadline((spec.get("options") or {}).get("immediate")))
     finally:
         restore_handlers(old)
     env = dict(os.environ)

@@ -132,6 +132,7 @@ def step_params(step: dict[str, Any]) -> dict[str, Any]:
         "quit_on_interrupt": bool(step.get("quit_on_interrupt")),
         "multi_prog": step.get("multi_prog_config") if step.get("multi_prog") else None,
         "acctg_freq": step.get("options", {}).get("acctg-freq") or step.get("acctg_freq"),
+        "immediate": step.get("immediate"),
         "prolog": step.get("options", {}).get("prolog") or None,
         "epilog": step.get("options", {}).get("epilog") or None,
         "task_prolog": _task_prolog_path(step.get("options", {}).get("task-prolog")),
@@ -1011,7 +1012,25 @@ def _cancel_job(ctl: common.Controller, job_id: int) -> None:
         pass
 
 
-def wait_until_running(ctl: common.Controller, job_id: int, prog: str = PROG) -> dict[str, Any]:
+#: Slurm's message when ``-I/--immediate`` gives up (ESLURM_NODES_BUSY).
+NODES_BUSY = "Unable to allocate resources: Requested nodes are busy"
+
+
+def immediate_deadline(value: Any) -> float | None:
+    """``-I[N]``: when to give up waiting for the allocation (N seconds; a bare -I is 1 s, as
+    Slurm's default), on time.monotonic(); None without -I."""
+    import time
+
+    if value is None:
+        return None
+    seconds = int(value) if str(value).strip() else 0
+    return time.monotonic() + max(seconds, 1)
+
+
+def wait_until_running(ctl: common.Controller, job_id: int, prog: str = PROG,
+                       deadline: float | None = None) -> dict[str, Any]:
+    """Poll until the job runs. Past ``deadline`` (-I) the request is revoked: the job is
+    cancelled and srun fails with Slurm's message (exit 1)."""
     import time
 
     delay = POLL_FIRST_SLEEP
@@ -1027,6 +1046,9 @@ def wait_until_running(ctl: common.Controller, job_id: int, prog: str = PROG) ->
             raise CliError(f"Job allocation {job_id} has been revoked.")
         if info.get("state") == "RUNNING":
             return info
+        if deadline is not None and time.monotonic() >= deadline:
+            _cancel_job(ctl, job_id)
+            raise CliError(NODES_BUSY)
         try:
             time.sleep(delay)
         except Interrupted:
@@ -1135,7 +1157,7 @@ def _body(args: list[str]) -> int:
             job_id = int(ctl.call("submit", {"request_id": common.new_request_id(), "spec": spec})["job_id"])
         except RpcError as exc:
             raise CliError(f"Unable to allocate resources: {exc.message or exc.code}") from None
-        info = wait_until_running(ctl, job_id)
+        info = wait_until_running(ctl, job_id, deadline=immediate_deadline(sp.get("immediate")))
         job_env = allocation_env(info)
         restore_handlers(old)
         old = {}

@@ -210,6 +210,29 @@ def test_srun_prolog_epilog_and_task_prolog(cluster, work):
     assert "TaskProlog failed status=3" in proc.stderr and "must-not-run" not in proc.stdout
 
 
+def test_immediate_gives_up_when_the_nodes_are_busy(cluster, work):
+    """salloc/srun -I[N] (salloc.c, allocate.c): when the job does not start within N seconds
+    (1 s for a bare -I), the request is revoked: "Unable to allocate resources: Requested
+    nodes are busy", exit 1, the pending job cancelled; with free nodes -I changes nothing."""
+    assert alloc(cluster, work, "-n1", "true", nodes=1, ntasks=1).returncode == 0
+    assert run(cluster, "salloc", "-Q", "-I", "true", cwd=work).returncode == 0
+    blocker = run(cluster, "sbatch", "--parsable", "-N2", "--exclusive", "--wrap", "sleep 120", cwd=work).stdout.strip()
+    try:
+        wait_for(lambda: run(cluster, "squeue", "-h", "-j", blocker, "-o", "%T").stdout.strip() == "RUNNING", 30,
+                 "the blocking job running")
+        for argv, prog in ((["salloc", "-I2", "-N1", "true"], "salloc"), (["srun", "-I", "-N1", "true"], "srun")):
+            t0 = time.monotonic()
+            proc = run(cluster, *argv, cwd=work, check=False)
+            assert proc.returncode == 1, proc.stderr
+            assert f"{prog}: error: Unable to allocate resources: Requested nodes are busy" in proc.stderr
+            assert time.monotonic() - t0 < 15
+        rows = run(cluster, "sacct", "-X", "-n", "-P", "-o", "JobID,State", "-S", "now-1hour").stdout.splitlines()
+        revoked = [r for r in rows if int(r.split("|")[0]) > int(blocker)]
+        assert len(revoked) == 2 and all(r.split("|")[1].startswith("CANCELLED") for r in revoked), rows
+    finally:
+        run(cluster, "scancel", blocker)
+
+
 # --- exit statuses ----------------------------------------------------------------------
 
 
