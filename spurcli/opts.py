@@ -1449,8 +1449,9 @@ OPTIONS: tuple[Option, ...] = (
     O("jobid", "", REQUIRED, SRUN, _set_jobid, R,
       "srun: run the step in this existing allocation (from outside it too)", fields=("jobid", "array_task_id")),
     O("job-name", "J", REQUIRED, ALL, _string("job_name"), R, "job name", fields=("job_name",)),
-    O("kill-command", "K", OPTIONAL, SALLOC, _set_kill_command, C,
-      "signal for salloc's command at the time limit", fields=("kill_command",)),
+    O("kill-command", "K", OPTIONAL, SALLOC, _set_kill_command, R,
+      "the signal salloc sends its command when the allocation is revoked (scancel, time "
+      "limit; bare -K: SIGTERM)", fields=("kill_command",)),
     O("kill-on-bad-exit", "K", OPTIONAL, SRUN, _set_kill_on_bad_exit, R,
       "srun: end the step when any task exits non-zero", fields=("kill_bad_exit",)),
     O("kill-on-invalid-dep", "", REQUIRED, SBATCH, _set_kill_on_invalid_dep, R,

@@ -165,6 +165,14 @@ def _body(args: list[str]) -> int:
     env = dict(os.environ)
     env.update(allocation_env(info))
     interactive = os.isatty(0)
+    # -K/--kill-command[=SIG]: the signal the command gets when the allocation is revoked
+    # (scancel, time limit); without it SIGHUP for an interactive session, else SIGTERM.
+    kill_sig = signal.SIGHUP if interactive else signal.SIGTERM
+    raw_kill = (spec.get("options") or {}).get("kill-command")
+    if raw_kill is not None:
+        from spurcore.signals import sig_name2num
+
+        kill_sig = sig_name2num(raw_kill) if raw_kill else signal.SIGTERM
     ignored = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP)}
     try:
         try:
@@ -186,7 +194,7 @@ def _body(args: list[str]) -> int:
                 if not quiet:
                     common.info(PROG, f"Job allocation {job_id} has been revoked.")
                 revoked = True
-                proc.send_signal(signal.SIGHUP if interactive else signal.SIGTERM)
+                proc.send_signal(kill_sig)
                 deadline = time.monotonic() + 5
                 while proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.05)

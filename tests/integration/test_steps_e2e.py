@@ -349,6 +349,26 @@ def test_salloc_messages_and_exit_status(cluster, work):
     assert state == "FAILED|3:0"
 
 
+def test_salloc_kill_command_signals_the_command_when_revoked(cluster, work):
+    """salloc --kill-command=SIG (salloc(1)): when the allocation is revoked (scancel
+    here), the command gets SIG, here USR1, instead of the default SIGTERM."""
+    ready = work / "ready"
+    script = f'trap "echo got-usr1; exit 0" USR1; touch {ready}; while :; do sleep 0.1; done'
+    proc = subprocess.Popen([str(BIN / "salloc"), "-N1", "--kill-command=USR1", "bash", "-c", script], cwd=work,
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(ready.exists, 30, "salloc's command running")
+        job_id = run(cluster, "squeue", "-h", "-o", "%i", "-n", "bash", "-t", "R").stdout.split()[0]
+        run(cluster, "scancel", job_id)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "got-usr1" in out, (out, err)
+    assert f"salloc: Job allocation {job_id} has been revoked." in err
+
+
 def test_sattach_sees_a_running_steps_output(cluster, work):
     gate = work / "gate"
     script = work / "job.sh"
