@@ -62,6 +62,7 @@ Other options:
 """
 
 POLL = 1.0  # how often the allocation is checked while the command runs
+BELL_DELAY = 10.0  # salloc.c DEFAULT_BELL_DELAY: a longer wait rings the bell
 
 
 def parse(args: list[str], *, environ: dict[str, str] | None = None, cwd: str | None = None
@@ -146,6 +147,8 @@ def _body(args: list[str]) -> int:
 
     cwd = os.getcwd()
     spec, command, quiet = parse(args, cwd=cwd)
+    options = spec.get("options") or {}
+    no_shell = "no-shell" in options
     command = command or _default_command()
     if "name" not in spec:
         spec["name"] = "interactive" if command == _default_command() else (os.path.basename(command[0]) or command[0])
@@ -159,9 +162,18 @@ def _body(args: list[str]) -> int:
             job_id = int(ctl.call("submit", {"request_id": common.new_request_id(), "spec": spec})["job_id"])
         except RpcError as exc:
             raise CliError(f"Job submit/allocate failed: {exc.message or exc.code}") from None
-        info = _wait_for_grant(ctl, job_id, quiet, immediate_deadline((spec.get("options") or {}).get("immediate")))
+        asked = time.monotonic()
+        info = _wait_for_grant(ctl, job_id, quiet, immediate_deadline(options.get("immediate")))
     finally:
         restore_handlers(old)
+    # salloc.c: the bell rings (stdout a terminal) with --bell, or after a wait of over 10 s
+    # unless --no-bell.
+    if os.isatty(1) and ("bell" in options or ("no-bell" not in options and time.monotonic() - asked > BELL_DELAY)):
+        sys.stdout.write("\a")
+        sys.stdout.flush()
+    if no_shell:  # --no-shell: the allocation stays, owned by the job, until scancel or its time limit
+        ctl.close()
+        return 0
     env = dict(os.environ)
     env.update(allocation_env(info))
     interactive = os.isatty(0)

@@ -349,6 +349,42 @@ def test_salloc_messages_and_exit_status(cluster, work):
     assert state == "FAILED|3:0"
 
 
+def test_salloc_no_shell_leaves_the_allocation_running(cluster, work):
+    """salloc --no-shell: exit once granted, no command; the job keeps its allocation."""
+    proc = run(cluster, "salloc", "--no-shell", "-N1", "-t", "5", cwd=work)
+    job_id = re.search(r"salloc: Granted job allocation (\d+)", proc.stderr).group(1)
+    assert "Relinquishing" not in proc.stderr
+    assert run(cluster, "squeue", "-h", "-j", job_id, "-o", "%T").stdout.strip() == "RUNNING"
+    out = run(cluster, "srun", f"--jobid={job_id}", "bash", "-c", "echo in $SLURM_JOB_ID").stdout
+    assert out.strip() == f"in {job_id}"  # a step in the allocation, from outside it
+    run(cluster, "scancel", job_id)
+
+
+def test_salloc_bell_rings_on_a_terminal(cluster, work):
+    """salloc --bell writes BEL to stdout when it is a terminal (salloc.c _ring_terminal_bell);
+    --no-bell and a quick grant write none."""
+    import pty
+
+    def stdout_of(*args: str) -> bytes:
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.run([str(BIN / "salloc"), "-Q", *args, "-N1", "true"], stdout=slave,
+                                  stderr=subprocess.PIPE, env=cluster.env, cwd=work, timeout=60)
+            assert proc.returncode == 0, proc.stderr
+            os.set_blocking(master, False)
+            try:
+                return os.read(master, 1024)
+            except BlockingIOError:
+                return b""
+        finally:
+            os.close(master)
+            os.close(slave)
+
+    assert b"\a" in stdout_of("--bell")
+    assert b"\a" not in stdout_of("--no-bell")
+    assert b"\a" not in stdout_of()
+
+
 def test_salloc_kill_command_signals_the_command_when_revoked(cluster, work):
     """salloc --kill-command=SIG (salloc(1)): when the allocation is revoked (scancel
     here), the command gets SIG, here USR1, instead of the default SIGTERM."""
