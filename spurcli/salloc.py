@@ -176,6 +176,8 @@ def _body(args: list[str]) -> int:
         return 0
     env = dict(os.environ)
     env.update(allocation_env(info))
+    if "overcommit" in options:
+        env["SLURM_OVERCOMMIT"] = "1"  # srun in the allocation reads it as -O
     interactive = os.isatty(0)
     # -K/--kill-command[=SIG]: the signal the command gets when the allocation is revoked
     # (scancel, time limit); without it SIGHUP for an interactive session, else SIGTERM.

@@ -421,6 +421,8 @@ def _job_env_from_options(st: opts.State) -> dict[str, str]:
             out["SLURM_DIST_PLANESIZE"] = str(f["plane_size"])
     if f.get("ntasks_set") and f.get("ntasks", 0) > 0:
         out["SLURM_NPROCS"] = out["SLURM_NTASKS"] = str(f["ntasks"])
+    if f.get("overcommit"):
+        out["SLURM_OVERCOMMIT"] = "1"  # srun in the job reads it as -O
     for field, var in (("ntasks_per_core", "SLURM_NTASKS_PER_CORE"), ("ntasks_per_node", "SLURM_NTASKS_PER_NODE"),
                        ("ntasks_per_socket", "SLURM_NTASKS_PER_SOCKET"),
                        ("threads_per_core", "SLURM_THREADS_PER_CORE")):

@@ -133,6 +133,7 @@ def step_params(step: dict[str, Any]) -> dict[str, Any]:
         "multi_prog": step.get("multi_prog_config") if step.get("multi_prog") else None,
         "acctg_freq": step.get("options", {}).get("acctg-freq") or step.get("acctg_freq"),
         "immediate": step.get("immediate"),
+        "overcommit": bool(step.get("overcommit")),
         "prolog": step.get("options", {}).get("prolog") or None,
         "epilog": step.get("options", {}).get("epilog") or None,
         "task_prolog": _task_prolog_path(step.get("options", {}).get("task-prolog")),
@@ -162,6 +163,8 @@ def create_step(ctl: common.Controller, job_id: int, command: list[str], sp: dic
         "exclude": sp["exclude"], "exact": sp["exact"], "overlap": sp["overlap"],
         "relative": -1 if sp["relative"] is None else sp["relative"],
     }
+    if sp.get("overcommit"):  # only then: a controller of an earlier release refuses the field
+        params["overcommit"] = True
     # Slurm waits (slurmctld timeout, at least 60 s) for a step to fit before saying so.
     step_wait = float(os.environ.get("SPUR_STEP_WAIT") or 60 + os.getpid() % 10)
     tries = 0
@@ -242,6 +245,8 @@ def step_env(step: dict[str, Any], sp: dict[str, Any], base: dict[str, str]) -> 
         env["SLURM_CPUS_PER_TASK"] = str(sp["cpus_per_task"])
     if sp["label"]:
         env["SLURM_LABELIO"] = "1"
+    if sp.get("overcommit"):
+        env["SLURM_OVERCOMMIT"] = "1"
     if sp["mpi"] != "none":
         env["SLURM_MPI_TYPE"] = sp["mpi"]
     return env

@@ -457,6 +457,7 @@ def step_params(st: opts.State, command: list[str]) -> dict[str, Any]:
         "pty": f.get("pty"),
         "multi_prog": bool(f.get("multi_prog")),
         "multi_prog_config": f.get("multi_prog_config"),
+        "overcommit": bool(f.get("overcommit")),
         "export": f.get("export"),
         "chdir": f.get("chdir"),
         "test_only": bool(f.get("test_only")),

@@ -252,6 +252,7 @@ class StepCreate:
     overlap: bool = field(Bool(), False)
     relative: int = field(Int(-1, 100_000), -1)
     wait: float = field(Float(0, 86400), 0.0)
+    overcommit: bool = field(Bool(), False)
 
 
 # --- agents -> controller ----------------------------------------------------------------

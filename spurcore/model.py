@@ -151,7 +151,13 @@ class Job:
     def ncpus(self) -> int:
         if self.nodes:
             return self.cpus_per_node * len(self.nodes)
-        return max(self.spec.ntasks * self.spec.cpus_per_task, self.spec.nodes)
+        spec = self.spec
+        if "overcommit" in spec.options or "mincpus" in spec.options:  # -O, --mincpus: as allocated
+            from spurcore.resources import task_cpus_per_node
+
+            nodes = max(spec.nodes, 1)
+            return task_cpus_per_node(spec, nodes) * nodes
+        return max(spec.ntasks * spec.cpus_per_task, spec.nodes)
 
 
 @attrs.define(slots=True, eq=True)

@@ -41,9 +41,19 @@ def node_count(spec: JobSpec) -> int:
 
 
 def task_cpus_per_node(spec: JobSpec, nodes: int) -> int:
-    per_node = -(-(spec.ntasks * spec.cpus_per_task) // nodes)
-    if spec.ntasks_per_node > 0:
-        per_node = max(per_node, spec.ntasks_per_node * spec.cpus_per_task)
+    """CPUs a node gives the job: its share of ``-n`` x ``-c`` (at least ``--ntasks-per-node``
+    x ``-c``); with ``-O/--overcommit`` (not ``--exclusive``) ``-c`` alone, as if one task
+    ran per node; never fewer than ``--mincpus``."""
+    options = spec.options
+    if "overcommit" in options and not spec.exclusive:
+        per_node = spec.cpus_per_task
+    else:
+        per_node = -(-(spec.ntasks * spec.cpus_per_task) // nodes)
+        if spec.ntasks_per_node > 0:
+            per_node = max(per_node, spec.ntasks_per_node * spec.cpus_per_task)
+    mincpus = options.get("mincpus", "")
+    if mincpus.isdigit():
+        per_node = max(per_node, int(mincpus))
     return max(1, per_node)
 
 
@@ -100,7 +110,8 @@ def job_need(spec: JobSpec) -> Need:
         _NEEDS.clear()
     shape = (spec.nodes, spec.ntasks, spec.cpus_per_task, spec.ntasks_per_node, spec.mem_mb, spec.mem_per_cpu,
              spec.nodelist, spec.exclude, spec.exclusive, spec.constraint, spec.gres, spec.gpus,
-             spec.gpus_per_node, spec.gpus_per_task, spec.cpus_per_gpu, spec.mem_per_gpu)
+             spec.gpus_per_node, spec.gpus_per_task, spec.cpus_per_gpu, spec.mem_per_gpu,
+             spec.options.get("mincpus"), "overcommit" in spec.options)
     need = _BY_SHAPE.get(shape)
     if need is None:
         if len(_BY_SHAPE) > 100_000:

@@ -55,9 +55,10 @@ class StepRequest(Record):
         exact: bool = False,
         overlap: bool = False,
         relative: int = -1,  # -r: first node of the job to use; -1 = not given
+        overcommit: bool = False,  # -O: more tasks than CPUs; a node with a free CPU takes any number
     ) -> StepRequest:
         return tuple.__new__(cls, (ntasks, min_nodes, max_nodes, cpus_per_task, ntasks_per_node, distribution,
-                                   plane_size, nodelist, exclude, exact, overlap, relative))
+                                   plane_size, nodelist, exclude, exact, overlap, relative, overcommit))
 
 
 class StepLayout(Record):
@@ -132,7 +133,7 @@ def plan(job_nodes: Sequence[str], cpus_per_node: int, used: Mapping[str, int],
         tasks = _layout_arbitrary(nodes, req.nodelist)
     else:
         tasks = layout_tasks(req.distribution, [_cap(f, req) for f in free], req.ntasks, req.plane_size)
-    cpus = tuple(len(t) * req.cpus_per_task if (req.exact or req.overlap) else f for t, f in zip(tasks, free, strict=True))
+    cpus = tuple(_held(len(t), f, req) for t, f in zip(tasks, free, strict=True))
     return StepLayout(tuple(nodes), tuple(tuple(t) for t in tasks), cpus, req.overlap)
 
 
@@ -178,6 +179,20 @@ def _check_request(job_nodes: Sequence[str], req: StepRequest) -> StepRefusal | 
     return None
 
 
+def _held(ntasks: int, free: int, req: StepRequest) -> int:
+    """CPUs the step holds on a node where it runs ``ntasks`` tasks: what they ask with
+    ``--exact``/``--overlap``, else every free CPU; never more than are free with -O."""
+    if not (req.exact or req.overlap):
+        return free
+    want = ntasks * req.cpus_per_task
+    return min(want, max(free, 1)) if req.overcommit else want
+
+
+def _usable(free: int, req: StepRequest) -> bool:
+    """A node can take at least one of the step's tasks (with -O: it has a free CPU)."""
+    return _cap(free, req) >= 1 or (req.overcommit and free >= 1)
+
+
 def _cap(free: int, req: StepRequest) -> int:
     """Tasks that fit on a node with ``free`` CPUs (Slurm's ``cpus[i]`` of the layout)."""
     cap = max(free // req.cpus_per_task, 0)
@@ -210,7 +225,7 @@ def _pick(job_nodes: Sequence[str], cpus_per_node: int, used: Mapping[str, int],
     want_max = max(req.max_nodes or req.min_nodes or len(candidates), want_min)
     if want_min > len(candidates) or any(n not in candidates for n in required):
         return NODE_CONFIG
-    if req.ntasks * req.cpus_per_task > cpus_per_node * len(candidates) and not req.overlap:
+    if req.ntasks * req.cpus_per_task > cpus_per_node * len(candidates) and not (req.overlap or req.overcommit):
         return TOO_MANY_CPUS
     order = required + [n for n in candidates if n not in required]
     nodes: list[str] = []
@@ -222,13 +237,13 @@ def _pick(job_nodes: Sequence[str], cpus_per_node: int, used: Mapping[str, int],
         if len(nodes) >= want_min and capacity >= req.ntasks:
             break
         f = free_on(node)
-        if _cap(f, req) < 1:
+        if not _usable(f, req):
             if node in required:
                 return NODES_BUSY
             continue  # busy node: the next one may do
         nodes.append(node)
         free.append(f)
-        capacity += _cap(f, req)
+        capacity += req.ntasks if req.overcommit else _cap(f, req)
     if len(nodes) < want_min or capacity < req.ntasks:
         return NODES_BUSY
     if len(nodes) > req.ntasks:

@@ -372,6 +372,7 @@ class JobMethods:
             distribution=steps.node_distribution(params["distribution"] or "block"),
             plane_size=max(0, params["plane_size"]), nodelist=params["nodelist"], exclude=params["exclude"],
             exact=params["exact"], overlap=params["overlap"], relative=params["relative"],
+            overcommit=params["overcommit"],
         )
 
     async def m_job_complete(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:

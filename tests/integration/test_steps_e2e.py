@@ -270,6 +270,23 @@ def test_sbatch_step_sets_derived_exit_code_and_sacct_rows(cluster, work):
     assert f"{job_id}.0|FAILED|3:0||node[1-2]|4" in rows
 
 
+def test_overcommit_and_mincpus(cluster, work):
+    """sbatch -O (sbatch(1) --overcommit): the job gets -c CPUs per node as if one task ran
+    there, and srun in it (SLURM_OVERCOMMIT=1) runs all its tasks on them; --mincpus: at
+    least that many CPUs per node."""
+    script = work / "over.sh"
+    script.write_text("#!/bin/bash\necho over=$SLURM_OVERCOMMIT cpus=$SLURM_CPUS_ON_NODE\n"
+                      "srun bash -c 'echo task $SLURM_PROCID'\n")
+    out = run(cluster, "sbatch", "--wait", "-N1", "-n12", "-O", "-o", "over.out", str(script), cwd=work)
+    assert out.returncode == 0
+    lines = (work / "over.out").read_text().splitlines()
+    assert lines[0] == "over=1 cpus=1"
+    assert sorted(lines[1:]) == sorted(f"task {i}" for i in range(12))
+    job_id = run(cluster, "sbatch", "--parsable", "--mincpus=3", "-n1", "-H", "--wrap", "true", cwd=work).stdout.strip()
+    assert "NumCPUs=3 " in run(cluster, "scontrol", "show", "job", job_id).stdout
+    run(cluster, "scancel", job_id)
+
+
 def test_cancel_of_a_multi_node_step(cluster, work):
     """scancel of the job while a 2-node step runs: every task on both nodes ends."""
     marker = work / "pids"

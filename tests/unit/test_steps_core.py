@@ -140,6 +140,36 @@ def test_ntasks_per_node_caps_each_node():
     assert got.tasks == ((0, 1), (2, 3))
 
 
+def test_overcommit_runs_more_tasks_than_cpus():
+    """srun(1) -O/--overcommit: more tasks than CPUs; they spread over the nodes asked for
+    as the distribution lays them out, holding the CPUs there, never more than are free."""
+    assert plan(["n1"], 1, {}, StepRequest(ntasks=4)).code == "too_many_cpus"
+    got = plan(["n1"], 1, {}, StepRequest(ntasks=4, overcommit=True))
+    assert got == StepLayout(("n1",), ((0, 1, 2, 3),), (1,))
+    got = plan(["n1", "n2"], 2, {}, StepRequest(ntasks=6, min_nodes=2, overcommit=True, exact=True))
+    assert got.tasks == ((0, 1, 2), (3, 4, 5)) and got.cpus == (2, 2)
+    assert plan(["n1", "n2"], 2, {"n1": 2}, StepRequest(ntasks=5, overcommit=True)).nodes == ("n2",)
+    assert plan(["n1"], 2, {"n1": 2}, StepRequest(ntasks=5, overcommit=True)) == NODES_BUSY  # no free CPU
+
+
+def test_job_overcommit_and_mincpus_shape_the_allocation():
+    """sbatch -O: -c CPUs per node, as if one task ran there (not with --exclusive);
+    --mincpus: at least that many CPUs per node."""
+    from spurcore.ops import JobSpec
+    from spurcore.resources import job_need
+
+    def need(**kw) -> int:
+        return job_need(JobSpec(name="j", user="u", uid=0, gid=0, script=None, argv=("true",), env={}, cwd="/",
+                                **kw)).cpus
+
+    assert need(ntasks=8, options={"overcommit": ""}) == 1
+    assert need(ntasks=8, cpus_per_task=2, options={"overcommit": ""}) == 2
+    assert need(ntasks=8, exclusive=True, options={"overcommit": ""}) == 8
+    assert need(ntasks=1, options={"mincpus": "3"}) == 3
+    assert need(ntasks=4, options={"mincpus": "3"}) == 4
+    assert need(ntasks=8) == 8
+
+
 # --- the reducer ------------------------------------------------------------------------------
 
 
