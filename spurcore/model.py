@@ -152,7 +152,8 @@ class Job:
         if self.nodes:
             return self.cpus_per_node * len(self.nodes)
         spec = self.spec
-        if "overcommit" in spec.options or "mincpus" in spec.options:  # -O, --mincpus: as allocated
+        options = spec.options
+        if options and ("overcommit" in options or "mincpus" in options):  # -O, --mincpus: as allocated
             from spurcore.resources import task_cpus_per_node
 
             nodes = max(spec.nodes, 1)
