@@ -58,9 +58,9 @@ def test_a_clean_stop_leaves_a_snapshot_and_a_crash_replays_the_tail(make_cluste
 def test_a_controller_starts_from_a_snapshot_of_the_previous_version(make_cluster):
     """The newest snapshot written by version-4 code (tests/golden/snapshot-v4.bin, see
     tests/unit/test_snapshot_versions.py) is what the replica serves after its start. Its
-    finished job 3 ended when the golden file was made: a MinJobAge of decades keeps the
-    leader's once-a-second purge from racing the first read."""
-    cluster = make_cluster(replicas=1, min_job_age=1e9)
+    finished job 3 ended at time 1,000,005 (January 1970): a MinJobAge of a century keeps
+    the leader's once-a-second purge from racing the first read."""
+    cluster = make_cluster(replicas=1, min_job_age=4e9)
     with Client(cluster.config) as client:
         client.call("submit", {"request_id": "r1", "spec": SPEC})
     state_dir = cluster.config.replica_dir(1)
