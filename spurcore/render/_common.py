@@ -524,3 +524,14 @@ def print_mail_type(text: str) -> str:
     if not bits:
         return "NONE"
     return ",".join(name for name in _MAIL_ORDER if bits & _MAIL_BITS[name])
+
+
+def share_string(info: dict[str, Any]) -> str:
+    """Slurm's ``job_share_string`` (squeue %h, OverSubscribe= of scontrol show job)."""
+    exclusive = str(info.get("exclusive") or "")
+    table = {"exclusive": "NO", "user": "USER", "mcs": "MCS", "topo": "TOPO"}
+    if exclusive in table:
+        return table[exclusive]
+    if "oversubscribe" in (info.get("options") or {}):
+        return "YES"
+    return "OK"

@@ -22,8 +22,9 @@ from spurcore.render._common import (
     job_tres,
     job_tres_per,
     last_sched_eval,
+    share_string,
 )
-from spurcore.render.squeue import View, _pending_tasks, _reason, _share_string, job_time_used
+from spurcore.render.squeue import View, _pending_tasks, _reason, job_time_used
 from spurcore.signals import sig_fullname
 
 TYPE_CHECKING = False
@@ -133,7 +134,7 @@ def _job_json(info: dict[str, Any], v: View) -> dict[str, Any]:
     elif info.get("kill_on_invalid_dep") == 0:
         flags.append("NO_KILL_INVALID_DEPENDENCY")
     requeue = info.get("requeue")
-    share = _share_string(info)
+    share = share_string(info)
     per = job_tres_per(info)
     return {
         "account": _str(info.get("account")),

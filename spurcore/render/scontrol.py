@@ -33,6 +33,7 @@ from spurcore.render._common import (
     make_time_str,
     null,
     print_mail_type,
+    share_string,
     tres_string,
 )
 from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_scontrol
@@ -292,7 +293,7 @@ class _JobText:
         text = (
             f"{sep}MinCPUsNode={get('cpus_per_task', 1)} {_min_memory(info)} MinTmpDiskNode=0"
             f"{sep}Features={null(get('constraint'))} DelayBoot=00:00:00"
-            f"{sep}OverSubscribe=OK Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)"
+            f"{sep}OverSubscribe={share_string(info)} Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)"
             f"{sep}Command={null(get('command'))}{sep}SubmitLine={null(get('submit_line'))}"
             f"{sep}WorkDir={null(get('work_dir'))}"
         )

@@ -37,7 +37,7 @@ of a plain job).
 from __future__ import annotations
 
 from spurcore.records import Record
-from spurcore.render._common import FLAG_STATES, TimeStrings, base_state, field_key, print_str
+from spurcore.render._common import FLAG_STATES, TimeStrings, base_state, field_key, print_str, share_string
 from spurcore.states import STATE_CODES
 from spurcore.timefmt import ctime_line, fmt_duration_squeue, fmt_mem
 
@@ -504,17 +504,7 @@ def _batch_host(info: dict[str, Any], _v: View) -> _Value:
 def _over_subscribe(info: dict[str, Any], _v: View) -> _Value:
     """``job_share_string``: exclusive NO, --exclusive=user USER, mcs MCS, topo TOPO,
     --oversubscribe YES, otherwise OK."""
-    return _share_string(info), True
-
-
-def _share_string(info: dict[str, Any]) -> str:
-    exclusive = str(info.get("exclusive") or "")
-    table = {"exclusive": "NO", "user": "USER", "mcs": "MCS", "topo": "TOPO"}
-    if exclusive in table:
-        return table[exclusive]
-    if "oversubscribe" in (info.get("options") or {}):
-        return "YES"
-    return "OK"
+    return share_string(info), True
 
 
 def _pending_time(info: dict[str, Any], v: View) -> _Value:

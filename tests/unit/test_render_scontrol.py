@@ -437,3 +437,15 @@ def test_hostlist_forms() -> None:
     assert hostlist_ranged(["n1", "n2", "n3", "m1"]) == "n[1-3],m1"
     assert hostlist_ranged(["a", "n01", "n02"]) == "a,n[01-02]"
     assert hostlist_ranged(["n9", "n10"]) == "n[9-10]"
+
+
+@pytest.mark.parametrize(("kw", "shown"), [
+    ({}, "OK"), ({"exclusive": "exclusive"}, "NO"), ({"exclusive": "user"}, "USER"),
+    ({"exclusive": "mcs"}, "MCS"), ({"options": {"oversubscribe": True}}, "YES")])
+def test_oversubscribe_is_the_job_share_string(kw: dict[str, Any], shown: str) -> None:
+    """slurm_job_info.c prints ``OverSubscribe=`` with job_share_string() as squeue's %h does:
+    an --exclusive job shows NO (maestrowf reads it), --exclusive=user USER, -s YES."""
+    state = cluster()
+    job_id = ok(state, JobSubmitted("r1", spec(**kw), T0))
+    text = show_job(job_info(state.jobs[job_id], state, T0 + 1), now=T0 + 1)
+    assert f" OverSubscribe={shown} Contiguous=0 " in text.replace("\n   ", " ")
