@@ -295,6 +295,7 @@ def _static_info(job: Job) -> dict[str, Any]:
         "mail_type": spec.mail_type,
         "mail_user": spec.mail_user,
         "options": dict(spec.options),
+        "oversubscribe": "oversubscribe" in spec.options,  # -s: a plain field for the renderers' caches
     }
 
 

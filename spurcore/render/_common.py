@@ -532,6 +532,6 @@ def share_string(info: dict[str, Any]) -> str:
     table = {"exclusive": "NO", "user": "USER", "mcs": "MCS", "topo": "TOPO"}
     if exclusive in table:
         return table[exclusive]
-    if "oversubscribe" in (info.get("options") or {}):
+    if info.get("oversubscribe"):
         return "YES"
     return "OK"

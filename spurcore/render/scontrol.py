@@ -326,7 +326,8 @@ class _JobText:
           "mem_mb", "mem_per_cpu", "alloc_mem_mb"), nodes),
         (("cpus_per_task", "mem_per_gpu", "mem_per_cpu", "mem_mb", "constraint", "command", "submit_line",
           "work_dir", "comment", "batch_flag", "stderr", "stdin", "stdout", "kill_on_invalid_dep", "gpus",
-          "gpus_per_node", "gres", "gpus_per_task", "cpus_per_gpu", "mail_type", "mail_user", "user"), files),
+          "gpus_per_node", "gres", "gpus_per_task", "cpus_per_gpu", "mail_type", "mail_user", "user",
+          "exclusive", "oversubscribe"), files),
     )
 
 

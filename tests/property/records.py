@@ -117,6 +117,7 @@ def job_records(draw: Any) -> dict[str, Any]:
         "mail_type": draw(st.sampled_from(["", "NONE", "BEGIN,END", "ALL", "bogus"])),
         "mail_user": draw(st.sampled_from(["", "bob@x"])),
         "options": draw(st.sampled_from([{}, {"oversubscribe": True}])),
+        "oversubscribe": draw(st.booleans()),
         "req_tres": draw(tres),
         "alloc_tres": draw(tres),
         "tres_per_node": "",
@@ -157,7 +158,7 @@ def plain_record(**fields: Any) -> dict[str, Any]:
         "array_spec": "", "ntasks_per_node": 0, "mem_per_cpu": 0, "exclusive": "", "req_nodes": "",
         "exc_nodes": "", "deadline": 0, "requeue": -1, "kill_on_invalid_dep": -1, "comment": "", "wckey": "",
         "nice": 0, "qos": "", "constraint": "", "time_min": None, "mail_type": "", "mail_user": "",
-        "options": {}, "req_tres": "cpu=1,node=1,billing=1", "alloc_tres": "", "tres_per_node": "",
+        "options": {}, "oversubscribe": False, "req_tres": "cpu=1,node=1,billing=1", "alloc_tres": "", "tres_per_node": "",
         "gres_detail": [], "job_gpus": "", "gres": "", "gpus": "", "gpus_per_node": "", "gpus_per_task": "",
         "cpus_per_gpu": 0, "mem_per_gpu": 0,
     }

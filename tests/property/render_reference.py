@@ -136,7 +136,9 @@ def _job_lines(info: dict[str, Any], detail: bool, now: float, ts: _Clock, bitst
         f"MinCPUsNode={info.get('cpus_per_task', 1)} {_min_memory(info)} MinTmpDiskNode=0"
     )
     lines.append(f"Features={null(info.get('constraint'))} DelayBoot=00:00:00")
-    lines.append("OverSubscribe=OK Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)")
+    share = {"exclusive": "NO", "user": "USER", "mcs": "MCS", "topo": "TOPO"}.get(
+        str(info.get("exclusive") or ""), "YES" if info.get("oversubscribe") else "OK")  # job_share_string
+    lines.append(f"OverSubscribe={share} Contiguous=0 Licenses=(null) LicensesAlloc=(null) Network=(null)")
     lines.append(f"Command={null(info.get('command'))}")
     lines.append(f"SubmitLine={null(info.get('submit_line'))}")
     lines.append(f"WorkDir={null(info.get('work_dir'))}")
