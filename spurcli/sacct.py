@@ -803,7 +803,7 @@ def _body(args: list[str]) -> int:
     sys.stdout.write(render.render(
         jobs, fields, parsable=q.parsable, parsable2=q.parsable2, noheader=q.noheader,
         allocations=q.allocations, delimiter=q.delimiter, now=now, time_format=time_format,
-        bitstr_len=bitstr_len, array=q.array,
+        bitstr_len=bitstr_len, array=q.array, units=q.units, noconvert=q.noconvert,
     ))
     sys.stdout.flush()
     return 0

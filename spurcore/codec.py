@@ -135,6 +135,7 @@ def _node_down_v1(values: list[Any]) -> list[Any]:
 _UPCASTERS: dict[tuple[int, int], Callable[[list[Any]], list[Any]]] = {
     (2, 1): _node_down_v1,
     (8, 1): _node_down_v1,  # JobNodeComplete version 1: not fenced (the same three defaults)
+    (8, 2): _job_step_complete_v1,  # JobNodeComplete version 2: no usage measured
     (3, 1): _job_submitted_v1,
     (3, 2): _job_submitted_v2,
     (4, 1): _job_start_v1,

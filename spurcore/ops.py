@@ -225,7 +225,7 @@ class JobNodeComplete:
     """The batch script (or, for an srun-created job, its only step) ended on ``node``."""
 
     TYPE: ClassVar[int] = 8
-    VERSION: ClassVar[int] = 2  # 2: fenced, job_requeue, begin_time
+    VERSION: ClassVar[int] = 3  # 2: fenced, job_requeue, begin_time; 3: usage
     job_id: int
     node: str
     exit_code: int
@@ -238,6 +238,9 @@ class JobNodeComplete:
     fenced: bool = False
     job_requeue: bool = False
     begin_time: float = 0.0
+    # What the batch script's process tree used (version 3; ``spurcore.usage``'s node
+    # record, from wait4): sacct's batch step row
+    usage: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(slots=True)

@@ -838,6 +838,8 @@ def _job_node_complete(state: ClusterState, op: JobNodeComplete) -> Any:
     batch = job.steps.get(BATCH_STEP)
     if batch is not None and batch.state == "RUNNING":
         _close_step(batch, raw, exitcodes.step_state(raw, op.oom), op.at)
+        if op.usage:
+            batch.usage[op.node] = dict(op.usage)
     job.unlaunched.discard(op.node)
     if not job.unlaunched:
         state.unlaunched.pop(job.job_id, None)

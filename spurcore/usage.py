@@ -17,8 +17,10 @@ Pure: dicts in, dicts and strings out. Memory is in bytes, CPU time in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+TYPE_CHECKING = False  # annotations only: sacct imports this module on the CLI path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 _PEAKS = ("max_rss", "max_vmsize", "max_pages")
 _AVES = ("rss", "vmsize", "pages")
@@ -28,7 +30,7 @@ def combine(records: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """The step's record from ``(node, node record)`` pairs (empty when none measured)."""
     out: dict[str, Any] = {}
     ntasks = 0
-    sums = {k: 0.0 for k in _AVES}
+    sums: dict[str, float] = {}  # only what some node measured
     for node, rec in records:
         if not rec:
             continue
@@ -46,13 +48,14 @@ def combine(records: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
             out["min_cpu_task"] = int(rec.get("min_cpu_task") or 0)
             out["min_cpu_node"] = node
         for key in _AVES:
-            sums[key] += float(rec.get(f"ave_{key}_sum") or 0.0)
+            if f"ave_{key}_sum" in rec:
+                sums[key] = sums.get(key, 0.0) + float(rec[f"ave_{key}_sum"])
     if not out:
         return {}
     out["ntasks"] = ntasks
     if ntasks:
-        for key in _AVES:
-            out[f"ave_{key}"] = sums[key] / ntasks
+        for key, total in sums.items():
+            out[f"ave_{key}"] = total / ntasks
         out["ave_cpu"] = (out.get("user_cpu", 0.0) + out.get("sys_cpu", 0.0)) / ntasks
     out["total_cpu"] = out.get("user_cpu", 0.0) + out.get("sys_cpu", 0.0)
     return out
@@ -73,6 +76,22 @@ def fmt_size(value: float | None) -> str:
         unit += 1
     suffix = units[unit] if unit else ""
     return f"{int(num)}{suffix}" if num == int(num) else f"{num:.2f}{suffix}"
+
+
+def fmt_size_unit(value: float | None, units: str | None = None, noconvert: bool = False) -> str:
+    """Bytes as sacct prints them with ``--units=[KMGTP]`` (convert_num_unit's spec_type: to
+    that unit, ``%.2f`` unless whole) or ``--noconvert`` (whole bytes); otherwise
+    :func:`fmt_size`."""
+    if value is None:
+        return ""
+    if units:
+        num = float(value) / 1024 ** ("KMGTP".index(units) + 1)
+        if int(float(value)) == 0:
+            return "0"
+        return f"{int(num)}{units}" if num == int(num) else f"{num:.2f}{units}"
+    if noconvert:
+        return str(int(value))
+    return fmt_size(value)
 
 
 def fmt_cpu(seconds: float | None, subsec: bool = True) -> str:

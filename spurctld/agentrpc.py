@@ -116,14 +116,14 @@ class AgentMethods:
         job_id = int(params["job_id"])
         at = float(params.get("at") or time.time())
         code, sig, oom = int(params.get("exit_code", 0)), int(params.get("signal", 0)), bool(params.get("oom"))
+        raw_usage = params.get("usage") if isinstance(params.get("usage"), dict) else {}
+        usage = {str(k): v for k, v in raw_usage.items() if isinstance(v, (int, float, str))}
         if params.get("kind") == "step":
-            usage = params.get("usage") if isinstance(params.get("usage"), dict) else {}
-            op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at,
-                                     {str(k): v for k, v in usage.items() if isinstance(v, (int, float, str))})
+            op: Op = JobStepComplete(job_id, int(params["step_id"]), str(params["node"]), code, sig, oom, at, usage)
         else:
             fenced = bool(params.get("fenced"))
             op = JobNodeComplete(job_id, str(params["node"]), code, sig, oom, at, fenced,
-                                 bool(self.config.job_requeue), time.time() + self.config.requeue_delay)
+                                 bool(self.config.job_requeue), time.time() + self.config.requeue_delay, usage)
         end = self.propose(op)
         if isinstance(op, JobNodeComplete):
             self._start_behind(job_id, op.node, op.fenced, end)

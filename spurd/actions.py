@@ -202,6 +202,7 @@ class Actions:
             suspend_grace=self.suspend_grace,
             mem_limit_mb=info.mem_per_node or info.mem_mb,
             cgroup_root=self.cgroup_root,
+            usage_interval=self.usage_interval,  # the batch step is sampled as srun's are
             **self._fencing(),
         )
 

@@ -225,7 +225,7 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
     def _timeout(self, now: float) -> float:
         t = 1.0
         lease = self.next_lease_check if self.spec.lease_file is not None else None
-        for deadline in (self.sequence.deadline(), self.next_sample if self.relay else None, lease):
+        for deadline in (self.sequence.deadline(), self.next_sample, lease):
             if deadline is not None:
                 t = min(t, deadline - now)
         if self.all_done:
@@ -288,7 +288,7 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
                 self.log(f"{label} expired")
             self.sequence.expired.clear()
             self._carry_out(due)
-        if self.relay and now >= self.next_sample:
+        if now >= self.next_sample:
             self.next_sample = now + self.spec.usage_interval
             self._sample()
 
@@ -324,7 +324,7 @@ class Supervisor(Tasks, Stdio, PmiServer, Usage, JobControl, ControlSocket):
             wait_status=raw, exit_code=code, signal=sig, oom=oom, ended_at=self.ended_at or time.time(),
             started_at=self.started_at, main_pid=self.main_pid, killed=self.killing,
             tasks={str(t.gid): t.status for t in self.tasks}, fenced=self.fenced,
-            usage=self._usage(final=True) if self.relay else {}, unkillable=tuple(self.unkillable))
+            usage=self._usage(final=True), unkillable=tuple(self.unkillable))
         # srun hears the end of this node's part before the status is on disk: the status
         # file must mean that nothing runs and nobody is connected any more.
         self._send_all(("done", {"status": raw, "oom": oom, "node": self.spec.node_name}))

@@ -76,6 +76,7 @@ class Usage:
         sums = {"rss": 0.0, "vmsize": 0.0, "pages": 0.0}
         min_cpu: tuple[float, int] | None = None
         cg_peak = self.cgroup.memory_peak() if self.cgroup is not None and len(self.tasks) == 1 else None
+        sampled = any(t.samples for t in self.tasks)
         for t in self.tasks:
             u, s = t.cpu
             rss, vm, pages = t.peak_rss, t.peak_vm, t.peak_pages
@@ -92,6 +93,8 @@ class Usage:
             sums["vmsize"] += t.sum_vm / n if t.samples else vm
             sums["pages"] += t.sum_pages / n if t.samples else pages
             for key, value in (("max_rss", rss), ("max_vmsize", vm), ("max_pages", pages)):
+                if key == "max_vmsize" and not sampled:
+                    continue  # wait4 has no VM size: unknown unless /proc was sampled
                 if key not in peaks or value > peaks[key][0]:
                     peaks[key] = (value, t.gid)
             if min_cpu is None or u + s < min_cpu[0]:
@@ -100,7 +103,8 @@ class Usage:
         for key, (value, gid) in peaks.items():
             rec[key], rec[f"{key}_task"] = int(value), gid
         for key, value in sums.items():
-            rec[f"ave_{key}_sum"] = float(value)
+            if key != "vmsize" or sampled:
+                rec[f"ave_{key}_sum"] = float(value)
         if min_cpu is not None:
             rec["min_cpu"], rec["min_cpu_task"] = round(min_cpu[0], 6), min_cpu[1]
         return rec

@@ -47,6 +47,7 @@ from spurcore.render._common import (
     tres_units,
 )
 from spurcore.timefmt import fmt_duration_scontrol, fmt_mem, fmt_time_limit_sacct
+from spurcore.usage import fmt_cpu, fmt_size_unit
 
 TYPE_CHECKING = False  # annotations only: typing costs start-up time on the CLI path
 if TYPE_CHECKING:
@@ -92,15 +93,15 @@ LONG = LONG_FIELDS
 _TABLE = (
     "10 Account str|15 AdminComment str|10 AllocCPUS uint|10 AllocNodes str|10 AllocTRES str|"
     "7 AssocID uint|10 AveCPU str|10 AveCPUFreq str|14 AveDiskRead str|14 AveDiskWrite str|"
-    "10 AvePages str|10 AveRSS str|10 AveVMSize str|16 BlockID str|10 Cluster str|"
+    "10 AvePages size|10 AveRSS size|10 AveVMSize size|16 BlockID str|10 Cluster str|"
     "14 Comment str|19 Constraints str|14 ConsumedEnergy str|17 ConsumedEnergyRaw uint|"
     "19 Container str|10 CPUTime secs|10 CPUTimeRAW uint|-21 DBIndex uint|"
     "15 DerivedExitCode str|10 Elapsed secs|10 ElapsedRaw uint|19 Eligible date|19 End date|"
     "8 ExitCode str|14 Extra str|8 FailedNode str|19 Flags str|6 GID uint|9 Group str|"
     "-12 JobID str|-12 JobIDRaw str|10 JobName str|9 Layout str|10 Licenses str|"
     "12 MaxDiskRead str|15 MaxDiskReadNode str|15 MaxDiskReadTask uint|12 MaxDiskWrite str|"
-    "16 MaxDiskWriteNode str|16 MaxDiskWriteTask uint|8 MaxPages str|12 MaxPagesNode str|"
-    "14 MaxPagesTask uint|10 MaxRSS str|10 MaxRSSNode str|10 MaxRSSTask uint|10 MaxVMSize str|"
+    "16 MaxDiskWriteNode str|16 MaxDiskWriteTask uint|8 MaxPages size|12 MaxPagesNode str|"
+    "14 MaxPagesTask uint|10 MaxRSS size|10 MaxRSSNode str|10 MaxRSSTask uint|10 MaxVMSize size|"
     "14 MaxVMSizeNode str|14 MaxVMSizeTask uint|12 McsLabel str|10 MinCPU str|"
     "10 MinCPUNode str|10 MinCPUTask uint|10 NCPUS uint|8 NNodes uint|15 NodeList str|"
     "8 NTasks uint|10 Partition str|10 Planned secs|10 PlannedCPU secs|13 PlannedCPURAW uint|"
@@ -122,7 +123,8 @@ _TABLE = (
 
 class Field:
     """``name``: Slurm's spelling, also the header; ``width``: negative means left-justified;
-    ``kind``: str | uint | date | secs. Equal when the three are.
+    ``kind``: str | uint | date | secs | size (bytes, converted as ``--units``/``--noconvert``
+    say). Equal when the three are.
 
     A slots class, not a named tuple: rendering reads ``name`` and ``kind`` for every cell, and
     slot reads cost about half a tuple field's (sacct of 20,000 jobs renders 2-5% faster)."""
@@ -354,6 +356,9 @@ _JOB: dict[str, _JobFn] = {
     "UID": lambda j, n: j.get("uid"),
     "User": lambda j, n: _s(j.get("user")) or _s(j.get("uid")),
     "WorkDir": lambda j, n: _s(j.get("work_dir")),
+    "SystemCPU": lambda j, n: _job_cpu(j, "sys_cpu"),
+    "TotalCPU": lambda j, n: _job_cpu(j, "total_cpu"),
+    "UserCPU": lambda j, n: _job_cpu(j, "user_cpu"),
 }
 
 
@@ -375,6 +380,22 @@ def _step_tres(s: dict[str, Any]) -> str:
     cpus = int(s.get("cpus") or 0)
     nodes = int(s.get("node_count") or 0)
     return tres_string(cpus, 0, nodes, fmt_mem).replace(f",billing={cpus}", "")
+
+
+def _usage(s: dict[str, Any]) -> dict[str, Any]:
+    """What the step's nodes measured (``spurcore.usage``'s record; empty: never measured)."""
+    return s.get("usage") or {}
+
+
+def _cpu_of(rec: dict[str, Any], key: str) -> str | None:
+    value = rec.get(key)
+    return None if value is None else fmt_cpu(value, subsec=False)
+
+
+def _job_cpu(j: dict[str, Any], key: str) -> str:
+    """UserCPU/SystemCPU/TotalCPU of a job row: its steps' sum (slurmdbd adds up the steps,
+    the batch step included), ``00:00:00`` when nothing was measured."""
+    return fmt_cpu(sum(float(_usage(st).get(key) or 0.0) for st in j.get("steps") or ()))
 
 
 _STEP: dict[str, _StepFn] = {
@@ -406,6 +427,27 @@ _STEP: dict[str, _StepFn] = {
     "Suspended": lambda s, j, n: 0,
     "Timelimit": lambda s, j, n: None,
     "TimelimitRaw": lambda s, j, n: None,
+    # jobacct_gather's measurements (print.c: blank unless the step has stats; the CPU times
+    # print 00:00:00 then); the job row has the summed CPU times only
+    "AveCPU": lambda s, j, n: _cpu_of(_usage(s), "ave_cpu"),
+    "AvePages": lambda s, j, n: _usage(s).get("ave_pages"),
+    "AveRSS": lambda s, j, n: _usage(s).get("ave_rss"),
+    "AveVMSize": lambda s, j, n: _usage(s).get("ave_vmsize"),
+    "MaxPages": lambda s, j, n: _usage(s).get("max_pages"),
+    "MaxPagesNode": lambda s, j, n: _s(_usage(s).get("max_pages_node")),
+    "MaxPagesTask": lambda s, j, n: _usage(s).get("max_pages_task"),
+    "MaxRSS": lambda s, j, n: _usage(s).get("max_rss"),
+    "MaxRSSNode": lambda s, j, n: _s(_usage(s).get("max_rss_node")),
+    "MaxRSSTask": lambda s, j, n: _usage(s).get("max_rss_task"),
+    "MaxVMSize": lambda s, j, n: _usage(s).get("max_vmsize"),
+    "MaxVMSizeNode": lambda s, j, n: _s(_usage(s).get("max_vmsize_node")),
+    "MaxVMSizeTask": lambda s, j, n: _usage(s).get("max_vmsize_task"),
+    "MinCPU": lambda s, j, n: _cpu_of(_usage(s), "min_cpu"),
+    "MinCPUNode": lambda s, j, n: _s(_usage(s).get("min_cpu_node")),
+    "MinCPUTask": lambda s, j, n: _usage(s).get("min_cpu_task"),
+    "SystemCPU": lambda s, j, n: fmt_cpu(_usage(s).get("sys_cpu") or 0.0),
+    "TotalCPU": lambda s, j, n: fmt_cpu(_usage(s).get("total_cpu") or 0.0),
+    "UserCPU": lambda s, j, n: fmt_cpu(_usage(s).get("user_cpu") or 0.0),
 }
 
 
@@ -414,9 +456,12 @@ _STEP: dict[str, _StepFn] = {
 
 
 def _cell(f: Field, width: int, left: bool, value: _Value, parsable: bool,
-          time_format: str | None = None, now: float = 0.0) -> str:
+          time_format: str | None = None, now: float = 0.0, units: str | None = None,
+          noconvert: bool = False) -> str:
     """One value as print_fields.c prints it (without the delimiter / trailing space)."""
     kind = f.kind
+    if kind == "size":
+        value = None if value is None else fmt_size_unit(value, units, noconvert)
     if kind == "date":
         text = make_time_str(value or 0, time_format, now, 256 if parsable else width + 1)
         if parsable:
@@ -507,12 +552,15 @@ def render(
     time_format: str | None = None,
     bitstr_len: int | None = None,
     array: bool = False,
+    units: str | None = None,
+    noconvert: bool = False,
 ) -> str:
     """The sacct table.  ``fields`` is a ``parse_format`` result or format text (default
     ``DEFAULT_FIELDS``); ``parsable`` is ``-p``, ``parsable2`` is ``-P``, ``noheader`` is
     ``-n``, ``allocations`` is ``-X``, ``array`` is ``--array``; ``now`` is used for the
     elapsed time of running steps; ``time_format`` is ``SLURM_TIME_FORMAT`` and
-    ``bitstr_len`` ``SLURM_BITSTR_LEN`` (None: unset).
+    ``bitstr_len`` ``SLURM_BITSTR_LEN`` (None: unset); ``units`` (K..P) and ``noconvert``
+    are ``--units`` and ``--noconvert`` for the memory fields.
     """
     if array:
         jobs = expand_arrays(jobs)
@@ -541,7 +589,7 @@ def render(
             out.append(line(["-" * width for _f, width, _l in fields]))
     for job, step in rows(jobs, allocations=allocations):
         out.append(line([
-            _cell(f, w, left, _value(f, job, step, now, bitstr_len), pars, time_format, now)
+            _cell(f, w, left, _value(f, job, step, now, bitstr_len), pars, time_format, now, units, noconvert)
             for f, w, left in fields
         ]))
     return "".join(out)
@@ -577,8 +625,16 @@ def _tres_list(cpus: int, mem_mb: int, nodes: int, billing: bool = True) -> list
     return out
 
 
-def _cpu_time() -> dict[str, Any]:
-    return {"seconds": 0, "microseconds": 0}
+def _cpu_time(seconds: float = 0.0) -> dict[str, Any]:
+    total_us = int(round(float(seconds) * 1_000_000))
+    return {"seconds": total_us // 1_000_000, "microseconds": total_us % 1_000_000}
+
+
+def _cpu_times(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``time.user/system/total`` of a step (its record) or a job (its steps' records)."""
+    recs = list(records)
+    return {key: _cpu_time(sum(float(r.get(field) or 0.0) for r in recs))
+            for key, field in (("user", "user_cpu"), ("system", "sys_cpu"), ("total", "total_cpu"))}
 
 
 def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[str, Any]:
@@ -594,10 +650,8 @@ def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[st
             "end": _no_val(int(step.get("end_time") or 0)),
             "start": _no_val(int(step.get("start_time") or 0)),
             "suspended": 0,
-            "system": _cpu_time(),
             "limit": _no_val(None),
-            "total": _cpu_time(),
-            "user": _cpu_time(),
+            **_cpu_times([_usage(step)]),
         },
         "exit_code": exit_code_json(raw if raw is not None else 0),
         "nodes": {"count": nodes, "range": step.get("nodes") or "", "list": []},
@@ -656,10 +710,8 @@ def _job_json(job: dict[str, Any], now: float, bitstr_len: int | None = None) ->
             "start": int(job.get("start_time") or 0),
             "submission": int(job.get("submit_time") or 0),
             "suspended": 0,
-            "system": _cpu_time(),
             "limit": _limit_json(job.get("time_limit")),
-            "total": _cpu_time(),
-            "user": _cpu_time(),
+            **_cpu_times(_usage(st) for st in job.get("steps") or ()),
         },
         "exit_code": exit_code_json(raw),
         "extra": "",

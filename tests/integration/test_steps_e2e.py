@@ -441,11 +441,14 @@ def test_sattach_sees_a_running_steps_output(cluster, work):
 
 
 def test_usage_of_a_200mb_task_in_sstat_and_sacct(cluster, work):
-    """sstat while it runs, sacct afterwards: MaxRSS of a task holding 200 MB is >= 200M."""
+    """sstat while it runs, sacct afterwards: MaxRSS of a task holding 200 MB is >= 200M;
+    the batch script's own 100 MB shows on its .batch row (wait4 of the script's tree);
+    the job row sums its steps' CPU times (slurmdbd's job tot_cpu) and has no MaxRSS."""
     ready = work / "ready"
     script = work / "job.sh"
     script.write_text("#!/bin/bash\nsrun -n1 python3 -c \"import time, pathlib; b = bytearray(200 << 20); "
-                      f"b[::4096] = b'x' * len(b[::4096]); pathlib.Path('{ready}').touch(); time.sleep(4)\"\n")
+                      f"b[::4096] = b'x' * len(b[::4096]); pathlib.Path('{ready}').touch(); time.sleep(4)\"\n"
+                      "python3 -c \"b = bytearray(100 << 20); b[::4096] = b'x' * len(b[::4096])\"\n")
     job_id = int(run(cluster, "sbatch", "--parsable", "-N1", "-n1", str(script), cwd=work).stdout.strip())
     wait_for(ready.exists, 60, "the allocation")
     out = run(cluster, "sstat", "-n", "-P", "-j", f"{job_id}.0", "--noconvert", "-o", "JobID,MaxRSS,NTasks").stdout
@@ -456,6 +459,24 @@ def test_usage_of_a_200mb_task_in_sstat_and_sacct(cluster, work):
     info = _job_record(cluster, job_id)
     usage = next(s for s in info["steps"] if s["step_id"] == 0)["usage"]
     assert usage["max_rss"] >= 200 << 20 and usage["ntasks"] == 1 and usage["total_cpu"] > 0
+    out = run(cluster, "sacct", "-n", "-P", "-j", str(job_id), "--noconvert",
+              "-o", "JobID,MaxRSS,MaxRSSNode,NTasks,TotalCPU,UserCPU").stdout
+    rows = {line.split("|")[0]: line.split("|")[1:] for line in out.splitlines()}
+    assert set(rows) == {str(job_id), f"{job_id}.batch", f"{job_id}.0"}, out
+    assert rows[str(job_id)][:3] == ["", "", ""]
+    assert int(rows[f"{job_id}.0"][0]) >= 200 << 20 and rows[f"{job_id}.0"][1:3] == ["node1", "1"]
+    assert int(rows[f"{job_id}.batch"][0]) >= 100 << 20 and rows[f"{job_id}.batch"][1] == "node1"
+
+    def seconds(text: str) -> float:  # [DD-][HH:]MM:SS[.mmm]
+        parts = [float(p) for p in text.split(":")]
+        return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+    total = {key: seconds(cells[3]) for key, cells in rows.items()}
+    assert total[f"{job_id}.0"] > 0 and total[f"{job_id}.batch"] > 0
+    assert abs(total[str(job_id)] - total[f"{job_id}.0"] - total[f"{job_id}.batch"]) < 0.01
+    out = run(cluster, "sacct", "-n", "-P", "-j", f"{job_id}.0", "--units=M", "-o", "JobID,MaxRSS").stdout
+    assert any(line.startswith(f"{job_id}.0|") and line.endswith("M") and float(line.split("|")[1][:-1]) >= 200
+               for line in out.splitlines()), out
 
 
 def _job_record(cluster, job_id: int) -> dict:

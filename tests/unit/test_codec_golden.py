@@ -59,7 +59,10 @@ EXAMPLES = {
     "JobLaunched": JobLaunched(1, "node1", 1700000004.0),
     "StepCreated": StepCreated("req-2", 1, "prog", ("prog", "x"), 1, "node1", 1000, 1700000005.0),
     "JobStepComplete": JobStepComplete(1, 0, "node1", 7, 0, False, 1700000006.0),
-    "JobNodeComplete": JobNodeComplete(1, "node1", 0, 15, False, 1700000007.0, True, True, 1700000128.0),
+    "JobNodeComplete": JobNodeComplete(
+        1, "node1", 0, 15, False, 1700000007.0, True, True, 1700000128.0,
+        {"ntasks": 1, "user_cpu": 0.75, "sys_cpu": 0.25, "max_rss": 83886080, "max_rss_task": 0},
+    ),
     "ActionRequested": ActionRequested("req-3", 1, -1, 4, 10, 1, 1000, 1700000008.0),
     "ActionAcked": ActionAcked(1, "node1", 0, 0, 1700000009.0),
     "JobCancelled": JobCancelled(2, 1000, 1700000010.0),
@@ -119,6 +122,7 @@ OLD_VERSIONS = {
     "JobRequeued@1": JobRequeued(1, 0, False, 1700000015.0, 1700000015.0 + 121),
     "NodeDown@1": NodeDown("node1", "Not responding", 1700000001.0),
     "JobNodeComplete@1": JobNodeComplete(1, "node1", 0, 15, False, 1700000007.0),
+    "JobNodeComplete@2": JobNodeComplete(1, "node1", 0, 15, False, 1700000007.0, True, True, 1700000128.0),
     "StepCreated@1": StepCreated("req-2", 1, "prog", ("prog", "x"), 1, "node1", 1000, 1700000005.0),
     "JobStepComplete@1": JobStepComplete(1, 0, "node1", 7, 0, False, 1700000006.0),
 }
