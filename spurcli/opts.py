@@ -1547,8 +1547,9 @@ OPTIONS: tuple[Option, ...] = (
     O("preserve-env", "E", NO_ARG, SRUN, _flag("preserve_env"), R,
       "the tasks keep srun's SLURM_NTASKS, SLURM_NPROCS, SLURM_NNODES and SLURM_NODELIST (the job's) "
       "instead of the step's counts", fields=("preserve_env",)),
-    O("priority", "", REQUIRED, ALL, _set_priority, C,
-      "set the priority (operators): stored; `scontrol update job Priority=N` fixes one",
+    O("priority", "", REQUIRED, ALL, _set_priority, R,
+      "(controller) an operator's value (TOP: the highest) is the job's fixed priority, its array "
+      "tasks' too; 0 holds the job (JobHeldUser); other users' non-zero values are ignored, as in Slurm",
       fields=("priority",)),
     O("profile", "", REQUIRED, ALL, _set_profile, C,
       "HDF5 profiling: Spur gathers no profiles", fields=("profile",)),

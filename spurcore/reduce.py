@@ -600,6 +600,9 @@ def _job_submitted(state: ClusterState, op: JobSubmitted) -> Any:
     state.next_job_id += 1
     if spec.hold:
         job.hold = HoldKind.USER
+    fixed = spec.options.get(FIXED_PRIORITY) if spec.options else None
+    if fixed is not None and str(fixed).isdigit() and 0 < int(fixed) < 2**32:
+        job.priority_set = int(fixed)
     if spec.array:
         job.array_job_id, job.array_throttle = job_id, throttle
         if arrays.count(ranges) == 1:
@@ -630,6 +633,7 @@ def _split_task(state: ClusterState, record: Job, task: int) -> Job:
     job = Job(
         job_id, record.spec, record.submit_time, eligible_time=record.eligible_time, hold=record.hold,
         dep_resolved=dict(record.dep_resolved), array_job_id=record.array_job_id, array_task_id=task,
+        priority_set=record.priority_set,  # an operator's fixed priority holds for every task
     )
     state.jobs[job_id] = job
     state.array_members.setdefault(record.array_job_id, {})[job_id] = None
@@ -1203,6 +1207,9 @@ UPDATABLE: dict[str, tuple[str | None, bool, bool]] = {
 }
 
 #: Fields whose change moves the job's priority (readers' priority caches recompute).
+#: The JobSpec option in which the controller passes an operator's ``--priority`` (the job's
+#: fixed priority from its submission on; spurctld.jobrpc strips it from what clients send).
+FIXED_PRIORITY = "fixed_priority"
 _PRIORITY_FIELDS = {"Nice", "Partition", "QOS", "Account", "Priority", "StartTime", "NumNodes", "NumTasks"}
 
 

@@ -32,7 +32,7 @@ from spurcore.ops import (
     Op,
     StepCreated,
 )
-from spurcore.reduce import Rejected
+from spurcore.reduce import FIXED_PRIORITY, Rejected
 from spurcore.scheduler import schedule
 from spurctld.identity import ACCESS_DENIED, INVALID_ARRAY, INVALID_JOB, INVALID_USER, Identity, passwd
 from spurctld.replica import Replica
@@ -90,6 +90,33 @@ def ref_records(state: Any, head: int, tasks: list[int] | None) -> list[int]:
     return out
 
 
+def submit_priority(spec: JobSpec) -> int | None:
+    """The job's ``--priority`` (``TOP``: the highest a job can have), None when not given."""
+    raw = spec.options.get("priority")
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if text.lower() == "top":
+        return 0xFFFFFFFD
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < 0xFFFFFFFE else None
+
+
+def with_priority(spec: JobSpec, operator: bool) -> JobSpec:
+    """``--priority`` as slurmctld takes it (validate_job_create_req, _job_create): 0 holds
+    the job (JobHeldUser); an operator's other value fixes the job's priority from its
+    submission on (the reducer reads FIXED_PRIORITY); other users' is ignored."""
+    priority = submit_priority(spec)
+    if priority == 0 and not spec.hold:
+        return attrs.evolve(spec, hold=True)
+    if priority and operator:
+        return attrs.evolve(spec, options={**spec.options, FIXED_PRIORITY: str(priority)})
+    return spec
+
+
 class JobMethods:
     """Mixed into Controller: its config, replica, commit and identity helpers."""
 
@@ -100,6 +127,9 @@ class JobMethods:
         if not isinstance(raw, dict):
             raise RpcError("bad_request", "Invalid job specification")
         fields = {k: v for k, v in raw.items() if k in SPEC_FIELDS}
+        if isinstance(fields.get("options"), dict) and FIXED_PRIORITY in fields["options"]:
+            # only the controller writes it, for an operator's --priority (m_submit)
+            fields["options"] = {k: v for k, v in fields["options"].items() if k != FIXED_PRIORITY}
         if not ident.privileged or "uid" not in fields:
             fields["uid"] = ident.uid
             fields["user"] = ident.user
@@ -128,6 +158,7 @@ class JobMethods:
     async def m_submit(self, conn: rpc.RpcConnection, params: dict[str, Any]) -> dict[str, Any]:
         ident = self._writer(conn)
         spec = self._spec_from(ident, params.get("spec"))
+        spec = with_priority(spec, ident.privileged)
         if params.get("test_only"):
             return self._will_run(spec)
         job_id = await self.commit(JobSubmitted(str(params.get("request_id", "")), spec, time.time()))

@@ -91,6 +91,27 @@ def test_squeue_start_priority_and_expected_nodes(cluster: LocalCluster, tmp_pat
         cmd(cluster, tmp_path, "scancel", str(long), str(wide), ok=False)
 
 
+def test_an_operators_priority_is_fixed_and_priority_0_holds(cluster: LocalCluster, tmp_path: Path) -> None:
+    """sbatch --priority (the tests run as root, an operator): the job's priority is that
+    number, also for each task an array splits off; TOP is the highest; 0 holds the job
+    (JobHeldUser), as validate_job_create_req and _job_create do."""
+    later = sbatch(cluster, tmp_path, "--priority=1234", "--begin=now+1hour", "--wrap", "true")
+    top = sbatch(cluster, tmp_path, "--priority=TOP", "--begin=now+1hour", "--wrap", "true")
+    held = sbatch(cluster, tmp_path, "--priority=0", "--wrap", "true")
+    array = sbatch(cluster, tmp_path, "--priority=777", "-a", "0-1", "-p", "gpu", "--wrap", "sleep 30")
+    try:
+        assert squeue_row(cluster, tmp_path, later, "%Q|%r") == "1234|BeginTime"
+        assert squeue_row(cluster, tmp_path, top, "%Q") == str(0xFFFFFFFD)
+        assert squeue_row(cluster, tmp_path, held, "%t|%r") == "PD|JobHeldUser"
+        wait_for(lambda: cmd(cluster, tmp_path, "squeue", "-h", "-r", "-j", str(array), "-o", "%t").stdout.split()
+                 == ["R", "R"], 30, "both tasks running")
+        assert cmd(cluster, tmp_path, "squeue", "-h", "-r", "-j", str(array), "-o", "%i %Q").stdout.split("\n")[:2] \
+            == [f"{array}_0 777", f"{array}_1 777"]
+        assert "Priority=1234 " in cmd(cluster, tmp_path, "scontrol", "show", "job", str(later)).stdout
+    finally:
+        cmd(cluster, tmp_path, "scancel", str(later), str(top), str(held), str(array), ok=False)
+
+
 def test_drain_with_scontrol_then_sinfo_lists_the_reason_and_resume(cluster: LocalCluster, tmp_path: Path) -> None:
     cmd(cluster, tmp_path, "scontrol", "update", "nodename=node2", "state=drain", "reason=x")
     try:
