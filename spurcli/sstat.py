@@ -95,13 +95,10 @@ STAT_FIELDS_PID = "jobid,nodelist,pids"
 
 def value(field: str, step: dict[str, Any], usage: dict[str, Any], pids: list[int], noconvert: bool) -> str:
     """One cell, as sstat's print.c prints it."""
-    from spurcore.usage import fmt_cpu, fmt_size
+    from spurcore.usage import fmt_cpu, fmt_size, fmt_size_unit
 
     def size(key: str) -> str:
-        v = usage.get(key)
-        if v is None:
-            return ""
-        return str(int(v)) if noconvert else fmt_size(v)
+        return fmt_size_unit(usage.get(key), noconvert=noconvert)
 
     def pages(key: str) -> str:
         v = usage.get(key)

@@ -1206,10 +1206,10 @@ UPDATABLE: dict[str, tuple[str | None, bool, bool]] = {
     "Priority": (None, True, True),  # admin: a fixed priority (0 holds the job, as in Slurm)
 }
 
-#: Fields whose change moves the job's priority (readers' priority caches recompute).
 #: The JobSpec option in which the controller passes an operator's ``--priority`` (the job's
 #: fixed priority from its submission on; spurctld.jobrpc strips it from what clients send).
 FIXED_PRIORITY = "fixed_priority"
+#: Fields whose change moves the job's priority (readers' priority caches recompute).
 _PRIORITY_FIELDS = {"Nice", "Partition", "QOS", "Account", "Priority", "StartTime", "NumNodes", "NumTasks"}
 
 

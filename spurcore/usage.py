@@ -84,12 +84,10 @@ def fmt_size_unit(value: float | None, units: str | None = None, noconvert: bool
     :func:`fmt_size`."""
     if value is None:
         return ""
-    if units:
+    if units and int(value):
         num = float(value) / 1024 ** ("KMGTP".index(units) + 1)
-        if int(float(value)) == 0:
-            return "0"
         return f"{int(num)}{units}" if num == int(num) else f"{num:.2f}{units}"
-    if noconvert:
+    if noconvert or units:  # a zero prints as 0 in every unit
         return str(int(value))
     return fmt_size(value)
 

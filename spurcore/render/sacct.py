@@ -392,10 +392,15 @@ def _cpu_of(rec: dict[str, Any], key: str) -> str | None:
     return None if value is None else fmt_cpu(value, subsec=False)
 
 
+def _steps_cpu(j: dict[str, Any], key: str) -> float:
+    """A job's CPU seconds of one kind: its steps' sum (slurmdbd adds up the steps, the batch
+    step included; 0 when nothing was measured)."""
+    return sum(float(_usage(st).get(key) or 0.0) for st in j.get("steps") or ())
+
+
 def _job_cpu(j: dict[str, Any], key: str) -> str:
-    """UserCPU/SystemCPU/TotalCPU of a job row: its steps' sum (slurmdbd adds up the steps,
-    the batch step included), ``00:00:00`` when nothing was measured."""
-    return fmt_cpu(sum(float(_usage(st).get(key) or 0.0) for st in j.get("steps") or ()))
+    """UserCPU/SystemCPU/TotalCPU of a job row."""
+    return fmt_cpu(_steps_cpu(j, key))
 
 
 _STEP: dict[str, _StepFn] = {
@@ -630,11 +635,12 @@ def _cpu_time(seconds: float = 0.0) -> dict[str, Any]:
     return {"seconds": total_us // 1_000_000, "microseconds": total_us % 1_000_000}
 
 
-def _cpu_times(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``time.user/system/total`` of a step (its record) or a job (its steps' records)."""
-    recs = list(records)
-    return {key: _cpu_time(sum(float(r.get(field) or 0.0) for r in recs))
-            for key, field in (("user", "user_cpu"), ("system", "sys_cpu"), ("total", "total_cpu"))}
+_CPU_JSON = (("user", "user_cpu"), ("system", "sys_cpu"), ("total", "total_cpu"))
+
+
+def _cpu_times(seconds: Callable[[str], float]) -> dict[str, dict[str, Any]]:
+    """``time.user/system/total``; ``seconds`` gives a usage key's CPU seconds."""
+    return {key: _cpu_time(seconds(field)) for key, field in _CPU_JSON}
 
 
 def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[str, Any]:
@@ -651,7 +657,7 @@ def _step_json(step: dict[str, Any], job: dict[str, Any], now: float) -> dict[st
             "start": _no_val(int(step.get("start_time") or 0)),
             "suspended": 0,
             "limit": _no_val(None),
-            **_cpu_times([_usage(step)]),
+            **_cpu_times(lambda key: float(_usage(step).get(key) or 0.0)),
         },
         "exit_code": exit_code_json(raw if raw is not None else 0),
         "nodes": {"count": nodes, "range": step.get("nodes") or "", "list": []},
@@ -711,7 +717,7 @@ def _job_json(job: dict[str, Any], now: float, bitstr_len: int | None = None) ->
             "submission": int(job.get("submit_time") or 0),
             "suspended": 0,
             "limit": _limit_json(job.get("time_limit")),
-            **_cpu_times(_usage(st) for st in job.get("steps") or ()),
+            **_cpu_times(lambda key: _steps_cpu(job, key)),
         },
         "exit_code": exit_code_json(raw),
         "extra": "",
